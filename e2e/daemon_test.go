@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the edgeq binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "edgeq-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "edgeq")
+		out, err := exec.Command("go", "build", "-o", binPath, "..").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// daemon is a running edgeq serve process.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	addr string // host:port
+	base string // http://host:port
+	log  *bytes.Buffer
+	done chan struct{}
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// startDaemon runs `edgeq serve` on dataDir with extra args and waits until
+// /healthz answers.
+func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
+	t.Helper()
+	addr := freePort(t)
+	all := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr}, args...)
+	cmd := exec.Command(binary(t), all...)
+	d := &daemon{t: t, cmd: cmd, addr: addr, base: "http://" + addr, log: new(bytes.Buffer), done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = d.log, d.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { d.kill() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(d.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return d
+			}
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("edgeq exited at start:\n%s", d.log)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edgeq did not answer /healthz within 20s:\n%s", d.log)
+		}
+	}
+}
+
+// kill sends SIGKILL and waits for the process.
+func (d *daemon) kill() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGKILL)
+	<-d.done
+}
+
+// term sends SIGTERM and waits up to 30s for a clean exit.
+func (d *daemon) term() error {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		if code := d.cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("exit code %d", code)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("no exit 30s after SIGTERM")
+	}
+}
+
+type apiJob struct {
+	ID      string          `json:"id"`
+	Attempt int             `json:"attempt"`
+	Payload json.RawMessage `json:"payload"`
+	B64     string          `json:"payload_b64"`
+	Lease   *struct {
+		ID string `json:"id"`
+	} `json:"lease"`
+}
+
+// call does one request and decodes a JSON answer into out (when non-nil).
+func call(ctx context.Context, c *http.Client, method, url string, body []byte, out any) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %v", data, err)
+		}
+	}
+	return resp.StatusCode, nil
+}

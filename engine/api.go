@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// QueueStats is a snapshot of one queue (SPEC 5 "a queue's stats").
+type QueueStats struct {
+	Name           string
+	Class          job.Class
+	Paused         bool
+	Shed           bool
+	Ready          int64
+	Delayed        int64
+	Leased         int64
+	Dead           int64
+	OldestReadyAge time.Duration // 0 when nothing is ready
+	EnqueuedTotal  uint64
+	CompletedTotal uint64
+	RetriedTotal   uint64
+	DeadTotal      uint64
+	RejectedTotal  uint64
+	Concurrency    int
+	InRate         float64        // jobs/s admitted over the last minute
+	OutRate        float64        // jobs/s completed or dead-lettered over the last minute
+	DrainETA       *time.Duration // nil when the backlog is not shrinking
+}
+
+// Stats is a snapshot of the engine.
+type Stats struct {
+	Queues []QueueStats // sorted by name
+	// StoreShort is set when the store came back at open with a lower
+	// sequence than the last durable checkpoint: the store lost acknowledged
+	// writes (see storage). Transports surface it.
+	StoreShort bool
+	Uptime     time.Duration
+}
+
+// LeaseRequest asks for up to Max jobs of Queue.
+type LeaseRequest struct {
+	Queue string
+	Max   int           // 1..100
+	Wait  time.Duration // long poll, at most 60s; 0: answer at once
+	TTR   time.Duration // 0: the queue's
+}

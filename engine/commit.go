@@ -1,0 +1,774 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// committerState is owned by the committer goroutine (and by Start before the
+// goroutine runs).
+type committerState struct {
+	seq     uint64 // job sequence high-water mark
+	seqSet  uint64 // the value last written with SetSeq
+	leases  *leaseTable
+	delayed timedScan
+	expiry  timedScan
+	dirty   bool // committed but not synced (SyncInterval queues)
+	synced  time.Time
+}
+
+// timedScan is the committer's position in a timed index. from is the last
+// entry handled (seek starts after it: no tombstone walks); next is when the
+// first unhandled entry falls due, zero when nothing is known to be waiting.
+type timedScan struct {
+	from Ref
+	next time.Time
+}
+
+// note records that an entry for t was added.
+func (s *timedScan) note(t time.Time) {
+	if !s.from.At.IsZero() && !t.After(s.from.At) {
+		s.from = Ref{} // added behind the cursor (a clock step, or an equal time)
+	}
+	if s.next.IsZero() || t.Before(s.next) {
+		s.next = t
+	}
+}
+
+func (s *timedScan) due(now time.Time) bool { return !s.next.IsZero() && !s.next.After(now) }
+
+// Work done per batch by maintenance, per kind, so one batch stays short.
+const maintenanceStep = 256
+
+// inlineValueMax is the payload size up to which the store keeps a value in
+// its LSM tree (and counts it against a transaction's size); larger payloads
+// go to the value log and cost a pointer. storage's small profile uses it.
+const inlineValueMax = 1024
+
+// batch is one round of the committer: one or more transactions (a new one
+// when the current is full), then at most one sync.
+type batch struct {
+	txn      Txn
+	writes   int // ops that wrote into txn
+	now      time.Time
+	needSync bool
+	wake     map[*queue]struct{}
+}
+
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func (e *Engine) commitLoop() {
+	defer close(e.doneCh)
+	buf := make([]*op, e.cfg.MaxBatch)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	stopping := false
+	for {
+		n := e.ring.PopBatch(buf)
+		now := e.clock.Now()
+		if n > 0 || (!stopping && e.maintenanceDue(now)) {
+			e.runBatch(buf[:n], now, !stopping)
+			clear(buf[:n])
+			continue
+		}
+		if e.c.dirty && (stopping || !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {
+			e.syncNow(now)
+			continue
+		}
+		if stopping {
+			return
+		}
+		timer.Reset(e.nextWake(now))
+		select {
+		case <-e.signal:
+		case <-timer.C:
+		case <-e.stopCh:
+			stopping = true
+		}
+		timer.Stop()
+	}
+}
+
+func (e *Engine) maintenanceDue(now time.Time) bool {
+	if e.c.delayed.due(now) || e.c.expiry.due(now) {
+		return true
+	}
+	t := e.c.leases.next()
+	return !t.IsZero() && !t.After(now)
+}
+
+// nextWake is how long the committer may sleep when idle.
+func (e *Engine) nextWake(now time.Time) time.Duration {
+	wake := now.Add(time.Minute)
+	for _, t := range []time.Time{e.c.delayed.next, e.c.expiry.next, e.c.leases.next()} {
+		if !t.IsZero() && t.Before(wake) {
+			wake = t
+		}
+	}
+	if e.c.dirty {
+		if t := e.c.synced.Add(e.cfg.SyncInterval); t.Before(wake) {
+			wake = t
+		}
+	}
+	return max(0, wake.Sub(now))
+}
+
+func (e *Engine) syncNow(now time.Time) {
+	if err := e.store.Sync(); err != nil {
+		e.log.Error("sync failed", "err", err)
+		return
+	}
+	e.c.dirty, e.c.synced = false, now
+}
+
+// runBatch applies ops (and, when maintain, due maintenance) in one batch,
+// commits, syncs when any op needs it, then answers every op.
+func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
+	b := &batch{txn: e.store.Begin(), now: now}
+	err := func() error {
+		for _, o := range ops {
+			if err := e.apply(b, o); err != nil {
+				return err
+			}
+		}
+		if maintain {
+			if err := e.maintain(b); err != nil {
+				return err
+			}
+		}
+		return e.commitTxn(b)
+	}()
+	synced := false
+	if err == nil {
+		if b.needSync || (e.c.dirty && !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {
+			if err = e.store.Sync(); err == nil {
+				synced, e.c.dirty, e.c.synced = true, false, now
+			}
+		} else if b.writes > 0 || len(ops) > 0 {
+			e.c.dirty = true
+		}
+	} else {
+		b.txn.Discard()
+	}
+	if err != nil {
+		e.commitFailed(ops, err)
+		return
+	}
+	if b.writes > 0 || synced {
+		e.failed.Store(nil) // only a write proves the store healthy again
+	}
+	for _, o := range ops {
+		for i := range o.results {
+			o.results[i].Durable = synced
+		}
+		close(o.done)
+	}
+	for q := range b.wake {
+		q.wake()
+	}
+}
+
+// commitFailed answers every op of a failed batch with err and rebuilds the
+// in-memory state from the store, which holds whatever was committed.
+func (e *Engine) commitFailed(ops []*op, err error) {
+	e.log.Error("commit failed", "ops", len(ops), "err", err)
+	e.failed.Store(&err)
+	answer := fmt.Errorf("%w: commit: %v", job.ErrUnavailable, err)
+	if errors.Is(err, job.ErrDiskFull) {
+		answer = job.Retry(fmt.Errorf("%w: %v", job.ErrDiskFull, err), 5*time.Second)
+	} else {
+		answer = job.Retry(answer, time.Second)
+	}
+	for _, o := range ops {
+		o.err, o.results, o.jobs = answer, nil, nil
+		close(o.done)
+	}
+	if rerr := e.load(); rerr != nil {
+		e.log.Error("reload after failed commit", "err", rerr)
+	}
+}
+
+// commitTxn commits the current transaction with the sequence mark.
+func (e *Engine) commitTxn(b *batch) error {
+	if e.c.seq != e.c.seqSet {
+		if err := b.txn.SetSeq(e.c.seq); err != nil {
+			return fmt.Errorf("set seq: %w", err)
+		}
+	}
+	if err := b.txn.Commit(); err != nil {
+		return err
+	}
+	e.c.seqSet = e.c.seq
+	return nil
+}
+
+// room makes sure entries writes of about bytes fit, committing the current
+// transaction early and starting another when they do not. It reports false
+// when they do not fit even an empty transaction.
+func (e *Engine) room(b *batch, entries, bytes int) (bool, error) {
+	if b.txn.Room(entries, bytes) {
+		return true, nil
+	}
+	if b.writes == 0 {
+		return false, nil
+	}
+	if err := e.commitTxn(b); err != nil {
+		return false, err
+	}
+	b.txn, b.writes = e.store.Begin(), 0
+	return b.txn.Room(entries, bytes), nil
+}
+
+// jobCost estimates the writes of one job state change.
+func jobCost(j *job.Job) int {
+	n := 256 + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue)
+	for k, v := range j.Headers {
+		n += len(k) + len(v) + 4
+	}
+	return n
+}
+
+// stepRoom is room for one state change of j; it never reports false (one
+// job always fits an empty transaction).
+func (e *Engine) stepRoom(b *batch, j *job.Job) error {
+	_, err := e.room(b, 6, jobCost(j))
+	return err
+}
+
+func (b *batch) wakeQueue(q *queue) {
+	if b.wake == nil {
+		b.wake = make(map[*queue]struct{})
+	}
+	b.wake[q] = struct{}{}
+}
+
+func (b *batch) wrote(q *queue) {
+	b.writes++
+	if q.cfg.Sync == SyncAlways {
+		b.needSync = true
+	}
+}
+
+// apply runs one op. Refusals go to o.err with nothing written; a returned
+// error is a store failure that fails the whole batch.
+func (e *Engine) apply(b *batch, o *op) error {
+	switch o.kind {
+	case opEnqueue:
+		return e.applyEnqueue(b, o)
+	case opLease:
+		return e.applyLease(b, o)
+	case opAck, opNack, opFail, opExtend:
+		return e.applyLeased(b, o)
+	case opCancel:
+		return e.applyCancel(b, o)
+	case opPurge:
+		return e.applyPurge(b, o)
+	case opDeadRetry, opDeadPurge:
+		return e.applyDead(b, o)
+	}
+	return fmt.Errorf("unknown op kind %d", o.kind)
+}
+
+func (e *Engine) applyEnqueue(b *batch, o *op) error {
+	q := o.q
+	entries, bytes := 0, 0
+	for i := range o.news {
+		n := &o.news[i]
+		entries += 6
+		bytes += 256 + min(len(n.Payload), inlineValueMax) + 2*len(n.Key) + len(n.ContentType)
+		for k, v := range n.Headers {
+			bytes += len(k) + len(v) + 4
+		}
+	}
+	ok, err := e.room(b, entries, bytes)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		o.err = fmt.Errorf("%w: batch of %d jobs does not fit one transaction; split it", job.ErrTooLarge, len(o.news))
+		return nil
+	}
+	now := b.now
+	o.results = make([]job.Result, len(o.news))
+	for i := range o.news {
+		n := &o.news[i]
+		if n.Key != "" {
+			id, dup, err := b.txn.Dedupe(q.name, n.Key)
+			if err != nil {
+				return fmt.Errorf("dedupe: %w", err)
+			}
+			if dup {
+				state := job.StateDone
+				if j, err := b.txn.Job(id, false); err == nil {
+					state = j.State
+				} else if !errors.Is(err, job.ErrNotFound) {
+					return err
+				}
+				o.results[i] = job.Result{ID: id, Queue: q.name, State: state, Duplicate: true}
+				continue
+			}
+		}
+		e.c.seq++
+		j := &job.Job{
+			ID:          job.ID(e.c.seq),
+			Queue:       q.name,
+			State:       job.StateReady,
+			MaxAttempts: q.maxAttempts(*n),
+			CreatedAt:   now,
+			RunAt:       now,
+			ExpiresAt:   n.ExpiresAt,
+			TTR:         cmpOr(n.TTR, q.cfg.TTR),
+			Key:         n.Key,
+			Headers:     n.Headers,
+			ContentType: n.ContentType,
+			Payload:     n.Payload,
+		}
+		if n.RunAt.After(now) {
+			j.State, j.RunAt = job.StateDelayed, n.RunAt
+		} else {
+			j.ReadySeq = e.c.seq
+		}
+		if err := b.txn.Create(j); err != nil {
+			return fmt.Errorf("create job: %w", err)
+		}
+		if n.Key != "" {
+			if err := b.txn.PutDedupe(q.name, n.Key, j.ID, e.cfg.DedupeWindow); err != nil {
+				return fmt.Errorf("put dedupe key: %w", err)
+			}
+		}
+		e.entered(b, q, j)
+		q.enqueued.Add(1)
+		o.results[i] = job.Result{ID: j.ID, Queue: q.name, State: j.State}
+	}
+	q.in.add(now, len(o.news))
+	b.wrote(q)
+	return nil
+}
+
+func cmpOr(a, b time.Duration) time.Duration {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// entered accounts for j arriving in its state: counters, timed scans and
+// wake-ups.
+func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
+	switch j.State {
+	case job.StateReady:
+		q.ready.Add(1)
+		b.wakeQueue(q)
+	case job.StateDelayed:
+		q.delayed.Add(1)
+		e.c.delayed.note(j.RunAt)
+	case job.StateLeased:
+		q.leased.Add(1)
+	case job.StateDead:
+		q.dead.Add(1)
+		q.deadTotal.Add(1)
+		q.out.add(b.now, 1)
+	}
+	if !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed) {
+		e.c.expiry.note(j.ExpiresAt)
+	}
+}
+
+// left accounts for a job leaving state s.
+func left(q *queue, s job.State) {
+	switch s {
+	case job.StateReady:
+		q.ready.Add(-1)
+	case job.StateDelayed:
+		q.delayed.Add(-1)
+	case job.StateLeased:
+		q.leased.Add(-1)
+	case job.StateDead:
+		q.dead.Add(-1)
+	}
+}
+
+// transition writes prev → next and keeps the accounts.
+func (e *Engine) transition(b *batch, q *queue, prev, next *job.Job) error {
+	if err := e.stepRoom(b, next); err != nil {
+		return err
+	}
+	if err := b.txn.Update(prev, next); err != nil {
+		return fmt.Errorf("update job %s: %w", prev.ID, err)
+	}
+	left(q, prev.State)
+	e.entered(b, q, next)
+	b.wrote(q)
+	return nil
+}
+
+// toReady makes j ready now, at the back of its queue.
+func (e *Engine) toReady(b *batch, q *queue, j *job.Job, runAt time.Time) *job.Job {
+	e.c.seq++
+	next := j.Clone()
+	next.State, next.ReadySeq, next.RunAt = job.StateReady, e.c.seq, runAt
+	next.LeaseID, next.LeaseExpires = "", time.Time{}
+	return next
+}
+
+// toDead dead-letters j with reason.
+func (e *Engine) toDead(b *batch, q *queue, j *job.Job, reason string) error {
+	next := j.Clone()
+	next.State, next.LastError = job.StateDead, reason
+	next.LeaseID, next.LeaseExpires = "", time.Time{}
+	return e.transition(b, q, j, next)
+}
+
+func (e *Engine) applyLease(b *batch, o *op) error {
+	q := o.q
+	if q.paused.Load() {
+		return nil
+	}
+	for len(o.jobs) < o.max && q.ready.Load() > 0 {
+		refs, err := b.txn.Ready(q.name, q.cursor.Load(), o.max-len(o.jobs))
+		if err != nil {
+			return fmt.Errorf("read ready index: %w", err)
+		}
+		if len(refs) == 0 {
+			break
+		}
+		for _, ref := range refs {
+			q.cursor.Store(ref.Seq)
+			j, err := b.txn.Job(ref.ID, true)
+			if errors.Is(err, job.ErrNotFound) {
+				e.log.Error("ready index names a missing job", "queue", q.name, "id", ref.ID)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read job %s: %w", ref.ID, err)
+			}
+			if j.State != job.StateReady {
+				continue
+			}
+			if !j.ExpiresAt.IsZero() && !j.ExpiresAt.After(b.now) {
+				if err := e.toDead(b, q, j, "expired"); err != nil {
+					return err
+				}
+				continue
+			}
+			if j.Attempt >= j.MaxAttempts {
+				if err := e.toDead(b, q, j, exhausted(j)); err != nil {
+					return err
+				}
+				continue
+			}
+			next := j.Clone()
+			next.State = job.StateLeased
+			next.Attempt++
+			next.LeaseID = newLeaseID()
+			next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.cfg.TTR)))
+			if err := e.transition(b, q, j, next); err != nil {
+				return err
+			}
+			e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires})
+			o.jobs = append(o.jobs, next)
+		}
+	}
+	return nil
+}
+
+func exhausted(j *job.Job) string {
+	if j.LastError != "" {
+		return j.LastError
+	}
+	return fmt.Sprintf("attempts exhausted (%d of %d)", j.Attempt, j.MaxAttempts)
+}
+
+// applyLeased runs ack, nack, fail and extend: each needs the caller to hold
+// the job's current, unexpired lease.
+func (e *Engine) applyLeased(b *batch, o *op) error {
+	l, ok := e.c.leases.byJob[o.id]
+	if !ok || l.id != o.lease || !l.expires.After(b.now) {
+		_, err := b.txn.Job(o.id, false)
+		switch {
+		case errors.Is(err, job.ErrNotFound):
+			o.err = fmt.Errorf("job %s: %w", o.id, job.ErrNotFound)
+		case err != nil:
+			return err
+		default:
+			o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
+		}
+		return nil
+	}
+	q := l.queue
+	if o.kind == opAck {
+		if err := e.stepRoom(b, &job.Job{}); err != nil {
+			return err
+		}
+		if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased}); err != nil {
+			return fmt.Errorf("delete job %s: %w", o.id, err)
+		}
+		e.c.leases.remove(o.id)
+		left(q, job.StateLeased)
+		q.completed.Add(1)
+		q.out.add(b.now, 1)
+		b.wrote(q)
+		return nil
+	}
+	j, err := b.txn.Job(o.id, false)
+	if err != nil {
+		return fmt.Errorf("read leased job %s: %w", o.id, err)
+	}
+	switch o.kind {
+	case opExtend:
+		next := j.Clone()
+		next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.cfg.TTR)))
+		if err := e.transition(b, q, j, next); err != nil {
+			return err
+		}
+		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires})
+		o.at = next.LeaseExpires
+		return nil
+	case opFail:
+		e.c.leases.remove(o.id)
+		o.state = job.StateDead
+		return e.toDead(b, q, j, o.text)
+	}
+	// nack
+	e.c.leases.remove(o.id)
+	if j.Attempt >= j.MaxAttempts {
+		o.state = job.StateDead
+		return e.toDead(b, q, j, o.text)
+	}
+	delay := o.delay
+	if delay == 0 {
+		delay = backoff(q.cfg.Backoff, j.Attempt)
+	}
+	next := e.toReady(b, q, j, b.now.Add(delay))
+	next.LastError = o.text
+	if delay > 0 {
+		next.State, next.ReadySeq = job.StateDelayed, 0
+	}
+	q.retried.Add(1)
+	o.state = next.State
+	return e.transition(b, q, j, next)
+}
+
+func (e *Engine) applyCancel(b *batch, o *op) error {
+	j, err := b.txn.Job(o.id, false)
+	if errors.Is(err, job.ErrNotFound) {
+		o.err = fmt.Errorf("job %s: %w", o.id, job.ErrNotFound)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if j.State == job.StateLeased {
+		o.err = fmt.Errorf("job %s is leased: %w", o.id, job.ErrConflict)
+		return nil
+	}
+	q := e.internalQueue(j.Queue)
+	if err := e.stepRoom(b, j); err != nil {
+		return err
+	}
+	if err := b.txn.Delete(j); err != nil {
+		return fmt.Errorf("delete job %s: %w", o.id, err)
+	}
+	left(q, j.State)
+	b.wrote(q)
+	return nil
+}
+
+// internalQueue returns the queue of a stored job, creating its state when
+// needed (a stored job's queue exists even under strict_queues).
+func (e *Engine) internalQueue(name string) *queue {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	q := e.queues[name]
+	if q == nil {
+		q = newQueue(name, e.queueConfig(name), e.clock.Now())
+		e.queues[name] = q
+	}
+	return q
+}
+
+// applyPurge deletes up to o.max ready and delayed jobs of o.q.
+func (e *Engine) applyPurge(b *batch, o *op) error {
+	q := o.q
+	del := func(id job.ID) error {
+		j, err := b.txn.Job(id, false)
+		if errors.Is(err, job.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if j.Queue != q.name || (j.State != job.StateReady && j.State != job.StateDelayed) {
+			return nil
+		}
+		if err := e.stepRoom(b, j); err != nil {
+			return err
+		}
+		if err := b.txn.Delete(j); err != nil {
+			return fmt.Errorf("delete job %s: %w", id, err)
+		}
+		left(q, j.State)
+		b.wrote(q)
+		o.n++
+		return nil
+	}
+	if q.ready.Load() > 0 {
+		refs, err := b.txn.Ready(q.name, q.cursor.Load(), o.max)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			q.cursor.Store(r.Seq)
+			if err := del(r.ID); err != nil {
+				return err
+			}
+		}
+	}
+	from := Ref{}
+	for o.n < o.max && q.delayed.Load() > 0 {
+		refs, _, err := b.txn.Due(IndexDelayed, from, farFuture, maintenanceStep)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			from = r
+			if r.Queue != q.name {
+				continue
+			}
+			if err := del(r.ID); err != nil {
+				return err
+			}
+			if o.n >= o.max {
+				break
+			}
+		}
+		if len(refs) < maintenanceStep {
+			break
+		}
+	}
+	return nil
+}
+
+// applyDead retries or purges up to o.max dead jobs of o.q, oldest first.
+func (e *Engine) applyDead(b *batch, o *op) error {
+	q := o.q
+	ids, err := b.txn.Dead(q.name, 0, o.max)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		j, err := b.txn.Job(id, false)
+		if err != nil {
+			return fmt.Errorf("read dead job %s: %w", id, err)
+		}
+		if o.kind == opDeadPurge {
+			if err := e.stepRoom(b, j); err != nil {
+				return err
+			}
+			if err := b.txn.Delete(j); err != nil {
+				return fmt.Errorf("delete job %s: %w", id, err)
+			}
+			left(q, job.StateDead)
+			b.wrote(q)
+		} else {
+			next := e.toReady(b, q, j, b.now)
+			next.Attempt = 0
+			if err := e.transition(b, q, j, next); err != nil {
+				return err
+			}
+		}
+		o.n++
+	}
+	return nil
+}
+
+// maintain promotes due delayed jobs, dead-letters jobs past their deadline
+// and takes back expired leases, a bounded number of each per batch.
+func (e *Engine) maintain(b *batch) error {
+	now := b.now
+	for i := 0; i < maintenanceStep; i++ {
+		id, l, ok := e.c.leases.popExpired(now)
+		if !ok {
+			break
+		}
+		j, err := b.txn.Job(id, false)
+		if errors.Is(err, job.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if j.State != job.StateLeased || j.LeaseID != l.id {
+			continue
+		}
+		if err := e.requeue(b, l.queue, j, "lease expired"); err != nil {
+			return err
+		}
+	}
+	if e.c.delayed.due(now) {
+		err := e.scan(b, &e.c.delayed, IndexDelayed, func(q *queue, j *job.Job) error {
+			if j.State != job.StateDelayed {
+				return nil
+			}
+			return e.transition(b, q, j, e.toReady(b, q, j, j.RunAt))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if e.c.expiry.due(now) {
+		err := e.scan(b, &e.c.expiry, IndexExpiry, func(q *queue, j *job.Job) error {
+			if (j.State != job.StateReady && j.State != job.StateDelayed) || j.ExpiresAt.After(now) {
+				return nil
+			}
+			return e.toDead(b, q, j, "expired")
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scan runs fn on the due entries of a timed index, one step's worth.
+func (e *Engine) scan(b *batch, s *timedScan, kind TimedIndex, fn func(*queue, *job.Job) error) error {
+	refs, next, err := b.txn.Due(kind, s.from, b.now, maintenanceStep)
+	if err != nil {
+		return fmt.Errorf("scan timed index: %w", err)
+	}
+	for _, r := range refs {
+		s.from = r
+		j, err := b.txn.Job(r.ID, false)
+		if errors.Is(err, job.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(e.internalQueue(j.Queue), j); err != nil {
+			return err
+		}
+	}
+	if len(refs) == maintenanceStep {
+		s.next = b.now // more to do in the next batch
+	} else {
+		s.next = next
+	}
+	return nil
+}
+
+// requeue puts a job whose lease ended without an answer back to ready, or
+// dead-letters it when its attempts are spent: the attempt counter was made
+// durable at lease time, so a job that crashes the process cannot loop.
+func (e *Engine) requeue(b *batch, q *queue, j *job.Job, why string) error {
+	e.c.leases.remove(j.ID)
+	if j.Attempt >= j.MaxAttempts {
+		return e.toDead(b, q, j, fmt.Sprintf("%s after attempt %d of %d", why, j.Attempt, j.MaxAttempts))
+	}
+	next := e.toReady(b, q, j, b.now)
+	q.retried.Add(1)
+	return e.transition(b, q, j, next)
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// SyncMode says when a commit is made durable.
+type SyncMode uint8
+
+// Sync modes. SyncDefault inherits (a queue from the engine, the engine
+// defaults to SyncAlways).
+const (
+	SyncDefault SyncMode = iota
+	SyncAlways
+	SyncInterval
+)
+
+// ParseSyncMode parses "always", "interval" or "" (default).
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch s {
+	case "":
+		return SyncDefault, nil
+	case "always":
+		return SyncAlways, nil
+	case "interval":
+		return SyncInterval, nil
+	}
+	return 0, fmt.Errorf("unknown sync mode %q (want always or interval)", s)
+}
+
+func (m SyncMode) String() string {
+	switch m {
+	case SyncAlways:
+		return "always"
+	case SyncInterval:
+		return "interval"
+	}
+	return "default"
+}
+
+// Backoff is the retry delay law: exponential from Initial, capped at Max,
+// with full jitter.
+type Backoff struct {
+	Initial time.Duration
+	Max     time.Duration
+}
+
+// QueueConfig configures one queue. Zero values mean "the engine default".
+type QueueConfig struct {
+	Class       job.Class
+	Concurrency int // cap on running in-process jobs; 0: no cap
+	Reserve     int // workers guaranteed when the queue has work
+	MaxAttempts int
+	TTR         time.Duration
+	Backoff     Backoff
+	Rate        float64 // admitted jobs per second; 0: unlimited
+	Burst       int     // token bucket size; 0: max(1, Rate)
+	MaxDepth    int64   // ready+delayed+leased cap; 0: unlimited
+	Sync        SyncMode
+	AlertAge    time.Duration
+	AlertDepth  int64
+}
+
+// Config configures an Engine. Zero values mean defaults.
+type Config struct {
+	Logger *slog.Logger
+	Clock  Clock
+
+	RingSize     int           // intake ring slots, default 8192
+	IntakeWait   time.Duration // how long an enqueuer waits for ring room before ErrUnavailable, default 2s
+	MaxBatch     int           // operations per commit, default 1024
+	Sync         SyncMode      // default SyncAlways
+	SyncInterval time.Duration // for SyncInterval, default 1s
+	MaxPayload   int           // bytes, default 1 MiB
+
+	MaxAttempts  int           // default 5
+	TTR          time.Duration // default 60s
+	Backoff      Backoff       // default 1s..10m
+	DedupeWindow time.Duration // default 24h
+
+	StrictQueues bool                   // refuse queues not in Queues with ErrUnknownQueue
+	Queues       map[string]QueueConfig // by name
+}
+
+func (c Config) withDefaults() Config {
+	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
+	if c.Clock == nil {
+		c.Clock = SystemClock{}
+	}
+	c.RingSize = cmp.Or(c.RingSize, 8192)
+	c.IntakeWait = cmp.Or(c.IntakeWait, 2*time.Second)
+	c.MaxBatch = cmp.Or(c.MaxBatch, 1024)
+	c.Sync = cmp.Or(c.Sync, SyncAlways)
+	c.SyncInterval = cmp.Or(c.SyncInterval, time.Second)
+	c.MaxPayload = cmp.Or(c.MaxPayload, 1<<20)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, 5)
+	c.TTR = cmp.Or(c.TTR, 60*time.Second)
+	c.Backoff.Initial = cmp.Or(c.Backoff.Initial, time.Second)
+	c.Backoff.Max = cmp.Or(c.Backoff.Max, 10*time.Minute)
+	c.DedupeWindow = cmp.Or(c.DedupeWindow, 24*time.Hour)
+	return c
+}
+
+// Validate checks the configuration and names the offending field.
+func (c Config) Validate() error {
+	if c.RingSize < 0 || c.MaxBatch < 0 || c.MaxPayload < 0 || c.MaxAttempts < 0 {
+		return fmt.Errorf("negative size in engine config")
+	}
+	for name, q := range c.Queues {
+		if !job.ValidQueueName(name) {
+			return fmt.Errorf("queues.%s: invalid queue name (want ^[a-z0-9][a-z0-9_.-]{0,63}$)", name)
+		}
+		switch {
+		case q.Concurrency < 0:
+			return fmt.Errorf("queues.%s.concurrency: must not be negative", name)
+		case q.Reserve < 0:
+			return fmt.Errorf("queues.%s.reserve: must not be negative", name)
+		case q.Concurrency > 0 && q.Reserve > q.Concurrency:
+			return fmt.Errorf("queues.%s.reserve: %d is above concurrency %d", name, q.Reserve, q.Concurrency)
+		case q.MaxAttempts < 0:
+			return fmt.Errorf("queues.%s.max_attempts: must not be negative", name)
+		case q.Rate < 0:
+			return fmt.Errorf("queues.%s.rate: must not be negative", name)
+		case q.MaxDepth < 0:
+			return fmt.Errorf("queues.%s.max_depth: must not be negative", name)
+		case q.Backoff.Max > 0 && q.Backoff.Initial > q.Backoff.Max:
+			return fmt.Errorf("queues.%s.backoff: initial %s is above max %s", name, q.Backoff.Initial, q.Backoff.Max)
+		}
+	}
+	return nil
+}
+
+// Clock tells the time. Every time decision of the engine (leases, backoff,
+// delayed jobs, deadlines) reads it; tests run the engine inside
+// testing/synctest, where the system clock is fake.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }

@@ -1,0 +1,57 @@
+// Package engine is edgeq's job queue: it takes jobs, keeps them durable,
+// hands them out under leases and takes them back, retries them with
+// backoff, promotes delayed jobs and dead-letters the ones that run out of
+// attempts or time.
+//
+// # Data path
+//
+// Every request that changes state (enqueue, lease, ack, nack, fail, extend,
+// cancel, purge, dead-letter retry and purge) becomes an op pushed into a
+// bounded lock-free ring (package ring). One committer goroutine drains the
+// ring in batches of up to Config.MaxBatch ops and applies them in order to
+// one Store transaction (more when a transaction fills: Txn.Room is asked
+// before each job's writes, so a transaction never overflows half-way through
+// an op). It then commits, calls Store.Sync once for the whole batch when any
+// op in it belongs to a SyncAlways queue (group commit), and only then
+// answers the ops' callers. So an enqueue's answer always follows its fsync,
+// and many enqueuers share one fsync.
+//
+// When the ring is full, enqueuers wait up to Config.IntakeWait and are then
+// refused with job.ErrUnavailable and a retry-after: never an unbounded queue.
+//
+// # Goroutines
+//
+// One: the committer, started by Start and waited for by Stop. Callers block
+// in their own goroutines on their op's done channel. Long polls (Lease with
+// Wait) wait on a per-queue channel that the committer closes when jobs
+// become ready.
+//
+// # State and invariants
+//
+// The committer is the only writer of the store and of the in-memory state:
+// per-queue counters (atomics, read by stats and admission without locks), the
+// per-queue ready cursor, the lease table (a map plus a deadline heap) and the
+// positions in the timed indexes. Memory is bounded by the number of queues
+// and of held leases, never by the backlog: jobs are read from the store
+// when they are leased.
+//
+//   - Each queue's ready index is read from its cursor: ReadySeq values come
+//     from the job sequence and only grow, so every entry behind the cursor
+//     has been consumed, and seeks never walk the tombstones left by consumed
+//     entries.
+//   - The attempt counter is incremented and made durable in the same commit
+//     that leases a job. A job whose lease ends unanswered (expiry, or a
+//     crash: Start gives back every lease) is dead-lettered once its attempts
+//     are spent, so a job that crashes the process cannot loop forever.
+//   - A request refused by validation or admission (rate, max depth) writes
+//     nothing.
+//   - When a commit fails, every op of the batch is answered with an error
+//     (job.ErrUnavailable or job.ErrDiskFull) and the in-memory state is
+//     rebuilt from the store. A refused enqueue may still have been written
+//     before the failure (at least once, never accepted-then-lost).
+//
+// # Locks
+//
+// Engine.closeMu (held shared while pushing into the ring) → queue.mu (wake
+// channel) ; Engine.qmu (the queue map) is never held with another lock.
+package engine

@@ -1,0 +1,292 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/ring"
+)
+
+// Engine is the job queue: intake ring → committer → store. Create it with
+// New, then Start it; Stop it before closing the store. All exported methods
+// are safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	clock Clock
+	store Store
+
+	ring   *ring.Ring[*op]
+	signal chan struct{} // cap 1: pokes the committer after a push
+
+	qmu    sync.RWMutex
+	queues map[string]*queue // guarded by qmu
+
+	closeMu sync.RWMutex
+	closing bool // guarded by closeMu; set once by Stop
+
+	stopCh    chan struct{} // closed by Stop
+	doneCh    chan struct{} // closed when the committer has exited
+	startOnce sync.Once
+	stopOnce  sync.Once
+	started   atomic.Bool
+	wg        sync.WaitGroup
+
+	startedAt time.Time
+	ready     atomic.Bool
+	failed    atomic.Pointer[error] // last commit failure, cleared by the next success
+
+	c committerState // owned by the committer goroutine (and Start, before it runs)
+}
+
+// New returns an Engine over store. It does not touch the store until Start.
+func New(cfg Config, store Store) (*Engine, error) {
+	if store == nil {
+		return nil, errors.New("engine: nil store")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	r, err := ring.New[*op](cfg.RingSize)
+	if err != nil {
+		return nil, fmt.Errorf("intake ring: %w", err)
+	}
+	e := &Engine{
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "engine"),
+		clock:  cfg.Clock,
+		store:  store,
+		ring:   r,
+		signal: make(chan struct{}, 1),
+		queues: make(map[string]*queue),
+		stopCh: make(chan struct{}),
+		doneCh: make(chan struct{}),
+	}
+	e.c.leases = newLeaseTable()
+	now := e.clock.Now()
+	for name := range cfg.Queues {
+		e.queues[name] = newQueue(name, e.queueConfig(name), now)
+	}
+	return e, nil
+}
+
+// Start recovers the in-memory state from the store (jobs that were leased
+// when the process stopped become ready again, attempts kept) and starts the
+// committer. It returns once the engine accepts work.
+func (e *Engine) Start(ctx context.Context) error {
+	err := errors.New("engine already started")
+	e.startOnce.Do(func() {
+		e.startedAt = e.clock.Now()
+		if err = e.recover(ctx); err != nil {
+			return
+		}
+		e.started.Store(true)
+		e.wg.Go(e.commitLoop)
+		e.ready.Store(true)
+	})
+	return err
+}
+
+// Stop refuses new work with job.ErrShuttingDown, wakes long polls, lets the
+// committer drain the intake ring, commit and sync, and waits for it (or for
+// ctx). It is idempotent and safe before Start. It does not close the store.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.stopOnce.Do(func() {
+		e.ready.Store(false)
+		e.closeMu.Lock()
+		e.closing = true
+		e.closeMu.Unlock()
+		close(e.stopCh)
+		if !e.started.Load() {
+			close(e.doneCh)
+		}
+	})
+	select {
+	case <-e.doneCh:
+		e.wg.Wait()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("engine stop: %w", ctx.Err())
+	}
+}
+
+// Ready answers nil while the engine accepts jobs.
+func (e *Engine) Ready() error {
+	if !e.ready.Load() {
+		return job.ErrShuttingDown
+	}
+	if p := e.failed.Load(); p != nil {
+		return fmt.Errorf("%w: last commit failed: %v", job.ErrUnavailable, *p)
+	}
+	return nil
+}
+
+// queueConfig resolves a queue's config against the engine defaults.
+func (e *Engine) queueConfig(name string) QueueConfig {
+	q := e.cfg.Queues[name]
+	if q.Class == 0 {
+		q.Class = job.ClassNormal
+	}
+	if q.MaxAttempts == 0 {
+		q.MaxAttempts = e.cfg.MaxAttempts
+	}
+	if q.TTR == 0 {
+		q.TTR = e.cfg.TTR
+	}
+	if q.Backoff.Initial == 0 {
+		q.Backoff.Initial = e.cfg.Backoff.Initial
+	}
+	if q.Backoff.Max == 0 {
+		q.Backoff.Max = max(e.cfg.Backoff.Max, q.Backoff.Initial)
+	}
+	if q.Sync == SyncDefault {
+		q.Sync = e.cfg.Sync
+	}
+	return q
+}
+
+// queue returns the named queue, creating it on first use unless the engine
+// is strict. It validates the name.
+func (e *Engine) queue(name string) (*queue, error) {
+	e.qmu.RLock()
+	q := e.queues[name]
+	e.qmu.RUnlock()
+	if q != nil {
+		return q, nil
+	}
+	if err := job.CheckQueueName(name); err != nil {
+		return nil, err
+	}
+	if e.cfg.StrictQueues {
+		return nil, fmt.Errorf("%w: %q is not configured (strict_queues)", job.ErrUnknownQueue, name)
+	}
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	if q = e.queues[name]; q == nil {
+		q = newQueue(name, e.queueConfig(name), e.clock.Now())
+		e.queues[name] = q
+	}
+	return q, nil
+}
+
+// existingQueue returns a queue that exists, or ErrNotFound.
+func (e *Engine) existingQueue(name string) (*queue, error) {
+	if err := job.CheckQueueName(name); err != nil {
+		return nil, err
+	}
+	e.qmu.RLock()
+	q := e.queues[name]
+	e.qmu.RUnlock()
+	if q == nil {
+		return nil, fmt.Errorf("queue %q: %w", name, job.ErrNotFound)
+	}
+	return q, nil
+}
+
+// submit hands o to the committer and waits for its answer.
+func (e *Engine) submit(ctx context.Context, o *op) error {
+	o.done = make(chan struct{})
+	e.closeMu.RLock()
+	if e.closing {
+		e.closeMu.RUnlock()
+		return job.ErrShuttingDown
+	}
+	err := e.ring.Push(ctx, o, e.cfg.IntakeWait)
+	e.closeMu.RUnlock()
+	if err != nil {
+		if errors.Is(err, ring.ErrFull) {
+			return job.Retry(fmt.Errorf("%w: intake full", job.ErrUnavailable), time.Second)
+		}
+		return err
+	}
+	select {
+	case e.signal <- struct{}{}:
+	default:
+	}
+	select {
+	case <-o.done:
+		return o.err
+	case <-ctx.Done():
+		// The committer still applies o; its answer is dropped.
+		return ctx.Err()
+	}
+}
+
+// Stats snapshots the engine. The oldest ready age is read from the store.
+func (e *Engine) Stats() Stats {
+	now := e.clock.Now()
+	e.qmu.RLock()
+	qs := make([]*queue, 0, len(e.queues))
+	for _, q := range e.queues {
+		qs = append(qs, q)
+	}
+	e.qmu.RUnlock()
+	sort.Slice(qs, func(i, j int) bool { return qs[i].name < qs[j].name })
+	heads := e.heads(qs)
+	s := Stats{Queues: make([]QueueStats, len(qs)), StoreShort: e.storeShort(), Uptime: now.Sub(e.startedAt)}
+	for i, q := range qs {
+		s.Queues[i] = q.stats(now, heads[i])
+	}
+	return s
+}
+
+// QueueStats snapshots one queue; job.ErrNotFound when it does not exist.
+func (e *Engine) QueueStats(name string) (QueueStats, error) {
+	q, err := e.existingQueue(name)
+	if err != nil {
+		return QueueStats{}, err
+	}
+	return q.stats(e.clock.Now(), e.heads([]*queue{q})[0]), nil
+}
+
+// heads reads the RunAt of the oldest ready job of each queue.
+func (e *Engine) heads(qs []*queue) []time.Time {
+	out := make([]time.Time, len(qs))
+	_ = e.store.View(func(tx ReadTx) error {
+		for i, q := range qs {
+			if q.ready.Load() == 0 {
+				continue
+			}
+			refs, err := tx.Ready(q.name, q.cursor.Load(), 1)
+			if err == nil && len(refs) == 1 {
+				out[i] = refs[0].At
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// storeShort reports a store that came back short at open, when the store
+// can tell (storage.Badger can).
+func (e *Engine) storeShort() bool {
+	s, ok := e.store.(interface{ Short() bool })
+	return ok && s.Short()
+}
+
+// newLeaseID returns a random lease id.
+func newLeaseID() string { return job.ID(rand.Uint64() | 1).String() }
+
+// backoff is the retry delay before attempt+1: exponential from b.Initial,
+// capped at b.Max, drawn uniformly between Initial and that cap (full jitter
+// above the floor).
+func backoff(b Backoff, attempt int) time.Duration {
+	ceil := b.Initial
+	for i := 1; i < attempt && ceil < b.Max; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, b.Max)
+	if ceil <= b.Initial {
+		return b.Initial
+	}
+	return b.Initial + rand.N(ceil-b.Initial+1)
+}

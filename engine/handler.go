@@ -1,0 +1,50 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Handler runs a job inside edgeq (SPEC 7). Implementations live in their
+// own packages (engine/handler/...); the engine never imports them. Handle
+// must return when ctx is done (the job's timeout or shutdown), must be safe
+// for concurrent use, and should not panic: a panic fails the job, not the
+// process.
+type Handler interface {
+	Handle(ctx context.Context, j *job.Job) Outcome
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, j *job.Job) Outcome
+
+// Handle calls f.
+func (f HandlerFunc) Handle(ctx context.Context, j *job.Job) Outcome { return f(ctx, j) }
+
+// Verdict is what a handler says about a job.
+type Verdict uint8
+
+// Verdicts.
+const (
+	// Ack: the job is done.
+	Ack Verdict = iota + 1
+	// Retry: try again later (backoff, or RetryAfter when set); dead once
+	// attempts are spent.
+	Retry
+	// Dead: never retry (exec exit 65, HTTP 4xx).
+	Dead
+)
+
+// Outcome is a handler's answer.
+type Outcome struct {
+	Verdict Verdict
+	// Error becomes the job's last_error (bounded by the engine).
+	Error string
+	// RetryAfter overrides the backoff for a Retry (e.g. HTTP Retry-After).
+	RetryAfter time.Duration
+	// TargetFailed marks a failure of the handler's target rather than of
+	// the job (a network error, 5xx, timeout): it counts towards the
+	// queue's circuit breaker.
+	TargetFailed bool
+}

@@ -1,0 +1,180 @@
+package job
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// ID identifies a job. IDs come from one monotonic sequence that survives
+// restarts, so their string forms sort in creation order.
+type ID uint64
+
+// String formats the ID as 16 lowercase hex digits.
+func (id ID) String() string {
+	const hex = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[id&0xf]
+		id >>= 4
+	}
+	return string(b[:])
+}
+
+// ParseID parses the form produced by ID.String.
+func ParseID(s string) (ID, error) {
+	if len(s) != 16 {
+		return 0, fmt.Errorf("%w: job id %q: want 16 hex digits", ErrInvalidArgument, s)
+	}
+	v, err := strconv.ParseUint(s, 16, 64)
+	if err != nil || v == 0 {
+		return 0, fmt.Errorf("%w: job id %q: want 16 hex digits", ErrInvalidArgument, s)
+	}
+	return ID(v), nil
+}
+
+// State is where a job is in its life.
+type State uint8
+
+// States of a stored job. Done is never stored: a finished job is deleted;
+// it appears only in events.
+const (
+	StateReady State = iota + 1
+	StateDelayed
+	StateLeased
+	StateDead
+	StateDone
+)
+
+var stateNames = [...]string{StateReady: "ready", StateDelayed: "delayed", StateLeased: "leased", StateDead: "dead", StateDone: "done"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) && stateNames[s] != "" {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseState parses a state name.
+func ParseState(s string) (State, error) {
+	for i, n := range stateNames {
+		if n != "" && n == s {
+			return State(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: unknown state %q", ErrInvalidArgument, s)
+}
+
+// Class is a queue's priority class. Lower values are served first.
+type Class uint8
+
+// Priority classes, from most to least urgent.
+const (
+	ClassCritical Class = iota + 1
+	ClassHigh
+	ClassNormal
+	ClassLow
+	ClassBulk
+)
+
+var classNames = [...]string{ClassCritical: "critical", ClassHigh: "high", ClassNormal: "normal", ClassLow: "low", ClassBulk: "bulk"}
+
+// Classes lists every class in priority order.
+var Classes = []Class{ClassCritical, ClassHigh, ClassNormal, ClassLow, ClassBulk}
+
+func (c Class) String() string {
+	if int(c) < len(classNames) && classNames[c] != "" {
+		return classNames[c]
+	}
+	return "class(" + strconv.Itoa(int(c)) + ")"
+}
+
+// ParseClass parses a class name; the empty string is ClassNormal.
+func ParseClass(s string) (Class, error) {
+	if s == "" {
+		return ClassNormal, nil
+	}
+	for i, n := range classNames {
+		if n != "" && n == s {
+			return Class(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown class %q (want critical, high, normal, low or bulk)", s)
+}
+
+var queueName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
+
+// ValidQueueName reports whether name matches ^[a-z0-9][a-z0-9_.-]{0,63}$.
+func ValidQueueName(name string) bool { return queueName.MatchString(name) }
+
+// CheckQueueName returns ErrInvalidQueue, naming the queue, when the name is not valid.
+func CheckQueueName(name string) error {
+	if !ValidQueueName(name) {
+		return fmt.Errorf("%w: %q must match ^[a-z0-9][a-z0-9_.-]{0,63}$", ErrInvalidQueue, name)
+	}
+	return nil
+}
+
+// Job is a stored job. Payload is nil when the job was read without it.
+type Job struct {
+	ID          ID
+	Queue       string
+	State       State
+	Attempt     int // attempts started; incremented (durably) when leased
+	MaxAttempts int
+	CreatedAt   time.Time
+	RunAt       time.Time // when it became or becomes ready
+	ExpiresAt   time.Time // zero: no deadline
+	TTR         time.Duration
+	Key         string // idempotency key, "" when none
+	Headers     map[string]string
+	ContentType string
+	Payload     []byte
+	LastError   string
+
+	// ReadySeq orders the ready index: a fresh value from the job sequence
+	// each time the job becomes ready, so FIFO holds for jobs that became
+	// ready at the same time and the per-queue cursor only moves forward.
+	ReadySeq uint64
+	// LeaseID and LeaseExpires are set while the job is leased.
+	LeaseID      string
+	LeaseExpires time.Time
+}
+
+// Clone returns a copy of j that shares no maps with it (the payload bytes
+// are shared: they are never mutated in place).
+func (j *Job) Clone() *Job {
+	c := *j
+	if j.Headers != nil {
+		c.Headers = make(map[string]string, len(j.Headers))
+		for k, v := range j.Headers {
+			c.Headers[k] = v
+		}
+	}
+	return &c
+}
+
+// New is a request to enqueue one job.
+type New struct {
+	Queue       string
+	Payload     []byte
+	ContentType string
+	Headers     map[string]string
+	Key         string        // idempotency key, optional
+	Delay       time.Duration // run after now+Delay; ignored when RunAt is set
+	RunAt       time.Time     // optional absolute run time
+	MaxAttempts int           // 0: the queue's default
+	TTR         time.Duration // 0: the queue's default
+	ExpiresIn   time.Duration // 0: none; ignored when ExpiresAt is set
+	ExpiresAt   time.Time     // optional absolute deadline
+}
+
+// Result answers one enqueue.
+type Result struct {
+	ID        ID
+	Queue     string
+	State     State
+	Durable   bool // fsynced before the answer
+	Duplicate bool // the key was seen within the dedupe window; ID is the first job's
+}

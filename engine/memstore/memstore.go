@@ -1,0 +1,339 @@
+// Package memstore is an in-memory engine.Store for tests: every index is
+// derived from the job records on each read, so the index rules hold by
+// construction and the store is small enough to trust. It is not for
+// production (no durability, reads are O(jobs)).
+//
+// A Store is safe for concurrent use; as engine.Store requires, at most one
+// Txn is open at a time.
+package memstore
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Store is an in-memory engine.Store.
+type Store struct {
+	mu     sync.RWMutex
+	jobs   map[job.ID]*job.Job // guarded by mu
+	dedupe map[string]dedupe   // guarded by mu
+	seq    uint64              // guarded by mu
+
+	// MaxEntries bounds a transaction (Room); 0 means 10000.
+	MaxEntries int
+	// Now is the clock for dedupe TTLs; nil means time.Now.
+	Now        func() time.Time
+	failCommit error // guarded by mu
+	syncs      int   // guarded by mu
+}
+
+// FailNextCommit makes the next Commit return err.
+func (s *Store) FailNextCommit(err error) {
+	s.mu.Lock()
+	s.failCommit = err
+	s.mu.Unlock()
+}
+
+// Syncs counts Sync calls.
+func (s *Store) Syncs() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.syncs
+}
+
+type dedupe struct {
+	id      job.ID
+	expires time.Time
+}
+
+var _ engine.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New() *Store {
+	return &Store{jobs: make(map[job.ID]*job.Job), dedupe: make(map[string]dedupe)}
+}
+
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Begin opens the write transaction.
+func (s *Store) Begin() engine.Txn {
+	return &txn{s: s, jobs: make(map[job.ID]*job.Job), dedupe: make(map[string]dedupe)}
+}
+
+// View reads committed data.
+func (s *Store) View(fn func(engine.ReadTx) error) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return fn(&txn{s: s, view: true})
+}
+
+// Sync counts the call.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	s.syncs++
+	s.mu.Unlock()
+	return nil
+}
+
+// txn overlays pending writes (a nil job is a delete) on committed data.
+type txn struct {
+	s       *Store
+	view    bool
+	jobs    map[job.ID]*job.Job
+	dedupe  map[string]dedupe
+	seq     *uint64
+	entries int
+}
+
+func (t *txn) lookup(id job.ID) (*job.Job, bool) {
+	if !t.view {
+		if j, ok := t.jobs[id]; ok {
+			return j, j != nil
+		}
+		t.s.mu.RLock()
+		defer t.s.mu.RUnlock()
+	}
+	j, ok := t.s.jobs[id]
+	return j, ok
+}
+
+// all returns the visible jobs.
+func (t *txn) all() []*job.Job {
+	if !t.view {
+		t.s.mu.RLock()
+		defer t.s.mu.RUnlock()
+	}
+	var out []*job.Job
+	for id, j := range t.s.jobs {
+		if !t.view {
+			if _, over := t.jobs[id]; over {
+				continue
+			}
+		}
+		out = append(out, j)
+	}
+	if !t.view {
+		for _, j := range t.jobs {
+			if j != nil {
+				out = append(out, j)
+			}
+		}
+	}
+	return out
+}
+
+func (t *txn) Job(id job.ID, payload bool) (*job.Job, error) {
+	j, ok := t.lookup(id)
+	if !ok {
+		return nil, job.ErrNotFound
+	}
+	c := j.Clone()
+	if !payload {
+		c.Payload = nil
+	}
+	return c, nil
+}
+
+func (t *txn) Ready(queue string, after uint64, max int) ([]engine.Ref, error) {
+	var refs []engine.Ref
+	for _, j := range t.all() {
+		if j.State == job.StateReady && j.Queue == queue && j.ReadySeq > after {
+			refs = append(refs, engine.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt})
+		}
+	}
+	sort.Slice(refs, func(a, b int) bool { return refs[a].Seq < refs[b].Seq })
+	if len(refs) > max {
+		refs = refs[:max]
+	}
+	return refs, nil
+}
+
+func refLess(a, b engine.Ref) bool {
+	if !a.At.Equal(b.At) {
+		return a.At.Before(b.At)
+	}
+	return a.ID < b.ID
+}
+
+func (t *txn) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, max int) ([]engine.Ref, time.Time, error) {
+	var refs []engine.Ref
+	for _, j := range t.all() {
+		var at time.Time
+		switch {
+		case kind == engine.IndexDelayed && j.State == job.StateDelayed:
+			at = j.RunAt
+		case kind == engine.IndexExpiry && !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed):
+			at = j.ExpiresAt
+		default:
+			continue
+		}
+		r := engine.Ref{ID: j.ID, Queue: j.Queue, At: at}
+		if from.ID != 0 && !refLess(from, r) {
+			continue
+		}
+		refs = append(refs, r)
+	}
+	sort.Slice(refs, func(a, b int) bool { return refLess(refs[a], refs[b]) })
+	var next time.Time
+	for i, r := range refs {
+		if r.At.After(until) || i == max {
+			next = r.At
+			refs = refs[:i]
+			break
+		}
+	}
+	return refs, next, nil
+}
+
+func (t *txn) Dead(queue string, after job.ID, max int) ([]job.ID, error) {
+	var ids []job.ID
+	for _, j := range t.all() {
+		if j.State == job.StateDead && j.Queue == queue && j.ID > after {
+			ids = append(ids, j.ID)
+		}
+	}
+	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+	if len(ids) > max {
+		ids = ids[:max]
+	}
+	return ids, nil
+}
+
+func (t *txn) Leased(after job.ID, max int) ([]engine.Ref, error) {
+	var refs []engine.Ref
+	for _, j := range t.all() {
+		if j.State == job.StateLeased && j.ID > after {
+			refs = append(refs, engine.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires})
+		}
+	}
+	sort.Slice(refs, func(a, b int) bool { return refs[a].ID < refs[b].ID })
+	if len(refs) > max {
+		refs = refs[:max]
+	}
+	return refs, nil
+}
+
+func (t *txn) Dedupe(queue, key string) (job.ID, bool, error) {
+	k := queue + "\x00" + key
+	d, ok := t.dedupe[k]
+	if !ok {
+		if !t.view {
+			t.s.mu.RLock()
+			defer t.s.mu.RUnlock()
+		}
+		d, ok = t.s.dedupe[k]
+	}
+	if !ok || !t.s.now().Before(d.expires) {
+		return 0, false, nil
+	}
+	return d.id, true, nil
+}
+
+func (t *txn) Seq() (uint64, error) {
+	if t.seq != nil {
+		return *t.seq, nil
+	}
+	if !t.view {
+		t.s.mu.RLock()
+		defer t.s.mu.RUnlock()
+	}
+	return t.s.seq, nil
+}
+
+func (t *txn) Counts() (map[string]engine.Counts, error) {
+	out := make(map[string]engine.Counts)
+	for _, j := range t.all() {
+		c := out[j.Queue]
+		switch j.State {
+		case job.StateReady:
+			c.Ready++
+		case job.StateDelayed:
+			c.Delayed++
+		case job.StateLeased:
+			c.Leased++
+		case job.StateDead:
+			c.Dead++
+		}
+		out[j.Queue] = c
+	}
+	return out, nil
+}
+
+func (t *txn) limit() int {
+	if t.s.MaxEntries > 0 {
+		return t.s.MaxEntries
+	}
+	return 10000
+}
+
+func (t *txn) Room(entries, bytes int) bool { return t.entries+entries <= t.limit() }
+
+func (t *txn) write(n int) { t.entries += n }
+
+func (t *txn) Create(j *job.Job) error {
+	t.write(4)
+	t.jobs[j.ID] = j.Clone()
+	return nil
+}
+
+func (t *txn) Update(prev, next *job.Job) error {
+	t.write(4)
+	c := next.Clone()
+	if old, ok := t.lookup(next.ID); ok {
+		c.Payload = old.Payload
+	}
+	t.jobs[next.ID] = c
+	return nil
+}
+
+func (t *txn) Delete(j *job.Job) error {
+	t.write(4)
+	t.jobs[j.ID] = nil
+	return nil
+}
+
+func (t *txn) PutDedupe(queue, key string, id job.ID, ttl time.Duration) error {
+	t.write(1)
+	t.dedupe[queue+"\x00"+key] = dedupe{id: id, expires: t.s.now().Add(ttl)}
+	return nil
+}
+
+func (t *txn) SetSeq(seq uint64) error {
+	t.write(1)
+	t.seq = &seq
+	return nil
+}
+
+func (t *txn) Commit() error {
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if err := t.s.failCommit; err != nil {
+		t.s.failCommit = nil
+		return err
+	}
+	for id, j := range t.jobs {
+		if j == nil {
+			delete(t.s.jobs, id)
+		} else {
+			t.s.jobs[id] = j
+		}
+	}
+	for k, d := range t.dedupe {
+		t.s.dedupe[k] = d
+	}
+	if t.seq != nil {
+		t.s.seq = *t.seq
+	}
+	return nil
+}
+
+func (t *txn) Discard() {}

@@ -1,0 +1,364 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+type opKind uint8
+
+const (
+	opEnqueue opKind = iota + 1
+	opLease
+	opAck
+	opNack
+	opFail
+	opExtend
+	opCancel
+	opPurge
+	opDeadRetry
+	opDeadPurge
+)
+
+// op is one request to the committer: its inputs, then its answer. The
+// committer writes the answer fields and closes done.
+type op struct {
+	kind  opKind
+	q     *queue
+	news  []job.New
+	id    job.ID
+	lease string
+	delay time.Duration
+	text  string
+	ttr   time.Duration
+	max   int
+
+	results []job.Result
+	jobs    []*job.Job
+	state   job.State
+	at      time.Time
+	n       int
+	err     error
+	done    chan struct{}
+}
+
+// Limits on what one request may carry.
+const (
+	MaxBatchJobs   = 1000
+	maxHeaders     = 64
+	maxHeaderBytes = 8 << 10
+	maxKeyLen      = 256
+	maxErrorLen    = 2 << 10
+	MaxLease       = 100
+	MaxLeaseWait   = 60 * time.Second
+)
+
+// Enqueue stores one job and answers once it is committed (and synced, for
+// queues with SyncAlways: Result.Durable says which).
+func (e *Engine) Enqueue(ctx context.Context, n job.New) (job.Result, error) {
+	rs, err := e.EnqueueBatch(ctx, n.Queue, []job.New{n})
+	if err != nil {
+		return job.Result{}, err
+	}
+	return rs[0], nil
+}
+
+// EnqueueBatch stores jobs into queue atomically: all or none. Each job's
+// Queue field is ignored.
+func (e *Engine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
+	q, err := e.queue(queue)
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("%w: batch: no jobs", job.ErrInvalidArgument)
+	}
+	if len(jobs) > MaxBatchJobs {
+		return nil, fmt.Errorf("%w: batch: %d jobs, at most %d", job.ErrTooLarge, len(jobs), MaxBatchJobs)
+	}
+	now := e.clock.Now()
+	for i := range jobs {
+		if err := e.checkNew(&jobs[i], now); err != nil {
+			if len(jobs) > 1 {
+				err = fmt.Errorf("job %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+	}
+	if err := e.admit(q, len(jobs), now); err != nil {
+		q.rejected.Add(uint64(len(jobs)))
+		return nil, err
+	}
+	o := &op{kind: opEnqueue, q: q, news: jobs}
+	if err := e.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	return o.results, nil
+}
+
+func (e *Engine) checkNew(n *job.New, now time.Time) error {
+	switch {
+	case len(n.Payload) > e.cfg.MaxPayload:
+		return fmt.Errorf("%w: payload is %d bytes, max_payload is %d", job.ErrTooLarge, len(n.Payload), e.cfg.MaxPayload)
+	case n.MaxAttempts < 0 || n.MaxAttempts > 1000:
+		return fmt.Errorf("%w: max_attempts: %d is outside 0..1000", job.ErrInvalidArgument, n.MaxAttempts)
+	case n.TTR < 0:
+		return fmt.Errorf("%w: ttr: must not be negative", job.ErrInvalidArgument)
+	case n.Delay < 0:
+		return fmt.Errorf("%w: delay: must not be negative", job.ErrInvalidArgument)
+	case n.ExpiresIn < 0:
+		return fmt.Errorf("%w: expires_in: must not be negative", job.ErrInvalidArgument)
+	case len(n.Key) > maxKeyLen:
+		return fmt.Errorf("%w: key: longer than %d bytes", job.ErrInvalidArgument, maxKeyLen)
+	case len(n.Headers) > maxHeaders:
+		return fmt.Errorf("%w: headers: more than %d", job.ErrInvalidArgument, maxHeaders)
+	}
+	size := 0
+	for k, v := range n.Headers {
+		if k == "" {
+			return fmt.Errorf("%w: headers: empty name", job.ErrInvalidArgument)
+		}
+		size += len(k) + len(v)
+	}
+	if size > maxHeaderBytes {
+		return fmt.Errorf("%w: headers: more than %d bytes", job.ErrInvalidArgument, maxHeaderBytes)
+	}
+	if n.ExpiresAt.IsZero() && n.ExpiresIn > 0 {
+		n.ExpiresAt = now.Add(n.ExpiresIn)
+	}
+	if !n.ExpiresAt.IsZero() && !n.ExpiresAt.After(now) {
+		return fmt.Errorf("%w: expires_at: %s is not in the future", job.ErrInvalidArgument, n.ExpiresAt.Format(time.RFC3339))
+	}
+	if n.RunAt.IsZero() && n.Delay > 0 {
+		n.RunAt = now.Add(n.Delay)
+	}
+	return nil
+}
+
+// admit applies the queue's admission rules: maximum depth and rate. A
+// refused job changes nothing.
+func (e *Engine) admit(q *queue, n int, now time.Time) error {
+	if q.cfg.MaxDepth > 0 && q.depth()+int64(n) > q.cfg.MaxDepth {
+		return job.Retry(fmt.Errorf("%w: queue %q holds %d jobs, max_depth is %d", job.ErrQueueFull, q.name, q.depth(), q.cfg.MaxDepth), time.Second)
+	}
+	if q.bucket != nil {
+		if ok, wait := q.bucket.take(n, now); !ok {
+			return job.Retry(fmt.Errorf("%w: queue %q takes %g jobs/s", job.ErrRateLimited, q.name, q.cfg.Rate), wait)
+		}
+	}
+	return nil
+}
+
+// Lease hands out up to r.Max ready jobs of r.Queue, waiting up to r.Wait for
+// some to arrive. Each leased job's attempt counter is durable before it is
+// returned. An empty answer is not an error.
+func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) {
+	q, err := e.queue(r.Queue)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.Max < 1 || r.Max > MaxLease:
+		return nil, fmt.Errorf("%w: max: %d is outside 1..%d", job.ErrInvalidArgument, r.Max, MaxLease)
+	case r.Wait < 0 || r.Wait > MaxLeaseWait:
+		return nil, fmt.Errorf("%w: wait: %s is outside 0..%s", job.ErrInvalidArgument, r.Wait, MaxLeaseWait)
+	case r.TTR < 0:
+		return nil, fmt.Errorf("%w: ttr: must not be negative", job.ErrInvalidArgument)
+	}
+	var timer *time.Timer
+	for {
+		wake := q.waitReady()
+		if q.ready.Load() > 0 && !q.paused.Load() {
+			o := &op{kind: opLease, q: q, max: r.Max, ttr: r.TTR}
+			if err := e.submit(ctx, o); err != nil {
+				return nil, err
+			}
+			if len(o.jobs) > 0 {
+				return o.jobs, nil
+			}
+		}
+		if r.Wait <= 0 {
+			return []*job.Job{}, nil
+		}
+		if timer == nil {
+			timer = time.NewTimer(r.Wait)
+			defer timer.Stop()
+		}
+		select {
+		case <-wake:
+		case <-timer.C:
+			return []*job.Job{}, nil
+		case <-ctx.Done():
+			return []*job.Job{}, nil
+		case <-e.stopCh:
+			return []*job.Job{}, nil
+		}
+	}
+}
+
+// Ack finishes a leased job: it is deleted and never delivered again.
+func (e *Engine) Ack(ctx context.Context, id job.ID, lease string) error {
+	return e.submit(ctx, &op{kind: opAck, id: id, lease: lease})
+}
+
+// Nack gives a leased job back for a retry after delay (0: the queue's
+// backoff). A job whose attempts are spent goes dead. It answers the job's
+// new state.
+func (e *Engine) Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error) {
+	if delay < 0 {
+		return 0, fmt.Errorf("%w: delay: must not be negative", job.ErrInvalidArgument)
+	}
+	o := &op{kind: opNack, id: id, lease: lease, delay: delay, text: truncate(reason, maxErrorLen)}
+	if err := e.submit(ctx, o); err != nil {
+		return 0, err
+	}
+	return o.state, nil
+}
+
+// Fail sends a leased job straight to the dead-letter set.
+func (e *Engine) Fail(ctx context.Context, id job.ID, lease string, reason string) error {
+	return e.submit(ctx, &op{kind: opFail, id: id, lease: lease, text: truncate(reason, maxErrorLen)})
+}
+
+// Extend renews a lease for ttr (0: the job's TTR) from now and answers the
+// new deadline.
+func (e *Engine) Extend(ctx context.Context, id job.ID, lease string, ttr time.Duration) (time.Time, error) {
+	if ttr < 0 {
+		return time.Time{}, fmt.Errorf("%w: ttr: must not be negative", job.ErrInvalidArgument)
+	}
+	o := &op{kind: opExtend, id: id, lease: lease, ttr: ttr}
+	if err := e.submit(ctx, o); err != nil {
+		return time.Time{}, err
+	}
+	return o.at, nil
+}
+
+// Job reads a job with its payload from committed data.
+func (e *Engine) Job(ctx context.Context, id job.ID) (*job.Job, error) {
+	var j *job.Job
+	err := e.store.View(func(tx ReadTx) error {
+		var err error
+		j, err = tx.Job(id, true)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// Cancel deletes a job that is not leased (job.ErrConflict while it is).
+func (e *Engine) Cancel(ctx context.Context, id job.ID) error {
+	return e.submit(ctx, &op{kind: opCancel, id: id})
+}
+
+// Pause stops dispatch of a queue; ingest continues.
+func (e *Engine) Pause(ctx context.Context, queue string) error {
+	q, err := e.queue(queue)
+	if err != nil {
+		return err
+	}
+	q.paused.Store(true)
+	e.log.Info("queue paused", "queue", queue)
+	return nil
+}
+
+// Resume restarts dispatch of a paused queue.
+func (e *Engine) Resume(ctx context.Context, queue string) error {
+	q, err := e.queue(queue)
+	if err != nil {
+		return err
+	}
+	if q.paused.Swap(false) {
+		e.log.Info("queue resumed", "queue", queue)
+	}
+	q.wake()
+	return nil
+}
+
+// Purge deletes a queue's ready and delayed jobs and answers how many.
+func (e *Engine) Purge(ctx context.Context, queue string) (int, error) {
+	return e.sweep(ctx, queue, opPurge, 0)
+}
+
+// DeadRetry moves up to limit dead jobs back to ready with their attempts
+// reset, oldest first.
+func (e *Engine) DeadRetry(ctx context.Context, queue string, limit int) (int, error) {
+	if limit < 1 {
+		return 0, fmt.Errorf("%w: limit: must be at least 1", job.ErrInvalidArgument)
+	}
+	return e.sweep(ctx, queue, opDeadRetry, limit)
+}
+
+// DeadPurge deletes a queue's dead jobs and answers how many.
+func (e *Engine) DeadPurge(ctx context.Context, queue string) (int, error) {
+	return e.sweep(ctx, queue, opDeadPurge, 0)
+}
+
+// sweep runs a bulk operation in bounded steps, one commit each, so that a
+// million-job purge neither builds a huge transaction nor stalls other work.
+func (e *Engine) sweep(ctx context.Context, queue string, kind opKind, limit int) (int, error) {
+	q, err := e.existingQueue(queue)
+	if err != nil {
+		return 0, err
+	}
+	const step = 1000
+	total := 0
+	for limit == 0 || total < limit {
+		n := step
+		if limit > 0 {
+			n = min(step, limit-total)
+		}
+		o := &op{kind: kind, q: q, max: n}
+		if err := e.submit(ctx, o); err != nil {
+			return total, err
+		}
+		total += o.n
+		if o.n < n {
+			break
+		}
+	}
+	return total, nil
+}
+
+// DeadList lists up to limit dead jobs of queue with id > after, oldest
+// first, and the id to pass as after for the next page (0 when done).
+func (e *Engine) DeadList(ctx context.Context, queue string, after job.ID, limit int) ([]*job.Job, job.ID, error) {
+	if _, err := e.existingQueue(queue); err != nil {
+		return nil, 0, err
+	}
+	if limit < 1 || limit > 1000 {
+		return nil, 0, fmt.Errorf("%w: limit: %d is outside 1..1000", job.ErrInvalidArgument, limit)
+	}
+	var out []*job.Job
+	var next job.ID
+	err := e.store.View(func(tx ReadTx) error {
+		ids, err := tx.Dead(queue, after, limit+1)
+		if err != nil {
+			return err
+		}
+		if len(ids) > limit {
+			ids = ids[:limit]
+			next = ids[limit-1]
+		}
+		for _, id := range ids {
+			j, err := tx.Job(id, true)
+			if err != nil {
+				return fmt.Errorf("dead job %s: %w", id, err)
+			}
+			out = append(out, j)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}

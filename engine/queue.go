@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// queue is the in-memory state of one queue. Counters are atomics so that
+// stats and admission read them without locks; the committer goroutine is
+// their only writer, except rejected (written by admission).
+type queue struct {
+	name string
+	cfg  QueueConfig // resolved against the engine defaults; immutable
+
+	ready, delayed, leased, dead atomic.Int64
+
+	enqueued, completed, retried, deadTotal, rejected atomic.Uint64
+
+	paused atomic.Bool
+	// cursor is the ReadySeq of the last ready entry consumed: the committer
+	// seeks from it so that it never walks the tombstones of consumed
+	// entries. Written only by the committer; read atomically by stats.
+	cursor atomic.Uint64
+
+	bucket *tokenBucket // nil: no rate limit
+
+	in, out rateWindow
+
+	mu     sync.Mutex
+	wakeCh chan struct{} // guarded by mu; closed and replaced when jobs become ready
+}
+
+func newQueue(name string, cfg QueueConfig, now time.Time) *queue {
+	q := &queue{name: name, cfg: cfg, wakeCh: make(chan struct{})}
+	if cfg.Rate > 0 {
+		burst := cfg.Burst
+		if burst <= 0 {
+			burst = max(1, int(math.Ceil(cfg.Rate)))
+		}
+		q.bucket = newTokenBucket(cfg.Rate, burst, now)
+	}
+	return q
+}
+
+// waitReady returns a channel closed when jobs next become ready.
+func (q *queue) waitReady() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.wakeCh
+}
+
+// wake wakes every waitReady caller.
+func (q *queue) wake() {
+	q.mu.Lock()
+	close(q.wakeCh)
+	q.wakeCh = make(chan struct{})
+	q.mu.Unlock()
+}
+
+func (q *queue) depth() int64 { return q.ready.Load() + q.delayed.Load() + q.leased.Load() }
+
+// tokenBucket is a token bucket on the engine's clock. Safe for concurrent use.
+type tokenBucket struct {
+	mu     sync.Mutex
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64   // guarded by mu
+	last   time.Time // guarded by mu
+}
+
+func newTokenBucket(rate float64, burst int, now time.Time) *tokenBucket {
+	return &tokenBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
+}
+
+// take removes n tokens, or none and says how long until n are there.
+func (b *tokenBucket) take(n int, now time.Time) (ok bool, wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = math.Min(b.burst, b.tokens+dt*b.rate)
+		b.last = now
+	}
+	need := float64(n)
+	if b.tokens >= need {
+		b.tokens -= need
+		return true, 0
+	}
+	if need > b.burst {
+		// Never satisfiable at once: say when a full bucket is there.
+		need = b.burst
+	}
+	return false, time.Duration((need - b.tokens) / b.rate * float64(time.Second))
+}
+
+// rateWindow counts events per second over the last minute. Safe for
+// concurrent use.
+type rateWindow struct {
+	mu     sync.Mutex
+	counts [60]uint64 // guarded by mu; slot = unix second % 60
+	secs   [60]int64  // guarded by mu; the second each slot holds
+}
+
+func (w *rateWindow) add(now time.Time, n int) {
+	s := now.Unix()
+	i := s % 60
+	w.mu.Lock()
+	if w.secs[i] != s {
+		w.secs[i], w.counts[i] = s, 0
+	}
+	w.counts[i] += uint64(n)
+	w.mu.Unlock()
+}
+
+// perSecond is the mean rate over the last 60 whole seconds.
+func (w *rateWindow) perSecond(now time.Time) float64 {
+	s := now.Unix()
+	var sum uint64
+	w.mu.Lock()
+	for i := range w.counts {
+		if age := s - w.secs[i]; age >= 0 && age < 60 {
+			sum += w.counts[i]
+		}
+	}
+	w.mu.Unlock()
+	return float64(sum) / 60
+}
+
+// stats snapshots the queue. head is the RunAt of the oldest ready job, zero if none.
+func (q *queue) stats(now time.Time, head time.Time) QueueStats {
+	s := QueueStats{
+		Name:           q.name,
+		Class:          q.cfg.Class,
+		Paused:         q.paused.Load(),
+		Ready:          q.ready.Load(),
+		Delayed:        q.delayed.Load(),
+		Leased:         q.leased.Load(),
+		Dead:           q.dead.Load(),
+		EnqueuedTotal:  q.enqueued.Load(),
+		CompletedTotal: q.completed.Load(),
+		RetriedTotal:   q.retried.Load(),
+		DeadTotal:      q.deadTotal.Load(),
+		RejectedTotal:  q.rejected.Load(),
+		Concurrency:    q.cfg.Concurrency,
+		InRate:         q.in.perSecond(now),
+		OutRate:        q.out.perSecond(now),
+	}
+	if !head.IsZero() && s.Ready > 0 {
+		s.OldestReadyAge = max(0, now.Sub(head))
+	}
+	backlog := s.Ready + s.Delayed + s.Leased
+	if net := s.OutRate - s.InRate; net > 0 && backlog > 0 {
+		eta := time.Duration(float64(backlog) / net * float64(time.Second))
+		s.DrainETA = &eta
+	} else if backlog == 0 {
+		var zero time.Duration
+		s.DrainETA = &zero
+	}
+	return s
+}
+
+// jobDefaults fills a new job's limits from the queue config.
+func (q *queue) maxAttempts(n job.New) int {
+	if n.MaxAttempts > 0 {
+		return n.MaxAttempts
+	}
+	return q.cfg.MaxAttempts
+}

@@ -1,0 +1,117 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// load rebuilds the committer's in-memory state from committed data: the
+// sequence, every queue's counters and the held leases. Cursors restart at
+// the beginning of each index.
+func (e *Engine) load() error {
+	now := e.clock.Now()
+	var (
+		seq    uint64
+		counts map[string]Counts
+		held   []*job.Job
+	)
+	err := e.store.View(func(tx ReadTx) error {
+		var err error
+		if seq, err = tx.Seq(); err != nil {
+			return fmt.Errorf("read seq: %w", err)
+		}
+		if counts, err = tx.Counts(); err != nil {
+			return fmt.Errorf("count jobs: %w", err)
+		}
+		var after job.ID
+		for {
+			refs, err := tx.Leased(after, 1000)
+			if err != nil {
+				return fmt.Errorf("list leased jobs: %w", err)
+			}
+			for _, r := range refs {
+				j, err := tx.Job(r.ID, false)
+				if err != nil {
+					return fmt.Errorf("read leased job %s: %w", r.ID, err)
+				}
+				held = append(held, j)
+				after = r.ID
+			}
+			if len(refs) < 1000 {
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	e.c.seq, e.c.seqSet = seq, seq
+	e.qmu.RLock()
+	for _, q := range e.queues {
+		q.ready.Store(0)
+		q.delayed.Store(0)
+		q.leased.Store(0)
+		q.dead.Store(0)
+		q.cursor.Store(0)
+	}
+	e.qmu.RUnlock()
+	for name, c := range counts {
+		q := e.internalQueue(name)
+		q.ready.Store(c.Ready)
+		q.delayed.Store(c.Delayed)
+		q.leased.Store(c.Leased)
+		q.dead.Store(c.Dead)
+	}
+	e.c.leases = newLeaseTable()
+	for _, j := range held {
+		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires})
+	}
+	e.c.delayed = timedScan{next: now}
+	e.c.expiry = timedScan{next: now}
+	return nil
+}
+
+// recover loads the state at start and gives back every lease: no worker
+// holds one across a restart. A job whose attempts are spent is dead-lettered
+// instead (the poison-job rule).
+func (e *Engine) recover(ctx context.Context) error {
+	if err := e.load(); err != nil {
+		return fmt.Errorf("recover: %w", err)
+	}
+	if n := len(e.c.leases.byJob); n > 0 {
+		e.log.Info("requeueing jobs leased before the restart", "jobs", n)
+	}
+	for len(e.c.leases.byJob) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b := &batch{txn: e.store.Begin(), now: e.clock.Now()}
+		err := func() error {
+			n := 0
+			for id, l := range e.c.leases.byJob {
+				j, err := b.txn.Job(id, false)
+				if err != nil {
+					return fmt.Errorf("read leased job %s: %w", id, err)
+				}
+				if err := e.requeue(b, l.queue, j, "lease lost in restart"); err != nil {
+					return err
+				}
+				if n++; n == 1000 {
+					break
+				}
+			}
+			if err := e.commitTxn(b); err != nil {
+				return err
+			}
+			return e.store.Sync()
+		}()
+		if err != nil {
+			b.txn.Discard()
+			return fmt.Errorf("requeue leased jobs: %w", err)
+		}
+	}
+	e.c.synced = e.clock.Now()
+	return nil
+}

@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Store is the durable job store the engine writes through. The engine has
+// exactly one writer (the committer goroutine), so implementations may assume
+// that at most one Txn is open at a time; View may run concurrently with it.
+//
+// Implementations own the key layout: the engine speaks only of jobs, their
+// states and the indexes below. storage.Badger is the production one.
+type Store interface {
+	// Begin opens a write transaction. Its reads see its own writes.
+	Begin() Txn
+	// View runs fn in a read-only snapshot of committed data.
+	View(fn func(ReadTx) error) error
+	// Sync makes every committed transaction durable (fsync). The committer
+	// calls it once per batch that needs it: this is the group commit.
+	Sync() error
+}
+
+// ReadTx reads jobs and indexes.
+type ReadTx interface {
+	// Job reads a job; the payload only when payload is true.
+	// It answers job.ErrNotFound for an unknown id.
+	Job(id job.ID, payload bool) (*job.Job, error)
+	// Ready lists up to max entries of queue's ready index with
+	// ReadySeq > after, in ReadySeq order.
+	Ready(queue string, after uint64, max int) ([]Ref, error)
+	// Due lists up to max entries of the timed index kind whose time is at or
+	// before until, in time order, starting after the entry from (the zero Ref
+	// starts at the beginning). next is the time of the first entry after the
+	// returned ones, zero when there is none.
+	Due(kind TimedIndex, from Ref, until time.Time, max int) (refs []Ref, next time.Time, err error)
+	// Dead lists up to max ids of queue's dead jobs with id > after, in id order.
+	Dead(queue string, after job.ID, max int) ([]job.ID, error)
+	// Leased lists up to max leased jobs with id > after, in id order.
+	Leased(after job.ID, max int) ([]Ref, error)
+	// Dedupe looks up an idempotency key; ok is false when it is absent or expired.
+	Dedupe(queue, key string) (id job.ID, ok bool, err error)
+	// Seq reads the sequence high-water mark (0 in a new store).
+	Seq() (uint64, error)
+	// Counts counts the index entries of every queue that has any.
+	Counts() (map[string]Counts, error)
+}
+
+// Txn is the single write transaction of the committer. Nothing is visible
+// to View or durable before Commit; nothing is durable before Store.Sync.
+type Txn interface {
+	ReadTx
+	// Room reports whether entries more writes (sets and deletes) totalling
+	// about bytes bytes still fit in this transaction. The committer asks
+	// before each job's writes and commits early when the answer is no, so a
+	// transaction never fails for its size half-way through an operation.
+	Room(entries int, bytes int) bool
+	// Create writes a new job: payload, record and the index entry of j.State.
+	Create(j *job.Job) error
+	// Update rewrites a job's record (not its payload) and moves its index
+	// entries from those of prev to those of next. prev must be the stored
+	// version of the job as last read or written.
+	Update(prev, next *job.Job) error
+	// Delete removes a job: payload, record and index entries of j.State.
+	// Only ID, Queue, State and the fields that key its index are read.
+	Delete(j *job.Job) error
+	// PutDedupe records an idempotency key for ttl.
+	PutDedupe(queue, key string, id job.ID, ttl time.Duration) error
+	// SetSeq stores the sequence high-water mark.
+	SetSeq(seq uint64) error
+	// Commit makes the writes visible and atomic (not yet synced). After
+	// Commit or Discard the Txn must not be used.
+	Commit() error
+	// Discard drops the writes.
+	Discard()
+}
+
+// TimedIndex names an index ordered by time.
+type TimedIndex uint8
+
+// Timed indexes.
+const (
+	// IndexDelayed holds delayed jobs by RunAt.
+	IndexDelayed TimedIndex = iota + 1
+	// IndexExpiry holds ready and delayed jobs that have an ExpiresAt, by ExpiresAt.
+	IndexExpiry
+)
+
+// Ref is an index entry: enough to find the job and account for it without
+// reading its record.
+type Ref struct {
+	ID    job.ID
+	Queue string
+	Seq   uint64    // ReadySeq, for the ready index
+	At    time.Time // RunAt (ready: when it became ready; delayed), ExpiresAt or LeaseExpires
+}
+
+// Counts are a queue's index sizes.
+type Counts struct {
+	Ready, Delayed, Leased, Dead int64
+}
+
+// Index rules that every Store keeps (the conformance suite checks them):
+//   - StateReady: one ready entry (Queue, ReadySeq) with At = RunAt.
+//   - StateDelayed: one delayed entry (RunAt, ID).
+//   - StateLeased: one leased entry (ID) with At = LeaseExpires.
+//   - StateDead: one dead entry (Queue, ID).
+//   - Ready or delayed with a non-zero ExpiresAt: also an expiry entry (ExpiresAt, ID).
