@@ -22,7 +22,9 @@ type QueueStats struct {
 	RetriedTotal   uint64
 	DeadTotal      uint64
 	RejectedTotal  uint64
-	Concurrency    int
+	Concurrency    int // the queue's cap on in-process jobs, 0: none
+	Running        int // in-process jobs running now
+	Breaker        BreakerState
 	InRate         float64        // jobs/s admitted over the last minute
 	OutRate        float64        // jobs/s completed or dead-lettered over the last minute
 	DrainETA       *time.Duration // nil when the backlog is not shrinking
@@ -36,6 +38,9 @@ type Stats struct {
 	// writes (see storage). Transports surface it.
 	StoreShort bool
 	Uptime     time.Duration
+	Running    int       // in-process jobs running
+	Workers    int       // the global worker limit
+	Level      job.Level // the governor's level as the engine applies it
 }
 
 // LeaseRequest asks for up to Max jobs of Queue.

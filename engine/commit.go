@@ -85,7 +85,7 @@ func (e *Engine) commitLoop() {
 		select {
 		case <-e.signal:
 		case <-timer.C:
-		case <-e.stopCh:
+		case <-e.commitStop:
 			stopping = true
 		}
 		timer.Stop()
@@ -164,10 +164,13 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 		for i := range o.results {
 			o.results[i].Durable = synced
 		}
-		close(o.done)
+		o.answer()
 	}
 	for q := range b.wake {
 		q.wake()
+	}
+	if len(b.wake) > 0 {
+		e.sched.kick()
 	}
 }
 
@@ -184,7 +187,7 @@ func (e *Engine) commitFailed(ops []*op, err error) {
 	}
 	for _, o := range ops {
 		o.err, o.results, o.jobs = answer, nil, nil
-		close(o.done)
+		o.answer()
 	}
 	if rerr := e.load(); rerr != nil {
 		e.log.Error("reload after failed commit", "err", rerr)

@@ -64,6 +64,13 @@ type QueueConfig struct {
 	Sync        SyncMode
 	AlertAge    time.Duration
 	AlertDepth  int64
+	// ShedAt overrides the class's shedding: from this level (normal,
+	// elevated, high, critical) dispatch pauses and new jobs are refused;
+	// "never" exempts the queue. "" keeps the class default.
+	ShedAt string
+	// Handler runs the queue's jobs in-process; nil serves pull workers.
+	Handler Handler
+	Breaker Breaker
 }
 
 // Config configures an Engine. Zero values mean defaults.
@@ -85,6 +92,9 @@ type Config struct {
 
 	StrictQueues bool                   // refuse queues not in Queues with ErrUnknownQueue
 	Queues       map[string]QueueConfig // by name
+
+	Workers      int               // global in-process worker limit, default 2 × GOMAXPROCS
+	ClassWeights map[job.Class]int // default high 8, normal 4, low 2, bulk 1
 }
 
 func (c Config) withDefaults() Config {
@@ -103,12 +113,13 @@ func (c Config) withDefaults() Config {
 	c.Backoff.Initial = cmp.Or(c.Backoff.Initial, time.Second)
 	c.Backoff.Max = cmp.Or(c.Backoff.Max, 10*time.Minute)
 	c.DedupeWindow = cmp.Or(c.DedupeWindow, 24*time.Hour)
+	c.Workers = cmp.Or(c.Workers, defaultWorkers())
 	return c
 }
 
 // Validate checks the configuration and names the offending field.
 func (c Config) Validate() error {
-	if c.RingSize < 0 || c.MaxBatch < 0 || c.MaxPayload < 0 || c.MaxAttempts < 0 {
+	if c.RingSize < 0 || c.MaxBatch < 0 || c.MaxPayload < 0 || c.MaxAttempts < 0 || c.Workers < 0 {
 		return fmt.Errorf("negative size in engine config")
 	}
 	for name, q := range c.Queues {
@@ -130,6 +141,15 @@ func (c Config) Validate() error {
 			return fmt.Errorf("queues.%s.max_depth: must not be negative", name)
 		case q.Backoff.Max > 0 && q.Backoff.Initial > q.Backoff.Max:
 			return fmt.Errorf("queues.%s.backoff: initial %s is above max %s", name, q.Backoff.Initial, q.Backoff.Max)
+		case q.Breaker.Failures < 0 || q.Breaker.CoolDown < 0:
+			return fmt.Errorf("queues.%s.breaker: must not be negative", name)
+		case q.Breaker.Failures > 0 && q.Breaker.CoolDown == 0:
+			return fmt.Errorf("queues.%s.breaker.cool_down: required with failures", name)
+		}
+		if q.ShedAt != "" && q.ShedAt != "never" {
+			if _, err := job.ParseLevel(q.ShedAt); err != nil {
+				return fmt.Errorf("queues.%s.shed_at: %v", name, err)
+			}
 		}
 	}
 	return nil

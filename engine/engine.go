@@ -33,18 +33,21 @@ type Engine struct {
 	closeMu sync.RWMutex
 	closing bool // guarded by closeMu; set once by Stop
 
-	stopCh    chan struct{} // closed by Stop
-	doneCh    chan struct{} // closed when the committer has exited
-	startOnce sync.Once
-	stopOnce  sync.Once
-	started   atomic.Bool
-	wg        sync.WaitGroup
+	stopCh     chan struct{} // closed by Stop: refuses work, wakes long polls, stops dispatch
+	commitStop chan struct{} // closed by Stop once workers are done: the committer drains and exits
+	doneCh     chan struct{} // closed when the committer has exited
+	startOnce  sync.Once
+	stopOnce   sync.Once
+	started    atomic.Bool
+	wg         sync.WaitGroup
 
 	startedAt time.Time
 	ready     atomic.Bool
 	failed    atomic.Pointer[error] // last commit failure, cleared by the next success
 
-	c committerState // owned by the committer goroutine (and Start, before it runs)
+	c     committerState // owned by the committer goroutine (and Start, before it runs)
+	sched *sched
+	level atomic.Uint32 // job.Level set by the governor
 }
 
 // New returns an Engine over store. It does not touch the store until Start.
@@ -61,20 +64,26 @@ func New(cfg Config, store Store) (*Engine, error) {
 		return nil, fmt.Errorf("intake ring: %w", err)
 	}
 	e := &Engine{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "engine"),
-		clock:  cfg.Clock,
-		store:  store,
-		ring:   r,
-		signal: make(chan struct{}, 1),
-		queues: make(map[string]*queue),
-		stopCh: make(chan struct{}),
-		doneCh: make(chan struct{}),
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "engine"),
+		clock:      cfg.Clock,
+		store:      store,
+		ring:       r,
+		signal:     make(chan struct{}, 1),
+		queues:     make(map[string]*queue),
+		stopCh:     make(chan struct{}),
+		commitStop: make(chan struct{}),
+		doneCh:     make(chan struct{}),
 	}
+	e.sched = newSched(e)
 	e.c.leases = newLeaseTable()
 	now := e.clock.Now()
 	for name := range cfg.Queues {
-		e.queues[name] = newQueue(name, e.queueConfig(name), now)
+		q := newQueue(name, e.queueConfig(name), now)
+		e.queues[name] = q
+		if q.cfg.Handler != nil {
+			e.sched.addQueue(q)
+		}
 	}
 	return e, nil
 }
@@ -91,15 +100,21 @@ func (e *Engine) Start(ctx context.Context) error {
 		}
 		e.started.Store(true)
 		e.wg.Go(e.commitLoop)
+		e.wg.Go(func() { e.sched.loop(e.stopCh) })
 		e.ready.Store(true)
 	})
 	return err
 }
 
-// Stop refuses new work with job.ErrShuttingDown, wakes long polls, lets the
-// committer drain the intake ring, commit and sync, and waits for it (or for
-// ctx). It is idempotent and safe before Start. It does not close the store.
+// Stop shuts the engine down in order: it refuses new work with
+// job.ErrShuttingDown and wakes long polls; stops dispatch; lets running
+// in-process jobs finish until ctx is done, then cancels their context and
+// waits for them to return; then lets the committer drain the intake ring,
+// commit and sync. It is idempotent and safe before Start, and returns an
+// error when ctx ended before the running jobs did. It does not close the
+// store.
 func (e *Engine) Stop(ctx context.Context) error {
+	var err error
 	e.stopOnce.Do(func() {
 		e.ready.Store(false)
 		e.closeMu.Lock()
@@ -108,15 +123,24 @@ func (e *Engine) Stop(ctx context.Context) error {
 		close(e.stopCh)
 		if !e.started.Load() {
 			close(e.doneCh)
+			return
 		}
+		<-e.sched.done
+		finished := make(chan struct{})
+		go func() { e.sched.workers.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-ctx.Done():
+			err = fmt.Errorf("engine stop: running jobs cancelled: %w", ctx.Err())
+			e.sched.cancel()
+			<-finished
+		}
+		e.sched.cancel()
+		close(e.commitStop)
 	})
-	select {
-	case <-e.doneCh:
-		e.wg.Wait()
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("engine stop: %w", ctx.Err())
-	}
+	<-e.doneCh
+	e.wg.Wait()
+	return err
 }
 
 // Ready answers nil while the engine accepts jobs.
@@ -192,11 +216,15 @@ func (e *Engine) existingQueue(name string) (*queue, error) {
 	return q, nil
 }
 
-// submit hands o to the committer and waits for its answer.
-func (e *Engine) submit(ctx context.Context, o *op) error {
-	o.done = make(chan struct{})
+// push puts o into the ring and pokes the committer. Ops from outside are
+// refused once Stop began; internal ones (outcomes of running jobs,
+// dispatch leases) are taken until the committer stops.
+func (e *Engine) push(ctx context.Context, o *op, internal bool) error {
+	if o.then == nil {
+		o.done = make(chan struct{})
+	}
 	e.closeMu.RLock()
-	if e.closing {
+	if e.closing && !internal {
 		e.closeMu.RUnlock()
 		return job.ErrShuttingDown
 	}
@@ -211,6 +239,19 @@ func (e *Engine) submit(ctx context.Context, o *op) error {
 	select {
 	case e.signal <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// submitInternal pushes an op of the engine's own without waiting for it.
+func (e *Engine) submitInternal(o *op) error {
+	return e.push(context.Background(), o, true)
+}
+
+// submit hands o to the committer and waits for its answer.
+func (e *Engine) submit(ctx context.Context, o *op) error {
+	if err := e.push(ctx, o, false); err != nil {
+		return err
 	}
 	select {
 	case <-o.done:
@@ -234,9 +275,21 @@ func (e *Engine) Stats() Stats {
 	heads := e.heads(qs)
 	s := Stats{Queues: make([]QueueStats, len(qs)), StoreShort: e.storeShort(), Uptime: now.Sub(e.startedAt)}
 	for i, q := range qs {
-		s.Queues[i] = q.stats(now, heads[i])
+		s.Queues[i] = e.queueStats(q, now, heads[i])
 	}
+	s.Running, s.Workers = e.Workers()
+	s.Level = job.Level(e.level.Load())
 	return s
+}
+
+func (e *Engine) queueStats(q *queue, now, head time.Time) QueueStats {
+	qs := q.stats(now, head)
+	level := job.Level(e.level.Load())
+	qs.Shed = shedPaused(q, level) || (q.refuseAt() != levelNever && level >= q.refuseAt())
+	e.sched.mu.Lock()
+	qs.Running, qs.Breaker = q.running, q.breaker
+	e.sched.mu.Unlock()
+	return qs
 }
 
 // QueueStats snapshots one queue; job.ErrNotFound when it does not exist.
@@ -245,7 +298,7 @@ func (e *Engine) QueueStats(name string) (QueueStats, error) {
 	if err != nil {
 		return QueueStats{}, err
 	}
-	return q.stats(e.clock.Now(), e.heads([]*queue{q})[0]), nil
+	return e.queueStats(q, e.clock.Now(), e.heads([]*queue{q})[0]), nil
 }
 
 // heads reads the RunAt of the oldest ready job of each queue.

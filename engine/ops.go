@@ -43,6 +43,9 @@ type op struct {
 	n       int
 	err     error
 	done    chan struct{}
+	// then, when set, is called by the committer with the answer instead of
+	// closing done (in-process dispatch: no goroutine waits).
+	then func(*op)
 }
 
 // Limits on what one request may carry.
@@ -141,6 +144,9 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 // admit applies the queue's admission rules: maximum depth and rate. A
 // refused job changes nothing.
 func (e *Engine) admit(q *queue, n int, now time.Time) error {
+	if at, level := q.refuseAt(), job.Level(e.level.Load()); at != levelNever && level >= at {
+		return job.Retry(fmt.Errorf("%w: queue %q (%s) is shed at governor level %s", job.ErrShed, q.name, q.cfg.Class, level), 5*time.Second)
+	}
 	if q.cfg.MaxDepth > 0 && q.depth()+int64(n) > q.cfg.MaxDepth {
 		return job.Retry(fmt.Errorf("%w: queue %q holds %d jobs, max_depth is %d", job.ErrQueueFull, q.name, q.depth(), q.cfg.MaxDepth), time.Second)
 	}
@@ -276,6 +282,7 @@ func (e *Engine) Resume(ctx context.Context, queue string) error {
 		e.log.Info("queue resumed", "queue", queue)
 	}
 	q.wake()
+	e.sched.kick()
 	return nil
 }
 
@@ -361,4 +368,13 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[len(s)-n:]
+}
+
+// answer hands an op its answer.
+func (o *op) answer() {
+	if o.then != nil {
+		o.then(o)
+		return
+	}
+	close(o.done)
 }

@@ -32,6 +32,51 @@ type queue struct {
 
 	mu     sync.Mutex
 	wakeCh chan struct{} // guarded by mu; closed and replaced when jobs become ready
+
+	// Dispatch state, guarded by sched.mu.
+	running      int // in-process jobs, including slots whose lease is in flight
+	pending      int // slots whose lease is in flight
+	breaker      BreakerState
+	breakerUntil time.Time
+	probing      bool
+	failures     int // consecutive target failures
+}
+
+// pauseAt is the level from which dispatch of q is paused (SPEC 8).
+func (q *queue) pauseAt() job.Level {
+	if q.cfg.ShedAt != "" {
+		return shedLevel(q.cfg.ShedAt)
+	}
+	switch q.cfg.Class {
+	case job.ClassCritical:
+		return levelNever
+	case job.ClassBulk:
+		return job.LevelElevated
+	case job.ClassLow:
+		return job.LevelHigh
+	}
+	return job.LevelCritical
+}
+
+// refuseAt is the level from which new jobs of q are refused with ErrShed.
+func (q *queue) refuseAt() job.Level {
+	if q.cfg.ShedAt != "" {
+		return shedLevel(q.cfg.ShedAt)
+	}
+	switch q.cfg.Class {
+	case job.ClassCritical:
+		return levelNever
+	case job.ClassBulk, job.ClassLow:
+		return job.LevelHigh
+	}
+	return job.LevelCritical
+}
+
+func shedLevel(s string) job.Level {
+	if l, err := job.ParseLevel(s); err == nil {
+		return l
+	}
+	return levelNever
 }
 
 func newQueue(name string, cfg QueueConfig, now time.Time) *queue {

@@ -1,0 +1,436 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Default class weights (SPEC 8).
+var defaultWeights = map[job.Class]int{job.ClassHigh: 8, job.ClassNormal: 4, job.ClassLow: 2, job.ClassBulk: 1}
+
+// Breaker configures a queue's circuit breaker: after Failures consecutive
+// target failures the queue stops dispatching for CoolDown, then probes
+// with one job.
+type Breaker struct {
+	Failures int
+	CoolDown time.Duration
+}
+
+// BreakerState is a circuit breaker's state.
+type BreakerState uint8
+
+// Breaker states.
+const (
+	BreakerClosed BreakerState = iota
+	BreakerOpen
+	BreakerHalfOpen
+)
+
+func (s BreakerState) String() string {
+	return [...]string{"closed", "open", "half-open"}[s]
+}
+
+// sched runs jobs of queues that have a Handler: the dispatcher goroutine
+// allocates free worker slots to queues, leases jobs for them through the
+// ring (so many leases share one commit and fsync), and runs each job in a
+// worker goroutine. All fields are guarded by mu unless said otherwise.
+type sched struct {
+	e *Engine
+
+	mu       sync.Mutex
+	limit    int // global worker limit (the governor moves it)
+	running  int // slots in use, including slots whose lease is in flight
+	inflight int // lease ops submitted and not yet answered
+	level    job.Level
+	passes   map[job.Class]*classPass
+	vnow     float64 // virtual time: the pass of the last class served
+	rr       map[job.Class]int
+	stopped  bool
+	idle     *sync.Cond // signalled when inflight drops to zero
+	queues   []*queue   // queues with a handler
+	weights  map[job.Class]int
+
+	poke    chan struct{} // cap 1: something changed, plan again
+	workers sync.WaitGroup
+	runCtx  context.Context // cancelled when the shutdown grace ends
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the dispatcher exits
+}
+
+type classPass struct {
+	pass   float64
+	active bool
+}
+
+func newSched(e *Engine) *sched {
+	s := &sched{
+		e:       e,
+		limit:   e.cfg.Workers,
+		passes:  make(map[job.Class]*classPass),
+		rr:      make(map[job.Class]int),
+		weights: make(map[job.Class]int),
+		poke:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	for c, w := range defaultWeights {
+		s.weights[c] = w
+	}
+	for c, w := range e.cfg.ClassWeights {
+		if w > 0 {
+			s.weights[c] = w
+		}
+	}
+	s.idle = sync.NewCond(&s.mu)
+	s.runCtx, s.cancel = context.WithCancel(context.Background())
+	return s
+}
+
+// kick asks the dispatcher to plan again.
+func (s *sched) kick() {
+	select {
+	case s.poke <- struct{}{}:
+	default:
+	}
+}
+
+// addQueue registers a queue that has a handler.
+func (s *sched) addQueue(q *queue) {
+	s.mu.Lock()
+	s.queues = append(s.queues, q)
+	s.mu.Unlock()
+	s.kick()
+}
+
+// loop is the dispatcher goroutine.
+func (s *sched) loop(stop <-chan struct{}) {
+	defer close(s.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		plan, wake := s.plan(s.e.clock.Now())
+		for _, a := range plan {
+			s.lease(a.q, a.n)
+		}
+		if len(plan) > 0 {
+			continue
+		}
+		timer.Reset(wake)
+		select {
+		case <-s.poke:
+		case <-timer.C:
+		case <-stop:
+			s.mu.Lock()
+			s.stopped = true
+			for s.inflight > 0 {
+				s.idle.Wait()
+			}
+			s.mu.Unlock()
+			return
+		}
+		timer.Stop()
+	}
+}
+
+type alloc struct {
+	q *queue
+	n int
+}
+
+// shedPaused reports whether the level pauses dispatch of q.
+func shedPaused(q *queue, level job.Level) bool {
+	at := q.pauseAt()
+	return at != levelNever && level >= at
+}
+
+// levelNever marks a queue that is never shed.
+const levelNever job.Level = 255
+
+// eligible reports whether q may take one more slot now; it also answers
+// when a blocked breaker opens again (zero if not blocked by one).
+func (s *sched) eligibleLocked(q *queue, now time.Time) (bool, time.Time) {
+	if q.paused.Load() || shedPaused(q, s.level) {
+		return false, time.Time{}
+	}
+	if q.ready.Load()-int64(q.pending) <= 0 {
+		return false, time.Time{}
+	}
+	if c := q.cfg.Concurrency; c > 0 && q.running >= c {
+		return false, time.Time{}
+	}
+	switch q.breaker {
+	case BreakerOpen:
+		if now.Before(q.breakerUntil) {
+			return false, q.breakerUntil
+		}
+		q.breaker = BreakerHalfOpen
+		q.probing = false
+		s.e.log.Info("breaker half-open", "queue", q.name)
+		fallthrough
+	case BreakerHalfOpen:
+		if q.probing {
+			return false, time.Time{}
+		}
+	}
+	return true, time.Time{}
+}
+
+// plan allocates free slots to queues. It answers the allocations and, when
+// there are none, how long the dispatcher may sleep.
+func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wake := time.Minute
+	if s.stopped {
+		return nil, wake
+	}
+	var out []alloc
+	take := func(q *queue) {
+		q.running++
+		q.pending++
+		s.running++
+		if q.breaker == BreakerHalfOpen {
+			q.probing = true
+		}
+		for i := range out {
+			if out[i].q == q {
+				out[i].n++
+				return
+			}
+		}
+		out = append(out, alloc{q, 1})
+	}
+	for s.running < s.limit {
+		var cands []*queue
+		for _, q := range s.queues {
+			ok, reopen := s.eligibleLocked(q, now)
+			if !reopen.IsZero() {
+				wake = min(wake, max(0, reopen.Sub(now)))
+			}
+			if ok {
+				cands = append(cands, q)
+			}
+		}
+		if len(cands) == 0 {
+			break
+		}
+		// Unmet reserves first: a reserve is the operator's guarantee.
+		var pick *queue
+		for _, q := range cands {
+			if q.running < q.cfg.Reserve {
+				pick = q
+				break
+			}
+		}
+		// Then critical queues, strictly.
+		if pick == nil {
+			pick = s.roundRobinLocked(job.ClassCritical, cands)
+		}
+		if pick == nil {
+			pick = s.strideLocked(cands)
+		}
+		take(pick)
+	}
+	for _, cp := range s.passes {
+		cp.active = false
+	}
+	for _, q := range s.queues {
+		if ok, _ := s.eligibleLocked(q, now); ok || q.running > 0 {
+			s.pass(q.cfg.Class).active = true
+		}
+	}
+	return out, wake
+}
+
+func (s *sched) pass(c job.Class) *classPass {
+	p := s.passes[c]
+	if p == nil {
+		p = &classPass{pass: s.vnow}
+		s.passes[c] = p
+	}
+	return p
+}
+
+// roundRobinLocked picks the next candidate of class c in turn, nil if none.
+func (s *sched) roundRobinLocked(c job.Class, cands []*queue) *queue {
+	var of []*queue
+	for _, q := range cands {
+		if q.cfg.Class == c {
+			of = append(of, q)
+		}
+	}
+	if len(of) == 0 {
+		return nil
+	}
+	i := s.rr[c] % len(of)
+	s.rr[c]++
+	return of[i]
+}
+
+// strideLocked picks among the non-critical classes by stride scheduling:
+// each class advances its pass by 1/weight when served and the lowest pass
+// is served next. A class that was idle restarts at the current virtual
+// time, so it is served at the next free slot and never waits behind
+// another class's backlog; every class with work is served in proportion
+// to its weight, so none starves.
+func (s *sched) strideLocked(cands []*queue) *queue {
+	var best job.Class
+	bestPass := 0.0
+	for _, q := range cands {
+		c := q.cfg.Class
+		p := s.pass(c)
+		if !p.active && p.pass < s.vnow {
+			p.pass = s.vnow
+		}
+		p.active = true
+		if best == 0 || p.pass < bestPass || (p.pass == bestPass && c < best) {
+			best, bestPass = c, p.pass
+		}
+	}
+	p := s.pass(best)
+	s.vnow = p.pass
+	w := s.weights[best]
+	if w <= 0 {
+		w = 1
+	}
+	p.pass += 1 / float64(w)
+	return s.roundRobinLocked(best, cands)
+}
+
+// lease asks the committer for n jobs of q; leased answers in the committer.
+func (s *sched) lease(q *queue, n int) {
+	s.mu.Lock()
+	s.inflight++
+	s.mu.Unlock()
+	o := &op{kind: opLease, q: q, max: n}
+	o.then = func(o *op) { s.leased(q, n, o) }
+	if err := s.e.submitInternal(o); err != nil {
+		o.err = err
+		s.leased(q, n, o)
+	}
+}
+
+// leased takes a lease answer: it starts a worker per job and gives back the
+// slots that found no job.
+func (s *sched) leased(q *queue, want int, o *op) {
+	s.mu.Lock()
+	q.pending -= want
+	unused := want - len(o.jobs)
+	q.running -= unused
+	s.running -= unused
+	if unused > 0 && q.breaker == BreakerHalfOpen && len(o.jobs) == 0 {
+		q.probing = false
+	}
+	for _, j := range o.jobs {
+		s.workers.Add(1)
+		go s.run(q, j)
+	}
+	s.inflight--
+	if s.inflight == 0 {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
+	if o.err != nil {
+		s.e.log.Warn("dispatch lease failed", "queue", q.name, "err", o.err)
+	}
+	if unused > 0 {
+		s.kick()
+	}
+}
+
+// run is a worker: it runs one job and reports its outcome.
+func (s *sched) run(q *queue, j *job.Job) {
+	defer s.workers.Done()
+	ctx, cancel := context.WithCancel(s.runCtx)
+	out := safeHandle(ctx, q.cfg.Handler, j)
+	cancel()
+	o := &op{id: j.ID, lease: j.LeaseID}
+	switch out.Verdict {
+	case Ack:
+		o.kind = opAck
+	case Dead:
+		o.kind, o.text = opFail, truncate(out.Error, maxErrorLen)
+	default:
+		o.kind, o.text, o.delay = opNack, truncate(out.Error, maxErrorLen), out.RetryAfter
+	}
+	if err := s.e.submitInternal(o); err != nil {
+		s.e.log.Warn("job outcome not recorded; its lease will expire", "queue", q.name, "id", j.ID, "err", err)
+	}
+	now := s.e.clock.Now()
+	s.mu.Lock()
+	q.running--
+	s.running--
+	s.breakerLocked(q, out, now)
+	s.mu.Unlock()
+	s.kick()
+}
+
+// breakerLocked updates q's circuit breaker after an outcome.
+func (s *sched) breakerLocked(q *queue, out Outcome, now time.Time) {
+	b := q.cfg.Breaker
+	if b.Failures <= 0 {
+		return
+	}
+	if out.TargetFailed {
+		q.failures++
+		if q.breaker == BreakerHalfOpen || (q.breaker == BreakerClosed && q.failures >= b.Failures) {
+			q.breaker, q.breakerUntil, q.probing = BreakerOpen, now.Add(b.CoolDown), false
+			s.e.log.Warn("breaker open", "queue", q.name, "failures", q.failures, "cool_down", b.CoolDown)
+		}
+		return
+	}
+	q.failures = 0
+	if q.breaker != BreakerClosed {
+		q.breaker, q.probing = BreakerClosed, false
+		s.e.log.Info("breaker closed", "queue", q.name)
+	}
+}
+
+// safeHandle runs h, turning a panic into a retry.
+func safeHandle(ctx context.Context, h Handler, j *job.Job) (out Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = Outcome{Verdict: Retry, Error: fmt.Sprintf("handler panic: %v", r)}
+		}
+	}()
+	out = h.Handle(ctx, j)
+	if out.Verdict == 0 {
+		out.Verdict = Retry
+	}
+	return out
+}
+
+// SetWorkers sets the global worker limit (the governor moves it). Running
+// jobs above a lowered limit finish; no new ones start until below it.
+func (e *Engine) SetWorkers(n int) {
+	s := e.sched
+	s.mu.Lock()
+	s.limit = max(1, n)
+	s.mu.Unlock()
+	s.kick()
+}
+
+// SetLevel sets the host pressure level that sheds queues (SPEC 8).
+func (e *Engine) SetLevel(l job.Level) {
+	e.level.Store(uint32(l))
+	s := e.sched
+	s.mu.Lock()
+	s.level = l
+	s.mu.Unlock()
+	s.kick()
+}
+
+// Workers answers the jobs running in-process and the worker limit.
+func (e *Engine) Workers() (running, limit int) {
+	s := e.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running, s.limit
+}
+
+// defaultWorkers is 2 × the usable CPUs.
+func defaultWorkers() int { return 2 * runtime.GOMAXPROCS(0) }
