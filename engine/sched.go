@@ -347,6 +347,7 @@ func (s *sched) run(q *queue, j *job.Job) {
 	defer s.workers.Done()
 	ctx, cancel := context.WithCancel(s.runCtx)
 	out := safeHandle(ctx, q.cfg.Handler, j)
+	interrupted := s.runCtx.Err() != nil // shutdown, not the target's doing
 	cancel()
 	o := &op{id: j.ID, lease: j.LeaseID}
 	switch out.Verdict {
@@ -364,7 +365,9 @@ func (s *sched) run(q *queue, j *job.Job) {
 	s.mu.Lock()
 	q.running--
 	s.running--
-	s.breakerLocked(q, out, now)
+	if !interrupted {
+		s.breakerLocked(q, out, now)
+	}
 	s.mu.Unlock()
 	s.kick()
 }
