@@ -271,6 +271,8 @@ func (e *Engine) apply(b *batch, o *op) error {
 		return e.applyPurge(b, o)
 	case opDeadRetry, opDeadPurge:
 		return e.applyDead(b, o)
+	case opMove:
+		return e.applyMove(b, o)
 	}
 	return fmt.Errorf("unknown op kind %d", o.kind)
 }

@@ -641,3 +641,51 @@ func TestSyncIntervalQueue(t *testing.T) {
 		}
 	})
 }
+
+func TestMovePacedAndResumable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, memstore.New(), engine.Config{})
+		var ids []job.ID
+		for range 30 {
+			ids = append(ids, enqueue(t, e, job.New{Queue: "slow", Payload: []byte("p")}).ID)
+		}
+		moved, remaining, err := e.Move(t.Context(), engine.MoveRequest{From: "slow", To: "fast", State: job.StateReady, Limit: 10, DryRun: true})
+		if err != nil || moved != 10 || remaining != 30 {
+			t.Fatalf("dry run = %d, %d, %v; want 10, 30", moved, remaining, err)
+		}
+		t0 := time.Now()
+		moved, remaining, err = e.Move(t.Context(), engine.MoveRequest{From: "slow", To: "fast", State: job.StateReady, Limit: 20, Rate: 10})
+		if err != nil || moved != 20 || remaining != 10 {
+			t.Fatalf("move = %d, %d, %v; want 20, 10", moved, remaining, err)
+		}
+		if took := time.Since(t0); took < time.Second || took > 2*time.Second {
+			t.Errorf("20 jobs at 10/s took %s, want about 2s", took)
+		}
+		// Resume: the rest.
+		moved, remaining, _ = e.Move(t.Context(), engine.MoveRequest{From: "slow", To: "fast", State: job.StateReady, Limit: 100})
+		if moved != 10 || remaining != 0 {
+			t.Fatalf("resumed move = %d, %d; want 10, 0", moved, remaining)
+		}
+		jobs, _ := e.Lease(t.Context(), engine.LeaseRequest{Queue: "fast", Max: 100})
+		if len(jobs) != 30 || jobs[0].ID != ids[0] || jobs[29].ID != ids[29] || string(jobs[0].Payload) != "p" {
+			t.Fatalf("target got %d jobs, want all 30 in FIFO order with payloads", len(jobs))
+		}
+		// Dead jobs move with attempts reset.
+		for _, j := range jobs[:5] {
+			e.Fail(t.Context(), j.ID, j.LeaseID, "bad")
+		}
+		moved, _, err = e.Move(t.Context(), engine.MoveRequest{From: "fast", To: "repair", State: job.StateDead, Limit: 3})
+		if err != nil || moved != 3 {
+			t.Fatalf("dead move = %d, %v", moved, err)
+		}
+		if j := lease1(t, e, "repair", 0); j.Attempt != 1 || j.ID != ids[0] {
+			t.Errorf("moved dead job %+v: want %s with attempts reset", j, ids[0])
+		}
+		if s := stats(t, e, "fast"); s.Dead != 2 {
+			t.Errorf("fast dead = %d, want 2", s.Dead)
+		}
+		if _, _, err := e.Move(t.Context(), engine.MoveRequest{From: "fast", To: "fast", State: job.StateReady, Limit: 1}); !errors.Is(err, job.ErrInvalidArgument) {
+			t.Errorf("move to itself = %v", err)
+		}
+	})
+}

@@ -21,6 +21,7 @@ const (
 	opPurge
 	opDeadRetry
 	opDeadPurge
+	opMove
 )
 
 // op is one request to the committer: its inputs, then its answer. The
@@ -35,6 +36,8 @@ type op struct {
 	text  string
 	ttr   time.Duration
 	max   int
+	to    *queue    // opMove
+	from  job.State // opMove: the state moved out of
 
 	results []job.Result
 	jobs    []*job.Job
