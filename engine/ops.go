@@ -334,8 +334,13 @@ func (e *Engine) sweep(ctx context.Context, queue string, kind opKind, limit int
 	return total, nil
 }
 
+// maxPageBytes bounds the payload bytes one DeadList page holds, so a page
+// of large payloads cannot exhaust a small device's memory.
+const maxPageBytes = 8 << 20
+
 // DeadList lists up to limit dead jobs of queue with id > after, oldest
-// first, and the id to pass as after for the next page (0 when done).
+// first, and the id to pass as after for the next page (0 when done). A page
+// ends early when its payloads reach 8 MiB.
 func (e *Engine) DeadList(ctx context.Context, queue string, after job.ID, limit int) ([]*job.Job, job.ID, error) {
 	if _, err := e.existingQueue(queue); err != nil {
 		return nil, 0, err
@@ -350,16 +355,24 @@ func (e *Engine) DeadList(ctx context.Context, queue string, after job.ID, limit
 		if err != nil {
 			return err
 		}
-		if len(ids) > limit {
+		more := len(ids) > limit
+		if more {
 			ids = ids[:limit]
-			next = ids[limit-1]
 		}
-		for _, id := range ids {
+		bytes := 0
+		for i, id := range ids {
 			j, err := tx.Job(id, true)
 			if err != nil {
 				return fmt.Errorf("dead job %s: %w", id, err)
 			}
 			out = append(out, j)
+			if bytes += len(j.Payload); bytes >= maxPageBytes && i < len(ids)-1 {
+				more = true
+				break
+			}
+		}
+		if more {
+			next = out[len(out)-1].ID
 		}
 		return nil
 	})

@@ -1,0 +1,403 @@
+package httpapi
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Client speaks the HTTP API. It is safe for concurrent use. Its methods
+// return *APIError for answers that are not 2xx; other errors are transport
+// or decoding errors. No method has a timeout of its own: use ctx (a /lease
+// long poll lasts up to its wait).
+type Client struct {
+	base string // without a trailing slash
+	auth string // "Bearer TOKEN", or "" without a token
+	hc   *http.Client
+}
+
+// NewClient returns a client of the daemon at baseURL ("http://127.0.0.1:7070").
+// token "" sends no Authorization. hc nil means a client of its own, with
+// keep-alive tuned for many concurrent requests to one host and redirects
+// not followed (the API never redirects; a redirect means a wrong path).
+func NewClient(baseURL, token string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{
+			Transport: &http.Transport{
+				Proxy:                 http.ProxyFromEnvironment,
+				DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+				MaxIdleConns:          1024,
+				MaxIdleConnsPerHost:   1024,
+				IdleConnTimeout:       90 * time.Second,
+				TLSHandshakeTimeout:   10 * time.Second,
+				ExpectContinueTimeout: time.Second,
+				ForceAttemptHTTP2:     true,
+			},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	c := &Client{base: strings.TrimRight(baseURL, "/"), hc: hc}
+	if token != "" {
+		c.auth = "Bearer " + token
+	}
+	return c
+}
+
+// CloseIdleConnections closes the client's idle keep-alive connections.
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
+
+// APIError is a non-2xx answer of the API.
+type APIError struct {
+	Status     int           // HTTP status
+	Code       string        // "queue_full", "lease_lost"... (SPEC §5)
+	Message    string        // human-readable, names the field for invalid_argument
+	RetryAfter time.Duration // from retry_after_s or Retry-After; 0 when absent
+}
+
+// Error returns "CODE: MESSAGE (HTTP n)".
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s: %s (HTTP %d)", e.Code, e.Message, e.Status)
+}
+
+// Temporary reports whether the refusal is for now (429 or 503): the CLI
+// exits 75 on these so that scripts retry.
+func (e *APIError) Temporary() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
+}
+
+// Unwrap returns the engine/job sentinel of the code (job.ErrLeaseLost for
+// lease_lost...), so that errors.Is works across the wire; nil for codes
+// without one.
+func (e *APIError) Unwrap() error { return sentinelForCode(e.Code) }
+
+// Enqueue enqueues one job; the answer is the same for a duplicate key
+// (Duplicate set, the first job's ID).
+func (c *Client) Enqueue(ctx context.Context, queue string, payload []byte, o EnqueueOptions) (EnqueueResult, error) {
+	var res EnqueueResult
+	p, err := queuePath(queue, "/jobs")
+	if err != nil {
+		return res, err
+	}
+	hdr := func(h http.Header) {
+		h.Set("Content-Type", cmp.Or(o.ContentType, "application/octet-stream"))
+		for k, v := range o.Headers {
+			h.Set("Edgeq-Header-"+k, v)
+		}
+	}
+	err = c.do(ctx, http.MethodPost, p, o.query(), bytes.NewReader(payload), hdr, &res)
+	return res, err
+}
+
+func (o *EnqueueOptions) query() url.Values {
+	if o.Key == "" && o.Delay == 0 && o.RunAt.IsZero() && o.MaxAttempts == 0 && o.TTR == 0 && o.ExpiresIn == 0 && o.ExpiresAt.IsZero() {
+		return nil // the common case of bench and scripts: no map
+	}
+	q := url.Values{}
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("key", o.Key)
+	set("delay", durParam(o.Delay))
+	set("run_at", timeParam(o.RunAt))
+	if o.MaxAttempts != 0 {
+		q.Set("max_attempts", strconv.Itoa(o.MaxAttempts))
+	}
+	set("ttr", durParam(o.TTR))
+	set("expires_in", durParam(o.ExpiresIn))
+	set("expires_at", timeParam(o.ExpiresAt))
+	return q
+}
+
+func durParam(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+func timeParam(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// EnqueueBatch enqueues all lines or none; results are in line order.
+func (c *Client) EnqueueBatch(ctx context.Context, queue string, lines []BatchLine) ([]BatchResult, error) {
+	p, err := queuePath(queue, "/batch")
+	if err != nil {
+		return nil, err
+	}
+	var body bytes.Buffer
+	for i, l := range lines {
+		b, err := l.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("batch line %d: %w", i+1, err)
+		}
+		body.Write(b)
+		body.WriteByte('\n')
+	}
+	var res BatchResponse
+	hdr := func(h http.Header) { h.Set("Content-Type", "application/x-ndjson") }
+	err = c.do(ctx, http.MethodPost, p, nil, &body, hdr, &res)
+	return res.Jobs, err
+}
+
+// Lease leases up to max jobs (0: 1), waiting up to wait for the first one;
+// ttr 0 is the queue's. It answers an empty list when none came in time.
+func (c *Client) Lease(ctx context.Context, queue string, max int, wait, ttr time.Duration) ([]Job, error) {
+	p, err := queuePath(queue, "/lease")
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	if max != 0 {
+		q.Set("max", strconv.Itoa(max))
+	}
+	if wait != 0 {
+		q.Set("wait", wait.String())
+	}
+	if ttr != 0 {
+		q.Set("ttr", ttr.String())
+	}
+	var res JobList
+	err = c.do(ctx, http.MethodPost, p, q, nil, nil, &res)
+	return res.Jobs, err
+}
+
+// Ack marks a leased job done.
+func (c *Client) Ack(ctx context.Context, id, lease string) error {
+	return c.jobCall(ctx, http.MethodPost, id, "/ack", url.Values{"lease": {lease}}, nil)
+}
+
+// Nack sends a leased job back for a retry after delay (0: the queue's
+// backoff) and answers the state it went to ("delayed", "ready" or "dead"
+// once its attempts are spent).
+func (c *Client) Nack(ctx context.Context, id, lease string, delay time.Duration, reason string) (string, error) {
+	q := url.Values{"lease": {lease}}
+	if delay != 0 {
+		q.Set("delay", delay.String())
+	}
+	if reason != "" {
+		q.Set("error", reason)
+	}
+	var res StateResult
+	err := c.jobCall(ctx, http.MethodPost, id, "/nack", q, &res)
+	return res.State, err
+}
+
+// Fail sends a leased job straight to the dead-letter set.
+func (c *Client) Fail(ctx context.Context, id, lease, reason string) error {
+	q := url.Values{"lease": {lease}}
+	if reason != "" {
+		q.Set("error", reason)
+	}
+	return c.jobCall(ctx, http.MethodPost, id, "/fail", q, nil)
+}
+
+// Extend renews a lease for ttr (0: the queue's) and answers its new expiry.
+func (c *Client) Extend(ctx context.Context, id, lease string, ttr time.Duration) (time.Time, error) {
+	q := url.Values{"lease": {lease}}
+	if ttr != 0 {
+		q.Set("ttr", ttr.String())
+	}
+	var res ExtendResult
+	err := c.jobCall(ctx, http.MethodPost, id, "/extend", q, &res)
+	return res.ExpiresAt, err
+}
+
+// Job shows a job with its payload.
+func (c *Client) Job(ctx context.Context, id string) (Job, error) {
+	var res Job
+	err := c.jobCall(ctx, http.MethodGet, id, "", nil, &res)
+	return res, err
+}
+
+// Cancel deletes a job that is not leased.
+func (c *Client) Cancel(ctx context.Context, id string) error {
+	return c.jobCall(ctx, http.MethodDelete, id, "", nil, nil)
+}
+
+func (c *Client) jobCall(ctx context.Context, method, id, suffix string, q url.Values, out any) error {
+	if _, err := job.ParseID(id); err != nil {
+		return err
+	}
+	return c.do(ctx, method, "/v1/jobs/"+id+suffix, q, nil, nil, out)
+}
+
+// Queues answers the stats of every queue.
+func (c *Client) Queues(ctx context.Context) ([]QueueStats, error) {
+	var res QueueList
+	err := c.do(ctx, http.MethodGet, "/v1/queues", nil, nil, nil, &res)
+	return res.Queues, err
+}
+
+// Queue answers one queue's stats.
+func (c *Client) Queue(ctx context.Context, name string) (QueueStats, error) {
+	var res QueueStats
+	p, err := queuePath(name, "")
+	if err == nil {
+		err = c.do(ctx, http.MethodGet, p, nil, nil, nil, &res)
+	}
+	return res, err
+}
+
+// Stats answers GET /v1/stats, the document `edgeq stats --json` prints.
+func (c *Client) Stats(ctx context.Context) (StatsDoc, error) {
+	var res StatsDoc
+	err := c.do(ctx, http.MethodGet, "/v1/stats", nil, nil, nil, &res)
+	return res, err
+}
+
+// Pause stops dispatch of a queue; ingest continues.
+func (c *Client) Pause(ctx context.Context, queue string) error {
+	return c.queueCall(ctx, http.MethodPost, queue, "/pause", nil, nil)
+}
+
+// Resume restarts dispatch of a queue.
+func (c *Client) Resume(ctx context.Context, queue string) error {
+	return c.queueCall(ctx, http.MethodPost, queue, "/resume", nil, nil)
+}
+
+// Purge deletes a queue's ready and delayed jobs and answers how many.
+func (c *Client) Purge(ctx context.Context, queue string) (int, error) {
+	var res DeletedResult
+	err := c.queueCall(ctx, http.MethodDelete, queue, "/jobs", nil, &res)
+	return res.Deleted, err
+}
+
+// DeadList lists up to limit (0: 100) dead jobs after the ID after ("" from
+// the oldest). next is the after of the next page, "" when there is none.
+func (c *Client) DeadList(ctx context.Context, queue, after string, limit int) (jobs []Job, next string, err error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var res JobList
+	err = c.queueCall(ctx, http.MethodGet, queue, "/dead", q, &res)
+	return res.Jobs, res.Next, err
+}
+
+// DeadRetry moves up to limit (0: 100) dead jobs back to ready, attempts
+// reset, and answers how many moved.
+func (c *Client) DeadRetry(ctx context.Context, queue string, limit int) (int, error) {
+	q := url.Values{}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var res MovedResult
+	err := c.queueCall(ctx, http.MethodPost, queue, "/dead/retry", q, &res)
+	return res.Moved, err
+}
+
+// DeadPurge deletes a queue's dead jobs and answers how many.
+func (c *Client) DeadPurge(ctx context.Context, queue string) (int, error) {
+	var res DeletedResult
+	err := c.queueCall(ctx, http.MethodDelete, queue, "/dead", nil, &res)
+	return res.Deleted, err
+}
+
+// Healthz answers nil while the daemon serves.
+func (c *Client) Healthz(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil, nil)
+}
+
+// Readyz answers nil while the daemon accepts jobs, else the *APIError
+// saying why not.
+func (c *Client) Readyz(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/readyz", nil, nil, nil, nil)
+}
+
+func (c *Client) queueCall(ctx context.Context, method, queue, suffix string, q url.Values, out any) error {
+	p, err := queuePath(queue, suffix)
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, p, q, nil, nil, out)
+}
+
+// queuePath builds /v1/queues/{queue}{suffix}. Names that the path would
+// lose ("", ".", "..") are refused here; the server judges the rest.
+func queuePath(queue, suffix string) (string, error) {
+	if queue == "" || queue == "." || queue == ".." {
+		return "", fmt.Errorf("%w: %q", job.ErrInvalidQueue, queue)
+	}
+	return "/v1/queues/" + url.PathEscape(queue) + suffix, nil
+}
+
+// do sends one request and decodes a 2xx answer into out (when not nil).
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, hdr func(http.Header), out any) error {
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	if hdr != nil {
+		hdr(req.Header)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err // *url.Error names the method and URL
+	}
+	defer func() {
+		// Drain a little so that the connection can be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+	}()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return readAPIError(resp)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// readAPIError builds the APIError of a non-2xx answer, also from one that
+// did not come from edgeq (a proxy's HTML page).
+func readAPIError(resp *http.Response) error {
+	e := &APIError{Status: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var er ErrorResponse
+	if json.Unmarshal(body, &er) == nil && er.Error.Code != "" {
+		e.Code, e.Message = er.Error.Code, er.Error.Message
+		e.RetryAfter = time.Duration(er.Error.RetryAfterS) * time.Second
+	} else {
+		e.Code = strings.ReplaceAll(strings.ToLower(http.StatusText(resp.StatusCode)), " ", "_")
+		if len(body) > 200 {
+			body = body[:200]
+		}
+		e.Message = strings.TrimSpace(string(body))
+	}
+	if e.RetryAfter == 0 {
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+	}
+	return e
+}

@@ -1,0 +1,37 @@
+// Package httpapi serves edgeq's HTTP API (SPEC §5) over the engine and
+// holds the typed Client that the CLI and `edgeq bench` use to speak it.
+//
+// # Layout
+//
+//   - server.go: Config, the Engine interface this package consumes, Server
+//     (listener, routing, authentication, shutdown).
+//   - handlers.go: one method per endpoint; params.go parses query strings.
+//   - errors.go: the one table from engine/job sentinels to (status, code).
+//   - wire.go: the JSON documents, shared by server and client.
+//   - batch.go: the NDJSON batch line codec (fuzzed).
+//   - metrics.go: the Prometheus collector that reads Engine.Stats at scrape time.
+//   - client.go: Client and APIError.
+//
+// # Goroutines
+//
+// Server.Start binds the listener and starts one goroutine, owned by the
+// Server, that runs http.Server.Serve; net/http runs each connection in its
+// own goroutine. Server.Shutdown stops them all and waits for them. The
+// Server starts nothing else: handlers run on net/http's goroutines and call
+// the Engine synchronously.
+//
+// # Shutdown
+//
+// Shutdown first flips a flag that makes every new request (but /healthz,
+// /readyz and /metrics) answer 503 shutting_down and /readyz answer 503, then
+// ends the long polls of /lease early, then lets http.Server.Shutdown close the
+// listener and wait for in-flight requests. Call it before stopping the
+// engine, so that requests already inside the engine finish normally.
+//
+// # Hot path
+//
+// Single-job enqueue is the hot path: it parses the query string without
+// building a url.Values, reads a body of known length into one exactly sized
+// slice (bodies of unknown length go through a pooled buffer), and writes the
+// 201 answer without encoding/json. Everything else uses encoding/json.
+package httpapi

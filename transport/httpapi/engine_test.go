@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/memstore"
+)
+
+// The real engine satisfies the interface this package declares.
+var _ Engine = (*engine.Engine)(nil)
+
+// TestRealEngine wires the server to a real engine over the in-memory store
+// (STYLE: transports are tested against a real engine too): one job through
+// enqueue, lease and ack, a batch and a refusal. The fake-engine tests cover
+// every answer; this one guards the wiring.
+func TestRealEngine(t *testing.T) {
+	eng, err := engine.New(engine.Config{}, memstore.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := eng.Stop(context.Background()); err != nil {
+			t.Errorf("engine Stop: %v", err)
+		}
+	})
+	s, err := New(Config{Addr: "127.0.0.1:0"}, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Registered after the engine's cleanup, so it runs first: stop ingest,
+	// then the engine.
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	c := NewClient("http://"+s.Addr().String(), "", nil)
+	t.Cleanup(c.CloseIdleConnections)
+	ctx := t.Context()
+
+	res, err := c.Enqueue(ctx, "q", []byte(`{"a":1}`), EnqueueOptions{ContentType: "application/json", Headers: map[string]string{"X": "y"}})
+	if err != nil || res.Duplicate || res.ID == "" {
+		t.Fatalf("Enqueue = %+v, %v", res, err)
+	}
+	if _, err := c.EnqueueBatch(ctx, "q", []BatchLine{{Payload: []byte("b")}}); err != nil {
+		t.Fatalf("EnqueueBatch: %v", err)
+	}
+	jobs, err := c.Lease(ctx, "q", 1, time.Second, 0)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("Lease = %d jobs, %v", len(jobs), err)
+	}
+	j := jobs[0]
+	if j.ID != res.ID || string(j.Payload) != `{"a":1}` || j.Headers["x"] != "y" || j.Lease == nil {
+		t.Fatalf("leased %+v", j)
+	}
+	if err := c.Ack(ctx, j.ID, j.Lease.ID); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	if err := c.Ack(ctx, j.ID, j.Lease.ID); err == nil {
+		t.Error("second Ack succeeded")
+	}
+	if _, err := c.Enqueue(ctx, "Bad", nil, EnqueueOptions{}); !errors.Is(err, job.ErrInvalidQueue) {
+		t.Errorf("Enqueue to an invalid name = %v", err)
+	}
+
+}

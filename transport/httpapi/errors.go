@@ -1,0 +1,176 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Errors of the transport itself; the others are engine/job sentinels.
+var (
+	errUnauthorized     = errors.New("unauthorized")
+	errMethodNotAllowed = errors.New("method not allowed")
+)
+
+// errorTable maps sentinels to answers: the only place where an error becomes
+// an HTTP status and a code (and, in the client, a code becomes a sentinel
+// again). The first entry that matches with errors.Is wins.
+var errorTable = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{job.ErrInvalidArgument, http.StatusBadRequest, "invalid_argument"},
+	{job.ErrInvalidQueue, http.StatusBadRequest, "invalid_queue"},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{job.ErrNotFound, http.StatusNotFound, "not_found"},
+	{job.ErrUnknownQueue, http.StatusNotFound, "unknown_queue"},
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},
+	{job.ErrLeaseLost, http.StatusConflict, "lease_lost"},
+	{job.ErrConflict, http.StatusConflict, "conflict"},
+	{job.ErrTooLarge, http.StatusRequestEntityTooLarge, "payload_too_large"},
+	{job.ErrQueueFull, http.StatusTooManyRequests, "queue_full"},
+	{job.ErrRateLimited, http.StatusTooManyRequests, "rate_limited"},
+	{job.ErrShed, http.StatusTooManyRequests, "shed"},
+	{job.ErrDiskFull, http.StatusServiceUnavailable, "disk_full"},
+	{job.ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
+	{job.ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+}
+
+const codeInternal = "internal"
+
+// sentinelForCode is the reverse of errorTable, for the client.
+func sentinelForCode(code string) error {
+	for _, e := range errorTable {
+		if e.code == code {
+			return e.err
+		}
+	}
+	return nil
+}
+
+// fieldError is a refusal that names what was wrong ("delay: ...",
+// "line 3: payload_b64: ..."); it unwraps to its sentinel.
+type fieldError struct {
+	field    string
+	msg      string
+	sentinel error
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.msg }
+func (e *fieldError) Unwrap() error { return e.sentinel }
+
+// invalidArg returns an ErrInvalidArgument naming field.
+func invalidArg(field, format string, args ...any) error {
+	return &fieldError{field: field, msg: fmt.Sprintf(format, args...), sentinel: job.ErrInvalidArgument}
+}
+
+// answer is what an error becomes on the wire.
+type answer struct {
+	status     int
+	code       string
+	message    string
+	retryAfter int // whole seconds; 0: no Retry-After
+}
+
+// classify maps err through errorTable. shuttingDown turns a cancelled
+// context into shutting_down (the server ended a long poll) rather than
+// unavailable (the client went away or a deadline passed).
+func classify(err error, shuttingDown bool) answer {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		err = &fieldError{field: "body", msg: fmt.Sprintf("above the limit of %d bytes", mbe.Limit), sentinel: job.ErrTooLarge}
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		if shuttingDown {
+			err = job.ErrShuttingDown
+		} else {
+			err = fmt.Errorf("%w: %w", job.ErrUnavailable, err)
+		}
+	}
+	a := answer{status: http.StatusInternalServerError, code: codeInternal, message: "internal error"}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			a.status, a.code = e.status, e.code
+			// "invalid argument: job id ..." reads as "job id ..." under
+			// the code invalid_argument.
+			a.message = strings.TrimPrefix(err.Error(), e.err.Error()+": ")
+			break
+		}
+	}
+	d, ok := job.RetryAfter(err)
+	if ok || a.status == http.StatusTooManyRequests || a.status == http.StatusServiceUnavailable {
+		a.retryAfter = retrySeconds(d)
+	}
+	return a
+}
+
+// retrySeconds rounds d up to whole seconds, at least 1.
+func retrySeconds(d time.Duration) int {
+	s := int((d + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// writeError answers err as {"error":{"code","message","retry_after_s"?}}.
+func (s *Server) writeError(w http.ResponseWriter, err error) {
+	a := classify(err, s.shutting.Load())
+	if a.status == http.StatusInternalServerError {
+		s.internalLog.log(s.log, err)
+	}
+	writeAnswer(w, a)
+}
+
+func writeAnswer(w http.ResponseWriter, a answer) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	if a.retryAfter > 0 {
+		h["Retry-After"] = []string{strconv.Itoa(a.retryAfter)}
+	}
+	if a.status == http.StatusUnauthorized {
+		h["Www-Authenticate"] = bearerChallenge
+	}
+	b := make([]byte, 0, 64+len(a.code)+len(a.message))
+	b = appendErrorBody(b, a)
+	w.WriteHeader(a.status)
+	_, _ = w.Write(b)
+}
+
+// appendErrorBody encodes the error document by hand: under shedding, 429s
+// are the hot path.
+func appendErrorBody(b []byte, a answer) []byte {
+	b = append(b, `{"error":{"code":`...)
+	b = appendJSONString(b, a.code)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, a.message)
+	if a.retryAfter > 0 {
+		b = append(b, `,"retry_after_s":`...)
+		b = strconv.AppendInt(b, int64(a.retryAfter), 10)
+	}
+	return append(b, "}}\n"...)
+}
+
+var bearerChallenge = []string{`Bearer realm="edgeq"`}
+
+// rateLog logs at most one error a second, counting the ones it drops, so a
+// failing disk that turns every request into a 500 does not flood the log.
+type rateLog struct {
+	last    atomic.Int64 // unix nanoseconds of the last line
+	dropped atomic.Int64
+}
+
+func (l *rateLog) log(log interface{ Error(string, ...any) }, err error) {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
+		l.dropped.Add(1)
+		return
+	}
+	log.Error("internal error answered", "err", err, "dropped", l.dropped.Swap(0))
+}

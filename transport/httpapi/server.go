@@ -1,0 +1,346 @@
+package httpapi
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Engine is what the HTTP API needs of the engine; *engine.Engine satisfies
+// it. Implementations must be safe for concurrent use. The server never
+// retains or reuses a slice it passes in (payloads belong to the engine
+// after Enqueue and EnqueueBatch).
+type Engine interface {
+	Enqueue(ctx context.Context, n job.New) (job.Result, error)
+	// EnqueueBatch enqueues all of jobs or none.
+	EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error)
+	// Lease long-polls up to r.Wait itself; it returns early with ctx.
+	Lease(ctx context.Context, r engine.LeaseRequest) ([]*job.Job, error)
+	Ack(ctx context.Context, id job.ID, lease string) error
+	Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error)
+	Fail(ctx context.Context, id job.ID, lease string, reason string) error
+	Extend(ctx context.Context, id job.ID, lease string, ttr time.Duration) (time.Time, error)
+	// Job reads a job with its payload.
+	Job(ctx context.Context, id job.ID) (*job.Job, error)
+	Cancel(ctx context.Context, id job.ID) error
+	Stats() engine.Stats
+	QueueStats(name string) (engine.QueueStats, error)
+	// Ready answers nil while the engine accepts jobs.
+	Ready() error
+	Pause(ctx context.Context, queue string) error
+	Resume(ctx context.Context, queue string) error
+	// Purge deletes a queue's ready and delayed jobs.
+	Purge(ctx context.Context, queue string) (int, error)
+	// DeadList lists dead jobs with ID > after, oldest first; next is 0
+	// when there are no more.
+	DeadList(ctx context.Context, queue string, after job.ID, limit int) (jobs []*job.Job, next job.ID, err error)
+	DeadRetry(ctx context.Context, queue string, limit int) (int, error)
+	DeadPurge(ctx context.Context, queue string) (int, error)
+}
+
+// Config configures a Server. Zero values mean defaults.
+type Config struct {
+	Addr            string // listen address, default "127.0.0.1:7070"
+	Token           string // "": no authentication; else "Authorization: Bearer Token" on every endpoint but /healthz
+	TLSCert, TLSKey string // PEM files; both or neither
+	MaxPayload      int    // bytes, default 1 MiB
+	Logger          *slog.Logger
+}
+
+// Server timeouts. Nothing may cut a request shorter than the longest long
+// poll of /lease (60s): an expired read deadline also cancels the request's
+// context in net/http.
+const (
+	readHeaderTimeout = 10 * time.Second
+	requestTimeout    = maxLeaseWait + 60*time.Second // ReadTimeout and WriteTimeout
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// Server serves the HTTP API. Its methods are safe for concurrent use.
+type Server struct {
+	eng         Engine
+	log         *slog.Logger
+	addr        string
+	maxPayload  int
+	auth        bool
+	tokenSum    [sha256.Size]byte
+	tlsConfig   *tls.Config
+	mux         *http.ServeMux // routes plus the JSON 404/405 catch-all
+	routes      *http.ServeMux // routes only: tells 404 from 405
+	metrics     http.Handler
+	internalLog rateLog
+	bufs        sync.Pool // *bytes.Buffer for bodies of unknown length
+	resps       sync.Pool // *[]byte for enqueue answers
+
+	shutting atomic.Bool     // set once by Shutdown; new requests answer 503
+	drainCtx context.Context // cancelled by Shutdown: ends long polls
+	drain    context.CancelFunc
+
+	mu      sync.Mutex
+	srv     *http.Server // guarded by mu; nil until Start
+	ln      net.Listener // guarded by mu
+	stopped bool         // guarded by mu
+	stopErr error        // guarded by mu; the result of the first Shutdown
+	done    chan struct{}
+	wg      sync.WaitGroup // the Serve goroutine
+
+	testHookShutdown func() // called when http.Server.Shutdown has closed the listener
+}
+
+// New returns a Server for eng; it does not listen until Start. It loads the
+// TLS key pair, if any, so that a bad one is reported here.
+func New(cfg Config, eng Engine) (*Server, error) {
+	if eng == nil {
+		return nil, errors.New("httpapi: nil engine")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("httpapi: TLSCert and TLSKey: set both or neither")
+	}
+	if cfg.MaxPayload < 0 {
+		return nil, fmt.Errorf("httpapi: MaxPayload: must not be negative, got %d", cfg.MaxPayload)
+	}
+	s := &Server{
+		eng:        eng,
+		log:        cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "httpapi"),
+		addr:       cmp.Or(cfg.Addr, "127.0.0.1:7070"),
+		maxPayload: cmp.Or(cfg.MaxPayload, 1<<20),
+		auth:       cfg.Token != "",
+		tokenSum:   sha256.Sum256([]byte(cfg.Token)),
+		done:       make(chan struct{}),
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("httpapi: load tls key pair: %w", err)
+		}
+		s.tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	s.drainCtx, s.drain = context.WithCancel(context.Background())
+	s.bufs.New = func() any { return new(bytes.Buffer) }
+	s.resps.New = func() any { b := make([]byte, 0, 192); return &b }
+	s.metrics = newMetricsHandler(eng, s.log)
+	s.mux = http.NewServeMux()
+	s.routes = http.NewServeMux()
+	for _, rt := range s.routeTable() {
+		s.mux.HandleFunc(rt.pattern, rt.handler)
+		s.routes.HandleFunc(rt.pattern, rt.handler)
+	}
+	s.mux.HandleFunc("/", s.miss)
+	return s, nil
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// routeTable lists every endpoint of SPEC §5 served so far. Further ones
+// (move, governor drill, the status page) register here too; a status page
+// at the root must use the pattern "GET /{$}" so that the catch-all keeps
+// answering JSON 404s.
+func (s *Server) routeTable() []route {
+	return []route{
+		{"POST /v1/queues/{q}/jobs", s.enqueue},
+		{"DELETE /v1/queues/{q}/jobs", s.purge},
+		{"POST /v1/queues/{q}/batch", s.enqueueBatch},
+		{"POST /v1/queues/{q}/lease", s.lease},
+		{"POST /v1/jobs/{id}/ack", s.ack},
+		{"POST /v1/jobs/{id}/nack", s.nack},
+		{"POST /v1/jobs/{id}/fail", s.fail},
+		{"POST /v1/jobs/{id}/extend", s.extend},
+		{"GET /v1/jobs/{id}", s.getJob},
+		{"DELETE /v1/jobs/{id}", s.cancel},
+		{"GET /v1/queues", s.listQueues},
+		{"GET /v1/queues/{q}", s.getQueue},
+		{"POST /v1/queues/{q}/pause", s.pause},
+		{"POST /v1/queues/{q}/resume", s.resume},
+		{"GET /v1/queues/{q}/dead", s.deadList},
+		{"POST /v1/queues/{q}/dead/retry", s.deadRetry},
+		{"DELETE /v1/queues/{q}/dead", s.deadPurge},
+		{"GET /v1/stats", s.stats},
+		{"GET /metrics", s.metrics.ServeHTTP},
+		{"GET /healthz", s.healthz},
+		{"GET /readyz", s.readyz},
+	}
+}
+
+// Handler returns the API's handler (the Server itself), for mounting in
+// another server or in tests; Start serves it too.
+func (s *Server) Handler() http.Handler { return s }
+
+// ServeHTTP authenticates, refuses new work while shutting down and routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if path != "/healthz" && s.auth && !s.authorized(r) {
+		s.writeError(w, fmt.Errorf("%w: want Authorization: Bearer TOKEN", errUnauthorized))
+		return
+	}
+	if s.shutting.Load() && path != "/healthz" && path != "/readyz" && path != "/metrics" {
+		w.Header().Set("Connection", "close")
+		s.writeError(w, job.ErrShuttingDown)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authorized compares the bearer token in constant time; comparing hashes
+// also hides the token's length.
+func (s *Server) authorized(r *http.Request) bool {
+	const scheme = "Bearer "
+	v := r.Header.Get("Authorization")
+	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(v[len(scheme):])))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
+}
+
+// miss answers requests no route took: 405 with Allow when the path exists
+// for other methods, else 404, both as JSON.
+func (s *Server) miss(w http.ResponseWriter, r *http.Request) {
+	h, _ := s.routes.Handler(r)
+	cw := captureWriter{header: http.Header{}}
+	h.ServeHTTP(&cw, r)
+	if cw.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", cw.header.Get("Allow"))
+		s.writeError(w, fmt.Errorf("%w: %s %s (allowed: %s)", errMethodNotAllowed, r.Method, r.URL.Path, cw.header.Get("Allow")))
+		return
+	}
+	s.writeError(w, fmt.Errorf("%w: no route for %s %s", job.ErrNotFound, r.Method, r.URL.Path))
+}
+
+// captureWriter records what net/http's own 404 and 405 handlers would send.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header         { return c.header }
+func (c *captureWriter) WriteHeader(status int)      { c.status = status }
+func (c *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// serverLog carries net/http's error log into slog: failed TLS handshakes
+// (port scanners, plain HTTP on the TLS port) at debug so that they cannot
+// flood the log, everything else (accept errors, handler panics) at warn.
+type serverLog struct{ log *slog.Logger }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.Contains(msg, "TLS handshake error") {
+		l.log.Debug("http server", "msg", msg)
+	} else {
+		l.log.Warn("http server", "msg", msg)
+	}
+	return len(p), nil
+}
+
+// Start binds the listener and serves in a goroutine owned by the Server.
+// It fails when the address cannot be bound, when the Server was started
+// before or when it was shut down.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stopped:
+		return fmt.Errorf("httpapi: start: %w", job.ErrShuttingDown)
+	case s.srv != nil:
+		return errors.New("httpapi: start: already started")
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("httpapi: listen %s: %w", s.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           s,
+		TLSConfig:         s.tlsConfig,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       requestTimeout,
+		WriteTimeout:      requestTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          log.New(serverLog{s.log}, "", 0),
+	}
+	if s.testHookShutdown != nil {
+		srv.RegisterOnShutdown(s.testHookShutdown)
+	}
+	s.srv, s.ln = srv, ln
+	s.wg.Go(func() {
+		var err error
+		if s.tlsConfig != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http serve stopped", "err", err)
+		}
+	})
+	s.log.Info("http api listening", "addr", ln.Addr().String(), "tls", s.tlsConfig != nil, "auth", s.auth)
+	return nil
+}
+
+// Addr returns the bound address, nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Shutdown stops the server: new requests answer 503 shutting_down at once,
+// long polls of /lease end, the listener closes, and Shutdown waits for the
+// in-flight requests and the Serve goroutine. When ctx ends first it closes
+// the remaining connections, still waits for the goroutine, and returns
+// ctx's error. It is idempotent and safe before Start; later calls wait for
+// the first one (or their own ctx) and return its result.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutting.Store(true)
+	s.drain()
+	s.mu.Lock()
+	first := !s.stopped
+	s.stopped = true
+	srv := s.srv
+	s.mu.Unlock()
+	if !first {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.stopErr
+	}
+	var err error
+	if srv != nil {
+		if err = srv.Shutdown(ctx); err != nil {
+			err = fmt.Errorf("httpapi: shutdown: %w", err)
+			_ = srv.Close()
+		}
+		s.wg.Wait()
+	}
+	s.mu.Lock()
+	s.stopErr = err
+	s.mu.Unlock()
+	close(s.done)
+	return err
+}

@@ -1,0 +1,356 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// The JSON documents of the API (SPEC §5). Server and Client share these
+// definitions; the server writes EnqueueResult and ErrorBody by hand on the
+// hot path, and tests hold those writers equal to encoding/json.
+
+// EnqueueResult answers POST /v1/queues/{q}/jobs.
+type EnqueueResult struct {
+	ID        string `json:"id"`
+	Queue     string `json:"queue"`
+	State     string `json:"state"`
+	Durable   bool   `json:"durable"`   // fsynced before the answer
+	Duplicate bool   `json:"duplicate"` // the key was seen in the dedupe window; ID is the first job's
+}
+
+// BatchResult answers one line of a batch, in line order.
+type BatchResult struct {
+	ID        string `json:"id"`
+	State     string `json:"state"`
+	Durable   bool   `json:"durable"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// BatchResponse answers POST /v1/queues/{q}/batch.
+type BatchResponse struct {
+	Jobs []BatchResult `json:"jobs"`
+}
+
+// Lease is the lease a job is held under.
+type Lease struct {
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Job is a job as JSON. Exactly one of Payload and PayloadB64 is set when the
+// payload was read: Payload when the content type is JSON (application/json
+// or a +json type) and the bytes are valid JSON, else PayloadB64, which
+// holds the raw bytes (base64 on the wire). Both are empty in listings the
+// engine answered without payloads.
+type Job struct {
+	ID          string            `json:"id"`
+	Queue       string            `json:"queue"`
+	State       string            `json:"state"`
+	Attempt     int               `json:"attempt"`
+	MaxAttempts int               `json:"max_attempts"`
+	CreatedAt   time.Time         `json:"created_at"`
+	RunAt       time.Time         `json:"run_at"`
+	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
+	Key         string            `json:"key,omitempty"`
+	Lease       *Lease            `json:"lease,omitempty"`
+	Headers     map[string]string `json:"headers"`
+	ContentType string            `json:"content_type"`
+	Payload     json.RawMessage   `json:"payload,omitempty"`
+	PayloadB64  []byte            `json:"payload_b64,omitzero"`
+	LastError   string            `json:"last_error"`
+}
+
+// Body returns the payload bytes, whichever field carried them.
+func (j *Job) Body() []byte {
+	if j.Payload != nil {
+		return j.Payload
+	}
+	return j.PayloadB64
+}
+
+// JobList answers /lease and the dead-letter listing. Next, in a listing, is
+// the ID to pass as after for the next page; empty when there is none.
+type JobList struct {
+	Jobs []Job  `json:"jobs"`
+	Next string `json:"next,omitempty"`
+}
+
+// QueueStats is a queue's stats. Ages and ETAs are in seconds; rates are per
+// second over the last minute; DrainETAS is nil (null) when the backlog is
+// not shrinking.
+type QueueStats struct {
+	Name            string   `json:"name"`
+	Class           string   `json:"class"`
+	Paused          bool     `json:"paused"`
+	Shed            bool     `json:"shed"`
+	Ready           int64    `json:"ready"`
+	Delayed         int64    `json:"delayed"`
+	Leased          int64    `json:"leased"`
+	Dead            int64    `json:"dead"`
+	OldestReadyAgeS float64  `json:"oldest_ready_age_s"`
+	EnqueuedTotal   uint64   `json:"enqueued_total"`
+	CompletedTotal  uint64   `json:"completed_total"`
+	RetriedTotal    uint64   `json:"retried_total"`
+	DeadTotal       uint64   `json:"dead_total"`
+	RejectedTotal   uint64   `json:"rejected_total"`
+	Concurrency     int      `json:"concurrency"`
+	InRate          float64  `json:"in_rate"`
+	OutRate         float64  `json:"out_rate"`
+	DrainETAS       *float64 `json:"drain_eta_s"`
+}
+
+// QueueList answers GET /v1/queues.
+type QueueList struct {
+	Queues []QueueStats `json:"queues"`
+}
+
+// GovernorStats is the governor block of GET /v1/stats.
+type GovernorStats struct {
+	Level         string          `json:"level"`
+	Concurrency   int             `json:"concurrency"`
+	CPUPercent    float64         `json:"cpu_percent"`
+	MemoryPercent float64         `json:"memory_percent"`
+	DiskFreeBytes uint64          `json:"disk_free_bytes"`
+	Reason        string          `json:"reason"`
+	Drill         json.RawMessage `json:"drill"`
+}
+
+// StatsDoc answers GET /v1/stats; `edgeq stats --json` prints it.
+// Governor is nil (null) while no governor is wired to the server.
+// StoreShort is set when the store lost acknowledged writes (engine.Stats).
+type StatsDoc struct {
+	Governor   *GovernorStats `json:"governor"`
+	Queues     []QueueStats   `json:"queues"`
+	UptimeS    float64        `json:"uptime_s"`
+	StoreShort bool           `json:"store_short,omitempty"`
+}
+
+// StateResult answers nack: the state the job went to (delayed, ready or dead).
+type StateResult struct {
+	State string `json:"state"`
+}
+
+// ExtendResult answers extend.
+type ExtendResult struct {
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// OKResult answers ack, fail and cancel.
+type OKResult struct {
+	OK bool `json:"ok"`
+}
+
+// PauseResult answers pause and resume.
+type PauseResult struct {
+	Queue  string `json:"queue"`
+	Paused bool   `json:"paused"`
+}
+
+// DeletedResult answers the purges.
+type DeletedResult struct {
+	Deleted int `json:"deleted"`
+}
+
+// MovedResult answers dead-letter retry.
+type MovedResult struct {
+	Moved int `json:"moved"`
+}
+
+// Health answers /healthz and /readyz.
+type Health struct {
+	Status string `json:"status"`
+}
+
+// ErrorBody is the error of an ErrorResponse.
+type ErrorBody struct {
+	Code        string `json:"code"`
+	Message     string `json:"message"`
+	RetryAfterS int    `json:"retry_after_s,omitempty"`
+}
+
+// ErrorResponse is every non-2xx answer: {"error":{...}}.
+type ErrorResponse struct {
+	Error ErrorBody `json:"error"`
+}
+
+var (
+	jsonContentType = []string{"application/json"}
+	emptyHeaders    = map[string]string{} // never written to: encoded as {}
+)
+
+// isJSONType reports whether a content type is application/json or a +json
+// type, ignoring parameters and case, without allocating.
+func isJSONType(ct string) bool {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	const aj, pj = "application/json", "+json"
+	return strings.EqualFold(ct, aj) ||
+		(len(ct) > len(pj) && strings.EqualFold(ct[len(ct)-len(pj):], pj))
+}
+
+// jobToWire converts a job. Payload fields are filled when withPayload is
+// set or the engine returned a payload.
+func jobToWire(j *job.Job, withPayload bool) Job {
+	w := Job{
+		ID:          j.ID.String(),
+		Queue:       j.Queue,
+		State:       j.State.String(),
+		Attempt:     j.Attempt,
+		MaxAttempts: j.MaxAttempts,
+		CreatedAt:   j.CreatedAt.UTC(),
+		RunAt:       j.RunAt.UTC(),
+		Key:         j.Key,
+		Headers:     j.Headers,
+		ContentType: j.ContentType,
+		LastError:   j.LastError,
+	}
+	if !j.ExpiresAt.IsZero() {
+		w.ExpiresAt = j.ExpiresAt.UTC()
+	}
+	if j.State == job.StateLeased && j.LeaseID != "" {
+		w.Lease = &Lease{ID: j.LeaseID, ExpiresAt: j.LeaseExpires.UTC()}
+	}
+	if w.Headers == nil {
+		w.Headers = emptyHeaders
+	}
+	if withPayload || j.Payload != nil {
+		if isJSONType(j.ContentType) && json.Valid(j.Payload) {
+			w.Payload = j.Payload
+		} else {
+			w.PayloadB64 = j.Payload
+			if w.PayloadB64 == nil {
+				w.PayloadB64 = []byte{} // "payload_b64":"" for an empty payload
+			}
+		}
+	}
+	return w
+}
+
+func jobsToWire(js []*job.Job, withPayload bool) []Job {
+	out := make([]Job, len(js))
+	for i, j := range js {
+		out[i] = jobToWire(j, withPayload)
+	}
+	return out
+}
+
+func queueStatsToWire(q engine.QueueStats) QueueStats {
+	w := QueueStats{
+		Name:            q.Name,
+		Class:           className(q.Class),
+		Paused:          q.Paused,
+		Shed:            q.Shed,
+		Ready:           q.Ready,
+		Delayed:         q.Delayed,
+		Leased:          q.Leased,
+		Dead:            q.Dead,
+		OldestReadyAgeS: q.OldestReadyAge.Seconds(),
+		EnqueuedTotal:   q.EnqueuedTotal,
+		CompletedTotal:  q.CompletedTotal,
+		RetriedTotal:    q.RetriedTotal,
+		DeadTotal:       q.DeadTotal,
+		RejectedTotal:   q.RejectedTotal,
+		Concurrency:     q.Concurrency,
+		InRate:          q.InRate,
+		OutRate:         q.OutRate,
+	}
+	if q.DrainETA != nil {
+		eta := q.DrainETA.Seconds()
+		w.DrainETAS = &eta
+	}
+	return w
+}
+
+// className names a class; the zero class is the default, normal.
+func className(c job.Class) string {
+	if c == 0 {
+		c = job.ClassNormal
+	}
+	return c.String()
+}
+
+func queuesToWire(qs []engine.QueueStats) []QueueStats {
+	out := make([]QueueStats, len(qs)) // [] rather than null when empty
+	for i, q := range qs {
+		out[i] = queueStatsToWire(q)
+	}
+	return out
+}
+
+// appendResult encodes r as EnqueueResult JSON (byte for byte what
+// encoding/json writes, without its reflection).
+func appendResult(b []byte, r job.Result) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, `{"id":"`...)
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, hex[(r.ID>>uint(shift))&0xf])
+	}
+	b = append(b, `","queue":`...)
+	b = appendJSONString(b, r.Queue)
+	b = append(b, `,"state":`...)
+	b = appendJSONString(b, r.State.String())
+	b = append(b, `,"durable":`...)
+	b = strconv.AppendBool(b, r.Durable)
+	b = append(b, `,"duplicate":`...)
+	b = strconv.AppendBool(b, r.Duplicate)
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// as with encoding/json; unlike it, <, > and & are not escaped (the API
+// never serves HTML).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			// Valid JSON, but not valid JavaScript in a string literal.
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
