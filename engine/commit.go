@@ -43,6 +43,9 @@ func (s *timedScan) due(now time.Time) bool { return !s.next.IsZero() && !s.next
 // Work done per batch by maintenance, per kind, so one batch stays short.
 const maintenanceStep = 256
 
+// recordEstimate bounds the encoded size of a job record's fixed fields.
+const recordEstimate = 96
+
 // inlineValueMax is the payload size up to which the store keeps a value in
 // its LSM tree (and counts it against a transaction's size); larger payloads
 // go to the value log and cost a pointer. storage's small profile uses it.
@@ -143,6 +146,11 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 	}()
 	synced := false
 	if err == nil {
+		defer func() {
+			if len(ops) > 0 {
+				e.commitLat.add(e.clock.Now().Sub(now), now)
+			}
+		}()
 		if b.needSync || (e.c.dirty && !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {
 			if err = e.store.Sync(); err == nil {
 				synced, e.c.dirty, e.c.synced = true, false, now
@@ -279,11 +287,22 @@ func (e *Engine) apply(b *batch, o *op) error {
 
 func (e *Engine) applyEnqueue(b *batch, o *op) error {
 	q := o.q
+	// Each job writes its payload, record and state index entry, plus an
+	// expiry entry with a deadline and a dedupe entry with a key. Values are
+	// counted (the store adds its per-entry key overhead); a payload above
+	// inlineValueMax costs the store a pointer, not its bytes.
 	entries, bytes := 0, 0
 	for i := range o.news {
 		n := &o.news[i]
-		entries += 6
-		bytes += 256 + min(len(n.Payload), inlineValueMax) + 2*len(n.Key) + len(n.ContentType)
+		entries += 3
+		bytes += recordEstimate + min(len(n.Payload), inlineValueMax) + len(n.Key) + len(n.ContentType) + 16
+		if n.Key != "" {
+			entries++
+			bytes += len(n.Key) + 8
+		}
+		if !n.ExpiresAt.IsZero() {
+			entries++
+		}
 		for k, v := range n.Headers {
 			bytes += len(k) + len(v) + 4
 		}
@@ -475,6 +494,9 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 			}
 			e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires})
 			o.jobs = append(o.jobs, next)
+			if q.cfg.Class <= job.ClassHigh {
+				e.waitLat.add(b.now.Sub(j.RunAt), b.now)
+			}
 		}
 	}
 	return nil

@@ -48,6 +48,8 @@ type Engine struct {
 	c     committerState // owned by the committer goroutine (and Start, before it runs)
 	sched *sched
 	level atomic.Uint32 // job.Level set by the governor
+
+	commitLat, waitLat latencies
 }
 
 // New returns an Engine over store. It does not touch the store until Start.

@@ -54,6 +54,7 @@ type sched struct {
 	idle     *sync.Cond // signalled when inflight drops to zero
 	queues   []*queue   // queues with a handler
 	weights  map[job.Class]int
+	reserved int // slots only critical queues may take (the governor\'s)
 
 	poke    chan struct{} // cap 1: something changed, plan again
 	workers sync.WaitGroup
@@ -231,6 +232,9 @@ func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
 			pick = s.roundRobinLocked(job.ClassCritical, cands)
 		}
 		if pick == nil {
+			if s.running >= s.limit-s.reserved {
+				break // the rest is kept for critical work
+			}
 			pick = s.strideLocked(cands)
 		}
 		take(pick)
@@ -407,12 +411,14 @@ func safeHandle(ctx context.Context, h Handler, j *job.Job) (out Outcome) {
 	return out
 }
 
-// SetWorkers sets the global worker limit (the governor moves it). Running
-// jobs above a lowered limit finish; no new ones start until below it.
-func (e *Engine) SetWorkers(n int) {
+// SetWorkers sets the global worker limit and how many of those slots only
+// critical queues may take (the governor moves both). Running jobs above a
+// lowered limit finish; no new ones start until below it.
+func (e *Engine) SetWorkers(n, reservedCritical int) {
 	s := e.sched
 	s.mu.Lock()
 	s.limit = max(1, n)
+	s.reserved = min(max(0, reservedCritical), s.limit-1)
 	s.mu.Unlock()
 	s.kick()
 }

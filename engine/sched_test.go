@@ -366,3 +366,28 @@ func TestShutdownGraceThenCancel(t *testing.T) {
 		}
 	})
 }
+
+func TestReservedCriticalSlot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder(10 * time.Second)
+		e := startSched(t, engine.Config{Workers: 4, Queues: map[string]engine.QueueConfig{
+			"bulk": {Class: job.ClassBulk, Handler: rec},
+			"crit": {Class: job.ClassCritical, Handler: rec},
+		}}, memstore.New())
+		e.SetWorkers(4, 1)
+		e.EnqueueBatch(t.Context(), "bulk", make([]job.New, 50))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if _, _, running := rec.snapshot("bulk"); running != 3 {
+			t.Fatalf("bulk runs %d with one slot reserved for critical, want 3", running)
+		}
+		enqueue(t, e, job.New{Queue: "crit"})
+		synctest.Wait()
+		if waits, _, running := rec.snapshot("crit"); running != 1 || waits[0] != 0 {
+			t.Errorf("critical job: running %d, waits %v; want it started at once", running, waits)
+		}
+		if s := e.Symptoms(); s.WaitP99 != 0 {
+			t.Errorf("wait p99 = %s, want 0 (critical started at once)", s.WaitP99)
+		}
+	})
+}
