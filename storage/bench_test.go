@@ -1,0 +1,195 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// BenchmarkRawGroupCommit is Badger's ceiling for edgeq's durable enqueue:
+// transactions of 1024 job-sized records (a 17-byte key, 256 bytes of
+// payload and 80 of record) committed and then made durable with one
+// db.Sync, with the production (small) profile on disk. The engine's
+// enqueue writes more per job (index entries, framing), so it lands below
+// this figure.
+//
+//	go test -run x -bench RawGroupCommit -benchtime 2s -count 3 ./storage/
+func BenchmarkRawGroupCommit(b *testing.B) {
+	const batch = 1024
+	opt := badgerOptions(Config{Dir: b.TempDir(), Memory: ProfileSmall}, testLoggerB(b))
+	db, err := badger.Open(opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	val := bytes.Repeat([]byte{'v'}, 256+80)
+	var n uint64
+	b.ReportAllocs()
+	b.SetBytes(batch * int64(17+len(val)))
+	for b.Loop() {
+		txn := db.NewTransaction(true)
+		for range batch {
+			n++
+			key := make([]byte, 17)
+			key[0] = prefixMeta
+			binary.BigEndian.PutUint64(key[1:], n)
+			binary.BigEndian.PutUint64(key[9:], n)
+			if err := txn.Set(key, val); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := txn.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkBacklogRSS fills a store (small profile, on disk) with N jobs of
+// 256-byte payloads through Txn.Create in Room-sized transactions, each
+// synced, then reports the process's resident memory after a GC: VmRSS
+// (including the mapped table and log files it touched) and RssAnon (the
+// heap). The target is flat with N and under 64 MiB. One fill per
+// sub-benchmark; run it with -benchtime 1x. RssFile is the pages of the
+// memory-mapped tables that Badger wrote through the mapping: clean page
+// cache, reclaimable, but counted in VmRSS (see doc.go, "Memory").
+//
+//	go test -run x -bench BacklogRSS -benchtime 1x -count 3 ./storage/
+func BenchmarkBacklogRSS(b *testing.B) {
+	for _, n := range []int{30_000, 300_000} {
+		for _, limit := range []int64{0, 64 << 20} {
+			name := fmt.Sprintf("N=%d/gomemlimit=off", n)
+			if limit > 0 {
+				name = fmt.Sprintf("N=%d/gomemlimit=%dMiB", n, limit>>20)
+			}
+			b.Run(name, func(b *testing.B) { benchBacklogRSS(b, n, limit) })
+		}
+	}
+}
+
+// benchBacklogRSS fills n jobs with the Go soft memory limit set to limit
+// (0: none, the Go default), as main.go would set it from GOMEMLIMIT.
+func benchBacklogRSS(b *testing.B, n int, limit int64) {
+	if limit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+	}
+	s, err := Open(Config{Dir: b.TempDir(), Logger: testLoggerB(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	fill(b, s, n, bytes.Repeat([]byte{'p'}, 256))
+	var rss, anon, file float64
+	for b.Loop() {
+		runtime.GC()
+		rss, anon, file = procStatus(b, "VmRSS"), procStatus(b, "RssAnon"), procStatus(b, "RssFile")
+	}
+	b.ReportMetric(rss, "VmRSS-MiB")
+	b.ReportMetric(anon, "RssAnon-MiB")
+	b.ReportMetric(file, "RssFile-MiB")
+	b.ReportMetric(float64(tableBytes(b, s.cfg.Dir))/(1<<20), "sst-MiB")
+}
+
+// fill creates n ready jobs in Room-sized, synced transactions, with the
+// engine's estimate of a job's writes (engine/commit.go, applyEnqueue).
+func fill(b *testing.B, s *Badger, n int, payload []byte) {
+	b.Helper()
+	tx := s.Begin()
+	for i := 1; i <= n; i++ {
+		if !tx.Room(6, 256+len(payload)) {
+			if err := tx.SetSeq(uint64(i - 1)); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			tx = s.Begin()
+		}
+		j := &job.Job{ID: job.ID(i), Queue: "telemetry", State: job.StateReady, ReadySeq: uint64(i),
+			MaxAttempts: 5, TTR: 60e9, ContentType: "application/json", Payload: payload}
+		if err := tx.Create(j); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.SetSeq(uint64(n)); err != nil {
+		b.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// tableBytes sums the sizes of the LSM tables in dir (db.Size lags by up
+// to a minute).
+func tableBytes(b *testing.B, dir string) int64 {
+	b.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for _, f := range m {
+		if fi, err := os.Stat(f); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// procStatus reads a "kB" field of /proc/self/status, in MiB.
+func procStatus(b *testing.B, field string) float64 {
+	b.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		b.Skipf("no /proc/self/status: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+		if err != nil {
+			b.Fatalf("%s: %v", field, err)
+		}
+		return kb / 1024
+	}
+	b.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+func testLoggerB(b *testing.B) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriterB{b}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriterB struct{ b *testing.B }
+
+func (w testWriterB) Write(p []byte) (int, error) {
+	w.b.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

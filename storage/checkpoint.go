@@ -1,0 +1,172 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// CheckpointFile is the name, in the data directory, of the file that
+// records the highest synced sequence (see doc.go, "Checkpoint").
+const CheckpointFile = "edgeq.checkpoint"
+
+const checkpointFormat = "edgeq-checkpoint v1 seq=%d\n"
+
+// Maintenance intervals.
+const (
+	checkpointEvery = time.Second
+	// valueLogGCTicks paces Badger's value-log GC (every 5 minutes), which
+	// reclaims the space of deleted jobs' large payloads (those at or above
+	// ValueThreshold).
+	valueLogGCTicks = 300
+	// valueLogGCRatio: rewrite a value-log file when half of it is garbage.
+	valueLogGCRatio = 0.5
+)
+
+// checkStart compares the store's sequence with the checkpoint at Open.
+func (b *Badger) checkStart(seq uint64) {
+	path := filepath.Join(b.cfg.Dir, CheckpointFile)
+	cp, err := readCheckpoint(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && seq == 0:
+		// A new store.
+	case errors.Is(err, fs.ErrNotExist):
+		b.log.Warn("no checkpoint: cannot tell whether the store came back whole", "path", path, "seq", seq)
+	case err != nil:
+		b.log.Warn("unreadable checkpoint: cannot tell whether the store came back whole", "path", path, "seq", seq, "err", err)
+	case cp > seq:
+		b.short = true
+		b.log.Error("store came back short", "checkpoint_seq", cp, "store_seq", seq,
+			"lost", cp-seq, "dir", b.cfg.Dir)
+		// checkpointed is seq: the file keeps claiming cp until a Sync
+		// makes a new sequence durable, so a restart before then reports
+		// the loss again.
+	}
+}
+
+// maintain is the store's one goroutine: it writes the checkpoint at most
+// once a second when the durable sequence changed, and runs the value-log
+// GC every few minutes. Close stops it and waits for it.
+func (b *Badger) maintain() {
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+		}
+		if err := b.checkpoint(); err != nil {
+			b.log.Error("write checkpoint", "err", err)
+		}
+		if n%valueLogGCTicks == 0 {
+			if err := b.valueLogGC(); err != nil {
+				b.log.Warn("value log gc", "err", err)
+			}
+		}
+	}
+}
+
+// checkpoint writes the durable sequence when it differs from the file's.
+func (b *Badger) checkpoint() error {
+	seq := b.durableSeq.Load()
+	if seq == b.checkpointed {
+		return nil
+	}
+	if err := writeCheckpoint(filepath.Join(b.cfg.Dir, CheckpointFile), seq); err != nil {
+		return err
+	}
+	b.checkpointed = seq
+	return nil
+}
+
+// valueLogGC rewrites value-log files until one is not worth it (at most a
+// few per run, to bound the I/O burst).
+func (b *Badger) valueLogGC() (err error) {
+	defer b.recovered(&err, "value log gc")
+	for range 4 {
+		switch err := b.db.RunValueLogGC(valueLogGCRatio); {
+		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+			return nil
+		case err != nil:
+			return translate("value log gc", err)
+		}
+	}
+	return nil
+}
+
+// verifyTables checks the checksum of every table once after Open. Badger
+// checks a block only when a read needs it, and then treats a damaged block
+// as absent keys, so without this pass damage would show only as jobs that
+// silently went missing. It is a sequential read of the LSM tree (not of
+// the value log); Close waits for it.
+func (b *Badger) verifyTables() {
+	start := time.Now()
+	if err := b.verifyChecksum(); err != nil {
+		b.log.Error("store corrupt: table verification failed", "dir", b.cfg.Dir, "err", err)
+		return
+	}
+	b.log.Debug("tables verified", "took", time.Since(start))
+}
+
+// verifyChecksum is db.VerifyChecksum with its panic turned into an error:
+// on a damaged block Badger v4.9.6 dereferences the nil block while
+// formatting its error (table.go, Table.VerifyChecksum).
+func (b *Badger) verifyChecksum() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("badger panicked while verifying (a damaged block): %v", r)
+		}
+	}()
+	return b.db.VerifyChecksum()
+}
+
+func readCheckpoint(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var seq uint64
+	if _, err := fmt.Sscanf(string(data), checkpointFormat, &seq); err != nil || string(data) != fmt.Sprintf(checkpointFormat, seq) {
+		return 0, fmt.Errorf("checkpoint %s: malformed: %q", path, data)
+	}
+	return seq, nil
+}
+
+// writeCheckpoint replaces the file atomically and durably: write a temporary
+// file, fsync it, rename it over the old one, fsync the directory.
+func writeCheckpoint(path string, seq uint64) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return translate("write checkpoint", err)
+	}
+	_, err = fmt.Fprintf(f, checkpointFormat, seq)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return translate("write checkpoint", err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return translate("write checkpoint", err)
+	}
+	err = dir.Sync()
+	if cerr := dir.Close(); err == nil {
+		err = cerr
+	}
+	return translate("sync checkpoint dir", err)
+}

@@ -1,0 +1,219 @@
+// Package storage is the Badger v4 implementation of engine.Store: edgeq's
+// durable job store on an SD card or eMMC, sized for a 256 MiB device.
+//
+// [Open] returns a [*Badger]; the engine writes through one [engine.Txn] at a
+// time (its committer goroutine) and reads through View from anywhere.
+//
+// # Goroutines and locks
+//
+// On disk, Open starts two goroutines that the Badger value owns: the
+// maintenance loop (the checkpoint once a second, the value-log GC every five
+// minutes) and a one-time checksum pass over the tables (see Corruption).
+// Close stops the loop and waits for both. Badger runs its own goroutines
+// (writes, memtable flush, compactors); Close waits for those too. In memory
+// there is no checkpoint and no file, so neither goroutine runs.
+//
+// One lock: mu. View holds it for reading while fn runs; Close takes it for
+// writing, so Close waits for Views in progress and no View starts after it
+// (Badger unmaps its files at Close and a read after that would fault).
+// Txn methods check the closed flag instead: the engine.Store contract has
+// the committer stop before the store closes.
+//
+// # Durability: group commit
+//
+// Badger runs with SyncWrites off: Commit writes to the memtable's WAL (a
+// mapped .mem file) and, for large values, the value log, without fsync.
+// Store.Sync calls db.Sync, which fsyncs the active WAL and the value log;
+// the engine calls it once per batch, so one fsync covers every commit of
+// the batch. DetectConflicts is off (one writer) and NumVersionsToKeep is 1.
+//
+// # Checkpoint
+//
+// Badger's recovery truncates a log at its first corrupt record and carries
+// on, silently dropping what followed, synced or not. To notice, Sync records
+// the sequence that the last committed SetSeq stored before the fsync began
+// (so it is durable), and the maintenance loop writes it, at most once a
+// second and only when it changed, to DIR/edgeq.checkpoint ("edgeq-checkpoint
+// v1 seq=N": temporary file, fsync, rename, fsync of the directory). Close
+// writes a final one after a last Sync. At Open, a store whose sequence is
+// below the checkpoint logs "store came back short" at error level with both
+// numbers and reports [Badger.Short]; the file keeps its claim until a new
+// sequence is synced. A missing checkpoint on a store that holds data, or an
+// unreadable one, is a warning: the comparison cannot be made.
+//
+// # Key layout
+//
+// Every key starts with one byte that names its keyspace. Numbers are
+// fixed-width big-endian, so byte order is numeric order; times are UnixNano
+// (the zero time is 0) with the sign bit flipped, so byte order is time
+// order. A queue name (1..64 bytes of [a-z0-9_.-]) in a key is followed by a
+// 0x00 byte, which no name contains, so one queue's range never holds
+// another's keys ("a\x00..." and "ab\x00..." are disjoint). No key starts
+// with '!' (Badger's internal keys).
+//
+//	prefix  keyspace  key after the prefix        value
+//	0x01    record    id(8)                       job record (below)
+//	0x02    payload   id(8)                       framed payload (below)
+//	0x03    ready     queue 0x00 ReadySeq(8)      id(8) RunAt(8)
+//	0x04    delayed   RunAt(8) id(8)              queue
+//	0x05    expiry    ExpiresAt(8) id(8)          queue
+//	0x06    leased    id(8)                       LeaseExpires(8) queue
+//	0x07    dead      queue 0x00 id(8)            (empty)
+//	0x08    dedupe    queue 0x00 form key         id(8), with a Badger TTL
+//	0x09    sequence  (none)                      seq(8)
+//
+// The payload has its own key so that a state change rewrites only the small
+// record. Index values carry what a Ref needs (the queue of a delayed,
+// expiry or leased entry; the id and RunAt of a ready one), so Ready, Due,
+// Leased and Counts never read records. A dedupe key's form byte is 0 for
+// the raw key (up to 128 bytes) and 1 for the SHA-256 of a longer one, so no
+// idempotency key can make a Badger key too long. Its TTL is rounded up to
+// whole seconds (Badger keeps expiry in seconds), so a key lives at least
+// its window and less than a second longer.
+//
+// Ready seeks straight to (queue, after+1): the engine's per-queue cursor
+// keeps reads off the tombstones of consumed entries at the start of the
+// range, which after a million enqueue+ack cycles cost 0.5-3 s per read when
+// seeking from the prefix. Iterators set Prefix and do not prefetch values;
+// Counts, Dead and the ready key scan read no value they do not need.
+//
+// # Job record (version 1)
+//
+// One version byte (1), then: uvarint ID, string Queue, byte State, varint
+// Attempt, varint MaxAttempts, varint CreatedAt, RunAt, ExpiresAt (UnixNano,
+// zero time = 0), varint TTR, string Key, uvarint header count and that many
+// string pairs in key order, string ContentType, string LastError, uvarint
+// ReadySeq, string LeaseID, varint LeaseExpires. A string is a uvarint length
+// and the bytes. Decoding checks every length against the input and returns
+// an error on garbage, trailing bytes or an unknown state; it never panics
+// (FuzzRecord). A job read back has Headers nil when it has none, and times
+// in the local zone (time.Unix).
+//
+// # Payload frame
+//
+// A payload is stored as version byte 1, the CRC-32C of the payload
+// (big-endian, 4 bytes), the payload. Badger logs and swallows value-log read
+// errors (Item.Value then yields nothing and no error), so without the frame a
+// damaged value log would read as an empty payload; with it, Job answers an
+// error. Badger's own value checksums are therefore off.
+//
+// # Transaction size: Room
+//
+// Badger refuses a transaction past db.MaxBatchCount entries or
+// db.MaxBatchSize bytes (15% of the memtable) by its own estimate: per write,
+// the key, 12 bytes, and the value when it is below ValueThreshold (a 12-byte
+// pointer otherwise). The Txn mirrors that estimate for every write it
+// issues. Room answers against 80% of both limits; it adds 32 bytes a write
+// to the caller's byte count and, since a value at or above ValueThreshold
+// costs only a pointer, counts at most ValueThreshold-1 bytes a write. A
+// caller that respects Room never sees badger.ErrTxnTooBig; one that does not
+// gets it wrapped, for the whole operation before any of its writes (so an
+// operation never half-applies). Badger keeps a transaction's pending writes
+// in memory until Commit, large payloads included.
+//
+// # Memory profiles
+//
+// Badger's defaults (five 64 MiB memtables, a 256 MiB block cache, 1 GiB
+// value-log files, Snappy) reached about 900 MiB RSS filling a million
+// 256-byte jobs. Config.Memory picks one of two profiles; both use no
+// compression (no block cache needed, less CPU on ARM), BaseTableSize equal
+// to MemTableSize with TableSizeMultiplier 1, two compactors, ValueThreshold
+// 1 KiB (a typical payload stays in the LSM tree, a large one goes to the
+// value log) and block checksums checked on read:
+//
+//	                         small (default)   default
+//	MemTableSize             4 MiB             32 MiB
+//	BaseTableSize            4 MiB             32 MiB
+//	NumMemtables             2                 3
+//	BaseLevelSize            32 MiB            128 MiB
+//	NumLevelZeroTables/Stall 3 / 8             4 / 12
+//	BlockCacheSize           0                 32 MiB
+//	IndexCacheSize           0                 16 MiB
+//	ValueLogFileSize         32 MiB            128 MiB
+//	MaxBatchSize (15%)       614 KiB           4.8 MiB
+//
+// The small profile's memtable is as small as a transaction of 1024
+// job-sized records allows (BenchmarkRawGroupCommit); Room fits about 700
+// engine-estimated 256-byte enqueues in one transaction, so a full engine
+// batch takes two commits and still one Sync. The default profile is for
+// devices with 1 GiB or more; 64 MiB memtables were not chosen because each
+// memtable costs about 1.3 times its size in heap and each table builder
+// twice the table size.
+//
+// What drives memory, measured with BenchmarkBacklogRSS (fill 30,000 and
+// 300,000 jobs of 256 bytes, then runtime.GC; amd64, Go 1.26):
+//
+//   - The heap (RssAnon) is dominated by Badger's table builders: each
+//     allocates twice the table size up front (8 MiB here), a compaction runs
+//     up to five subcompactions with up to 8+5 builders in flight, and
+//     Badger's allocator pool keeps up to 8 idle buffers, releasing one every
+//     2 s of idleness. The memtable arenas add about 5 MiB each. The live heap
+//     peaks near 75 MiB during the compactions of a growing backlog; with the
+//     Go default GOGC=100 the process heap then reaches 160-190 MiB. With a
+//     soft memory limit (GOMEMLIMIT=64MiB, which main.go or the unit file
+//     sets) RssAnon stays at 43-52 MiB for both 30,000 and 300,000 jobs.
+//   - Tables are memory-mapped, and Badger writes each new table through its
+//     mapping (table.CreateTable), so every page of the LSM tree that this
+//     process wrote or read is counted in VmRSS (RssFile: about the size of
+//     the tables, 130-170 MiB at 300,000 jobs). These are clean page-cache
+//     pages that the kernel reclaims under pressure; Badger v4 has no option
+//     to read tables without mmap, so VmRSS grows with the backlog.
+//
+// Reproduce with:
+//
+//	go test -run x -bench BacklogRSS -benchtime 1x -count 3 ./storage/
+//
+// # 32-bit ARM
+//
+// BaseTableSize equals MemTableSize in every profile, and TableSizeMultiplier
+// is 1. A table builder allocates twice its table size up front from a
+// ristretto z.Allocator; a builder that outgrows that first buffer takes a
+// second one, and on 32-bit ARM ristretto's allocator corrupts data in that
+// case. A memtable flush builds one table from the whole memtable, so a
+// memtable larger than the table size can outgrow the first buffer; equal
+// sizes (and equal table sizes on every level) keep every build well within
+// it. This is to be verified under qemu (linux/arm/v7) in a separate
+// issue.
+//
+// # Corruption
+//
+// Badger panics on some corrupt files; Open and every read recover a panic on
+// the calling goroutine and return it as an error. TestCorruption covers:
+//
+//   - a value log cut mid-record: Badger logs the failed reads and the
+//     payload frame turns them into errors;
+//   - a memtable WAL (.mem) cut mid-record or with garbage: Badger replays it
+//     up to the damage, whole transactions only; the store comes back short
+//     of the checkpoint and says so;
+//   - flipped bytes in a table's data: Badger treats a block that fails its
+//     checksum as absent keys, so the one-time table pass after Open logs
+//     "store corrupt: table verification failed" (Badger v4.9.6 panics while
+//     reporting the damaged block; the pass recovers it);
+//   - flipped bytes in a table's index, or a garbage MANIFEST: Open fails with
+//     Badger's error, prefixed "open store DIR";
+//   - a MANIFEST cut mid-record: Badger drops the torn change and deletes the
+//     table files it no longer lists, saying so only at debug level; the
+//     store logs that as a warning (jobs may be lost) and opens.
+//
+// Damage that Badger meets in its own goroutines (memtable flush,
+// compaction, value-log GC) cannot be recovered here: Badger's y.Check and
+// y.AssertTrue call log.Fatal there, and the process exits. The test leaves
+// those out.
+//
+// A directory held by another process (Badger's lock file) fails Open with
+// "data dir DIR is locked by another process (is edgeq already running?)",
+// wrapping [ErrLocked]. A full disk surfaces as an error wrapping
+// job.ErrDiskFull.
+//
+// # In memory
+//
+// Config.InMemory runs Badger without files, for tests. Badger keeps every
+// value in the LSM tree then and fails (in its write goroutine) on a value at
+// or above ValueThreshold, so the in-memory profile sets the threshold to
+// Badger's maximum, 1 MiB, with 16 MiB memtables, and Create refuses with
+// job.ErrTooLarge a payload of 1 MiB - 5 bytes or more. Large payloads then
+// count whole against the transaction, so Room is only as good as the
+// caller's byte count (the engine counts at most 1 KiB of a payload, the
+// on-disk threshold): several large payloads in one in-memory transaction
+// can fail it with ErrTxnTooBig, never half-applied.
+package storage

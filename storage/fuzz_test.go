@@ -1,0 +1,184 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// FuzzKeyCodec checks that every key and index-value encoder round-trips
+// through its decoder, and that the decoders never panic on arbitrary bytes.
+func FuzzKeyCodec(f *testing.F) {
+	f.Add("q", uint64(1), uint64(1), int64(0), "", []byte{})
+	f.Add("a", uint64(math.MaxUint64), uint64(0), int64(-1), "key", []byte{prefixReady, 'a', 0, 0, 0, 0, 0, 0, 0, 0, 1})
+	f.Add("ab.c-d_e", uint64(1<<40), uint64(7), time.Unix(1_700_000_000, 5).UnixNano(), string(bytes.Repeat([]byte("k"), 200)), []byte{prefixDedupe, 'q', 0, dedupeSHA256})
+	f.Add(string(bytes.Repeat([]byte("z"), 64)), uint64(2), uint64(3), int64(math.MinInt64), "\x00\xff", []byte{prefixDelayed})
+	f.Add("bad\x00queue", uint64(2), uint64(3), int64(math.MaxInt64), "k", []byte{prefixLeased, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Fuzz(func(t *testing.T, queue string, id, seq uint64, at int64, key string, raw []byte) {
+		// Decoders on arbitrary bytes: errors, never panics.
+		for _, p := range []byte{prefixMeta, prefixPayload, prefixLeased} {
+			_, _ = decodeIDKey(p, raw)
+		}
+		for _, p := range []byte{prefixReady, prefixDead} {
+			_, _, _ = decodeQueueKey(p, raw)
+		}
+		for _, p := range []byte{prefixDelayed, prefixExpiry} {
+			_, _, _ = decodeTimedKey(p, raw)
+		}
+		_, _, _, _ = decodeDedupeKey(raw)
+		_, _, _ = decodeReadyValue(raw)
+		_, _, _ = decodeLeasedValue(raw)
+		_, _ = decodeIDValue(raw)
+		_, _ = decodePayload(raw)
+
+		jid := job.ID(id)
+		for _, p := range []byte{prefixMeta, prefixPayload, prefixLeased} {
+			if got, err := decodeIDKey(p, idKey(p, jid)); err != nil || got != jid {
+				t.Errorf("id key %d: got %d, %v", id, got, err)
+			}
+		}
+		for _, p := range []byte{prefixDelayed, prefixExpiry} {
+			k := timedKey(p, at, jid)
+			if gotAt, gotID, err := decodeTimedKey(p, k); err != nil || gotAt != at || gotID != jid {
+				t.Errorf("timed key (%d, %d): got (%d, %d), %v", at, id, gotAt, gotID, err)
+			}
+			// Byte order is time order.
+			if at < math.MaxInt64 && bytes.Compare(k, timedKey(p, at+1, 0)) >= 0 {
+				t.Errorf("timed key of %d does not sort before %d", at, at+1)
+			}
+		}
+		if gotID, gotAt, err := decodeReadyValue(readyValue(jid, at)); err != nil || gotID != jid || gotAt != at {
+			t.Errorf("ready value: got (%d, %d), %v", gotID, gotAt, err)
+		}
+		if gotID, err := decodeIDValue(idValue(jid)); err != nil || gotID != jid {
+			t.Errorf("id value: got %d, %v", gotID, err)
+		}
+
+		if checkKeyQueue(queue) != nil {
+			if _, err := readyKey(queue, seq); err == nil {
+				t.Errorf("readyKey accepted queue %q", queue)
+			}
+			return
+		}
+		for _, p := range []byte{prefixReady, prefixDead} {
+			k, err := queueKey(p, queue, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if q, n, err := decodeQueueKey(p, k); err != nil || q != queue || n != seq {
+				t.Errorf("queue key (%q, %d): got (%q, %d), %v", queue, seq, q, n, err)
+			}
+			// No other queue's range holds this key: the prefix of queue
+			// plus anything is never another queue's prefix.
+			pre, _ := queuePrefix(p, queue)
+			if !bytes.HasPrefix(k, pre) {
+				t.Errorf("key %x lacks its queue prefix %x", k, pre)
+			}
+			if other := queue + "x"; checkKeyQueue(other) == nil {
+				otherPre, _ := queuePrefix(p, other)
+				if bytes.HasPrefix(k, otherPre) || bytes.HasPrefix(otherPre, pre) {
+					t.Errorf("queues %q and %q share a prefix", queue, other)
+				}
+			}
+		}
+		if gotAt, q, err := decodeLeasedValue(leasedValue(at, queue)); err != nil || gotAt != at || string(q) != queue {
+			t.Errorf("leased value (%d, %q): got (%d, %q), %v", at, queue, gotAt, q, err)
+		}
+		dk, err := dedupeKey(queue, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, form, kb, err := decodeDedupeKey(dk)
+		switch {
+		case err != nil || q != queue:
+			t.Errorf("dedupe key (%q, %q): got %q, %v", queue, key, q, err)
+		case len(key) <= maxRawDedupeKey && (form != dedupeRaw || string(kb) != key):
+			t.Errorf("dedupe key %q: got form %d key %q", key, form, kb)
+		case len(key) > maxRawDedupeKey && form != dedupeSHA256:
+			t.Errorf("long dedupe key: form %d, want SHA-256", form)
+		}
+		if p, err := decodePayload(encodePayload([]byte(key))); err != nil || string(p) != key {
+			t.Errorf("payload %q: got %q, %v", key, p, err)
+		}
+	})
+}
+
+// FuzzRecord checks that decoding arbitrary bytes never panics, that what
+// decodes re-encodes to the same job, and that encode→decode round-trips.
+func FuzzRecord(f *testing.F) {
+	full := &job.Job{
+		ID: 1 << 50, Queue: "orders", State: job.StateLeased, Attempt: 3, MaxAttempts: 5,
+		CreatedAt: time.Unix(1_700_000_000, 1), RunAt: time.Unix(1_700_000_001, 0), ExpiresAt: time.Unix(1_700_009_000, 0),
+		TTR: time.Minute, Key: "k-1", Headers: map[string]string{"a": "1", "mqtt-topic": "s/1"},
+		ContentType: "application/json", LastError: "exit 1", ReadySeq: 99, LeaseID: "l-1",
+		LeaseExpires: time.Unix(1_700_000_060, 0),
+	}
+	f.Add(encodeRecord(full), "q", int64(1), "h", "v", int64(-5))
+	f.Add(encodeRecord(&job.Job{ID: 1, Queue: "q", State: job.StateReady}), "", int64(0), "", "", int64(0))
+	f.Add([]byte{recordV1, 1, 1, 'q', byte(job.StateDead), 0xff, 0xff, 0xff}, "a", int64(math.MaxInt64), "", "x", int64(math.MinInt64))
+	f.Add([]byte{recordV1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "", int64(7), "k", "", int64(1))
+	f.Add([]byte{}, "q", int64(0), "", "", int64(0))
+	f.Fuzz(func(t *testing.T, data []byte, queue string, n int64, hk, hv string, nanos int64) {
+		if j, err := decodeRecord(data); err == nil {
+			again, err := decodeRecord(encodeRecord(j))
+			if err != nil {
+				t.Fatalf("re-encoded record does not decode: %v", err)
+			}
+			if d := recordDiff(again, j); d != "" {
+				t.Errorf("decode(encode(decode(data))) differs: %s", d)
+			}
+		}
+		j := &job.Job{
+			ID: job.ID(uint64(n)), Queue: queue, State: job.State(1 + uint64(n)%4),
+			Attempt: int(int32(n)), MaxAttempts: int(int32(n >> 32)),
+			CreatedAt: fromNanos(nanos), RunAt: fromNanos(-nanos), ExpiresAt: fromNanos(n),
+			TTR: time.Duration(nanos), Key: hk, ContentType: hv, LastError: hk + hv,
+			ReadySeq: uint64(nanos), LeaseID: hv, LeaseExpires: fromNanos(nanos ^ n),
+		}
+		if hk != "" || hv != "" {
+			j.Headers = map[string]string{hk: hv, "fixed": hk}
+		}
+		got, err := decodeRecord(encodeRecord(j))
+		if err != nil {
+			t.Fatalf("decode(encode(job)): %v", err)
+		}
+		if d := recordDiff(got, j); d != "" {
+			t.Errorf("decode(encode(job)) differs: %s", d)
+		}
+	})
+}
+
+// recordDiff names the first field that differs, comparing times as
+// instants and nil headers as empty.
+func recordDiff(got, want *job.Job) string {
+	type flat struct {
+		ID                                   job.ID
+		Queue                                string
+		State                                job.State
+		Attempt, MaxAttempts                 int
+		Created, Run, Expires, LeaseExpires  int64
+		TTR                                  time.Duration
+		Key, ContentType, LastError, LeaseID string
+		ReadySeq                             uint64
+		Headers                              []string
+	}
+	fl := func(j *job.Job) flat {
+		var h []string
+		for k, v := range j.Headers {
+			h = append(h, k+"\x00"+v)
+		}
+		slices.Sort(h)
+		return flat{j.ID, j.Queue, j.State, j.Attempt, j.MaxAttempts, nanos(j.CreatedAt), nanos(j.RunAt),
+			nanos(j.ExpiresAt), nanos(j.LeaseExpires), j.TTR, j.Key, j.ContentType, j.LastError, j.LeaseID, j.ReadySeq, h}
+	}
+	if g, w := fl(got), fl(want); !reflect.DeepEqual(g, w) {
+		return fmt.Sprintf("got %+v, want %+v", g, w)
+	}
+	return ""
+}

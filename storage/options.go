@@ -1,0 +1,148 @@
+package storage
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Memory profiles (Config.Memory). doc.go explains the numbers.
+const (
+	ProfileSmall   = "small"
+	ProfileDefault = "default"
+)
+
+// profile is the part of Badger's options that a memory profile sets.
+type profile struct {
+	memTableSize     int64 // also BaseTableSize: see doc.go, "32-bit ARM"
+	numMemtables     int
+	baseLevelSize    int64
+	tableSizeMult    int
+	numL0Tables      int
+	numL0TablesStall int
+	numCompactors    int
+	blockCacheSize   int64
+	indexCacheSize   int64
+	valueLogFileSize int64
+	valueThreshold   int64
+}
+
+var profiles = map[string]profile{
+	ProfileSmall: {
+		memTableSize:     4 << 20,
+		numMemtables:     2,
+		baseLevelSize:    32 << 20,
+		tableSizeMult:    1,
+		numL0Tables:      3,
+		numL0TablesStall: 8,
+		numCompactors:    2,
+		blockCacheSize:   0,
+		indexCacheSize:   0,
+		valueLogFileSize: 32 << 20,
+		valueThreshold:   1 << 10,
+	},
+	ProfileDefault: {
+		memTableSize:     32 << 20,
+		numMemtables:     3,
+		baseLevelSize:    128 << 20,
+		tableSizeMult:    1,
+		numL0Tables:      4,
+		numL0TablesStall: 12,
+		numCompactors:    2,
+		blockCacheSize:   32 << 20,
+		indexCacheSize:   16 << 20,
+		valueLogFileSize: 128 << 20,
+		valueThreshold:   1 << 10,
+	},
+}
+
+// inMemoryProfile serves Config.InMemory (tests). Badger keeps every value
+// in the LSM in memory mode and refuses one at or above ValueThreshold, so
+// the threshold is Badger's maximum (1 MiB) and the memtable is large enough
+// that a transaction holds such a value (15% of 16 MiB = 2.4 MiB).
+var inMemoryProfile = profile{
+	memTableSize:     16 << 20,
+	numMemtables:     2,
+	baseLevelSize:    32 << 20,
+	tableSizeMult:    1,
+	numL0Tables:      3,
+	numL0TablesStall: 8,
+	numCompactors:    2,
+	valueLogFileSize: 32 << 20,
+	valueThreshold:   1 << 20,
+}
+
+// badgerOptions builds Badger's options for a validated cfg.
+func badgerOptions(cfg Config, log *slog.Logger) badger.Options {
+	p := profiles[cfg.Memory]
+	if cfg.InMemory {
+		p = inMemoryProfile
+	}
+	opt := badger.DefaultOptions(cfg.Dir)
+	if cfg.InMemory {
+		opt = badger.DefaultOptions("").WithInMemory(true)
+	}
+	opt.Logger = badgerLogger{log: log}
+	opt.MetricsEnabled = false
+	opt.NumGoroutines = 2 // Stream only; edgeq does not stream.
+
+	// Durability and concurrency: see doc.go.
+	opt.SyncWrites = false
+	opt.DetectConflicts = false
+	opt.NumVersionsToKeep = 1
+
+	opt.MemTableSize = p.memTableSize
+	opt.BaseTableSize = p.memTableSize
+	opt.NumMemtables = p.numMemtables
+	opt.BaseLevelSize = p.baseLevelSize
+	opt.TableSizeMultiplier = p.tableSizeMult
+	opt.NumLevelZeroTables = p.numL0Tables
+	opt.NumLevelZeroTablesStall = p.numL0TablesStall
+	opt.NumCompactors = p.numCompactors
+	opt.Compression = options.None
+	opt.BlockCacheSize = p.blockCacheSize
+	opt.IndexCacheSize = p.indexCacheSize
+	opt.ValueLogFileSize = p.valueLogFileSize
+	opt.ValueThreshold = p.valueThreshold
+
+	// An SD card rots: check a table block's checksum when it is read.
+	// (Badger's table iterators then treat a damaged block as absent keys,
+	// so verifyTables also checks every table once after Open.) Value-log
+	// checksums are not verified by Badger: it logs and swallows a failed
+	// value-log read, so payloads carry their own CRC (record.go).
+	opt.ChecksumVerificationMode = options.OnBlockRead
+	opt.VerifyValueChecksum = false
+	return opt
+}
+
+// badgerLogger routes Badger's logger into slog. Badger's Infof and Debugf
+// are chatty (every compaction, every open): they are dropped.
+type badgerLogger struct{ log *slog.Logger }
+
+func (l badgerLogger) Errorf(f string, v ...any) {
+	l.log.Error("badger", "msg", strings.TrimSpace(fmt.Sprintf(f, v...)))
+}
+
+func (l badgerLogger) Warningf(f string, v ...any) {
+	l.log.Warn("badger", "msg", strings.TrimSpace(fmt.Sprintf(f, v...)))
+}
+
+func (badgerLogger) Infof(string, ...any) {}
+
+// Debugf drops Badger's debug messages but one: at Open, Badger deletes the
+// table files its MANIFEST does not list and says so only at debug level.
+// After a crash that is a torn flush; after a damaged MANIFEST it is lost
+// data, so it is a warning.
+func (l badgerLogger) Debugf(f string, v ...any) {
+	if f == badgerUnreferencedTable {
+		l.log.Warn("badger deleted a table file that its MANIFEST does not list: jobs may be lost",
+			"msg", strings.TrimSpace(fmt.Sprintf(f, v...)))
+	}
+}
+
+// badgerUnreferencedTable is Badger's format in levels.go, revertToManifest
+// (TestCorruption pins it).
+const badgerUnreferencedTable = "Table file %d not referenced in MANIFEST\n"

@@ -1,0 +1,211 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// recordV1 is the first byte of a version 1 job record. doc.go describes the
+// fields; a new version gets a new number and decodeRecord keeps reading
+// the old ones.
+const recordV1 byte = 1
+
+var errBadRecord = errors.New("malformed job record")
+
+// encodeRecord encodes every field of j except Payload.
+func encodeRecord(j *job.Job) []byte {
+	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID)
+	for k, v := range j.Headers {
+		n += len(k) + len(v) + 4
+	}
+	b := make([]byte, 0, n)
+	b = append(b, recordV1)
+	b = binary.AppendUvarint(b, uint64(j.ID))
+	b = appendString(b, j.Queue)
+	b = append(b, byte(j.State))
+	b = binary.AppendVarint(b, int64(j.Attempt))
+	b = binary.AppendVarint(b, int64(j.MaxAttempts))
+	b = binary.AppendVarint(b, nanos(j.CreatedAt))
+	b = binary.AppendVarint(b, nanos(j.RunAt))
+	b = binary.AppendVarint(b, nanos(j.ExpiresAt))
+	b = binary.AppendVarint(b, int64(j.TTR))
+	b = appendString(b, j.Key)
+	b = binary.AppendUvarint(b, uint64(len(j.Headers)))
+	if len(j.Headers) > 0 {
+		// Sorted, so that equal jobs encode to equal bytes.
+		keys := make([]string, 0, len(j.Headers))
+		for k := range j.Headers {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			b = appendString(b, k)
+			b = appendString(b, j.Headers[k])
+		}
+	}
+	b = appendString(b, j.ContentType)
+	b = appendString(b, j.LastError)
+	b = binary.AppendUvarint(b, j.ReadySeq)
+	b = appendString(b, j.LeaseID)
+	b = binary.AppendVarint(b, nanos(j.LeaseExpires))
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decodeRecord decodes a record. It checks every length against the input
+// and returns an error, never panics, on malformed bytes. The job shares no
+// memory with b. Headers is nil when the job has none.
+func decodeRecord(b []byte) (*job.Job, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty", errBadRecord)
+	}
+	if b[0] != recordV1 {
+		return nil, fmt.Errorf("%w: unknown version %d", errBadRecord, b[0])
+	}
+	d := decoder{b: b[1:]}
+	j := &job.Job{}
+	j.ID = job.ID(d.uvarint())
+	j.Queue = d.string()
+	j.State = job.State(d.byte())
+	j.Attempt = d.int()
+	j.MaxAttempts = d.int()
+	j.CreatedAt = fromNanos(d.varint())
+	j.RunAt = fromNanos(d.varint())
+	j.ExpiresAt = fromNanos(d.varint())
+	j.TTR = time.Duration(d.varint())
+	j.Key = d.string()
+	if n := d.uvarint(); n > 0 && d.err == nil {
+		// Each header takes at least two bytes: bound the map by the input.
+		if n > uint64(len(d.b)/2) {
+			return nil, fmt.Errorf("%w: %d headers in %d bytes", errBadRecord, n, len(d.b))
+		}
+		j.Headers = make(map[string]string, n)
+		for range n {
+			k := d.string()
+			j.Headers[k] = d.string()
+		}
+	}
+	j.ContentType = d.string()
+	j.LastError = d.string()
+	j.ReadySeq = d.uvarint()
+	j.LeaseID = d.string()
+	j.LeaseExpires = fromNanos(d.varint())
+	switch {
+	case d.err != nil:
+		return nil, fmt.Errorf("%w: %v", errBadRecord, d.err)
+	case len(d.b) != 0:
+		return nil, fmt.Errorf("%w: %d trailing bytes", errBadRecord, len(d.b))
+	case j.State < job.StateReady || j.State > job.StateDead:
+		return nil, fmt.Errorf("%w: state %d", errBadRecord, j.State)
+	}
+	return j, nil
+}
+
+// decoder reads fields from b; after the first error every read returns
+// zero and the error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("truncated or invalid %s", what)
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("byte")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// int reads a varint that must fit an int (32 bits on arm).
+func (d *decoder) int() int {
+	v := d.varint()
+	if int64(int(v)) != v {
+		d.fail("int")
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("string length")
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// payloadV1 is the first byte of a framed payload: version, CRC-32C of the
+// payload (big-endian), payload. Badger logs and swallows value-log read
+// errors (Item.Value yields nil and no error); the frame turns that, and
+// any other damage to a payload, into an error instead of a wrong payload.
+const payloadV1 byte = 1
+
+// payloadFrame is the frame's size.
+const payloadFrame = 5
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var errBadPayload = errors.New("payload unreadable or damaged")
+
+func encodePayload(p []byte) []byte {
+	v := make([]byte, payloadFrame, payloadFrame+len(p))
+	v[0] = payloadV1
+	binary.BigEndian.PutUint32(v[1:], crc32.Checksum(p, castagnoli))
+	return append(v, p...)
+}
+
+// decodePayload checks a framed payload and returns the payload, which
+// shares v's memory.
+func decodePayload(v []byte) ([]byte, error) {
+	switch {
+	case len(v) < payloadFrame:
+		return nil, fmt.Errorf("%w: %d bytes", errBadPayload, len(v))
+	case v[0] != payloadV1:
+		return nil, fmt.Errorf("%w: unknown version %d", errBadPayload, v[0])
+	case binary.BigEndian.Uint32(v[1:]) != crc32.Checksum(v[payloadFrame:], castagnoli):
+		return nil, fmt.Errorf("%w: checksum mismatch", errBadPayload)
+	}
+	return v[payloadFrame:], nil
+}
