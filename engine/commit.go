@@ -43,6 +43,11 @@ func (s *timedScan) due(now time.Time) bool { return !s.next.IsZero() && !s.next
 // Work done per batch by maintenance, per kind, so one batch stays short.
 const maintenanceStep = 256
 
+// maxTxnPayload bounds the payload bytes one transaction holds before it is
+// committed (large payloads cost the store only a pointer each in Room, but
+// all of their bytes in memory until Commit).
+const maxTxnPayload = 8 << 20
+
 // recordEstimate bounds the encoded size of a job record's fixed fields.
 const recordEstimate = 96
 
@@ -56,6 +61,7 @@ const inlineValueMax = 1024
 type batch struct {
 	txn      Txn
 	writes   int // ops that wrote into txn
+	payload  int // payload bytes written into txn: the store holds them in memory until Commit
 	now      time.Time
 	needSync bool
 	wake     map[*queue]struct{}
@@ -226,11 +232,19 @@ func (e *Engine) room(b *batch, entries, bytes int) (bool, error) {
 	if b.writes == 0 {
 		return false, nil
 	}
-	if err := e.commitTxn(b); err != nil {
+	if err := e.rotate(b); err != nil {
 		return false, err
 	}
-	b.txn, b.writes = e.store.Begin(), 0
 	return b.txn.Room(entries, bytes), nil
+}
+
+// rotate commits the current transaction early and starts another.
+func (e *Engine) rotate(b *batch) error {
+	if err := e.commitTxn(b); err != nil {
+		return err
+	}
+	b.txn, b.writes, b.payload = e.store.Begin(), 0, 0
+	return nil
 }
 
 // jobCost estimates the writes of one job state change.
@@ -291,9 +305,10 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 	// expiry entry with a deadline and a dedupe entry with a key. Values are
 	// counted (the store adds its per-entry key overhead); a payload above
 	// inlineValueMax costs the store a pointer, not its bytes.
-	entries, bytes := 0, 0
+	entries, bytes, payload := 0, 0, 0
 	for i := range o.news {
 		n := &o.news[i]
+		payload += len(n.Payload)
 		entries += 3
 		bytes += recordEstimate + min(len(n.Payload), inlineValueMax) + len(n.Key) + len(n.ContentType) + 16
 		if n.Key != "" {
@@ -307,10 +322,16 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 			bytes += len(k) + len(v) + 4
 		}
 	}
+	if b.writes > 0 && b.payload+payload > maxTxnPayload {
+		if err := e.rotate(b); err != nil {
+			return err
+		}
+	}
 	ok, err := e.room(b, entries, bytes)
 	if err != nil {
 		return err
 	}
+	b.payload += payload
 	if !ok {
 		o.err = fmt.Errorf("%w: batch of %d jobs does not fit one transaction; split it", job.ErrTooLarge, len(o.news))
 		return nil
