@@ -24,7 +24,7 @@ var (
 )
 
 // binary builds the edgeq binary once per test run.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "edgeq-e2e-")
@@ -44,9 +44,12 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
+// daemonEnv is added to the environment of daemons the tests start.
+var daemonEnv []string
+
 // daemon is a running edgeq serve process.
 type daemon struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	addr string // host:port
 	base string // http://host:port
@@ -55,7 +58,7 @@ type daemon struct {
 }
 
 // freePort asks the kernel for a free loopback port.
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,11 +71,12 @@ func freePort(t *testing.T) string {
 
 // startDaemon runs `edgeq serve` on dataDir with extra args and waits until
 // /healthz answers.
-func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
+func startDaemon(t testing.TB, dataDir string, args ...string) *daemon {
 	t.Helper()
 	addr := freePort(t)
 	all := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr}, args...)
 	cmd := exec.Command(binary(t), all...)
+	cmd.Env = append(os.Environ(), daemonEnv...)
 	d := &daemon{t: t, cmd: cmd, addr: addr, base: "http://" + addr, log: new(bytes.Buffer), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	if err := cmd.Start(); err != nil {

@@ -193,3 +193,52 @@ func (w testWriterB) Write(p []byte) (int, error) {
 	w.b.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
+
+// BenchmarkRawJobLayout is the same ceiling for the writes edgeq really
+// makes per enqueued job: a framed payload, a record and a ready-index
+// entry (3 Badger entries), in transactions of jobs=N jobs each followed by
+// one db.Sync. jobs=64 is the most a batch of 64 producers can hold; the
+// largest size that fits one small-profile transaction is the ceiling.
+//
+//	go test -run x -bench RawJobLayout -benchtime 2s -count 3 ./storage/
+func BenchmarkRawJobLayout(b *testing.B) {
+	for _, batch := range []int{64, 512} {
+		b.Run(fmt.Sprintf("jobs=%d", batch), func(b *testing.B) {
+			opt := badgerOptions(Config{Dir: b.TempDir(), Memory: ProfileSmall}, testLoggerB(b))
+			db, err := badger.Open(opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			payload := bytes.Repeat([]byte{'p'}, 256+5)
+			record := bytes.Repeat([]byte{'r'}, 80)
+			index := bytes.Repeat([]byte{'i'}, 16)
+			var n uint64
+			b.ReportAllocs()
+			for b.Loop() {
+				txn := db.NewTransaction(true)
+				for range batch {
+					n++
+					for _, kv := range []struct {
+						prefix byte
+						val    []byte
+					}{{prefixPayload, payload}, {prefixMeta, record}, {prefixReady, index}} {
+						key := make([]byte, 17)
+						key[0] = kv.prefix
+						binary.BigEndian.PutUint64(key[9:], n)
+						if err := txn.Set(key, kv.val); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if err := txn.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.Sync(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
+}

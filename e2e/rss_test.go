@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// rss reads VmRSS and RssAnon of pid in MiB.
+func rss(pid int) (vm, anon float64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(fields[1], 64)
+		switch fields[0] {
+		case "VmRSS:":
+			vm = kb / 1024
+		case "RssAnon:":
+			anon = kb / 1024
+		}
+	}
+	return vm, anon, sc.Err()
+}
+
+// fill enqueues n 256-byte jobs through the batch endpoint.
+func fill(t testing.TB, base string, n int) {
+	t.Helper()
+	line := []byte(`{"payload_b64":"` + strings.Repeat("QUFB", 85) + `QQ=="}` + "\n") // 256 bytes
+	body := bytes.Repeat(line, 1000)
+	c := &http.Client{Timeout: time.Minute}
+	for done := 0; done < n; done += 1000 {
+		code, err := call(context.Background(), c, "POST", base+"/v1/queues/backlog/batch", body, nil)
+		if err != nil || code != 201 {
+			t.Fatalf("batch at %d: %d %v", done, code, err)
+		}
+	}
+}
+
+// BenchmarkBacklogRSS measures the real daemon's resident memory idle and
+// with a 30k and a 300k backlog of 256-byte jobs (small profile, the
+// defaults). SPEC 3: memory does not grow with the number of stored jobs.
+// Run: go test -run '^$' -bench BacklogRSS -benchtime 1x ./e2e/
+func BenchmarkBacklogRSS(b *testing.B) {
+	// As the systemd unit runs it: a soft Go memory limit below MemoryHigh.
+	daemonEnv = []string{"GOMEMLIMIT=48MiB"}
+	defer func() { daemonEnv = nil }()
+	for b.Loop() {
+		d := startDaemon(b, b.TempDir())
+		time.Sleep(2 * time.Second)
+		vm, anon, _ := rss(d.cmd.Process.Pid)
+		b.ReportMetric(vm, "idle-rss-MiB")
+		b.ReportMetric(anon, "idle-anon-MiB")
+		fill(b, d.base, 30000)
+		time.Sleep(2 * time.Second)
+		vm, anon, _ = rss(d.cmd.Process.Pid)
+		b.ReportMetric(vm, "30k-rss-MiB")
+		b.ReportMetric(anon, "30k-anon-MiB")
+		fill(b, d.base, 270000)
+		time.Sleep(5 * time.Second)
+		vm, anon, _ = rss(d.cmd.Process.Pid)
+		b.ReportMetric(vm, "300k-rss-MiB")
+		b.ReportMetric(anon, "300k-anon-MiB")
+		d.kill()
+	}
+}
