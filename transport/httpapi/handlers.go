@@ -367,11 +367,17 @@ func (s *Server) deadPurge(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, err, DeletedResult{Deleted: n})
 }
 
-// stats serves GET /v1/stats. The governor block stays null until a
-// governor is wired to the server.
+// stats serves GET /v1/stats. The governor block is null when no governor
+// is wired to the server.
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	st := s.eng.Stats()
+	gov, err := s.governorBlock()
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
 	s.writeJSON(w, http.StatusOK, StatsDoc{
+		Governor:   gov,
 		Queues:     queuesToWire(st.Queues),
 		UptimeS:    st.Uptime.Seconds(),
 		StoreShort: st.StoreShort,

@@ -12,13 +12,16 @@ import (
 // newMetricsHandler serves /metrics from a registry of its own (never the
 // global one): the engine's stats, read at scrape time, plus the Go runtime
 // and process collectors.
-func newMetricsHandler(eng Engine, log *slog.Logger) http.Handler {
+func newMetricsHandler(eng Engine, gov Governor, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newStatsCollector(eng),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if gov != nil {
+		reg.MustRegister(newGovernorCollector(gov))
+	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            promLogger{log},
 		ErrorHandling:       promhttp.ContinueOnError,

@@ -61,6 +61,7 @@ type Config struct {
 	TLSCert, TLSKey string // PEM files; both or neither
 	MaxPayload      int    // bytes, default 1 MiB
 	Logger          *slog.Logger
+	Governor        Governor // optional: the governor block, drills and gauges
 }
 
 // Server timeouts. Nothing may cut a request shorter than the longest long
@@ -76,6 +77,7 @@ const (
 // Server serves the HTTP API. Its methods are safe for concurrent use.
 type Server struct {
 	eng         Engine
+	gov         Governor // nil: no governor
 	log         *slog.Logger
 	addr        string
 	maxPayload  int
@@ -121,6 +123,7 @@ func New(cfg Config, eng Engine) (*Server, error) {
 		log:        cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "httpapi"),
 		addr:       cmp.Or(cfg.Addr, "127.0.0.1:7070"),
 		maxPayload: cmp.Or(cfg.MaxPayload, 1<<20),
+		gov:        cfg.Governor,
 		auth:       cfg.Token != "",
 		tokenSum:   sha256.Sum256([]byte(cfg.Token)),
 		done:       make(chan struct{}),
@@ -135,7 +138,7 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.resps.New = func() any { b := make([]byte, 0, 192); return &b }
-	s.metrics = newMetricsHandler(eng, s.log)
+	s.metrics = newMetricsHandler(eng, s.gov, s.log)
 	s.mux = http.NewServeMux()
 	s.routes = http.NewServeMux()
 	for _, rt := range s.routeTable() {
@@ -175,6 +178,8 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/queues/{q}/dead/retry", s.deadRetry},
 		{"DELETE /v1/queues/{q}/dead", s.deadPurge},
 		{"GET /v1/stats", s.stats},
+		{"POST /v1/governor/drill", s.drill},
+		{"DELETE /v1/governor/drill", s.clearDrill},
 		{"GET /metrics", s.metrics.ServeHTTP},
 		{"GET /healthz", s.healthz},
 		{"GET /readyz", s.readyz},

@@ -111,14 +111,21 @@ type QueueList struct {
 }
 
 // GovernorStats is the governor block of GET /v1/stats.
+// Figures the governor does not know (no such signal on the host) are null.
 type GovernorStats struct {
-	Level         string          `json:"level"`
-	Concurrency   int             `json:"concurrency"`
-	CPUPercent    float64         `json:"cpu_percent"`
-	MemoryPercent float64         `json:"memory_percent"`
-	DiskFreeBytes uint64          `json:"disk_free_bytes"`
-	Reason        string          `json:"reason"`
-	Drill         json.RawMessage `json:"drill"`
+	Level         string      `json:"level"`
+	Concurrency   int         `json:"concurrency"`
+	CPUPercent    *float64    `json:"cpu_percent"`
+	MemoryPercent *float64    `json:"memory_percent"`
+	DiskFreeBytes *uint64     `json:"disk_free_bytes"`
+	Reason        string      `json:"reason"`
+	Drill         *DrillState `json:"drill"`
+}
+
+// DrillState is a running drill: the level forced and until when.
+type DrillState struct {
+	Level string    `json:"level"`
+	Until time.Time `json:"until"`
 }
 
 // StatsDoc answers GET /v1/stats; `edgeq stats --json` prints it.

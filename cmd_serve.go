@@ -1,0 +1,328 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/storage"
+	"github.com/edgeq/edgeq/transport/httpapi"
+)
+
+// override is a serve flag, and its EDGEQ_* variable, that overrides one
+// key of the configuration file.
+type override struct {
+	flag  string
+	env   string
+	key   string // configuration key
+	usage string
+	bool  bool
+	set   func(c *Config, v string) error
+}
+
+// overrides lists serve's flags in the order of --help. Each also comes
+// from its variable; a flag wins over its variable, a variable over the
+// file, the file over the defaults.
+var overrides = []override{
+	{flag: "data-dir", env: "EDGEQ_DATA_DIR", key: "data_dir",
+		usage: "data directory (default: $STATE_DIRECTORY or ./" + defaultDataDir + ")",
+		set:   func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{flag: "http-addr", env: "EDGEQ_HTTP_ADDR", key: "http.addr",
+		usage: "HTTP API listen address (default: " + defaultHTTPAddr + ")",
+		set:   func(c *Config, v string) error { c.HTTP.Addr = v; return nil }},
+	{flag: "token-file", env: "EDGEQ_TOKEN_FILE", key: "http.token_file",
+		usage: "file holding the bearer token the HTTP API requires",
+		set:   func(c *Config, v string) error { c.HTTP.TokenFile = v; return nil }},
+	{flag: "mqtt-broker", env: "EDGEQ_MQTT_BROKER", key: "mqtt.broker",
+		usage: "MQTT broker URL, such as tcp://127.0.0.1:1883 (default: MQTT off)",
+		set:   func(c *Config, v string) error { c.MQTT.Broker = v; return nil }},
+	{flag: "sync", env: "EDGEQ_SYNC", key: "storage.sync",
+		usage: "when enqueues are fsynced: always or interval (default: always)",
+		set:   func(c *Config, v string) error { c.Storage.Sync = v; return nil }},
+	{flag: "memory", env: "EDGEQ_MEMORY", key: "storage.memory",
+		usage: "store memory profile: small or default (default: small)",
+		set:   func(c *Config, v string) error { c.Storage.Memory = v; return nil }},
+	{flag: "max-payload", env: "EDGEQ_MAX_PAYLOAD", key: "max_payload",
+		usage: "largest job payload, such as 512KiB (default: 1MiB)",
+		set: func(c *Config, v string) (err error) {
+			c.MaxPayload, err = parseSize(v)
+			return err
+		}},
+	{flag: "strict-queues", env: "EDGEQ_STRICT_QUEUES", key: "strict_queues", bool: true,
+		usage: "refuse jobs for queues that the configuration does not list",
+		set: func(c *Config, v string) (err error) {
+			c.StrictQueues, err = strconv.ParseBool(v)
+			return err
+		}},
+	{flag: "shutdown-timeout", env: "EDGEQ_SHUTDOWN_TIMEOUT", key: "shutdown_timeout",
+		usage: "how long a clean stop may take (default: 30s)",
+		set: func(c *Config, v string) (err error) {
+			c.ShutdownTimeout, err = parseDuration(v)
+			return err
+		}},
+	{flag: "log-format", env: "EDGEQ_LOG_FORMAT", key: "log.format",
+		usage: "log format: text or json (default: text)",
+		set:   func(c *Config, v string) error { c.Log.Format = v; return nil }},
+	{flag: "log-level", env: "EDGEQ_LOG_LEVEL", key: "log.level",
+		usage: "log level: debug, info, warn or error (default: info)",
+		set:   func(c *Config, v string) error { c.Log.Level = v; return nil }},
+}
+
+// Flags of serve that are not configuration keys.
+const (
+	configFlag, configEnv     = "config", "EDGEQ_CONFIG"
+	insecureFlag, insecureEnv = "insecure-no-auth", "EDGEQ_INSECURE_NO_AUTH"
+)
+
+func serveCommand(e env) *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: configFlag, Usage: "configuration file (default: none, built-in defaults) [$" + configEnv + "]"},
+	}
+	for _, o := range overrides {
+		usage := o.usage + " [$" + o.env + "]"
+		if o.bool {
+			flags = append(flags, &cli.BoolFlag{Name: o.flag, Usage: usage})
+		} else {
+			flags = append(flags, &cli.StringFlag{Name: o.flag, Usage: usage})
+		}
+	}
+	flags = append(flags, &cli.BoolFlag{Name: insecureFlag,
+		Usage: "serve HTTP on a non-loopback address without a token [$" + insecureEnv + "]"})
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the daemon",
+		Description: "Runs the queue daemon until SIGINT or SIGTERM. Settings come from flags, then\n" +
+			"EDGEQ_* variables, then the --config file, then built-in defaults.",
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("serve takes no arguments, got %q", c.Args().First())
+			}
+			s, err := settleServe(c, e)
+			if err != nil {
+				return err
+			}
+			if e.daemon != nil {
+				return e.daemon(c.Context, s, e)
+			}
+			return runDaemon(c.Context, s, e)
+		},
+	}
+}
+
+// serveSettings is everything the daemon needs once flags, variables, the
+// file and defaults are settled.
+type serveSettings struct {
+	cfg   *Config // validated; DataDir resolved
+	token string  // "" when the HTTP API is open
+}
+
+// settleServe builds serve's configuration: defaults, then the file, then
+// EDGEQ_* variables, then flags; it validates the result and refuses an
+// unauthenticated non-loopback listener.
+func settleServe(c *cli.Context, e env) (serveSettings, error) {
+	value := func(flag, envName string, isBool bool) (v, src string, ok bool) {
+		switch {
+		case c.IsSet(flag) && isBool:
+			return strconv.FormatBool(c.Bool(flag)), "--" + flag, true
+		case c.IsSet(flag):
+			return c.String(flag), "--" + flag, true
+		}
+		v, ok = e.getenv(envName)
+		return v, envName, ok
+	}
+
+	cfg, file, lines := defaultConfig(), "", map[string]int(nil)
+	var decodeErr error
+	if path, _, ok := value(configFlag, configEnv, false); ok {
+		if cfg, lines, decodeErr = readConfig(path); cfg == nil {
+			return serveSettings{}, decodeErr
+		}
+		file = path
+	}
+	sources := map[string]string{}
+	for _, o := range overrides {
+		v, src, ok := value(o.flag, o.env, o.bool)
+		if !ok {
+			continue
+		}
+		if err := o.set(cfg, v); err != nil {
+			return serveSettings{}, usageErrorf("%s: %v", src, err)
+		}
+		sources[o.key] = src
+	}
+	if err := annotate(joinProblems(decodeErr, cfg.Validate()), file, lines, sources); err != nil {
+		return serveSettings{}, err
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = defaultDataDir
+		if d, ok := e.getenv("STATE_DIRECTORY"); ok {
+			// systemd lists one path per StateDirectory=, colon-separated.
+			cfg.DataDir, _, _ = strings.Cut(d, ":")
+		}
+	}
+
+	s := serveSettings{cfg: cfg}
+	if f := cfg.HTTP.TokenFile; f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return serveSettings{}, fmt.Errorf("read http.token_file: %w", err)
+		}
+		if s.token = strings.TrimSpace(string(b)); s.token == "" {
+			return serveSettings{}, usageErrorf("http.token_file: %s is empty", f)
+		}
+	}
+	insecure, src, _ := value(insecureFlag, insecureEnv, true)
+	allowOpen, err := strconv.ParseBool(cmp.Or(insecure, "false"))
+	if err != nil {
+		return serveSettings{}, usageErrorf("%s: want true or false, got %q", src, insecure)
+	}
+	if s.token == "" && !allowOpen && !isLoopback(cfg.HTTP.Addr) {
+		return serveSettings{}, usageErrorf("http.addr: refusing to serve %s without a token: "+
+			"set http.token_file (--token-file) or pass --insecure-no-auth", cfg.HTTP.Addr)
+	}
+	return s, nil
+}
+
+// isLoopback reports whether a listen address reaches only this host. An
+// empty host listens on every interface; names other than localhost are
+// not trusted to resolve to loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// runDaemon runs the daemon until ctx ends or SIGINT or SIGTERM arrives,
+// then stops it in order: the engine (refusing new work, flushing and
+// syncing what it accepted), the HTTP server, the store.
+func runDaemon(ctx context.Context, s serveSettings, e env) error {
+	cfg := s.cfg
+	log := newLogger(e.stderr, cfg.Log)
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+
+	// A directory held by another process fails here with a message that
+	// says so (storage.ErrLocked).
+	store, err := storage.Open(storage.Config{Dir: cfg.DataDir, Memory: cfg.Storage.Memory, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	eng, err := engine.New(cfg.engineConfig(log), store)
+	if err != nil {
+		return errors.Join(fmt.Errorf("create engine: %w", err), closeStore(store))
+	}
+	// Start recovers the store's state before it returns; a signal during
+	// recovery ends it early, which is a clean stop, not a failure.
+	if err := eng.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped during recovery")
+			return closeStore(store)
+		}
+		return errors.Join(fmt.Errorf("start engine: %w", err), closeStore(store))
+	}
+	srv, err := httpapi.New(httpapi.Config{
+		Addr:       cfg.HTTP.Addr,
+		Token:      s.token,
+		TLSCert:    cfg.HTTP.TLS.Cert,
+		TLSKey:     cfg.HTTP.TLS.Key,
+		MaxPayload: int(cfg.MaxPayload),
+		Logger:     log,
+	}, eng)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		return errors.Join(fmt.Errorf("start http api: %w", err), shutdown(log, cfg, eng, nil, store))
+	}
+	warnUnwired(log, cfg)
+	log.Info("listening", "addr", srv.Addr().String(), "data_dir", cfg.DataDir,
+		"sync", cfg.Storage.Sync, "auth", s.token != "", "version", version)
+
+	<-ctx.Done()
+	stopSignals() // a second signal kills at once
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	if err := shutdown(log, cfg, eng, srv, store); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// warnUnwired says which parsed settings this build does not act on yet,
+// rather than letting an operator believe they work.
+func warnUnwired(log *slog.Logger, cfg *Config) {
+	if cfg.MQTT.Broker != "" {
+		log.Warn("mqtt is not wired in this build; mqtt settings are ignored", "broker", cfg.MQTT.Broker)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Queues)) {
+		if h := cfg.Queues[name].Handler; h != nil {
+			log.Warn("in-process handlers are not wired in this build; the queue is served to pull workers",
+				"queue", name, "handler", h.Type)
+		}
+	}
+}
+
+// shutdown stops the engine, then the server (when started), then closes
+// the store, all within shutdown_timeout. The store stays open when the
+// engine did not stop: its goroutines may still write, and the store
+// recovers at the next start anyway.
+func shutdown(log *slog.Logger, cfg *Config, eng *engine.Engine, srv *httpapi.Server, store *storage.Badger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer cancel()
+	var errs []error
+	engErr := eng.Stop(ctx)
+	if engErr != nil {
+		errs = append(errs, fmt.Errorf("stop engine: %w", engErr))
+	}
+	if srv != nil {
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop http api: %w", err))
+		}
+	}
+	if engErr == nil {
+		errs = append(errs, closeStore(store))
+	} else {
+		log.Warn("store left open because the engine did not stop", "err", engErr)
+	}
+	return errors.Join(errs...)
+}
+
+func closeStore(store *storage.Badger) error {
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// newLogger builds the daemon's log handler from a validated LogConfig.
+func newLogger(w io.Writer, lc LogConfig) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(lc.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// TestConfigsParse parses and validates every sample under configs/ with the
+// real parser, so a sample cannot drift from the code.
+func TestConfigsParse(t *testing.T) {
+	var files []string
+	err := filepath.WalkDir("configs", func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			files = append(files, path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 2 {
+		t.Fatalf("found %d samples under configs/, want edgeq.yaml and more: %v", len(files), files)
+	}
+	for _, f := range files {
+		t.Run(f, func(t *testing.T) {
+			cfg, err := loadConfig(f)
+			if err != nil {
+				t.Fatalf("loadConfig:\n%v", err)
+			}
+			if err := cfg.engineConfig(nil).Validate(); err != nil {
+				t.Errorf("engine refuses the converted config: %v", err)
+			}
+		})
+	}
+}
+
+// TestReferenceConfigIsDefaults checks that configs/edgeq.yaml states the
+// defaults that serve uses without a file.
+func TestReferenceConfigIsDefaults(t *testing.T) {
+	cfg, err := loadConfig("configs/edgeq.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Queues) == 0 {
+		cfg.Queues = nil
+	}
+	if len(cfg.MQTT.Routes) == 0 {
+		cfg.MQTT.Routes = nil
+	}
+	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
+		t.Errorf("configs/edgeq.yaml decodes to\n%+v\nwant defaultConfig()\n%+v", cfg, want)
+	}
+}
+
+// TestReferenceConfigDocumentsEveryKey checks that every key of the file
+// format appears in configs/edgeq.yaml, if only in a comment.
+func TestReferenceConfigDocumentsEveryKey(t *testing.T) {
+	b, err := os.ReadFile("configs/edgeq.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type, string)
+	walk = func(rt reflect.Type, path string) {
+		for rt.Kind() == reflect.Pointer || rt.Kind() == reflect.Slice || rt.Kind() == reflect.Map {
+			rt = rt.Elem()
+		}
+		if rt.Kind() != reflect.Struct || seen[rt] {
+			return
+		}
+		seen[rt] = true
+		for name, i := range yamlFields(rt) {
+			if !strings.Contains(text, name+":") {
+				t.Errorf("key %s%s is not in configs/edgeq.yaml", path, name)
+			}
+			walk(rt.Field(i).Type, path+name+".")
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+}
+
+// TestReferenceQueueExample parses the commented queue example at the end
+// of configs/edgeq.yaml, which says it is valid as it stands.
+func TestReferenceQueueExample(t *testing.T) {
+	b, err := os.ReadFile("configs/edgeq.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\n#queues:\n")
+	if !ok {
+		t.Fatal("no #queues: example in configs/edgeq.yaml")
+	}
+	example := "queues:\n"
+	for _, l := range strings.Split(after, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			break
+		}
+		example += l[1:] + "\n"
+	}
+	cfg, _, err := decodeConfig([]byte(example))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatalf("example:\n%s\n%v", example, err)
+	}
+	for _, q := range []string{"notify", "webhook"} {
+		if _, ok := cfg.Queues[q]; !ok {
+			t.Errorf("queue %s missing from the example", q)
+		}
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want string // a substring of the error
+		line int    // 0: do not check
+	}{
+		{"unknown top key", "bogus: 1\n", "bogus: unknown key", 1},
+		{"unknown nested key", "http:\n  adr: x\n", "http.adr: unknown key", 2},
+		{"unknown class", "queues:\n  sync: {class: urgent}\n", `queues.sync.class: unknown class "urgent"`, 2},
+		{"cpu enter below exit", "governor: {cpu: {enter: 70, exit: 75}}\n", "governor.cpu: enter 70 is below exit 75", 1},
+		{"cpu enter equals exit", "governor: {cpu: {enter: 75, exit: 75}}\n", "governor.cpu: enter 75 must be above exit 75", 0},
+		{"memory percentage", "governor: {memory: {enter: 120, exit: 75}}\n", "governor.memory.enter: 120 is not a percentage", 0},
+		{"bad size", "max_payload: 1XB\n", `max_payload: invalid size "1XB"`, 1},
+		{"payload too large", "max_payload: 128MiB\n", "max_payload: 128MiB is above the limit of 64MiB", 1},
+		{"type error in flow mapping", "governor: {cpu: {enter: 90, exit: high}}\n", `governor.cpu.exit: want a number, got "high"`, 1},
+		{"int type error", "queues:\n  a:\n    concurrency: lots\n", `queues.a.concurrency: want an integer, got "lots"`, 3},
+		{"duration without unit", "defaults: {ttr: 30}\n", `defaults.ttr: invalid duration "30"`, 1},
+		{"bad rate", "queues: {t: {rate: fast}}\n", `queues.t.rate: invalid rate "fast"`, 1},
+		{"sync mode", "storage:\n  sync: sometimes\n", `storage.sync: unknown sync mode "sometimes"`, 2},
+		{"memory profile", "storage: {memory: huge}\n", `storage.memory: unknown memory profile "huge"`, 0},
+		{"shed_at", "queues: {a: {shed_at: panic}}\n", `queues.a.shed_at: unknown level "panic"`, 0},
+		{"exec without command", "queues: {a: {handler: {type: exec}}}\n", "queues.a.handler.command: required for exec handlers", 0},
+		{"http bad url", "queues: {a: {handler: {type: http, url: 'ftp://x'}}}\n", `queues.a.handler.url: invalid URL "ftp://x"`, 0},
+		{"unknown handler", "queues: {a: {handler: {type: grpc}}}\n", `queues.a.handler.type: unknown handler type "grpc"`, 0},
+		{"handler without type", "queues: {a: {handler: {timeout: 1s}}}\n", "queues.a.handler.type: required", 0},
+		{"mqtt handler without broker", "queues: {a: {handler: {type: mqtt, topic: t}}}\n", "queues.a.handler.type: mqtt handlers need mqtt.broker", 0},
+		{"field of another handler", "queues: {a: {handler: {type: exec, command: [x], url: 'http://h'}}}\n", "queues.a.handler.url: not used by exec handlers", 0},
+		{"breaker without handler", "queues: {a: {breaker: {failures: 3}}}\n", "queues.a.breaker: needs a handler", 0},
+		{"http tls cert only", "http: {tls: {cert: c.pem}}\n", "http.tls.key: required when http.tls.cert is set", 0},
+		{"mqtt tls key only", "mqtt: {tls: {key: k.pem}}\n", "mqtt.tls.cert: required when mqtt.tls.key is set", 0},
+		{"http addr", "http: {addr: localhost}\n", `http.addr: invalid address "localhost"`, 0},
+		{"concurrency min above max", "governor: {concurrency: {min: 4, max: 2}}\n", "governor.concurrency: min 4 is above max 2", 0},
+		{"invalid queue name", "queues: {Bad: {}}\n", "queues.Bad: invalid queue name", 0},
+		{"duplicate key", "log:\n  level: info\n  level: debug\n", "log.level: duplicate key", 3},
+		{"reserve above concurrency", "queues: {a: {concurrency: 2, reserve: 3}}\n", "queues.a.reserve: 3 is above concurrency 2", 0},
+		{"inherited backoff", "queues: {a: {backoff: {initial: 20m}}}\n", "queues.a.backoff: initial 20m0s is above max 10m0s", 0},
+		{"log format", "log: {format: xml}\n", `log.format: unknown format "xml"`, 0},
+		{"log level", "log: {level: loud}\n", `log.level: unknown level "loud"`, 0},
+		{"negative duration", "shutdown_timeout: -1s\n", "shutdown_timeout: must be positive", 1},
+		{"max attempts", "defaults: {max_attempts: 0}\n", "defaults.max_attempts: must be at least 1", 0},
+		{"route to unknown queue", "strict_queues: true\nmqtt: {routes: [{filter: a/b, queue: x}]}\n", `mqtt.routes[0].queue: unknown queue "x" (strict_queues is on)`, 2},
+		{"route filter", "mqtt:\n  routes:\n    - {filter: 'a/#/b', queue: x}\n", "mqtt.routes[0].filter: \"a/#/b\": '#' must be the last level", 3},
+		{"route without queue", "mqtt: {routes: [{filter: a}]}\n", "mqtt.routes[0].queue: required", 0},
+		{"broker scheme", "mqtt: {broker: 'http://h:1883'}\n", `mqtt.broker: unsupported scheme "http"`, 0},
+		{"mqtt prefix", "mqtt: {prefix: 'a/#'}\n", "mqtt.prefix:", 0},
+		{"list for mapping", "queues: [a, b]\n", "queues: want a mapping, got a list", 1},
+		{"mapping for string", "data_dir: {a: b}\n", "data_dir: want a string, got a mapping", 1},
+		{"string for list", "queues: {a: {handler: {type: exec, command: /bin/true}}}\n", "queues.a.handler.command: want a list", 0},
+		{"syntax error", "http:\n  addr: [\n", "invalid YAML", 0},
+		{"not a mapping", "hello\n", "want a mapping", 0},
+		{"two documents", "log: {level: info}\n---\nlog: {level: debug}\n", "a second YAML document", 2},
+		{"merge key", "base: &b {level: info}\nlog:\n  <<: *b\n", "not supported", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "edgeq.yaml")
+			if err := os.WriteFile(path, []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := loadConfig(path)
+			if err == nil {
+				t.Fatalf("loadConfig(%q) = nil error, want %q", tt.yaml, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error\n%v\nwant it to contain %q", err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), path) {
+				t.Errorf("error %q does not start with the file name", err)
+			}
+			if tt.line > 0 {
+				if want := path + ":" + strconv.Itoa(tt.line) + ": " + tt.want; !strings.Contains(err.Error(), want) {
+					t.Errorf("error\n%v\nwant it to contain %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigErrorListsEveryProblem checks that decoding goes on after a
+// problem and that validation runs on what decoded.
+func TestConfigErrorListsEveryProblem(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	data := "max_payload: 1XB\nbogus: 1\nqueues:\n  a: {class: urgent}\n"
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := loadConfig(path)
+	want := path + ":1: max_payload: invalid size \"1XB\" (want bytes or a number with KiB, MiB, GiB, KB, MB or GB)\n" +
+		path + ":2: bogus: unknown key\n" +
+		path + ":4: queues.a.class: unknown class \"urgent\" (want critical, high, normal, low or bulk)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n%v\nwant\n%s", err, want)
+	}
+}
+
+func TestEngineConfig(t *testing.T) {
+	cfg, err := loadConfig("configs/gateway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := cfg.engineConfig(nil)
+	if ec.MaxPayload != 256*KiB || ec.Sync != engine.SyncAlways || !ec.StrictQueues ||
+		ec.MaxAttempts != 5 || ec.Workers != 8 || ec.TTR != time.Minute || ec.DedupeWindow != 24*time.Hour ||
+		ec.Backoff != (engine.Backoff{Initial: time.Second, Max: 10 * time.Minute}) {
+		t.Errorf("engine config %+v", ec)
+	}
+	want := map[string]engine.QueueConfig{
+		"notify": {Class: job.ClassCritical, Concurrency: 4, Reserve: 1, Sync: engine.SyncAlways, AlertAge: time.Minute,
+			Breaker: engine.Breaker{Failures: 5, CoolDown: 30 * time.Second}},
+		"telemetry":   {Class: job.ClassNormal, Rate: 200, MaxDepth: 1_000_000, Sync: engine.SyncInterval, AlertAge: 5 * time.Minute},
+		"upload":      {Class: job.ClassLow},
+		"cloud-relay": {Class: job.ClassNormal},
+		"sync":        {Class: job.ClassBulk, ShedAt: "elevated"},
+	}
+	if !reflect.DeepEqual(ec.Queues, want) {
+		t.Errorf("queues\n%+v\nwant\n%+v", ec.Queues, want)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	good := map[string]Size{
+		"0": 0, "1048576": 1 << 20, "1MiB": 1 << 20, "256MiB": 256 << 20, "512KiB": 512 << 10,
+		"1GB": 1e9, "1GiB": 1 << 30, "2 mib": 2 << 20, "10kb": 10_000, "1.5KiB": 1536, "7B": 7, "1TiB": 1 << 40,
+	}
+	for in, want := range good {
+		if got, err := parseSize(in); err != nil || got != want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "MiB", "-1", "1XB", "1.2.3MiB", "99999999999GiB", "1e3", "1 M i B", "0x10"} {
+		if got, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) = %d, want an error", in, got)
+		}
+	}
+	for s, want := range map[Size]string{MiB: "1MiB", 256 * MiB: "256MiB", GiB: "1GiB", 1536: "1536", 1000: "1000", 0: "0", 3 * KiB: "3KiB"} {
+		if got := s.String(); got != want {
+			t.Errorf("Size(%d).String() = %q, want %q", int64(s), got, want)
+		}
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	good := map[string]Rate{"200/s": 200, "10/m": 10.0 / 60, "5/h": 5.0 / 3600, "3": 3, "0.5": 0.5, "0": 0, "1.5/s": 1.5, " 60 / m ": 1}
+	for in, want := range good {
+		if got, err := parseRate(in); err != nil || math.Abs(float64(got-want)) > 1e-12 {
+			t.Errorf("parseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "fast", "-1/s", "10/d", "/s", "NaN", "Inf", "1/s/s", "10/sec"} {
+		if got, err := parseRate(in); err == nil {
+			t.Errorf("parseRate(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	good := map[string]Duration{"30s": Duration(30 * time.Second), "1h30m": Duration(90 * time.Minute), "500ms": Duration(500 * time.Millisecond), "0": 0}
+	for in, want := range good {
+		if got, err := parseDuration(in); err != nil || got != want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "30", "abc", "1x"} {
+		if got, err := parseDuration(in); err == nil {
+			t.Errorf("parseDuration(%q) = %v, want an error", in, got)
+		}
+	}
+}
+
+// FuzzParseConfig checks that no input makes the parser panic, that every
+// problem says something, and that a configuration the parser accepts is
+// one the engine accepts too.
+func FuzzParseConfig(f *testing.F) {
+	for _, name := range []string{"configs/edgeq.yaml", "configs/gateway.yaml"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{
+		"", "{}", "queues: {a: {class: urgent}}", "a: &a [*a]", "max_payload: 1XB",
+		"governor: {cpu: {enter: 70, exit: 75}}", "queues: {x: &q {rate: 1/s}, y: *q}",
+		"mqtt: {routes: [{filter: '#', queue: q}]}", "- 1\n- 2", "--- \n...\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, _, err := decodeConfig(data)
+		if cfg == nil && err == nil {
+			t.Fatal("nil config and nil error")
+		}
+		if err != nil {
+			for _, p := range err.(*ConfigError).Problems {
+				if p.Msg == "" {
+					t.Fatalf("problem without a message: %+v", p)
+				}
+			}
+		}
+		if cfg == nil {
+			return
+		}
+		verr := cfg.Validate()
+		if err == nil && verr == nil {
+			if eerr := cfg.engineConfig(nil).Validate(); eerr != nil {
+				t.Fatalf("config valid but the engine refuses it: %v\n%s", eerr, data)
+			}
+		}
+	})
+}

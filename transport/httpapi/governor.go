@@ -1,0 +1,154 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Governor is the resource governor as the API uses it (main adapts
+// resource.Governor to it). Its methods must be safe for concurrent use.
+type Governor interface {
+	// Status is the governor block of GET /v1/stats as JSON (SPEC 5).
+	Status() ([]byte, error)
+	// Drill forces level for d; ClearDrill ends a drill.
+	Drill(level job.Level, d time.Duration) error
+	ClearDrill()
+	// Gauges are the figures for /metrics; ok is false for unknown ones.
+	Gauges() GovernorGauges
+}
+
+// GovernorGauges are the governor's figures exported as metrics.
+type GovernorGauges struct {
+	Level        job.Level
+	Concurrency  int
+	LevelChanges uint64
+	CPUPercent   float64
+	CPUKnown     bool
+	MemPercent   float64
+	MemKnown     bool
+	DiskFree     uint64
+	DiskKnown    bool
+}
+
+// DrillRequest is the body of POST /v1/governor/drill.
+type DrillRequest struct {
+	Level    string `json:"level"`
+	Duration string `json:"duration"` // Go duration, e.g. "60s"
+}
+
+// maxDrillBody bounds the drill request body.
+const maxDrillBody = 4 << 10
+
+func (s *Server) governorBlock() (*GovernorStats, error) {
+	if s.gov == nil {
+		return nil, nil
+	}
+	data, err := s.gov.Status()
+	if err != nil {
+		return nil, err
+	}
+	var g GovernorStats
+	if err := json.Unmarshal(data, &g); err != nil {
+		return nil, fmt.Errorf("governor status: %w", err)
+	}
+	return &g, nil
+}
+
+// drill serves POST /v1/governor/drill.
+func (s *Server) drill(w http.ResponseWriter, r *http.Request) {
+	if s.gov == nil {
+		s.writeError(w, fmt.Errorf("%w: no governor runs", job.ErrUnavailable))
+		return
+	}
+	var req DrillRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDrillBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		s.writeError(w, fmt.Errorf("%w: body: want {\"level\",\"duration\"}: %v", job.ErrInvalidArgument, err))
+		return
+	}
+	level, err := job.ParseLevel(req.Level)
+	if err != nil {
+		s.writeError(w, fmt.Errorf("%w: level: %v", job.ErrInvalidArgument, err))
+		return
+	}
+	d, err := time.ParseDuration(req.Duration)
+	if err != nil || d <= 0 {
+		s.writeError(w, fmt.Errorf("%w: duration: want a positive Go duration such as \"60s\", got %q", job.ErrInvalidArgument, req.Duration))
+		return
+	}
+	if err := s.gov.Drill(level, d); err != nil {
+		s.writeError(w, fmt.Errorf("%w: %v", job.ErrInvalidArgument, err))
+		return
+	}
+	s.log.Warn("governor drill", "level", level, "duration", d, "remote", r.RemoteAddr)
+	s.answerGovernor(w)
+}
+
+// clearDrill serves DELETE /v1/governor/drill.
+func (s *Server) clearDrill(w http.ResponseWriter, r *http.Request) {
+	if s.gov == nil {
+		s.writeError(w, fmt.Errorf("%w: no governor runs", job.ErrUnavailable))
+		return
+	}
+	s.gov.ClearDrill()
+	s.log.Info("governor drill cleared", "remote", r.RemoteAddr)
+	s.answerGovernor(w)
+}
+
+func (s *Server) answerGovernor(w http.ResponseWriter) {
+	g, err := s.governorBlock()
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.writeJSON(w, http.StatusOK, g)
+}
+
+// governorCollector exports the governor's figures at scrape time.
+type governorCollector struct {
+	gov                                  Governor
+	level, conc, changes, cpu, mem, disk *prometheus.Desc
+}
+
+func newGovernorCollector(g Governor) *governorCollector {
+	return &governorCollector{
+		gov:     g,
+		level:   prometheus.NewDesc("edgeq_governor_level", "Governor pressure level: 0 normal, 1 elevated, 2 high, 3 critical.", nil, nil),
+		conc:    prometheus.NewDesc("edgeq_governor_concurrency", "Worker limit set by the governor.", nil, nil),
+		changes: prometheus.NewDesc("edgeq_governor_level_changes_total", "Governor level changes.", nil, nil),
+		cpu:     prometheus.NewDesc("edgeq_host_cpu_percent", "Host CPU busy percent as the governor saw it.", nil, nil),
+		mem:     prometheus.NewDesc("edgeq_host_memory_percent", "Memory in use, percent of the effective limit (cgroup or host).", nil, nil),
+		disk:    prometheus.NewDesc("edgeq_host_disk_free_bytes", "Free bytes on the data directory's file system.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *governorCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.level, c.conc, c.changes, c.cpu, c.mem, c.disk} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *governorCollector) Collect(ch chan<- prometheus.Metric) {
+	g := c.gov.Gauges()
+	ch <- prometheus.MustNewConstMetric(c.level, prometheus.GaugeValue, float64(g.Level))
+	ch <- prometheus.MustNewConstMetric(c.conc, prometheus.GaugeValue, float64(g.Concurrency))
+	ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(g.LevelChanges))
+	if g.CPUKnown {
+		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.GaugeValue, g.CPUPercent)
+	}
+	if g.MemKnown {
+		ch <- prometheus.MustNewConstMetric(c.mem, prometheus.GaugeValue, g.MemPercent)
+	}
+	if g.DiskKnown {
+		ch <- prometheus.MustNewConstMetric(c.disk, prometheus.GaugeValue, float64(g.DiskFree))
+	}
+}
