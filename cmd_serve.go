@@ -229,7 +229,13 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	eng, err := engine.New(cfg.engineConfig(log), store)
+	ec := cfg.engineConfig(log)
+	releaseHandlers, err := buildHandlers(cfg, &ec)
+	defer releaseHandlers()
+	if err != nil {
+		return errors.Join(&exitError{code: exitUsage, err: err}, closeStore(store))
+	}
+	eng, err := engine.New(ec, store)
 	if err != nil {
 		return errors.Join(fmt.Errorf("create engine: %w", err), closeStore(store))
 	}
@@ -242,6 +248,17 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		}
 		return errors.Join(fmt.Errorf("start engine: %w", err), closeStore(store))
 	}
+	gov, err := newGovernor(cfg, eng, log)
+	if err != nil {
+		return errors.Join(fmt.Errorf("create governor: %w", err), shutdown(log, cfg, eng, nil, store))
+	}
+	govCtx, stopGov := context.WithCancel(context.Background())
+	govDone := make(chan error, 1)
+	go func() { govDone <- gov.run(govCtx) }()
+	defer func() {
+		stopGov()
+		<-govDone
+	}()
 	srv, err := httpapi.New(httpapi.Config{
 		Addr:       cfg.HTTP.Addr,
 		Token:      s.token,
@@ -249,6 +266,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		TLSKey:     cfg.HTTP.TLS.Key,
 		MaxPayload: int(cfg.MaxPayload),
 		Logger:     log,
+		Governor:   gov,
 	}, eng)
 	if err == nil {
 		err = srv.Start()
@@ -277,29 +295,31 @@ func warnUnwired(log *slog.Logger, cfg *Config) {
 		log.Warn("mqtt is not wired in this build; mqtt settings are ignored", "broker", cfg.MQTT.Broker)
 	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Queues)) {
-		if h := cfg.Queues[name].Handler; h != nil {
-			log.Warn("in-process handlers are not wired in this build; the queue is served to pull workers",
-				"queue", name, "handler", h.Type)
+		if h := cfg.Queues[name].Handler; h != nil && h.Type == "mqtt" {
+			log.Warn("the mqtt handler is not wired in this build; the queue is served to pull workers",
+				"queue", name)
 		}
 	}
 }
 
-// shutdown stops the engine, then the server (when started), then closes
-// the store, all within shutdown_timeout. The store stays open when the
-// engine did not stop: its goroutines may still write, and the store
-// recovers at the next start anyway.
+// shutdown stops in the order of STYLE.md: ingest first (the HTTP server
+// answers 503 shutting_down to new requests and lets those in flight
+// finish), then the engine (dispatch stops, running jobs get the rest of
+// shutdown_timeout, the ring is flushed and synced), then the store. The
+// store stays open when the engine did not stop: its goroutines may still
+// write, and the store recovers at the next start anyway.
 func shutdown(log *slog.Logger, cfg *Config, eng *engine.Engine, srv *httpapi.Server, store *storage.Badger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
 	var errs []error
-	engErr := eng.Stop(ctx)
-	if engErr != nil {
-		errs = append(errs, fmt.Errorf("stop engine: %w", engErr))
-	}
 	if srv != nil {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http api: %w", err))
 		}
+	}
+	engErr := eng.Stop(ctx)
+	if engErr != nil {
+		errs = append(errs, fmt.Errorf("stop engine: %w", engErr))
 	}
 	if engErr == nil {
 		errs = append(errs, closeStore(store))
