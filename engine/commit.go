@@ -65,6 +65,7 @@ type batch struct {
 	now      time.Time
 	needSync bool
 	wake     map[*queue]struct{}
+	events   []Event
 }
 
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -183,6 +184,7 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 	for q := range b.wake {
 		q.wake()
 	}
+	e.deliver(b)
 	if len(b.wake) > 0 {
 		e.sched.kick()
 	}
@@ -464,6 +466,7 @@ func (e *Engine) toDead(b *batch, q *queue, j *job.Job, reason string) error {
 	next := j.Clone()
 	next.State, next.LastError = job.StateDead, reason
 	next.LeaseID, next.LeaseExpires = "", time.Time{}
+	b.event(Event{Kind: EventDead, Queue: q.name, ID: j.ID, Attempt: j.Attempt, Error: reason, At: b.now})
 	return e.transition(b, q, j, next)
 }
 
@@ -559,6 +562,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		q.completed.Add(1)
 		q.out.add(b.now, 1)
 		b.wrote(q)
+		b.event(Event{Kind: EventDone, Queue: q.name, ID: o.id, At: b.now})
 		return nil
 	}
 	j, err := b.txn.Job(o.id, false)
@@ -597,6 +601,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 	}
 	q.retried.Add(1)
 	o.state = next.State
+	b.event(Event{Kind: EventRetry, Queue: q.name, ID: j.ID, Attempt: j.Attempt, Error: o.text, At: b.now})
 	return e.transition(b, q, j, next)
 }
 
@@ -818,5 +823,6 @@ func (e *Engine) requeue(b *batch, q *queue, j *job.Job, why string) error {
 	}
 	next := e.toReady(b, q, j, b.now)
 	q.retried.Add(1)
+	b.event(Event{Kind: EventRetry, Queue: q.name, ID: j.ID, Attempt: j.Attempt, Error: why, At: b.now})
 	return e.transition(b, q, j, next)
 }

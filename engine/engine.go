@@ -103,6 +103,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.started.Store(true)
 		e.wg.Go(e.commitLoop)
 		e.wg.Go(func() { e.sched.loop(e.stopCh) })
+		e.wg.Go(func() { e.alertLoop(e.stopCh) })
 		e.ready.Store(true)
 	})
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -686,6 +687,74 @@ func TestMovePacedAndResumable(t *testing.T) {
 		}
 		if _, _, err := e.Move(t.Context(), engine.MoveRequest{From: "fast", To: "fast", State: job.StateReady, Limit: 1}); !errors.Is(err, job.ErrInvalidArgument) {
 			t.Errorf("move to itself = %v", err)
+		}
+	})
+}
+
+func TestBacklogAlertRaisedAndCleared(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []engine.Alert
+		e := start(t, memstore.New(), engine.Config{
+			Queues: map[string]engine.QueueConfig{"slow": {AlertAge: 5 * time.Minute, AlertDepth: 100}},
+			OnAlert: func(a engine.Alert) {
+				mu.Lock()
+				got = append(got, a)
+				mu.Unlock()
+			},
+		})
+		enqueue(t, e, job.New{Queue: "slow"})
+		time.Sleep(4 * time.Minute)
+		synctest.Wait()
+		if len(e.Alerting()) != 0 {
+			t.Fatal("alert raised before alert_age")
+		}
+		time.Sleep(2 * time.Minute)
+		synctest.Wait()
+		if a := e.Alerting(); len(a) != 1 || a[0] != "slow" {
+			t.Fatalf("alerting = %v after 6m, want [slow]", a)
+		}
+		j := lease1(t, e, "slow", 0)
+		e.Ack(t.Context(), j.ID, j.LeaseID)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		e.EnqueueBatch(t.Context(), "slow", make([]job.New, 101))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 3 || !got[0].Raised || got[0].Kind != "age" || got[1].Raised || !got[2].Raised || got[2].Kind != "depth" {
+			t.Errorf("alerts = %+v, want raised(age), cleared, raised(depth)", got)
+		}
+		if s := stats(t, e, "slow"); s.AlertsTotal != 2 || !s.Alerting {
+			t.Errorf("stats = %+v", s)
+		}
+	})
+}
+
+func TestEventsAfterCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var got []string
+		e := start(t, memstore.New(), engine.Config{OnEvent: func(ev engine.Event) {
+			mu.Lock()
+			got = append(got, ev.Kind.String())
+			mu.Unlock()
+		}})
+		enqueue(t, e, job.New{Queue: "ev", MaxAttempts: 2})
+		j := lease1(t, e, "ev", 0)
+		e.Nack(t.Context(), j.ID, j.LeaseID, time.Second, "x")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		j = lease1(t, e, "ev", 0)
+		e.Nack(t.Context(), j.ID, j.LeaseID, 0, "y")
+		enqueue(t, e, job.New{Queue: "ev"})
+		j = lease1(t, e, "ev", 0)
+		e.Ack(t.Context(), j.ID, j.LeaseID)
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"retry", "dead", "done"}; !slices.Equal(got, want) {
+			t.Errorf("events = %v, want %v", got, want)
 		}
 	})
 }

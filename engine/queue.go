@@ -20,7 +20,9 @@ type queue struct {
 
 	enqueued, completed, retried, deadTotal, rejected atomic.Uint64
 
-	paused atomic.Bool
+	paused   atomic.Bool
+	alerting atomic.Bool   // backlog alert raised
+	alerts   atomic.Uint64 // backlog alerts raised so far
 	// cursor is the ReadySeq of the last ready entry consumed: the committer
 	// seeks from it so that it never walks the tombstones of consumed
 	// entries. Written only by the committer; read atomically by stats.
@@ -189,6 +191,8 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 		RetriedTotal:   q.retried.Load(),
 		DeadTotal:      q.deadTotal.Load(),
 		RejectedTotal:  q.rejected.Load(),
+		Alerting:       q.alerting.Load(),
+		AlertsTotal:    q.alerts.Load(),
 		Concurrency:    q.cfg.Concurrency,
 		InRate:         q.in.perSecond(now),
 		OutRate:        q.out.perSecond(now),
