@@ -79,6 +79,7 @@ func (e *Engine) commitLoop() {
 	for {
 		n := e.ring.PopBatch(buf)
 		now := e.clock.Now()
+		e.beat.Store(now.UnixNano())
 		if n > 0 || (!stopping && e.maintenanceDue(now)) {
 			e.runBatch(buf[:n], now, !stopping)
 			clear(buf[:n])
@@ -155,7 +156,10 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 	if err == nil {
 		defer func() {
 			if len(ops) > 0 {
-				e.commitLat.add(e.clock.Now().Sub(now), now)
+				took := e.clock.Now().Sub(now)
+				e.commitLat.add(took, now)
+				e.hCommit.observe(took.Seconds())
+				e.hBatch.observe(float64(len(ops)))
 			}
 		}()
 		if b.needSync || (e.c.dirty && !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {

@@ -50,6 +50,9 @@ type Engine struct {
 	level atomic.Uint32 // job.Level set by the governor
 
 	commitLat, waitLat latencies
+	hCommit, hBatch    *histogram
+	hEnqueue           *histogram
+	beat               atomic.Int64 // unix nanos of the committer's last round
 }
 
 // New returns an Engine over store. It does not touch the store until Start.
@@ -78,6 +81,9 @@ func New(cfg Config, store Store) (*Engine, error) {
 		doneCh:     make(chan struct{}),
 	}
 	e.sched = newSched(e)
+	e.hCommit = newHistogram(latencyBounds...)
+	e.hEnqueue = newHistogram(latencyBounds...)
+	e.hBatch = newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 	e.c.leases = newLeaseTable()
 	now := e.clock.Now()
 	for name := range cfg.Queues {

@@ -102,6 +102,7 @@ func (e *Engine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New)
 	if err := e.submit(ctx, o); err != nil {
 		return nil, err
 	}
+	e.hEnqueue.observe(e.clock.Now().Sub(now).Seconds())
 	return o.results, nil
 }
 
