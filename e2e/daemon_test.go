@@ -73,6 +73,42 @@ func freePort(t testing.TB) string {
 // /healthz answers.
 func startDaemon(t testing.TB, dataDir string, args ...string) *daemon {
 	t.Helper()
+	d := spawnDaemon(t, dataDir, args...)
+	if !d.waitHealthy(20 * time.Second) {
+		select {
+		case <-d.done:
+			t.Fatalf("edgeq exited at start:\n%s", d.log)
+		default:
+			t.Fatalf("edgeq did not answer /healthz within 20s:\n%s", d.log)
+		}
+	}
+	return d
+}
+
+// waitHealthy polls /healthz until it answers 200 (true), the process exits
+// or the timeout passes (false).
+func (d *daemon) waitHealthy(timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(d.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return true
+			}
+		}
+		select {
+		case <-d.done:
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// spawnDaemon starts `edgeq serve` without waiting for it.
+func spawnDaemon(t testing.TB, dataDir string, args ...string) *daemon {
+	t.Helper()
 	addr := freePort(t)
 	all := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr}, args...)
 	cmd := exec.Command(binary(t), all...)
@@ -84,24 +120,7 @@ func startDaemon(t testing.TB, dataDir string, args ...string) *daemon {
 	}
 	go func() { cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() { d.kill() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(d.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return d
-			}
-		}
-		select {
-		case <-d.done:
-			t.Fatalf("edgeq exited at start:\n%s", d.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("edgeq did not answer /healthz within 20s:\n%s", d.log)
-		}
-	}
+	return d
 }
 
 // kill sends SIGKILL and waits for the process.
