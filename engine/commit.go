@@ -718,8 +718,14 @@ func (e *Engine) applyDead(b *batch, o *op) error {
 	}
 	for _, id := range ids {
 		j, err := b.txn.Job(id, false)
+		if errors.Is(err, job.ErrNotFound) {
+			continue // deleted earlier in this transaction
+		}
 		if err != nil {
 			return fmt.Errorf("read dead job %s: %w", id, err)
+		}
+		if j.State != job.StateDead || j.Queue != q.name {
+			continue // changed earlier in this transaction
 		}
 		if o.kind == opDeadPurge {
 			if err := e.stepRoom(b, j); err != nil {

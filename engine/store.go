@@ -49,6 +49,14 @@ type ReadTx interface {
 
 // Txn is the single write transaction of the committer. Nothing is visible
 // to View or durable before Commit; nothing is durable before Store.Sync.
+//
+// Job and Dedupe see the transaction's own writes. The index reads (Ready,
+// Due, Dead, Leased, Counts) see only committed data, as of the
+// transaction's start: a write transaction's iterator would otherwise sort
+// every pending write on each read, and the committer reads indexes many
+// times per batch. The engine reads indexes from cursors that only move
+// forward and checks each job it finds with Job, so it never acts twice on
+// an entry its own transaction already changed.
 type Txn interface {
 	ReadTx
 	// Room reports whether entries more writes (sets and deletes) totalling

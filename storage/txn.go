@@ -353,7 +353,8 @@ const (
 // txn implements engine.Txn over one Badger write transaction.
 type txn struct {
 	reader
-	count, size int64 // Badger's estimate of the transaction, mirrored
+	snap        *badger.Txn // read-only, for index reads: committed data only (see engine.Txn)
+	count, size int64       // Badger's estimate of the transaction, mirrored
 	seq         uint64
 	seqSet      bool
 	done        bool
@@ -592,6 +593,7 @@ func (t *txn) Commit() (err error) {
 		return err
 	}
 	t.done = true
+	t.closeSnapshot()
 	if err := t.txn.Commit(); err != nil {
 		return translate("commit", err)
 	}
@@ -604,6 +606,64 @@ func (t *txn) Commit() (err error) {
 func (t *txn) Discard() {
 	if !t.done {
 		t.done = true
+		t.closeSnapshot()
 		t.txn.Discard()
 	}
+}
+
+// snapshot is a read-only transaction over committed data, opened at the
+// first index read (nothing else commits while the single write transaction
+// is open, so it sees what the write transaction saw at its start).
+func (t *txn) snapshot() reader {
+	if t.snap == nil {
+		t.snap = t.b.db.NewTransaction(false)
+	}
+	return reader{b: t.b, txn: t.snap}
+}
+
+func (t *txn) closeSnapshot() {
+	if t.snap != nil {
+		t.snap.Discard()
+		t.snap = nil
+	}
+}
+
+// Ready reads committed data (see engine.Txn).
+func (t *txn) Ready(queue string, after uint64, max int) ([]engine.Ref, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return t.snapshot().Ready(queue, after, max)
+}
+
+// Due reads committed data (see engine.Txn).
+func (t *txn) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, max int) ([]engine.Ref, time.Time, error) {
+	if err := t.check(); err != nil {
+		return nil, time.Time{}, err
+	}
+	return t.snapshot().Due(kind, from, until, max)
+}
+
+// Dead reads committed data (see engine.Txn).
+func (t *txn) Dead(queue string, after job.ID, max int) ([]job.ID, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return t.snapshot().Dead(queue, after, max)
+}
+
+// Leased reads committed data (see engine.Txn).
+func (t *txn) Leased(after job.ID, max int) ([]engine.Ref, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return t.snapshot().Leased(after, max)
+}
+
+// Counts reads committed data (see engine.Txn).
+func (t *txn) Counts() (map[string]engine.Counts, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return t.snapshot().Counts()
 }

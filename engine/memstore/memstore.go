@@ -106,27 +106,15 @@ func (t *txn) lookup(id job.ID) (*job.Job, bool) {
 	return j, ok
 }
 
-// all returns the visible jobs.
-func (t *txn) all() []*job.Job {
+// committed returns the committed jobs: what index reads see (engine.Txn).
+func (t *txn) committed() []*job.Job {
 	if !t.view {
 		t.s.mu.RLock()
 		defer t.s.mu.RUnlock()
 	}
-	var out []*job.Job
-	for id, j := range t.s.jobs {
-		if !t.view {
-			if _, over := t.jobs[id]; over {
-				continue
-			}
-		}
+	out := make([]*job.Job, 0, len(t.s.jobs))
+	for _, j := range t.s.jobs {
 		out = append(out, j)
-	}
-	if !t.view {
-		for _, j := range t.jobs {
-			if j != nil {
-				out = append(out, j)
-			}
-		}
 	}
 	return out
 }
@@ -145,7 +133,7 @@ func (t *txn) Job(id job.ID, payload bool) (*job.Job, error) {
 
 func (t *txn) Ready(queue string, after uint64, max int) ([]engine.Ref, error) {
 	var refs []engine.Ref
-	for _, j := range t.all() {
+	for _, j := range t.committed() {
 		if j.State == job.StateReady && j.Queue == queue && j.ReadySeq > after {
 			refs = append(refs, engine.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt})
 		}
@@ -166,7 +154,7 @@ func refLess(a, b engine.Ref) bool {
 
 func (t *txn) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, max int) ([]engine.Ref, time.Time, error) {
 	var refs []engine.Ref
-	for _, j := range t.all() {
+	for _, j := range t.committed() {
 		var at time.Time
 		switch {
 		case kind == engine.IndexDelayed && j.State == job.StateDelayed:
@@ -196,7 +184,7 @@ func (t *txn) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, max 
 
 func (t *txn) Dead(queue string, after job.ID, max int) ([]job.ID, error) {
 	var ids []job.ID
-	for _, j := range t.all() {
+	for _, j := range t.committed() {
 		if j.State == job.StateDead && j.Queue == queue && j.ID > after {
 			ids = append(ids, j.ID)
 		}
@@ -210,7 +198,7 @@ func (t *txn) Dead(queue string, after job.ID, max int) ([]job.ID, error) {
 
 func (t *txn) Leased(after job.ID, max int) ([]engine.Ref, error) {
 	var refs []engine.Ref
-	for _, j := range t.all() {
+	for _, j := range t.committed() {
 		if j.State == job.StateLeased && j.ID > after {
 			refs = append(refs, engine.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires})
 		}
@@ -251,7 +239,7 @@ func (t *txn) Seq() (uint64, error) {
 
 func (t *txn) Counts() (map[string]engine.Counts, error) {
 	out := make(map[string]engine.Counts)
-	for _, j := range t.all() {
+	for _, j := range t.committed() {
 		c := out[j.Queue]
 		switch j.State {
 		case job.StateReady:
