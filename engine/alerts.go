@@ -29,7 +29,7 @@ func (e *Engine) checkAlerts() {
 	e.qmu.RLock()
 	var qs []*queue
 	for _, q := range e.queues {
-		if q.cfg.AlertAge > 0 || q.cfg.AlertDepth > 0 {
+		if q.conf().AlertAge > 0 || q.conf().AlertDepth > 0 {
 			qs = append(qs, q)
 		}
 	}
@@ -46,9 +46,9 @@ func (e *Engine) checkAlerts() {
 		depth := q.depth()
 		kind := ""
 		switch {
-		case q.cfg.AlertAge > 0 && age > q.cfg.AlertAge:
+		case q.conf().AlertAge > 0 && age > q.conf().AlertAge:
 			kind = "age"
-		case q.cfg.AlertDepth > 0 && depth > q.cfg.AlertDepth:
+		case q.conf().AlertDepth > 0 && depth > q.conf().AlertDepth:
 			kind = "depth"
 		}
 		raised := kind != ""
@@ -60,7 +60,7 @@ func (e *Engine) checkAlerts() {
 		if raised {
 			q.alerts.Add(1)
 			e.log.Warn("backlog alert", "queue", q.name, "kind", kind, "oldest_age", age.Round(time.Second),
-				"depth", depth, "alert_age", q.cfg.AlertAge, "alert_depth", q.cfg.AlertDepth)
+				"depth", depth, "alert_age", q.conf().AlertAge, "alert_depth", q.conf().AlertDepth)
 		} else {
 			e.log.Info("backlog alert cleared", "queue", q.name, "oldest_age", age.Round(time.Second), "depth", depth)
 		}

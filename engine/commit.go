@@ -24,8 +24,9 @@ type committerState struct {
 // entry handled (seek starts after it: no tombstone walks); next is when the
 // first unhandled entry falls due, zero when nothing is known to be waiting.
 type timedScan struct {
-	from Ref
-	next time.Time
+	from  Ref
+	next  time.Time
+	noted time.Time // earliest entry added since the last scan: not in its snapshot
 }
 
 // note records that an entry for t was added.
@@ -33,9 +34,16 @@ func (s *timedScan) note(t time.Time) {
 	if !s.from.At.IsZero() && !t.After(s.from.At) {
 		s.from = Ref{} // added behind the cursor (a clock step, or an equal time)
 	}
-	if s.next.IsZero() || t.Before(s.next) {
-		s.next = t
+	s.next = earliest(s.next, t)
+	s.noted = earliest(s.noted, t)
+}
+
+// earliest is the earlier of two times, a zero time counting as none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
 	}
+	return a
 }
 
 func (s *timedScan) due(now time.Time) bool { return !s.next.IsZero() && !s.next.After(now) }
@@ -278,7 +286,7 @@ func (b *batch) wakeQueue(q *queue) {
 
 func (b *batch) wrote(q *queue) {
 	b.writes++
-	if q.cfg.Sync == SyncAlways {
+	if q.conf().Sync == SyncAlways {
 		b.needSync = true
 	}
 }
@@ -371,7 +379,7 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 			CreatedAt:   now,
 			RunAt:       now,
 			ExpiresAt:   n.ExpiresAt,
-			TTR:         cmpOr(n.TTR, q.cfg.TTR),
+			TTR:         cmpOr(n.TTR, q.conf().TTR),
 			Key:         n.Key,
 			Headers:     n.Headers,
 			ContentType: n.ContentType,
@@ -516,13 +524,13 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 			next.State = job.StateLeased
 			next.Attempt++
 			next.LeaseID = newLeaseID()
-			next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.cfg.TTR)))
+			next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR)))
 			if err := e.transition(b, q, j, next); err != nil {
 				return err
 			}
 			e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires})
 			o.jobs = append(o.jobs, next)
-			if q.cfg.Class <= job.ClassHigh {
+			if q.conf().Class <= job.ClassHigh {
 				e.waitLat.add(b.now.Sub(j.RunAt), b.now)
 			}
 		}
@@ -576,7 +584,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 	switch o.kind {
 	case opExtend:
 		next := j.Clone()
-		next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.cfg.TTR)))
+		next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR)))
 		if err := e.transition(b, q, j, next); err != nil {
 			return err
 		}
@@ -596,7 +604,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 	}
 	delay := o.delay
 	if delay == 0 {
-		delay = backoff(q.cfg.Backoff, j.Attempt)
+		delay = backoff(q.conf().Backoff, j.Attempt)
 	}
 	next := e.toReady(b, q, j, b.now.Add(delay))
 	next.LastError = o.text
@@ -815,11 +823,14 @@ func (e *Engine) scan(b *batch, s *timedScan, kind TimedIndex, fn func(*queue, *
 			return err
 		}
 	}
+	// Index reads see committed data: entries added in this batch are not
+	// in refs or next, only in noted.
 	if len(refs) == maintenanceStep {
 		s.next = b.now // more to do in the next batch
 	} else {
-		s.next = next
+		s.next = earliest(next, s.noted)
 	}
+	s.noted = time.Time{}
 	return nil
 }
 

@@ -27,8 +27,9 @@ type Engine struct {
 	ring   *ring.Ring[*op]
 	signal chan struct{} // cap 1: pokes the committer after a push
 
-	qmu    sync.RWMutex
-	queues map[string]*queue // guarded by qmu
+	qmu      sync.RWMutex
+	queues   map[string]*queue // guarded by qmu; so is cfg.Queues (Reconfigure)
+	reloadMu sync.Mutex        // one Reconfigure at a time
 
 	closeMu sync.RWMutex
 	closing bool // guarded by closeMu; set once by Stop
@@ -89,7 +90,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 	for name := range cfg.Queues {
 		q := newQueue(name, e.queueConfig(name), now)
 		e.queues[name] = q
-		if q.cfg.Handler != nil {
+		if q.conf().Handler != nil {
 			e.sched.addQueue(q)
 		}
 	}

@@ -149,14 +149,14 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 // refused job changes nothing.
 func (e *Engine) admit(q *queue, n int, now time.Time) error {
 	if at, level := q.refuseAt(), job.Level(e.level.Load()); at != levelNever && level >= at {
-		return job.Retry(fmt.Errorf("%w: queue %q (%s) is shed at governor level %s", job.ErrShed, q.name, q.cfg.Class, level), 5*time.Second)
+		return job.Retry(fmt.Errorf("%w: queue %q (%s) is shed at governor level %s", job.ErrShed, q.name, q.conf().Class, level), 5*time.Second)
 	}
-	if q.cfg.MaxDepth > 0 && q.depth()+int64(n) > q.cfg.MaxDepth {
-		return job.Retry(fmt.Errorf("%w: queue %q holds %d jobs, max_depth is %d", job.ErrQueueFull, q.name, q.depth(), q.cfg.MaxDepth), time.Second)
+	if q.conf().MaxDepth > 0 && q.depth()+int64(n) > q.conf().MaxDepth {
+		return job.Retry(fmt.Errorf("%w: queue %q holds %d jobs, max_depth is %d", job.ErrQueueFull, q.name, q.depth(), q.conf().MaxDepth), time.Second)
 	}
-	if q.bucket != nil {
-		if ok, wait := q.bucket.take(n, now); !ok {
-			return job.Retry(fmt.Errorf("%w: queue %q takes %g jobs/s", job.ErrRateLimited, q.name, q.cfg.Rate), wait)
+	if b := q.bucket.Load(); b != nil {
+		if ok, wait := b.take(n, now); !ok {
+			return job.Retry(fmt.Errorf("%w: queue %q takes %g jobs/s", job.ErrRateLimited, q.name, q.conf().Rate), wait)
 		}
 	}
 	return nil

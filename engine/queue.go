@@ -14,7 +14,7 @@ import (
 // their only writer, except rejected (written by admission).
 type queue struct {
 	name string
-	cfg  QueueConfig // resolved against the engine defaults; immutable
+	cfg  atomic.Pointer[QueueConfig] // resolved against the engine defaults; replaced whole by Reconfigure
 
 	ready, delayed, leased, dead atomic.Int64
 
@@ -28,7 +28,7 @@ type queue struct {
 	// entries. Written only by the committer; read atomically by stats.
 	cursor atomic.Uint64
 
-	bucket *tokenBucket // nil: no rate limit
+	bucket atomic.Pointer[tokenBucket] // nil: no rate limit
 
 	in, out rateWindow
 
@@ -46,10 +46,10 @@ type queue struct {
 
 // pauseAt is the level from which dispatch of q is paused (SPEC 8).
 func (q *queue) pauseAt() job.Level {
-	if q.cfg.ShedAt != "" {
-		return shedLevel(q.cfg.ShedAt)
+	if q.conf().ShedAt != "" {
+		return shedLevel(q.conf().ShedAt)
 	}
-	switch q.cfg.Class {
+	switch q.conf().Class {
 	case job.ClassCritical:
 		return levelNever
 	case job.ClassBulk:
@@ -62,10 +62,10 @@ func (q *queue) pauseAt() job.Level {
 
 // refuseAt is the level from which new jobs of q are refused with ErrShed.
 func (q *queue) refuseAt() job.Level {
-	if q.cfg.ShedAt != "" {
-		return shedLevel(q.cfg.ShedAt)
+	if q.conf().ShedAt != "" {
+		return shedLevel(q.conf().ShedAt)
 	}
-	switch q.cfg.Class {
+	switch q.conf().Class {
 	case job.ClassCritical:
 		return levelNever
 	case job.ClassBulk, job.ClassLow:
@@ -82,15 +82,30 @@ func shedLevel(s string) job.Level {
 }
 
 func newQueue(name string, cfg QueueConfig, now time.Time) *queue {
-	q := &queue{name: name, cfg: cfg, wakeCh: make(chan struct{})}
-	if cfg.Rate > 0 {
-		burst := cfg.Burst
-		if burst <= 0 {
-			burst = max(1, int(math.Ceil(cfg.Rate)))
-		}
-		q.bucket = newTokenBucket(cfg.Rate, burst, now)
-	}
+	q := &queue{name: name, wakeCh: make(chan struct{})}
+	q.setConf(cfg, now)
 	return q
+}
+
+// conf is the queue's current configuration.
+func (q *queue) conf() *QueueConfig { return q.cfg.Load() }
+
+// setConf replaces the configuration; the rate bucket is rebuilt only when
+// the rate changed, so a reload does not hand out a fresh burst.
+func (q *queue) setConf(cfg QueueConfig, now time.Time) {
+	old := q.cfg.Swap(&cfg)
+	if old != nil && old.Rate == cfg.Rate && old.Burst == cfg.Burst {
+		return
+	}
+	if cfg.Rate <= 0 {
+		q.bucket.Store(nil)
+		return
+	}
+	burst := cfg.Burst
+	if burst <= 0 {
+		burst = max(1, int(math.Ceil(cfg.Rate)))
+	}
+	q.bucket.Store(newTokenBucket(cfg.Rate, burst, now))
 }
 
 // waitReady returns a channel closed when jobs next become ready.
@@ -180,7 +195,7 @@ func (w *rateWindow) perSecond(now time.Time) float64 {
 func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 	s := QueueStats{
 		Name:           q.name,
-		Class:          q.cfg.Class,
+		Class:          q.conf().Class,
 		Paused:         q.paused.Load(),
 		Ready:          q.ready.Load(),
 		Delayed:        q.delayed.Load(),
@@ -193,7 +208,7 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 		RejectedTotal:  q.rejected.Load(),
 		Alerting:       q.alerting.Load(),
 		AlertsTotal:    q.alerts.Load(),
-		Concurrency:    q.cfg.Concurrency,
+		Concurrency:    q.conf().Concurrency,
 		InRate:         q.in.perSecond(now),
 		OutRate:        q.out.perSecond(now),
 	}
@@ -216,5 +231,5 @@ func (q *queue) maxAttempts(n job.New) int {
 	if n.MaxAttempts > 0 {
 		return n.MaxAttempts
 	}
-	return q.cfg.MaxAttempts
+	return q.conf().MaxAttempts
 }

@@ -160,7 +160,7 @@ func (s *sched) eligibleLocked(q *queue, now time.Time) (bool, time.Time) {
 	if q.ready.Load()-int64(q.pending) <= 0 {
 		return false, time.Time{}
 	}
-	if c := q.cfg.Concurrency; c > 0 && q.running >= c {
+	if c := q.conf().Concurrency; c > 0 && q.running >= c {
 		return false, time.Time{}
 	}
 	switch q.breaker {
@@ -222,7 +222,7 @@ func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
 		// Unmet reserves first: a reserve is the operator's guarantee.
 		var pick *queue
 		for _, q := range cands {
-			if q.running < q.cfg.Reserve {
+			if q.running < q.conf().Reserve {
 				pick = q
 				break
 			}
@@ -244,7 +244,7 @@ func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
 	}
 	for _, q := range s.queues {
 		if ok, _ := s.eligibleLocked(q, now); ok || q.running > 0 {
-			s.pass(q.cfg.Class).active = true
+			s.pass(q.conf().Class).active = true
 		}
 	}
 	return out, wake
@@ -263,7 +263,7 @@ func (s *sched) pass(c job.Class) *classPass {
 func (s *sched) roundRobinLocked(c job.Class, cands []*queue) *queue {
 	var of []*queue
 	for _, q := range cands {
-		if q.cfg.Class == c {
+		if q.conf().Class == c {
 			of = append(of, q)
 		}
 	}
@@ -285,7 +285,7 @@ func (s *sched) strideLocked(cands []*queue) *queue {
 	var best job.Class
 	bestPass := 0.0
 	for _, q := range cands {
-		c := q.cfg.Class
+		c := q.conf().Class
 		p := s.pass(c)
 		if !p.active && p.pass < s.vnow {
 			p.pass = s.vnow
@@ -350,7 +350,7 @@ func (s *sched) leased(q *queue, want int, o *op) {
 func (s *sched) run(q *queue, j *job.Job) {
 	defer s.workers.Done()
 	ctx, cancel := context.WithCancel(s.runCtx)
-	out := safeHandle(ctx, q.cfg.Handler, j)
+	out := safeHandle(ctx, q.conf().Handler, j)
 	interrupted := s.runCtx.Err() != nil // shutdown, not the target's doing
 	cancel()
 	o := &op{id: j.ID, lease: j.LeaseID}
@@ -378,7 +378,7 @@ func (s *sched) run(q *queue, j *job.Job) {
 
 // breakerLocked updates q's circuit breaker after an outcome.
 func (s *sched) breakerLocked(q *queue, out Outcome, now time.Time) {
-	b := q.cfg.Breaker
+	b := q.conf().Breaker
 	if b.Failures <= 0 {
 		return
 	}

@@ -391,3 +391,40 @@ func TestReservedCriticalSlot(t *testing.T) {
 		}
 	})
 }
+
+func TestReconfigureLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := newRecorder(time.Second)
+		e := startSched(t, engine.Config{Queues: map[string]engine.QueueConfig{
+			"ingest": {Rate: 1, Burst: 1},
+		}}, memstore.New())
+		enqueue(t, e, job.New{Queue: "ingest"})
+		if _, err := e.Enqueue(t.Context(), job.New{Queue: "ingest"}); !errors.Is(err, job.ErrRateLimited) {
+			t.Fatalf("second job at 1/s = %v, want ErrRateLimited", err)
+		}
+		bad := map[string]engine.QueueConfig{"ingest": {Reserve: 5, Concurrency: 2}}
+		if err := e.Reconfigure(bad); err == nil {
+			t.Fatal("an invalid config was accepted")
+		}
+		if _, err := e.Enqueue(t.Context(), job.New{Queue: "ingest"}); !errors.Is(err, job.ErrRateLimited) {
+			t.Errorf("the refused config changed the rate: %v", err)
+		}
+		err := e.Reconfigure(map[string]engine.QueueConfig{
+			"ingest": {Class: job.ClassCritical, Handler: rec},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			enqueue(t, e, job.New{Queue: "ingest"}) // no rate any more
+		}
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if _, _, running := rec.snapshot("ingest"); running == 0 {
+			t.Error("the handler added by Reconfigure runs nothing")
+		}
+		if s := stats(t, e, "ingest"); s.Class != job.ClassCritical || s.EnqueuedTotal != 11 {
+			t.Errorf("after reload: %+v, want class critical and the counters kept", s)
+		}
+	})
+}

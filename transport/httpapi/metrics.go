@@ -10,12 +10,13 @@ import (
 )
 
 // newMetricsHandler serves /metrics from a registry of its own (never the
-// global one): the engine's stats, read at scrape time, plus the Go runtime
-// and process collectors.
+// global one): the engine's stats and histograms, read at scrape time, plus
+// the Go runtime and process collectors.
 func newMetricsHandler(eng Engine, gov Governor, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newStatsCollector(eng),
+		newHistogramCollector(eng),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -43,19 +44,26 @@ func slogArgs(v []any) any {
 // statsCollector turns one Engine.Stats snapshot per scrape into metrics.
 // Label values are queue names and fixed enums (state, class) only.
 type statsCollector struct {
-	eng       Engine
-	depth     *prometheus.Desc
-	enqueued  *prometheus.Desc
-	completed *prometheus.Desc
-	retried   *prometheus.Desc
-	dead      *prometheus.Desc
-	rejected  *prometheus.Desc
-	oldest    *prometheus.Desc
-	paused    *prometheus.Desc
-	shed      *prometheus.Desc
-	info      *prometheus.Desc
-	short     *prometheus.Desc
-	uptime    *prometheus.Desc
+	eng         Engine
+	depth       *prometheus.Desc
+	enqueued    *prometheus.Desc
+	completed   *prometheus.Desc
+	retried     *prometheus.Desc
+	dead        *prometheus.Desc
+	rejected    *prometheus.Desc
+	oldest      *prometheus.Desc
+	paused      *prometheus.Desc
+	shed        *prometheus.Desc
+	info        *prometheus.Desc
+	breaker     *prometheus.Desc
+	running     *prometheus.Desc
+	alerting    *prometheus.Desc
+	alertsTotal *prometheus.Desc
+	drainETA    *prometheus.Desc
+	inRate      *prometheus.Desc
+	outRate     *prometheus.Desc
+	short       *prometheus.Desc
+	uptime      *prometheus.Desc
 }
 
 func newStatsCollector(eng Engine) *statsCollector {
@@ -74,12 +82,23 @@ func newStatsCollector(eng Engine) *statsCollector {
 		info:      prometheus.NewDesc("edgeq_queue_info", "Always 1; labels a queue with its priority class.", []string{"queue", "class"}, nil),
 		short:     prometheus.NewDesc("edgeq_store_short", "1 when the store came back at open without acknowledged writes.", nil, nil),
 		uptime:    prometheus.NewDesc("edgeq_uptime_seconds", "Seconds since the engine started.", nil, nil),
+
+		breaker:     prometheus.NewDesc("edgeq_queue_breaker_state", "State of a queue's circuit breaker: 0 closed, 1 open, 2 half-open.", q, nil),
+		running:     prometheus.NewDesc("edgeq_queue_running", "In-process jobs of a queue running now.", q, nil),
+		alerting:    prometheus.NewDesc("edgeq_queue_backlog_alert", "1 while a queue's backlog alert is raised (alert_age or alert_depth crossed).", q, nil),
+		alertsTotal: prometheus.NewDesc("edgeq_backlog_alerts_total", "Backlog alerts raised for a queue.", q, nil),
+		drainETA:    prometheus.NewDesc("edgeq_queue_drain_eta_seconds", "Estimated seconds until a queue's backlog drains at the current rates; absent while it is not shrinking.", q, nil),
+		inRate:      prometheus.NewDesc("edgeq_queue_in_rate", "Jobs per second admitted into a queue over the last minute.", q, nil),
+		outRate:     prometheus.NewDesc("edgeq_queue_out_rate", "Jobs per second of a queue completed or dead-lettered over the last minute.", q, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.depth, c.enqueued, c.completed, c.retried, c.dead, c.rejected, c.oldest, c.paused, c.shed, c.info, c.short, c.uptime} {
+	for _, d := range []*prometheus.Desc{
+		c.depth, c.enqueued, c.completed, c.retried, c.dead, c.rejected, c.oldest, c.paused, c.shed, c.info,
+		c.breaker, c.running, c.alerting, c.alertsTotal, c.drainETA, c.inRate, c.outRate, c.short, c.uptime,
+	} {
 		ch <- d
 	}
 }
@@ -110,6 +129,15 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(c.paused, prometheus.GaugeValue, b2f(q.Paused), n)
 		emit(c.shed, prometheus.GaugeValue, b2f(q.Shed), n)
 		emit(c.info, prometheus.GaugeValue, 1, n, className(q.Class))
+		emit(c.breaker, prometheus.GaugeValue, float64(q.Breaker), n)
+		emit(c.running, prometheus.GaugeValue, float64(q.Running), n)
+		emit(c.alerting, prometheus.GaugeValue, b2f(q.Alerting), n)
+		emit(c.alertsTotal, prometheus.CounterValue, float64(q.AlertsTotal), n)
+		if q.DrainETA != nil {
+			emit(c.drainETA, prometheus.GaugeValue, q.DrainETA.Seconds(), n)
+		}
+		emit(c.inRate, prometheus.GaugeValue, q.InRate, n)
+		emit(c.outRate, prometheus.GaugeValue, q.OutRate, n)
 	}
 	emit(c.short, prometheus.GaugeValue, b2f(st.StoreShort))
 	emit(c.uptime, prometheus.GaugeValue, st.Uptime.Seconds())
@@ -120,4 +148,49 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// histogramCollector exports the engine's histograms (Engine.Histograms) at
+// scrape time under fixed names; names the engine does not answer are
+// skipped.
+type histogramCollector struct {
+	eng   Engine
+	descs map[string]*prometheus.Desc // by the engine's histogram name
+}
+
+func newHistogramCollector(eng Engine) *histogramCollector {
+	return &histogramCollector{eng: eng, descs: map[string]*prometheus.Desc{
+		"commit_seconds":    prometheus.NewDesc("edgeq_commit_seconds", "Time to commit and sync one batch of the committer.", nil, nil),
+		"commit_batch_size": prometheus.NewDesc("edgeq_commit_batch_size", "Operations per committed batch.", nil, nil),
+		"enqueue_seconds":   prometheus.NewDesc("edgeq_enqueue_seconds", "Time of an enqueue from admission to its answer.", nil, nil),
+	}}
+}
+
+// Describe implements prometheus.Collector.
+func (c *histogramCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector; it is safe for concurrent use
+// as long as Engine.Histograms is.
+func (c *histogramCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, h := range c.eng.Histograms() {
+		d := c.descs[name]
+		if d == nil {
+			continue
+		}
+		buckets := make(map[float64]uint64, len(h.Bounds))
+		for i, b := range h.Bounds {
+			if i < len(h.Counts) {
+				buckets[b] = h.Counts[i]
+			}
+		}
+		m, err := prometheus.NewConstHistogram(d, h.Count, h.Sum, buckets)
+		if err != nil {
+			m = prometheus.NewInvalidMetric(d, err)
+		}
+		ch <- m
+	}
 }

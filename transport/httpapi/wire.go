@@ -103,6 +103,10 @@ type QueueStats struct {
 	InRate          float64  `json:"in_rate"`
 	OutRate         float64  `json:"out_rate"`
 	DrainETAS       *float64 `json:"drain_eta_s"`
+	// Beyond SPEC §5's list, for operators and the status page.
+	Running  int    `json:"running"`  // in-process jobs running now
+	Breaker  string `json:"breaker"`  // "closed", "open" or "half-open"
+	Alerting bool   `json:"alerting"` // a backlog alert is raised
 }
 
 // QueueList answers GET /v1/queues.
@@ -268,6 +272,9 @@ func queueStatsToWire(q engine.QueueStats) QueueStats {
 		Concurrency:     q.Concurrency,
 		InRate:          q.InRate,
 		OutRate:         q.OutRate,
+		Running:         q.Running,
+		Breaker:         q.Breaker.String(),
+		Alerting:        q.Alerting,
 	}
 	if q.DrainETA != nil {
 		eta := q.DrainETA.Seconds()

@@ -1,0 +1,50 @@
+package engine
+
+import (
+	"slices"
+)
+
+// Reconfigure applies a new queue configuration while the engine runs
+// (SIGHUP): classes, caps, reserves, rates, depths, sync modes, alerts,
+// shedding, handlers and breakers of configured queues; queues that left the
+// configuration fall back to the defaults (and to pull workers). Jobs,
+// leases, counters and connections are untouched; running jobs finish with
+// the handler they started with. The engine-wide settings (ring, payload
+// limit, defaults, strict_queues) need a restart. A config that does not
+// validate is refused and changes nothing.
+func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	e.qmu.RLock()
+	next := e.cfg
+	e.qmu.RUnlock()
+	next.Queues = queues
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	now := e.clock.Now()
+	e.qmu.Lock()
+	e.cfg.Queues = queues // queueConfig reads it, under qmu, for queues made later
+	all := make([]*queue, 0, len(e.queues)+len(queues))
+	for name := range queues {
+		if e.queues[name] == nil {
+			e.queues[name] = newQueue(name, e.queueConfig(name), now)
+		}
+	}
+	for name, q := range e.queues {
+		q.setConf(e.queueConfig(name), now)
+		all = append(all, q)
+	}
+	e.qmu.Unlock()
+
+	s := e.sched
+	s.mu.Lock()
+	s.queues = slices.DeleteFunc(all, func(q *queue) bool { return q.conf().Handler == nil })
+	s.mu.Unlock()
+	s.kick()
+	for _, q := range all {
+		q.wake()
+	}
+	e.log.Info("queues reconfigured", "configured", len(queues))
+	return nil
+}
