@@ -187,6 +187,7 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 	if b.writes > 0 || synced {
 		e.failed.Store(nil) // only a write proves the store healthy again
 	}
+	e.deliver(b) // durable now; before the answers, so a caller sees its event delivered
 	for _, o := range ops {
 		for i := range o.results {
 			o.results[i].Durable = synced
@@ -196,7 +197,6 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 	for q := range b.wake {
 		q.wake()
 	}
-	e.deliver(b)
 	if len(b.wake) > 0 {
 		e.sched.kick()
 	}
