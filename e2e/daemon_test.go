@@ -44,6 +44,25 @@ func binary(t testing.TB) string {
 	return binPath
 }
 
+// syncBuffer is a bytes.Buffer that a test may read while the process
+// writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // daemonEnv is added to the environment of daemons the tests start.
 var daemonEnv []string
 
@@ -53,7 +72,7 @@ type daemon struct {
 	cmd  *exec.Cmd
 	addr string // host:port
 	base string // http://host:port
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan struct{}
 }
 
@@ -113,7 +132,7 @@ func spawnDaemon(t testing.TB, dataDir string, args ...string) *daemon {
 	all := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr}, args...)
 	cmd := exec.Command(binary(t), all...)
 	cmd.Env = append(os.Environ(), daemonEnv...)
-	d := &daemon{t: t, cmd: cmd, addr: addr, base: "http://" + addr, log: new(bytes.Buffer), done: make(chan struct{})}
+	d := &daemon{t: t, cmd: cmd, addr: addr, base: "http://" + addr, log: new(syncBuffer), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

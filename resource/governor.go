@@ -410,3 +410,30 @@ func (s Status) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(out)
 }
+
+// SetThresholds applies a new configuration's thresholds, dwell and
+// concurrency bounds while the governor runs (a SIGHUP reload); Interval,
+// Logger and Clock keep their values. The current level and drill stay;
+// the worker limit is clamped into the new bounds at once. A config that
+// does not validate is refused and changes nothing.
+func (g *Governor) SetThresholds(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// Field by field: decide reads these under mu; Clock and Interval are
+	// read without it and stay as they are.
+	c := &g.cfg
+	c.Dwell, c.CPU, c.Memory, c.DiskMinFree = cfg.Dwell, cfg.CPU, cfg.Memory, cfg.DiskMinFree
+	c.MinConcurrency, c.MaxConcurrency = cfg.MinConcurrency, cfg.MaxConcurrency
+	c.CommitLatency, c.WaitLatency = cfg.CommitLatency, cfg.WaitLatency
+	g.st.Concurrency = min(max(g.st.Concurrency, c.MinConcurrency), c.MaxConcurrency)
+	g.dec.Concurrency = g.st.Concurrency
+	g.limit.Store(int64(g.st.Concurrency))
+	g.log.Info("governor reconfigured", "cpu_enter", c.CPU.Enter, "cpu_exit", c.CPU.Exit,
+		"mem_enter", c.Memory.Enter, "mem_exit", c.Memory.Exit, "dwell", c.Dwell,
+		"concurrency_min", c.MinConcurrency, "concurrency_max", c.MaxConcurrency)
+	return nil
+}

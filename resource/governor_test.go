@@ -336,3 +336,33 @@ func TestStatusJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestSetThresholdsLive: a reload lowers the memory thresholds so that the
+// same 80% sample raises the level, clamps the worker limit into new bounds,
+// and a bad config is refused.
+func TestSetThresholdsLive(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newTestGovernor(t, newScript(func(time.Duration) Sample { return withMem(healthy(), 80) }), nil)
+		stop := startGovernor(t, g)
+		defer stop()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		if g.Level() != job.LevelNormal {
+			t.Fatalf("80%% memory with enter 85: level %s, want normal", g.Level())
+		}
+		if err := g.SetThresholds(Config{Memory: Thresholds{Enter: 60, Exit: 70}}); err == nil {
+			t.Fatal("enter below exit was accepted")
+		}
+		if err := g.SetThresholds(Config{Memory: Thresholds{Enter: 70, Exit: 60}, MinConcurrency: 1, MaxConcurrency: 4}); err != nil {
+			t.Fatal(err)
+		}
+		if limit, _ := g.Concurrency(); limit != 4 {
+			t.Errorf("limit after lowering max to 4 = %d", limit)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if g.Level() == job.LevelNormal {
+			t.Errorf("80%% memory with enter 70: still normal after a reload")
+		}
+	})
+}
