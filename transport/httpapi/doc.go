@@ -9,7 +9,10 @@
 //   - errors.go: the one table from engine/job sentinels to (status, code).
 //   - wire.go: the JSON documents, shared by server and client.
 //   - batch.go: the NDJSON batch line codec (fuzzed).
-//   - metrics.go: the Prometheus collector that reads Engine.Stats at scrape time.
+//   - metrics.go: the Prometheus collectors that read Engine.Stats and
+//     Engine.Histograms at scrape time.
+//   - governor.go: the optional Governor: the stats block, drills, gauges.
+//   - status.go, status.html: the self-contained status page at GET /.
 //   - client.go: Client and APIError.
 //
 // # Goroutines
