@@ -7,21 +7,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/storage"
 	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/mqttapi"
 )
 
 // override is a serve flag, and its EDGEQ_* variable, that overrides one
@@ -230,6 +231,19 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	ec := cfg.engineConfig(log)
+	// The MQTT client starts after the engine; until then, and when MQTT is
+	// off, job events and backlog alerts go nowhere.
+	var mqttc atomic.Pointer[mqttapi.Client]
+	ec.OnEvent = func(ev engine.Event) {
+		if c := mqttc.Load(); c != nil {
+			c.OnEvent(ev)
+		}
+	}
+	ec.OnAlert = func(a engine.Alert) {
+		if c := mqttc.Load(); c != nil {
+			c.OnAlert(a)
+		}
+	}
 	releaseHandlers, err := buildHandlers(cfg, &ec)
 	defer releaseHandlers()
 	if err != nil {
@@ -274,13 +288,46 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	if err != nil {
 		return errors.Join(fmt.Errorf("start http api: %w", err), shutdown(log, cfg, eng, nil, store))
 	}
-	warnUnwired(log, cfg)
+	// ---- MQTT (SPEC 6): after the engine, stopped before it. ----
+	stopMQTT := func() {}
+	if m := cfg.MQTT; m.Broker != "" {
+		mc, err := newMQTT(cfg, eng, log)
+		if err != nil {
+			return errors.Join(&exitError{code: exitUsage, err: err}, shutdown(log, cfg, eng, srv, store))
+		}
+		for _, q := range ec.Queues {
+			if h, ok := q.Handler.(*mqttapi.Handler); ok {
+				h.Bind(mc)
+			}
+		}
+		mqttc.Store(mc)
+		stopLevels := gov.gov.Subscribe(func(ev resource.Event) { mc.OnLevel(ev.From, ev.To, ev.Reason, ev.At) })
+		defer stopLevels()
+		// A broker that is down at boot is retried in the background.
+		startCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = mc.Start(startCtx)
+		cancel()
+		if err != nil {
+			return errors.Join(fmt.Errorf("start mqtt: %w", err), shutdown(log, cfg, eng, srv, store))
+		}
+		stopMQTT = func() {
+			// Ingest stops first: what is in hand is committed and acked,
+			// the rest stays with the broker for the next session.
+			ctx, cancel := context.WithTimeout(context.Background(), min(10*time.Second, time.Duration(cfg.ShutdownTimeout)))
+			defer cancel()
+			if err := mc.Stop(ctx); err != nil {
+				log.Warn("mqtt stop", "err", err)
+			}
+		}
+	}
+	// ---- end MQTT ----
 	log.Info("listening", "addr", srv.Addr().String(), "data_dir", cfg.DataDir,
 		"sync", cfg.Storage.Sync, "auth", s.token != "", "version", version)
 
 	<-ctx.Done()
 	stopSignals() // a second signal kills at once
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	stopMQTT() // MQTT ingest stops before the HTTP server and the engine
 	if err := shutdown(log, cfg, eng, srv, store); err != nil {
 		return err
 	}
@@ -288,18 +335,42 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	return nil
 }
 
-// warnUnwired says which parsed settings this build does not act on yet,
-// rather than letting an operator believe they work.
-func warnUnwired(log *slog.Logger, cfg *Config) {
-	if cfg.MQTT.Broker != "" {
-		log.Warn("mqtt is not wired in this build; mqtt settings are ignored", "broker", cfg.MQTT.Broker)
-	}
-	for _, name := range slices.Sorted(maps.Keys(cfg.Queues)) {
-		if h := cfg.Queues[name].Handler; h != nil && h.Type == "mqtt" {
-			log.Warn("the mqtt handler is not wired in this build; the queue is served to pull workers",
-				"queue", name)
+// newMQTT builds the MQTT client of cfg.MQTT (SPEC 6); it reads the
+// password file. The client id defaults to edgeq-<hostname>.
+func newMQTT(cfg *Config, eng *engine.Engine, log *slog.Logger) (*mqttapi.Client, error) {
+	m := cfg.MQTT
+	var password string
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read mqtt.password_file: %w", err)
 		}
+		password = strings.TrimRight(string(b), "\r\n")
 	}
+	id := m.ClientID
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.client_id: unset and no hostname: %w", err)
+		}
+		id = "edgeq-" + host
+	}
+	routes := make([]mqttapi.Route, len(m.Routes))
+	for i, r := range m.Routes {
+		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField}
+	}
+	return mqttapi.New(mqttapi.Config{
+		Broker:     m.Broker,
+		ClientID:   id,
+		Username:   m.Username,
+		Password:   password,
+		TLS:        mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
+		Prefix:     m.Prefix,
+		Events:     m.Events,
+		Routes:     routes,
+		MaxPayload: int(cfg.MaxPayload),
+		Logger:     log,
+	}, eng)
 }
 
 // shutdown stops in the order of STYLE.md: ingest first (the HTTP server

@@ -313,6 +313,66 @@ func (c *Client) DeadPurge(ctx context.Context, queue string) (int, error) {
 	return res.Deleted, err
 }
 
+// MoveOptions are the options of Client.Move; zero values are the server's
+// defaults.
+type MoveOptions struct {
+	State  string  // "ready" (default) or "dead"
+	Limit  int     // jobs to move in this call; 0: the server's default (1000)
+	Rate   float64 // jobs per second; 0: unpaced
+	DryRun bool    // count only
+}
+
+// Move moves up to o.Limit jobs of queue from to queue to (POST
+// /v1/queues/{q}/move) and answers how many moved and how many are left
+// in the source state. A paced move lasts about Limit/Rate seconds: give
+// ctx room for it.
+func (c *Client) Move(ctx context.Context, from, to string, o MoveOptions) (MoveResult, error) {
+	q := url.Values{"to": {to}}
+	if o.State != "" {
+		q.Set("state", o.State)
+	}
+	if o.Limit != 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	if o.Rate != 0 {
+		q.Set("rate", strconv.FormatFloat(o.Rate, 'g', -1, 64))
+	}
+	if o.DryRun {
+		q.Set("dry_run", "1")
+	}
+	var res MoveResult
+	err := c.queueCall(ctx, http.MethodPost, from, "/move", q, &res)
+	return res, err
+}
+
+// Governor answers the governor block of GET /v1/stats; nil when the
+// daemon runs no governor.
+func (c *Client) Governor(ctx context.Context) (*GovernorStats, error) {
+	st, err := c.Stats(ctx)
+	return st.Governor, err
+}
+
+// Drill forces the governor to level ("normal", "elevated", "high",
+// "critical") for d and answers the governor's state. A daemon without a
+// governor answers 503 unavailable.
+func (c *Client) Drill(ctx context.Context, level string, d time.Duration) (GovernorStats, error) {
+	var res GovernorStats
+	body, err := json.Marshal(DrillRequest{Level: level, Duration: d.String()})
+	if err != nil {
+		return res, err
+	}
+	hdr := func(h http.Header) { h.Set("Content-Type", "application/json") }
+	err = c.do(ctx, http.MethodPost, "/v1/governor/drill", nil, bytes.NewReader(body), hdr, &res)
+	return res, err
+}
+
+// ClearDrill ends a drill and answers the governor's state.
+func (c *Client) ClearDrill(ctx context.Context) (GovernorStats, error) {
+	var res GovernorStats
+	err := c.do(ctx, http.MethodDelete, "/v1/governor/drill", nil, nil, nil, &res)
+	return res, err
+}
+
 // Healthz answers nil while the daemon serves.
 func (c *Client) Healthz(ctx context.Context) error {
 	return c.do(ctx, http.MethodGet, "/healthz", nil, nil, nil, nil)

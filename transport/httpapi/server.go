@@ -52,6 +52,9 @@ type Engine interface {
 	DeadList(ctx context.Context, queue string, after job.ID, limit int) (jobs []*job.Job, next job.ID, err error)
 	DeadRetry(ctx context.Context, queue string, limit int) (int, error)
 	DeadPurge(ctx context.Context, queue string) (int, error)
+	// Histograms snapshots the engine's histograms by name (read at scrape time).
+	Histograms() map[string]engine.Histogram
+	Move(ctx context.Context, r engine.MoveRequest) (moved, remaining int, err error)
 }
 
 // Config configures a Server. Zero values mean defaults.
@@ -177,12 +180,14 @@ func (s *Server) routeTable() []route {
 		{"GET /v1/queues/{q}/dead", s.deadList},
 		{"POST /v1/queues/{q}/dead/retry", s.deadRetry},
 		{"DELETE /v1/queues/{q}/dead", s.deadPurge},
+		{"POST /v1/queues/{q}/move", s.move},
 		{"GET /v1/stats", s.stats},
 		{"POST /v1/governor/drill", s.drill},
 		{"DELETE /v1/governor/drill", s.clearDrill},
 		{"GET /metrics", s.metrics.ServeHTTP},
 		{"GET /healthz", s.healthz},
 		{"GET /readyz", s.readyz},
+		{"GET /{$}", s.statusPage},
 	}
 }
 
@@ -193,7 +198,7 @@ func (s *Server) Handler() http.Handler { return s }
 // ServeHTTP authenticates, refuses new work while shutting down and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
-	if path != "/healthz" && s.auth && !s.authorized(r) {
+	if path != "/healthz" && !(path == "/" && r.Method == http.MethodGet) && s.auth && !s.authorized(r) {
 		s.writeError(w, fmt.Errorf("%w: want Authorization: Bearer TOKEN", errUnauthorized))
 		return
 	}

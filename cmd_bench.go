@@ -1,0 +1,470 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/httpapi"
+)
+
+func benchCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "load generator: enqueue (and lease and ack) against a running daemon",
+		Description: "Producers enqueue jobs of --payload random bytes, one a request or --batch\n" +
+			"lines a request; consumers lease up to 100 jobs (long poll 1s) and ack them. It\n" +
+			"runs for --duration, or until --count jobs are enqueued (consumed, without\n" +
+			"producers), printing progress on standard error every second, then the rates,\n" +
+			"the latency percentiles of each kind of request and the errors by code.",
+		Flags: clientCommandFlags(
+			&cli.IntFlag{Name: "producers", Value: 64, Usage: "concurrent enqueuers"},
+			&cli.IntFlag{Name: "consumers", Value: 0, Usage: "concurrent lease-and-ack workers"},
+			&cli.IntFlag{Name: "payload", Value: 256, Usage: "payload bytes"},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to run (unless --count)"},
+			&cli.IntFlag{Name: "count", Usage: "jobs to enqueue (or consume, without producers), instead of --duration"},
+			&cli.IntFlag{Name: "batch", Usage: "jobs per request through /batch; 0 enqueues one a request"},
+			&cli.StringFlag{Name: "queue", Value: "bench", Usage: "the queue"},
+		),
+		Action: func(c *cli.Context) error { return bench(c, e) },
+	}
+}
+
+// benchConfig is what the flags of `edgeq bench` ask for.
+type benchConfig struct {
+	Producers int           `json:"producers"`
+	Consumers int           `json:"consumers"`
+	Payload   int           `json:"payload"`
+	Duration  time.Duration `json:"-"`
+	Count     int           `json:"count,omitempty"`
+	Batch     int           `json:"batch"`
+	Queue     string        `json:"queue"`
+}
+
+func bench(c *cli.Context, e env) error {
+	if _, err := wantArgs(c); err != nil {
+		return err
+	}
+	cfg := benchConfig{
+		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Payload: c.Int("payload"),
+		Duration: c.Duration("duration"), Count: c.Int("count"), Batch: c.Int("batch"), Queue: c.String("queue"),
+	}
+	switch {
+	case cfg.Producers < 0 || cfg.Consumers < 0 || cfg.Producers+cfg.Consumers == 0:
+		return usageErrorf("--producers, --consumers: want at least one of either")
+	case cfg.Producers > 10000 || cfg.Consumers > 10000:
+		return usageErrorf("--producers, --consumers: at most 10000 each")
+	case cfg.Payload < 0:
+		return usageErrorf("--payload: must not be negative")
+	case cfg.Count < 0:
+		return usageErrorf("--count: must not be negative")
+	case cfg.Count == 0 && cfg.Duration <= 0:
+		return usageErrorf("--duration: must be positive")
+	case cfg.Batch < 0 || cfg.Batch > 10000:
+		return usageErrorf("--batch: want 0 to 10000, got %d", cfg.Batch)
+	}
+	if err := job.CheckQueueName(cfg.Queue); err != nil {
+		return usageErrorf("--queue: %v", err)
+	}
+	if c.IsSet("count") {
+		cfg.Duration = 0
+	}
+	conns := cfg.Producers + cfg.Consumers
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns + 16,
+		MaxIdleConnsPerHost: conns + 16,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+	cl := httpapi.NewClient(clientAddr(c, e), clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), hc)
+	defer cl.CloseIdleConnections()
+
+	ctx, stop := signalContext(c.Context)
+	defer stop()
+	var progress io.Writer = c.App.ErrWriter
+	r := runBench(ctx, cl, cfg, progress)
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, r)
+	}
+	printBench(c.App.Writer, r)
+	if r.Enqueued+r.Consumed == 0 && len(r.Errors) > 0 {
+		return errors.New("bench: no request succeeded")
+	}
+	return nil
+}
+
+// clientAddr is the daemon URL of the client flags.
+func clientAddr(c *cli.Context, e env) string {
+	addr := clientSetting(c, e, "addr", "EDGEQ_ADDR", defaultClient)
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return addr
+}
+
+// benchResult is the outcome of a run; --json prints it.
+type benchResult struct {
+	Config      benchConfig           `json:"config"`
+	ElapsedS    float64               `json:"elapsed_s"`
+	Enqueued    int64                 `json:"enqueued"`
+	Consumed    int64                 `json:"consumed"`
+	EnqueueRate float64               `json:"enqueued_per_s"`
+	ConsumeRate float64               `json:"consumed_per_s"`
+	Latency     map[string]latencySum `json:"latency_ms"` // by request: enqueue, batch, lease, ack
+	Errors      map[string]int64      `json:"errors"`     // by code
+}
+
+// latencySum are percentiles in milliseconds.
+type latencySum struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+// benchStats are the counters and histograms the goroutines of a run
+// share.
+type benchStats struct {
+	enqueued, consumed atomic.Int64
+	errCount           atomic.Int64
+
+	mu     sync.Mutex
+	hists  map[string]*histogram // guarded by mu; merged from each goroutine's at its end
+	errors map[string]int64      // guarded by mu
+}
+
+func (s *benchStats) addErr(err error) {
+	code := "transport"
+	var ae *httpapi.APIError
+	if errors.As(err, &ae) {
+		code = ae.Code
+	}
+	s.errCount.Add(1)
+	s.mu.Lock()
+	s.errors[code]++
+	s.mu.Unlock()
+}
+
+func (s *benchStats) merge(name string, h *histogram) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hists[name] == nil {
+		s.hists[name] = newHistogram()
+	}
+	s.hists[name].merge(h)
+}
+
+func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress io.Writer) benchResult {
+	st := &benchStats{hists: map[string]*histogram{}, errors: map[string]int64{}}
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if cfg.Duration > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+	}
+	defer cancel()
+	// In --count mode, producers take jobs from budget; consumers stop once
+	// the count is consumed.
+	var budget atomic.Int64
+	budget.Store(int64(cfg.Count))
+	take := func(n int) int {
+		if cfg.Count == 0 {
+			return n
+		}
+		left := budget.Add(-int64(n))
+		if left >= 0 {
+			return n
+		}
+		return max(0, n+int(left))
+	}
+	var prodWG, consWG sync.WaitGroup
+	start := time.Now()
+	for range cfg.Producers {
+		prodWG.Go(func() { benchProducer(ctx, runCtx, cl, cfg, st, take) })
+	}
+	consCtx, consCancel := context.WithCancel(runCtx)
+	defer consCancel()
+	for range cfg.Consumers {
+		consWG.Go(func() { benchConsumer(ctx, consCtx, cl, cfg, st) })
+	}
+
+	// Progress every second until the producers are done and, in --count
+	// mode, the consumers have consumed what was asked.
+	prodDone := make(chan struct{})
+	go func() { prodWG.Wait(); close(prodDone) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var lastEnq, lastCons int64
+	report := func() {
+		enq, cons := st.enqueued.Load(), st.consumed.Load()
+		fmt.Fprintf(progress, "\r%5.0fs  enqueued %d (%d/s)  consumed %d (%d/s)  errors %d   ",
+			time.Since(start).Seconds(), enq, enq-lastEnq, cons, cons-lastCons, st.errCount.Load())
+		lastEnq, lastCons = enq, cons
+	}
+	producing := cfg.Producers > 0
+	for {
+		if !producing {
+			wantConsumed := int64(cfg.Count)
+			if cfg.Producers > 0 {
+				wantConsumed = st.enqueued.Load()
+			}
+			if cfg.Consumers == 0 || runCtx.Err() != nil || (cfg.Count > 0 && st.consumed.Load() >= wantConsumed) {
+				break
+			}
+		}
+		select {
+		case <-prodDone:
+			producing = false
+			prodDone = nil
+			if cfg.Consumers > 0 && cfg.Count == 0 {
+				// Duration mode: consumers run to the deadline.
+				continue
+			}
+		case <-tick.C:
+			report()
+		case <-runCtx.Done():
+			producing = false
+		}
+	}
+	consCancel()
+	prodWG.Wait()
+	consWG.Wait()
+	elapsed := time.Since(start)
+	// The last line gives the averages of the whole run.
+	enq, cons := st.enqueued.Load(), st.consumed.Load()
+	fmt.Fprintf(progress, "\r%5.0fs  enqueued %d (%.0f/s)  consumed %d (%.0f/s)  errors %d   \n",
+		elapsed.Seconds(), enq, float64(enq)/elapsed.Seconds(), cons, float64(cons)/elapsed.Seconds(), st.errCount.Load())
+
+	r := benchResult{
+		Config: cfg, ElapsedS: elapsed.Seconds(),
+		Enqueued: st.enqueued.Load(), Consumed: st.consumed.Load(),
+		Latency: map[string]latencySum{}, Errors: st.errors,
+	}
+	r.EnqueueRate = float64(r.Enqueued) / elapsed.Seconds()
+	r.ConsumeRate = float64(r.Consumed) / elapsed.Seconds()
+	for name, h := range st.hists {
+		r.Latency[name] = h.summary()
+	}
+	return r
+}
+
+// benchProducer enqueues until the run (until) ends. Its requests run under ctx, not
+// until: one in flight at the end completes and is counted, so that the
+// count matches what the queue holds.
+func benchProducer(ctx, until context.Context, cl *httpapi.Client, cfg benchConfig, st *benchStats, take func(int) int) {
+	h := newHistogram()
+	name := "enqueue"
+	if cfg.Batch > 0 {
+		name = "batch"
+	}
+	defer st.merge(name, h)
+	payload := make([]byte, cfg.Payload)
+	_, _ = rand.Read(payload)
+	var lines []httpapi.BatchLine
+	for until.Err() == nil {
+		n := take(max(cfg.Batch, 1))
+		if n == 0 {
+			return
+		}
+		t0 := time.Now()
+		var err error
+		if cfg.Batch > 0 {
+			lines = lines[:0]
+			for range n {
+				lines = append(lines, httpapi.BatchLine{Payload: payload})
+			}
+			_, err = cl.EnqueueBatch(ctx, cfg.Queue, lines)
+		} else {
+			_, err = cl.Enqueue(ctx, cfg.Queue, payload, httpapi.EnqueueOptions{})
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			st.addErr(err)
+			var ae *httpapi.APIError
+			if errors.As(err, &ae) && ae.Temporary() {
+				pause(ctx, 10*time.Millisecond) // refused: do not spin
+			}
+			continue
+		}
+		h.record(time.Since(t0))
+		st.enqueued.Add(int64(n))
+	}
+}
+
+// benchConsumer leases and acks until the run (until) ends. Like the
+// producers' its requests run under ctx: a lease cancelled in flight could
+// leave its jobs leased until their TTR.
+func benchConsumer(ctx, until context.Context, cl *httpapi.Client, cfg benchConfig, st *benchStats) {
+	lh, ah := newHistogram(), newHistogram()
+	defer st.merge("lease", lh)
+	defer st.merge("ack", ah)
+	for until.Err() == nil {
+		t0 := time.Now()
+		jobs, err := cl.Lease(ctx, cfg.Queue, 100, time.Second, 0)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			st.addErr(err)
+			pause(ctx, 100*time.Millisecond)
+			continue
+		}
+		if len(jobs) > 0 {
+			lh.record(time.Since(t0))
+		}
+		actx, cancel := context.WithTimeout(ctx, clientTimeout)
+		for _, j := range jobs {
+			t0 := time.Now()
+			if j.Lease == nil {
+				continue
+			}
+			if err := cl.Ack(actx, j.ID, j.Lease.ID); err != nil {
+				st.addErr(err)
+				continue
+			}
+			ah.record(time.Since(t0))
+			st.consumed.Add(1)
+		}
+		cancel()
+	}
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func printBench(w io.Writer, r benchResult) {
+	fmt.Fprintf(w, "queue %s  producers %d  consumers %d  payload %dB  batch %d  elapsed %.2fs\n",
+		r.Config.Queue, r.Config.Producers, r.Config.Consumers, r.Config.Payload, r.Config.Batch, r.ElapsedS)
+	fmt.Fprintf(w, "enqueued %d jobs (%.0f jobs/s)\n", r.Enqueued, r.EnqueueRate)
+	fmt.Fprintf(w, "consumed %d jobs (%.0f jobs/s)\n", r.Consumed, r.ConsumeRate)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "request\tcount\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
+	for _, name := range []string{"enqueue", "batch", "lease", "ack"} {
+		l, ok := r.Latency[name]
+		if !ok || l.Count == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t\n", name, l.Count, l.P50, l.P90, l.P99, l.Max)
+	}
+	_ = tw.Flush()
+	if len(r.Errors) == 0 {
+		fmt.Fprintln(w, "errors: none")
+		return
+	}
+	codes := slices.Sorted(func(yield func(string) bool) {
+		for k := range r.Errors {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	var parts []string
+	for _, c := range codes {
+		parts = append(parts, fmt.Sprintf("%s %d", c, r.Errors[c]))
+	}
+	fmt.Fprintf(w, "errors: %s\n", strings.Join(parts, ", "))
+}
+
+// histogram is a log-linear bucket histogram of durations (HDR style):
+// values below histSub nanoseconds are exact; above, each power of two is
+// split into histSub buckets, so a value is known within 1/histSub (under
+// 0.8%; the midpoint that quantiles report is within 0.4%). It is not safe
+// for concurrent use: each goroutine records into its own and they merge.
+type histogram struct {
+	counts [histBuckets]uint64
+	n      int64
+	max    int64
+}
+
+const (
+	histSubBits = 7
+	histSub     = 1 << histSubBits // buckets per power of two
+	histBuckets = histSub + (64-histSubBits)*histSub
+)
+
+func newHistogram() *histogram { return &histogram{} }
+
+func histIndex(v int64) int {
+	if v < histSub {
+		return int(max(v, 0))
+	}
+	shift := bits.Len64(uint64(v)) - histSubBits - 1 // v>>shift is in [histSub, 2*histSub)
+	return histSub + shift*histSub + int(v>>shift) - histSub
+}
+
+// histValue is the midpoint of bucket i.
+func histValue(i int) int64 {
+	if i < histSub {
+		return int64(i)
+	}
+	shift := (i - histSub) / histSub
+	low := int64(histSub+(i-histSub)%histSub) << shift
+	return low + (int64(1)<<shift)/2
+}
+
+func (h *histogram) record(d time.Duration) {
+	v := int64(d)
+	h.counts[histIndex(v)]++
+	h.n++
+	h.max = max(h.max, v)
+}
+
+func (h *histogram) merge(o *histogram) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.max = max(h.max, o.max)
+}
+
+// quantile is the value at or below which a fraction q of the records lie.
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(h.n)))
+	rank = max(rank, 1)
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			return time.Duration(min(histValue(i), h.max))
+		}
+	}
+	return time.Duration(h.max)
+}
+
+func (h *histogram) summary() latencySum {
+	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
+	return latencySum{
+		Count: h.n,
+		P50:   ms(h.quantile(0.50)),
+		P90:   ms(h.quantile(0.90)),
+		P99:   ms(h.quantile(0.99)),
+		Max:   ms(time.Duration(h.max)),
+	}
+}

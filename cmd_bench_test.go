@@ -1,0 +1,87 @@
+package main
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBench(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	r := callCLI(t, addr, "bench", "--producers", "4", "--consumers", "2", "--payload", "64", "--duration", "1s", "--json")
+	if r.code != 0 {
+		t.Fatalf("bench: %+v", r)
+	}
+	var res benchResult
+	decodeJSON(t, r.stdout, &res)
+	if res.Enqueued == 0 || res.Consumed == 0 || res.EnqueueRate <= 0 || res.ConsumeRate <= 0 {
+		t.Errorf("bench counted nothing: %+v", res)
+	}
+	for _, name := range []string{"enqueue", "lease", "ack"} {
+		l := res.Latency[name]
+		if l.Count == 0 || l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max {
+			t.Errorf("%s latency %+v: want 0 < p50 <= p99 <= max", name, l)
+		}
+	}
+	if !strings.Contains(r.stderr, "\r") || !strings.Contains(r.stderr, "enqueued") {
+		t.Errorf("bench progress on stderr = %q", r.stderr)
+	}
+
+	r = callCLI(t, addr, "bench", "--producers", "2", "--count", "300", "--batch", "50", "--queue", "b2")
+	if r.code != 0 {
+		t.Fatalf("bench --batch: %+v", r)
+	}
+	for _, want := range []string{"enqueued 300 jobs", "batch", "p99 ms", "errors: none"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	// Consume what the batch run left, by count.
+	r = callCLI(t, addr, "bench", "--producers", "0", "--consumers", "2", "--count", "300", "--queue", "b2", "--json")
+	decodeJSON(t, r.stdout, &res)
+	if r.code != 0 || res.Consumed != 300 {
+		t.Errorf("bench consumers --count 300: consumed %d, %+v", res.Consumed, r)
+	}
+}
+
+// TestHistogram holds the histogram's quantiles within 1% of the exact
+// ones of the same values.
+func TestHistogram(t *testing.T) {
+	t.Parallel()
+	h := newHistogram()
+	rng := rand.New(rand.NewPCG(1, 2))
+	vals := make([]float64, 100000)
+	for i := range vals {
+		// Log-uniform from 1µs to 10s.
+		v := math.Exp(rng.Float64()*math.Log(1e7)) * 1e3
+		vals[i] = v
+		h.record(time.Duration(v))
+	}
+	slices.Sort(vals)
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+		exact := vals[int(math.Ceil(q*float64(len(vals))))-1]
+		got := float64(h.quantile(q))
+		if math.Abs(got-exact)/exact > 0.01 {
+			t.Errorf("quantile %v = %v, exact %v: off by more than 1%%", q, got, exact)
+		}
+	}
+	for _, v := range []int64{0, 1, 127, 128, 129, 255, 256, 1000, 1 << 40, math.MaxInt64} {
+		i := histIndex(v)
+		if i < 0 || i >= histBuckets {
+			t.Fatalf("histIndex(%d) = %d, outside 0..%d", v, i, histBuckets)
+		}
+		if got := histValue(i); math.Abs(float64(got-v)) > float64(v)/histSub+1 {
+			t.Errorf("histValue(histIndex(%d)) = %d: off by more than 1/%d", v, got, histSub)
+		}
+	}
+	o := newHistogram()
+	o.record(time.Hour)
+	h.merge(o)
+	if h.n != int64(len(vals))+1 || h.max != int64(time.Hour) {
+		t.Errorf("after merge n = %d, max = %d", h.n, h.max)
+	}
+}

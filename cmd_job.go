@@ -1,0 +1,128 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/httpapi"
+)
+
+func jobCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "job",
+		Usage: "show or cancel one job",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "show",
+				Usage:     "show a job with its payload",
+				ArgsUsage: "ID",
+				Flags:     clientCommandFlags(),
+				Action: func(c *cli.Context) error {
+					id, err := jobArg(c)
+					if err != nil {
+						return err
+					}
+					ctx, cancel := callCtx(c)
+					defer cancel()
+					j, err := newClient(c, e).Job(ctx, id)
+					if err != nil {
+						return clientError("show job "+id, err)
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, j)
+					}
+					return printJob(c.App.Writer, j)
+				},
+			},
+			{
+				Name:      "cancel",
+				Usage:     "delete a job that is not leased",
+				ArgsUsage: "ID",
+				Flags:     clientCommandFlags(),
+				Action: func(c *cli.Context) error {
+					id, err := jobArg(c)
+					if err != nil {
+						return err
+					}
+					ctx, cancel := callCtx(c)
+					defer cancel()
+					if err := newClient(c, e).Cancel(ctx, id); err != nil {
+						return clientError("cancel job "+id, err)
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, httpapi.OKResult{OK: true})
+					}
+					_, err = fmt.Fprintf(c.App.Writer, "cancelled %s\n", id)
+					return err
+				},
+			},
+		},
+	}
+}
+
+func jobArg(c *cli.Context) (string, error) {
+	args, err := wantArgs(c, "ID")
+	if err != nil {
+		return "", err
+	}
+	if _, err := job.ParseID(args[0]); err != nil {
+		return "", usageErrorf("job id: want 16 hex digits, got %q", args[0])
+	}
+	return args[0], nil
+}
+
+// printJob writes a job as "field: value" lines, then its payload as text
+// when it is UTF-8, else its size.
+func printJob(w io.Writer, j httpapi.Job) error {
+	tw := newTable(w)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("id", j.ID)
+	row("queue", j.Queue)
+	row("state", j.State)
+	row("attempts", fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts))
+	row("created", j.CreatedAt.UTC().Format(time.RFC3339))
+	row("run at", j.RunAt.UTC().Format(time.RFC3339))
+	if !j.ExpiresAt.IsZero() {
+		row("expires", j.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if j.Key != "" {
+		row("key", j.Key)
+	}
+	if j.Lease != nil {
+		row("lease", j.Lease.ID+" until "+j.Lease.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	for _, k := range slices.Sorted(mapKeys(j.Headers)) {
+		row("header "+k, j.Headers[k])
+	}
+	row("content type", j.ContentType)
+	if j.LastError != "" {
+		row("last error", oneLine(j.LastError, 200))
+	}
+	body := j.Body()
+	switch {
+	case len(body) == 0:
+		row("payload", "(empty)")
+	case utf8.Valid(body) && len(body) <= 4096:
+		row("payload", strings.TrimRight(string(body), "\n"))
+	default:
+		row("payload", fmt.Sprintf("(%d bytes; see --json)", len(body)))
+	}
+	return tw.Flush()
+}
+
+func mapKeys(m map[string]string) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

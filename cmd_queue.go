@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/httpapi"
+)
+
+// This file holds `edgeq queue` and the helpers that every client command
+// shares: the --json flag, argument checks and the exit code of an answer.
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print the daemon's answer as JSON"}
+}
+
+// clientCommandFlags are the client flags plus --json and extra.
+func clientCommandFlags(extra ...cli.Flag) []cli.Flag {
+	return append(append(clientFlags(), jsonFlag()), extra...)
+}
+
+// clientError wraps an error of a call to the daemon: a refusal for now
+// (429, 503) exits 75 so that scripts retry, anything else 1.
+func clientError(what string, err error) error {
+	var ae *httpapi.APIError
+	if errors.As(err, &ae) && ae.Temporary() {
+		msg := fmt.Sprintf("%s refused for now: %v", what, err)
+		if ae.RetryAfter > 0 {
+			msg += fmt.Sprintf(" (retry after %s)", ae.RetryAfter)
+		}
+		return &exitError{code: exitTempFail, err: errors.New(msg)}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// wantArgs checks that the command got exactly the arguments named.
+func wantArgs(c *cli.Context, names ...string) ([]string, error) {
+	args := c.Args().Slice()
+	if len(args) != len(names) {
+		return nil, usageErrorf("%s: want %v, got %d arguments", c.Command.FullName(), names, len(args))
+	}
+	return args, nil
+}
+
+// queueArg is the single QUEUE argument of a command, checked.
+func queueArg(c *cli.Context) (string, error) {
+	args, err := wantArgs(c, "QUEUE")
+	if err != nil {
+		return "", err
+	}
+	if err := job.CheckQueueName(args[0]); err != nil {
+		return "", &exitError{code: exitUsage, err: err}
+	}
+	return args[0], nil
+}
+
+// callCtx bounds one request of a client command.
+func callCtx(c *cli.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Context, clientTimeout)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// newTable writes aligned columns; Flush it.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+func queueCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:  "queue",
+		Usage: "list, pause, resume or purge the queues of a running daemon",
+		Subcommands: []*cli.Command{
+			{
+				Name:  "list",
+				Usage: "list the queues with their counts",
+				Flags: clientCommandFlags(),
+				Action: func(c *cli.Context) error {
+					if _, err := wantArgs(c); err != nil {
+						return err
+					}
+					ctx, cancel := callCtx(c)
+					defer cancel()
+					qs, err := newClient(c, e).Queues(ctx)
+					if err != nil {
+						return clientError("list queues", err)
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, httpapi.QueueList{Queues: qs})
+					}
+					return printQueueList(c.App.Writer, qs)
+				},
+			},
+			queuePauseCommand(e, "pause", "stop dispatching a queue's jobs (ingest continues)"),
+			queuePauseCommand(e, "resume", "restart dispatching a queue's jobs"),
+			{
+				Name:      "purge",
+				Usage:     "delete a queue's ready and delayed jobs",
+				ArgsUsage: "QUEUE",
+				Flags:     clientCommandFlags(),
+				Action: func(c *cli.Context) error {
+					q, err := queueArg(c)
+					if err != nil {
+						return err
+					}
+					ctx, cancel := callCtx(c)
+					defer cancel()
+					n, err := newClient(c, e).Purge(ctx, q)
+					if err != nil {
+						return clientError("purge "+q, err)
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, httpapi.DeletedResult{Deleted: n})
+					}
+					_, err = fmt.Fprintf(c.App.Writer, "purged %d jobs from %s\n", n, q)
+					return err
+				},
+			},
+		},
+	}
+}
+
+func queuePauseCommand(e env, name, usage string) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "QUEUE",
+		Flags:     clientCommandFlags(),
+		Action: func(c *cli.Context) error {
+			q, err := queueArg(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := callCtx(c)
+			defer cancel()
+			cl := newClient(c, e)
+			if name == "pause" {
+				err = cl.Pause(ctx, q)
+			} else {
+				err = cl.Resume(ctx, q)
+			}
+			if err != nil {
+				return clientError(name+" "+q, err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, httpapi.PauseResult{Queue: q, Paused: name == "pause"})
+			}
+			_, err = fmt.Fprintf(c.App.Writer, "%sd %s\n", name, q)
+			return err
+		},
+	}
+}
+
+func printQueueList(w io.Writer, qs []httpapi.QueueStats) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "QUEUE\tCLASS\tREADY\tDELAYED\tLEASED\tDEAD\tOLDEST\tPAUSED")
+	for _, q := range qs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\n", q.Name, q.Class, q.Ready, q.Delayed, q.Leased, q.Dead,
+			fmtSeconds(q.OldestReadyAgeS), strconv.FormatBool(q.Paused))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeq/edgeq/engine"
+	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/httpapi"
+)
+
+// Settings of `edgeq work`.
+const (
+	workDefaultWait  = 30 * time.Second
+	workDefaultGrace = 30 * time.Second
+	// workNoTimeout stands for "no --timeout": the exec handler wants one.
+	workNoTimeout = 100 * 365 * 24 * time.Hour
+	// workReleaseDelay is the delay of the nack that releases a job at
+	// shutdown. A nack with delay 0 means the queue's backoff; this is the
+	// smallest delay that is not, so the job is ready again at once.
+	workReleaseDelay = time.Millisecond
+	// workRetryPause is the pause after a failed /lease before the next.
+	workRetryPause = time.Second
+	// workResolveTimeout bounds the ack, nack or fail of a finished job.
+	workResolveTimeout = 30 * time.Second
+)
+
+func workCommand(e env) *cli.Command {
+	return &cli.Command{
+		Name:      "work",
+		Usage:     "pull jobs from a queue and run a command for each",
+		ArgsUsage: "QUEUE -- COMMAND [ARGS...]",
+		Description: "Leases jobs over HTTP and runs COMMAND (without a shell) for each, in a process\n" +
+			"group of its own, with the payload on standard input and EDGEQ_JOB_ID, EDGEQ_QUEUE\n" +
+			"and EDGEQ_ATTEMPT in its environment (as well as PATH); its standard output is\n" +
+			"discarded. Exit 0 acks the job, 65\n" +
+			"(EX_DATAERR) sends it dead at once, any other status retries it with the tail of\n" +
+			"stderr as its last_error. The lease is extended at half its TTR while the command\n" +
+			"runs. On SIGINT or SIGTERM the worker stops leasing, lets running commands finish\n" +
+			"for --grace, then kills their process groups and releases their jobs.",
+		Flags: append(clientFlags(),
+			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 1, Usage: "commands run at once"},
+			&cli.DurationFlag{Name: "ttr", Usage: "lease time to run, extended while the command runs", DefaultText: "the queue's"},
+			&cli.DurationFlag{Name: "wait", Value: workDefaultWait, Usage: "long poll of each lease request (at most 60s)"},
+			&cli.DurationFlag{Name: "grace", Value: workDefaultGrace, Usage: "on SIGINT or SIGTERM, how long running commands may finish"},
+			&cli.DurationFlag{Name: "timeout", Usage: "kill a command that runs longer, and retry its job", DefaultText: "none"},
+		),
+		Action: func(c *cli.Context) error { return work(c, e) },
+	}
+}
+
+func work(c *cli.Context, e env) error {
+	args := c.Args().Slice()
+	if len(args) < 2 {
+		return usageErrorf("work: want QUEUE -- COMMAND [ARGS...]")
+	}
+	queue, argv := args[0], args[1:]
+	if err := job.CheckQueueName(queue); err != nil {
+		return &exitError{code: exitUsage, err: err}
+	}
+	w := &worker{
+		queue:       queue,
+		concurrency: c.Int("concurrency"),
+		ttr:         c.Duration("ttr"),
+		wait:        c.Duration("wait"),
+		grace:       c.Duration("grace"),
+		log:         c.App.ErrWriter,
+	}
+	switch {
+	case w.concurrency < 1 || w.concurrency > 1000:
+		return usageErrorf("--concurrency: want 1 to 1000, got %d", w.concurrency)
+	case w.ttr < 0:
+		return usageErrorf("--ttr: must not be negative")
+	case w.ttr > 0 && w.ttr < 10*time.Millisecond:
+		return usageErrorf("--ttr: at least 10ms")
+	case w.wait < 0 || w.wait > time.Minute:
+		return usageErrorf("--wait: want 0 to 60s, got %s", w.wait)
+	case w.grace < 0:
+		return usageErrorf("--grace: must not be negative")
+	case c.Duration("timeout") < 0:
+		return usageErrorf("--timeout: must not be negative")
+	}
+	timeout := c.Duration("timeout")
+	if timeout == 0 {
+		timeout = workNoTimeout
+	}
+	h, err := exechandler.New(exechandler.Config{Command: argv, Timeout: timeout})
+	if err != nil {
+		return usageErrorf("work: %v", err)
+	}
+	w.h = h
+	w.cl = newClient(c, e)
+	defer w.cl.CloseIdleConnections()
+	ctx, stop := signalContext(c.Context)
+	defer stop()
+	return w.run(ctx)
+}
+
+// worker is the pull loop of `edgeq work`: it owns the goroutines that run
+// commands and waits for them before run returns.
+type worker struct {
+	cl          *httpapi.Client
+	h           *exechandler.Handler
+	queue       string
+	concurrency int
+	ttr         time.Duration // 0: the queue's
+	wait        time.Duration
+	grace       time.Duration
+	log         io.Writer
+
+	running atomic.Int64 // commands running
+
+	logMu sync.Mutex // serialises lines on log
+}
+
+func (w *worker) logf(format string, args ...any) {
+	w.logMu.Lock()
+	defer w.logMu.Unlock()
+	fmt.Fprintf(w.log, "edgeq work: "+format+"\n", args...)
+}
+
+// run leases and runs jobs until ctx ends, then lets the running commands
+// finish for the grace period, kills the rest and releases their jobs.
+// It returns nil after a shutdown, an error when the daemon refuses the
+// worker for good (a bad queue, a bad token).
+func (w *worker) run(ctx context.Context) error {
+	// Commands outlive ctx by up to the grace period; kill ends them.
+	jobCtx, kill := context.WithCancel(context.WithoutCancel(ctx))
+	defer kill()
+	slots := make(chan struct{}, w.concurrency) // a token is a free slot
+	for range w.concurrency {
+		slots <- struct{}{}
+	}
+	var wg sync.WaitGroup
+	err := w.leaseLoop(ctx, jobCtx, slots, &wg)
+	if w.running.Load() == 0 {
+		wg.Wait() // the last goroutines may be handing back their slots
+		return err
+	}
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	default:
+		w.logf("stopping: waiting up to %s for %d running commands", w.grace, w.running.Load())
+		t := time.NewTimer(w.grace)
+		select {
+		case <-done:
+		case <-t.C:
+			w.logf("grace period over: killing running commands and releasing their jobs")
+			kill()
+			<-done
+		}
+		t.Stop()
+	}
+	return err
+}
+
+func (w *worker) leaseLoop(ctx, jobCtx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+	for {
+		// Wait for a free slot, then take every other free one.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-slots:
+		}
+		n := 1
+	more:
+		for n < min(w.concurrency, 100) {
+			select {
+			case <-slots:
+				n++
+			default:
+				break more
+			}
+		}
+		jobs, err := w.cl.Lease(ctx, w.queue, n, w.wait, w.ttr)
+		for range n - len(jobs) {
+			slots <- struct{}{}
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ae *httpapi.APIError
+			if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
+				return fmt.Errorf("lease from %s: %w", w.queue, err)
+			}
+			retryIn := workRetryPause
+			if ae != nil && ae.RetryAfter > 0 {
+				retryIn = ae.RetryAfter
+			}
+			w.logf("lease from %s: %v (retrying in %s)", w.queue, err, retryIn)
+			t := time.NewTimer(retryIn)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue
+		}
+		for _, j := range jobs {
+			w.running.Add(1)
+			wg.Go(func() {
+				defer func() { w.running.Add(-1); slots <- struct{}{} }()
+				w.runJob(jobCtx, j)
+			})
+		}
+	}
+}
+
+// runJob runs the command for one leased job, extending the lease while
+// it runs, and answers the daemon with the outcome.
+func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
+	id, err := job.ParseID(lj.ID)
+	if err != nil || lj.Lease == nil {
+		w.logf("job %q: leased without an id or lease: skipped", lj.ID)
+		return
+	}
+	lease := lj.Lease.ID
+	j := &job.Job{ID: id, Queue: lj.Queue, Attempt: lj.Attempt, Payload: lj.Body()}
+
+	extCtx, stopExt := context.WithCancel(context.WithoutCancel(ctx))
+	var ext sync.WaitGroup
+	ext.Go(func() { w.extendLoop(extCtx, lj.ID, lease, lj.Lease.ExpiresAt) })
+	out := w.h.Handle(ctx, j)
+	stopExt()
+	ext.Wait()
+
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workResolveTimeout)
+	defer cancel()
+	switch {
+	case ctx.Err() != nil:
+		// Killed at the end of the grace period: hand the job back now.
+		_, err = w.cl.Nack(rctx, lj.ID, lease, workReleaseDelay, "released: worker shut down while the command ran")
+	case out.Verdict == engine.Ack:
+		err = w.cl.Ack(rctx, lj.ID, lease)
+	case out.Verdict == engine.Dead:
+		w.logf("job %s: %s (dead)", lj.ID, oneLine(out.Error, 200))
+		err = w.cl.Fail(rctx, lj.ID, lease, out.Error)
+	default:
+		var state string
+		state, err = w.cl.Nack(rctx, lj.ID, lease, out.RetryAfter, out.Error)
+		if err == nil {
+			w.logf("job %s: %s (%s)", lj.ID, oneLine(out.Error, 200), state)
+		}
+	}
+	if err != nil {
+		w.logf("job %s: answer the daemon: %v", lj.ID, err)
+	}
+}
+
+// extendLoop renews the lease at half of its remaining time until ctx ends.
+func (w *worker) extendLoop(ctx context.Context, id, lease string, expires time.Time) {
+	for {
+		every := max(time.Until(expires)/2, 5*time.Millisecond)
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
+		exp, err := w.cl.Extend(rctx, id, lease, w.ttr)
+		cancel()
+		switch {
+		case err == nil:
+			expires = exp
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, job.ErrLeaseLost), errors.Is(err, job.ErrNotFound):
+			w.logf("job %s: lease lost while the command runs: %v", id, err)
+			return
+		default:
+			// Try again soon: the lease may still be saved.
+			w.logf("job %s: extend lease: %v", id, oneLine(err.Error(), 200))
+			expires = time.Now().Add(2 * every)
+		}
+	}
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/httpapi"
+)
+
+// startWork runs `edgeq work` in-process until the returned stop, which
+// cancels it (as SIGTERM does) and returns what it did.
+func startWork(t *testing.T, addr string, args ...string) (stop func() result) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr workOutput
+	done := make(chan int, 1)
+	go func() {
+		e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, lookupEnv: mapEnv(nil)}
+		done <- exitCode(run(ctx, append([]string{"edgeq", "work", "--addr", addr}, args...), e), &stderr)
+	}()
+	var once sync.Once
+	var r result
+	stop = func() result {
+		once.Do(func() {
+			cancel()
+			select {
+			case r.code = <-done:
+			case <-time.After(15 * time.Second):
+				t.Fatal("work did not stop within 15s of its cancellation")
+			}
+			r.stdout, r.stderr = stdout.String(), stderr.String()
+		})
+		return r
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// workOutput is a strings.Builder safe for the writes of several goroutines.
+type workOutput struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *workOutput) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *workOutput) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// eventually polls cond every 20ms until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func showJob(t *testing.T, cl *httpapi.Client, id string) (httpapi.Job, bool) {
+	t.Helper()
+	j, err := cl.Job(t.Context(), id)
+	if errors.Is(err, job.ErrNotFound) {
+		return j, false
+	}
+	if err != nil {
+		t.Fatalf("show %s: %v", id, err)
+	}
+	return j, true
+}
+
+const workScript = `p=$(cat)
+case "$p" in
+ok) exit 0 ;;
+bad) echo "cannot parse" >&2; exit 65 ;;
+*) echo "transient $EDGEQ_QUEUE $EDGEQ_ATTEMPT $EDGEQ_JOB_ID" >&2; exit 1 ;;
+esac`
+
+// TestWork runs the pull worker over three jobs: exit 0 acks, 65 sends
+// the job dead, 1 retries it with stderr in last_error.
+func TestWork(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	cl := httpapi.NewClient("http://"+addr, "", nil)
+	defer cl.CloseIdleConnections()
+	ids := enqueueN(t, addr, "w", "ok", "bad", "retry")
+	stop := startWork(t, addr, "w", "--concurrency", "3", "--wait", "200ms", "--", "sh", "-c", workScript)
+
+	eventually(t, 10*time.Second, "jobs handled", func() bool {
+		_, okLeft := showJob(t, cl, ids[0])
+		bad, _ := showJob(t, cl, ids[1])
+		retry, _ := showJob(t, cl, ids[2])
+		return !okLeft && bad.State == "dead" && retry.LastError != ""
+	})
+	bad, _ := showJob(t, cl, ids[1])
+	if !strings.Contains(bad.LastError, "exit status 65") || !strings.Contains(bad.LastError, "cannot parse") {
+		t.Errorf("dead job's last_error = %q", bad.LastError)
+	}
+	retry, _ := showJob(t, cl, ids[2])
+	if want := "transient w 1 " + ids[2]; !strings.Contains(retry.LastError, "exit status 1") || !strings.Contains(retry.LastError, want) {
+		t.Errorf("retried job's last_error = %q, want exit status 1 and %q", retry.LastError, want)
+	}
+	if retry.State == "dead" {
+		t.Errorf("a job that exited 1 went dead: %+v", retry)
+	}
+	r := stop()
+	if r.code != 0 {
+		t.Errorf("work exited %d after its cancellation: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, ids[1]+": exit status 65") {
+		t.Errorf("work's log lacks the dead job:\n%s", r.stderr)
+	}
+}
+
+// TestWorkExtendsLease runs a command for longer than its TTR: the worker
+// extends the lease, so the job is acked and never handed out again.
+func TestWorkExtendsLease(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	cl := httpapi.NewClient("http://"+addr, "", nil)
+	defer cl.CloseIdleConnections()
+	runs := filepath.Join(t.TempDir(), "runs")
+	ids := enqueueN(t, addr, "slow", "x")
+	// Two slots: a redelivered job would be run by the second one.
+	startWork(t, addr, "slow", "--concurrency", "2", "--ttr", "2s", "--wait", "200ms", "--",
+		"sh", "-c", `echo run >> "$1"; sleep 5`, "sh", runs)
+	eventually(t, 15*time.Second, "job acked", func() bool {
+		_, left := showJob(t, cl, ids[0])
+		return !left
+	})
+	b, err := os.ReadFile(runs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(b), "run"); n != 1 {
+		t.Errorf("the command ran %d times, want once (lease extended past its 2s TTR)", n)
+	}
+	q, err := cl.Queue(t.Context(), "slow")
+	if err != nil || q.CompletedTotal != 1 || q.RetriedTotal != 0 {
+		t.Errorf("queue stats %+v, %v: want one completed, none retried", q, err)
+	}
+}
+
+// TestWorkShutdownReleases cancels a worker whose command outlives the
+// grace period: the command is killed and its job is leasable at once.
+func TestWorkShutdownReleases(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	cl := httpapi.NewClient("http://"+addr, "", nil)
+	defer cl.CloseIdleConnections()
+	started := filepath.Join(t.TempDir(), "started")
+	ids := enqueueN(t, addr, "held", "x")
+	stop := startWork(t, addr, "held", "--ttr", "1m", "--grace", "300ms", "--wait", "200ms", "--",
+		"sh", "-c", `touch "$1"; sleep 30`, "sh", started)
+	eventually(t, 10*time.Second, "command started", func() bool {
+		_, err := os.Stat(started)
+		return err == nil
+	})
+	t0 := time.Now()
+	r := stop()
+	if r.code != 0 {
+		t.Errorf("work exited %d: %s", r.code, r.stderr)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("work took %s to stop with a 300ms grace", d)
+	}
+	// The lease had a minute to run: only the release makes it leasable now.
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	jobs, err := cl.Lease(ctx, "held", 1, 2*time.Second, 0)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != ids[0] {
+		t.Fatalf("lease after the worker stopped: %+v, %v; want the released job", jobs, err)
+	}
+	if !strings.Contains(jobs[0].LastError, "released") {
+		t.Errorf("released job's last_error = %q", jobs[0].LastError)
+	}
+}
