@@ -14,6 +14,7 @@ import (
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/mqttapi"
 )
 
 // governorLink applies the governor's decisions to the engine and serves
@@ -148,8 +149,12 @@ func buildHandlers(cfg *Config, ec *engine.Config) (release func(), err error) {
 			}
 			idle = append(idle, x.CloseIdleConnections)
 			handler = x
+		case "mqtt":
+			// Bound to the MQTT client once it starts (runDaemon); until
+			// then its jobs are retried as target failures.
+			handler = mqttapi.NewHandler(h.Topic, time.Duration(h.Timeout))
 		default:
-			continue // mqtt: not wired in this build (warnUnwired says so)
+			continue // Validate refuses other types
 		}
 		qc := ec.Queues[name]
 		qc.Handler = handler

@@ -1,0 +1,266 @@
+package mqttapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// item is one received message on its way to the engine.
+type item struct {
+	msg    mqtt.Message
+	queue  string  // "" when the message names no queue
+	n      job.New // the job, when reason == ""
+	reason string  // why it is refused; "" while it may be taken
+	skip   bool    // ack without a job or notice (edgeq's own topics)
+	hold   bool    // leave unacked: the broker redelivers it
+}
+
+// ingest takes messages from the intake in groups until Stop, then
+// handles what is left in the intake and returns once every group is
+// acked. Up to maxPipeline groups commit at once (the engine shares one
+// fsync between them), so a new group does not wait for the previous
+// commit; each group still acks only after the one before it, so the
+// broker sees PUBACKs in arrival order.
+func (c *Client) ingest() {
+	var groups sync.WaitGroup
+	defer groups.Wait()
+	sem := make(chan struct{}, maxPipeline)
+	prev := make(chan struct{})
+	close(prev)
+	launch := func(group []mqtt.Message) {
+		sem <- struct{}{} // a group always ends: its enqueues give up when runCtx does
+		done := make(chan struct{})
+		after := prev
+		prev = done
+		groups.Go(func() {
+			defer func() { <-sem }()
+			defer close(done)
+			c.runOnce(group, after)
+		})
+	}
+	for {
+		group := make([]mqtt.Message, 0, maxGroup)
+		select {
+		case m := <-c.intake:
+			group = append(group, m)
+		case <-c.stopping:
+			for {
+				group := make([]mqtt.Message, 0, maxGroup)
+				c.fill(&group)
+				if len(group) == 0 {
+					return
+				}
+				launch(group)
+			}
+		}
+		c.fill(&group)
+		launch(group)
+	}
+}
+
+// fill appends the messages waiting in the intake, up to maxGroup.
+func (c *Client) fill(group *[]mqtt.Message) {
+	for len(*group) < maxGroup {
+		select {
+		case m := <-c.intake:
+			*group = append(*group, m)
+		default:
+			return
+		}
+	}
+}
+
+// runOnce enqueues a group, one batch per queue, then, once the group
+// before it is acked (after is closed), acks the group in arrival order and
+// publishes the notices of refused messages.
+func (c *Client) runOnce(group []mqtt.Message, after <-chan struct{}) {
+	now := time.Now()
+	items := make([]item, len(group))
+	byQueue := map[string][]int{}
+	for i, m := range group {
+		c.received.Add(1)
+		items[i] = c.classify(m)
+		if it := &items[i]; it.reason == "" && !it.skip {
+			byQueue[it.queue] = append(byQueue[it.queue], i)
+		}
+	}
+	var wg sync.WaitGroup
+	for q, idx := range byQueue {
+		wg.Go(func() { c.commit(q, idx, items) })
+	}
+	wg.Wait()
+	<-after
+	for i := range items {
+		it := &items[i]
+		if it.hold {
+			c.held.Add(1)
+			continue
+		}
+		it.msg.Ack()
+		if it.reason != "" {
+			c.countRejected(it.reason)
+			q := it.queue
+			if q == "" {
+				q = unrouted
+			}
+			c.publish(c.cfg.Prefix+"/rejected/"+q, notice(it.reason, it.msg.Topic(), it.n.Key, now), false)
+		}
+	}
+}
+
+// classify resolves a message's queue and builds its job, or says why it
+// is refused.
+func (c *Client) classify(m mqtt.Message) item {
+	topic, payload := m.Topic(), m.Payload()
+	it := item{msg: m}
+	if ownTopic(c.cfg.Prefix, topic) {
+		it.skip = true
+		return it
+	}
+	headers := map[string]string{"mqtt-topic": topic}
+	if q, submit, ok := topicQueue(c.cfg.Prefix, topic); ok {
+		if !job.ValidQueueName(q) {
+			it.reason = ReasonInvalid
+			return it
+		}
+		it.queue = q
+		if !submit {
+			return c.raw(it, payload, headers, "")
+		}
+		// A base64 payload takes 4/3 of its size; options take little.
+		if len(payload) > c.cfg.MaxPayload/3*4+64<<10 {
+			it.reason = ReasonTooLarge
+			return it
+		}
+		n, err := decodeEnvelope(q, payload)
+		if err != nil {
+			it.reason = ReasonInvalid
+			return it
+		}
+		if n.Headers == nil {
+			n.Headers = headers
+		} else if _, set := n.Headers["mqtt-topic"]; !set {
+			n.Headers["mqtt-topic"] = topic
+		}
+		it.n = n
+		return it
+	}
+	for _, r := range c.cfg.Routes {
+		if matchFilter(r.Filter, topic) {
+			it.queue = r.Queue
+			return c.raw(it, payload, headers, r.KeyField)
+		}
+	}
+	// A subscription of an older configuration, kept by the persistent
+	// session, can still deliver here.
+	it.reason = ReasonInvalid
+	return it
+}
+
+// raw makes a job of a payload taken as is.
+func (c *Client) raw(it item, payload []byte, headers map[string]string, keyField string) item {
+	if len(payload) > c.cfg.MaxPayload {
+		it.reason = ReasonTooLarge
+		return it
+	}
+	ct := "application/octet-stream"
+	if json.Valid(payload) {
+		ct = "application/json"
+	}
+	it.n = job.New{Queue: it.queue, Payload: payload, ContentType: ct, Headers: headers, Key: keyFrom(payload, keyField)}
+	return it
+}
+
+// commit enqueues the items idx of one queue: as one batch, and one by one
+// when the batch is refused (a batch is all or nothing; one bad message
+// must not refuse the others).
+func (c *Client) commit(queue string, idx []int, items []item) {
+	if len(idx) > 1 {
+		news := make([]job.New, len(idx))
+		for k, i := range idx {
+			news[k] = items[i].n
+		}
+		rs, err := c.eng.EnqueueBatch(c.runCtx, queue, news)
+		if err == nil {
+			c.taken(rs)
+			return
+		}
+		var wg sync.WaitGroup
+		for _, i := range idx {
+			wg.Go(func() { c.enqueueOne(queue, &items[i]) })
+		}
+		wg.Wait()
+		return
+	}
+	c.enqueueOne(queue, &items[idx[0]])
+}
+
+func (c *Client) taken(rs []job.Result) {
+	for _, r := range rs {
+		if r.Duplicate {
+			c.duplicates.Add(1)
+		} else {
+			c.enqueued.Add(1)
+		}
+	}
+}
+
+// enqueueOne enqueues one item. A refusal with a reason becomes a notice;
+// a transient failure (intake full, store error) is retried, since an MQTT
+// message cannot be refused back to its sender; shutdown holds the message
+// unacked.
+func (c *Client) enqueueOne(queue string, it *item) {
+	backoff := 50 * time.Millisecond
+	for {
+		rs, err := c.eng.EnqueueBatch(c.runCtx, queue, []job.New{it.n})
+		if err == nil {
+			c.taken(rs)
+			return
+		}
+		if it.reason = reasonOf(err); it.reason != "" {
+			return
+		}
+		if c.runCtx.Err() != nil || errors.Is(err, job.ErrShuttingDown) ||
+			errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			it.hold = true
+			return
+		}
+		c.log.Warn("mqtt enqueue failed; retrying", "queue", queue, "err", err, "in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-c.runCtx.Done():
+			t.Stop()
+			it.hold = true
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// reasonOf maps an enqueue error to the reason of a rejection notice: the
+// one table of this transport. "" means the error is not a refusal.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, job.ErrShed):
+		return ReasonShed
+	case errors.Is(err, job.ErrQueueFull):
+		return ReasonQueueFull
+	case errors.Is(err, job.ErrRateLimited):
+		return ReasonRateLimited
+	case errors.Is(err, job.ErrTooLarge):
+		return ReasonTooLarge
+	case errors.Is(err, job.ErrInvalidArgument), errors.Is(err, job.ErrInvalidQueue), errors.Is(err, job.ErrUnknownQueue):
+		return ReasonInvalid
+	case errors.Is(err, job.ErrDiskFull):
+		return ReasonDiskFull
+	}
+	return ""
+}

@@ -1,0 +1,96 @@
+package mqttapi
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// fakeMsg is an mqtt.Message that records its ack.
+type fakeMsg struct {
+	topic   string
+	payload []byte
+	acked   *[]string // shared, in ack order
+	mu      *sync.Mutex
+}
+
+func (m fakeMsg) Duplicate() bool   { return false }
+func (m fakeMsg) Qos() byte         { return 1 }
+func (m fakeMsg) Retained() bool    { return false }
+func (m fakeMsg) Topic() string     { return m.topic }
+func (m fakeMsg) MessageID() uint16 { return 0 }
+func (m fakeMsg) Payload() []byte   { return m.payload }
+func (m fakeMsg) Ack() {
+	m.mu.Lock()
+	*m.acked = append(*m.acked, string(m.payload))
+	m.mu.Unlock()
+}
+
+// refusingEngine refuses, all or nothing, any batch holding a "bad"
+// payload, as the engine does for a job that fails its checks.
+type refusingEngine struct {
+	batches atomic.Int32
+	mu      sync.Mutex
+	stored  []string
+}
+
+func (e *refusingEngine) EnqueueBatch(_ context.Context, q string, jobs []job.New) ([]job.Result, error) {
+	e.batches.Add(1)
+	for _, n := range jobs {
+		if string(n.Payload) == "bad" {
+			return nil, fmt.Errorf("%w: job: bad", job.ErrInvalidArgument)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	rs := make([]job.Result, len(jobs))
+	for i, n := range jobs {
+		e.stored = append(e.stored, string(n.Payload))
+		rs[i] = job.Result{ID: job.ID(len(e.stored)), Queue: q}
+	}
+	return rs, nil
+}
+
+// TestGroupRefusalIsPerMessage: one refused message in a group refuses
+// only itself; the others are stored, and every message is acked in
+// arrival order.
+func TestGroupRefusalIsPerMessage(t *testing.T) {
+	eng := &refusingEngine{}
+	c, err := New(Config{Broker: "tcp://127.0.0.1:1", ClientID: "x"}, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(t.Context())
+	var (
+		mu    sync.Mutex
+		acked []string
+	)
+	payloads := []string{"a", "b", "bad", "c", "d"}
+	var group []mqtt.Message
+	for _, p := range payloads {
+		group = append(group, fakeMsg{topic: "edgeq/jobs/q", payload: []byte(p), acked: &acked, mu: &mu})
+	}
+	prev := make(chan struct{})
+	close(prev)
+	c.runOnce(group, prev)
+	if !slices.Equal(acked, payloads) {
+		t.Errorf("acked %v, want %v", acked, payloads)
+	}
+	slices.Sort(eng.stored)
+	if !slices.Equal(eng.stored, []string{"a", "b", "c", "d"}) {
+		t.Errorf("stored %v", eng.stored)
+	}
+	if s := c.Stats(); s.Enqueued != 4 || s.Rejected[ReasonInvalid] != 1 {
+		t.Errorf("stats %+v", s)
+	}
+	if n := int(eng.batches.Load()); n != 1+len(payloads) {
+		t.Errorf("%d EnqueueBatch calls, want the batch then one per message", n)
+	}
+}
