@@ -528,7 +528,7 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 			if err := e.transition(b, q, j, next); err != nil {
 				return err
 			}
-			e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires})
+			e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt})
 			o.jobs = append(o.jobs, next)
 			if q.conf().Class <= job.ClassHigh {
 				e.waitLat.add(b.now.Sub(j.RunAt), b.now)
@@ -574,7 +574,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		q.completed.Add(1)
 		q.out.add(b.now, 1)
 		b.wrote(q)
-		b.event(Event{Kind: EventDone, Queue: q.name, ID: o.id, At: b.now})
+		b.event(Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now})
 		return nil
 	}
 	j, err := b.txn.Job(o.id, false)
@@ -588,7 +588,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		if err := e.transition(b, q, j, next); err != nil {
 			return err
 		}
-		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires})
+		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt})
 		o.at = next.LeaseExpires
 		return nil
 	case opFail:

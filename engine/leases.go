@@ -12,6 +12,7 @@ type lease struct {
 	queue   *queue
 	id      string
 	expires time.Time
+	attempt int
 }
 
 // leaseTable is the committer's set of held leases with a min-heap of their

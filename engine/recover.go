@@ -66,7 +66,7 @@ func (e *Engine) load() error {
 	}
 	e.c.leases = newLeaseTable()
 	for _, j := range held {
-		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires})
+		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt})
 	}
 	e.c.delayed = timedScan{next: now}
 	e.c.expiry = timedScan{next: now}
