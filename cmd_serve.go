@@ -131,6 +131,7 @@ func serveCommand(e env) *cli.Command {
 type serveSettings struct {
 	cfg   *Config // validated; DataDir resolved
 	token string  // "" when the HTTP API is open
+	path  string  // the configuration file, "" when none: SIGHUP re-reads it
 }
 
 // settleServe builds serve's configuration: defaults, then the file, then
@@ -197,6 +198,7 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 		return serveSettings{}, usageErrorf("http.addr: refusing to serve %s without a token: "+
 			"set http.token_file (--token-file) or pass --insecure-no-auth", cfg.HTTP.Addr)
 	}
+	s.path = file
 	return s, nil
 }
 
@@ -223,6 +225,11 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	log := newLogger(e.stderr, cfg.Log)
 	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	// SIGHUP reloads (below); taken from the start so that an early one does
+	// not kill the process with the default action.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	// A directory held by another process fails here with a message that
 	// says so (storage.ErrLocked).
@@ -245,7 +252,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		}
 	}
 	releaseHandlers, err := buildHandlers(cfg, &ec)
-	defer releaseHandlers()
+	defer func() { releaseHandlers() }() // the current ones: SIGHUP replaces them
 	if err != nil {
 		return errors.Join(&exitError{code: exitUsage, err: err}, closeStore(store))
 	}
@@ -324,7 +331,20 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	log.Info("listening", "addr", srv.Addr().String(), "data_dir", cfg.DataDir,
 		"sync", cfg.Storage.Sync, "auth", s.token != "", "version", version)
 
-	<-ctx.Done()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			release, err := reloadConfig(s.path, eng, gov, log, mqttc.Load())
+			if err != nil {
+				log.Error("reload refused; the running configuration stays", "file", s.path, "err", err)
+				continue
+			}
+			releaseHandlers()
+			releaseHandlers = release
+			log.Info("configuration reloaded", "file", s.path)
+		}
+	}
 	stopSignals() // a second signal kills at once
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	stopMQTT() // MQTT ingest stops before the HTTP server and the engine

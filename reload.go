@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/transport/mqttapi"
 )
 
 // reloadConfig re-reads the configuration file (SIGHUP) and applies what
@@ -15,7 +16,7 @@ import (
 // and connections are untouched. A file that does not load or validate is
 // refused with a log line and the running configuration stays. On success
 // it answers the function that releases the previous handlers' resources.
-func reloadConfig(path string, eng *engine.Engine, gov *governorLink, log *slog.Logger) (release func(), err error) {
+func reloadConfig(path string, eng *engine.Engine, gov *governorLink, log *slog.Logger, mc *mqttapi.Client) (release func(), err error) {
 	if path == "" {
 		return nil, fmt.Errorf("no configuration file to reload (serve was started without --config)")
 	}
@@ -28,6 +29,13 @@ func reloadConfig(path string, eng *engine.Engine, gov *governorLink, log *slog.
 	if err != nil {
 		release()
 		return nil, err
+	}
+	if mc != nil {
+		for _, q := range ec.Queues {
+			if h, ok := q.Handler.(*mqttapi.Handler); ok {
+				h.Bind(mc)
+			}
+		}
 	}
 	if err := gov.gov.SetThresholds(cfg.resourceConfig(log)); err != nil {
 		release()

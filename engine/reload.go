@@ -1,9 +1,5 @@
 package engine
 
-import (
-	"slices"
-)
-
 // Reconfigure applies a new queue configuration while the engine runs
 // (SIGHUP): classes, caps, reserves, rates, depths, sync modes, alerts,
 // shedding, handlers and breakers of configured queues; queues that left the
@@ -37,9 +33,15 @@ func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
 	}
 	e.qmu.Unlock()
 
+	var run []*queue // queues with a handler, for the scheduler
+	for _, q := range all {
+		if q.conf().Handler != nil {
+			run = append(run, q)
+		}
+	}
 	s := e.sched
 	s.mu.Lock()
-	s.queues = slices.DeleteFunc(all, func(q *queue) bool { return q.conf().Handler == nil })
+	s.queues = run
 	s.mu.Unlock()
 	s.kick()
 	for _, q := range all {

@@ -397,7 +397,9 @@ func TestReconfigureLive(t *testing.T) {
 		rec := newRecorder(time.Second)
 		e := startSched(t, engine.Config{Queues: map[string]engine.QueueConfig{
 			"ingest": {Rate: 1, Burst: 1},
+			"pull":   {}, // no handler: served to pull workers before and after
 		}}, memstore.New())
+		enqueue(t, e, job.New{Queue: "pull"})
 		enqueue(t, e, job.New{Queue: "ingest"})
 		if _, err := e.Enqueue(t.Context(), job.New{Queue: "ingest"}); !errors.Is(err, job.ErrRateLimited) {
 			t.Fatalf("second job at 1/s = %v, want ErrRateLimited", err)
@@ -411,6 +413,7 @@ func TestReconfigureLive(t *testing.T) {
 		}
 		err := e.Reconfigure(map[string]engine.QueueConfig{
 			"ingest": {Class: job.ClassCritical, Handler: rec},
+			"pull":   {Class: job.ClassLow},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -425,6 +428,9 @@ func TestReconfigureLive(t *testing.T) {
 		}
 		if s := stats(t, e, "ingest"); s.Class != job.ClassCritical || s.EnqueuedTotal != 11 {
 			t.Errorf("after reload: %+v, want class critical and the counters kept", s)
+		}
+		if j := lease1(t, e, "pull", 0); j == nil || stats(t, e, "pull").Class != job.ClassLow {
+			t.Errorf("the pull queue after reload: class %s", stats(t, e, "pull").Class)
 		}
 	})
 }
