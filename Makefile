@@ -21,6 +21,8 @@ FUZZ_TARGETS := \
 	./storage:FuzzRecord \
 	./transport/httpapi:FuzzDecodeBatch \
 	./transport/httpapi:FuzzAppendJSONString \
+	./transport/mqttapi:FuzzTopicQueue \
+	./transport/mqttapi:FuzzEnvelope \
 	.:FuzzParseConfig
 
 BENCHTIME  ?= 1s
@@ -32,13 +34,29 @@ PLATFORMS := linux/amd64 linux/arm64 linux/arm/7 linux/arm/6
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 SYSCONFDIR ?= /etc
 DESTDIR    ?=
 
-.PHONY: help build run test lint bench fuzz cross install clean
+# Debian architecture:GOARCH[/GOARM]. armhf is built for ARMv6: Raspberry Pi
+# OS's armhf runs on the ARMv6 Pi Zero and Pi 1, and ARMv7 boards run it too.
+DEB_PLATFORMS := amd64:amd64 arm64:arm64 armhf:arm/6
+# Debian versions start with a digit: v1.2.3-4-gabc → 1.2.3+4.gabc; untagged → 0.0.0~git<describe>.
+DEB_VERSION := $(shell echo '$(VERSION)' | sed -E '/^v?[0-9]+\./!s/^/0.0.0~git/; s/^v//; s/-/+/; s/-/./g')
+
+# test-arm: GOARCH/GOARM:qemu binary. The storage and engine suites run with
+# -short on arm64 and arm/v7; arm/v6 runs the 32-bit proofs (the backlog
+# test and ristretto's allocator test). engine/handler/exec is left out: it
+# runs host processes, nothing architecture-specific, and its timing-based
+# tests flake under qemu.
+ARM_TARGETS := arm64:qemu-aarch64 arm/7:qemu-arm
+ARM_PKGS    := ./storage/ ./engine/ ./engine/ring/ ./engine/storetest/ ./engine/handler/ ./engine/handler/http/
+ARM_BACKLOG ?= 60000
+
+.PHONY: help build run test test-arm smoke-arm lint bench fuzz cross deb install clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: VERSION=$(VERSION) FUZZTIME=$(FUZZTIME) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 
 build: ## build ./edgeq, static, version-stamped
@@ -50,6 +68,26 @@ run: ## run the daemon on built-in defaults (ARGS="--log-level debug" adds flags
 test: ## run every test, with the race detector when cgo is available
 	@[ -n "$(RACE)" ] || echo "note: cgo is off (no C compiler): testing without -race" >&2
 	go test $(RACE) -count=1 -timeout 8m ./...
+
+test-arm: ## run the storage and engine tests on arm64 and arm/v7, and the 32-bit proofs on arm/v6, under qemu-user
+	@for q in qemu-aarch64 qemu-arm; do command -v $$q >/dev/null || { echo "$$q not found: apt-get install qemu-user" >&2; exit 1; }; done
+	@for t in $(ARM_TARGETS); do \
+		IFS=/ read -r arch arm <<< "$${t%%:*}"; q=$${t##*:}; \
+		echo "test $(ARM_PKGS) on $$arch$${arm:+/v$$arm} ($$q)"; \
+		EDGEQ_BACKLOG_JOBS=$(ARM_BACKLOG) CGO_ENABLED=0 GOARCH=$$arch GOARM=$$arm \
+			go test -count=1 -short -timeout 10m -exec $$q $(ARM_PKGS); \
+	done
+	@for arm in 7 6; do \
+		echo "test the ristretto allocator fix on arm/v$$arm"; \
+		(cd third_party/ristretto && CGO_ENABLED=0 GOARCH=arm GOARM=$$arm GOFLAGS=-mod=readonly \
+			go test -count=1 -exec qemu-arm -run Edgeq ./z); \
+	done
+	@echo "test the store backlog on arm/v6"
+	EDGEQ_BACKLOG_JOBS=$(ARM_BACKLOG) CGO_ENABLED=0 GOARCH=arm GOARM=6 \
+		go test -count=1 -timeout 10m -exec qemu-arm -run 'BacklogReopen' ./storage/
+
+smoke-arm: ## run the arm64, arm/v7 and arm/v6 binaries under qemu-user: serve, take jobs, keep them across a restart
+	scripts/arm-smoke.sh
 
 lint: ## fail on unformatted files (listing them), then go vet
 	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \
@@ -77,18 +115,45 @@ cross: ## build static release binaries for linux amd64, arm64, armv7, armv6 int
 	done
 	cd dist && sha256sum $(BINARY)-* > SHA256SUMS
 
-install: build ## install the binary, the systemd unit and (if absent) /etc/edgeq/edgeq.yaml under DESTDIR
+install: build ## install the binary, the systemd unit, its user and (if absent) /etc/edgeq/edgeq.yaml under DESTDIR
 	install -D -m 0755 $(BINARY) $(DESTDIR)$(BINDIR)/$(BINARY)
-	@if [ -f systemd/edgeq.service ]; then \
-		install -D -m 0644 systemd/edgeq.service $(DESTDIR)$(UNITDIR)/edgeq.service; \
-		echo "installed $(DESTDIR)$(UNITDIR)/edgeq.service"; \
-	fi
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/bin/edgeq|$(BINDIR)/$(BINARY)|g' systemd/edgeq.service > $(DESTDIR)$(UNITDIR)/edgeq.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/edgeq.service
+	install -D -m 0644 systemd/edgeq.sysusers.conf $(DESTDIR)$(SYSUSERSDIR)/edgeq.conf
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/edgeq/edgeq.yaml ]; then \
 		echo "kept existing $(DESTDIR)$(SYSCONFDIR)/edgeq/edgeq.yaml"; \
 	else \
 		install -D -m 0644 configs/edgeq.yaml $(DESTDIR)$(SYSCONFDIR)/edgeq/edgeq.yaml; \
 		echo "installed $(DESTDIR)$(SYSCONFDIR)/edgeq/edgeq.yaml"; \
 	fi
+	@if [ -z "$(DESTDIR)" ]; then \
+		echo "next: systemd-sysusers && systemctl daemon-reload && systemctl enable --now edgeq"; \
+	fi
+
+deb: ## build Debian packages (amd64, arm64, armhf for ARMv6+) into dist/ with dpkg-deb
+	@command -v dpkg-deb >/dev/null || { echo "dpkg-deb not found (Debian: apt-get install dpkg)" >&2; exit 1; }
+	@mkdir -p dist
+	@for p in $(DEB_PLATFORMS); do \
+		debarch=$${p%%:*}; IFS=/ read -r arch arm <<< "$${p##*:}"; \
+		root=$$(mktemp -d); chmod 0755 $$root; trap 'rm -rf "$$root"' EXIT; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch GOARM=$$arm go build -trimpath -ldflags "$(LDFLAGS)" \
+			-o $$root/usr/bin/$(BINARY) .; \
+		install -D -m 0644 systemd/edgeq.service $$root/lib/systemd/system/edgeq.service; \
+		install -D -m 0644 systemd/edgeq.sysusers.conf $$root/usr/lib/sysusers.d/edgeq.conf; \
+		install -D -m 0644 configs/edgeq.yaml $$root/etc/edgeq/edgeq.yaml; \
+		install -D -m 0644 docs/deploy.md $$root/usr/share/doc/edgeq/deploy.md; \
+		install -D -m 0644 third_party/ristretto/LICENSE $$root/usr/share/doc/edgeq/third_party/ristretto/LICENSE; \
+		install -d $$root/DEBIAN; \
+		for f in postinst prerm postrm; do install -m 0755 systemd/deb/$$f $$root/DEBIAN/$$f; done; \
+		echo /etc/edgeq/edgeq.yaml > $$root/DEBIAN/conffiles; \
+		sed -e "s/@VERSION@/$(DEB_VERSION)/" -e "s/@ARCH@/$$debarch/" \
+			-e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $$root | cut -f1)/" systemd/deb/control > $$root/DEBIAN/control; \
+		out=dist/$(BINARY)_$(DEB_VERSION)_$$debarch.deb; \
+		dpkg-deb --root-owner-group -Zxz --build $$root $$out >/dev/null; \
+		rm -rf "$$root"; trap - EXIT; \
+		echo "built $$out"; \
+	done
 
 clean: ## remove the binary, dist/ and bench.txt
 	rm -rf $(BINARY) dist bench.txt
