@@ -22,6 +22,7 @@ type QueueStats struct {
 	RetriedTotal   uint64
 	DeadTotal      uint64
 	RejectedTotal  uint64
+	Rejected       map[string]uint64 // RejectedTotal by reason (RejectReasons)
 	Alerting       bool   // backlog alert raised (alert_age or alert_depth crossed)
 	AlertsTotal    uint64 // backlog alerts raised so far
 	Concurrency    int    // the queue's cap on in-process jobs, 0: none

@@ -91,15 +91,17 @@ func (e *Engine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New)
 			if len(jobs) > 1 {
 				err = fmt.Errorf("job %d: %w", i+1, err)
 			}
+			q.reject(len(jobs), err)
 			return nil, err
 		}
 	}
 	if err := e.admit(q, len(jobs), now); err != nil {
-		q.rejected.Add(uint64(len(jobs)))
+		q.reject(len(jobs), err)
 		return nil, err
 	}
 	o := &op{kind: opEnqueue, q: q, news: jobs}
 	if err := e.submit(ctx, o); err != nil {
+		q.reject(len(jobs), err)
 		return nil, err
 	}
 	e.hEnqueue.observe(e.clock.Now().Sub(now).Seconds())

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,7 @@ type queue struct {
 	ready, delayed, leased, dead atomic.Int64
 
 	enqueued, completed, retried, deadTotal, rejected atomic.Uint64
+	rejectedBy                                        [len(RejectReasons)]atomic.Uint64
 
 	paused   atomic.Bool
 	alerting atomic.Bool   // backlog alert raised
@@ -206,6 +208,7 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 		RetriedTotal:   q.retried.Load(),
 		DeadTotal:      q.deadTotal.Load(),
 		RejectedTotal:  q.rejected.Load(),
+		Rejected:       q.rejectedByReason(),
 		Alerting:       q.alerting.Load(),
 		AlertsTotal:    q.alerts.Load(),
 		Concurrency:    q.conf().Concurrency,
@@ -232,4 +235,34 @@ func (q *queue) maxAttempts(n job.New) int {
 		return n.MaxAttempts
 	}
 	return q.conf().MaxAttempts
+}
+
+// RejectReasons are the reasons an enqueue is refused, as metrics label them.
+var RejectReasons = [...]string{"invalid", "too_large", "queue_full", "rate_limited", "shed", "disk_full", "unavailable"}
+
+// rejectReason maps a refusal to its index in RejectReasons, -1 for errors
+// that are not refusals of the job (an unknown queue, a cancelled caller).
+func rejectReason(err error) int {
+	for i, s := range []error{job.ErrInvalidArgument, job.ErrTooLarge, job.ErrQueueFull, job.ErrRateLimited, job.ErrShed, job.ErrDiskFull, job.ErrUnavailable} {
+		if errors.Is(err, s) {
+			return i
+		}
+	}
+	return -1
+}
+
+// reject counts n jobs refused with err.
+func (q *queue) reject(n int, err error) {
+	if i := rejectReason(err); i >= 0 {
+		q.rejected.Add(uint64(n))
+		q.rejectedBy[i].Add(uint64(n))
+	}
+}
+
+func (q *queue) rejectedByReason() map[string]uint64 {
+	m := make(map[string]uint64, len(RejectReasons))
+	for i, r := range RejectReasons {
+		m[r] = q.rejectedBy[i].Load()
+	}
+	return m
 }

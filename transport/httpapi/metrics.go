@@ -7,6 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/edgeq/edgeq/engine"
 )
 
 // newMetricsHandler serves /metrics from a registry of its own (never the
@@ -75,7 +77,7 @@ func newStatsCollector(eng Engine) *statsCollector {
 		completed: prometheus.NewDesc("edgeq_jobs_completed_total", "Jobs of a queue that finished (acked).", q, nil),
 		retried:   prometheus.NewDesc("edgeq_jobs_retried_total", "Attempts of a queue's jobs that were retried.", q, nil),
 		dead:      prometheus.NewDesc("edgeq_jobs_dead_total", "Jobs of a queue moved to the dead-letter set.", q, nil),
-		rejected:  prometheus.NewDesc("edgeq_jobs_rejected_total", "Enqueues refused for a queue (full, rate limited, shed...).", q, nil),
+		rejected:  prometheus.NewDesc("edgeq_jobs_rejected_total", "Jobs refused for a queue, by reason (invalid, too_large, queue_full, rate_limited, shed, disk_full, unavailable).", []string{"queue", "reason"}, nil),
 		oldest:    prometheus.NewDesc("edgeq_queue_oldest_age_seconds", "Age of the oldest ready job of a queue; 0 when none is ready.", q, nil),
 		paused:    prometheus.NewDesc("edgeq_queue_paused", "1 while dispatch of a queue is paused.", q, nil),
 		shed:      prometheus.NewDesc("edgeq_queue_shed", "1 while a queue's new jobs are shed by the governor.", q, nil),
@@ -124,7 +126,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(c.completed, prometheus.CounterValue, float64(q.CompletedTotal), n)
 		emit(c.retried, prometheus.CounterValue, float64(q.RetriedTotal), n)
 		emit(c.dead, prometheus.CounterValue, float64(q.DeadTotal), n)
-		emit(c.rejected, prometheus.CounterValue, float64(q.RejectedTotal), n)
+		for _, reason := range engine.RejectReasons {
+			emit(c.rejected, prometheus.CounterValue, float64(q.Rejected[reason]), n, reason)
+		}
 		emit(c.oldest, prometheus.GaugeValue, q.OldestReadyAge.Seconds(), n)
 		emit(c.paused, prometheus.GaugeValue, b2f(q.Paused), n)
 		emit(c.shed, prometheus.GaugeValue, b2f(q.Shed), n)

@@ -122,7 +122,8 @@ func TestMetricsExposition(t *testing.T) {
 	ts.eng.with(func(f *fakeEngine) {
 		f.extraQ = []engine.QueueStats{
 			{Name: "b", Class: job.ClassCritical, Running: 3, Concurrency: 4, Breaker: engine.BreakerHalfOpen,
-				Alerting: true, AlertsTotal: 2, DrainETA: &eta, InRate: 1.5, OutRate: 2.25, RejectedTotal: 6},
+				Alerting: true, AlertsTotal: 2, DrainETA: &eta, InRate: 1.5, OutRate: 2.25, RejectedTotal: 6,
+				Rejected: map[string]uint64{"queue_full": 6}},
 			{Name: "c", Breaker: engine.BreakerOpen},
 		}
 	})
@@ -139,7 +140,7 @@ func TestMetricsExposition(t *testing.T) {
 		{"edgeq_jobs_completed_total", dto.MetricType_COUNTER, q},
 		{"edgeq_jobs_retried_total", dto.MetricType_COUNTER, q},
 		{"edgeq_jobs_dead_total", dto.MetricType_COUNTER, q},
-		{"edgeq_jobs_rejected_total", dto.MetricType_COUNTER, q},
+		{"edgeq_jobs_rejected_total", dto.MetricType_COUNTER, []string{"queue", "reason"}},
 		{"edgeq_queue_oldest_age_seconds", dto.MetricType_GAUGE, q},
 		{"edgeq_queue_paused", dto.MetricType_GAUGE, q},
 		{"edgeq_queue_shed", dto.MetricType_GAUGE, q},
@@ -173,7 +174,7 @@ func TestMetricsExposition(t *testing.T) {
 		}
 	}
 	// Only queue names and fixed enums label edgeq's metrics.
-	allowed := []string{"queue", "state", "class"}
+	allowed := []string{"queue", "state", "class", "reason"} // queue names and fixed enums only
 	for name, mf := range mfs {
 		if !strings.HasPrefix(name, "edgeq_") {
 			continue
@@ -194,7 +195,8 @@ func TestMetricsExposition(t *testing.T) {
 		{"edgeq_queue_depth", []string{"queue", "a", "state", "delayed"}, 1},
 		{"edgeq_queue_depth", []string{"queue", "a", "state", "leased"}, 1},
 		{"edgeq_queue_depth", []string{"queue", "a", "state", "dead"}, 1},
-		{"edgeq_jobs_rejected_total", []string{"queue", "b"}, 6},
+		{"edgeq_jobs_rejected_total", []string{"queue", "b", "reason", "queue_full"}, 6},
+		{"edgeq_jobs_rejected_total", []string{"queue", "b", "reason", "shed"}, 0},
 		{"edgeq_queue_breaker_state", []string{"queue", "a"}, 0},
 		{"edgeq_queue_breaker_state", []string{"queue", "b"}, 2},
 		{"edgeq_queue_breaker_state", []string{"queue", "c"}, 1},

@@ -657,7 +657,7 @@ func TestMetrics(t *testing.T) {
 		ts.eng.put(job.Job{Queue: "a", State: st})
 	}
 	ts.eng.with(func(f *fakeEngine) {
-		f.extraQ = []engine.QueueStats{{Name: "b", Class: job.ClassCritical, CompletedTotal: 4, RetriedTotal: 3, DeadTotal: 2, RejectedTotal: 1, Paused: true}}
+		f.extraQ = []engine.QueueStats{{Name: "b", Class: job.ClassCritical, CompletedTotal: 4, RetriedTotal: 3, DeadTotal: 2, RejectedTotal: 1, Rejected: map[string]uint64{"rate_limited": 1}, Paused: true}}
 		f.short = true
 	})
 	r := ts.do(t, "GET", "/metrics", nil)
@@ -671,7 +671,7 @@ func TestMetrics(t *testing.T) {
 		`edgeq_jobs_completed_total{queue="b"} 4`,
 		`edgeq_jobs_retried_total{queue="b"} 3`,
 		`edgeq_jobs_dead_total{queue="b"} 2`,
-		`edgeq_jobs_rejected_total{queue="b"} 1`,
+		`edgeq_jobs_rejected_total{queue="b",reason="rate_limited"} 1`,
 		`edgeq_queue_oldest_age_seconds{queue="a"} 1.5`,
 		`edgeq_queue_paused{queue="b"} 1`,
 		`edgeq_queue_info{class="critical",queue="b"} 1`,
