@@ -23,10 +23,10 @@ type QueueStats struct {
 	DeadTotal      uint64
 	RejectedTotal  uint64
 	Rejected       map[string]uint64 // RejectedTotal by reason (RejectReasons)
-	Alerting       bool   // backlog alert raised (alert_age or alert_depth crossed)
-	AlertsTotal    uint64 // backlog alerts raised so far
-	Concurrency    int    // the queue's cap on in-process jobs, 0: none
-	Running        int    // in-process jobs running now
+	Alerting       bool              // backlog alert raised (alert_age or alert_depth crossed)
+	AlertsTotal    uint64            // backlog alerts raised so far
+	Concurrency    int               // the queue's cap on in-process jobs, 0: none
+	Running        int               // in-process jobs running now
 	Breaker        BreakerState
 	InRate         float64        // jobs/s admitted over the last minute
 	OutRate        float64        // jobs/s completed or dead-lettered over the last minute

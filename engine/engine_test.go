@@ -763,7 +763,7 @@ func TestRejectedByReason(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := start(t, memstore.New(), engine.Config{MaxPayload: 4, Queues: map[string]engine.QueueConfig{"r": {MaxDepth: 1}}})
 		enqueue(t, e, job.New{Queue: "r"})
-		e.Enqueue(t.Context(), job.New{Queue: "r"})                          // queue_full
+		e.Enqueue(t.Context(), job.New{Queue: "r"})                           // queue_full
 		e.Enqueue(t.Context(), job.New{Queue: "r", Payload: []byte("12345")}) // too_large
 		e.Enqueue(t.Context(), job.New{Queue: "r", Delay: -1})                // invalid
 		s := stats(t, e, "r")
