@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -331,11 +332,22 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	log.Info("listening", "addr", srv.Addr().String(), "data_dir", cfg.DataDir,
 		"sync", cfg.Storage.Sync, "auth", s.token != "", "version", version)
 
+	// systemd: READY=1 only now (store open, leases requeued, listeners
+	// bound); WATCHDOG=1 while the committer's heartbeat is recent, kept up
+	// through the shutdown so a slow drain is not killed as hung.
+	notifyReady(log)
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	var wdWG sync.WaitGroup
+	wdWG.Go(func() { watchdog(wdCtx, log, eng.Heartbeat) })
+	defer func() { stopWatchdog(); wdWG.Wait() }()
+
 	for ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-hup:
+			notifyReloading(log)
 			release, err := reloadConfig(s.path, eng, gov, log, mqttc.Load())
+			notifyReady(log)
 			if err != nil {
 				log.Error("reload refused; the running configuration stays", "file", s.path, "err", err)
 				continue
@@ -345,6 +357,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 			log.Info("configuration reloaded", "file", s.path)
 		}
 	}
+	notifyStopping(log)
 	stopSignals() // a second signal kills at once
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	stopMQTT() // MQTT ingest stops before the HTTP server and the engine

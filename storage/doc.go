@@ -165,15 +165,48 @@
 //
 // # 32-bit ARM
 //
-// BaseTableSize equals MemTableSize in every profile, and TableSizeMultiplier
-// is 1. A table builder allocates twice its table size up front from a
-// ristretto z.Allocator; a builder that outgrows that first buffer takes a
-// second one, and on 32-bit ARM ristretto's allocator corrupts data in that
-// case. A memtable flush builds one table from the whole memtable, so a
-// memtable larger than the table size can outgrow the first buffer; equal
-// sizes (and equal table sizes on every level) keep every build well within
-// it. This is to be verified under qemu (linux/arm/v7) in a separate
-// issue.
+// Badger builds every table (memtable flush, compaction) in a ristretto
+// z.Allocator sized twice the table size. In ristretto v2.2.0 (and still
+// v2.4.2), when an allocator outgrows its first buffer, Allocate computes
+// the next position as uint64((bufIdx+1)<<32) in int: 0 on 32-bit
+// platforms, so the allocator starts again at the first buffer's offset 0
+// and overwrites a table under construction. edgeq builds against a copy of
+// ristretto v2.2.0 with that one expression fixed, uint64(bufIdx+1)<<32
+// (go.mod replace => ./third_party/ristretto; its README.edgeq.md has the
+// diff and how to upgrade). On 64-bit platforms the result is unchanged.
+//
+// Options alone were not chosen: BaseTableSize equal to MemTableSize (kept
+// in every profile, with TableSizeMultiplier 1) makes a second buffer rare,
+// but nothing bounds a table's build to its first buffer on every path
+// (a memtable's table outgrowing it, a block regrown for a large value,
+// pooled allocators reused across builds), and a miss is silent corruption.
+//
+// Proof, TestBacklogReopen (backlog_test.go): a backlog of 256-byte jobs
+// (every 7th just under ValueThreshold, every 13th in the value log)
+// created in Room-sized transactions with a Sync each, a third deleted,
+// tables compacted below level 0, closed, reopened, every record, payload
+// and ready entry read back; 200,000 jobs by default, EDGEQ_BACKLOG_JOBS
+// sets the number (the runs quoted here used 240,000). Under qemu-arm (GOARM=7), with Badger's tables forced
+// smaller than the memtable (BaseTableSize 1 MiB, MemTableSize 4 MiB, a
+// local experiment) and without the fix, Badger panicked in a compaction
+// goroutine ("slice bounds out of range" reading a garbage block) within 3 s;
+// with 20,000 jobs (two level-0 tables, no compaction) the read-back found
+// 9,923 jobs missing, 1,673 unreadable and 806 deleted ones back. With the
+// fix both passed (240,000: 121 tables, all below level 0). With the
+// shipped profile it passes with and without the fix, which shows the
+// options hide the defect on this workload, not that they avoid it.
+// ristretto's own regression test (TestAllocatorSecondBufferEdgeq) fails
+// under qemu-arm without the fix and passes with it. make test-arm runs
+// the first on arm64, arm/v7 and arm/v6 (60,000 jobs) and the second on
+// arm/v7 and arm/v6:
+//
+//	GOARCH=arm GOARM=7 go test -exec qemu-arm -run BacklogReopen -v ./storage/
+//	cd third_party/ristretto && GOARCH=arm GOARM=7 go test -exec qemu-arm -run Edgeq ./z
+//
+// Limits: only this defect is fixed; Badger is not tested upstream on
+// 32-bit platforms, and a table file is memory-mapped, so the LSM tree and
+// value log together must fit the 32-bit address space (about 2-3 GiB of
+// mappings): keep a 32-bit device's backlog to a few hundred MiB on disk.
 //
 // # Corruption
 //
