@@ -18,6 +18,9 @@ type committerState struct {
 	expiry  timedScan
 	dirty   bool // committed but not synced (SyncInterval queues)
 	synced  time.Time
+
+	failLogged     time.Time // last "commit failed" line
+	failSuppressed int       // failures since then that were not logged
 }
 
 // timedScan is the committer's position in a timed index. from is the last
@@ -205,7 +208,14 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 // commitFailed answers every op of a failed batch with err and rebuilds the
 // in-memory state from the store, which holds whatever was committed.
 func (e *Engine) commitFailed(ops []*op, err error) {
-	e.log.Error("commit failed", "ops", len(ops), "err", err)
+	// A full or failing disk fails every batch: log the first failure, then
+	// at most one line a minute with how many were not logged.
+	if now := e.clock.Now(); now.Sub(e.c.failLogged) >= time.Minute {
+		e.log.Error("commit failed", "ops", len(ops), "err", err, "failures_not_logged", e.c.failSuppressed)
+		e.c.failLogged, e.c.failSuppressed = now, 0
+	} else {
+		e.c.failSuppressed++
+	}
 	e.failed.Store(&err)
 	answer := fmt.Errorf("%w: commit: %v", job.ErrUnavailable, err)
 	if errors.Is(err, job.ErrDiskFull) {
