@@ -11,11 +11,13 @@
 // bounded channel sized above the broker's in-flight window, so it never
 // blocks the router for long and pings keep flowing. One ingest goroutine
 // owns the intake: it takes every message waiting (up to maxGroup) as a
-// group and hands the group to a commit goroutine, up to maxPipeline groups
-// at once (the engine shares one fsync between them). A group enqueues with
-// one EnqueueBatch per queue, concurrently, falling back to one enqueue per
-// message when a batch is refused (a batch is all or nothing), then waits
-// for the group before it and acks its messages in arrival order. One
+// group and hands the group to a commit goroutine, one group at a time
+// (maxPipeline), so that a queue's jobs are stored in arrival order; the
+// next group fills while one commits. A group enqueues with one
+// EnqueueBatch per queue (queues concurrently: order matters only within a
+// queue), falling back to one enqueue per message, in order, when a batch
+// is refused (a batch is all or nothing), then acks its messages in arrival
+// order. One
 // publisher goroutine owns the outbound buffer of notices, events and
 // alerts (QoS 0, best effort); producers never block on it (a full buffer
 // drops and counts). Start starts the ingest and publisher goroutines; Stop

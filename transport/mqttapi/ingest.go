@@ -24,9 +24,11 @@ type item struct {
 
 // ingest takes messages from the intake in groups until Stop, then
 // handles what is left in the intake and returns once every group is
-// acked. Up to maxPipeline groups commit at once (the engine shares one
-// fsync between them), so a new group does not wait for the previous
-// commit; each group still acks only after the one before it, so the
+// acked. Groups commit one at a time (maxPipeline), so jobs of a queue are
+// stored in arrival order and the first of two messages with one key is the
+// one kept; the next group fills while one commits, so groups grow with the
+// load. (Per connection the broker's in-flight window bounds the messages
+// in hand anyway.) Each group acks only after the one before it, so the
 // broker sees PUBACKs in arrival order.
 func (c *Client) ingest() {
 	var groups sync.WaitGroup
@@ -192,11 +194,10 @@ func (c *Client) commit(queue string, idx []int, items []item) {
 			c.taken(rs)
 			return
 		}
-		var wg sync.WaitGroup
+		// In arrival order, so that order and key precedence hold.
 		for _, i := range idx {
-			wg.Go(func() { c.enqueueOne(queue, &items[i]) })
+			c.enqueueOne(queue, &items[i])
 		}
-		wg.Wait()
 		return
 	}
 	c.enqueueOne(queue, &items[idx[0]])
