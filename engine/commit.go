@@ -223,12 +223,14 @@ func (e *Engine) commitFailed(ops []*op, err error) {
 	} else {
 		answer = job.Retry(answer, time.Second)
 	}
+	// Rebuild first, so that a caller who reads stats after its error sees
+	// the state the store holds.
+	if rerr := e.load(); rerr != nil {
+		e.log.Error("reload after failed commit", "err", rerr)
+	}
 	for _, o := range ops {
 		o.err, o.results, o.jobs = answer, nil, nil
 		o.answer()
-	}
-	if rerr := e.load(); rerr != nil {
-		e.log.Error("reload after failed commit", "err", rerr)
 	}
 }
 
