@@ -247,8 +247,9 @@ func truncate(v []byte) []byte {
 	return v
 }
 
-// toNew makes the enqueue request of the line.
-func (l *BatchLine) toNew(queue string) job.New {
+// ToNew makes the enqueue request of the line for queue (the MQTT submit
+// envelope uses it too).
+func (l *BatchLine) ToNew(queue string) job.New {
 	return job.New{
 		Queue:       queue,
 		Payload:     l.Payload,

@@ -134,7 +134,7 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	news := make([]job.New, len(lines))
 	for i := range lines {
-		news[i] = lines[i].toNew(queue)
+		news[i] = lines[i].ToNew(queue)
 	}
 	res, err := s.eng.EnqueueBatch(r.Context(), queue, news)
 	if err != nil {

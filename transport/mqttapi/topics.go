@@ -121,17 +121,5 @@ func decodeEnvelope(queue string, data []byte) (job.New, error) {
 		}
 		return job.New{}, err
 	}
-	return job.New{
-		Queue:       queue,
-		Payload:     l.Payload,
-		ContentType: l.ContentType,
-		Headers:     l.Headers,
-		Key:         l.Key,
-		Delay:       l.Delay,
-		RunAt:       l.RunAt,
-		MaxAttempts: l.MaxAttempts,
-		TTR:         l.TTR,
-		ExpiresIn:   l.ExpiresIn,
-		ExpiresAt:   l.ExpiresAt,
-	}, nil
+	return l.ToNew(queue), nil
 }
