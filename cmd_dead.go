@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -57,29 +58,8 @@ func deadCommand(e env) *cli.Command {
 					return err
 				},
 			},
-			{
-				Name:      "purge",
-				Usage:     "delete a queue's dead jobs",
-				ArgsUsage: "QUEUE",
-				Flags:     clientCommandFlags(),
-				Action: func(c *cli.Context) error {
-					q, err := queueArg(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					n, err := newClient(c, e).DeadPurge(ctx, q)
-					if err != nil {
-						return clientError("purge dead jobs of "+q, err)
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, httpapi.DeletedResult{Deleted: n})
-					}
-					_, err = fmt.Fprintf(c.App.Writer, "purged %d dead jobs from %s\n", n, q)
-					return err
-				},
-			},
+			purgeCommand(e, "delete a queue's dead jobs", "purge dead jobs of", "dead jobs",
+				func(c *httpapi.Client) func(context.Context, string) (int, error) { return c.DeadPurge }),
 		},
 	}
 }

@@ -106,29 +106,8 @@ func queueCommand(e env) *cli.Command {
 			},
 			queuePauseCommand(e, "pause", "stop dispatching a queue's jobs (ingest continues)"),
 			queuePauseCommand(e, "resume", "restart dispatching a queue's jobs"),
-			{
-				Name:      "purge",
-				Usage:     "delete a queue's ready and delayed jobs",
-				ArgsUsage: "QUEUE",
-				Flags:     clientCommandFlags(),
-				Action: func(c *cli.Context) error {
-					q, err := queueArg(c)
-					if err != nil {
-						return err
-					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					n, err := newClient(c, e).Purge(ctx, q)
-					if err != nil {
-						return clientError("purge "+q, err)
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, httpapi.DeletedResult{Deleted: n})
-					}
-					_, err = fmt.Fprintf(c.App.Writer, "purged %d jobs from %s\n", n, q)
-					return err
-				},
-			},
+			purgeCommand(e, "delete a queue's ready and delayed jobs", "purge", "jobs",
+				func(c *httpapi.Client) func(context.Context, string) (int, error) { return c.Purge }),
 		},
 	}
 }
@@ -172,4 +151,31 @@ func printQueueList(w io.Writer, qs []httpapi.QueueStats) error {
 			fmtSeconds(q.OldestReadyAgeS), strconv.FormatBool(q.Paused))
 	}
 	return tw.Flush()
+}
+
+// purgeCommand is `queue purge` and `dead purge`: delete and say how many.
+func purgeCommand(e env, usage, verb, what string, call func(*httpapi.Client) func(context.Context, string) (int, error)) *cli.Command {
+	return &cli.Command{
+		Name:      "purge",
+		Usage:     usage,
+		ArgsUsage: "QUEUE",
+		Flags:     clientCommandFlags(),
+		Action: func(c *cli.Context) error {
+			q, err := queueArg(c)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := callCtx(c)
+			defer cancel()
+			n, err := call(newClient(c, e))(ctx, q)
+			if err != nil {
+				return clientError(verb+" "+q, err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, httpapi.DeletedResult{Deleted: n})
+			}
+			_, err = fmt.Fprintf(c.App.Writer, "purged %d %s from %s\n", n, what, q)
+			return err
+		},
+	}
 }
