@@ -79,7 +79,6 @@ var reasons = []string{ReasonShed, ReasonQueueFull, ReasonRateLimited, ReasonToo
 
 const (
 	maxGroup     = 256  // messages per commit group
-	maxPipeline  = 1    // commit groups in flight: one, so that jobs keep arrival order (FIFO, first key wins)
 	outboundSize = 1024 // notices, events and alerts waiting to be published
 	subTimeout   = 10 * time.Second
 )

@@ -11,9 +11,8 @@
 // bounded channel sized above the broker's in-flight window, so it never
 // blocks the router for long and pings keep flowing. One ingest goroutine
 // owns the intake: it takes every message waiting (up to maxGroup) as a
-// group and hands the group to a commit goroutine, one group at a time
-// (maxPipeline), so that a queue's jobs are stored in arrival order; the
-// next group fills while one commits. A group enqueues with one
+// group and commits it itself, one group at a time, so that a queue's jobs
+// are stored in arrival order; the intake fills while a group commits. A group enqueues with one
 // EnqueueBatch per queue (queues concurrently: order matters only within a
 // queue), falling back to one enqueue per message, in order, when a batch
 // is refused (a batch is all or nothing), then acks its messages in arrival

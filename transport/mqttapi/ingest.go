@@ -24,29 +24,13 @@ type item struct {
 
 // ingest takes messages from the intake in groups until Stop, then
 // handles what is left in the intake and returns once every group is
-// acked. Groups commit one at a time (maxPipeline), so jobs of a queue are
-// stored in arrival order and the first of two messages with one key is the
-// one kept; the next group fills while one commits, so groups grow with the
-// load. (Per connection the broker's in-flight window bounds the messages
-// in hand anyway.) Each group acks only after the one before it, so the
-// broker sees PUBACKs in arrival order.
+// acked. Groups commit and ack one at a time, on this goroutine, so jobs of
+// a queue are stored in arrival order, the first of two messages with one
+// key is the one kept, and the broker sees PUBACKs in arrival order. The
+// intake fills while a group commits, so groups grow with the load (per
+// connection the broker's in-flight window bounds the messages in hand
+// anyway). A group always ends: its enqueues give up when runCtx does.
 func (c *Client) ingest() {
-	var groups sync.WaitGroup
-	defer groups.Wait()
-	sem := make(chan struct{}, maxPipeline)
-	prev := make(chan struct{})
-	close(prev)
-	launch := func(group []mqtt.Message) {
-		sem <- struct{}{} // a group always ends: its enqueues give up when runCtx does
-		done := make(chan struct{})
-		after := prev
-		prev = done
-		groups.Go(func() {
-			defer func() { <-sem }()
-			defer close(done)
-			c.runOnce(group, after)
-		})
-	}
 	for {
 		group := make([]mqtt.Message, 0, maxGroup)
 		select {
@@ -59,11 +43,11 @@ func (c *Client) ingest() {
 				if len(group) == 0 {
 					return
 				}
-				launch(group)
+				c.runOnce(group)
 			}
 		}
 		c.fill(&group)
-		launch(group)
+		c.runOnce(group)
 	}
 }
 
@@ -79,10 +63,9 @@ func (c *Client) fill(group *[]mqtt.Message) {
 	}
 }
 
-// runOnce enqueues a group, one batch per queue, then, once the group
-// before it is acked (after is closed), acks the group in arrival order and
-// publishes the notices of refused messages.
-func (c *Client) runOnce(group []mqtt.Message, after <-chan struct{}) {
+// runOnce enqueues a group, one batch per queue, then acks the group in
+// arrival order and publishes the notices of refused messages.
+func (c *Client) runOnce(group []mqtt.Message) {
 	now := time.Now()
 	items := make([]item, len(group))
 	byQueue := map[string][]int{}
@@ -98,7 +81,6 @@ func (c *Client) runOnce(group []mqtt.Message, after <-chan struct{}) {
 		wg.Go(func() { c.commit(q, idx, items) })
 	}
 	wg.Wait()
-	<-after
 	for i := range items {
 		it := &items[i]
 		if it.hold {

@@ -77,9 +77,7 @@ func TestGroupRefusalIsPerMessage(t *testing.T) {
 	for _, p := range payloads {
 		group = append(group, fakeMsg{topic: "edgeq/jobs/q", payload: []byte(p), acked: &acked, mu: &mu})
 	}
-	prev := make(chan struct{})
-	close(prev)
-	c.runOnce(group, prev)
+	c.runOnce(group)
 	if !slices.Equal(acked, payloads) {
 		t.Errorf("acked %v, want %v", acked, payloads)
 	}
