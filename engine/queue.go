@@ -229,7 +229,7 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 	return s
 }
 
-// jobDefaults fills a new job's limits from the queue config.
+// maxAttempts is a new job's attempt limit: its own, else the queue's.
 func (q *queue) maxAttempts(n job.New) int {
 	if n.MaxAttempts > 0 {
 		return n.MaxAttempts
