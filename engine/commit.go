@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
@@ -83,11 +85,20 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (e *Engine) commitLoop() {
 	defer close(e.doneCh)
+	syncs := make(chan *committed)
+	e.syncCh = syncs
+	var syncer sync.WaitGroup
+	syncer.Go(func() { e.syncLoop(syncs) })
+	defer syncer.Wait()
+	defer close(syncs)
 	buf := make([]*op, e.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stopping := false
 	for {
+		if e.syncLost.Swap(false) {
+			e.c.dirty = true
+		}
 		n := e.ring.PopBatch(buf)
 		now := e.clock.Now()
 		e.beat.Store(now.UnixNano())
@@ -101,6 +112,7 @@ func (e *Engine) commitLoop() {
 			continue
 		}
 		if stopping {
+			e.flushSyncs() // a failed last sync was logged and its ops answered with the error
 			return
 		}
 		timer.Reset(e.nextWake(now))
@@ -138,16 +150,16 @@ func (e *Engine) nextWake(now time.Time) time.Duration {
 	return max(0, wake.Sub(now))
 }
 
+// syncNow has the syncer make everything committed so far durable (the
+// SyncInterval queues' writes when their interval is up).
 func (e *Engine) syncNow(now time.Time) {
-	if err := e.store.Sync(); err != nil {
-		e.log.Error("sync failed", "err", err)
-		return
-	}
 	e.c.dirty, e.c.synced = false, now
+	e.handOff(&committed{sync: true, start: now})
 }
 
-// runBatch applies ops (and, when maintain, due maintenance) in one batch,
-// commits, syncs when any op needs it, then answers every op.
+// runBatch applies ops (and, when maintain, due maintenance) in one batch and
+// commits it; the syncer then syncs it when any op needs that and answers
+// every op (syncer.go), while this goroutine goes on with the next batch.
 func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 	b := &batch{txn: e.store.Begin(), now: now}
 	err := func() error {
@@ -163,46 +175,19 @@ func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
 		}
 		return e.commitTxn(b)
 	}()
-	synced := false
-	if err == nil {
-		defer func() {
-			if len(ops) > 0 {
-				took := e.clock.Now().Sub(now)
-				e.commitLat.add(took, now)
-				e.hCommit.observe(took.Seconds())
-				e.hBatch.observe(float64(len(ops)))
-			}
-		}()
-		if b.needSync || (e.c.dirty && !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {
-			if err = e.store.Sync(); err == nil {
-				synced, e.c.dirty, e.c.synced = true, false, now
-			}
-		} else if b.writes > 0 || len(ops) > 0 {
-			e.c.dirty = true
-		}
-	} else {
-		b.txn.Discard()
-	}
 	if err != nil {
+		b.txn.Discard()
+		e.flushSyncs() // earlier batches are answered before the state is rebuilt
 		e.commitFailed(ops, err)
 		return
 	}
-	if b.writes > 0 || synced {
-		e.failed.Store(nil) // only a write proves the store healthy again
+	doSync := b.needSync || (e.c.dirty && !now.Before(e.c.synced.Add(e.cfg.SyncInterval)))
+	if doSync {
+		e.c.dirty, e.c.synced = false, now
+	} else if b.writes > 0 || len(ops) > 0 {
+		e.c.dirty = true
 	}
-	e.deliver(b) // durable now; before the answers, so a caller sees its event delivered
-	for _, o := range ops {
-		for i := range o.results {
-			o.results[i].Durable = synced
-		}
-		o.answer()
-	}
-	for q := range b.wake {
-		q.wake()
-	}
-	if len(b.wake) > 0 {
-		e.sched.kick()
-	}
+	e.handOff(&committed{ops: slices.Clone(ops), b: b, sync: doSync, start: now})
 }
 
 // commitFailed answers every op of a failed batch with err and rebuilds the
@@ -217,12 +202,7 @@ func (e *Engine) commitFailed(ops []*op, err error) {
 		e.c.failSuppressed++
 	}
 	e.failed.Store(&err)
-	answer := fmt.Errorf("%w: commit: %v", job.ErrUnavailable, err)
-	if errors.Is(err, job.ErrDiskFull) {
-		answer = job.Retry(fmt.Errorf("%w: %v", job.ErrDiskFull, err), 5*time.Second)
-	} else {
-		answer = job.Retry(answer, time.Second)
-	}
+	answer := failure("commit", err)
 	// Rebuild first, so that a caller who reads stats after its error sees
 	// the state the store holds.
 	if rerr := e.load(); rerr != nil {

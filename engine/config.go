@@ -96,8 +96,9 @@ type Config struct {
 	Workers      int               // global in-process worker limit, default 2 × GOMAXPROCS
 	ClassWeights map[job.Class]int // default high 8, normal 4, low 2, bulk 1
 
-	// OnEvent, when set, receives every job event after its commit, on the
-	// committer goroutine: it must not block (hand off to a bounded queue).
+	// OnEvent, when set, receives every job event once its batch is durable
+	// (before the batch's answers), in commit order, on the engine's syncer
+	// goroutine: it must not block (hand off to a bounded queue).
 	OnEvent func(Event)
 	// OnAlert, when set, receives backlog alerts as they are raised and
 	// cleared; it must not block.

@@ -11,20 +11,32 @@
 // ring in batches of up to Config.MaxBatch ops and applies them in order to
 // one Store transaction (more when a transaction fills: Txn.Room is asked
 // before each job's writes, so a transaction never overflows half-way through
-// an op). It then commits, calls Store.Sync once for the whole batch when any
-// op in it belongs to a SyncAlways queue (group commit), and only then
-// answers the ops' callers. So an enqueue's answer always follows its fsync,
-// and many enqueuers share one fsync.
+// an op) and commits. A second goroutine, the syncer, then calls Store.Sync
+// once for the batch when any op in it belongs to a SyncAlways queue (group
+// commit), delivers the batch's events and only then answers the ops'
+// callers. So an enqueue's answer always follows its fsync, and many
+// enqueuers share one fsync.
+//
+// The two stages overlap: while the syncer waits for one batch's fsync, the
+// committer applies and commits the next (it is handed over when the syncer
+// is free, so at most one batch waits committed ahead of the one syncing, and
+// batches that queue up behind a slow fsync share the next one). A batch
+// only reads what earlier batches committed, and every answer waits for a
+// sync that began after its own commit, so no caller learns of a state that
+// a crash could take back, except through View (stats, show), which reads
+// committed data.
 //
 // When the ring is full, enqueuers wait up to Config.IntakeWait and are then
 // refused with job.ErrUnavailable and a retry-after: never an unbounded queue.
 //
 // # Goroutines
 //
-// One: the committer, started by Start and waited for by Stop. Callers block
-// in their own goroutines on their op's done channel. Long polls (Lease with
-// Wait) wait on a per-queue channel that the committer closes when jobs
-// become ready.
+// Started by Start and waited for by Stop: the committer, the syncer (owned
+// by the committer, which stops it after its last batch), the scheduler loop
+// and the alert loop, plus one goroutine per running in-process job. Callers
+// block in their own goroutines on their op's done channel. Long polls (Lease
+// with Wait) wait on a per-queue channel that the syncer closes when jobs
+// became ready in a batch it answered.
 //
 // # State and invariants
 //
@@ -46,9 +58,13 @@
 //   - A request refused by validation or admission (rate, max depth) writes
 //     nothing.
 //   - When a commit fails, every op of the batch is answered with an error
-//     (job.ErrUnavailable or job.ErrDiskFull) and the in-memory state is
-//     rebuilt from the store. A refused enqueue may still have been written
-//     before the failure (at least once, never accepted-then-lost).
+//     (job.ErrUnavailable or job.ErrDiskFull) and, once the syncer has
+//     answered the batches before it, the in-memory state is rebuilt from
+//     the store. When a sync fails, the ops of the batches it covered are
+//     answered with job.ErrUnavailable; their writes are committed, so
+//     nothing is rebuilt, and the next batch syncs again. Either way a
+//     refused enqueue may still have been written (at least once, never
+//     accepted-then-lost).
 //
 // # Locks
 //

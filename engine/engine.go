@@ -46,9 +46,11 @@ type Engine struct {
 	ready     atomic.Bool
 	failed    atomic.Pointer[error] // last commit failure, cleared by the next success
 
-	c     committerState // owned by the committer goroutine (and Start, before it runs)
-	sched *sched
-	level atomic.Uint32 // job.Level set by the governor
+	c        committerState  // owned by the committer goroutine (and Start, before it runs)
+	syncCh   chan *committed // committer → syncer; set by the committer before it hands anything over
+	syncLost atomic.Bool     // a sync failed: the committer marks the store dirty again
+	sched    *sched
+	level    atomic.Uint32 // job.Level set by the governor
 
 	commitLat, waitLat latencies
 	hCommit, hBatch    *histogram

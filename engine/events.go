@@ -57,7 +57,7 @@ func (b *batch) event(e Event) {
 }
 
 // deliver hands the batch's events to the subscriber. It runs on the
-// committer goroutine: Config.OnEvent must not block.
+// syncer goroutine: Config.OnEvent must not block.
 func (e *Engine) deliver(b *batch) {
 	if e.cfg.OnEvent == nil {
 		return

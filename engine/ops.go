@@ -46,7 +46,7 @@ type op struct {
 	n       int
 	err     error
 	done    chan struct{}
-	// then, when set, is called by the committer with the answer instead of
+	// then, when set, is called by the syncer with the answer instead of
 	// closing done (in-process dispatch: no goroutine waits).
 	then func(*op)
 }

@@ -305,7 +305,8 @@ func (s *sched) strideLocked(cands []*queue) *queue {
 	return s.roundRobinLocked(best, cands)
 }
 
-// lease asks the committer for n jobs of q; leased answers in the committer.
+// lease asks the committer for n jobs of q; leased takes the answer (on the
+// syncer goroutine).
 func (s *sched) lease(q *queue, n int) {
 	s.mu.Lock()
 	s.inflight++

@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// committed is what the committer hands the syncer: a committed batch, a
+// bare sync (sync with no batch), or a barrier (flush).
+type committed struct {
+	ops   []*op
+	b     *batch // nil for a bare sync or a barrier
+	sync  bool   // the batch (or the bare sync) needs Store.Sync before its answers
+	start time.Time
+	flush chan struct{} // a barrier: closed once everything handed before it is finished
+}
+
+// maxSyncGroup bounds how many committed batches one Store.Sync covers.
+const maxSyncGroup = 16
+
+// syncLoop is the second stage of the commit pipeline. The committer
+// commits a batch and hands it here; this goroutine calls Store.Sync, then
+// delivers the batch's events and answers its ops, while the committer
+// already applies and commits the next batch. Batches that arrive while a
+// sync runs share the next one. Answers and events keep commit order: one
+// goroutine finishes the items in the order they were handed over.
+func (e *Engine) syncLoop(in <-chan *committed) {
+	group := make([]*committed, 0, maxSyncGroup)
+	for c := range in {
+		group = append(group[:0], c)
+	more:
+		for len(group) < maxSyncGroup {
+			select {
+			case c, ok := <-in:
+				if !ok {
+					break more
+				}
+				group = append(group, c)
+			default:
+				break more
+			}
+		}
+		e.finish(group)
+		clear(group)
+	}
+}
+
+// finish syncs a group of committed batches when any of them needs it, then
+// answers them in order.
+func (e *Engine) finish(group []*committed) {
+	needSync, wrote := false, false
+	for _, c := range group {
+		needSync = needSync || c.sync
+		wrote = wrote || (c.b != nil && c.b.writes > 0)
+	}
+	synced := false
+	if needSync {
+		err := e.store.Sync()
+		if err != nil {
+			e.syncFailed(group, err)
+			return
+		}
+		synced = true
+	}
+	if wrote || synced {
+		e.failed.Store(nil) // only a write proves the store healthy again
+	}
+	now := e.clock.Now()
+	for _, c := range group {
+		if c.b != nil {
+			if len(c.ops) > 0 {
+				took := now.Sub(c.start)
+				e.commitLat.add(took, c.start)
+				e.hCommit.observe(took.Seconds())
+				e.hBatch.observe(float64(len(c.ops)))
+			}
+			e.deliver(c.b) // durable now; before the answers, so a caller sees its event delivered
+			for _, o := range c.ops {
+				for i := range o.results {
+					o.results[i].Durable = synced
+				}
+				o.answer()
+			}
+			for q := range c.b.wake {
+				q.wake()
+			}
+			if len(c.b.wake) > 0 {
+				e.sched.kick()
+			}
+		}
+		if c.flush != nil {
+			close(c.flush)
+		}
+	}
+}
+
+// syncFailed answers every op of the group with err. Their writes are
+// committed but may not be durable: the in-memory state already matches the
+// store, so nothing is rebuilt; the committer marks the store dirty again
+// so that the next batch syncs.
+func (e *Engine) syncFailed(group []*committed, err error) {
+	e.log.Error("sync failed", "batches", len(group), "err", err)
+	e.failed.Store(&err)
+	e.syncLost.Store(true)
+	answer := failure("sync", err)
+	for _, c := range group {
+		for _, o := range c.ops {
+			o.err, o.results, o.jobs = answer, nil, nil
+			o.answer()
+		}
+		if c.flush != nil {
+			close(c.flush)
+		}
+	}
+}
+
+// failure is the answer to an op whose batch failed in step (commit, sync):
+// a retryable refusal, job.ErrDiskFull when the disk is full.
+func failure(step string, err error) error {
+	if errors.Is(err, job.ErrDiskFull) {
+		return job.Retry(fmt.Errorf("%w: %v", job.ErrDiskFull, err), 5*time.Second)
+	}
+	return job.Retry(fmt.Errorf("%w: %s: %v", job.ErrUnavailable, step, err), time.Second)
+}
+
+// handOff passes a committed item to the syncer; it blocks while the syncer
+// is busy with the previous one, which keeps at most one batch committed
+// ahead of the one being synced.
+func (e *Engine) handOff(c *committed) {
+	e.syncCh <- c
+}
+
+// flushSyncs waits until the syncer has finished everything handed to it.
+func (e *Engine) flushSyncs() {
+	done := make(chan struct{})
+	e.handOff(&committed{flush: done})
+	<-done
+}

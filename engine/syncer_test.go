@@ -1,0 +1,121 @@
+package engine_test
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/memstore"
+)
+
+// gatedStore is a memstore whose Sync can be held and made to fail.
+type gatedStore struct {
+	*memstore.Store
+	gate chan struct{} // when non-nil, Sync waits for a value or close
+	fail atomic.Pointer[error]
+	mu   sync.Mutex // guards gate
+}
+
+func (s *gatedStore) Sync() error {
+	s.mu.Lock()
+	gate := s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if p := s.fail.Swap(nil); p != nil {
+		return *p
+	}
+	return s.Store.Sync()
+}
+
+// TestAnswersWaitForTheirSync holds the first sync of a batch open: the
+// committer commits the next batch meanwhile (the pipeline), but no enqueue
+// is answered before a sync that began after its commit has returned.
+func TestAnswersWaitForTheirSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &gatedStore{Store: memstore.New()}
+		e := start(t, st, engine.Config{})
+		synctest.Wait()
+		gate := make(chan struct{})
+		st.mu.Lock()
+		st.gate = gate
+		st.mu.Unlock()
+
+		var answered atomic.Int32
+		var wg sync.WaitGroup
+		results := make([]job.Result, 2)
+		for i := range 2 {
+			wg.Go(func() {
+				r, err := e.Enqueue(t.Context(), job.New{Queue: "p"})
+				if err != nil {
+					t.Errorf("enqueue %d: %v", i, err)
+				}
+				results[i] = r
+				answered.Add(1)
+			})
+			synctest.Wait() // the first is committed and its sync held before the second is pushed
+		}
+		if n := answered.Load(); n != 0 {
+			t.Fatalf("%d enqueues answered while their sync was held", n)
+		}
+		if s := stats(t, e, "p"); s.Ready != 2 {
+			t.Errorf("ready = %d while the first sync is held, want 2 (the second batch committed meanwhile)", s.Ready)
+		}
+		close(gate) // the held sync and the next one go through
+		wg.Wait()
+		for i, r := range results {
+			if !r.Durable {
+				t.Errorf("enqueue %d answered with durable=false", i)
+			}
+		}
+		if st.Syncs() < 2 {
+			t.Errorf("syncs = %d, want the second batch synced after the first (>= 2)", st.Syncs())
+		}
+	})
+}
+
+// TestSyncFailureRefuses: a failed sync answers the batch's ops with a
+// retryable ErrUnavailable and marks the engine not ready; the next batch
+// syncs again and clears it.
+func TestSyncFailureRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &gatedStore{Store: memstore.New()}
+		e := start(t, st, engine.Config{})
+		synctest.Wait()
+		boom := errors.New("fsync: input/output error")
+		st.fail.Store(&boom)
+		_, err := e.Enqueue(t.Context(), job.New{Queue: "s"})
+		if !errors.Is(err, job.ErrUnavailable) {
+			t.Fatalf("enqueue during a failing sync = %v, want ErrUnavailable", err)
+		}
+		if _, ok := job.RetryAfter(err); !ok {
+			t.Error("failing sync has no retry-after")
+		}
+		if e.Ready() == nil {
+			t.Error("Ready() is nil right after a failed sync")
+		}
+		before := st.Syncs()
+		r := enqueue(t, e, job.New{Queue: "s"})
+		if !r.Durable {
+			t.Error("enqueue after the failure answered durable=false")
+		}
+		if st.Syncs() <= before {
+			t.Error("the batch after a failed sync did not sync")
+		}
+		if err := e.Ready(); err != nil {
+			t.Errorf("Ready() = %v after a good sync", err)
+		}
+		// The refused job was committed before its sync failed: at least
+		// once, never accepted and lost.
+		if s := stats(t, e, "s"); s.Ready != 2 {
+			t.Errorf("ready = %d, want 2", s.Ready)
+		}
+	})
+}
+
+var _ engine.Store = (*gatedStore)(nil)
