@@ -19,7 +19,9 @@ type committerState struct {
 	delayed timedScan
 	expiry  timedScan
 	dirty   bool // committed but not synced (SyncInterval queues)
-	synced  time.Time
+	// hotBytes is what every queue's hot tail holds (hot.go).
+	hotBytes int
+	synced   time.Time
 
 	failLogged     time.Time // last "commit failed" line
 	failSuppressed int       // failures since then that were not logged
@@ -412,6 +414,7 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 	switch j.State {
 	case job.StateReady:
 		q.ready.Add(1)
+		e.hotAdd(q, j)
 		b.wakeQueue(q)
 	case job.StateDelayed:
 		q.delayed.Add(1)
@@ -428,11 +431,14 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 	}
 }
 
-// left accounts for a job leaving state s.
-func left(q *queue, s job.State) {
+// left accounts for job id leaving state s.
+func (e *Engine) left(q *queue, s job.State, id job.ID) {
 	switch s {
 	case job.StateReady:
-		q.ready.Add(-1)
+		e.hotRemove(q, id)
+		if q.ready.Add(-1) == 0 && !q.hot.complete {
+			e.hotReset(q) // nothing ready: the (empty) tail is complete again
+		}
 	case job.StateDelayed:
 		q.delayed.Add(-1)
 	case job.StateLeased:
@@ -450,7 +456,7 @@ func (e *Engine) transition(b *batch, q *queue, prev, next *job.Job) error {
 	if err := b.txn.Update(prev, next); err != nil {
 		return fmt.Errorf("update job %s: %w", prev.ID, err)
 	}
-	left(q, prev.State)
+	e.left(q, prev.State, prev.ID)
 	e.entered(b, q, next)
 	b.wrote(q)
 	return nil
@@ -479,6 +485,29 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 	if q.paused.Load() {
 		return nil
 	}
+	if q.hot.complete {
+		// Every ready job after the cursor is in memory (hot.go).
+		for len(o.jobs) < o.max {
+			j, ok := e.hotTake(q)
+			if !ok {
+				return nil
+			}
+			q.cursor.Store(j.ReadySeq)
+			if j.Payload == nil {
+				// Not kept with its payload (large, or it became ready
+				// through a record read without it): the store has it.
+				id := j.ID
+				var err error
+				if j, err = b.txn.Job(id, true); err != nil {
+					return fmt.Errorf("read job %s: %w", id, err)
+				}
+			}
+			if err := e.leaseOne(b, q, o, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for len(o.jobs) < o.max && q.ready.Load() > 0 {
 		refs, err := b.txn.Ready(q.name, q.cursor.Load(), o.max-len(o.jobs))
 		if err != nil {
@@ -500,32 +529,40 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 			if j.State != job.StateReady {
 				continue
 			}
-			if !j.ExpiresAt.IsZero() && !j.ExpiresAt.After(b.now) {
-				if err := e.toDead(b, q, j, "expired"); err != nil {
-					return err
-				}
-				continue
-			}
-			if j.Attempt >= j.MaxAttempts {
-				if err := e.toDead(b, q, j, exhausted(j)); err != nil {
-					return err
-				}
-				continue
-			}
-			next := j.Clone()
-			next.State = job.StateLeased
-			next.Attempt++
-			next.LeaseID = newLeaseID()
-			next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR)))
-			if err := e.transition(b, q, j, next); err != nil {
+			if err := e.leaseOne(b, q, o, j); err != nil {
 				return err
 			}
-			e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt})
-			o.jobs = append(o.jobs, next)
-			if q.conf().Class <= job.ClassHigh {
-				e.waitLat.add(b.now.Sub(j.RunAt), b.now)
+			if q.hot.complete {
+				// The last ready job went: what becomes ready from here on
+				// is kept in memory again.
+				break
 			}
 		}
+	}
+	return nil
+}
+
+// leaseOne leases the ready job j for o, or dead-letters it when its
+// deadline passed or its attempts are spent.
+func (e *Engine) leaseOne(b *batch, q *queue, o *op, j *job.Job) error {
+	if !j.ExpiresAt.IsZero() && !j.ExpiresAt.After(b.now) {
+		return e.toDead(b, q, j, "expired")
+	}
+	if j.Attempt >= j.MaxAttempts {
+		return e.toDead(b, q, j, exhausted(j))
+	}
+	next := j.Clone()
+	next.State = job.StateLeased
+	next.Attempt++
+	next.LeaseID = newLeaseID()
+	next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR)))
+	if err := e.transition(b, q, j, next); err != nil {
+		return err
+	}
+	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt})
+	o.jobs = append(o.jobs, next)
+	if q.conf().Class <= job.ClassHigh {
+		e.waitLat.add(b.now.Sub(j.RunAt), b.now)
 	}
 	return nil
 }
@@ -562,7 +599,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 			return fmt.Errorf("delete job %s: %w", o.id, err)
 		}
 		e.c.leases.remove(o.id)
-		left(q, job.StateLeased)
+		e.left(q, job.StateLeased, o.id)
 		q.completed.Add(1)
 		q.out.add(b.now, 1)
 		b.wrote(q)
@@ -629,7 +666,7 @@ func (e *Engine) applyCancel(b *batch, o *op) error {
 	if err := b.txn.Delete(j); err != nil {
 		return fmt.Errorf("delete job %s: %w", o.id, err)
 	}
-	left(q, j.State)
+	e.left(q, j.State, j.ID)
 	b.wrote(q)
 	return nil
 }
@@ -667,7 +704,7 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 		if err := b.txn.Delete(j); err != nil {
 			return fmt.Errorf("delete job %s: %w", id, err)
 		}
-		left(q, j.State)
+		e.left(q, j.State, j.ID)
 		b.wrote(q)
 		o.n++
 		return nil
@@ -734,7 +771,7 @@ func (e *Engine) applyDead(b *batch, o *op) error {
 			if err := b.txn.Delete(j); err != nil {
 				return fmt.Errorf("delete job %s: %w", id, err)
 			}
-			left(q, job.StateDead)
+			e.left(q, job.StateDead, j.ID)
 			b.wrote(q)
 		} else {
 			next := e.toReady(b, q, j, b.now)

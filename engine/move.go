@@ -133,7 +133,7 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 		if err := b.txn.Update(j, next); err != nil {
 			return fmt.Errorf("move job %s: %w", id, err)
 		}
-		left(q, j.State)
+		e.left(q, j.State, j.ID)
 		e.entered(b, o.to, next)
 		o.to.enqueued.Add(1)
 		o.to.in.add(b.now, 1)

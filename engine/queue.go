@@ -32,6 +32,8 @@ type queue struct {
 
 	bucket atomic.Pointer[tokenBucket] // nil: no rate limit
 
+	hot hotTail // owned by the committer (hot.go)
+
 	in, out rateWindow
 
 	mu     sync.Mutex
@@ -84,7 +86,7 @@ func shedLevel(s string) job.Level {
 }
 
 func newQueue(name string, cfg QueueConfig, now time.Time) *queue {
-	q := &queue{name: name, wakeCh: make(chan struct{})}
+	q := &queue{name: name, wakeCh: make(chan struct{}), hot: hotTail{complete: true}}
 	q.setConf(cfg, now)
 	return q
 }

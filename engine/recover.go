@@ -64,6 +64,12 @@ func (e *Engine) load() error {
 		q.leased.Store(c.Leased)
 		q.dead.Store(c.Dead)
 	}
+	e.qmu.RLock()
+	for _, q := range e.queues {
+		e.hotReset(q)
+	}
+	e.qmu.RUnlock()
+	e.c.hotBytes = 0
 	e.c.leases = newLeaseTable()
 	for _, j := range held {
 		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt})
