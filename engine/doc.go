@@ -43,9 +43,12 @@
 // The committer is the only writer of the store and of the in-memory state:
 // per-queue counters (atomics, read by stats and admission without locks), the
 // per-queue ready cursor, the lease table (a map plus a deadline heap) and the
-// positions in the timed indexes. Memory is bounded by the number of queues
-// and of held leases, never by the backlog: jobs are read from the store
-// when they are leased.
+// positions in the timed indexes, and each queue's hot tail (hot.go): the
+// newest ready jobs, kept in memory within a fixed engine-wide budget of
+// 2 MiB, so that a queue that keeps up leases without reading the store.
+// Memory is bounded by the number of queues and of held leases and by that
+// budget, never by the backlog: a backlog past the budget is read from the
+// store when it is leased.
 //
 //   - Each queue's ready index is read from its cursor: ReadySeq values come
 //     from the job sequence and only grow, so every entry behind the cursor
