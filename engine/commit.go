@@ -378,6 +378,7 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 			Headers:     n.Headers,
 			ContentType: n.ContentType,
 			Payload:     n.Payload,
+			Size:        len(n.Payload),
 		}
 		if n.RunAt.After(now) {
 			j.State, j.RunAt = job.StateDelayed, n.RunAt
@@ -493,7 +494,7 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 				return nil
 			}
 			q.cursor.Store(j.ReadySeq)
-			if j.Payload == nil {
+			if len(j.Payload) != j.Size {
 				// Not kept with its payload (large, or it became ready
 				// through a record read without it): the store has it.
 				id := j.ID
@@ -559,7 +560,7 @@ func (e *Engine) leaseOne(b *batch, q *queue, o *op, j *job.Job) error {
 	if err := e.transition(b, q, j, next); err != nil {
 		return err
 	}
-	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt})
+	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size})
 	o.jobs = append(o.jobs, next)
 	if q.conf().Class <= job.ClassHigh {
 		e.waitLat.add(b.now.Sub(j.RunAt), b.now)
@@ -595,7 +596,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		if err := e.stepRoom(b, &job.Job{}); err != nil {
 			return err
 		}
-		if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased}); err != nil {
+		if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}); err != nil {
 			return fmt.Errorf("delete job %s: %w", o.id, err)
 		}
 		e.c.leases.remove(o.id)
@@ -617,7 +618,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		if err := e.transition(b, q, j, next); err != nil {
 			return err
 		}
-		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt})
+		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size})
 		o.at = next.LeaseExpires
 		return nil
 	case opFail:

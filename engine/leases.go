@@ -13,6 +13,7 @@ type lease struct {
 	id      string
 	expires time.Time
 	attempt int
+	size    int // the job's payload size, for Txn.Delete at ack
 }
 
 // leaseTable is the committer's set of held leases with a min-heap of their

@@ -72,7 +72,7 @@ func (e *Engine) load() error {
 	e.c.hotBytes = 0
 	e.c.leases = newLeaseTable()
 	for _, j := range held {
-		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt})
+		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size})
 	}
 	e.c.delayed = timedScan{next: now}
 	e.c.expiry = timedScan{next: now}

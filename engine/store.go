@@ -24,7 +24,8 @@ type Store interface {
 
 // ReadTx reads jobs and indexes.
 type ReadTx interface {
-	// Job reads a job; the payload only when payload is true.
+	// Job reads a job; the payload only when payload is true (Payload is
+	// nil otherwise). Size, the payload's length, is set either way.
 	// It answers job.ErrNotFound for an unknown id.
 	Job(id job.ID, payload bool) (*job.Job, error)
 	// Ready lists up to max entries of queue's ready index with
@@ -68,10 +69,16 @@ type Txn interface {
 	Create(j *job.Job) error
 	// Update rewrites a job's record (not its payload) and moves its index
 	// entries from those of prev to those of next. prev must be the stored
-	// version of the job as last read or written.
+	// version of the job as last read or written. The stored payload and
+	// Size stay byte for byte: next.Payload and next.Size are not read, so
+	// next may come from Job(id, false). The job must exist
+	// (job.ErrNotFound otherwise).
 	Update(prev, next *job.Job) error
 	// Delete removes a job: payload, record and index entries of j.State.
-	// Only ID, Queue, State and the fields that key its index are read.
+	// Only ID, Queue, State, Size and the fields that key its index are
+	// read. Size must be the stored payload length (as Job sets it): a
+	// store may keep a large payload under a key of its own and delete it
+	// only when Size says it is there.
 	Delete(j *job.Job) error
 	// PutDedupe records an idempotency key for ttl.
 	PutDedupe(queue, key string, id job.ID, ttl time.Duration) error

@@ -110,7 +110,9 @@ func FuzzKeyCodec(f *testing.F) {
 }
 
 // FuzzRecord checks that decoding arbitrary bytes never panics, that what
-// decodes re-encodes to the same job, and that encode→decode round-trips.
+// decodes re-encodes to the same job and payload section, and that
+// encode→decode round-trips, the payload inline up to inlinePayloadMax
+// bytes and checked by its CRC.
 func FuzzRecord(f *testing.F) {
 	full := &job.Job{
 		ID: 1 << 50, Queue: "orders", State: job.StateLeased, Attempt: 3, MaxAttempts: 5,
@@ -119,19 +121,36 @@ func FuzzRecord(f *testing.F) {
 		ContentType: "application/json", LastError: "exit 1", ReadySeq: 99, LeaseID: "l-1",
 		LeaseExpires: time.Unix(1_700_000_060, 0),
 	}
-	f.Add(encodeRecord(full), "q", int64(1), "h", "v", int64(-5))
-	f.Add(encodeRecord(&job.Job{ID: 1, Queue: "q", State: job.StateReady}), "", int64(0), "", "", int64(0))
-	f.Add([]byte{recordV1, 1, 1, 'q', byte(job.StateDead), 0xff, 0xff, 0xff}, "a", int64(math.MaxInt64), "", "x", int64(math.MinInt64))
-	f.Add([]byte{recordV1, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "", int64(7), "k", "", int64(1))
-	f.Add([]byte{}, "q", int64(0), "", "", int64(0))
-	f.Fuzz(func(t *testing.T, data []byte, queue string, n int64, hk, hv string, nanos int64) {
-		if j, err := decodeRecord(data); err == nil {
-			again, err := decodeRecord(encodeRecord(j))
+	ready := &job.Job{ID: 1, Queue: "q", State: job.StateReady}
+	small, large := []byte(`{"t":21.5}`), bytes.Repeat([]byte{'L'}, inlinePayloadMax+1)
+	badCRC := encodeRecord(ready, payloadSection(small))
+	badCRC[len(badCRC)-1] ^= 1
+	f.Add(encodeRecord(full, payloadSection(small)), "q", int64(1), "h", "v", int64(-5), small)
+	f.Add(encodeRecord(full, payloadSection(large)), "q", int64(2), "h", "", int64(5), large)
+	f.Add(encodeRecord(ready, payloadSection(nil)), "", int64(0), "", "", int64(0), []byte{})
+	f.Add(encodeRecord(ready, payloadSection(large[:inlinePayloadMax])), "", int64(3), "", "", int64(0), large[:inlinePayloadMax])
+	f.Add(badCRC, "q", int64(4), "", "", int64(0), small)
+	f.Add(encodeRecord(ready, []byte{10, payloadApart}), "q", int64(4), "", "", int64(0), small) // small payload kept apart
+	f.Add(encodeRecord(ready, []byte{0xff, 0xff, 0xff, 0xff, 0x7f, payloadApart}), "q", int64(4), "", "", int64(0), []byte(nil))
+	f.Add(encodeRecord(ready, []byte{5, payloadInline, 0, 0, 0, 0, 'a'}), "q", int64(4), "", "", int64(0), []byte("a"))
+	f.Add([]byte{recordV1, 1, 1, 'q', byte(job.StateDead), 0xff, 0xff, 0xff}, "a", int64(math.MaxInt64), "", "x", int64(math.MinInt64), []byte{})
+	f.Add([]byte{recordV2, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "", int64(7), "k", "", int64(1), []byte{})
+	f.Add([]byte{}, "q", int64(0), "", "", int64(0), []byte(nil))
+	f.Fuzz(func(t *testing.T, data []byte, queue string, n int64, hk, hv string, nanos int64, payload []byte) {
+		if j, section, err := decodeRecord(data); err == nil {
+			again, againSection, err := decodeRecord(encodeRecord(j, section))
 			if err != nil {
 				t.Fatalf("re-encoded record does not decode: %v", err)
 			}
 			if d := recordDiff(again, j); d != "" {
 				t.Errorf("decode(encode(decode(data))) differs: %s", d)
+			}
+			if again.Size != j.Size || !bytes.Equal(again.Payload, j.Payload) || !bytes.Equal(againSection, section) {
+				t.Errorf("decode(encode(decode(data))): payload of %d bytes %q, want %d bytes %q",
+					again.Size, again.Payload, j.Size, j.Payload)
+			}
+			if (j.Payload != nil) != (j.Size <= inlinePayloadMax) || (j.Payload != nil && len(j.Payload) != j.Size) {
+				t.Errorf("decoded Size %d with a payload of %d bytes (inline: %v)", j.Size, len(j.Payload), j.Payload != nil)
 			}
 		}
 		j := &job.Job{
@@ -144,12 +163,28 @@ func FuzzRecord(f *testing.F) {
 		if hk != "" || hv != "" {
 			j.Headers = map[string]string{hk: hv, "fixed": hk}
 		}
-		got, err := decodeRecord(encodeRecord(j))
+		rec := encodeRecord(j, payloadSection(payload))
+		got, _, err := decodeRecord(rec)
 		if err != nil {
 			t.Fatalf("decode(encode(job)): %v", err)
 		}
 		if d := recordDiff(got, j); d != "" {
 			t.Errorf("decode(encode(job)) differs: %s", d)
+		}
+		inline := len(payload) <= inlinePayloadMax
+		switch {
+		case got.Size != len(payload):
+			t.Errorf("decode(encode(job)): Size %d, want %d", got.Size, len(payload))
+		case inline && (got.Payload == nil || !bytes.Equal(got.Payload, payload)):
+			t.Errorf("decode(encode(job)): inline payload %q, want %q", got.Payload, payload)
+		case !inline && got.Payload != nil:
+			t.Errorf("decode(encode(job)): a payload of %d bytes came back inline", len(payload))
+		}
+		if inline && len(payload) > 0 {
+			rec[len(rec)-1-int(uint64(n)%uint64(len(payload)))] ^= 0x80
+			if _, _, err := decodeRecord(rec); err == nil {
+				t.Errorf("a damaged inline payload decoded without error")
+			}
 		}
 	})
 }

@@ -5,27 +5,59 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"slices"
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
 )
 
-// recordV1 is the first byte of a version 1 job record. doc.go describes the
-// fields; a new version gets a new number and decodeRecord keeps reading
-// the old ones.
-const recordV1 byte = 1
+// Record versions: the first byte of a job record. doc.go describes the
+// fields. Version 1 (no payload section) was never released and is refused;
+// a later version gets a new number and decodeRecord keeps reading this one.
+const (
+	recordV1 byte = 1
+	recordV2 byte = 2
+)
+
+// inlinePayloadMax is the largest payload, in bytes, that a record carries
+// inline; a larger one has its own payload key. Badger's cost is per entry,
+// so a small payload in the record saves one write at Create and one delete
+// at Delete. Delete relies on it to know, from Size alone, whether a payload
+// key exists: changing it needs a new record version.
+const inlinePayloadMax = 512
+
+// Where a record says its payload is.
+const (
+	payloadApart  byte = 0 // under its own payload key, framed
+	payloadInline byte = 1 // in the record: CRC-32C, then the bytes
+)
 
 var errBadRecord = errors.New("malformed job record")
 
-// encodeRecord encodes every field of j except Payload.
-func encodeRecord(j *job.Job) []byte {
-	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID)
+// payloadSection is the tail of a record for payload p: its length, where
+// it is and, when inline, its CRC-32C and bytes. Update copies a stored
+// record's section unchanged.
+func payloadSection(p []byte) []byte {
+	if len(p) > inlinePayloadMax {
+		b := binary.AppendUvarint(make([]byte, 0, 11), uint64(len(p)))
+		return append(b, payloadApart)
+	}
+	b := binary.AppendUvarint(make([]byte, 0, 7+len(p)), uint64(len(p)))
+	b = append(b, payloadInline)
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(p, castagnoli))
+	return append(b, p...)
+}
+
+// encodeRecord encodes every field of j except Payload and Size, then the
+// payload section (payloadSection, or the one decodeRecord returned).
+func encodeRecord(j *job.Job, section []byte) []byte {
+	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID) + len(section)
 	for k, v := range j.Headers {
 		n += len(k) + len(v) + 4
 	}
 	b := make([]byte, 0, n)
-	b = append(b, recordV1)
+	b = append(b, recordV2)
 	b = binary.AppendUvarint(b, uint64(j.ID))
 	b = appendString(b, j.Queue)
 	b = append(b, byte(j.State))
@@ -54,7 +86,7 @@ func encodeRecord(j *job.Job) []byte {
 	b = binary.AppendUvarint(b, j.ReadySeq)
 	b = appendString(b, j.LeaseID)
 	b = binary.AppendVarint(b, nanos(j.LeaseExpires))
-	return b
+	return append(b, section...)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -62,18 +94,22 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// decodeRecord decodes a record. It checks every length against the input
-// and returns an error, never panics, on malformed bytes. The job shares no
-// memory with b. Headers is nil when the job has none.
-func decodeRecord(b []byte) (*job.Job, error) {
-	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty", errBadRecord)
-	}
-	if b[0] != recordV1 {
-		return nil, fmt.Errorf("%w: unknown version %d", errBadRecord, b[0])
+// decodeRecord decodes a record. It checks every length and the inline
+// payload's checksum against the input and returns an error, never panics,
+// on malformed bytes. j.Size is set; j.Payload is set when the payload is
+// inline (nil when it has its own key). The payload and section share b's
+// memory; nothing else does. Headers is nil when the job has none.
+func decodeRecord(b []byte) (j *job.Job, section []byte, err error) {
+	switch {
+	case len(b) == 0:
+		return nil, nil, fmt.Errorf("%w: empty", errBadRecord)
+	case b[0] == recordV1:
+		return nil, nil, fmt.Errorf("%w: record version 1 (pre-release format) is not supported", errBadRecord)
+	case b[0] != recordV2:
+		return nil, nil, fmt.Errorf("%w: unknown version %d", errBadRecord, b[0])
 	}
 	d := decoder{b: b[1:]}
-	j := &job.Job{}
+	j = &job.Job{}
 	j.ID = job.ID(d.uvarint())
 	j.Queue = d.string()
 	j.State = job.State(d.byte())
@@ -87,7 +123,7 @@ func decodeRecord(b []byte) (*job.Job, error) {
 	if n := d.uvarint(); n > 0 && d.err == nil {
 		// Each header takes at least two bytes: bound the map by the input.
 		if n > uint64(len(d.b)/2) {
-			return nil, fmt.Errorf("%w: %d headers in %d bytes", errBadRecord, n, len(d.b))
+			return nil, nil, fmt.Errorf("%w: %d headers in %d bytes", errBadRecord, n, len(d.b))
 		}
 		j.Headers = make(map[string]string, n)
 		for range n {
@@ -100,15 +136,37 @@ func decodeRecord(b []byte) (*job.Job, error) {
 	j.ReadySeq = d.uvarint()
 	j.LeaseID = d.string()
 	j.LeaseExpires = fromNanos(d.varint())
+	section = d.b
+	size := d.uvarint()
+	where := d.byte()
 	switch {
 	case d.err != nil:
-		return nil, fmt.Errorf("%w: %v", errBadRecord, d.err)
-	case len(d.b) != 0:
-		return nil, fmt.Errorf("%w: %d trailing bytes", errBadRecord, len(d.b))
+		return nil, nil, fmt.Errorf("%w: %v", errBadRecord, d.err)
 	case j.State < job.StateReady || j.State > job.StateDead:
-		return nil, fmt.Errorf("%w: state %d", errBadRecord, j.State)
+		return nil, nil, fmt.Errorf("%w: state %d", errBadRecord, j.State)
+	case where == payloadApart && size <= inlinePayloadMax:
+		return nil, nil, fmt.Errorf("%w: payload of %d bytes kept apart", errBadRecord, size)
+	case where == payloadApart && size > math.MaxInt32:
+		// Badger refuses values this large; an int holds it on 32-bit.
+		return nil, nil, fmt.Errorf("%w: payload of %d bytes", errBadRecord, size)
+	case where == payloadApart && len(d.b) != 0:
+		return nil, nil, fmt.Errorf("%w: %d trailing bytes", errBadRecord, len(d.b))
+	case where == payloadApart:
+		j.Size = int(size)
+		return j, section, nil
+	case where != payloadInline:
+		return nil, nil, fmt.Errorf("%w: payload placement %d", errBadRecord, where)
+	case size > inlinePayloadMax:
+		return nil, nil, fmt.Errorf("%w: inline payload of %d bytes", errBadRecord, size)
+	case uint64(len(d.b)) != 4+size:
+		return nil, nil, fmt.Errorf("%w: inline payload of %d bytes in %d", errBadRecord, size, len(d.b))
 	}
-	return j, nil
+	p := d.b[4:]
+	if binary.BigEndian.Uint32(d.b) != crc32.Checksum(p, castagnoli) {
+		return nil, nil, fmt.Errorf("%w: inline payload checksum mismatch", errBadRecord)
+	}
+	j.Payload, j.Size = p, len(p)
+	return j, section, nil
 }
 
 // decoder reads fields from b; after the first error every read returns

@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 
 	"github.com/edgeq/edgeq/engine"
@@ -433,5 +436,103 @@ func TestTxnTooBig(t *testing.T) {
 	}
 	if err := tx.Commit(); err != nil {
 		t.Errorf("Commit of what fitted: %v", err)
+	}
+}
+
+// allKeys lists every live key in the store, in order.
+func allKeys(t *testing.T, b *Badger) []string {
+	t.Helper()
+	var keys []string
+	err := b.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, string(it.Item().KeyCopy(nil)))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("iterate keys: %v", err)
+	}
+	return keys
+}
+
+// TestEntriesPerJob walks the whole keyspace after each Create and Delete:
+// a job is its record (with the payload inline up to inlinePayloadMax
+// bytes), its payload key only above that, and its index entries; Delete
+// given Size, as the engine's ack does, leaves no key of the job behind
+// under any prefix.
+func TestEntriesPerJob(t *testing.T) {
+	for _, inMemory := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inMemory=%v", inMemory), func(t *testing.T) {
+			var b *Badger
+			if inMemory {
+				var err error
+				if b, err = Open(Config{InMemory: true, Logger: testLogger(t)}); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = b.Close() })
+			} else {
+				b = openDir(t, t.TempDir(), nil)
+			}
+			commit := func(fn func(tx engine.Txn) error) {
+				t.Helper()
+				tx := b.Begin()
+				if err := fn(tx); err != nil {
+					tx.Discard()
+					t.Fatal(err)
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A bystander whose keys must survive every Delete.
+			bystander := &job.Job{ID: 1, Queue: "q", State: job.StateReady, ReadySeq: 1, Payload: make([]byte, 600)}
+			commit(func(tx engine.Txn) error { return tx.Create(bystander) })
+			base := allKeys(t, b)
+
+			id := job.ID(1)
+			for _, size := range []int{0, 10, inlinePayloadMax, inlinePayloadMax + 1, 200 << 10} {
+				for _, st := range []job.State{job.StateReady, job.StateDelayed, job.StateLeased, job.StateDead} {
+					id++
+					j := &job.Job{ID: id, Queue: "q", State: st, ReadySeq: uint64(id), RunAt: time.Unix(0, int64(id)),
+						ExpiresAt: time.Unix(1000, 0), LeaseExpires: time.Unix(60, 0), Payload: bytes.Repeat([]byte{byte(id)}, size)}
+					commit(func(tx engine.Txn) error { return tx.Create(j) })
+					idx, err := indexEntries(j)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := 1 + len(idx)
+					if size > inlinePayloadMax {
+						want++
+					}
+					if got := len(allKeys(t, b)) - len(base); got != want {
+						t.Errorf("%s job with %d bytes of payload: %d keys, want %d", st, size, got, want)
+					}
+					del := &job.Job{ID: j.ID, Queue: j.Queue, State: j.State, Size: size, ReadySeq: j.ReadySeq,
+						RunAt: j.RunAt, ExpiresAt: j.ExpiresAt, LeaseExpires: j.LeaseExpires}
+					commit(func(tx engine.Txn) error { return tx.Delete(del) })
+					if got := allKeys(t, b); !slices.Equal(got, base) {
+						var left []string
+						for _, k := range got {
+							if !slices.Contains(base, k) {
+								left = append(left, fmt.Sprintf("%x", k))
+							}
+						}
+						t.Errorf("%s job with %d bytes of payload: keys left after Delete: %v", st, size, left)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRecordV1Refused: the pre-release record format is refused by name.
+func TestRecordV1Refused(t *testing.T) {
+	rec := encodeRecord(&job.Job{ID: 1, Queue: "q", State: job.StateReady}, nil)
+	rec[0] = recordV1
+	_, _, err := decodeRecord(rec)
+	if err == nil || !strings.Contains(err.Error(), "record version 1 (pre-release format) is not supported") {
+		t.Errorf("decodeRecord(v1) = %v, want the pre-release error", err)
 	}
 }

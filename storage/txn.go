@@ -34,38 +34,53 @@ func (r reader) get(key []byte) (val []byte, found bool, err error) {
 	return val, err == nil, err
 }
 
-func (r reader) Job(id job.ID, payload bool) (j *job.Job, err error) {
+// Job sets Size always and Payload only when payload is true, even for an
+// inline payload that came with the record (engine.ReadTx).
+func (r reader) Job(id job.ID, payload bool) (*job.Job, error) {
+	j, _, err := r.job(id, payload)
+	return j, err
+}
+
+// job reads a job and its record's payload section (see encodeRecord).
+func (r reader) job(id job.ID, payload bool) (j *job.Job, section []byte, err error) {
 	defer r.b.recovered(&err, "read job")
 	if r.b.closed.Load() {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	v, ok, err := r.get(metaKey(id))
 	switch {
 	case err != nil:
-		return nil, translate("read job "+id.String(), err)
+		return nil, nil, translate("read job "+id.String(), err)
 	case !ok:
-		return nil, fmt.Errorf("job %s: %w", id, job.ErrNotFound)
+		return nil, nil, fmt.Errorf("job %s: %w", id, job.ErrNotFound)
 	}
-	if j, err = decodeRecord(v); err != nil {
-		return nil, fmt.Errorf("read job %s: %w", id, err)
+	if j, section, err = decodeRecord(v); err != nil {
+		return nil, nil, fmt.Errorf("read job %s: %w", id, err)
 	}
-	if j.ID != id {
-		return nil, fmt.Errorf("read job %s: %w: record holds job %s", id, errBadRecord, j.ID)
-	}
-	if !payload {
-		return j, nil
+	switch {
+	case j.ID != id:
+		return nil, nil, fmt.Errorf("read job %s: %w: record holds job %s", id, errBadRecord, j.ID)
+	case !payload:
+		j.Payload = nil
+		return j, section, nil
+	case j.Size <= inlinePayloadMax:
+		return j, section, nil // decodeRecord set the inline payload
 	}
 	v, ok, err = r.get(payloadKey(id))
 	switch {
 	case err != nil:
-		return nil, translate("read payload "+id.String(), err)
+		return nil, nil, translate("read payload "+id.String(), err)
 	case !ok:
-		return nil, fmt.Errorf("read job %s: payload missing (store corrupt)", id)
+		return nil, nil, fmt.Errorf("read job %s: payload missing (store corrupt)", id)
 	}
 	if j.Payload, err = decodePayload(v); err != nil {
-		return nil, fmt.Errorf("read job %s: %w (store corrupt)", id, err)
+		return nil, nil, fmt.Errorf("read job %s: %w (store corrupt)", id, err)
 	}
-	return j, nil
+	if len(j.Payload) != j.Size {
+		return nil, nil, fmt.Errorf("read job %s: %w: payload of %d bytes, record says %d (store corrupt)",
+			id, errBadPayload, len(j.Payload), j.Size)
+	}
+	return j, section, nil
 }
 
 // iterate walks the keys with prefix from start, calling fn for each until
@@ -358,6 +373,29 @@ type txn struct {
 	seq         uint64
 	seqSet      bool
 	done        bool
+	// sections holds the payload section of each record this transaction
+	// read or wrote, so that Update rewrites a record without reading it
+	// again (the engine reads a job, then updates it).
+	sections map[job.ID][]byte
+}
+
+// remember keeps a record's payload section for Update.
+func (t *txn) remember(id job.ID, section []byte) {
+	if t.sections == nil {
+		t.sections = make(map[job.ID][]byte)
+	}
+	t.sections[id] = section
+}
+
+// Job reads through the transaction and remembers the record's payload
+// section for Update.
+func (t *txn) Job(id job.ID, payload bool) (*job.Job, error) {
+	j, section, err := t.job(id, payload)
+	if err != nil {
+		return nil, err
+	}
+	t.remember(id, section)
+	return j, nil
 }
 
 // Room answers against 80% of db.MaxBatchCount and db.MaxBatchSize. Of
@@ -478,18 +516,47 @@ func (t *txn) Create(j *job.Job) (err error) {
 	if err != nil {
 		return err
 	}
-	payload := encodePayload(j.Payload)
-	if t.b.cfg.InMemory && int64(len(payload)) >= t.b.valueThreshold {
-		// Badger in memory mode fails on such a value in its write goroutine.
-		return fmt.Errorf("%w: create job %s: %d bytes: an in-memory store holds payloads below %d bytes",
-			job.ErrTooLarge, j.ID, len(j.Payload), t.b.valueThreshold-payloadFrame)
-	}
 	ws := make([]write, 0, 2+len(idx))
-	ws = append(ws, write{key: payloadKey(j.ID), val: payload}, write{key: metaKey(j.ID), val: encodeRecord(j)})
+	if len(j.Payload) > inlinePayloadMax {
+		payload := encodePayload(j.Payload)
+		if t.b.cfg.InMemory && int64(len(payload)) >= t.b.valueThreshold {
+			// Badger in memory mode fails on such a value in its write goroutine.
+			return fmt.Errorf("%w: create job %s: %d bytes: an in-memory store holds payloads below %d bytes",
+				job.ErrTooLarge, j.ID, len(j.Payload), t.b.valueThreshold-payloadFrame)
+		}
+		ws = append(ws, write{key: payloadKey(j.ID), val: payload})
+	}
+	section := payloadSection(j.Payload)
+	rec := encodeRecord(j, section)
+	ws = append(ws, write{key: metaKey(j.ID), val: rec})
 	for _, e := range idx {
 		ws = append(ws, write{key: e.key, val: e.val})
 	}
-	return t.apply("create job "+j.ID.String(), ws...)
+	if err := t.apply("create job "+j.ID.String(), ws...); err != nil {
+		return err
+	}
+	t.remember(j.ID, rec[len(rec)-len(section):]) // shares the record Badger holds anyway
+	return nil
+}
+
+// storedSection returns the payload section of job id's record as this
+// transaction last read or wrote it, reading the record if it has not.
+func (t *txn) storedSection(id job.ID) ([]byte, error) {
+	if s, ok := t.sections[id]; ok {
+		return s, nil
+	}
+	v, ok, err := t.get(metaKey(id))
+	switch {
+	case err != nil:
+		return nil, translate("update job "+id.String(), err)
+	case !ok:
+		return nil, fmt.Errorf("update job %s: %w", id, job.ErrNotFound)
+	}
+	_, section, err := decodeRecord(v)
+	if err != nil {
+		return nil, fmt.Errorf("update job %s: %w", id, err)
+	}
+	return section, nil
 }
 
 func (t *txn) Update(prev, next *job.Job) (err error) {
@@ -508,8 +575,14 @@ func (t *txn) Update(prev, next *job.Job) (err error) {
 	if err != nil {
 		return err
 	}
+	// The payload stays as stored: next.Payload and next.Size are not read
+	// (the engine often passes a job read without its payload).
+	section, err := t.storedSection(next.ID)
+	if err != nil {
+		return err
+	}
 	ws := make([]write, 0, 1+len(old)+len(idx))
-	ws = append(ws, write{key: metaKey(next.ID), val: encodeRecord(next)})
+	ws = append(ws, write{key: metaKey(next.ID), val: encodeRecord(next, section)})
 	for _, o := range old {
 		if !containsKey(idx, o.key) {
 			ws = append(ws, write{key: o.key, del: true})
@@ -520,7 +593,11 @@ func (t *txn) Update(prev, next *job.Job) (err error) {
 			ws = append(ws, write{key: e.key, val: e.val})
 		}
 	}
-	return t.apply("update job "+next.ID.String(), ws...)
+	if err := t.apply("update job "+next.ID.String(), ws...); err != nil {
+		return err
+	}
+	t.remember(next.ID, section)
+	return nil
 }
 
 func containsKey(es []indexEntry, key []byte) bool {
@@ -551,11 +628,20 @@ func (t *txn) Delete(j *job.Job) (err error) {
 		return err
 	}
 	ws := make([]write, 0, 2+len(idx))
-	ws = append(ws, write{key: payloadKey(j.ID), del: true}, write{key: metaKey(j.ID), del: true})
+	// Size says whether the payload has its own key (engine.Txn: Delete
+	// reads Size). A caller that passes the payload instead is believed too.
+	if max(j.Size, len(j.Payload)) > inlinePayloadMax {
+		ws = append(ws, write{key: payloadKey(j.ID), del: true})
+	}
+	ws = append(ws, write{key: metaKey(j.ID), del: true})
 	for _, e := range idx {
 		ws = append(ws, write{key: e.key, del: true})
 	}
-	return t.apply("delete job "+j.ID.String(), ws...)
+	if err := t.apply("delete job "+j.ID.String(), ws...); err != nil {
+		return err
+	}
+	delete(t.sections, j.ID)
+	return nil
 }
 
 // PutDedupe writes the key with a Badger TTL. Badger stores expiry in whole

@@ -131,6 +131,7 @@ type Job struct {
 	Headers     map[string]string
 	ContentType string
 	Payload     []byte
+	Size        int // payload length in bytes; stores set it on every read, with or without the payload
 	LastError   string
 
 	// ReadySeq orders the ready index: a fresh value from the job sequence

@@ -8,6 +8,7 @@
 package memstore
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -269,16 +270,22 @@ func (t *txn) write(n int) { t.entries += n }
 
 func (t *txn) Create(j *job.Job) error {
 	t.write(4)
-	t.jobs[j.ID] = j.Clone()
+	c := j.Clone()
+	c.Size = len(c.Payload)
+	t.jobs[j.ID] = c
 	return nil
 }
 
+// Update keeps the stored payload and Size: next's are not read (the
+// engine passes jobs read without their payload).
 func (t *txn) Update(prev, next *job.Job) error {
+	old, ok := t.lookup(next.ID)
+	if !ok {
+		return fmt.Errorf("update job %s: %w", next.ID, job.ErrNotFound)
+	}
 	t.write(4)
 	c := next.Clone()
-	if old, ok := t.lookup(next.ID); ok {
-		c.Payload = old.Payload
-	}
+	c.Payload, c.Size = old.Payload, old.Size
 	t.jobs[next.ID] = c
 	return nil
 }

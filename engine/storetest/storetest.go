@@ -38,6 +38,9 @@ func Run(t *testing.T, h Harness) {
 		{"NotFound", testNotFound},
 		{"Transitions", testTransitions},
 		{"DeleteFromEachState", testDelete},
+		{"SizeOnRead", testSizeOnRead},
+		{"UpdateKeepsPayload", testUpdateKeepsPayload},
+		{"DeleteBySize", testDeleteBySize},
 		{"ExpiryIndex", testExpiryIndex},
 		{"FIFOAcrossPrefixQueues", testFIFOPrefixQueues},
 		{"ReadyAfter", testReadyAfter},
@@ -142,7 +145,8 @@ func checkJob(t *testing.T, r engine.ReadTx, want *job.Job, payload bool) {
 // jobDiff lists the fields of got that differ from want. Times compare
 // with Equal, nil and empty headers are equal, and so are nil and empty
 // payloads (engine.Store does not say which an empty payload reads back
-// as); with payload false, got must have no payload.
+// as); with payload false, got must have no payload. Size must be the
+// payload's length either way.
 func jobDiff(got, want *job.Job, payload bool) string {
 	var b strings.Builder
 	diff := func(field string, g, w any) {
@@ -173,6 +177,7 @@ func jobDiff(got, want *job.Job, payload bool) string {
 	diff("ReadySeq", got.ReadySeq, want.ReadySeq)
 	diff("LeaseID", got.LeaseID, want.LeaseID)
 	tm("LeaseExpires", got.LeaseExpires, want.LeaseExpires)
+	diff("Size", got.Size, len(want.Payload))
 	switch {
 	case !payload && got.Payload != nil:
 		fmt.Fprintf(&b, "  Payload: got %d bytes, want nil (read without payload)\n", len(got.Payload))
@@ -512,9 +517,9 @@ func testDelete(t *testing.T, h Harness) {
 			s := h.Open(t)
 			bystander := mkJob(2, "q", j.State, withExpiry(j.ExpiresAt))
 			create(t, s, j, bystander)
-			// Delete reads only ID, Queue, State and the fields that key
-			// its index: give it nothing else.
-			del := &job.Job{ID: j.ID, Queue: j.Queue, State: j.State, ReadySeq: j.ReadySeq,
+			// Delete reads only ID, Queue, State, Size and the fields that
+			// key its index: give it nothing else.
+			del := &job.Job{ID: j.ID, Queue: j.Queue, State: j.State, Size: len(j.Payload), ReadySeq: j.ReadySeq,
 				RunAt: j.RunAt, ExpiresAt: j.ExpiresAt, LeaseExpires: j.LeaseExpires}
 			write(t, s, func(tx engine.Txn) {
 				if err := tx.Delete(del); err != nil {
@@ -524,6 +529,165 @@ func testDelete(t *testing.T, h Harness) {
 			view(t, s, func(r engine.ReadTx) {
 				if _, err := r.Job(1, true); !errors.Is(err, job.ErrNotFound) {
 					t.Errorf("Job after Delete: err = %v, want ErrNotFound", err)
+				}
+				checkJob(t, r, bystander, true)
+				checkIndexes(t, r, bystander)
+			})
+		})
+	}
+}
+
+// payloadSizes are the payload lengths the size tests use: empty, small,
+// the edges of a store's inline limit if it has one at 512 bytes (Badger
+// does), and one far above any such limit.
+var payloadSizes = []int{0, 10, 512, 513, 200 << 10}
+
+// sizedPayload is n bytes that differ from one job to the next.
+func sizedPayload(id job.ID, n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(int(id)*31 + i*7 + i>>8)
+	}
+	return p
+}
+
+// testSizeOnRead: Job sets Size with and without the payload, in a View and
+// in a Txn (pending and committed).
+func testSizeOnRead(t *testing.T, h Harness) {
+	for _, n := range payloadSizes {
+		t.Run(fmt.Sprintf("%dB", n), func(t *testing.T) {
+			s := h.Open(t)
+			j := mkJob(1, "q", job.StateReady, func(j *job.Job) { j.Payload = sizedPayload(1, n) })
+			pending := mkJob(2, "q", job.StateDelayed, func(j *job.Job) { j.Payload = sizedPayload(2, n) })
+			create(t, s, j)
+			for _, payload := range []bool{false, true} {
+				view(t, s, func(r engine.ReadTx) { checkJob(t, r, j, payload) })
+			}
+			tx := s.Begin()
+			defer tx.Discard()
+			if err := tx.Create(pending); err != nil {
+				t.Fatal(err)
+			}
+			for _, payload := range []bool{false, true} {
+				checkJob(t, tx, j, payload)
+				checkJob(t, tx, pending, payload)
+			}
+		})
+	}
+}
+
+// testUpdateKeepsPayload: Update called with a job read without its payload
+// (as the engine does) keeps the stored payload byte for byte, and Size,
+// whether the job was read in the same Txn, in a View before it, or created
+// in the same Txn; next.Payload and next.Size are not read. A missing job
+// is ErrNotFound.
+func testUpdateKeepsPayload(t *testing.T, h Harness) {
+	lease := func(j *job.Job) *job.Job {
+		next := j.Clone()
+		next.State, next.Attempt, next.LeaseID, next.LeaseExpires = job.StateLeased, j.Attempt+1, "l", sec(60)
+		return next
+	}
+	requeue := func(j *job.Job, seq uint64) *job.Job {
+		next := j.Clone()
+		next.State, next.ReadySeq, next.LeaseID, next.LeaseExpires = job.StateReady, seq, "", time.Time{}
+		return next
+	}
+	for _, n := range payloadSizes {
+		t.Run(fmt.Sprintf("%dB", n), func(t *testing.T) {
+			s := h.Open(t)
+			// Job 1 is read in the Txn that updates it, job 2 in a View
+			// before it; job 3 is created and updated in one Txn.
+			var want []*job.Job
+			for id := job.ID(1); id <= 3; id++ {
+				want = append(want, mkJob(id, "q", job.StateReady, func(j *job.Job) { j.Payload = sizedPayload(id, n) }))
+			}
+			create(t, s, want[0], want[1])
+			var viewed *job.Job
+			view(t, s, func(r engine.ReadTx) {
+				var err error
+				if viewed, err = r.Job(2, false); err != nil {
+					t.Fatal(err)
+				}
+			})
+			write(t, s, func(tx engine.Txn) {
+				read, err := tx.Job(1, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.Create(want[2]); err != nil {
+					t.Fatal(err)
+				}
+				created, err := tx.Job(3, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, prev := range []*job.Job{read, viewed, created} {
+					next := lease(prev)
+					if err := tx.Update(prev, next); err != nil {
+						t.Fatalf("Update(%d): %v", prev.ID, err)
+					}
+					// Twice in one Txn, with a payload and size that are
+					// not the job's: they must be ignored.
+					again := requeue(next, uint64(100+i))
+					again.Payload, again.Size = []byte("not the payload"), 15
+					if err := tx.Update(next, again); err != nil {
+						t.Fatalf("second Update(%d): %v", prev.ID, err)
+					}
+					again.Payload = want[i].Payload
+					want[i] = again
+					checkJob(t, tx, want[i], true)
+				}
+				// A job that does not exist has no payload to keep.
+				ghost := mkJob(99, "q", job.StateReady)
+				if err := tx.Update(ghost, lease(ghost)); !errors.Is(err, job.ErrNotFound) {
+					t.Errorf("Update of a missing job: err = %v, want ErrNotFound", err)
+				}
+			})
+			view(t, s, func(r engine.ReadTx) {
+				for _, j := range want {
+					checkJob(t, r, j, true)
+					checkJob(t, r, j, false)
+				}
+				checkIndexes(t, r, want...)
+			})
+		})
+	}
+}
+
+// testDeleteBySize: Delete given only what the engine's lease table holds
+// (ID, Queue, State, Size and the index fields) removes the job whatever its
+// payload's size, and a job read without its payload can be deleted as read.
+func testDeleteBySize(t *testing.T, h Harness) {
+	for _, n := range payloadSizes {
+		t.Run(fmt.Sprintf("%dB", n), func(t *testing.T) {
+			s := h.Open(t)
+			leased := mkJob(1, "q", job.StateLeased, func(j *job.Job) { j.Payload = sizedPayload(1, n) })
+			ready := mkJob(2, "q", job.StateReady, withExpiry(sec(100)), func(j *job.Job) { j.Payload = sizedPayload(2, n) })
+			bystander := mkJob(3, "q", job.StateReady, func(j *job.Job) { j.Payload = sizedPayload(3, n) })
+			create(t, s, leased, ready, bystander)
+			var read *job.Job
+			view(t, s, func(r engine.ReadTx) {
+				var err error
+				if read, err = r.Job(2, false); err != nil {
+					t.Fatal(err)
+				}
+			})
+			write(t, s, func(tx engine.Txn) {
+				del := &job.Job{ID: leased.ID, Queue: leased.Queue, State: leased.State, Size: n, LeaseExpires: leased.LeaseExpires}
+				if err := tx.Delete(del); err != nil {
+					t.Fatalf("Delete(leased): %v", err)
+				}
+				if err := tx.Delete(read); err != nil {
+					t.Fatalf("Delete(read without payload): %v", err)
+				}
+			})
+			view(t, s, func(r engine.ReadTx) {
+				for _, id := range []job.ID{1, 2} {
+					for _, payload := range []bool{false, true} {
+						if _, err := r.Job(id, payload); !errors.Is(err, job.ErrNotFound) {
+							t.Errorf("Job(%d, %v) after Delete: err = %v, want ErrNotFound", id, payload, err)
+						}
+					}
 				}
 				checkJob(t, r, bystander, true)
 				checkIndexes(t, r, bystander)
