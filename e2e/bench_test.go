@@ -57,6 +57,10 @@ func BenchmarkDurableEnqueue(b *testing.B) {
 			}
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "jobs/s")
+			h := e.Histograms()
+			b.ReportMetric(float64(h["commit_batch_size"].Count), "batches")
+			b.ReportMetric(h["commit_batch_size"].Sum/float64(h["commit_batch_size"].Count), "ops/batch")
+			b.ReportMetric(h["commit_seconds"].Sum/float64(h["commit_seconds"].Count)*1e6, "us/batch")
 		})
 	}
 }
@@ -125,6 +129,10 @@ func BenchmarkScheduler(b *testing.B) {
 				b.Fatalf("only %d of %d jobs completed", done.Load(), b.N)
 			}
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "jobs/s")
+			h := e.Histograms()
+			b.ReportMetric(float64(h["commit_batch_size"].Count), "batches")
+			b.ReportMetric(h["commit_batch_size"].Sum/float64(h["commit_batch_size"].Count), "ops/batch")
+			b.ReportMetric(h["commit_seconds"].Sum/float64(h["commit_seconds"].Count)*1e6, "us/batch")
 		})
 	}
 }
