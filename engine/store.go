@@ -70,9 +70,13 @@ type Txn interface {
 	// Update rewrites a job's record (not its payload) and moves its index
 	// entries from those of prev to those of next. prev must be the stored
 	// version of the job as last read or written. The stored payload and
-	// Size stay byte for byte: next.Payload and next.Size are not read, so
-	// next may come from Job(id, false). The job must exist
-	// (job.ErrNotFound otherwise).
+	// Size stay: next may come from Job(id, false). When next carries its
+	// whole payload (len(next.Payload) == next.Size, as the engine's copy of
+	// a job it created does), a store may write it from there instead of
+	// reading the record again; the caller never passes a payload that
+	// differs from the stored one. A job read from the store must exist
+	// (job.ErrNotFound otherwise); an Update that carries the payload is
+	// not checked against the store.
 	Update(prev, next *job.Job) error
 	// Delete removes a job: payload, record and index entries of j.State.
 	// Only ID, Queue, State, Size and the fields that key its index are

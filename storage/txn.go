@@ -539,11 +539,17 @@ func (t *txn) Create(j *job.Job) (err error) {
 	return nil
 }
 
-// storedSection returns the payload section of job id's record as this
-// transaction last read or wrote it, reading the record if it has not.
-func (t *txn) storedSection(id job.ID) ([]byte, error) {
+// storedSection returns the payload section of next's record as this
+// transaction last read or wrote it; else, when next carries its whole
+// non-empty payload, the section built from it (the engine's in-memory copy
+// of a job it created: no read); else it reads the record.
+func (t *txn) storedSection(next *job.Job) ([]byte, error) {
+	id := next.ID
 	if s, ok := t.sections[id]; ok {
 		return s, nil
+	}
+	if next.Size > 0 && len(next.Payload) == next.Size {
+		return payloadSection(next.Payload), nil
 	}
 	v, ok, err := t.get(metaKey(id))
 	switch {
@@ -575,9 +581,9 @@ func (t *txn) Update(prev, next *job.Job) (err error) {
 	if err != nil {
 		return err
 	}
-	// The payload stays as stored: next.Payload and next.Size are not read
-	// (the engine often passes a job read without its payload).
-	section, err := t.storedSection(next.ID)
+	// The payload stays as stored (the engine often passes a job read
+	// without its payload; see storedSection).
+	section, err := t.storedSection(next)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ func Run(t *testing.T, h Harness) {
 		{"DeleteFromEachState", testDelete},
 		{"SizeOnRead", testSizeOnRead},
 		{"UpdateKeepsPayload", testUpdateKeepsPayload},
+		{"UpdateCarriesPayload", testUpdateCarriesPayload},
 		{"DeleteBySize", testDeleteBySize},
 		{"ExpiryIndex", testExpiryIndex},
 		{"FIFOAcrossPrefixQueues", testFIFOPrefixQueues},
@@ -579,8 +580,8 @@ func testSizeOnRead(t *testing.T, h Harness) {
 // testUpdateKeepsPayload: Update called with a job read without its payload
 // (as the engine does) keeps the stored payload byte for byte, and Size,
 // whether the job was read in the same Txn, in a View before it, or created
-// in the same Txn; next.Payload and next.Size are not read. A missing job
-// is ErrNotFound.
+// in the same Txn; once the Txn knows the stored payload, a different one
+// in next is ignored. A missing job is ErrNotFound.
 func testUpdateKeepsPayload(t *testing.T, h Harness) {
 	lease := func(j *job.Job) *job.Job {
 		next := j.Clone()
@@ -649,6 +650,33 @@ func testUpdateKeepsPayload(t *testing.T, h Harness) {
 					checkJob(t, r, j, false)
 				}
 				checkIndexes(t, r, want...)
+			})
+		})
+	}
+}
+
+// testUpdateCarriesPayload: the engine's in-memory copy of a job it
+// created carries the whole payload; Update from it, in a Txn that never
+// read the job, keeps payload and Size (a store may write them from next).
+func testUpdateCarriesPayload(t *testing.T, h Harness) {
+	for _, n := range payloadSizes {
+		t.Run(fmt.Sprintf("%dB", n), func(t *testing.T) {
+			s := h.Open(t)
+			j := mkJob(1, "q", job.StateReady, func(j *job.Job) { j.Payload = sizedPayload(1, n) })
+			create(t, s, j)
+			prev := j.Clone()
+			prev.Size = n
+			next := prev.Clone()
+			next.State, next.Attempt, next.LeaseID, next.LeaseExpires = job.StateLeased, 1, "l", sec(60)
+			write(t, s, func(tx engine.Txn) {
+				if err := tx.Update(prev, next); err != nil {
+					t.Fatalf("Update: %v", err)
+				}
+			})
+			view(t, s, func(r engine.ReadTx) {
+				checkJob(t, r, next, true)
+				checkJob(t, r, next, false)
+				checkIndexes(t, r, next)
 			})
 		})
 	}
