@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -74,23 +73,28 @@ const inlineValueMax = 1024
 // batch is one round of the committer: one or more transactions (a new one
 // when the current is full), then at most one sync.
 type batch struct {
-	txn      Txn
-	writes   int // ops that wrote into txn
-	payload  int // payload bytes written into txn: the store holds them in memory until Commit
-	now      time.Time
-	needSync bool
-	wake     map[*queue]struct{}
-	events   []Event
+	txn        Txn
+	writes     int       // ops that wrote into txn
+	payload    int       // payload bytes written into txn: the store holds them in memory until Commit
+	now        time.Time // of the latest round of ops applied
+	start      time.Time // of the first
+	ops        []*op     // applied so far
+	maintained bool      // maintenance ran in this batch
+	needSync   bool
+	wake       map[*queue]struct{}
+	events     []Event
 }
 
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (e *Engine) commitLoop() {
 	defer close(e.doneCh)
-	syncs := make(chan *committed)
-	e.syncCh = syncs
+	syncs := make(chan []*committed, 1)
+	free := make(chan struct{}, 1) // the syncer's token: taken to hand it work, given back when done
+	free <- struct{}{}
+	e.syncCh, e.syncFree = syncs, free
 	var syncer sync.WaitGroup
-	syncer.Go(func() { e.syncLoop(syncs) })
+	syncer.Go(func() { e.syncLoop(syncs, free) })
 	defer syncer.Wait()
 	defer close(syncs)
 	buf := make([]*op, e.cfg.MaxBatch)
@@ -101,12 +105,61 @@ func (e *Engine) commitLoop() {
 		if e.syncLost.Swap(false) {
 			e.c.dirty = true
 		}
-		n := e.ring.PopBatch(buf)
+		if len(e.pending) > 0 {
+			select {
+			case <-free:
+				e.handPending()
+			default:
+				if len(e.pending) >= maxPending {
+					<-free
+					e.handPending()
+				}
+			}
+		}
+		room := e.cfg.MaxBatch
+		if e.open != nil {
+			room -= len(e.open.ops)
+		}
+		n := 0
+		if room > 0 {
+			n = e.ring.PopBatch(buf[:room])
+		}
 		now := e.clock.Now()
 		e.beat.Store(now.UnixNano())
-		if n > 0 || (!stopping && e.maintenanceDue(now)) {
-			e.runBatch(buf[:n], now, !stopping)
+		if n > 0 || (!stopping && e.maintenanceDue(now) && (e.open == nil || !e.open.maintained)) {
+			if e.open == nil {
+				e.open = &batch{txn: e.store.Begin(), start: now}
+			}
+			e.open.now = now
+			err := e.applyOps(e.open, buf[:n], !stopping && !e.open.maintained)
 			clear(buf[:n])
+			if err != nil {
+				e.abandon(err)
+			}
+			continue
+		}
+		// Nothing more to take now: commit what was applied (its writes go
+		// to the store while the syncer may still be busy), and hand every
+		// committed batch to the syncer as soon as it is free: one sync for
+		// all of them.
+		if e.open != nil {
+			if err := e.commitOpen(); err != nil {
+				e.abandon(err)
+				continue
+			}
+		}
+		if len(e.pending) > 0 {
+			stop := e.commitStop
+			if stopping {
+				stop = nil
+			}
+			select {
+			case <-free:
+				e.handPending()
+			case <-e.signal:
+			case <-stop:
+				stopping = true
+			}
 			continue
 		}
 		if e.c.dirty && (stopping || !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {
@@ -156,40 +209,74 @@ func (e *Engine) nextWake(now time.Time) time.Duration {
 // SyncInterval queues' writes when their interval is up).
 func (e *Engine) syncNow(now time.Time) {
 	e.c.dirty, e.c.synced = false, now
-	e.handOff(&committed{sync: true, start: now})
+	<-e.syncFree
+	e.syncCh <- []*committed{{sync: true, start: now}}
 }
 
-// runBatch applies ops (and, when maintain, due maintenance) in one batch and
-// commits it; the syncer then syncs it when any op needs that and answers
-// every op (syncer.go), while this goroutine goes on with the next batch.
-func (e *Engine) runBatch(ops []*op, now time.Time, maintain bool) {
-	b := &batch{txn: e.store.Begin(), now: now}
-	err := func() error {
-		for _, o := range ops {
-			if err := e.apply(b, o); err != nil {
-				return err
-			}
+// applyOps applies ops (and, when maintain, due maintenance) to the open
+// batch b. While the syncer is busy, the committer applies what arrives and
+// commits when nothing more is waiting; the syncer then syncs every batch
+// committed meanwhile at once. So batches grow with the load, and an op that
+// arrives at an idle engine is committed and synced at once.
+func (e *Engine) applyOps(b *batch, ops []*op, maintain bool) error {
+	for _, o := range ops {
+		b.ops = append(b.ops, o)
+		if err := e.apply(b, o); err != nil {
+			return err
 		}
-		if maintain {
-			if err := e.maintain(b); err != nil {
-				return err
-			}
-		}
-		return e.commitTxn(b)
-	}()
-	if err != nil {
-		b.txn.Discard()
-		e.flushSyncs() // earlier batches are answered before the state is rebuilt
-		e.commitFailed(ops, err)
-		return
 	}
-	doSync := b.needSync || (e.c.dirty && !now.Before(e.c.synced.Add(e.cfg.SyncInterval)))
+	if maintain {
+		// Once per batch: index reads see the data committed before the
+		// batch's transaction began, so a second scan in the same batch
+		// would find nothing new (and what this batch added to a timed
+		// index is noted for the next one).
+		b.maintained = true
+		return e.maintain(b)
+	}
+	return nil
+}
+
+// maxPending bounds the batches committed ahead of the syncer, so that due
+// maintenance work cannot keep a commit from its sync.
+const maxPending = 4
+
+// commitOpen commits the open batch and queues it for the syncer.
+func (e *Engine) commitOpen() error {
+	b := e.open
+	if err := e.commitTxn(b); err != nil {
+		return err
+	}
+	e.open = nil
+	doSync := b.needSync || (e.c.dirty && !b.now.Before(e.c.synced.Add(e.cfg.SyncInterval)))
 	if doSync {
-		e.c.dirty, e.c.synced = false, now
-	} else if b.writes > 0 || len(ops) > 0 {
+		e.c.dirty, e.c.synced = false, b.now
+	} else if b.writes > 0 || len(b.ops) > 0 {
 		e.c.dirty = true
 	}
-	e.handOff(&committed{ops: slices.Clone(ops), b: b, sync: doSync, start: now})
+	e.pending = append(e.pending, &committed{ops: b.ops, b: b, sync: doSync, start: b.start})
+	return nil
+}
+
+// handPending hands every committed batch to the syncer; the caller took
+// its token.
+func (e *Engine) handPending() {
+	e.syncCh <- e.pending
+	e.pending = nil
+}
+
+// abandon fails the open batch: its ops are answered with err once every
+// batch committed before it is answered, and the state is rebuilt from the
+// store, which holds whatever was committed.
+func (e *Engine) abandon(err error) {
+	b := e.open
+	e.open = nil
+	b.txn.Discard()
+	if len(e.pending) > 0 {
+		<-e.syncFree
+		e.handPending()
+	}
+	e.flushSyncs()
+	e.commitFailed(b.ops, err)
 }
 
 // commitFailed answers every op of a failed batch with err and rebuilds the

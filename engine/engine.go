@@ -46,9 +46,12 @@ type Engine struct {
 	ready     atomic.Bool
 	failed    atomic.Pointer[error] // last commit failure, cleared by the next success
 
-	c        committerState  // owned by the committer goroutine (and Start, before it runs)
-	syncCh   chan *committed // committer → syncer; set by the committer before it hands anything over
-	syncLost atomic.Bool     // a sync failed: the committer marks the store dirty again
+	c        committerState    // owned by the committer goroutine (and Start, before it runs)
+	syncCh   chan []*committed // committer → syncer; set by the committer before it hands anything over
+	syncFree chan struct{}     // the syncer's token (commitLoop)
+	open     *batch            // owned by the committer: applied, not yet committed
+	pending  []*committed      // owned by the committer: committed, not yet handed to the syncer
+	syncLost atomic.Bool       // a sync failed: the committer marks the store dirty again
 	sched    *sched
 	level    atomic.Uint32 // job.Level set by the governor
 

@@ -18,33 +18,16 @@ type committed struct {
 	flush chan struct{} // a barrier: closed once everything handed before it is finished
 }
 
-// maxSyncGroup bounds how many committed batches one Store.Sync covers.
-const maxSyncGroup = 16
-
 // syncLoop is the second stage of the commit pipeline. The committer
-// commits a batch and hands it here; this goroutine calls Store.Sync, then
-// delivers the batch's events and answers its ops, while the committer
-// already applies and commits the next batch. Batches that arrive while a
-// sync runs share the next one. Answers and events keep commit order: one
-// goroutine finishes the items in the order they were handed over.
-func (e *Engine) syncLoop(in <-chan *committed) {
-	group := make([]*committed, 0, maxSyncGroup)
-	for c := range in {
-		group = append(group[:0], c)
-	more:
-		for len(group) < maxSyncGroup {
-			select {
-			case c, ok := <-in:
-				if !ok {
-					break more
-				}
-				group = append(group, c)
-			default:
-				break more
-			}
-		}
-		e.finish(group)
-		clear(group)
+// commits batches and, when it holds the token, hands them over here; this
+// goroutine calls Store.Sync once for them, then delivers their events and
+// answers their ops, and gives the token back. Meanwhile the committer
+// applies and commits the next batches (commitLoop). Answers and events keep
+// commit order: one group is in flight at a time.
+func (e *Engine) syncLoop(in <-chan []*committed, free chan<- struct{}) {
+	for g := range in {
+		e.finish(g)
+		free <- struct{}{}
 	}
 }
 
@@ -126,16 +109,10 @@ func failure(step string, err error) error {
 	return job.Retry(fmt.Errorf("%w: %s: %v", job.ErrUnavailable, step, err), time.Second)
 }
 
-// handOff passes a committed item to the syncer; it blocks while the syncer
-// is busy with the previous one, which keeps at most one batch committed
-// ahead of the one being synced.
-func (e *Engine) handOff(c *committed) {
-	e.syncCh <- c
-}
-
 // flushSyncs waits until the syncer has finished everything handed to it.
 func (e *Engine) flushSyncs() {
 	done := make(chan struct{})
-	e.handOff(&committed{flush: done})
+	<-e.syncFree
+	e.syncCh <- []*committed{{flush: done}}
 	<-done
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
@@ -34,8 +35,8 @@ func (s *gatedStore) Sync() error {
 }
 
 // TestAnswersWaitForTheirSync holds the first sync of a batch open: the
-// committer commits the next batch meanwhile (the pipeline), but no enqueue
-// is answered before a sync that began after its commit has returned.
+// committer applies the next op meanwhile (the pipeline), but no enqueue is
+// answered before a sync that began after its commit has returned.
 func TestAnswersWaitForTheirSync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &gatedStore{Store: memstore.New()}
@@ -64,7 +65,7 @@ func TestAnswersWaitForTheirSync(t *testing.T) {
 			t.Fatalf("%d enqueues answered while their sync was held", n)
 		}
 		if s := stats(t, e, "p"); s.Ready != 2 {
-			t.Errorf("ready = %d while the first sync is held, want 2 (the second batch committed meanwhile)", s.Ready)
+			t.Errorf("ready = %d while the first sync is held, want 2 (the second enqueue applied meanwhile)", s.Ready)
 		}
 		close(gate) // the held sync and the next one go through
 		wg.Wait()
@@ -119,3 +120,49 @@ func TestSyncFailureRefuses(t *testing.T) {
 }
 
 var _ engine.Store = (*gatedStore)(nil)
+
+// TestOpsAppliedWhileSyncingStayVisibleToMaintenance: while a sync is held,
+// nacks arrive one by one and are applied to the next batch in several
+// rounds; every nacked job is promoted once its delay is over (the timed
+// scan of a batch cannot see what the same batch added, so nothing may be
+// forgotten between rounds).
+func TestOpsAppliedWhileSyncingStayVisibleToMaintenance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &gatedStore{Store: memstore.New()}
+		e := start(t, st, engine.Config{})
+		const n = 6
+		for range n {
+			enqueue(t, e, job.New{Queue: "m"})
+		}
+		jobs, err := e.Lease(t.Context(), engine.LeaseRequest{Queue: "m", Max: n, TTR: time.Hour})
+		if err != nil || len(jobs) != n {
+			t.Fatalf("Lease = %d jobs, %v; want %d", len(jobs), err, n)
+		}
+		synctest.Wait()
+		gate := make(chan struct{})
+		st.mu.Lock()
+		st.gate = gate
+		st.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, j := range jobs {
+			wg.Go(func() {
+				if _, err := e.Nack(t.Context(), j.ID, j.LeaseID, time.Millisecond, "again"); err != nil {
+					t.Errorf("Nack: %v", err)
+				}
+			})
+			synctest.Wait()                  // each nack is its own round,
+			time.Sleep(2 * time.Millisecond) // and the earlier ones are due by the next
+		}
+		st.mu.Lock()
+		st.gate = nil
+		st.mu.Unlock()
+		close(gate)
+		wg.Wait()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		again, err := e.Lease(t.Context(), engine.LeaseRequest{Queue: "m", Max: n, TTR: time.Hour})
+		if err != nil || len(again) != n {
+			t.Fatalf("after the retry delay Lease = %d jobs, %v; want all %d promoted", len(again), err, n)
+		}
+	})
+}
