@@ -17,13 +17,15 @@
 // callers. So an enqueue's answer always follows its fsync, and many
 // enqueuers share one fsync.
 //
-// The two stages overlap: while the syncer waits for one batch's fsync, the
-// committer applies and commits the next (it is handed over when the syncer
-// is free, so at most one batch waits committed ahead of the one syncing, and
-// batches that queue up behind a slow fsync share the next one). A batch
-// only reads what earlier batches committed, and every answer waits for a
-// sync that began after its own commit, so no caller learns of a state that
-// a crash could take back, except through View (stats, show), which reads
+// The two stages overlap: while the syncer waits for one fsync, the
+// committer applies the ops that arrive to the next batch, commits it when
+// nothing more is waiting (its writes reach the store during the fsync), and
+// hands every batch committed meanwhile to the syncer as soon as it is free:
+// one fsync for all of them. So batches grow with the load, and an op that
+// reaches an idle engine is committed and synced at once. A batch only reads
+// what earlier transactions committed, and every answer waits for a sync
+// that began after its own commit, so no caller learns of a state that a
+// crash could take back, except through View (stats, show), which reads
 // committed data.
 //
 // When the ring is full, enqueuers wait up to Config.IntakeWait and are then
