@@ -57,14 +57,15 @@
 //	0x03    ready     queue 0x00 ReadySeq(8)      id(8) RunAt(8)
 //	0x04    delayed   RunAt(8) id(8)              queue
 //	0x05    expiry    ExpiresAt(8) id(8)          queue
-//	0x06    leased    id(8)                       LeaseExpires(8) queue
+//	0x06    leased    id(8)                       LeaseExpires(8) Attempt LeaseID queue (below)
 //	0x07    dead      queue 0x00 id(8)            (empty)
 //	0x08    dedupe    queue 0x00 form key         id(8), with a Badger TTL
 //	0x09    sequence  (none)                      seq(8)
 //
 // A payload of up to 512 bytes (inlinePayloadMax) lives in the record, so a
-// typical job is two entries at enqueue (record, ready) and two deletes at
-// ack (record, leased) instead of three each: Badger's cost is per entry,
+// typical job is two entries at enqueue (record, ready), two at lease
+// (ready delete, leased set: see Lease overlay) and two deletes at ack
+// (record, leased) instead of three each: Badger's cost is per entry,
 // and BenchmarkRawJobLayout (small profile, 64-job transactions each with a
 // db.Sync, amd64) made 35k jobs/s with 3 entries a job, 43k with 2 and 52k
 // with 1. A state change rewrites the record with its inline payload, a
@@ -77,11 +78,45 @@
 //
 // Index values carry what a Ref needs (the queue of a delayed, expiry or
 // leased entry; the id and RunAt of a ready one), so Ready, Due,
-// Leased and Counts never read records. A dedupe key's form byte is 0 for
+// Leased and Counts never read records. A leased value is LeaseExpires (8
+// bytes, the time encoding of keys), uvarint Attempt (the int's 64-bit two's
+// complement), string LeaseID (uvarint length, bytes), then the queue (the
+// rest); decoding checks every length and the queue and returns an error on
+// garbage, never panics (FuzzKeyCodec). A dedupe key's form byte is 0 for
 // the raw key (up to 128 bytes) and 1 for the SHA-256 of a longer one, so no
 // idempotency key can make a Badger key too long. Its TTL is rounded up to
 // whole seconds (Badger keeps expiry in seconds), so a key lives at least
 // its window and less than a second longer.
+//
+// # Lease overlay
+//
+// A lease writes only index entries, not the record: Badger's cost is per
+// entry and per byte, and a state change rewrites the record with its
+// inline payload (about 400 bytes for a typical job). Txn.Update takes this
+// light path when next is leased, prev is ready or leased, and next differs
+// from prev only in State, Attempt, LeaseID and LeaseExpires (Payload and
+// Size are never written from next): it deletes prev's ready entry (and
+// its expiry entry, if any) and sets the leased entry, whose value carries
+// those four fields. A lease is then two small entries (a delete and a set
+// of about 30 bytes) instead of three including the record; an extension
+// (leased to leased) is one. The record keeps what it said before, ready
+// or leased, with the attempt and lease fields of then.
+//
+// Job therefore reads one more key for a record that says ready or leased:
+// the leased key (in a write transaction, Badger's Get sees its pending
+// writes). When it exists, its fields overlay the record's: State leased,
+// Attempt, LeaseID, LeaseExpires. A record in any other state is read
+// alone. Every other way out of leased (ack, nack, fail, expiry, recovery)
+// is an Update or Delete with prev leased and next not: the full path,
+// which rewrites the record with next (its real state and attempt) and
+// deletes the leased entry, or Delete, which deletes the record and the
+// leased entry. So a leased entry exists exactly while the job is leased,
+// and a ready record with one is a job leased by the light path. Any other
+// Update rewrites the record as before (a leased next still sets the leased
+// entry with its lease fields). The transaction's cache of payload sections
+// is unaffected: the light path leaves the record, and so its section, as
+// it was (it still finds the section first, which checks that the job
+// exists).
 //
 // Ready seeks straight to (queue, after+1): the engine's per-queue cursor
 // keeps reads off the tombstones of consumed entries at the start of the
@@ -95,7 +130,9 @@
 // Attempt, varint MaxAttempts, varint CreatedAt, RunAt, ExpiresAt (UnixNano,
 // zero time = 0), varint TTR, string Key, uvarint header count and that many
 // string pairs in key order, string ContentType, string LastError, uvarint
-// ReadySeq, string LeaseID, varint LeaseExpires; then the payload section:
+// ReadySeq, string LeaseID, varint LeaseExpires (for a record that says
+// ready or leased, the job's leased entry overrides State, Attempt, LeaseID
+// and LeaseExpires: see Lease overlay); then the payload section:
 // uvarint payload length (Size) and one placement byte, 1 for inline
 // (followed by the payload's CRC-32C, big-endian, 4 bytes, as in the payload
 // frame, and the payload) or 0 for a payload under its own key (nothing

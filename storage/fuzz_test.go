@@ -20,6 +20,8 @@ func FuzzKeyCodec(f *testing.F) {
 	f.Add("ab.c-d_e", uint64(1<<40), uint64(7), time.Unix(1_700_000_000, 5).UnixNano(), string(bytes.Repeat([]byte("k"), 200)), []byte{prefixDedupe, 'q', 0, dedupeSHA256})
 	f.Add(string(bytes.Repeat([]byte("z"), 64)), uint64(2), uint64(3), int64(math.MinInt64), "\x00\xff", []byte{prefixDelayed})
 	f.Add("bad\x00queue", uint64(2), uint64(3), int64(math.MaxInt64), "k", []byte{prefixLeased, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add("q", uint64(9), uint64(math.MaxUint64), int64(60), "lease-9", []byte{0, 0, 0, 0, 0, 0, 0, 1, 3, 200, 'l', 'q'})
+	f.Add("q", uint64(9), uint64(1), int64(60), "", []byte{0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0, 'q'})
 	f.Fuzz(func(t *testing.T, queue string, id, seq uint64, at int64, key string, raw []byte) {
 		// Decoders on arbitrary bytes: errors, never panics.
 		for _, p := range []byte{prefixMeta, prefixPayload, prefixLeased} {
@@ -34,6 +36,7 @@ func FuzzKeyCodec(f *testing.F) {
 		_, _, _, _ = decodeDedupeKey(raw)
 		_, _, _ = decodeReadyValue(raw)
 		_, _, _ = decodeLeasedValue(raw)
+		_, _, _, _, _ = splitLeasedValue(raw)
 		_, _ = decodeIDValue(raw)
 		_, _ = decodePayload(raw)
 
@@ -87,8 +90,22 @@ func FuzzKeyCodec(f *testing.F) {
 				}
 			}
 		}
-		if gotAt, q, err := decodeLeasedValue(leasedValue(at, queue)); err != nil || gotAt != at || string(q) != queue {
-			t.Errorf("leased value (%d, %q): got (%d, %q), %v", at, queue, gotAt, q, err)
+		// The lease fields: seq as the attempt (any int, negative ones too),
+		// key as the LeaseID.
+		l := lease{expires: at, attempt: int(seq), id: key}
+		lv := leasedValue(l, queue)
+		if got, q, err := decodeLeasedValue(lv); err != nil || got != l || string(q) != queue {
+			t.Errorf("leased value (%+v, %q): got (%+v, %q), %v", l, queue, got, q, err)
+		}
+		if gotAt, gotAttempt, gotID, q, err := splitLeasedValue(lv); err != nil || gotAt != at ||
+			gotAttempt != l.attempt || string(gotID) != key || string(q) != queue {
+			t.Errorf("split leased value (%+v, %q): got (%d, %d, %q, %q), %v", l, queue, gotAt, gotAttempt, gotID, q, err)
+		}
+		// Every strict prefix that cuts into the lease fields is refused.
+		for n := range len(lv) - len(queue) {
+			if _, _, err := decodeLeasedValue(lv[:n]); err == nil {
+				t.Errorf("leased value cut to %d of %d bytes decoded", n, len(lv))
+			}
 		}
 		dk, err := dedupeKey(queue, key)
 		if err != nil {

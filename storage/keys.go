@@ -19,7 +19,7 @@ const (
 	prefixReady   byte = 0x03 // queue 0x00 ReadySeq → id RunAt
 	prefixDelayed byte = 0x04 // RunAt id → queue
 	prefixExpiry  byte = 0x05 // ExpiresAt id → queue
-	prefixLeased  byte = 0x06 // id → LeaseExpires queue
+	prefixLeased  byte = 0x06 // id → LeaseExpires Attempt LeaseID queue
 	prefixDead    byte = 0x07 // queue 0x00 id → (empty)
 	prefixDedupe  byte = 0x08 // queue 0x00 form key → id, with a Badger TTL
 	prefixSeq     byte = 0x09 // (nothing) → seq
@@ -216,22 +216,67 @@ func decodeReadyValue(v []byte) (job.ID, int64, error) {
 	return job.ID(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint64(v[8:])), nil
 }
 
-// leasedValue is LeaseExpires, queue.
-func leasedValue(at int64, q string) []byte {
-	v := make([]byte, 8, 8+len(q))
-	binary.BigEndian.PutUint64(v, uint64(at))
+// lease is what a leased entry carries besides its queue: the lease's
+// authoritative fields (doc.go, "Lease overlay"). A lease that changes
+// nothing else of the job writes only its index entries, so the record
+// may still hold the fields of the job before the lease; Job reads them
+// from the entry.
+type lease struct {
+	expires int64 // LeaseExpires, in the stored form (nanos)
+	attempt int
+	id      string // LeaseID
+}
+
+// leasedValue is LeaseExpires(8), uvarint Attempt, string LeaseID (uvarint
+// length, bytes), queue (the rest). Attempt is stored as its two's
+// complement in 64 bits, so any int round-trips (the engine's are never
+// negative).
+func leasedValue(l lease, q string) []byte {
+	v := make([]byte, 8, 8+10+10+len(l.id)+len(q))
+	binary.BigEndian.PutUint64(v, uint64(l.expires))
+	v = binary.AppendUvarint(v, uint64(int64(l.attempt)))
+	v = appendString(v, l.id)
 	return append(v, q...)
 }
 
-func decodeLeasedValue(v []byte) (int64, []byte, error) {
-	if len(v) < 9 {
-		return 0, nil, errBadValue
+// leaseOf returns the lease fields of j as a leased entry stores them.
+func leaseOf(j *job.Job) lease {
+	return lease{expires: nanos(j.LeaseExpires), attempt: j.Attempt, id: j.LeaseID}
+}
+
+// decodeLeasedValue decodes a leased value; the queue shares v's memory,
+// the LeaseID does not. It returns errBadValue on malformed bytes, never
+// panics.
+func decodeLeasedValue(v []byte) (lease, []byte, error) {
+	at, attempt, id, q, err := splitLeasedValue(v)
+	if err != nil {
+		return lease{}, nil, err
 	}
-	q := v[8:]
+	return lease{expires: at, attempt: attempt, id: string(id)}, q, nil
+}
+
+// splitLeasedValue splits a leased value without allocating: Leased and
+// Counts need only LeaseExpires and the queue.
+func splitLeasedValue(v []byte) (at int64, attempt int, id, q []byte, err error) {
+	if len(v) < 8 {
+		return 0, 0, nil, nil, errBadValue
+	}
+	rest := v[8:]
+	a, n := binary.Uvarint(rest)
+	if n <= 0 || int64(int(int64(a))) != int64(a) {
+		return 0, 0, nil, nil, errBadValue
+	}
+	rest = rest[n:]
+	idLen, n := binary.Uvarint(rest)
+	if n <= 0 || idLen > uint64(len(rest)-n) {
+		return 0, 0, nil, nil, errBadValue
+	}
+	rest = rest[n:]
+	id, q = rest[:idLen], rest[idLen:]
 	if err := checkValueQueue(q); err != nil {
-		return 0, nil, err
+		return 0, 0, nil, nil, err
 	}
-	return int64(binary.BigEndian.Uint64(v)), q, nil
+	return int64(binary.BigEndian.Uint64(v)), int(int64(a)), id, q, nil
 }
 
 // checkValueQueue checks a queue name read from a delayed, expiry or leased

@@ -536,3 +536,169 @@ func TestRecordV1Refused(t *testing.T) {
 		t.Errorf("decodeRecord(v1) = %v, want the pre-release error", err)
 	}
 }
+
+// rawRecord returns the record key's value and Badger version as stored.
+func rawRecord(t *testing.T, b *Badger, id job.ID) (val []byte, version uint64) {
+	t.Helper()
+	err := b.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(metaKey(id))
+		if err != nil {
+			return err
+		}
+		version = item.Version()
+		val, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("read record %d: %v", id, err)
+	}
+	return val, version
+}
+
+// TestLeaseLeavesRecord: a lease (and an extension) that changes nothing
+// but the lease fields writes only index entries, the ready (and expiry)
+// delete and the leased set: the record key keeps its value byte for byte
+// and its Badger version. The leased entry carries the lease. A nack then
+// rewrites the record and drops the leased entry; a lease and an ack leave
+// no key of the job behind.
+func TestLeaseLeavesRecord(t *testing.T) {
+	for _, size := range []int{10, inlinePayloadMax + 88} {
+		for _, expiry := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%dB/expiry=%v", size, expiry), func(t *testing.T) {
+				b := openDir(t, t.TempDir(), nil)
+				commit := func(fn func(tx *txn)) {
+					t.Helper()
+					tx := b.Begin().(*txn)
+					fn(tx)
+					if err := tx.Commit(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				bystander := &job.Job{ID: 1, Queue: "q", State: job.StateReady, ReadySeq: 1, Payload: make([]byte, 600)}
+				commit(func(tx *txn) {
+					if err := tx.Create(bystander); err != nil {
+						t.Fatal(err)
+					}
+				})
+				base := allKeys(t, b)
+				j := &job.Job{ID: 2, Queue: "q", State: job.StateReady, ReadySeq: 2, Attempt: 1, MaxAttempts: 5,
+					CreatedAt: time.Unix(100, 0), RunAt: time.Unix(100, 0), TTR: time.Minute,
+					Headers: map[string]string{"h": "v"}, Payload: bytes.Repeat([]byte{7}, size)}
+				if expiry {
+					j.ExpiresAt = time.Unix(1000, 0)
+				}
+				commit(func(tx *txn) {
+					if err := tx.Create(j); err != nil {
+						t.Fatal(err)
+					}
+				})
+				rec, ver := rawRecord(t, b, j.ID)
+
+				// step updates in one Txn and returns the writes it issued.
+				step := func(fn func(tx *txn, prev *job.Job) *job.Job) (writes int64, next *job.Job) {
+					t.Helper()
+					commit(func(tx *txn) {
+						prev, err := tx.Job(j.ID, false)
+						if err != nil {
+							t.Fatal(err)
+						}
+						before := tx.count
+						next = fn(tx, prev)
+						if err := tx.Update(prev, next); err != nil {
+							t.Fatal(err)
+						}
+						writes = tx.count - before
+					})
+					return writes, next
+				}
+				wantWrites := int64(2) // ready delete, leased set
+				if expiry {
+					wantWrites++ // expiry delete
+				}
+				n, leased := step(func(_ *txn, prev *job.Job) *job.Job {
+					next := prev.Clone()
+					next.State, next.Attempt, next.LeaseID, next.LeaseExpires = job.StateLeased, 2, "lease-2", time.Unix(160, 5)
+					return next
+				})
+				if n != wantWrites {
+					t.Errorf("lease issued %d writes, want %d (no record)", n, wantWrites)
+				}
+				if got, v := rawRecord(t, b, j.ID); !bytes.Equal(got, rec) || v != ver {
+					t.Errorf("lease rewrote the record (version %d → %d)", ver, v)
+				}
+				checkLeased := func(want *job.Job) {
+					t.Helper()
+					var v []byte
+					if err := b.db.View(func(txn *badger.Txn) error {
+						item, err := txn.Get(leasedKey(j.ID))
+						if err != nil {
+							return err
+						}
+						v, err = item.ValueCopy(nil)
+						return err
+					}); err != nil {
+						t.Fatalf("leased entry: %v", err)
+					}
+					l, q, err := decodeLeasedValue(v)
+					if err != nil || l != leaseOf(want) || string(q) != want.Queue {
+						t.Errorf("leased entry = %+v %q, %v; want %+v %q", l, q, err, leaseOf(want), want.Queue)
+					}
+				}
+				checkLeased(leased)
+
+				n, extended := step(func(_ *txn, prev *job.Job) *job.Job {
+					if prev.State != job.StateLeased || prev.Attempt != 2 || prev.LeaseID != "lease-2" {
+						t.Errorf("read after the lease: %s attempt %d lease %q", prev.State, prev.Attempt, prev.LeaseID)
+					}
+					next := prev.Clone()
+					next.LeaseExpires = time.Unix(220, 0)
+					return next
+				})
+				if n != 1 {
+					t.Errorf("extension issued %d writes, want 1 (the leased entry)", n)
+				}
+				if got, v := rawRecord(t, b, j.ID); !bytes.Equal(got, rec) || v != ver {
+					t.Errorf("extension rewrote the record (version %d → %d)", ver, v)
+				}
+				checkLeased(extended)
+
+				// Nack: the full path rewrites the record and drops the lease.
+				_, _ = step(func(_ *txn, prev *job.Job) *job.Job {
+					next := prev.Clone()
+					next.State, next.ReadySeq, next.LeaseID, next.LeaseExpires = job.StateReady, 3, "", time.Time{}
+					return next
+				})
+				if got, _ := rawRecord(t, b, j.ID); bytes.Equal(got, rec) {
+					t.Error("nack did not rewrite the record")
+				}
+				for _, k := range allKeys(t, b) {
+					if k[0] == prefixLeased {
+						t.Errorf("leased entry %x left after the nack", k)
+					}
+				}
+
+				// Lease again, then ack: nothing of the job is left.
+				_, _ = step(func(_ *txn, prev *job.Job) *job.Job {
+					if prev.State != job.StateReady || prev.Attempt != 2 {
+						t.Errorf("read after the nack: %s attempt %d, want ready attempt 2", prev.State, prev.Attempt)
+					}
+					next := prev.Clone()
+					next.State, next.Attempt, next.LeaseID, next.LeaseExpires = job.StateLeased, 3, "lease-3", time.Unix(300, 0)
+					return next
+				})
+				commit(func(tx *txn) {
+					prev, err := tx.Job(j.ID, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := tx.Delete(prev); err != nil {
+						t.Fatal(err)
+					}
+				})
+				if got := allKeys(t, b); !slices.Equal(got, base) {
+					t.Errorf("keys after lease and ack: %x, want %x", got, base)
+				}
+			})
+		}
+	}
+}

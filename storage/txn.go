@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -42,6 +43,8 @@ func (r reader) Job(id job.ID, payload bool) (*job.Job, error) {
 }
 
 // job reads a job and its record's payload section (see encodeRecord).
+// A record that says ready or leased may be overlaid by the job's leased
+// entry (doc.go, "Lease overlay"): one more Get.
 func (r reader) job(id job.ID, payload bool) (j *job.Job, section []byte, err error) {
 	defer r.b.recovered(&err, "read job")
 	if r.b.closed.Load() {
@@ -57,9 +60,15 @@ func (r reader) job(id job.ID, payload bool) (j *job.Job, section []byte, err er
 	if j, section, err = decodeRecord(v); err != nil {
 		return nil, nil, fmt.Errorf("read job %s: %w", id, err)
 	}
-	switch {
-	case j.ID != id:
+	if j.ID != id {
 		return nil, nil, fmt.Errorf("read job %s: %w: record holds job %s", id, errBadRecord, j.ID)
+	}
+	if j.State == job.StateReady || j.State == job.StateLeased {
+		if err := r.overlayLease(j); err != nil {
+			return nil, nil, err
+		}
+	}
+	switch {
 	case !payload:
 		j.Payload = nil
 		return j, section, nil
@@ -81,6 +90,31 @@ func (r reader) job(id job.ID, payload bool) (j *job.Job, section []byte, err er
 			id, errBadPayload, len(j.Payload), j.Size)
 	}
 	return j, section, nil
+}
+
+// overlayLease applies j's leased entry, if it has one, to j read from a
+// record that says ready or leased: a lease that changed nothing else wrote
+// only its index entries (Txn.Update's light path), so the entry holds the
+// lease's State, Attempt, LeaseID and LeaseExpires and the record may not.
+// Every other way out of leased rewrites the record and deletes the entry,
+// so a ready record with a leased entry is a job leased by the light path.
+func (r reader) overlayLease(j *job.Job) error {
+	v, ok, err := r.get(leasedKey(j.ID))
+	switch {
+	case err != nil:
+		return translate("read job "+j.ID.String(), err)
+	case !ok:
+		return nil
+	}
+	l, q, err := decodeLeasedValue(v)
+	if err != nil {
+		return fmt.Errorf("read job %s: leased index: %w", j.ID, err)
+	}
+	if string(q) != j.Queue {
+		return fmt.Errorf("read job %s: leased index names queue %q, record %q (store corrupt)", j.ID, q, j.Queue)
+	}
+	j.State, j.Attempt, j.LeaseID, j.LeaseExpires = job.StateLeased, l.attempt, l.id, fromNanos(l.expires)
+	return nil
 }
 
 // iterate walks the keys with prefix from start, calling fn for each until
@@ -233,7 +267,7 @@ func (r reader) Leased(after job.ID, max int) (refs []engine.Ref, err error) {
 		}
 		ref := engine.Ref{ID: id}
 		if err := item.Value(func(v []byte) error {
-			at, q, err := decodeLeasedValue(v)
+			at, _, _, q, err := splitLeasedValue(v)
 			ref.At, ref.Queue = fromNanos(at), string(q)
 			return err
 		}); err != nil {
@@ -327,7 +361,7 @@ func (r reader) Counts() (counts map[string]engine.Counts, err error) {
 					at(v).Delayed++
 					return nil
 				}
-				_, q, err := decodeLeasedValue(v)
+				_, _, _, q, err := splitLeasedValue(v)
 				if err != nil {
 					return fmt.Errorf("leased index %x: %w", item.Key(), err)
 				}
@@ -488,7 +522,7 @@ func indexEntries(j *job.Job) ([]indexEntry, error) {
 		if err := checkKeyQueue(j.Queue); err != nil {
 			return nil, err
 		}
-		out = append(out, indexEntry{leasedKey(j.ID), leasedValue(nanos(j.LeaseExpires), j.Queue)})
+		out = append(out, indexEntry{leasedKey(j.ID), leasedValue(leaseOf(j), j.Queue)})
 	case job.StateDead:
 		k, err := deadKey(j.Queue, j.ID)
 		if err != nil {
@@ -588,7 +622,9 @@ func (t *txn) Update(prev, next *job.Job) (err error) {
 		return err
 	}
 	ws := make([]write, 0, 1+len(old)+len(idx))
-	ws = append(ws, write{key: metaKey(next.ID), val: encodeRecord(next, section)})
+	if !leaseOnly(prev, next) {
+		ws = append(ws, write{key: metaKey(next.ID), val: encodeRecord(next, section)})
+	}
 	for _, o := range old {
 		if !containsKey(idx, o.key) {
 			ws = append(ws, write{key: o.key, del: true})
@@ -604,6 +640,29 @@ func (t *txn) Update(prev, next *job.Job) (err error) {
 	}
 	t.remember(next.ID, section)
 	return nil
+}
+
+// leaseOnly reports whether Update may take the light path: next is a lease
+// (or an extended one) of prev that changes nothing but State, Attempt,
+// LeaseID and LeaseExpires, which the leased entry carries. Then only the
+// index entries are written, not the record with its inline payload
+// (doc.go, "Lease overlay"). Payload and Size are not compared: Update
+// never writes them from next.
+func leaseOnly(prev, next *job.Job) bool {
+	return next.State == job.StateLeased &&
+		(prev.State == job.StateReady || prev.State == job.StateLeased) &&
+		next.ID == prev.ID &&
+		next.Queue == prev.Queue &&
+		next.MaxAttempts == prev.MaxAttempts &&
+		nanos(next.CreatedAt) == nanos(prev.CreatedAt) &&
+		nanos(next.RunAt) == nanos(prev.RunAt) &&
+		nanos(next.ExpiresAt) == nanos(prev.ExpiresAt) &&
+		next.TTR == prev.TTR &&
+		next.Key == prev.Key &&
+		maps.Equal(next.Headers, prev.Headers) &&
+		next.ContentType == prev.ContentType &&
+		next.LastError == prev.LastError &&
+		next.ReadySeq == prev.ReadySeq
 }
 
 func containsKey(es []indexEntry, key []byte) bool {
