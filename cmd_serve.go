@@ -277,9 +277,15 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	govCtx, stopGov := context.WithCancel(context.Background())
 	govDone := make(chan error, 1)
 	go func() { govDone <- gov.run(govCtx) }()
+	trimDone := make(chan struct{})
+	go func() {
+		defer close(trimDone)
+		runTrimmer(govCtx, log, func() uint64 { return eng.Histograms()["commit_batch_size"].Count })
+	}()
 	defer func() {
 		stopGov()
 		<-govDone
+		<-trimDone
 	}()
 	srv, err := httpapi.New(httpapi.Config{
 		Addr:       cfg.HTTP.Addr,
