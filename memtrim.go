@@ -12,37 +12,36 @@ import (
 // heap keeps the pages it grew to until a later GC lowers its goal and the
 // scavenger returns them, and an idle daemon runs a GC only every two
 // minutes: the box sees the burst's peak as resident memory long after the
-// work is done. The trimmer watches for the end of a burst (the engine
-// committed nothing for a whole tick after committing something) and then
-// returns the free heap to the OS at once (debug.FreeOSMemory: a GC and a
-// scavenge, a few milliseconds when idle).
+// work is done. The trimmer returns the free heap to the OS at once
+// (debug.FreeOSMemory: a GC and a scavenge, a few milliseconds when idle)
+// when the engine committed nothing for a whole tick and at least
+// trimMinFree bytes are free, at most once every trimMinGap: Badger's
+// compactions and its buffer pool go on freeing memory for a while after
+// the engine went quiet.
 
 // trimEvery is the trimmer's tick; trimMinFree is how much free heap is
-// worth a trim.
+// worth a trim; trimMinGap is the shortest time between two trims.
 const (
 	trimEvery   = 5 * time.Second
 	trimMinFree = 8 << 20
+	trimMinGap  = 10 * time.Second
 )
 
 // trimmer decides when to trim. Not safe for concurrent use.
 type trimmer struct {
 	lastBatches uint64
-	busy        bool // the engine committed something since the last trim
+	lastTrim    time.Time
 }
 
-// tick takes the engine's committed-batch count and the free heap the
-// process holds, and reports whether to trim now.
-func (t *trimmer) tick(batches, freeHeap uint64) bool {
+// tick takes the engine's committed-batch count, the free heap the process
+// holds and the time, and reports whether to trim now.
+func (t *trimmer) tick(batches, freeHeap uint64, now time.Time) bool {
 	active := batches != t.lastBatches
 	t.lastBatches = batches
-	if active {
-		t.busy = true
+	if active || freeHeap < trimMinFree || now.Sub(t.lastTrim) < trimMinGap {
 		return false
 	}
-	if !t.busy || freeHeap < trimMinFree {
-		return false
-	}
-	t.busy = false
+	t.lastTrim = now
 	return true
 }
 
@@ -70,7 +69,7 @@ func runTrimmer(ctx context.Context, log *slog.Logger, batches func() uint64) {
 		case <-tk.C:
 		}
 		free := freeHeapBytes()
-		if t.tick(batches(), free) {
+		if t.tick(batches(), free, time.Now()) {
 			start := time.Now()
 			debug.FreeOSMemory()
 			log.Debug("returned free heap to the OS after a burst", "free_mib", free>>20, "took", time.Since(start))
