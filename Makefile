@@ -95,7 +95,7 @@ lint: ## fail on unformatted files (listing them), then go vet
 	go vet ./...
 
 bench: ## run the benchmarks BENCHCOUNT times into bench.txt
-	go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 30m ./... | tee bench.txt
+	go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 60m ./... | tee bench.txt
 
 fuzz: ## run each fuzz target for FUZZTIME (default 10s)
 	@for t in $(FUZZ_TARGETS); do \

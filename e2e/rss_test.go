@@ -63,27 +63,27 @@ func fill(t testing.TB, base string, n int) {
 	}
 }
 
-// settle samples pid's memory once a second, for at least 15 s (the
-// daemon's trimmer returns free heap within about 10 s of a burst's end),
-// until VmRSS and RssAnon have each moved less than 1 MiB over the last
-// three samples (the daemon is idle: compactions done) or 60 s passed, and
-// returns the last sample.
+// settle samples pid's memory once a second, for at least 30 s (Badger's
+// compactions go on after a fill, its pool of table builders then releases
+// one every 2 s of idleness, and the daemon's trimmer returns free heap at
+// most every 10 s), until VmRSS and RssAnon have each moved less than 1 MiB
+// over the last five samples or 90 s passed, and returns the last sample.
 func settle(b *testing.B, pid int) (vm, anon float64) {
 	b.Helper()
 	var vms, anons []float64
-	for i := 0; i < 60; i++ {
+	for i := 0; i < 90; i++ {
 		time.Sleep(time.Second)
 		v, a, err := rss(pid)
 		if err != nil {
 			b.Fatal(err)
 		}
 		vms, anons = append(vms, v), append(anons, a)
-		if n := len(vms); n >= 15 && spread(vms[n-4:]) < 1 && spread(anons[n-4:]) < 1 {
+		if n := len(vms); n >= 30 && spread(vms[n-5:]) < 1 && spread(anons[n-5:]) < 1 {
 			b.Logf("settled after %d s: VmRSS %.1f MiB, RssAnon %.1f MiB (first sample %.1f / %.1f)", i+1, v, a, vms[0], anons[0])
 			return v, a
 		}
 	}
-	b.Logf("not settled after 60 s: VmRSS %v, RssAnon %v", vms, anons)
+	b.Logf("not settled after 90 s: VmRSS %v, RssAnon %v", vms, anons)
 	return vms[len(vms)-1], anons[len(anons)-1]
 }
 
