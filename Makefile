@@ -74,7 +74,7 @@ test-arm: ## run the storage and engine tests on arm64 and arm/v7, and the 32-bi
 	@for t in $(ARM_TARGETS); do \
 		IFS=/ read -r arch arm <<< "$${t%%:*}"; q=$${t##*:}; \
 		echo "test $(ARM_PKGS) on $$arch$${arm:+/v$$arm} ($$q)"; \
-		EDGEQ_BACKLOG_JOBS=$(ARM_BACKLOG) CGO_ENABLED=0 GOARCH=$$arch GOARM=$$arm \
+		EDGEQ_QEMU=1 EDGEQ_BACKLOG_JOBS=$(ARM_BACKLOG) CGO_ENABLED=0 GOARCH=$$arch GOARM=$$arm \
 			go test -count=1 -short -timeout 10m -exec $$q $(ARM_PKGS); \
 	done
 	@for arm in 7 6; do \
