@@ -73,8 +73,10 @@
 // that a state change rewrites only the small record. Delete learns from
 // the job's Size whether there is a payload key to delete, without reading
 // the record; Update copies the stored record's payload section, which the
-// write transaction keeps from its last read or write of the job (or reads
-// again), so it needs no payload from the caller.
+// write transaction keeps from its last read or write of the job, or builds
+// it from next when next carries its whole payload (the engine's in-memory
+// copy of a job it created), or reads the record again: it needs no payload
+// from the caller.
 //
 // Index values carry what a Ref needs (the queue of a delayed, expiry or
 // leased entry; the id and RunAt of a ready one), so Ready, Due,
