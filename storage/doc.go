@@ -221,12 +221,12 @@
 //     resident and counted in VmRSS (RssFile: about the size of the tables,
 //     130-170 MiB at 300,000 jobs, before the pager). Badger v4 has no option
 //     to read tables without mmap. So once a second the maintenance loop
-//     asks the kernel to reclaim the mappings of the tables written since
-//     the last tick (madvise MADV_PAGEOUT, pageout_linux.go; Linux 5.4 and
-//     later, a no-op elsewhere): the pages are clean after Badger's msync
-//     and are simply dropped, and reads fault back the pages they touch.
-//     TestTablePagerReleasesNewTables shows six new tables going from
-//     19.9 MB resident to 0. With it, the real daemon's VmRSS stays under
+//     asks the kernel to reclaim the mapping of each new table whose file
+//     has not changed since the last tick, once (madvise MADV_PAGEOUT,
+//     pageout_linux.go; Linux 5.4 and later, a no-op elsewhere): the pages
+//     are clean after Badger's msync and are simply dropped, and reads
+//     fault back the pages they touch. TestTablePagerReleasesNewTables
+//     shows two new tables going from 8.4 MB resident to 0. With it, the real daemon's VmRSS stays under
 //     64 MiB at 300,000 jobs (e2e BenchmarkBacklogRSS, docs/BENCHMARKS.md).
 //
 // Reproduce with:

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,7 +19,7 @@ import (
 // starts resident and counted in the process's RSS; a backlog's tables then
 // show up as RSS that grows with the backlog although no read needs them.
 // Once per maintenance tick the pager reads /proc/self/maps and asks the
-// kernel to reclaim each table mapping it has not seen before
+// kernel to reclaim each new table mapping, once it is written
 // (madvise MADV_PAGEOUT, Linux 5.4 and later: the pages are clean after
 // Badger's msync, so they are simply dropped). Reads fault back the pages
 // they touch, as they would with pread.
@@ -28,10 +29,22 @@ import (
 // changes what memory holds: on a reused anonymous range it would at most
 // move pages to swap, on another file mapping drop clean pages early. So
 // the race costs a page fault at worst, never data.
+//
+// A mapping appears in /proc/self/maps before Badger has copied the table
+// into it, and on a loaded machine the copy can outlast a tick. So a table
+// is paged out only once its file's modification time (which writes
+// through the mapping and Badger's msync update) has not changed between
+// two ticks, and then once.
 type tablePager struct {
-	dir  string              // the data dir, absolute
-	seen map[string]struct{} // "start-end inode" of the table mappings already paged out
-	off  bool                // the kernel refused MADV_PAGEOUT: stop trying
+	dir  string                // the data dir, absolute
+	seen map[string]pagerEntry // by "start-end inode": the table mappings of the last run
+	off  bool                  // the kernel refused MADV_PAGEOUT: stop trying
+}
+
+// pagerEntry is what the pager knows of one table mapping.
+type pagerEntry struct {
+	mtime time.Time // of the file, when last looked at
+	paged bool      // paged out: nothing more to do
 }
 
 func newTablePager(dir string) *tablePager {
@@ -39,11 +52,12 @@ func newTablePager(dir string) *tablePager {
 	if err != nil {
 		abs = dir
 	}
-	return &tablePager{dir: abs, seen: make(map[string]struct{})}
+	return &tablePager{dir: abs, seen: make(map[string]pagerEntry)}
 }
 
-// run pages out the tables mapped since the last run and reports how many
-// bytes it asked the kernel to reclaim.
+// run pages out the table mappings that have not been paged out and whose
+// file did not change since the last run, and reports how many bytes it
+// asked the kernel to reclaim.
 func (p *tablePager) run() (reclaimed int64, err error) {
 	if p.off {
 		return 0, nil
@@ -52,7 +66,7 @@ func (p *tablePager) run() (reclaimed int64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	now := make(map[string]struct{}, len(p.seen))
+	now := make(map[string]pagerEntry, len(p.seen))
 	for line := range bytes.Lines(maps) {
 		// start-end perms offset dev inode path
 		f := bytes.Fields(line)
@@ -60,14 +74,24 @@ func (p *tablePager) run() (reclaimed int64, err error) {
 			continue
 		}
 		key := string(f[0]) + " " + string(f[4])
-		now[key] = struct{}{}
-		if _, ok := p.seen[key]; ok {
+		last, known := p.seen[key]
+		if last.paged {
+			now[key] = last
 			continue
+		}
+		fi, err := os.Stat(string(f[5]))
+		if err != nil {
+			continue // deleted since the read
+		}
+		now[key] = pagerEntry{mtime: fi.ModTime()}
+		if !known || !fi.ModTime().Equal(last.mtime) {
+			continue // new, or still being written: look again next tick
 		}
 		start, end, ok := parseRange(f[0])
 		if !ok {
 			continue
 		}
+		now[key] = pagerEntry{mtime: fi.ModTime(), paged: true}
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_PAGEOUT); errno != 0 {
 			if errors.Is(errno, unix.EINVAL) {
 				p.off = true // kernel before 5.4
