@@ -135,6 +135,22 @@ func (e *Engine) commitLoop() {
 			clear(buf[:n])
 			if err != nil {
 				e.abandon(err)
+				continue
+			}
+			// A batch grows while ops keep arriving; when they arrive so
+			// steadily that the ring is never empty, it still goes to an
+			// idle syncer once it has waited maxBatchWait.
+			if now.Sub(e.open.start) >= maxBatchWait {
+				select {
+				case <-free:
+					if err := e.commitOpen(); err != nil {
+						free <- struct{}{}
+						e.abandon(err)
+						continue
+					}
+					e.handPending()
+				default:
+				}
 			}
 			continue
 		}
@@ -237,8 +253,12 @@ func (e *Engine) applyOps(b *batch, ops []*op, maintain bool) error {
 }
 
 // maxPending bounds the batches committed ahead of the syncer, so that due
-// maintenance work cannot keep a commit from its sync.
-const maxPending = 4
+// maintenance work cannot keep a commit from its sync; maxBatchWait bounds
+// how long a batch keeps taking ops while the syncer is idle.
+const (
+	maxPending   = 4
+	maxBatchWait = 2 * time.Millisecond
+)
 
 // commitOpen commits the open batch and queues it for the syncer.
 func (e *Engine) commitOpen() error {
