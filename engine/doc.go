@@ -19,7 +19,8 @@
 //
 // The two stages overlap: while the syncer waits for one fsync, the
 // committer applies the ops that arrive to the next batch, commits it when
-// nothing more is waiting (its writes reach the store during the fsync), and
+// nothing more is waiting, or once it has waited 2 ms while the syncer is
+// idle (its writes reach the store during the fsync), and
 // hands every batch committed meanwhile to the syncer as soon as it is free:
 // one fsync for all of them. So batches grow with the load, and an op that
 // reaches an idle engine is committed and synced at once. A batch only reads
