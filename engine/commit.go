@@ -226,7 +226,7 @@ func (e *Engine) nextWake(now time.Time) time.Duration {
 func (e *Engine) syncNow(now time.Time) {
 	e.c.dirty, e.c.synced = false, now
 	<-e.syncFree
-	e.syncCh <- []*committed{{sync: true, start: now}}
+	e.syncCh <- []*committed{{sync: true}}
 }
 
 // applyOps applies ops (and, when maintain, due maintenance) to the open
@@ -273,7 +273,7 @@ func (e *Engine) commitOpen() error {
 	} else if b.writes > 0 || len(b.ops) > 0 {
 		e.c.dirty = true
 	}
-	e.pending = append(e.pending, &committed{ops: b.ops, b: b, sync: doSync, start: b.start})
+	e.pending = append(e.pending, &committed{b: b, sync: doSync})
 	return nil
 }
 

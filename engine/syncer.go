@@ -11,10 +11,8 @@ import (
 // committed is what the committer hands the syncer: a committed batch, a
 // bare sync (sync with no batch), or a barrier (flush).
 type committed struct {
-	ops   []*op
-	b     *batch // nil for a bare sync or a barrier
-	sync  bool   // the batch (or the bare sync) needs Store.Sync before its answers
-	start time.Time
+	b     *batch        // nil for a bare sync or a barrier
+	sync  bool          // the batch (or the bare sync) needs Store.Sync before its answers
 	flush chan struct{} // a barrier: closed once everything handed before it is finished
 }
 
@@ -54,14 +52,14 @@ func (e *Engine) finish(group []*committed) {
 	now := e.clock.Now()
 	for _, c := range group {
 		if c.b != nil {
-			if len(c.ops) > 0 {
-				took := now.Sub(c.start)
-				e.commitLat.add(took, c.start)
+			if len(c.b.ops) > 0 {
+				took := now.Sub(c.b.start)
+				e.commitLat.add(took, c.b.start)
 				e.hCommit.observe(took.Seconds())
-				e.hBatch.observe(float64(len(c.ops)))
+				e.hBatch.observe(float64(len(c.b.ops)))
 			}
 			e.deliver(c.b) // durable now; before the answers, so a caller sees its event delivered
-			for _, o := range c.ops {
+			for _, o := range c.b.ops {
 				for i := range o.results {
 					o.results[i].Durable = synced
 				}
@@ -90,9 +88,11 @@ func (e *Engine) syncFailed(group []*committed, err error) {
 	e.syncLost.Store(true)
 	answer := failure("sync", err)
 	for _, c := range group {
-		for _, o := range c.ops {
-			o.err, o.results, o.jobs = answer, nil, nil
-			o.answer()
+		if c.b != nil {
+			for _, o := range c.b.ops {
+				o.err, o.results, o.jobs = answer, nil, nil
+				o.answer()
+			}
 		}
 		if c.flush != nil {
 			close(c.flush)
