@@ -144,11 +144,11 @@ func fill(b *testing.B, s *Badger, n int, payload []byte) {
 
 // tableBytes sums the sizes of the LSM tables in dir (db.Size lags by up
 // to a minute).
-func tableBytes(b *testing.B, dir string) int64 {
-	b.Helper()
+func tableBytes(tb testing.TB, dir string) int64 {
+	tb.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "*.sst"))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	var n int64
 	for _, f := range m {

@@ -67,42 +67,58 @@ func (p *tablePager) run() (reclaimed int64, err error) {
 		return 0, err
 	}
 	now := make(map[string]pagerEntry, len(p.seen))
-	for line := range bytes.Lines(maps) {
-		// start-end perms offset dev inode path
-		f := bytes.Fields(line)
-		if len(f) < 6 || !bytes.HasSuffix(f[5], []byte(".sst")) || filepath.Dir(string(f[5])) != p.dir {
-			continue
-		}
-		key := string(f[0]) + " " + string(f[4])
-		last, known := p.seen[key]
+	for _, m := range tableMappings(maps, p.dir) {
+		last, known := p.seen[m.key]
 		if last.paged {
-			now[key] = last
+			now[m.key] = last
 			continue
 		}
-		fi, err := os.Stat(string(f[5]))
+		fi, err := os.Stat(m.path)
 		if err != nil {
 			continue // deleted since the read
 		}
-		now[key] = pagerEntry{mtime: fi.ModTime()}
+		now[m.key] = pagerEntry{mtime: fi.ModTime()}
 		if !known || !fi.ModTime().Equal(last.mtime) {
 			continue // new, or still being written: look again next tick
 		}
-		start, end, ok := parseRange(f[0])
-		if !ok {
-			continue
-		}
-		now[key] = pagerEntry{mtime: fi.ModTime(), paged: true}
-		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_PAGEOUT); errno != 0 {
+		now[m.key] = pagerEntry{mtime: fi.ModTime(), paged: true}
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, m.start, m.end-m.start, unix.MADV_PAGEOUT); errno != 0 {
 			if errors.Is(errno, unix.EINVAL) {
 				p.off = true // kernel before 5.4
 				return reclaimed, nil
 			}
 			continue // ENOMEM: unmapped since the read
 		}
-		reclaimed += int64(end - start)
+		reclaimed += int64(m.end - m.start)
 	}
 	p.seen = now
 	return reclaimed, nil
+}
+
+// tableMapping is one mapping of a table file.
+type tableMapping struct {
+	key        string // "start-end inode": the mapping, as the pager knows it
+	path       string
+	start, end uintptr
+}
+
+// tableMappings lists the mappings of the .sst files in dir (absolute) in
+// the text of /proc/self/maps.
+func tableMappings(maps []byte, dir string) []tableMapping {
+	var out []tableMapping
+	for line := range bytes.Lines(maps) {
+		// start-end perms offset dev inode path
+		f := bytes.Fields(line)
+		if len(f) < 6 || !bytes.HasSuffix(f[5], []byte(".sst")) || filepath.Dir(string(f[5])) != dir {
+			continue
+		}
+		start, end, ok := parseRange(f[0])
+		if !ok {
+			continue
+		}
+		out = append(out, tableMapping{key: string(f[0]) + " " + string(f[4]), path: string(f[5]), start: start, end: end})
+	}
+	return out
 }
 
 // parseRange parses "start-end" in hex.

@@ -106,9 +106,9 @@ func TestTablePagerReleasesNewTables(t *testing.T) {
 	// compaction may have written new ones meanwhile: those it may page).
 	seen := maps.Clone(p.seen)
 	unpaged := int64(0)
-	for k := range tableMappings(t, dir) {
-		if e, ok := seen[k.key]; !ok || !e.paged {
-			unpaged += k.size
+	for _, m := range currentTableMappings(t, dir) {
+		if e, ok := seen[m.key]; !ok || !e.paged {
+			unpaged += int64(m.end - m.start)
 		}
 	}
 	if again, err := p.run(); err != nil || again > unpaged {
@@ -168,7 +168,7 @@ func TestStorePagesOutItsTables(t *testing.T) {
 	// maintenance loop most of them is no longer resident.
 	var total int64
 	kb, tables := waitTables(t, dir, func(kb int64, n int) bool {
-		total = sstKB(t, dir)
+		total = tableBytes(t, dir) >> 10
 		return n >= 2 && kb < total/3
 	})
 	t.Logf("%d tables of %d kB: %d kB resident", tables, total, kb)
@@ -202,47 +202,15 @@ func waitTables(t *testing.T, dir string, ok func(kb int64, n int) bool) (kb int
 	}
 }
 
-// sstKB sums the sizes of the table files in dir, in kB.
-func sstKB(t *testing.T, dir string) int64 {
-	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "*.sst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, f := range m {
-		if fi, err := os.Stat(f); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n >> 10
-}
-
-type mapping struct {
-	key  string // as tablePager keys it
-	size int64
-}
-
-// tableMappings lists this process's mappings of .sst files in dir.
-func tableMappings(t *testing.T, dir string) map[mapping]bool {
+// currentTableMappings lists this process's mappings of .sst files in dir.
+func currentTableMappings(t *testing.T, dir string) []tableMapping {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		t.Skipf("no /proc/self/maps: %v", err)
 	}
 	abs, _ := filepath.Abs(dir)
-	out := map[mapping]bool{}
-	for line := range bytes.Lines(b) {
-		f := bytes.Fields(line)
-		if len(f) < 6 || !bytes.HasSuffix(f[5], []byte(".sst")) || filepath.Dir(string(f[5])) != abs {
-			continue
-		}
-		start, end, ok := parseRange(f[0])
-		if ok {
-			out[mapping{key: string(f[0]) + " " + string(f[4]), size: int64(end - start)}] = true
-		}
-	}
-	return out
+	return tableMappings(b, abs)
 }
 
 // skipUnderQEMU skips a test of page residency under qemu-user (make
