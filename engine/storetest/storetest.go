@@ -1363,6 +1363,18 @@ func checkBoth(t *testing.T, r engine.ReadTx, want *job.Job) {
 	checkJob(t, r, want, true)
 }
 
+// checkStored reads each of jobs back from committed data, with and
+// without its payload, and compares the indexes with the model of jobs.
+func checkStored(t *testing.T, s engine.Store, jobs ...*job.Job) {
+	t.Helper()
+	view(t, s, func(r engine.ReadTx) {
+		for _, j := range jobs {
+			checkBoth(t, r, j)
+		}
+		checkIndexes(t, r, jobs...)
+	})
+}
+
 func update(t *testing.T, tx engine.Txn, prev, next *job.Job) {
 	t.Helper()
 	if err := tx.Update(prev, next); err != nil {
@@ -1412,12 +1424,7 @@ func testLeaseReadBack(t *testing.T, h Harness) {
 			jobs := leaseJobs(n)
 			create(t, s, jobs...)
 			leased := leaseAll(t, s, jobs)
-			view(t, s, func(r engine.ReadTx) {
-				for _, j := range leased {
-					checkBoth(t, r, j)
-				}
-				checkIndexes(t, r, leased...)
-			})
+			checkStored(t, s, leased...)
 
 			// Created and leased in one Txn.
 			fresh := mkJob(4, "q", job.StateReady, func(j *job.Job) { j.Payload = sizedPayload(4, n) })
@@ -1440,12 +1447,7 @@ func testLeaseReadBack(t *testing.T, h Harness) {
 				checkBoth(t, tx, noted)
 			})
 			all = append(all, noted, leased[1], leased[2], fresh)
-			view(t, s, func(r engine.ReadTx) {
-				for _, j := range all {
-					checkBoth(t, r, j)
-				}
-				checkIndexes(t, r, all...)
-			})
+			checkStored(t, s, all...)
 		})
 	}
 }
@@ -1483,24 +1485,14 @@ func testLeaseExtend(t *testing.T, h Harness) {
 					want = append(want, withPayload(again, j))
 				}
 			})
-			view(t, s, func(r engine.ReadTx) {
-				for _, j := range want {
-					checkBoth(t, r, j)
-				}
-				checkIndexes(t, r, want...)
-			})
+			checkStored(t, s, want...)
 			// One more extension in a Txn of its own, from a View's read.
 			prev := readJobView(t, s, 2)
 			ext := prev.Clone()
 			ext.LeaseExpires = sec(500)
 			write(t, s, func(tx engine.Txn) { update(t, tx, prev, ext) })
 			want[1] = withPayload(ext, want[1])
-			view(t, s, func(r engine.ReadTx) {
-				for _, j := range want {
-					checkBoth(t, r, j)
-				}
-				checkIndexes(t, r, want...)
-			})
+			checkStored(t, s, want...)
 		})
 	}
 }
@@ -1570,12 +1562,7 @@ func testLeaseThenNack(t *testing.T, h Harness) {
 			if again.Attempt != leased[0].Attempt+1 {
 				t.Errorf("second lease: Attempt %d, want %d", again.Attempt, leased[0].Attempt+1)
 			}
-			view(t, s, func(r engine.ReadTx) {
-				for _, j := range want {
-					checkBoth(t, r, j)
-				}
-				checkIndexes(t, r, want...)
-			})
+			checkStored(t, s, want...)
 		})
 	}
 }
@@ -1685,12 +1672,7 @@ func testLeaseReopen(t *testing.T, h Harness) {
 				t.Fatalf("Sync: %v", err)
 			}
 			s = h.Reopen(t, s)
-			view(t, s, func(r engine.ReadTx) {
-				for _, j := range want {
-					checkBoth(t, r, j)
-				}
-				checkIndexes(t, r, want...)
-			})
+			checkStored(t, s, want...)
 		})
 	}
 }
