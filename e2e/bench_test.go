@@ -61,6 +61,8 @@ func BenchmarkDurableEnqueue(b *testing.B) {
 			b.ReportMetric(float64(h["commit_batch_size"].Count), "batches")
 			b.ReportMetric(h["commit_batch_size"].Sum/float64(h["commit_batch_size"].Count), "ops/batch")
 			b.ReportMetric(h["commit_seconds"].Sum/float64(h["commit_seconds"].Count)*1e6, "us/batch")
+			b.ReportMetric(h["sync_ops"].Sum/float64(h["sync_ops"].Count), "ops/sync")
+			b.ReportMetric(h["sync_seconds"].Sum/float64(h["sync_seconds"].Count)*1e6, "us/sync")
 		})
 	}
 }

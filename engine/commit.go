@@ -21,6 +21,7 @@ type committerState struct {
 	// hotBytes is what every queue's hot tail holds (hot.go).
 	hotBytes int
 	synced   time.Time
+	taken    uint64 // ops taken from the ring so far
 
 	failLogged     time.Time // last "commit failed" line
 	failSuppressed int       // failures since then that were not logged
@@ -90,8 +91,8 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 func (e *Engine) commitLoop() {
 	defer close(e.doneCh)
 	syncs := make(chan []*committed, 1)
-	free := make(chan struct{}, 1) // the syncer's token: taken to hand it work, given back when done
-	free <- struct{}{}
+	free := make(chan syncReport, 1) // the syncer's token: taken to hand it work, given back when done
+	free <- syncReport{}
 	e.syncCh, e.syncFree = syncs, free
 	var syncer sync.WaitGroup
 	syncer.Go(func() { e.syncLoop(syncs, free) })
@@ -105,16 +106,8 @@ func (e *Engine) commitLoop() {
 		if e.syncLost.Swap(false) {
 			e.c.dirty = true
 		}
-		if len(e.pending) > 0 {
-			select {
-			case <-free:
-				e.handPending()
-			default:
-				if len(e.pending) >= maxPending {
-					<-free
-					e.handPending()
-				}
-			}
+		if len(e.pending) > 0 && e.takeToken(len(e.pending) >= maxPending) && (stopping || e.holdFor(time.Now()) == 0) {
+			e.handPending()
 		}
 		room := e.cfg.MaxBatch
 		if e.open != nil {
@@ -123,6 +116,7 @@ func (e *Engine) commitLoop() {
 		n := 0
 		if room > 0 {
 			n = e.ring.PopBatch(buf[:room])
+			e.c.taken += uint64(n)
 		}
 		now := e.clock.Now()
 		e.beat.Store(now.UnixNano())
@@ -140,17 +134,12 @@ func (e *Engine) commitLoop() {
 			// A batch grows while ops keep arriving; when they arrive so
 			// steadily that the ring is never empty, it still goes to an
 			// idle syncer once it has waited maxBatchWait.
-			if now.Sub(e.open.start) >= maxBatchWait {
-				select {
-				case <-free:
-					if err := e.commitOpen(); err != nil {
-						free <- struct{}{}
-						e.abandon(err)
-						continue
-					}
-					e.handPending()
-				default:
+			if now.Sub(e.open.start) >= maxBatchWait && e.takeToken(false) {
+				if err := e.commitOpen(); err != nil {
+					e.abandon(err)
+					continue
 				}
+				e.handPending()
 			}
 			continue
 		}
@@ -169,13 +158,25 @@ func (e *Engine) commitLoop() {
 			if stopping {
 				stop = nil
 			}
+			var free <-chan syncReport
+			var hold <-chan time.Time
+			if !e.tok.held {
+				free = e.syncFree
+			} else if d := e.holdFor(time.Now()); d > 0 && !stopping {
+				timer.Reset(d)
+				hold = timer.C
+			} else {
+				continue
+			}
 			select {
-			case <-free:
-				e.handPending()
+			case r := <-free:
+				e.gotToken(r)
+			case <-hold:
 			case <-e.signal:
 			case <-stop:
 				stopping = true
 			}
+			timer.Stop()
 			continue
 		}
 		if e.c.dirty && (stopping || !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {
@@ -225,8 +226,8 @@ func (e *Engine) nextWake(now time.Time) time.Duration {
 // SyncInterval queues' writes when their interval is up).
 func (e *Engine) syncNow(now time.Time) {
 	e.c.dirty, e.c.synced = false, now
-	<-e.syncFree
-	e.syncCh <- []*committed{{sync: true}}
+	e.takeToken(true)
+	e.hand([]*committed{{sync: true}})
 }
 
 // applyOps applies ops (and, when maintain, due maintenance) to the open
@@ -254,10 +255,13 @@ func (e *Engine) applyOps(b *batch, ops []*op, maintain bool) error {
 
 // maxPending bounds the batches committed ahead of the syncer, so that due
 // maintenance work cannot keep a commit from its sync; maxBatchWait bounds
-// how long a batch keeps taking ops while the syncer is idle.
+// how long a batch keeps taking ops while the syncer is idle; maxHold
+// bounds how long the committer keeps a free syncer waiting for the callers
+// it just answered (holdFor).
 const (
 	maxPending   = 4
 	maxBatchWait = 2 * time.Millisecond
+	maxHold      = 2 * time.Millisecond
 )
 
 // commitOpen commits the open batch and queues it for the syncer.
@@ -280,7 +284,7 @@ func (e *Engine) commitOpen() error {
 // handPending hands every committed batch to the syncer; the caller took
 // its token.
 func (e *Engine) handPending() {
-	e.syncCh <- e.pending
+	e.hand(e.pending)
 	e.pending = nil
 }
 
@@ -292,7 +296,7 @@ func (e *Engine) abandon(err error) {
 	e.open = nil
 	b.txn.Discard()
 	if len(e.pending) > 0 {
-		<-e.syncFree
+		e.takeToken(true)
 		e.handPending()
 	}
 	e.flushSyncs()

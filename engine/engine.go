@@ -48,7 +48,8 @@ type Engine struct {
 
 	c        committerState    // owned by the committer goroutine (and Start, before it runs)
 	syncCh   chan []*committed // committer → syncer; set by the committer before it hands anything over
-	syncFree chan struct{}     // the syncer's token (commitLoop)
+	syncFree chan syncReport   // the syncer's token and its report on the last group (commitLoop)
+	tok      token             // owned by the committer: whether it holds the syncer's token
 	open     *batch            // owned by the committer: applied, not yet committed
 	pending  []*committed      // owned by the committer: committed, not yet handed to the syncer
 	syncLost atomic.Bool       // a sync failed: the committer marks the store dirty again
@@ -57,6 +58,7 @@ type Engine struct {
 
 	commitLat, waitLat latencies
 	hCommit, hBatch    *histogram
+	hSync, hSyncOps    *histogram
 	hEnqueue           *histogram
 	beat               atomic.Int64 // unix nanos of the committer's last round
 }
@@ -90,6 +92,8 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e.hCommit = newHistogram(latencyBounds...)
 	e.hEnqueue = newHistogram(latencyBounds...)
 	e.hBatch = newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+	e.hSync = newHistogram(latencyBounds...)
+	e.hSyncOps = newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 	e.c.leases = newLeaseTable()
 	now := e.clock.Now()
 	for name := range cfg.Queues {

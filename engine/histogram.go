@@ -51,11 +51,15 @@ func (h *histogram) snapshot() Histogram {
 
 // Histograms snapshots the engine's histograms by metric name:
 // commit_seconds (a batch's commit and sync), commit_batch_size (ops per
-// batch) and enqueue_seconds (an enqueue from admission to its answer).
+// batch), sync_seconds (one Store.Sync), sync_ops (ops answered after one
+// Store.Sync: the group commit) and enqueue_seconds (an enqueue from
+// admission to its answer).
 func (e *Engine) Histograms() map[string]Histogram {
 	return map[string]Histogram{
 		"commit_seconds":    e.hCommit.snapshot(),
 		"commit_batch_size": e.hBatch.snapshot(),
+		"sync_seconds":      e.hSync.snapshot(),
+		"sync_ops":          e.hSyncOps.snapshot(),
 		"enqueue_seconds":   e.hEnqueue.snapshot(),
 	}
 }

@@ -22,30 +22,108 @@ type committed struct {
 // answers their ops, and gives the token back. Meanwhile the committer
 // applies and commits the next batches (commitLoop). Answers and events keep
 // commit order: one group is in flight at a time.
-func (e *Engine) syncLoop(in <-chan []*committed, free chan<- struct{}) {
+func (e *Engine) syncLoop(in <-chan []*committed, free chan<- syncReport) {
 	for g := range in {
-		e.finish(g)
-		free <- struct{}{}
+		free <- e.finish(g)
 	}
+}
+
+// syncReport is what the syncer says of a group when it gives the token
+// back: how many ops it answered, when, and how long its sync took.
+type syncReport struct {
+	ops    int
+	pushed uint64        // ring.Pushed when the answers began
+	done   time.Time     // wall clock: pacing, not a job-time decision
+	took   time.Duration // of the Store.Sync; zero when it did not sync
+}
+
+// token is the committer's hold on the syncer. The committer takes the
+// token to hand the syncer work; until it does, the syncer is idle.
+type token struct {
+	held bool
+	last syncReport
+}
+
+// takeToken takes the syncer's token, waiting for it when wait is set. It
+// reports whether the committer holds it.
+func (e *Engine) takeToken(wait bool) bool {
+	if e.tok.held {
+		return true
+	}
+	if wait {
+		e.gotToken(<-e.syncFree)
+		return true
+	}
+	select {
+	case r := <-e.syncFree:
+		e.gotToken(r)
+		return true
+	default:
+		return false
+	}
+}
+
+func (e *Engine) gotToken(r syncReport) {
+	e.tok = token{held: true, last: r}
+}
+
+// hand gives the syncer a group; the committer must hold the token.
+func (e *Engine) hand(g []*committed) {
+	e.tok.held = false
+	e.syncCh <- g
+}
+
+// holdFor is how much longer the committer keeps a free syncer waiting
+// before it hands over what is pending; 0 means hand it over now.
+//
+// Callers answered by a sync usually come straight back with their next op
+// (closed-loop callers: producers waiting on Enqueue, HTTP clients, workers,
+// devices waiting for their PUBACK). If the next sync went out at once, it
+// would carry only the ops that arrived during the last one, the callers
+// just answered would wait for it and then for their own, and the callers
+// would split into two groups that alternate, each about half the size: the
+// same fsyncs for half the jobs. So the committer holds the syncer until as
+// many ops as the last sync answered have been committed on top of those
+// already pushed when it answered them, for at most the duration of that
+// sync (and maxHold): a caller who does not come back costs at most one
+// more sync's time. A group that did not sync, or answered nothing, is not
+// waited on.
+func (e *Engine) holdFor(now time.Time) time.Duration {
+	t := e.tok
+	if !t.held || t.last.took <= 0 || t.last.ops == 0 {
+		return 0
+	}
+	committed := e.c.taken
+	if e.open != nil {
+		committed -= uint64(len(e.open.ops))
+	}
+	if committed >= t.last.pushed+uint64(t.last.ops) {
+		return 0
+	}
+	return max(0, t.last.done.Add(min(t.last.took, maxHold)).Sub(now))
 }
 
 // finish syncs a group of committed batches when any of them needs it, then
 // answers them in order.
-func (e *Engine) finish(group []*committed) {
+func (e *Engine) finish(group []*committed) syncReport {
 	needSync, wrote := false, false
 	for _, c := range group {
 		needSync = needSync || c.sync
 		wrote = wrote || (c.b != nil && c.b.writes > 0)
 	}
 	synced := false
+	var took time.Duration
 	if needSync {
+		t0 := time.Now()
 		err := e.store.Sync()
 		if err != nil {
 			e.syncFailed(group, err)
-			return
+			return syncReport{done: time.Now()}
 		}
-		synced = true
+		synced, took = true, time.Since(t0)
+		e.hSync.observe(took.Seconds())
 	}
+	ops, pushed := 0, e.ring.Pushed()
 	if wrote || synced {
 		e.failed.Store(nil) // only a write proves the store healthy again
 	}
@@ -59,6 +137,7 @@ func (e *Engine) finish(group []*committed) {
 				e.hBatch.observe(float64(len(c.b.ops)))
 			}
 			e.deliver(c.b) // durable now; before the answers, so a caller sees its event delivered
+			ops += len(c.b.ops)
 			for _, o := range c.b.ops {
 				for i := range o.results {
 					o.results[i].Durable = synced
@@ -76,6 +155,10 @@ func (e *Engine) finish(group []*committed) {
 			close(c.flush)
 		}
 	}
+	if synced {
+		e.hSyncOps.observe(float64(ops))
+	}
+	return syncReport{ops: ops, pushed: pushed, done: time.Now(), took: took}
 }
 
 // syncFailed answers every op of the group with err. Their writes are
@@ -112,7 +195,7 @@ func failure(step string, err error) error {
 // flushSyncs waits until the syncer has finished everything handed to it.
 func (e *Engine) flushSyncs() {
 	done := make(chan struct{})
-	<-e.syncFree
-	e.syncCh <- []*committed{{flush: done}}
+	e.takeToken(true)
+	e.hand([]*committed{{flush: done}})
 	<-done
 }

@@ -166,3 +166,73 @@ func TestOpsAppliedWhileSyncingStayVisibleToMaintenance(t *testing.T) {
 		}
 	})
 }
+
+// slowSyncStore is a memstore whose Sync takes d (of the synctest bubble's
+// clock, so the figures below are exact).
+type slowSyncStore struct {
+	*memstore.Store
+	d time.Duration
+}
+
+func (s *slowSyncStore) Sync() error {
+	time.Sleep(s.d)
+	return s.Store.Sync()
+}
+
+// TestClosedLoopCallersShareEachSync runs 8 producers that each enqueue
+// the moment their last enqueue is answered. The committer holds the free
+// syncer until the callers it just answered are back, so every sync carries
+// all 8 and 200 enqueues take 25 syncs (a few more at the start). Without
+// the hold the producers split into two groups that alternate, about 50
+// syncs of 4.
+func TestClosedLoopCallersShareEachSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &slowSyncStore{Store: memstore.New(), d: time.Millisecond}
+		e := start(t, st, engine.Config{})
+		synctest.Wait()
+		base := st.Syncs()
+		const producers, each = 8, 25
+		var wg sync.WaitGroup
+		for range producers {
+			wg.Go(func() {
+				for range each {
+					if r, err := e.Enqueue(t.Context(), job.New{Queue: "p"}); err != nil || !r.Durable {
+						t.Errorf("enqueue: %v, durable %v", err, r.Durable)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if syncs := st.Syncs() - base; syncs > each+3 {
+			t.Errorf("%d enqueues took %d syncs, want at most %d: callers are not sharing syncs", producers*each, syncs, each+3)
+		}
+	})
+}
+
+// TestHoldEndsWhenCallersDoNotComeBack answers two callers in one sync; one
+// never comes back. The hold waits at most one sync's time for it, once:
+// after that each sync answers the one remaining caller, who comes back, so
+// nothing is held again. 20 enqueues of 1 ms syncs take about 21 ms, not
+// the 40 ms that holding every time would take.
+func TestHoldEndsWhenCallersDoNotComeBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &slowSyncStore{Store: memstore.New(), d: time.Millisecond}
+		e := start(t, st, engine.Config{})
+		synctest.Wait()
+		var wg sync.WaitGroup
+		wg.Go(func() { enqueue(t, e, job.New{Queue: "once"}) })
+		t0 := time.Now()
+		for range 20 {
+			enqueue(t, e, job.New{Queue: "p"})
+		}
+		took := time.Since(t0)
+		wg.Wait()
+		if took > 25*time.Millisecond {
+			t.Errorf("20 enqueues with 1 ms syncs took %v, want about 21 ms: the committer held the syncer for a caller that was not coming back more than once", took)
+		}
+		if s := stats(t, e, "p"); s.Ready != 20 {
+			t.Errorf("ready = %d, want 20", s.Ready)
+		}
+	})
+}

@@ -286,6 +286,15 @@ func (r *Ring[T]) Len() int {
 	return int(min(t-h, r.mask+1))
 }
 
+// Pushed returns the number of items ever pushed (or being pushed): a
+// counter that only grows, for callers that count arrivals between two
+// moments.
+//
+// Pushed is safe for concurrent use.
+func (r *Ring[T]) Pushed() uint64 {
+	return r.tail.Load()
+}
+
 // Cap returns the number of items the ring holds when full.
 //
 // Cap is safe for concurrent use.

@@ -166,6 +166,8 @@ func newHistogramCollector(eng Engine) *histogramCollector {
 	return &histogramCollector{eng: eng, descs: map[string]*prometheus.Desc{
 		"commit_seconds":    prometheus.NewDesc("edgeq_commit_seconds", "Time to commit and sync one batch of the committer.", nil, nil),
 		"commit_batch_size": prometheus.NewDesc("edgeq_commit_batch_size", "Operations per committed batch.", nil, nil),
+		"sync_seconds":      prometheus.NewDesc("edgeq_sync_seconds", "Time of one fsync of the store (a group commit).", nil, nil),
+		"sync_ops":          prometheus.NewDesc("edgeq_sync_ops", "Operations made durable by one fsync of the store (the group commit's size).", nil, nil),
 		"enqueue_seconds":   prometheus.NewDesc("edgeq_enqueue_seconds", "Time of an enqueue from admission to its answer.", nil, nil),
 	}}
 }

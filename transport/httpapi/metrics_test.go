@@ -26,6 +26,8 @@ import (
 var fakeHistograms = map[string]engine.Histogram{
 	"commit_seconds":    {Bounds: []float64{.001, .01, .1}, Counts: []uint64{1, 3, 4}, Count: 5, Sum: 0.75},
 	"commit_batch_size": {Bounds: []float64{1, 8, 64}, Counts: []uint64{2, 5, 6}, Count: 6, Sum: 40},
+	"sync_seconds":      {Bounds: []float64{.0005, .005}, Counts: []uint64{3, 4}, Count: 4, Sum: 0.004},
+	"sync_ops":          {Bounds: []float64{8, 64}, Counts: []uint64{1, 4}, Count: 4, Sum: 120},
 	"enqueue_seconds":   {Bounds: []float64{.0005, .005}, Counts: []uint64{7, 9}, Count: 9, Sum: 0.02},
 	"not_exported":      {Bounds: []float64{1}, Counts: []uint64{1}, Count: 1, Sum: 1},
 }
@@ -156,6 +158,8 @@ func TestMetricsExposition(t *testing.T) {
 		{"edgeq_uptime_seconds", dto.MetricType_GAUGE, nil},
 		{"edgeq_commit_seconds", dto.MetricType_HISTOGRAM, nil},
 		{"edgeq_commit_batch_size", dto.MetricType_HISTOGRAM, nil},
+		{"edgeq_sync_seconds", dto.MetricType_HISTOGRAM, nil},
+		{"edgeq_sync_ops", dto.MetricType_HISTOGRAM, nil},
 		{"edgeq_enqueue_seconds", dto.MetricType_HISTOGRAM, nil},
 	} {
 		mf := mfs[tc.name]
@@ -227,6 +231,8 @@ func TestMetricsExposition(t *testing.T) {
 	for metric, src := range map[string]string{
 		"edgeq_commit_seconds":    "commit_seconds",
 		"edgeq_commit_batch_size": "commit_batch_size",
+		"edgeq_sync_seconds":      "sync_seconds",
+		"edgeq_sync_ops":          "sync_ops",
 		"edgeq_enqueue_seconds":   "enqueue_seconds",
 	} {
 		mf := mfs[metric]
@@ -331,6 +337,8 @@ func TestMetricsRealEngine(t *testing.T) {
 	for metric, src := range map[string]string{
 		"edgeq_commit_seconds":    "commit_seconds",
 		"edgeq_commit_batch_size": "commit_batch_size",
+		"edgeq_sync_seconds":      "sync_seconds",
+		"edgeq_sync_ops":          "sync_ops",
 		"edgeq_enqueue_seconds":   "enqueue_seconds",
 	} {
 		mf := mfs[metric]
