@@ -113,7 +113,10 @@ func (in *inbox) next(t *testing.T) packets.Packet {
 // publisher connects a plain paho client for tests to publish with.
 func publisher(t *testing.T, b *broker) mqtt.Client {
 	t.Helper()
-	pc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.url()).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())))
+	// No auto-reconnect: a test publisher whose broker restarts would
+	// otherwise be left in paho's reconnect loop, whose goroutine outlives
+	// Disconnect by up to its backoff (goleak then fails the package).
+	pc := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(b.url()).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())).SetAutoReconnect(false))
 	if tok := pc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("publisher connect: %v", tok.Error())
 	}
