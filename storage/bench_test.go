@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -256,5 +258,67 @@ func BenchmarkRawJobLayout(b *testing.B) {
 				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "jobs/s")
 			})
 		}
+	}
+}
+
+// BenchmarkRawConcurrentCommit is raw Badger's own group commit at the
+// engine's concurrency: producers goroutines each write one job (edgeq's 2
+// entries: the record with its 256-byte payload inside, and the ready
+// entry) in its own transaction and wait until it is durable
+// (SyncWrites: Badger's write goroutine batches the commits that arrive
+// while it writes and syncs, one fsync for the batch). It is the baseline
+// for the engine's DurableEnqueue with the same number of producers:
+// durable single-job enqueues, no engine.
+//
+//	go test -run x -bench RawConcurrentCommit -benchtime 100000x -count 3 ./storage/
+func BenchmarkRawConcurrentCommit(b *testing.B) {
+	for _, producers := range []int{1, 64} {
+		b.Run(fmt.Sprintf("producers=%d", producers), func(b *testing.B) {
+			opt := badgerOptions(Config{Dir: b.TempDir(), Memory: ProfileSmall}, testLoggerB(b))
+			opt.SyncWrites = true
+			db, err := badger.Open(opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			rec := bytes.Repeat([]byte{'r'}, 80+2+1+4+256)
+			idx := bytes.Repeat([]byte{'i'}, 16)
+			var n atomic.Uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			var wg sync.WaitGroup
+			per := b.N / producers
+			for p := range producers {
+				jobs := per
+				if p == 0 {
+					jobs += b.N % producers
+				}
+				wg.Go(func() {
+					for range jobs {
+						id := n.Add(1)
+						err := db.Update(func(txn *badger.Txn) error {
+							for _, kv := range []struct {
+								prefix byte
+								val    []byte
+							}{{prefixMeta, rec}, {prefixReady, idx}} {
+								key := make([]byte, 17)
+								key[0] = kv.prefix
+								binary.BigEndian.PutUint64(key[9:], id)
+								if err := txn.Set(key, kv.val); err != nil {
+									return err
+								}
+							}
+							return nil
+						})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+		})
 	}
 }
