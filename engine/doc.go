@@ -23,7 +23,15 @@
 // idle (its writes reach the store during the fsync), and
 // hands every batch committed meanwhile to the syncer as soon as it is free:
 // one fsync for all of them. So batches grow with the load, and an op that
-// reaches an idle engine is committed and synced at once. A batch only reads
+// reaches an idle engine is committed and synced at once.
+//
+// One exception to "as soon as it is free": callers answered by a sync
+// usually come straight back with their next op, and a sync that left
+// without them would split closed-loop callers into two alternating groups
+// of half the size. So the committer keeps a free syncer waiting until as
+// many ops as the last sync answered have been committed, for at most that
+// sync's duration and never more than 2 ms (holdFor in syncer.go); a lone
+// caller who comes back ends the wait at once. A batch only reads
 // what earlier transactions committed, and every answer waits for a sync
 // that began after its own commit, so no caller learns of a state that a
 // crash could take back, except through View (stats, show), which reads
