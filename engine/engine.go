@@ -91,9 +91,9 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e.sched = newSched(e)
 	e.hCommit = newHistogram(latencyBounds...)
 	e.hEnqueue = newHistogram(latencyBounds...)
-	e.hBatch = newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+	e.hBatch = newHistogram(sizeBounds...)
 	e.hSync = newHistogram(latencyBounds...)
-	e.hSyncOps = newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+	e.hSyncOps = newHistogram(sizeBounds...)
 	e.c.leases = newLeaseTable()
 	now := e.clock.Now()
 	for name := range cfg.Queues {

@@ -66,6 +66,10 @@ func (e *Engine) Histograms() map[string]Histogram {
 
 var latencyBounds = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 
+// sizeBounds are the buckets of the ops-per-batch and ops-per-sync
+// histograms (a batch holds at most MaxBatch, 1024 by default).
+var sizeBounds = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
+
 // Heartbeat is when the committer last went round its loop: it advances at
 // least once a minute while the committer is healthy (idle or busy), and
 // stops when a commit hangs. The systemd watchdog is driven from it.
