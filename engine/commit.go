@@ -21,7 +21,6 @@ type committerState struct {
 	// hotBytes is what every queue's hot tail holds (hot.go).
 	hotBytes int
 	synced   time.Time
-	taken    uint64 // ops taken from the ring so far
 
 	failLogged     time.Time // last "commit failed" line
 	failSuppressed int       // failures since then that were not logged
@@ -116,7 +115,6 @@ func (e *Engine) commitLoop() {
 		n := 0
 		if room > 0 {
 			n = e.ring.PopBatch(buf[:room])
-			e.c.taken += uint64(n)
 		}
 		now := e.clock.Now()
 		e.beat.Store(now.UnixNano())
@@ -158,10 +156,10 @@ func (e *Engine) commitLoop() {
 			if stopping {
 				stop = nil
 			}
-			var free <-chan syncReport
+			var back <-chan syncReport // the token, when the syncer still has it
 			var hold <-chan time.Time
 			if !e.tok.held {
-				free = e.syncFree
+				back = e.syncFree
 			} else if d := e.holdFor(time.Now()); d > 0 && !stopping {
 				timer.Reset(d)
 				hold = timer.C
@@ -169,7 +167,7 @@ func (e *Engine) commitLoop() {
 				continue
 			}
 			select {
-			case r := <-free:
+			case r := <-back:
 				e.gotToken(r)
 			case <-hold:
 			case <-e.signal:

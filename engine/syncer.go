@@ -93,7 +93,7 @@ func (e *Engine) holdFor(now time.Time) time.Duration {
 	if !t.held || t.last.took <= 0 || t.last.ops == 0 {
 		return 0
 	}
-	committed := e.c.taken
+	committed := e.ring.Popped() // the committer is the ring's only consumer
 	if e.open != nil {
 		committed -= uint64(len(e.open.ops))
 	}

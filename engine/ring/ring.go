@@ -295,6 +295,14 @@ func (r *Ring[T]) Pushed() uint64 {
 	return r.tail.Load()
 }
 
+// Popped returns the number of items ever popped (or being popped): with
+// one consumer, how many it has taken. It never exceeds Pushed.
+//
+// Popped is safe for concurrent use.
+func (r *Ring[T]) Popped() uint64 {
+	return r.head.Load()
+}
+
 // Cap returns the number of items the ring holds when full.
 //
 // Cap is safe for concurrent use.

@@ -152,6 +152,13 @@ func TestWrapAround(t *testing.T) {
 			if got, want := r.tail.Load(), uint64(1000*tt.burst); got != want {
 				t.Errorf("tail = %d, want %d", got, want)
 			}
+			// The counters keep counting across laps of the slots.
+			if got := r.Pushed(); got != uint64(next) {
+				t.Errorf("Pushed() = %d, want %d", got, next)
+			}
+			if got := r.Popped(); got != uint64(want) {
+				t.Errorf("Popped() = %d, want %d", got, want)
+			}
 		})
 	}
 }
