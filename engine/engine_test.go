@@ -33,6 +33,23 @@ func start(t *testing.T, st engine.Store, cfg engine.Config) *engine.Engine {
 	return e
 }
 
+// enqueueRefused enqueues into queue while the store's step (commit, sync)
+// fails: the enqueue is refused as unavailable with a retry-after, and the
+// engine reports itself not ready.
+func enqueueRefused(t *testing.T, e *engine.Engine, queue, step string) {
+	t.Helper()
+	_, err := e.Enqueue(t.Context(), job.New{Queue: queue})
+	if !errors.Is(err, job.ErrUnavailable) {
+		t.Fatalf("enqueue during a failing %s = %v, want ErrUnavailable", step, err)
+	}
+	if _, ok := job.RetryAfter(err); !ok {
+		t.Errorf("failing %s has no retry-after", step)
+	}
+	if e.Ready() == nil {
+		t.Errorf("Ready() is nil right after a failed %s", step)
+	}
+}
+
 func enqueue(t *testing.T, e *engine.Engine, n job.New) job.Result {
 	t.Helper()
 	r, err := e.Enqueue(t.Context(), n)
@@ -515,16 +532,7 @@ func TestCommitFailureRefusesAndRecovers(t *testing.T) {
 		enqueue(t, e, job.New{Queue: "f"})
 		synctest.Wait() // the committer is idle: the next commit is the enqueue's
 		st.FailNextCommit(errors.New("disk on fire"))
-		_, err := e.Enqueue(t.Context(), job.New{Queue: "f"})
-		if !errors.Is(err, job.ErrUnavailable) {
-			t.Fatalf("enqueue during a failing commit = %v, want ErrUnavailable", err)
-		}
-		if _, ok := job.RetryAfter(err); !ok {
-			t.Error("failing commit has no retry-after")
-		}
-		if e.Ready() == nil {
-			t.Error("Ready() is nil right after a failed commit")
-		}
+		enqueueRefused(t, e, "f", "commit")
 		if s := stats(t, e, "f"); s.Ready != 1 {
 			t.Errorf("after a failed commit ready = %d, want 1 (state reloaded)", s.Ready)
 		}

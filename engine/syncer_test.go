@@ -90,16 +90,7 @@ func TestSyncFailureRefuses(t *testing.T) {
 		synctest.Wait()
 		boom := errors.New("fsync: input/output error")
 		st.fail.Store(&boom)
-		_, err := e.Enqueue(t.Context(), job.New{Queue: "s"})
-		if !errors.Is(err, job.ErrUnavailable) {
-			t.Fatalf("enqueue during a failing sync = %v, want ErrUnavailable", err)
-		}
-		if _, ok := job.RetryAfter(err); !ok {
-			t.Error("failing sync has no retry-after")
-		}
-		if e.Ready() == nil {
-			t.Error("Ready() is nil right after a failed sync")
-		}
+		enqueueRefused(t, e, "s", "sync")
 		before := st.Syncs()
 		r := enqueue(t, e, job.New{Queue: "s"})
 		if !r.Durable {
