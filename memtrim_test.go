@@ -1,7 +1,10 @@
 package main
 
 import (
+	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"testing"
 	"time"
 )
@@ -32,13 +35,57 @@ func TestTrimmerTrimsWhenQuiet(t *testing.T) {
 	}
 }
 
-// TestFreeHeapMetricExists guards the metric name: an unknown name would
-// read as 0 free bytes and the trimmer would never trim.
-func TestFreeHeapMetricExists(t *testing.T) {
-	for _, d := range metrics.All() {
-		if d.Name == "/memory/classes/heap/free:bytes" && d.Kind == metrics.KindUint64 {
-			return
+// TestTrimmerTrimsBlindlyAfterABurst: after activity, with nothing the
+// runtime reports as reclaimable, the trimmer still trims at the first
+// quiet tick and then after gaps of 20, 40 and 80 s (Badger drops its
+// pooled table builders unseen), then stops until the engine is active
+// again.
+func TestTrimmerTrimsBlindlyAfterABurst(t *testing.T) {
+	var tr trimmer
+	const little = 1 << 20
+	t0 := time.Unix(1000, 0)
+	tr.tick(0, little, t0)
+	tr.tick(7, little, t0.Add(5*time.Second)) // the burst
+	var trims []time.Duration
+	for at := 10 * time.Second; at <= 10*time.Minute; at += trimEvery {
+		if tr.tick(7, little, t0.Add(at)) {
+			trims = append(trims, at)
 		}
 	}
-	t.Fatal("runtime/metrics has no /memory/classes/heap/free:bytes")
+	want := []time.Duration{10 * time.Second, 30 * time.Second, 70 * time.Second, 150 * time.Second}
+	if !slices.Equal(trims, want) {
+		t.Fatalf("trims at %v, want %v", trims, want)
+	}
+	if tr.tick(8, little, t0.Add(11*time.Minute)) || !tr.tick(8, little, t0.Add(11*time.Minute+trimEvery)) {
+		t.Fatal("activity did not start the blind trims again")
+	}
+}
+
+// TestReclaimableHeapMetricsExist guards the metric names: an unknown name
+// would read as 0 reclaimable bytes and the trimmer would never trim.
+func TestReclaimableHeapMetricsExist(t *testing.T) {
+	kinds := map[string]metrics.ValueKind{}
+	for _, d := range metrics.All() {
+		kinds[d.Name] = d.Kind
+	}
+	for _, name := range reclaimableMetrics {
+		if kinds[name] != metrics.KindUint64 {
+			t.Errorf("runtime/metrics has no uint64 %s", name)
+		}
+	}
+}
+
+// TestReclaimableCountsGarbage: memory dropped since the last GC, like a
+// table builder Badger's pool lets go, is reclaimable before any GC runs.
+func TestReclaimableCountsGarbage(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	runtime.GC()
+	before := reclaimableHeapBytes()
+	const size = 32 << 20
+	buf := make([]byte, size)
+	buf[size-1] = 1
+	runtime.KeepAlive(buf)
+	if got := reclaimableHeapBytes(); got < before+size*3/4 {
+		t.Fatalf("reclaimable after dropping %d MiB: %d MiB, before: %d MiB", size>>20, got>>20, before>>20)
+	}
 }
