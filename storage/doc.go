@@ -23,9 +23,12 @@
 //
 // Badger runs with SyncWrites off: Commit writes to the memtable's WAL (a
 // mapped .mem file) and, for large values, the value log, without fsync.
-// Store.Sync calls db.Sync, which fsyncs the active WAL and the value log;
-// the engine calls it once per batch, so one fsync covers every commit of
-// the batch. DetectConflicts is off (one writer) and NumVersionsToKeep is 1.
+// Store.Sync calls db.Sync, which fsyncs the active WAL and the newest
+// value-log file, then fsyncs the WAL and value-log files Badger rotated
+// away from since the previous Sync, which db.Sync leaves out (logsync.go:
+// without it, a commit just before a rotation would be answered durable
+// while only the page cache held it). The engine calls Sync once per
+// batch, so one fsync covers every commit of the batch. DetectConflicts is off (one writer) and NumVersionsToKeep is 1.
 //
 // # Checkpoint
 //

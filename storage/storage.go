@@ -74,6 +74,8 @@ type Badger struct {
 
 	short bool // the store came back below the checkpoint at Open
 
+	logs *rotatedLogs // nil in memory (logsync.go)
+
 	// committedSeq is the sequence the last committed Txn set; durableSeq
 	// is the highest committedSeq seen at the start of a successful Sync.
 	committedSeq atomic.Uint64
@@ -112,6 +114,12 @@ func Open(cfg Config) (*Badger, error) {
 		return nil, b.openError(err)
 	}
 	b.db = db
+	if !cfg.InMemory {
+		if b.logs, err = newRotatedLogs(cfg.Dir); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
+		}
+	}
 	b.valueThreshold = opt.ValueThreshold
 	b.roomCount = db.MaxBatchCount() * roomPercent / 100
 	b.roomSize = db.MaxBatchSize() * roomPercent / 100
@@ -205,8 +213,9 @@ func (b *Badger) DiskUsage() (lsm, vlog int64) {
 }
 
 // Sync makes every committed transaction durable: it fsyncs the active
-// memtable's WAL and the value log (db.Sync). One call serves every commit
-// before it: the engine's group commit.
+// memtable's WAL and the value log (db.Sync), and the WAL and value-log
+// files Badger rotated away from since the last Sync (logsync.go). One call
+// serves every commit before it: the engine's group commit.
 func (b *Badger) Sync() error {
 	if b.closed.Load() {
 		return ErrClosed
@@ -219,6 +228,11 @@ func (b *Badger) sync() (err error) {
 	seq := b.committedSeq.Load()
 	if err := b.db.Sync(); err != nil {
 		return translate("sync", err)
+	}
+	if b.logs != nil {
+		if err := b.logs.syncRotated(); err != nil {
+			return translate("sync", err)
+		}
 	}
 	for {
 		d := b.durableSeq.Load()
