@@ -214,7 +214,9 @@
 //     allocates twice the table size up front (8 MiB here), a compaction runs
 //     up to five subcompactions with up to 8+5 builders in flight, and
 //     Badger's allocator pool keeps up to 8 idle buffers, releasing one every
-//     2 s of idleness. The memtable arenas add about 5 MiB each. The live heap
+//     2 s of idleness (no runtime figure shows one released until a GC runs:
+//     the daemon's trimmer, memtrim.go, trims blindly after a burst for that).
+//     The memtable arenas add about 5 MiB each. The live heap
 //     peaks near 75 MiB during the compactions of a growing backlog; with the
 //     Go default GOGC=100 the process heap then reaches 160-190 MiB. With a
 //     soft memory limit (GOMEMLIMIT=64MiB, which main.go or the unit file
