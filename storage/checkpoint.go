@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -92,15 +93,44 @@ func (b *Badger) checkpoint() error {
 
 // valueLogGC rewrites value-log files until one is not worth it (at most a
 // few per run, to bound the I/O burst).
+//
+// Badger's GC writes a file's live entries again through the ordinary write
+// path (not fsynced: SyncWrites is off) and then deletes the file at once,
+// unless an iterator is open, in which case the deletion waits for the last
+// iterator to close. A power cut after the deletion reached the disk but
+// before the rewritten entries did would lose them: acknowledged jobs'
+// payloads. So the GC runs with an iterator open, then Syncs, then closes
+// the iterator, which lets Badger delete the rewritten files. If the Sync
+// fails the iterator is left open: those files stay until the next start.
 func (b *Badger) valueLogGC() (err error) {
 	defer b.recovered(&err, "value log gc")
+	hold := b.db.NewTransaction(false)
+	it := hold.NewIterator(badger.IteratorOptions{})
+	rewrote := false
+	defer func() {
+		if !rewrote {
+			it.Close()
+			hold.Discard()
+			return
+		}
+		if serr := b.gcSync(); serr != nil {
+			b.log.Error("value log gc: sync of the rewritten entries failed; the rewritten files stay until the next start", "err", serr)
+			err = cmp.Or(err, serr)
+			return
+		}
+		it.Close()
+		hold.Discard()
+	}()
 	for range 4 {
 		switch err := b.db.RunValueLogGC(valueLogGCRatio); {
 		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
 			return nil
 		case err != nil:
+			// A failed rewrite may have written some entries again.
+			rewrote = true
 			return translate("value log gc", err)
 		}
+		rewrote = true
 	}
 	return nil
 }

@@ -76,6 +76,8 @@ type Badger struct {
 
 	logs *rotatedLogs // nil in memory (logsync.go)
 
+	gcSync func() error // b.sync; valueLogGC's Sync of rewritten entries (tests observe it)
+
 	// committedSeq is the sequence the last committed Txn set; durableSeq
 	// is the highest committedSeq seen at the start of a successful Sync.
 	committedSeq atomic.Uint64
@@ -107,6 +109,7 @@ func Open(cfg Config) (*Badger, error) {
 	cfg.Memory = cmp.Or(cfg.Memory, ProfileSmall)
 	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "storage")
 	b := &Badger{log: log, cfg: cfg, stop: make(chan struct{})}
+	b.gcSync = b.sync
 
 	opt := badgerOptions(cfg, log)
 	db, err := openBadger(opt)
