@@ -28,7 +28,10 @@
 // away from since the previous Sync, which db.Sync leaves out (logsync.go:
 // without it, a commit just before a rotation would be answered durable
 // while only the page cache held it). The engine calls Sync once per
-// batch, so one fsync covers every commit of the batch. DetectConflicts is off (one writer) and NumVersionsToKeep is 1.
+// batch, so one fsync covers every commit of the batch. Badger's value-log
+// GC, which rewrites a file's live entries and then deletes the file, runs
+// with an iterator open so that the deletion waits until a Sync has made
+// the rewritten entries durable (valueLogGC). DetectConflicts is off (one writer) and NumVersionsToKeep is 1.
 //
 // # Checkpoint
 //
