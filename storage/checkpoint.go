@@ -195,13 +195,5 @@ func writeCheckpoint(path string, seq uint64) error {
 		_ = os.Remove(tmp)
 		return translate("write checkpoint", err)
 	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return translate("write checkpoint", err)
-	}
-	err = dir.Sync()
-	if cerr := dir.Close(); err == nil {
-		err = cerr
-	}
-	return translate("sync checkpoint dir", err)
+	return translate("sync checkpoint dir", fsyncPath(filepath.Dir(path)))
 }

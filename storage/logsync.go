@@ -105,9 +105,9 @@ func (r *rotatedLogs) syncRotated() error {
 	return nil
 }
 
-// fsyncPath fsyncs the file at path through a fresh descriptor: fsync
-// writes back the file's dirty pages whichever descriptor or mapping
-// dirtied them.
+// fsyncPath fsyncs the file or directory at path through a fresh
+// descriptor: fsync writes back the file's dirty pages whichever descriptor
+// or mapping dirtied them.
 func fsyncPath(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
