@@ -108,15 +108,12 @@ func (b *Badger) valueLogGC() (err error) {
 	it := hold.NewIterator(badger.IteratorOptions{})
 	rewrote := false
 	defer func() {
-		if !rewrote {
-			it.Close()
-			hold.Discard()
-			return
-		}
-		if serr := b.gcSync(); serr != nil {
-			b.log.Error("value log gc: sync of the rewritten entries failed; the rewritten files stay until the next start", "err", serr)
-			err = cmp.Or(err, serr)
-			return
+		if rewrote {
+			if serr := b.gcSync(); serr != nil {
+				b.log.Error("value log gc: sync of the rewritten entries failed; the rewritten files stay until the next start", "err", serr)
+				err = cmp.Or(err, serr)
+				return
+			}
 		}
 		it.Close()
 		hold.Discard()

@@ -51,28 +51,33 @@ type rotatedLogs struct {
 	dir   string
 	fsync func(path string) error // fsyncPath; tests record the calls
 
-	mu     sync.Mutex
-	kinds  []logKind
-	active []int64 // the newest file number of each kind seen so far
+	mu    sync.Mutex
+	kinds []activeLog // the WAL, then the value log
+}
+
+// activeLog is the newest file number of one kind seen so far.
+type activeLog struct {
+	logKind
+	active int64
 }
 
 // newRotatedLogs reads dir (after Badger opened it) for the newest file of
 // each kind.
 func newRotatedLogs(dir string) (*rotatedLogs, error) {
-	r := &rotatedLogs{dir: dir, fsync: fsyncPath, kinds: []logKind{walLog, valueLog}}
+	r := &rotatedLogs{dir: dir, fsync: fsyncPath, kinds: []activeLog{{logKind: walLog}, {logKind: valueLog}}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	r.active = make([]int64, len(r.kinds))
 	for _, e := range entries {
-		for i, k := range r.kinds {
+		for i := range r.kinds {
+			k := &r.kinds[i]
 			num, ok := strings.CutSuffix(e.Name(), k.ext)
 			if !ok {
 				continue
 			}
-			if fid, err := strconv.ParseInt(num, 10, 64); err == nil && fid > r.active[i] {
-				r.active[i] = fid
+			if fid, err := strconv.ParseInt(num, 10, 64); err == nil && fid > k.active {
+				k.active = fid
 			}
 		}
 	}
@@ -84,8 +89,9 @@ func newRotatedLogs(dir string) (*rotatedLogs, error) {
 func (r *rotatedLogs) syncRotated() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for i, k := range r.kinds {
-		newest := r.active[i]
+	for i := range r.kinds {
+		k := &r.kinds[i]
+		newest := k.active
 		for {
 			if _, err := os.Stat(k.path(r.dir, newest+1)); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
@@ -95,12 +101,13 @@ func (r *rotatedLogs) syncRotated() error {
 			}
 			newest++
 		}
-		for fid := r.active[i]; fid < newest; fid++ {
-			if err := r.fsync(k.path(r.dir, fid)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("fsync rotated %s: %w", filepath.Base(k.path(r.dir, fid)), err)
+		for fid := k.active; fid < newest; fid++ {
+			path := k.path(r.dir, fid)
+			if err := r.fsync(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("fsync rotated %s: %w", filepath.Base(path), err)
 			}
 		}
-		r.active[i] = newest
+		k.active = newest
 	}
 	return nil
 }

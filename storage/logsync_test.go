@@ -61,7 +61,7 @@ func TestSyncCoversRotatedLogs(t *testing.T) {
 		t.Fatalf("no rotation, yet Sync fsynced %v", s)
 	}
 
-	firstWAL := walLog.path("", b.logs.active[0])
+	firstWAL := walLog.path("", b.logs.kinds[0].active)
 	write("wal", 100, 500) // 5 MB through 4 MiB memtables: one rotation at least
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,7 @@ func TestSyncCoversRotatedLogs(t *testing.T) {
 		t.Fatalf("after the memtable rotated, Sync fsynced %v, want %s among them", s, firstWAL)
 	}
 
-	firstVlog := valueLog.path("", b.logs.active[1])
+	firstVlog := valueLog.path("", b.logs.kinds[1].active)
 	write("vlog", 40, 10<<10) // 40 MB of 10 KiB values through 32 MiB value-log files
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
