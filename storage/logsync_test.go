@@ -36,24 +36,7 @@ func TestSyncCoversRotatedLogs(t *testing.T) {
 		synced = nil
 		return s
 	}
-	// write commits n transactions of 100 values of size bytes, no sync.
-	write := func(prefix string, n, size int) {
-		t.Helper()
-		for i := range n {
-			if err := b.db.Update(func(txn *badger.Txn) error {
-				for j := range 100 {
-					if err := txn.Set(fmt.Appendf(nil, "%s/%06d/%03d", prefix, i, j), bytes.Repeat([]byte{'v'}, size)); err != nil {
-						return err
-					}
-				}
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-
-	write("small", 1, 100)
+	writeRaw(t, b.db, "small", 1, 100)
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +45,7 @@ func TestSyncCoversRotatedLogs(t *testing.T) {
 	}
 
 	firstWAL := walLog.path("", b.logs.kinds[0].active)
-	write("wal", 100, 500) // 5 MB through 4 MiB memtables: one rotation at least
+	writeRaw(t, b.db, "wal", 100, 500) // 5 MB through 4 MiB memtables: one rotation at least
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +54,7 @@ func TestSyncCoversRotatedLogs(t *testing.T) {
 	}
 
 	firstVlog := valueLog.path("", b.logs.kinds[1].active)
-	write("vlog", 40, 10<<10) // 40 MB of 10 KiB values through 32 MiB value-log files
+	writeRaw(t, b.db, "vlog", 40, 10<<10) // 40 MB of 10 KiB values through 32 MiB value-log files
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,11 +62,34 @@ func TestSyncCoversRotatedLogs(t *testing.T) {
 		t.Fatalf("after the value log rotated, Sync fsynced %v, want %s among them", s, firstVlog)
 	}
 
-	write("small2", 1, 100)
+	writeRaw(t, b.db, "small2", 1, 100)
 	if err := b.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	if s := takeSynced(); len(s) != 0 {
 		t.Fatalf("no new rotation, yet Sync fsynced %v", s)
+	}
+}
+
+// rawKey is the key of value j of transaction i that writeRaw commits.
+func rawKey(prefix string, i, j int) []byte { return fmt.Appendf(nil, "%s/%06d/%03d", prefix, i, j) }
+
+// writeRaw commits txns transactions of 100 values of size bytes straight
+// into Badger (rawKey), without a Sync: raw writes fill Badger's log files
+// whatever edgeq's keys are.
+func writeRaw(t *testing.T, db *badger.DB, prefix string, txns, size int) {
+	t.Helper()
+	val := bytes.Repeat([]byte{'v'}, size)
+	for i := range txns {
+		if err := db.Update(func(txn *badger.Txn) error {
+			for j := range 100 {
+				if err := txn.Set(rawKey(prefix, i, j), val); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -40,26 +40,14 @@ func TestValueLogGCSyncsBeforeDeleting(t *testing.T) {
 	}
 	// 40 MB of 10 KiB values (value log, 32 MiB files); keep one in 8, so
 	// the first file is mostly garbage but still has live entries to move.
-	val := bytes.Repeat([]byte{'v'}, 10<<10)
-	key := func(i int) []byte { return fmt.Appendf(nil, "gc/%06d", i) }
-	const n = 4000
-	for i := 0; i < n; i += 100 {
+	const txns, size = 40, 10 << 10
+	kept := func(j int) bool { return j%8 == 0 }
+	writeRaw(t, b.db, "gc", txns, size)
+	for i := range txns {
 		if err := b.db.Update(func(txn *badger.Txn) error {
-			for j := i; j < i+100; j++ {
-				if err := txn.Set(key(j), val); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := 0; i < n; i += 500 {
-		if err := b.db.Update(func(txn *badger.Txn) error {
-			for j := i; j < i+500; j++ {
-				if j%8 != 0 {
-					if err := txn.Delete(key(j)); err != nil {
+			for j := range 100 {
+				if !kept(j) {
+					if err := txn.Delete(rawKey("gc", i, j)); err != nil {
 						return err
 					}
 				}
@@ -115,19 +103,25 @@ func TestValueLogGCSyncsBeforeDeleting(t *testing.T) {
 		}
 	}
 	// The kept entries are still readable after the rewrite.
+	val := bytes.Repeat([]byte{'v'}, size)
 	if err := b.db.View(func(txn *badger.Txn) error {
-		for i := 0; i < n; i += 8 {
-			item, err := txn.Get(key(i))
-			if err != nil {
-				return fmt.Errorf("key %d: %w", i, err)
-			}
-			if err := item.Value(func(v []byte) error {
-				if !bytes.Equal(v, val) {
-					return fmt.Errorf("key %d: value changed", i)
+		for i := range txns {
+			for j := range 100 {
+				if !kept(j) {
+					continue
 				}
-				return nil
-			}); err != nil {
-				return err
+				item, err := txn.Get(rawKey("gc", i, j))
+				if err != nil {
+					return fmt.Errorf("key %d/%d: %w", i, j, err)
+				}
+				if err := item.Value(func(v []byte) error {
+					if !bytes.Equal(v, val) {
+						return fmt.Errorf("key %d/%d: value changed", i, j)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
