@@ -31,11 +31,7 @@ import (
 //	go test -run x -bench RawGroupCommit -benchtime 2s -count 3 ./storage/
 func BenchmarkRawGroupCommit(b *testing.B) {
 	const batch = 1024
-	opt := badgerOptions(Config{Dir: b.TempDir(), Memory: ProfileSmall}, testLoggerB(b))
-	db, err := badger.Open(opt)
-	if err != nil {
-		b.Fatal(err)
-	}
+	db := openRaw(b, false)
 	defer db.Close()
 	val := bytes.Repeat([]byte{'v'}, 256+80)
 	var n uint64
@@ -185,6 +181,19 @@ func procStatus(b *testing.B, field string) float64 {
 	return 0
 }
 
+// openRaw opens raw Badger, no edgeq, with the small profile's options on
+// a temporary directory; syncWrites makes every commit durable by itself.
+func openRaw(b *testing.B, syncWrites bool) *badger.DB {
+	b.Helper()
+	opt := badgerOptions(Config{Dir: b.TempDir(), Memory: ProfileSmall}, testLoggerB(b))
+	opt.SyncWrites = syncWrites
+	db, err := badger.Open(opt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return db
+}
+
 func testLoggerB(b *testing.B) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriterB{b}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
@@ -227,11 +236,7 @@ func BenchmarkRawJobLayout(b *testing.B) {
 	for _, layout := range layouts {
 		for _, batch := range []int{64, 512} {
 			b.Run(fmt.Sprintf("entries=%d/jobs=%d", layout.entries, batch), func(b *testing.B) {
-				opt := badgerOptions(Config{Dir: b.TempDir(), Memory: ProfileSmall}, testLoggerB(b))
-				db, err := badger.Open(opt)
-				if err != nil {
-					b.Fatal(err)
-				}
+				db := openRaw(b, false)
 				defer db.Close()
 				var n uint64
 				b.ReportAllocs()
@@ -274,12 +279,7 @@ func BenchmarkRawJobLayout(b *testing.B) {
 func BenchmarkRawConcurrentCommit(b *testing.B) {
 	for _, producers := range []int{1, 64} {
 		b.Run(fmt.Sprintf("producers=%d", producers), func(b *testing.B) {
-			opt := badgerOptions(Config{Dir: b.TempDir(), Memory: ProfileSmall}, testLoggerB(b))
-			opt.SyncWrites = true
-			db, err := badger.Open(opt)
-			if err != nil {
-				b.Fatal(err)
-			}
+			db := openRaw(b, true)
 			defer db.Close()
 			rec := bytes.Repeat([]byte{'r'}, 80+2+1+4+256)
 			idx := bytes.Repeat([]byte{'i'}, 16)
