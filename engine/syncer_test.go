@@ -34,6 +34,21 @@ func (s *gatedStore) Sync() error {
 	return s.Store.Sync()
 }
 
+// hold makes Sync wait until release is called; release lets the held
+// Sync and every later one through.
+func (s *gatedStore) hold() (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.gate = gate
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		s.gate = nil
+		s.mu.Unlock()
+		close(gate)
+	}
+}
+
 // TestAnswersWaitForTheirSync holds the first sync of a batch open: the
 // committer applies the next op meanwhile (the pipeline), but no enqueue is
 // answered before a sync that began after its commit has returned.
@@ -42,10 +57,7 @@ func TestAnswersWaitForTheirSync(t *testing.T) {
 		st := &gatedStore{Store: memstore.New()}
 		e := start(t, st, engine.Config{})
 		synctest.Wait()
-		gate := make(chan struct{})
-		st.mu.Lock()
-		st.gate = gate
-		st.mu.Unlock()
+		release := st.hold()
 
 		var answered atomic.Int32
 		var wg sync.WaitGroup
@@ -67,7 +79,7 @@ func TestAnswersWaitForTheirSync(t *testing.T) {
 		if s := stats(t, e, "p"); s.Ready != 2 {
 			t.Errorf("ready = %d while the first sync is held, want 2 (the second enqueue applied meanwhile)", s.Ready)
 		}
-		close(gate) // the held sync and the next one go through
+		release() // the held sync and the next one go through
 		wg.Wait()
 		for i, r := range results {
 			if !r.Durable {
@@ -130,10 +142,7 @@ func TestOpsAppliedWhileSyncingStayVisibleToMaintenance(t *testing.T) {
 			t.Fatalf("Lease = %d jobs, %v; want %d", len(jobs), err, n)
 		}
 		synctest.Wait()
-		gate := make(chan struct{})
-		st.mu.Lock()
-		st.gate = gate
-		st.mu.Unlock()
+		release := st.hold()
 		var wg sync.WaitGroup
 		for _, j := range jobs {
 			wg.Go(func() {
@@ -144,10 +153,7 @@ func TestOpsAppliedWhileSyncingStayVisibleToMaintenance(t *testing.T) {
 			synctest.Wait()                  // each nack is its own round,
 			time.Sleep(2 * time.Millisecond) // and the earlier ones are due by the next
 		}
-		st.mu.Lock()
-		st.gate = nil
-		st.mu.Unlock()
-		close(gate)
+		release()
 		wg.Wait()
 		time.Sleep(time.Second)
 		synctest.Wait()
