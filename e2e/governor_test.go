@@ -82,3 +82,62 @@ func TestDrillShedsOverHTTP(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 }
+
+// TestDrillPausesPullLeases: on the real binary, a lease on a queue that the
+// governor's level pauses answers {"jobs": []} while other queues still
+// lease, and a long poll on it wakes with the jobs once the level drops.
+func TestDrillPausesPullLeases(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "edgeq.yaml")
+	os.WriteFile(conf, []byte("queues:\n  sync: {class: bulk}\n  telemetry: {class: normal}\n"), 0o644)
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", conf)
+	ctx := context.Background()
+	c := &http.Client{Timeout: 20 * time.Second}
+	for _, q := range []string{"sync", "telemetry"} {
+		if code, err := call(ctx, c, "POST", d.base+"/v1/queues/"+q+"/jobs", []byte("x"), nil); err != nil || code != 201 {
+			t.Fatalf("enqueue %s: %d %v", q, code, err)
+		}
+	}
+	if code, err := call(ctx, c, "POST", d.base+"/v1/governor/drill", []byte(`{"level":"high","duration":"60s"}`), nil); err != nil || code != 200 {
+		t.Fatalf("drill: %d %v", code, err)
+	}
+	var got struct {
+		Jobs []apiJob `json:"jobs"`
+	}
+	if code, err := call(ctx, c, "POST", d.base+"/v1/queues/sync/lease?max=10", nil, &got); err != nil || code != 200 || got.Jobs == nil || len(got.Jobs) != 0 {
+		t.Fatalf("lease on bulk during a high drill: %d %v %+v, want 200 {\"jobs\": []}", code, err, got.Jobs)
+	}
+	if code, err := call(ctx, c, "POST", d.base+"/v1/queues/telemetry/lease", nil, &got); err != nil || code != 200 || len(got.Jobs) != 1 {
+		t.Fatalf("lease on normal during a high drill: %d %v %d jobs, want 1", code, err, len(got.Jobs))
+	}
+
+	// A long poll on the shed queue waits, and wakes when a drill to normal
+	// replaces the high one.
+	type answer struct {
+		jobs   int
+		code   int
+		err    error
+		waited time.Duration
+	}
+	done := make(chan answer, 1)
+	go func() {
+		var got struct {
+			Jobs []apiJob `json:"jobs"`
+		}
+		t0 := time.Now()
+		code, err := call(ctx, c, "POST", d.base+"/v1/queues/sync/lease?wait=15s", nil, &got)
+		done <- answer{len(got.Jobs), code, err, time.Since(t0)}
+	}()
+	select {
+	case a := <-done:
+		t.Fatalf("long poll on a shed queue answered early: %+v", a)
+	case <-time.After(time.Second):
+	}
+	if code, err := call(ctx, c, "POST", d.base+"/v1/governor/drill", []byte(`{"level":"normal","duration":"60s"}`), nil); err != nil || code != 200 {
+		t.Fatalf("drill to normal: %d %v", code, err)
+	}
+	a := <-done
+	if a.err != nil || a.code != 200 || a.jobs != 1 || a.waited >= 10*time.Second {
+		t.Fatalf("long poll after the level dropped: %+v, want the bulk job well before the 15s wait ends", a)
+	}
+}

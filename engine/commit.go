@@ -592,7 +592,7 @@ func (e *Engine) toDead(b *batch, q *queue, j *job.Job, reason string) error {
 
 func (e *Engine) applyLease(b *batch, o *op) error {
 	q := o.q
-	if q.paused.Load() {
+	if !e.dispatchable(q) {
 		return nil
 	}
 	if q.hot.complete {

@@ -47,7 +47,8 @@
 // and the alert loop, plus one goroutine per running in-process job. Callers
 // block in their own goroutines on their op's done channel. Long polls (Lease
 // with Wait) wait on a per-queue channel that the syncer closes when jobs
-// became ready in a batch it answered.
+// became ready in a batch it answered, that Resume closes, and that SetLevel
+// closes for the queues a falling level no longer sheds.
 //
 // # State and invariants
 //

@@ -446,6 +446,69 @@ func TestPauseResume(t *testing.T) {
 	})
 }
 
+// TestPullLeaseShed: a level that pauses a queue's dispatch pauses pull
+// leases too (SPEC 8); a long poll waiting on a shed queue wakes when the
+// level drops.
+func TestPullLeaseShed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, memstore.New(), engine.Config{Queues: map[string]engine.QueueConfig{
+			"sync":   {Class: job.ClassBulk},
+			"low":    {Class: job.ClassLow},
+			"normal": {Class: job.ClassNormal},
+			"crit":   {Class: job.ClassCritical},
+			"exempt": {Class: job.ClassBulk, ShedAt: "never"},
+		}})
+		for _, q := range []string{"sync", "low", "normal", "crit", "exempt"} {
+			enqueue(t, e, job.New{Queue: q})
+			enqueue(t, e, job.New{Queue: q})
+		}
+		e.SetLevel(job.LevelElevated)
+		leaseNone(t, e, "sync")
+		lease1(t, e, "low", 0)
+		e.SetLevel(job.LevelHigh)
+		leaseNone(t, e, "sync")
+		leaseNone(t, e, "low")
+		lease1(t, e, "normal", 0)
+		lease1(t, e, "exempt", 0)
+		e.SetLevel(job.LevelCritical)
+		leaseNone(t, e, "normal")
+		lease1(t, e, "crit", 0)
+		lease1(t, e, "exempt", 0)
+
+		got := make(chan []*job.Job, 1)
+		go func() {
+			jobs, err := e.Lease(context.Background(), engine.LeaseRequest{Queue: "sync", Max: 5, Wait: 30 * time.Second})
+			if err != nil {
+				t.Errorf("Lease: %v", err)
+			}
+			got <- jobs
+		}()
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		select {
+		case jobs := <-got:
+			t.Fatalf("long poll on a shed queue answered %d jobs while shed", len(jobs))
+		default:
+		}
+		e.SetLevel(job.LevelHigh) // still shed: the poll keeps waiting
+		synctest.Wait()
+		select {
+		case jobs := <-got:
+			t.Fatalf("long poll answered %d jobs at high", len(jobs))
+		default:
+		}
+		dropped := time.Now()
+		e.SetLevel(job.LevelNormal)
+		if jobs := <-got; len(jobs) != 2 {
+			t.Fatalf("long poll got %d jobs after the level dropped, want 2", len(jobs))
+		}
+		if waited := time.Since(dropped); waited != 0 {
+			t.Errorf("long poll answered %s after the level dropped, want at once", waited)
+		}
+		lease1(t, e, "low", 0)
+	})
+}
+
 func TestRecoveryRequeuesLeasedAndPoisonGoesDead(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memstore.New()

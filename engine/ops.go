@@ -166,7 +166,9 @@ func (e *Engine) admit(q *queue, n int, now time.Time) error {
 
 // Lease hands out up to r.Max ready jobs of r.Queue, waiting up to r.Wait for
 // some to arrive. Each leased job's attempt counter is durable before it is
-// returned. An empty answer is not an error.
+// returned. An empty answer is not an error. A queue paused, or paused by
+// the governor's level (SPEC 8), hands out nothing; a long poll on it waits
+// and wakes when it is resumed or the level drops.
 func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) {
 	q, err := e.queue(r.Queue)
 	if err != nil {
@@ -182,8 +184,10 @@ func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) 
 	}
 	var timer *time.Timer
 	for {
+		// Taken before the checks: a Resume, a level drop or new jobs
+		// after them close it.
 		wake := q.waitReady()
-		if q.ready.Load() > 0 && !q.paused.Load() {
+		if q.ready.Load() > 0 && e.dispatchable(q) {
 			o := &op{kind: opLease, q: q, max: r.Max, ttr: r.TTR}
 			if err := e.submit(ctx, o); err != nil {
 				return nil, err

@@ -424,14 +424,35 @@ func (e *Engine) SetWorkers(n, reservedCritical int) {
 	s.kick()
 }
 
-// SetLevel sets the host pressure level that sheds queues (SPEC 8).
+// dispatchable reports whether q's jobs may be leased now, in process or by
+// pull workers: it is neither paused nor paused by the governor's level.
+func (e *Engine) dispatchable(q *queue) bool {
+	return !q.paused.Load() && !shedPaused(q, job.Level(e.level.Load()))
+}
+
+// SetLevel sets the host pressure level that sheds queues (SPEC 8). When it
+// drops, long polls waiting on the queues it paused wake.
 func (e *Engine) SetLevel(l job.Level) {
-	e.level.Store(uint32(l))
+	old := job.Level(e.level.Swap(uint32(l)))
 	s := e.sched
 	s.mu.Lock()
 	s.level = l
 	s.mu.Unlock()
 	s.kick()
+	if l >= old {
+		return
+	}
+	var freed []*queue
+	e.qmu.RLock()
+	for _, q := range e.queues {
+		if shedPaused(q, old) && !shedPaused(q, l) {
+			freed = append(freed, q)
+		}
+	}
+	e.qmu.RUnlock()
+	for _, q := range freed { // not under qmu: wake takes queue.mu
+		q.wake()
+	}
 }
 
 // Workers answers the jobs running in-process and the worker limit.
