@@ -28,9 +28,13 @@ type Decision struct {
 
 // state is what decide carries from one sample to the next.
 type state struct {
-	Level     job.Level
-	Since     time.Time // when Level was entered
-	CalmSince time.Time // first sample at which Level was no longer justified; zero while it is
+	Level job.Level // in force: the host's, or the drill's
+	Since time.Time // when Level was entered
+
+	// Host is the level the host's own signals hold, tracked through
+	// drills, so that a drill ends at the level the governor would have had
+	// without it.
+	Host hostLevel
 
 	Concurrency int
 	LastGrow    time.Time
@@ -38,10 +42,19 @@ type state struct {
 
 	Drill      job.Level
 	DrillUntil time.Time // zero: no drill
+	DrillEnded bool      // the next decision says the drill ended
+}
+
+// hostLevel is a level moved by the signals alone, with its hysteresis.
+type hostLevel struct {
+	Level     job.Level
+	Since     time.Time // when Level was entered
+	CalmSince time.Time // first sample at which Level was no longer justified; zero while it is
 }
 
 func newState(cfg Config, now time.Time) state {
-	return state{Level: job.LevelNormal, Since: now, Concurrency: cfg.MaxConcurrency}
+	return state{Level: job.LevelNormal, Since: now, Host: hostLevel{Level: job.LevelNormal, Since: now},
+		Concurrency: cfg.MaxConcurrency}
 }
 
 // startDrill forces lvl from the next decision until until.
@@ -50,11 +63,11 @@ func startDrill(st state, lvl job.Level, until time.Time) state {
 	return st
 }
 
-// endDrill hands the drilled level back to normal stepping, which treats it
-// as just entered: it is held for a dwell before the first step down.
-func endDrill(st state, now time.Time) state {
+// endDrill ends the drill: from the next decision the host's own level is
+// in force again.
+func endDrill(st state) state {
 	st.DrillUntil = time.Time{}
-	st.Since, st.CalmSince = now, time.Time{}
+	st.DrillEnded = true
 	return st
 }
 
@@ -70,58 +83,32 @@ func decide(s Sample, st state, cfg Config) (Decision, state) {
 	enter, enterWhy := assess(s, cfg, false)
 	hold, holdWhy := assess(s, cfg, true)
 
-	drilling := false
-	if !st.DrillUntil.IsZero() {
-		if now.Before(st.DrillUntil) {
-			drilling = true
-		} else {
-			st = endDrill(st, now)
-		}
-	}
-
 	var reason string
-	isDrill := false
+	st.Host, reason = stepHost(st.Host, s, cfg, enter, enterWhy, hold, holdWhy)
+	if !st.DrillUntil.IsZero() && !now.Before(st.DrillUntil) {
+		st = endDrill(st)
+	}
+	level, isDrill := st.Host.Level, false
 	switch {
-	case enter == job.LevelCritical || (drilling && st.Level == job.LevelCritical && hold == job.LevelCritical):
+	case st.DrillUntil.IsZero():
+		if st.DrillEnded {
+			reason = "drill ended; " + reason
+			st.DrillEnded = false
+		}
+	case enter == job.LevelCritical || (st.Level == job.LevelCritical && hold == job.LevelCritical):
 		// Interlocks act at once, even over a drill.
-		st = enterLevel(st, job.LevelCritical, now)
+		level = job.LevelCritical
 		why := enterWhy
 		if enter != job.LevelCritical {
 			why = holdWhy
 		}
 		reason = formatReason(why, s)
-	case drilling:
-		st = enterLevel(st, st.Drill, now)
+	default:
+		level, isDrill = st.Drill, true
 		reason = "drill until " + st.DrillUntil.UTC().Format(time.RFC3339)
-		isDrill = true
-	case enter > st.Level:
-		st = enterLevel(st, enter, now)
-		reason = formatReason(enterWhy, s)
-	case hold >= st.Level:
-		st.CalmSince = time.Time{}
-		if st.Level > job.LevelNormal {
-			reason = formatReason(holdWhy, s)
-		}
-	default: // the level is no longer justified: step down after a calm dwell
-		if st.CalmSince.IsZero() {
-			st.CalmSince = now
-		}
-		calm := now.Sub(st.CalmSince)
-		if calm >= cfg.Dwell && now.Sub(st.Since) >= cfg.Dwell {
-			st = enterLevel(st, st.Level-1, now)
-			if hold < st.Level {
-				st.CalmSince = now // the next step needs its own dwell
-			}
-			reason = "eased for " + calm.String()
-		} else {
-			reason = "easing for " + calm.String()
-		}
-		if holdWhy != 0 && st.Level > job.LevelNormal {
-			reason += "; " + formatReason(holdWhy, s)
-		}
 	}
-	if reason == "" {
-		reason = "no pressure"
+	if st.Level != level {
+		st.Level, st.Since = level, now
 	}
 
 	st = adaptConcurrency(s, st, cfg, symptoms(s, cfg, false) != 0, symptoms(s, cfg, true) != 0)
@@ -137,12 +124,50 @@ func decide(s Sample, st state, cfg Config) (Decision, state) {
 	}, st
 }
 
-func enterLevel(st state, lvl job.Level, now time.Time) state {
-	if st.Level != lvl {
-		st.Level, st.Since = lvl, now
+// stepHost moves the host's level by the enter and exit assessments of one
+// sample, and says why it is where it is.
+func stepHost(h hostLevel, s Sample, cfg Config, enter job.Level, enterWhy cause, hold job.Level, holdWhy cause) (hostLevel, string) {
+	now := s.At
+	var reason string
+	switch {
+	case enter == job.LevelCritical || enter > h.Level:
+		h = enterLevel(h, enter, now)
+		reason = formatReason(enterWhy, s)
+	case hold >= h.Level:
+		h.CalmSince = time.Time{}
+		if h.Level > job.LevelNormal {
+			reason = formatReason(holdWhy, s)
+		}
+	default: // the level is no longer justified: step down after a calm dwell
+		if h.CalmSince.IsZero() {
+			h.CalmSince = now
+		}
+		calm := now.Sub(h.CalmSince)
+		if calm >= cfg.Dwell && now.Sub(h.Since) >= cfg.Dwell {
+			h = enterLevel(h, h.Level-1, now)
+			if hold < h.Level {
+				h.CalmSince = now // the next step needs its own dwell
+			}
+			reason = "eased for " + calm.String()
+		} else {
+			reason = "easing for " + calm.String()
+		}
+		if holdWhy != 0 && h.Level > job.LevelNormal {
+			reason += "; " + formatReason(holdWhy, s)
+		}
 	}
-	st.CalmSince = time.Time{}
-	return st
+	if reason == "" {
+		reason = "no pressure"
+	}
+	return h, reason
+}
+
+func enterLevel(h hostLevel, lvl job.Level, now time.Time) hostLevel {
+	if h.Level != lvl {
+		h.Level, h.Since = lvl, now
+	}
+	h.CalmSince = time.Time{}
+	return h
 }
 
 // adaptConcurrency applies the AIMD law to the worker limit.

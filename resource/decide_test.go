@@ -446,8 +446,7 @@ func TestDecideDrill(t *testing.T) {
 	if m.last.Concurrency >= 8 {
 		t.Fatalf("concurrency %d did not follow the drilled level", m.last.Concurrency)
 	}
-	// Back through normal stepping: high held a dwell after the end, then one
-	// level per dwell.
+	// The drill ends at 1m: the host's own level (normal) holds at once.
 	for range 40 {
 		m.step(healthy())
 	}
@@ -455,9 +454,12 @@ func TestDecideDrill(t *testing.T) {
 	for _, c := range m.changes {
 		got = append(got, c.Level.String()+"@"+c.At.Sub(start).String())
 	}
-	want := "high@0s elevated@1m15s normal@1m30s"
+	want := "high@0s normal@1m0s"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("after the drill: %v, want %s", got, want)
+	}
+	if last := m.changes[len(m.changes)-1]; last.Drill || !strings.HasPrefix(last.Reason, "drill ended") {
+		t.Fatalf("change at the drill's end: drill=%v %q, want not a drill, \"drill ended...\"", last.Drill, last.Reason)
 	}
 
 	t.Run("interlock wins over a drill", func(t *testing.T) {
@@ -477,13 +479,85 @@ func TestDecideDrill(t *testing.T) {
 		m := newSim(cfg)
 		m.st = startDrill(m.st, job.LevelCritical, m.at.Add(time.Hour))
 		m.step(healthy())
-		m.st = endDrill(m.st, m.at)
+		m.st = endDrill(m.st)
 		d := m.step(healthy())
-		if d.Level != job.LevelCritical || d.Drill {
-			t.Fatalf("right after the drill: %s drill=%v, want critical, not drill", d.Level, d.Drill)
+		if d.Level != job.LevelNormal || d.Drill || !d.Changed {
+			t.Fatalf("right after the drill: %s drill=%v changed=%v, want normal at once, not drill", d.Level, d.Drill, d.Changed)
 		}
 		if !m.st.DrillUntil.IsZero() {
 			t.Fatal("drill still set")
 		}
 	})
+}
+
+// A drill ends at the level the host's own signals hold, the level the
+// governor would have had without it: never held up by exit thresholds
+// that no enter threshold justified, and never below real pressure.
+func TestDrillEndsAtTheHostLevel(t *testing.T) {
+	cfg := testConfig()
+	busy := func(int) Sample { return withMem(healthy(), 80) } // between memory exit (75) and enter (85)
+	tests := []struct {
+		name  string
+		drill job.Level
+		host  func(i int) Sample // sample i of the drill's 60
+		want  job.Level          // right after the drill
+		then  []string           // the level changes after it, with a 40s tail of busy()
+	}{
+		{"busy host: exit thresholds hold nothing", job.LevelHigh, busy, job.LevelNormal, nil},
+		{"critical drill on a busy host", job.LevelCritical, busy, job.LevelNormal, nil},
+		{"real pressure that came and went during the drill", job.LevelHigh, func(i int) Sample {
+			if i >= 10 && i < 20 {
+				return withMem(healthy(), 90)
+			}
+			return withMem(healthy(), 50)
+		}, job.LevelNormal, nil},
+		{"real pressure at the drill's end", job.LevelHigh, func(i int) Sample {
+			if i >= 50 {
+				return withMem(healthy(), 88)
+			}
+			return healthy()
+		}, job.LevelElevated, []string{"normal@+16s"}}, // calm from +1s, then a dwell
+		{"drill below real pressure", job.LevelElevated, func(int) Sample { return withMem(healthy(), 94) }, job.LevelHigh,
+			[]string{"elevated@+15s", "normal@+30s"}}, // calm from +0s, one dwell per step
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, cleared := range []bool{false, true} {
+				m := newSim(cfg)
+				m.step(healthy())
+				until := m.at.Add(60 * time.Second)
+				if cleared {
+					until = m.at.Add(time.Hour)
+				}
+				m.st = startDrill(m.st, tt.drill, until)
+				for i := range 60 {
+					if d := m.step(tt.host(i)); !d.Drill {
+						t.Fatalf("sample %d of the drill: %s drill=%v", i, d.Level, d.Drill)
+					}
+				}
+				if cleared {
+					m.st = endDrill(m.st)
+				}
+				end := m.at
+				d := m.step(busy(0))
+				if tt.want != job.LevelElevated {
+					d = m.step(healthy())
+				}
+				if d.Level != tt.want || d.Drill {
+					t.Fatalf("cleared=%v: right after the drill %s (drill=%v, %q), want %s", cleared, d.Level, d.Drill, d.Reason, tt.want)
+				}
+				n := len(m.changes)
+				for range 40 {
+					m.step(withMem(healthy(), 50))
+				}
+				var got []string
+				for _, c := range m.changes[n:] {
+					got = append(got, c.Level.String()+"@+"+c.At.Sub(end).String())
+				}
+				if strings.Join(got, " ") != strings.Join(tt.then, " ") {
+					t.Fatalf("cleared=%v: changes after the drill %v, want %v", cleared, got, tt.then)
+				}
+			}
+		})
+	}
 }

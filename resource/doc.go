@@ -107,9 +107,11 @@
 //
 // Governor.Drill forces a level for a duration (at most MaxDrill);
 // decisions during it give the drill as their reason, and Status shows its
-// level and end. Interlocks still win. When it ends, or on ClearDrill, the
-// drilled level is treated as just entered and steps down one level per
-// Dwell like any other.
+// level and end. Interlocks still win. decide keeps stepping the level the
+// host's own signals hold (state.Host) under the drill, so that when the
+// drill ends (it runs out, which Run notices at its end rather than at the
+// next sample, or ClearDrill) that level is in force at once: a drill is a
+// rehearsal and leaves no pressure behind.
 //
 // # Events and logs
 //

@@ -103,8 +103,9 @@ func New(cfg Config, sampler Sampler, usage func() Usage) (*Governor, error) {
 
 // Run samples and decides at once and then every Config.Interval until ctx
 // is done, when it returns nil. Sampler errors are logged (at most once a
-// minute) and the decision is made on what is known. Only one Run may be
-// active at a time.
+// minute) and the decision is made on what is known. A drill that runs out
+// between two samples ends when it runs out, decided on the last sample.
+// Only one Run may be active at a time.
 func (g *Governor) Run(ctx context.Context) error {
 	if !g.running.CompareAndSwap(false, true) {
 		return errors.New("resource: governor already running")
@@ -119,12 +120,48 @@ func (g *Governor) Run(ctx context.Context) error {
 		if err := g.runOnce(ctx); err != nil {
 			g.logSampleError(err)
 		}
-		select {
-		case <-ctx.Done():
+		if !g.waitTick(ctx, t.C) {
 			return nil
-		case <-t.C:
 		}
 	}
+}
+
+// waitTick waits for the next tick, ending a drill that runs out before it
+// at its end. It answers false when ctx is done.
+func (g *Governor) waitTick(ctx context.Context, tick <-chan time.Time) bool {
+	for {
+		left, ok := g.drillLeft()
+		if !ok || left >= g.cfg.Interval {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-tick:
+				return true
+			}
+		}
+		end := time.NewTimer(max(left, 0))
+		select {
+		case <-ctx.Done():
+			end.Stop()
+			return false
+		case <-tick:
+			end.Stop()
+			return true
+		case <-end.C:
+			g.reevaluate(func(st state, _ time.Time) state { return st }) // decide ends it
+		}
+	}
+}
+
+// drillLeft answers how long the running drill still lasts; ok is false
+// when none runs.
+func (g *Governor) drillLeft() (left time.Duration, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.st.DrillUntil.IsZero() {
+		return 0, false
+	}
+	return g.st.DrillUntil.Sub(g.cfg.Clock()), true
 }
 
 // runOnce takes one sample and applies the decision. A sampler error is
@@ -270,8 +307,8 @@ func (g *Governor) Status() Status {
 // during the drill give the drill as their reason, and the worker limit
 // follows the drilled level. Interlocks (memory or disk exhausted, Go memory
 // at GOMEMLIMIT) still raise the level to critical. When the drill ends the
-// level steps down as after any other pressure: one level per dwell. A new
-// drill replaces the running one.
+// level the host's own signals hold (the level without the drill) is in
+// force again at once. A new drill replaces the running one.
 func (g *Governor) Drill(level job.Level, d time.Duration) error {
 	switch {
 	case level > job.LevelCritical:
@@ -285,14 +322,14 @@ func (g *Governor) Drill(level job.Level, d time.Duration) error {
 	return nil
 }
 
-// ClearDrill ends a running drill now; the level then steps down as when a
-// drill runs out. It does nothing when no drill runs.
+// ClearDrill ends a running drill now, as if it ran out: the host's own
+// level is in force at once. It does nothing when no drill runs.
 func (g *Governor) ClearDrill() {
 	g.reevaluate(func(st state, now time.Time) state {
 		if st.DrillUntil.IsZero() {
 			return st
 		}
-		return endDrill(st, now)
+		return endDrill(st)
 	})
 }
 
