@@ -141,3 +141,47 @@ func TestDrillPausesPullLeases(t *testing.T) {
 		t.Fatalf("long poll after the level dropped: %+v, want the bulk job well before the 15s wait ends", a)
 	}
 }
+
+// TestDrillWorkerLimitRecovers: on the real binary, a drill cuts the worker
+// limit, and once it is cleared the limit returns to max although no queue
+// has work (it used to stay at min until work came).
+func TestDrillWorkerLimitRecovers(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "edgeq.yaml")
+	os.WriteFile(conf, []byte("governor: {concurrency: {min: 1, max: 2}}\n"), 0o644)
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", conf)
+	ctx := context.Background()
+	c := &http.Client{Timeout: 10 * time.Second}
+	var gov struct {
+		Level       string `json:"level"`
+		Concurrency int    `json:"concurrency"`
+	}
+	if code, err := call(ctx, c, "POST", d.base+"/v1/governor/drill", []byte(`{"level":"critical","duration":"60s"}`), &gov); err != nil || code != 200 {
+		t.Fatalf("drill: %d %v", code, err)
+	}
+	if gov.Level != "critical" || gov.Concurrency != 1 {
+		t.Fatalf("governor at the drill's start = %+v, want critical with the limit cut to 1", gov)
+	}
+	if code, err := call(ctx, c, "DELETE", d.base+"/v1/governor/drill", nil, nil); err != nil || code != 200 {
+		t.Fatalf("clear drill: %d %v", code, err)
+	}
+	// The limit grows again 5s after its last cut (docs/governor.md).
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var stats struct {
+			Governor struct {
+				Concurrency int `json:"concurrency"`
+			} `json:"governor"`
+		}
+		if _, err := call(ctx, c, "GET", d.base+"/v1/stats", nil, &stats); err != nil {
+			t.Fatal(err)
+		}
+		if stats.Governor.Concurrency == 2 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker limit %d 15s after the drill was cleared, want max 2", stats.Governor.Concurrency)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}

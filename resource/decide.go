@@ -181,8 +181,15 @@ func adaptConcurrency(s Sample, st state, cfg Config, symptom, symptomHeld bool)
 		c := st.Concurrency
 		st.Concurrency = max(min(int(float64(c)*aimdBeta), c-1), cfg.MinConcurrency)
 		st.LastCut, st.LastGrow = s.At, s.At
-	case calm && used && st.Concurrency < cfg.MaxConcurrency && s.At.Sub(st.LastGrow) >= aimdIncreaseEvery:
-		st.Concurrency++
+	case calm && st.Concurrency < cfg.MaxConcurrency && s.At.Sub(st.LastGrow) >= aimdIncreaseEvery:
+		if used {
+			st.Concurrency++ // probe: the limit is what holds the work back
+		} else {
+			// The work needs less than the limit, so a step cannot be
+			// judged by its effect: recover toward max quickly, so that
+			// pressure that ended leaves no lasting cap on an idle box.
+			st.Concurrency *= 2
+		}
 		st.LastGrow = s.At
 	}
 	st.Concurrency = min(max(st.Concurrency, cfg.MinConcurrency), cfg.MaxConcurrency)

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -360,12 +361,30 @@ func TestConcurrencyAIMD(t *testing.T) {
 		}
 	})
 
-	t.Run("does not grow when not used", func(t *testing.T) {
+	t.Run("recovers by doubling when not used", func(t *testing.T) {
+		m := newSim(cfg)
+		m.st.Concurrency = 1
+		var got []string
+		prev := 1
+		for range 60 {
+			s := healthy()
+			s.Running, s.Limit = 0, prev
+			if d := m.step(s); d.Concurrency != prev {
+				got = append(got, strconv.Itoa(d.Concurrency)+"@"+d.At.Sub(t0).String())
+				prev = d.Concurrency
+			}
+		}
+		if want := "2@0s 4@5s 8@10s"; strings.Join(got, " ") != want {
+			t.Fatalf("idle recovery %v, want %s", got, want)
+		}
+	})
+
+	t.Run("partly used recovers by doubling too", func(t *testing.T) {
 		m := newSim(cfg)
 		m.st.Concurrency = 3
-		m.run(120, func(int) Sample { s := healthy(); s.Running, s.Limit = 1, 3; return s })
-		if m.last.Concurrency != 3 {
-			t.Fatalf("concurrency = %d, want 3", m.last.Concurrency)
+		m.run(30, func(int) Sample { s := healthy(); s.Running, s.Limit = 1, 3; return s })
+		if m.last.Concurrency != 8 {
+			t.Fatalf("concurrency = %d, want 8", m.last.Concurrency)
 		}
 	})
 
@@ -558,6 +577,63 @@ func TestDrillEndsAtTheHostLevel(t *testing.T) {
 					t.Fatalf("cleared=%v: changes after the drill %v, want %v", cleared, got, tt.then)
 				}
 			}
+		})
+	}
+}
+
+// After pressure ends, drilled or real, the worker limit is back at max
+// within the documented bound: idle, ⌈log2(max/min)⌉ × 5s once the level is
+// normal again; in full use, (max − min) × 5s.
+func TestConcurrencyRecoversAfterPressure(t *testing.T) {
+	cfg := testConfig()
+	drill := func(m *sim) {
+		m.st = startDrill(m.st, job.LevelCritical, m.at.Add(time.Minute))
+	}
+	real := func(m *sim) {}
+	tests := []struct {
+		name     string
+		start    func(*sim)
+		pressure func() Sample // for a minute
+		used     bool
+		within   time.Duration // of the level's return to normal
+	}{
+		{"drill, idle", drill, healthy, false, 3 * aimdIncreaseEvery},
+		{"drill, in use", drill, healthy, true, 7 * aimdIncreaseEvery},
+		{"real, idle", real, func() Sample { return withMem(healthy(), 94) }, false, 3 * aimdIncreaseEvery},
+		{"real, in use", real, func() Sample { return withMem(healthy(), 94) }, true, 7 * aimdIncreaseEvery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newSim(cfg)
+			load := func(s Sample) Sample {
+				s.Limit, s.Running = m.last.Concurrency, 0
+				if tt.used {
+					s.Running = max(1, s.Limit-reservedFor(s.Limit))
+				}
+				return s
+			}
+			m.step(load(healthy()))
+			tt.start(m)
+			for range 60 {
+				m.step(load(tt.pressure()))
+			}
+			if m.last.Concurrency != 1 {
+				t.Fatalf("concurrency = %d after a minute of pressure, want min 1", m.last.Concurrency)
+			}
+			var normalAt time.Time
+			for range 300 {
+				d := m.step(load(withMem(healthy(), 50)))
+				if d.Level == job.LevelNormal && normalAt.IsZero() {
+					normalAt = d.At
+				}
+				if d.Concurrency == cfg.MaxConcurrency {
+					if took := d.At.Sub(normalAt); normalAt.IsZero() || took > tt.within {
+						t.Fatalf("limit back at max %s after the level was normal again, want within %s", took, tt.within)
+					}
+					return
+				}
+			}
+			t.Fatalf("limit %d five minutes after the pressure, want max %d", m.last.Concurrency, cfg.MaxConcurrency)
 		})
 	}
 }

@@ -95,10 +95,17 @@
 //	no pressure (level normal, no symptom) and the limit used
 //	(running ≥ limit − ReservedCritical):
 //	    c ← min(MaxConcurrency, c+1)                   at most once per 5s
-//	otherwise (elevated without a symptom, or the limit not used): c stays.
+//	no pressure and the limit not used:
+//	    c ← min(MaxConcurrency, 2·c)                   at most once per 5s
+//	otherwise (elevated without a symptom): c stays.
 //
 // The 5s spacing lets PSI avg10 and the latency windows see a change before
 // the next one; after a cut the limit grows again no sooner than 5s later.
+// A limit the work does not reach cannot be probed by its effect, so it
+// recovers by doubling: once pressure has ended (the level is back to
+// normal), the limit is back at MaxConcurrency within ⌈log2(max/min)⌉ × 5s
+// when idle (15s for 1 → 8) and within (max − min) × 5s when every slot
+// stays busy.
 // Of c, ReservedCritical (1 whenever c > 1) slots are kept for critical
 // queues: other classes may run at most c − ReservedCritical jobs. Drills
 // move c like the levels they force.

@@ -196,6 +196,12 @@ func TestGovernorDrill(t *testing.T) {
 		if st := g.Status(); st.Level != job.LevelNormal || st.Drill != nil || !strings.HasPrefix(st.Reason, "drill ended") {
 			t.Fatalf("status right after the drill = %+v", st)
 		}
+		// The limit, cut to 1 (last at 31s), doubles every 5s while unused:
+		// 2 at 36s, 4 at 41s, 8 at 46s.
+		time.Sleep(11 * time.Second)
+		if limit, _ := g.Concurrency(); limit != 8 {
+			t.Fatalf("Concurrency() = %d 11s after the drill, want max 8", limit)
+		}
 
 		// ClearDrill ends a drill early, with the same effect.
 		if err := g.Drill(job.LevelCritical, time.Hour); err != nil {
