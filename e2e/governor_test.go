@@ -185,3 +185,69 @@ func TestDrillWorkerLimitRecovers(t *testing.T) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestReadyzSheddingLevels: on the real binary, /readyz answers 503
+// {"status":"shedding","level":"critical"} at critical, when all but
+// critical queues refuse jobs, and at elevated and high stays 200 and says
+// which queues the level pauses and refuses.
+func TestReadyzSheddingLevels(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "edgeq.yaml")
+	os.WriteFile(conf, []byte("queues:\n  sync: {class: bulk}\n  batch: {class: low}\n  telemetry: {class: normal}\n  notify: {class: critical}\n"), 0o644)
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", conf)
+	ctx := context.Background()
+	c := &http.Client{Timeout: 10 * time.Second}
+	type ready struct {
+		Status  string   `json:"status"`
+		Level   string   `json:"level"`
+		Paused  []string `json:"paused"`
+		Refused []string `json:"refused"`
+	}
+	readyz := func() (int, string, ready) {
+		t.Helper()
+		resp, err := c.Get(d.base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r ready
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			t.Fatalf("/readyz body is not JSON: %v", err)
+		}
+		return resp.StatusCode, resp.Header.Get("Retry-After"), r
+	}
+	drill := func(level string) {
+		t.Helper()
+		if code, err := call(ctx, c, "POST", d.base+"/v1/governor/drill", []byte(`{"level":"`+level+`","duration":"60s"}`), nil); err != nil || code != 200 {
+			t.Fatalf("drill %s: %d %v", level, code, err)
+		}
+	}
+	list := func(s []string) string { return strings.Join(s, ",") }
+	tests := []struct {
+		level           string
+		code            int
+		status          string
+		paused, refused string
+	}{
+		{"normal", 200, "ready", "", ""},
+		{"elevated", 200, "ready", "sync", ""},
+		{"high", 200, "ready", "batch,sync", "batch,sync"},
+		{"critical", 503, "shedding", "batch,sync,telemetry", "batch,sync,telemetry"},
+	}
+	for _, tt := range tests {
+		drill(tt.level)
+		code, retry, r := readyz()
+		if code != tt.code || r.Status != tt.status || r.Level != tt.level || list(r.Paused) != tt.paused || list(r.Refused) != tt.refused {
+			t.Errorf("/readyz at %s: %d %+v, want %d %s paused [%s] refused [%s]", tt.level, code, r, tt.code, tt.status, tt.paused, tt.refused)
+		}
+		if (code == 503) != (retry != "") {
+			t.Errorf("/readyz at %s: %d with Retry-After %q", tt.level, code, retry)
+		}
+	}
+	if code, err := call(ctx, c, "DELETE", d.base+"/v1/governor/drill", nil, nil); err != nil || code != 200 {
+		t.Fatalf("clear drill: %d %v", code, err)
+	}
+	if code, _, r := readyz(); code != 200 || r.Status != "ready" {
+		t.Errorf("/readyz after the drill: %d %+v, want 200 ready", code, r)
+	}
+}

@@ -46,6 +46,13 @@ type Stats struct {
 	Level      job.Level // the governor's level as the engine applies it
 }
 
+// Shedding is what the governor's level sheds, as the engine applies it.
+type Shedding struct {
+	Level   job.Level
+	Paused  []string // queues whose dispatch the level pauses, sorted; never nil
+	Refused []string // queues whose new jobs the level refuses, sorted; never nil
+}
+
 // LeaseRequest asks for up to Max jobs of Queue.
 type LeaseRequest struct {
 	Queue string

@@ -173,6 +173,26 @@ func (e *Engine) Ready() error {
 	return nil
 }
 
+// Shedding answers the governor's level and the queues it sheds. It reads
+// no store: cheap enough for every readiness probe.
+func (e *Engine) Shedding() Shedding {
+	level := job.Level(e.level.Load())
+	sh := Shedding{Level: level, Paused: []string{}, Refused: []string{}}
+	e.qmu.RLock()
+	for _, q := range e.queues {
+		if shedPaused(q, level) {
+			sh.Paused = append(sh.Paused, q.name)
+		}
+		if shedRefused(q, level) {
+			sh.Refused = append(sh.Refused, q.name)
+		}
+	}
+	e.qmu.RUnlock()
+	sort.Strings(sh.Paused)
+	sort.Strings(sh.Refused)
+	return sh
+}
+
 // queueConfig resolves a queue's config against the engine defaults.
 func (e *Engine) queueConfig(name string) QueueConfig {
 	q := e.cfg.Queues[name]
@@ -304,7 +324,7 @@ func (e *Engine) Stats() Stats {
 func (e *Engine) queueStats(q *queue, now, head time.Time) QueueStats {
 	qs := q.stats(now, head)
 	level := job.Level(e.level.Load())
-	qs.Shed = shedPaused(q, level) || (q.refuseAt() != levelNever && level >= q.refuseAt())
+	qs.Shed = shedPaused(q, level) || shedRefused(q, level)
 	e.sched.mu.Lock()
 	qs.Running, qs.Breaker = q.running, q.breaker
 	e.sched.mu.Unlock()

@@ -62,6 +62,9 @@ const (
 	MaxLeaseWait   = 60 * time.Second
 )
 
+// ShedRetryAfter is the retry-after of a job refused by the governor's level.
+const ShedRetryAfter = 5 * time.Second
+
 // Enqueue stores one job and answers once it is committed (and synced, for
 // queues with SyncAlways: Result.Durable says which).
 func (e *Engine) Enqueue(ctx context.Context, n job.New) (job.Result, error) {
@@ -151,7 +154,7 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 // refused job changes nothing.
 func (e *Engine) admit(q *queue, n int, now time.Time) error {
 	if at, level := q.refuseAt(), job.Level(e.level.Load()); at != levelNever && level >= at {
-		return job.Retry(fmt.Errorf("%w: queue %q (%s) is shed at governor level %s", job.ErrShed, q.name, q.conf().Class, level), 5*time.Second)
+		return job.Retry(fmt.Errorf("%w: queue %q (%s) is shed at governor level %s", job.ErrShed, q.name, q.conf().Class, level), ShedRetryAfter)
 	}
 	if q.conf().MaxDepth > 0 && q.depth()+int64(n) > q.conf().MaxDepth {
 		return job.Retry(fmt.Errorf("%w: queue %q holds %d jobs, max_depth is %d", job.ErrQueueFull, q.name, q.depth(), q.conf().MaxDepth), time.Second)

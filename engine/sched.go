@@ -148,6 +148,12 @@ func shedPaused(q *queue, level job.Level) bool {
 	return at != levelNever && level >= at
 }
 
+// shedRefused reports whether the level refuses new jobs of q.
+func shedRefused(q *queue, level job.Level) bool {
+	at := q.refuseAt()
+	return at != levelNever && level >= at
+}
+
 // levelNever marks a queue that is never shed.
 const levelNever job.Level = 255
 

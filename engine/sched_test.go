@@ -325,7 +325,13 @@ func TestShedding(t *testing.T) {
 				t.Errorf("at high, enqueue to %s = %v, want %v", q, err, want)
 			}
 		}
+		if sh := e.Shedding(); sh.Level != job.LevelHigh || !slices.Equal(sh.Paused, []string{"bulk", "low"}) || !slices.Equal(sh.Refused, []string{"bulk", "low"}) {
+			t.Errorf("Shedding() at high = %+v, want bulk and low paused and refused", sh)
+		}
 		e.SetLevel(job.LevelCritical)
+		if sh := e.Shedding(); !slices.Equal(sh.Paused, []string{"bulk", "low", "normal"}) || !slices.Equal(sh.Refused, []string{"bulk", "low", "normal"}) {
+			t.Errorf("Shedding() at critical = %+v, want all but crit and exempt", sh)
+		}
 		if _, err := e.Enqueue(t.Context(), job.New{Queue: "normal"}); !errors.Is(err, job.ErrShed) {
 			t.Errorf("at critical, normal enqueue = %v, want ErrShed", err)
 		}

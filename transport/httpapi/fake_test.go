@@ -34,6 +34,7 @@ type fakeEngine struct {
 	batches  int       // EnqueueBatch calls that reached the engine
 	errs     map[string]error
 	ready    error
+	shedding engine.Shedding
 	discard  bool // Enqueue stores nothing (benchmarks)
 	extraQ   []engine.QueueStats
 	short    bool
@@ -342,6 +343,12 @@ func (f *fakeEngine) Ready() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.ready
+}
+
+func (f *fakeEngine) Shedding() engine.Shedding {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.shedding
 }
 
 func (f *fakeEngine) Pause(ctx context.Context, queue string) error {

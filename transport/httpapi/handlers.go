@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
@@ -388,7 +389,8 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, http.StatusOK, Health{Status: "ok"})
 }
 
-// readyz answers 200 while the engine accepts jobs, else 503 with the reason.
+// readyz answers 200 while the engine accepts jobs, else 503 with the
+// reason: an error, or at governor level critical the Readiness document.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.shutting.Load() {
 		s.writeError(w, job.ErrShuttingDown)
@@ -403,7 +405,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeAnswer(w, a)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, Health{Status: "ready"})
+	sh := s.eng.Shedding()
+	doc := Readiness{Status: "ready", Level: sh.Level.String(), Paused: sh.Paused, Refused: sh.Refused}
+	if sh.Level < job.LevelCritical {
+		s.writeJSON(w, http.StatusOK, doc)
+		return
+	}
+	doc.Status = "shedding"
+	w.Header().Set("Retry-After", strconv.Itoa(int(engine.ShedRetryAfter.Seconds())))
+	s.writeJSON(w, http.StatusServiceUnavailable, doc)
 }
 
 // answer writes err, or v with 200 when err is nil.

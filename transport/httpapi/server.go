@@ -43,6 +43,8 @@ type Engine interface {
 	QueueStats(name string) (engine.QueueStats, error)
 	// Ready answers nil while the engine accepts jobs.
 	Ready() error
+	// Shedding answers the governor's level and the queues it sheds.
+	Shedding() engine.Shedding
 	Pause(ctx context.Context, queue string) error
 	Resume(ctx context.Context, queue string) error
 	// Purge deletes a queue's ready and delayed jobs.

@@ -637,6 +637,29 @@ func TestHealthReady(t *testing.T) {
 	}
 	ts.do(t, "GET", "/readyz", nil).wantStatus(t, 200)
 	for _, tc := range []struct {
+		sh     engine.Shedding
+		status int
+		want   Readiness
+	}{
+		{engine.Shedding{Level: job.LevelHigh, Paused: []string{"a", "b"}, Refused: []string{"b"}}, 200,
+			Readiness{Status: "ready", Level: "high", Paused: []string{"a", "b"}, Refused: []string{"b"}}},
+		{engine.Shedding{Level: job.LevelCritical, Paused: []string{"a"}, Refused: []string{"a"}}, 503,
+			Readiness{Status: "shedding", Level: "critical", Paused: []string{"a"}, Refused: []string{"a"}}},
+	} {
+		ts.eng.with(func(f *fakeEngine) { f.shedding = tc.sh })
+		r := ts.do(t, "GET", "/readyz", nil)
+		r.wantStatus(t, tc.status)
+		var got Readiness
+		r.decode(t, &got)
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", tc.want) {
+			t.Errorf("/readyz at %s = %s, want %+v", tc.sh.Level, r.body, tc.want)
+		}
+		if retry := r.header.Get("Retry-After"); (tc.status == 503) != (retry == "5") {
+			t.Errorf("/readyz at %s: Retry-After %q", tc.sh.Level, retry)
+		}
+	}
+	ts.eng.with(func(f *fakeEngine) { f.shedding = engine.Shedding{Level: job.LevelCritical} })
+	for _, tc := range []struct {
 		err   error
 		code  string
 		retry int

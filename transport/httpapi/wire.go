@@ -178,6 +178,16 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// Readiness answers /readyz while the engine accepts work: 200 "ready", or
+// 503 "shedding" at governor level critical, when only critical queues
+// take jobs. Paused and Refused name the queues the level sheds.
+type Readiness struct {
+	Status  string   `json:"status"`  // "ready" or "shedding"
+	Level   string   `json:"level"`   // the governor's level
+	Paused  []string `json:"paused"`  // queues whose dispatch the level pauses
+	Refused []string `json:"refused"` // queues whose new jobs the level refuses (429 shed)
+}
+
 // ErrorBody is the error of an ErrorResponse.
 type ErrorBody struct {
 	Code        string `json:"code"`
