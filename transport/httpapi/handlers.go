@@ -187,10 +187,12 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 }
 
 // jobID parses the {id} path value.
-func jobID(r *http.Request) (job.ID, error) {
-	id, err := job.ParseID(r.PathValue("id"))
+func jobID(r *http.Request) (job.ID, error) { return parseJobID(r.PathValue("id")) }
+
+func parseJobID(s string) (job.ID, error) {
+	id, err := job.ParseID(s)
 	if err != nil {
-		return 0, invalidArg("id", "want 16 hex digits, got %q", r.PathValue("id"))
+		return 0, invalidArg("id", "want 16 hex digits, got %q", s)
 	}
 	return id, nil
 }

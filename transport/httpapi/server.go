@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,7 +92,7 @@ type Server struct {
 	tokenSum    [sha256.Size]byte
 	tlsConfig   *tls.Config
 	mux         *http.ServeMux // routes plus the JSON 404/405 catch-all
-	routes      *http.ServeMux // routes only: tells 404 from 405
+	paths       []routePath    // the routes split into segments, for miss
 	metrics     http.Handler
 	internalLog rateLog
 	bufs        sync.Pool // *bytes.Buffer for bodies of unknown length
@@ -145,10 +147,9 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	s.resps.New = func() any { b := make([]byte, 0, 192); return &b }
 	s.metrics = newMetricsHandler(eng, s.gov, s.log)
 	s.mux = http.NewServeMux()
-	s.routes = http.NewServeMux()
 	for _, rt := range s.routeTable() {
 		s.mux.HandleFunc(rt.pattern, rt.handler)
-		s.routes.HandleFunc(rt.pattern, rt.handler)
+		s.paths = append(s.paths, splitPattern(rt.pattern))
 	}
 	s.mux.HandleFunc("/", s.miss)
 	return s, nil
@@ -209,7 +210,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, job.ErrShuttingDown)
 		return
 	}
+	if !cleanPath(path) {
+		// The mux would redirect to the cleaned path: a client that
+		// follows it lands on another endpoint ("/v1/queues//jobs" →
+		// "/v1/queues/jobs"). Answer the path as sent instead.
+		s.miss(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// cleanPath reports whether p has no empty, "." or ".." segment (a
+// trailing slash aside): whether the mux takes it as it is.
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	for i := 1; i < len(p); {
+		seg, _, _ := strings.Cut(p[i:], "/")
+		last := i+len(seg) == len(p)
+		if (seg == "" && !last) || seg == "." || seg == ".." {
+			return false
+		}
+		i += len(seg) + 1
+	}
+	return true
 }
 
 // authorized compares the bearer token in constant time; comparing hashes
@@ -224,29 +249,101 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
 }
 
-// miss answers requests no route took: 405 with Allow when the path exists
-// for other methods, else 404, both as JSON.
+// miss answers requests no route took, as JSON: a path that fits a route
+// but for an empty or dot segment where the route takes a queue or a job id
+// names that segment (400 invalid_queue, 400 invalid_argument); a path that
+// fits routes of other methods answers 405 with Allow; anything else 404.
+// It matches the raw segments itself (the mux needs clean paths, and does
+// not match a wildcard to an empty segment).
 func (s *Server) miss(w http.ResponseWriter, r *http.Request) {
-	h, _ := s.routes.Handler(r)
-	cw := captureWriter{header: http.Header{}}
-	h.ServeHTTP(&cw, r)
-	if cw.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", cw.header.Get("Allow"))
-		s.writeError(w, fmt.Errorf("%w: %s %s (allowed: %s)", errMethodNotAllowed, r.Method, r.URL.Path, cw.header.Get("Allow")))
+	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
+	var allow []string
+	for _, p := range s.paths {
+		vals, ok := p.match(segs)
+		if !ok {
+			continue
+		}
+		if p.method != r.Method && !(p.method == http.MethodGet && r.Method == http.MethodHead) {
+			allow = append(allow, p.method)
+			if p.method == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+			continue
+		}
+		if err := badSegment(vals); err != nil {
+			s.writeError(w, err)
+			return
+		}
+	}
+	if len(allow) > 0 {
+		slices.Sort(allow)
+		allowed := strings.Join(slices.Compact(allow), ", ")
+		w.Header().Set("Allow", allowed)
+		s.writeError(w, fmt.Errorf("%w: %s %s (allowed: %s)", errMethodNotAllowed, r.Method, r.URL.Path, allowed))
 		return
 	}
 	s.writeError(w, fmt.Errorf("%w: no route for %s %s", job.ErrNotFound, r.Method, r.URL.Path))
 }
 
-// captureWriter records what net/http's own 404 and 405 handlers would send.
-type captureWriter struct {
-	header http.Header
-	status int
+// routePath is a route's method and path segments; a wildcard segment is
+// held as its name in braces.
+type routePath struct {
+	method string
+	segs   []string
 }
 
-func (c *captureWriter) Header() http.Header         { return c.header }
-func (c *captureWriter) WriteHeader(status int)      { c.status = status }
-func (c *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
+// splitPattern splits a route pattern ("POST /v1/queues/{q}/jobs").
+func splitPattern(pattern string) routePath {
+	method, path, _ := strings.Cut(pattern, " ")
+	return routePath{method: method, segs: strings.Split(strings.TrimPrefix(path, "/"), "/")}
+}
+
+// match matches escaped path segments; a wildcard takes any one segment,
+// even an empty one. It answers the wildcards' unescaped values by name.
+func (p routePath) match(segs []string) (map[string]string, bool) {
+	if len(segs) != len(p.segs) {
+		return nil, false
+	}
+	var vals map[string]string
+	for i, ps := range p.segs {
+		if ps == "{$}" {
+			if segs[i] != "" {
+				return nil, false
+			}
+			continue
+		}
+		if !strings.HasPrefix(ps, "{") {
+			if ps != segs[i] {
+				return nil, false
+			}
+			continue
+		}
+		v, err := url.PathUnescape(segs[i])
+		if err != nil {
+			return nil, false
+		}
+		if vals == nil {
+			vals = make(map[string]string, 2)
+		}
+		vals[strings.Trim(ps, "{}")] = v
+	}
+	return vals, true
+}
+
+// badSegment is the refusal of a wildcard value that no handler takes.
+func badSegment(vals map[string]string) error {
+	if q, ok := vals["q"]; ok {
+		if err := job.CheckQueueName(q); err != nil {
+			return err
+		}
+	}
+	if id, ok := vals["id"]; ok {
+		if _, err := parseJobID(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // serverLog carries net/http's error log into slog: failed TLS handshakes
 // (port scanners, plain HTTP on the TLS port) at debug so that they cannot

@@ -1,0 +1,183 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// apiDaemon starts the real binary with config (YAML, "" for none) and
+// answers a client for it that never follows redirects: an API answer is
+// checked as the daemon sent it.
+func apiDaemon(t *testing.T, config string) (*daemon, *apiClient) {
+	t.Helper()
+	dir := t.TempDir()
+	var args []string
+	if config != "" {
+		conf := filepath.Join(dir, "edgeq.yaml")
+		if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", conf)
+	}
+	d := startDaemon(t, filepath.Join(dir, "data"), args...)
+	hc := &http.Client{
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	return d, &apiClient{t: t, hc: hc, base: d.base}
+}
+
+type apiClient struct {
+	t    *testing.T
+	hc   *http.Client
+	base string
+}
+
+// apiAnswer is one answer: status, headers, body, and the error document
+// when the body is one.
+type apiAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+	code   string
+	msg    string
+}
+
+func (c *apiClient) do(method, path, body string) apiAnswer {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: read answer: %v", method, path, err)
+	}
+	a := apiAnswer{status: resp.StatusCode, header: resp.Header, body: b}
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil {
+		a.code, a.msg = e.Error.Code, e.Error.Message
+	}
+	return a
+}
+
+// ok does a request that must answer want and decodes its body into out
+// (when not nil).
+func (c *apiClient) ok(method, path, body string, want int, out any) {
+	c.t.Helper()
+	a := c.do(method, path, body)
+	if a.status != want {
+		c.t.Fatalf("%s %s: %d %s, want %d", method, path, a.status, a.body, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(a.body, out); err != nil {
+			c.t.Fatalf("%s %s: decode %s: %v", method, path, a.body, err)
+		}
+	}
+}
+
+// refused does a request that must be refused with status and code.
+func (c *apiClient) refused(method, path, body string, status int, code string) apiAnswer {
+	c.t.Helper()
+	a := c.do(method, path, body)
+	if a.status != status || a.code != code {
+		c.t.Errorf("%s %s: %d %s, want %d %s", method, path, a.status, a.body, status, code)
+	}
+	return a
+}
+
+type leasedJob struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Lease *struct {
+		ID        string    `json:"id"`
+		ExpiresAt time.Time `json:"expires_at"`
+	} `json:"lease"`
+}
+
+// enqueueAndLease enqueues one job to queue and leases it with the lease
+// query (such as "ttr=5m").
+func (c *apiClient) enqueueAndLease(queue, query string) leasedJob {
+	c.t.Helper()
+	c.ok("POST", "/v1/queues/"+queue+"/jobs", "x", 201, nil)
+	var l struct {
+		Jobs []leasedJob `json:"jobs"`
+	}
+	c.ok("POST", "/v1/queues/"+queue+"/lease?"+query, "", 200, &l)
+	if len(l.Jobs) != 1 || l.Jobs[0].Lease == nil {
+		c.t.Fatalf("lease of %s: %+v, want one leased job", queue, l.Jobs)
+	}
+	return l.Jobs[0]
+}
+
+// TestMalformedPathsAnswerJSON (issue 13 item 5): a path that net/http
+// would clean (an empty, "." or ".." segment) is not redirected: every
+// answer under /v1/ is a JSON error, 400 invalid_queue for a bad or empty
+// queue segment, 404 not_found for no route, 405 method_not_allowed (with
+// Allow) for a wrong method. Nothing is created on the way.
+func TestMalformedPathsAnswerJSON(t *testing.T) {
+	_, c := apiDaemon(t, "")
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code         string
+		allow        string
+	}{
+		{"POST", "/v1/queues//jobs", 400, "invalid_queue", ""},
+		{"POST", "/v1/queues//lease", 400, "invalid_queue", ""},
+		{"GET", "/v1/queues//dead", 400, "invalid_queue", ""},
+		{"GET", "/v1/queues/", 400, "invalid_queue", ""},
+		{"POST", "/v1/queues/%2e%2e/jobs", 400, "invalid_queue", ""},
+		{"POST", "/v1/queues/./pause", 400, "invalid_queue", ""},
+		{"POST", "/v1/queues/Bad/jobs", 400, "invalid_queue", ""},
+		{"POST", "/v1/jobs//ack?lease=L", 400, "invalid_argument", ""},
+		{"PUT", "/v1/queues//jobs", 405, "method_not_allowed", "DELETE, POST"},
+		{"DELETE", "/v1/stats", 405, "method_not_allowed", "GET, HEAD"},
+		{"GET", "/v1//stats", 404, "not_found", ""},
+		{"GET", "/v1/queues/a/../b", 404, "not_found", ""},
+		{"POST", "/v1/queues/a/b/jobs", 404, "not_found", ""},
+		{"GET", "/v1/nope", 404, "not_found", ""},
+		{"GET", "/v1/", 404, "not_found", ""},
+	} {
+		name := tc.method + " " + tc.path
+		a := c.do(tc.method, tc.path, "x")
+		if a.status != tc.status || a.code != tc.code || a.msg == "" {
+			t.Errorf("%s: %d %q, want %d with a JSON error %s", name, a.status, a.body, tc.status, tc.code)
+		}
+		if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s: Content-Type %q, want JSON", name, ct)
+		}
+		if loc := a.header.Get("Location"); loc != "" {
+			t.Errorf("%s: redirected to %q", name, loc)
+		}
+		if got := a.header.Get("Allow"); got != tc.allow {
+			t.Errorf("%s: Allow %q, want %q", name, got, tc.allow)
+		}
+	}
+	var qs struct {
+		Queues []struct {
+			Name string `json:"name"`
+		} `json:"queues"`
+	}
+	c.ok("GET", "/v1/queues", "", 200, &qs)
+	if len(qs.Queues) != 0 {
+		t.Errorf("malformed requests created queues: %+v", qs.Queues)
+	}
+}
