@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -179,5 +180,42 @@ func TestMalformedPathsAnswerJSON(t *testing.T) {
 	c.ok("GET", "/v1/queues", "", 200, &qs)
 	if len(qs.Queues) != 0 {
 		t.Errorf("malformed requests created queues: %+v", qs.Queues)
+	}
+}
+
+// TestAckAndFailRepeatWithTheSameLease (issue 13 item 6): a worker whose
+// answer was lost repeats it; the same lease answers 200 again and the job
+// is not touched, another lease id gets 409 lease_lost.
+func TestAckAndFailRepeatWithTheSameLease(t *testing.T) {
+	_, c := apiDaemon(t, "")
+	j := c.enqueueAndLease("w", "")
+	ack := fmt.Sprintf("/v1/jobs/%s/ack?lease=%s", j.ID, j.Lease.ID)
+	c.ok("POST", ack, "", 200, nil)
+	c.ok("POST", ack, "", 200, nil)
+	c.refused("POST", fmt.Sprintf("/v1/jobs/%s/ack?lease=%s", j.ID, "0000000000000003"), "", 409, "lease_lost")
+	c.refused("POST", fmt.Sprintf("/v1/jobs/%s/fail?lease=%s", j.ID, j.Lease.ID), "", 409, "lease_lost")
+	c.refused("GET", "/v1/jobs/"+j.ID, "", 404, "not_found")
+
+	f := c.enqueueAndLease("w", "")
+	fail := fmt.Sprintf("/v1/jobs/%s/fail?lease=%s&error=bad", f.ID, f.Lease.ID)
+	c.ok("POST", fail, "", 200, nil)
+	c.ok("POST", fail, "", 200, nil)
+	c.refused("POST", fmt.Sprintf("/v1/jobs/%s/ack?lease=%s", f.ID, f.Lease.ID), "", 409, "lease_lost")
+	var dead struct {
+		State     string `json:"state"`
+		Attempt   int    `json:"attempt"`
+		LastError string `json:"last_error"`
+	}
+	c.ok("GET", "/v1/jobs/"+f.ID, "", 200, &dead)
+	if dead.State != "dead" || dead.Attempt != 1 || dead.LastError != "bad" {
+		t.Errorf("after two fails: %+v, want dead after attempt 1 with last_error bad", dead)
+	}
+	var st struct {
+		CompletedTotal int `json:"completed_total"`
+		DeadTotal      int `json:"dead_total"`
+	}
+	c.ok("GET", "/v1/queues/w", "", 200, &st)
+	if st.CompletedTotal != 1 || st.DeadTotal != 1 {
+		t.Errorf("queue w: %+v, want one completed and one dead", st)
 	}
 }

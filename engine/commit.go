@@ -12,12 +12,14 @@ import (
 // committerState is owned by the committer goroutine (and by Start before the
 // goroutine runs).
 type committerState struct {
-	seq     uint64 // job sequence high-water mark
-	seqSet  uint64 // the value last written with SetSeq
-	leases  *leaseTable
-	delayed timedScan
-	expiry  timedScan
-	dirty   bool // committed but not synced (SyncInterval queues)
+	seq    uint64 // job sequence high-water mark
+	seqSet uint64 // the value last written with SetSeq
+	leases *leaseTable
+	// finished remembers the leases pull workers finished (Ack, Fail).
+	finished *finishedLeases
+	delayed  timedScan
+	expiry   timedScan
+	dirty    bool // committed but not synced (SyncInterval queues)
 	// hotBytes is what every queue's hot tail holds (hot.go).
 	hotBytes int
 	synced   time.Time
@@ -689,6 +691,17 @@ func exhausted(j *job.Job) string {
 func (e *Engine) applyLeased(b *batch, o *op) error {
 	l, ok := e.c.leases.byJob[o.id]
 	if !ok || l.id != o.lease || !l.expires.After(b.now) {
+		if f, ok := e.c.finished.get(o.id); ok {
+			if f.lease != o.lease || f.kind != o.kind {
+				o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
+				return nil
+			}
+			// A repeat of an answer that was lost: answered like the first
+			// one, and only once the first one is durable.
+			b.needSync = true
+			o.state = job.StateDead
+			return nil
+		}
 		_, err := b.txn.Job(o.id, false)
 		switch {
 		case errors.Is(err, job.ErrNotFound):
@@ -709,6 +722,9 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 			return fmt.Errorf("delete job %s: %w", o.id, err)
 		}
 		e.c.leases.remove(o.id)
+		if o.pull {
+			e.c.finished.add(o.id, o.lease, opAck)
+		}
 		e.left(q, job.StateLeased, o.id)
 		q.completed.Add(1)
 		q.out.add(b.now, 1)
@@ -732,6 +748,9 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		return nil
 	case opFail:
 		e.c.leases.remove(o.id)
+		if o.pull {
+			e.c.finished.add(o.id, o.lease, opFail)
+		}
 		o.state = job.StateDead
 		return e.toDead(b, q, j, o.text)
 	}

@@ -95,6 +95,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e.hSync = newHistogram(latencyBounds...)
 	e.hSyncOps = newHistogram(sizeBounds...)
 	e.c.leases = newLeaseTable()
+	e.c.finished = newFinishedLeases()
 	now := e.clock.Now()
 	for name := range cfg.Queues {
 		q := newQueue(name, e.queueConfig(name), now)

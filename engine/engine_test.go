@@ -91,6 +91,55 @@ func stats(t *testing.T, e *engine.Engine, q string) engine.QueueStats {
 	return s
 }
 
+// TestFinishedLeaseWindow: Ack and Fail repeated with the same lease
+// answer nil while the lease is among the last 4096 finished; an older one
+// is forgotten (the job is gone: ErrNotFound).
+func TestFinishedLeaseWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 4096
+		e := start(t, memstore.New(), engine.Config{})
+		news := make([]job.New, 1000)
+		for range (window + 1 + 999) / 1000 {
+			if _, err := e.EnqueueBatch(t.Context(), "q", news); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var done []*job.Job
+		for len(done) < window+1 {
+			jobs, err := e.Lease(t.Context(), engine.LeaseRequest{Queue: "q", Max: min(100, window+1-len(done))})
+			if err != nil || len(jobs) == 0 {
+				t.Fatalf("Lease = %d jobs, %v", len(jobs), err)
+			}
+			for _, j := range jobs {
+				finish := e.Ack
+				if len(done)%2 == 1 {
+					finish = func(ctx context.Context, id job.ID, lease string) error { return e.Fail(ctx, id, lease, "bad") }
+				}
+				if err := finish(t.Context(), j.ID, j.LeaseID); err != nil {
+					t.Fatalf("finish %s: %v", j.ID, err)
+				}
+				done = append(done, j)
+			}
+		}
+		first, second, last := done[0], done[1], done[window]
+		if err := e.Ack(t.Context(), first.ID, first.LeaseID); !errors.Is(err, job.ErrNotFound) {
+			t.Errorf("Ack of the oldest of %d finished leases = %v, want ErrNotFound (forgotten)", window+1, err)
+		}
+		if err := e.Fail(t.Context(), second.ID, second.LeaseID, "bad"); err != nil {
+			t.Errorf("Fail repeated with the second oldest lease = %v, want nil", err)
+		}
+		if err := e.Ack(t.Context(), second.ID, second.LeaseID); !errors.Is(err, job.ErrLeaseLost) {
+			t.Errorf("Ack by a lease that failed the job = %v, want ErrLeaseLost", err)
+		}
+		if err := e.Ack(t.Context(), last.ID, last.LeaseID); err != nil {
+			t.Errorf("Ack repeated with the newest lease = %v, want nil", err)
+		}
+		if s := stats(t, e, "q"); s.CompletedTotal != window/2+1 || s.DeadTotal != window/2 {
+			t.Errorf("stats = completed %d dead %d, want %d and %d: a repeat counts nothing", s.CompletedTotal, s.DeadTotal, window/2+1, window/2)
+		}
+	})
+}
+
 func TestEnqueueLeaseAck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memstore.New()
@@ -115,8 +164,11 @@ func TestEnqueueLeaseAck(t *testing.T) {
 		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
 			t.Fatalf("Ack: %v", err)
 		}
-		if err := e.Ack(t.Context(), j.ID, j.LeaseID); !errors.Is(err, job.ErrNotFound) {
-			t.Errorf("second Ack = %v, want ErrNotFound", err)
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+			t.Errorf("second Ack with the same lease = %v, want nil (a lost answer repeated)", err)
+		}
+		if err := e.Ack(t.Context(), j.ID, "wrong"); !errors.Is(err, job.ErrLeaseLost) {
+			t.Errorf("Ack of the finished job with another lease = %v, want ErrLeaseLost", err)
 		}
 		if _, err := e.Job(t.Context(), j.ID); !errors.Is(err, job.ErrNotFound) {
 			t.Errorf("Job after ack = %v, want ErrNotFound", err)

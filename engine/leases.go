@@ -64,6 +64,59 @@ func (t *leaseTable) popExpired(now time.Time) (job.ID, lease, bool) {
 	return 0, lease{}, false
 }
 
+// finishedWindow is how many finished leases finishedLeases remembers.
+const finishedWindow = 4096
+
+// finishedLeases remembers the last finishedWindow leases that finished
+// their job through Ack or Fail, so that a pull worker whose answer was
+// lost can repeat it and get its answer again (SPEC §5) instead of a 404.
+// It is memory only: a restart forgets it. Not safe for concurrent use:
+// the committer owns it.
+type finishedLeases struct {
+	byJob map[job.ID]finishedLease
+	ring  []finishedRef // oldest at next once full
+	next  int
+}
+
+type finishedLease struct {
+	lease string
+	kind  opKind // opAck or opFail
+}
+
+type finishedRef struct {
+	id    job.ID
+	lease string
+}
+
+func newFinishedLeases() *finishedLeases {
+	return &finishedLeases{byJob: make(map[job.ID]finishedLease)}
+}
+
+// add remembers that lease finished job id by kind, forgetting the oldest
+// once the window is full.
+func (f *finishedLeases) add(id job.ID, lease string, kind opKind) {
+	ref := finishedRef{id: id, lease: lease}
+	if len(f.ring) < finishedWindow {
+		f.ring = append(f.ring, ref)
+	} else {
+		old := f.ring[f.next]
+		// A job may finish again under a later lease (dead, retried,
+		// leased again): forget only the entry that old names.
+		if l, ok := f.byJob[old.id]; ok && l.lease == old.lease {
+			delete(f.byJob, old.id)
+		}
+		f.ring[f.next] = ref
+		f.next = (f.next + 1) % finishedWindow
+	}
+	f.byJob[id] = finishedLease{lease: lease, kind: kind}
+}
+
+// get answers how the job was finished, if it is remembered.
+func (f *finishedLeases) get(id job.ID) (finishedLease, bool) {
+	l, ok := f.byJob[id]
+	return l, ok
+}
+
 type leaseDeadline struct {
 	id    job.ID
 	lease string

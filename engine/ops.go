@@ -38,6 +38,7 @@ type op struct {
 	max   int
 	to    *queue    // opMove
 	from  job.State // opMove: the state moved out of
+	pull  bool      // opAck, opFail: a pull worker's answer, remembered (finishedLeases)
 
 	results []job.Result
 	jobs    []*job.Job
@@ -219,8 +220,11 @@ func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) 
 }
 
 // Ack finishes a leased job: it is deleted and never delivered again.
+// Repeated with the same lease (a lost answer), it answers nil again while
+// the lease is among the last 4096 that Ack or Fail finished since the
+// engine started; after a Fail by that lease it answers job.ErrLeaseLost.
 func (e *Engine) Ack(ctx context.Context, id job.ID, lease string) error {
-	return e.submit(ctx, &op{kind: opAck, id: id, lease: lease})
+	return e.submit(ctx, &op{kind: opAck, id: id, lease: lease, pull: true})
 }
 
 // Nack gives a leased job back for a retry after delay (0: the queue's
@@ -237,9 +241,10 @@ func (e *Engine) Nack(ctx context.Context, id job.ID, lease string, delay time.D
 	return o.state, nil
 }
 
-// Fail sends a leased job straight to the dead-letter set.
+// Fail sends a leased job straight to the dead-letter set. Repeated with
+// the same lease it answers nil again, as Ack does.
 func (e *Engine) Fail(ctx context.Context, id job.ID, lease string, reason string) error {
-	return e.submit(ctx, &op{kind: opFail, id: id, lease: lease, text: truncate(reason, maxErrorLen)})
+	return e.submit(ctx, &op{kind: opFail, id: id, lease: lease, text: truncate(reason, maxErrorLen), pull: true})
 }
 
 // Extend renews a lease for ttr (0: the job's TTR) from now and answers the

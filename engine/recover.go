@@ -71,6 +71,9 @@ func (e *Engine) load() error {
 	e.qmu.RUnlock()
 	e.c.hotBytes = 0
 	e.c.leases = newLeaseTable()
+	// What a failed batch finished is not in the store: forget it all
+	// (a repeated answer then gets the 404 of an unknown job).
+	e.c.finished = newFinishedLeases()
 	for _, j := range held {
 		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size})
 	}

@@ -102,9 +102,12 @@ func TestClientJobs(t *testing.T) {
 	}
 
 	var apiErr *APIError
-	err = c.Ack(ctx, b.ID, b.Lease.ID)
+	if err := c.Ack(ctx, b.ID, b.Lease.ID); err != nil {
+		t.Errorf("Ack repeated with the same lease = %v, want nil", err)
+	}
+	err = c.Ack(ctx, "0000000000000fff", "L")
 	if !errors.As(err, &apiErr) || apiErr.Status != 404 || apiErr.Code != "not_found" || !errors.Is(err, job.ErrNotFound) {
-		t.Errorf("Ack of a finished job = %v", err)
+		t.Errorf("Ack of an unknown job = %v", err)
 	}
 	err = c.Ack(ctx, a.ID, "stale")
 	if !errors.As(err, &apiErr) || apiErr.Status != 409 || apiErr.Code != "lease_lost" || apiErr.Temporary() || !errors.Is(err, job.ErrLeaseLost) {

@@ -67,8 +67,11 @@ func TestRealEngine(t *testing.T) {
 	if err := c.Ack(ctx, j.ID, j.Lease.ID); err != nil {
 		t.Fatalf("Ack: %v", err)
 	}
-	if err := c.Ack(ctx, j.ID, j.Lease.ID); err == nil {
-		t.Error("second Ack succeeded")
+	if err := c.Ack(ctx, j.ID, j.Lease.ID); err != nil {
+		t.Errorf("Ack repeated with the same lease: %v, want nil", err)
+	}
+	if err := c.Ack(ctx, j.ID, "0000000000000003"); !errors.Is(err, job.ErrLeaseLost) {
+		t.Errorf("Ack of the finished job with another lease: %v, want lease_lost", err)
 	}
 	if _, err := c.Enqueue(ctx, "Bad", nil, EnqueueOptions{}); !errors.Is(err, job.ErrInvalidQueue) {
 		t.Errorf("Enqueue to an invalid name = %v", err)

@@ -28,6 +28,7 @@ type fakeEngine struct {
 	now      time.Time
 	next     job.ID
 	jobs     map[job.ID]*job.Job
+	acked    map[job.ID]string // lease that acked the job, as the engine remembers it
 	keys     map[string]job.ID // queue + "\x00" + key
 	paused   map[string]bool
 	news     []job.New // every job.New that reached the engine, in order
@@ -50,6 +51,7 @@ func newFakeEngine() *fakeEngine {
 	return &fakeEngine{
 		now:    time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC),
 		jobs:   map[job.ID]*job.Job{},
+		acked:  map[job.ID]string{},
 		keys:   map[string]job.ID{},
 		paused: map[string]bool{},
 		errs:   map[string]error{},
@@ -225,10 +227,17 @@ func (f *fakeEngine) Ack(ctx context.Context, id job.ID, lease string) error {
 	if err := f.errLocked("Ack"); err != nil {
 		return err
 	}
+	if l, ok := f.acked[id]; ok {
+		if l != lease {
+			return job.ErrLeaseLost
+		}
+		return nil
+	}
 	if _, err := f.leasedLocked(id, lease); err != nil {
 		return err
 	}
 	delete(f.jobs, id)
+	f.acked[id] = lease
 	return nil
 }
 

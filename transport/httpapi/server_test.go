@@ -419,7 +419,9 @@ func TestAckNackFailExtend(t *testing.T) {
 	if !ok.OK {
 		t.Errorf("ack answered %s", r.body)
 	}
-	ts.do(t, "POST", path(j, "ack", "lease="+j.LeaseID), nil).wantError(t, 404, "not_found", "not found", 0)
+	ts.do(t, "POST", path(j, "ack", "lease="+j.LeaseID), nil).wantStatus(t, 200)
+	ts.do(t, "POST", path(j, "ack", "lease=other"), nil).wantError(t, 409, "lease_lost", "lease lost", 0)
+	ts.do(t, "POST", "/v1/jobs/00000000000000ff/ack?lease=L", nil).wantError(t, 404, "not_found", "not found", 0)
 
 	for _, tc := range []struct {
 		attempt int
