@@ -219,3 +219,35 @@ func TestAckAndFailRepeatWithTheSameLease(t *testing.T) {
 		t.Errorf("queue w: %+v, want one completed and one dead", st)
 	}
 }
+
+// TestNackDelay (issue 13 item 7): a nack without delay waits for the
+// queue's backoff (an hour here); delay=0 and delay=0s mean now.
+func TestNackDelay(t *testing.T) {
+	_, c := apiDaemon(t, "queues:\n  w: {backoff: {initial: 1h, max: 2h}}\n")
+	for _, tc := range []struct{ query, state string }{
+		{"", "delayed"},
+		{"&delay=0", "ready"},
+		{"&delay=0s", "ready"},
+		{"&delay=1m", "delayed"},
+	} {
+		j := c.enqueueAndLease("w", "")
+		var res struct {
+			State string `json:"state"`
+		}
+		c.ok("POST", fmt.Sprintf("/v1/jobs/%s/nack?lease=%s%s", j.ID, j.Lease.ID, tc.query), "", 200, &res)
+		if res.State != tc.state {
+			t.Errorf("nack%s: state %q, want %q", tc.query, res.State, tc.state)
+		}
+		if tc.state == "ready" {
+			var l struct {
+				Jobs []leasedJob `json:"jobs"`
+			}
+			c.ok("POST", "/v1/queues/w/lease", "", 200, &l)
+			if len(l.Jobs) != 1 || l.Jobs[0].ID != j.ID {
+				t.Errorf("lease after nack%s: %+v, want job %s again at once", tc.query, l.Jobs, j.ID)
+				continue
+			}
+			c.ok("POST", fmt.Sprintf("/v1/jobs/%s/ack?lease=%s", j.ID, l.Jobs[0].Lease.ID), "", 200, nil)
+		}
+	}
+}

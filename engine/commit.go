@@ -761,7 +761,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		return e.toDead(b, q, j, o.text)
 	}
 	delay := o.delay
-	if delay == 0 {
+	if delay == NackBackoff {
 		delay = backoff(q.conf().Backoff, j.Attempt)
 	}
 	next := e.toReady(b, q, j, b.now.Add(delay))

@@ -344,7 +344,7 @@ func TestNackBackoffAndDeadLetter(t *testing.T) {
 			if j.Attempt != attempt {
 				t.Fatalf("attempt %d, want %d", j.Attempt, attempt)
 			}
-			state, err := e.Nack(t.Context(), j.ID, j.LeaseID, 0, fmt.Sprintf("boom %d", attempt))
+			state, err := e.Nack(t.Context(), j.ID, j.LeaseID, engine.NackBackoff, fmt.Sprintf("boom %d", attempt))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -385,8 +385,19 @@ func TestNackExplicitDelay(t *testing.T) {
 		leaseNone(t, e, "n")
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if j2 := lease1(t, e, "n", 0); j2.Attempt != 2 || j2.LastError != "later" {
+		j2 := lease1(t, e, "n", 0)
+		if j2.Attempt != 2 || j2.LastError != "later" {
 			t.Errorf("re-leased %+v", j2)
+		}
+		// Delay 0 is now, not the backoff.
+		if st, err := e.Nack(t.Context(), j2.ID, j2.LeaseID, 0, "now"); err != nil || st != job.StateReady {
+			t.Fatalf("Nack with delay 0 = %s, %v; want ready", st, err)
+		}
+		if j3 := lease1(t, e, "n", 0); j3.ID != j.ID || j3.Attempt != 3 {
+			t.Errorf("leased after a nack with delay 0: %+v", j3)
+		}
+		if _, err := e.Nack(t.Context(), j.ID, "x", -2*time.Second, "bad"); !errors.Is(err, job.ErrInvalidArgument) {
+			t.Errorf("Nack with a negative delay = %v, want ErrInvalidArgument", err)
 		}
 	})
 }
@@ -870,7 +881,7 @@ func TestEventsAfterCommit(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 		j = lease1(t, e, "ev", 0)
-		e.Nack(t.Context(), j.ID, j.LeaseID, 0, "y")
+		e.Nack(t.Context(), j.ID, j.LeaseID, engine.NackBackoff, "y")
 		enqueue(t, e, job.New{Queue: "ev"})
 		j = lease1(t, e, "ev", 0)
 		e.Ack(t.Context(), j.ID, j.LeaseID)

@@ -115,7 +115,7 @@ func TestHotTailRetriesAndRestart(t *testing.T) {
 			enqueue(t, e, job.New{Queue: "r", Payload: payloadOf(i, 64)})
 		}
 		a := lease1(t, e, "r", time.Hour)
-		if _, err := e.Nack(t.Context(), a.ID, a.LeaseID, 0, "again"); err != nil {
+		if _, err := e.Nack(t.Context(), a.ID, a.LeaseID, engine.NackBackoff, "again"); err != nil {
 			t.Fatalf("Nack: %v", err)
 		}
 		b := lease1(t, e, "r", time.Second) // job 1; its lease expires

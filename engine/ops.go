@@ -227,11 +227,15 @@ func (e *Engine) Ack(ctx context.Context, id job.ID, lease string) error {
 	return e.submit(ctx, &op{kind: opAck, id: id, lease: lease, pull: true})
 }
 
-// Nack gives a leased job back for a retry after delay (0: the queue's
-// backoff). A job whose attempts are spent goes dead. It answers the job's
-// new state.
+// NackBackoff as the delay of Nack retries the job after the queue's
+// backoff.
+const NackBackoff time.Duration = -1
+
+// Nack gives a leased job back for a retry after delay: 0 makes it ready
+// now, NackBackoff waits for the queue's backoff. A job whose attempts are
+// spent goes dead. It answers the job's new state.
 func (e *Engine) Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error) {
-	if delay < 0 {
+	if delay < 0 && delay != NackBackoff {
 		return 0, fmt.Errorf("%w: delay: must not be negative", job.ErrInvalidArgument)
 	}
 	o := &op{kind: opNack, id: id, lease: lease, delay: delay, text: truncate(reason, maxErrorLen)}

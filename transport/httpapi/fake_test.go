@@ -252,6 +252,8 @@ func (f *fakeEngine) Nack(ctx context.Context, id job.ID, lease string, delay ti
 	switch {
 	case j.Attempt >= j.MaxAttempts:
 		j.State = job.StateDead
+	case delay == engine.NackBackoff:
+		j.State, j.RunAt = job.StateDelayed, f.now.Add(time.Second) // a backoff of 1s
 	case delay > 0:
 		j.State, j.RunAt = job.StateDelayed, f.now.Add(delay)
 	default:

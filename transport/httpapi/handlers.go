@@ -229,10 +229,13 @@ func (s *Server) nack(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	delay, err := parseDuration("delay", v[1])
-	if err != nil {
-		s.writeError(w, err)
-		return
+	// No delay: the queue's backoff; delay=0: now.
+	delay := engine.NackBackoff
+	if v[1] != "" {
+		if delay, err = parseDuration("delay", v[1]); err != nil {
+			s.writeError(w, err)
+			return
+		}
 	}
 	st, err := s.eng.Nack(r.Context(), id, v[0], delay, v[2])
 	s.answer(w, err, StateResult{State: st.String()})

@@ -35,6 +35,7 @@ type Engine interface {
 	// Lease long-polls up to r.Wait itself; it returns early with ctx.
 	Lease(ctx context.Context, r engine.LeaseRequest) ([]*job.Job, error)
 	Ack(ctx context.Context, id job.ID, lease string) error
+	// Nack's delay is engine.NackBackoff for the queue's backoff.
 	Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error)
 	Fail(ctx context.Context, id job.ID, lease string, reason string) error
 	Extend(ctx context.Context, id job.ID, lease string, ttr time.Duration) (time.Time, error)

@@ -429,7 +429,8 @@ func TestAckNackFailExtend(t *testing.T) {
 		state   string
 	}{
 		{1, "delay=10s&error=boom", "delayed"},
-		{1, "error=boom", "ready"},
+		{1, "error=boom", "delayed"},
+		{1, "delay=0&error=boom", "ready"},
 		{3, "error=boom", "dead"},
 	} {
 		j := leased(tc.attempt)
