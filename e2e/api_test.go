@@ -251,3 +251,31 @@ func TestNackDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestEnqueueDelayAndRunAt (issue 13 item 8): delay and run_at together
+// are refused, naming both, on the query and in a batch line; nothing is
+// stored.
+func TestEnqueueDelayAndRunAt(t *testing.T) {
+	_, c := apiDaemon(t, "")
+	c.ok("POST", "/v1/queues/q/jobs", "first", 201, nil)
+	at := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	for _, tc := range []struct{ path, body string }{
+		{"/v1/queues/q/jobs?delay=1s&run_at=" + at, "x"},
+		{"/v1/queues/q/jobs?run_at=" + at + "&delay=0s", "x"},
+		{"/v1/queues/q/batch", `{"payload":1}` + "\n" + `{"payload":2,"delay":"1s","run_at":"` + at + `"}`},
+	} {
+		a := c.refused("POST", tc.path, tc.body, 400, "invalid_argument")
+		if !strings.Contains(a.msg, "delay") || !strings.Contains(a.msg, "run_at") {
+			t.Errorf("POST %s: message %q does not name delay and run_at", tc.path, a.msg)
+		}
+	}
+	var st struct {
+		Ready         int `json:"ready"`
+		Delayed       int `json:"delayed"`
+		EnqueuedTotal int `json:"enqueued_total"`
+	}
+	c.ok("GET", "/v1/queues/q", "", 200, &st)
+	if st.Ready != 1 || st.Delayed != 0 || st.EnqueuedTotal != 1 {
+		t.Errorf("queue q after the refusals: %+v, want only the first job", st)
+	}
+}

@@ -148,6 +148,9 @@ func (l *BatchLine) UnmarshalJSON(data []byte) error {
 	default:
 		return invalidArg("payload", "missing (set payload or payload_b64)")
 	}
+	if d, r := m["delay"], m["run_at"]; d != nil && r != nil && !isNull(d) && !isNull(r) {
+		return errDelayAndRunAt
+	}
 	for k, v := range m {
 		if k == "payload" || k == "payload_b64" || isNull(v) {
 			continue

@@ -13,9 +13,9 @@ import (
 
 func TestDecodeBatch(t *testing.T) {
 	body := `{"payload":{"a": "b"}}` + "\n" +
-		`  {"payload_b64":"aGk=","content_type":"text/plain","key":"k","delay":"1m30s","run_at":"2025-01-02T03:04:05.5+01:00","max_attempts":9,"ttr":"2m","expires_in":"1h","expires_at":"2026-01-01T00:00:00Z","headers":{"A-B":"c"}}  ` + "\r\n" +
+		`  {"payload_b64":"aGk=","content_type":"text/plain","key":"k","delay":"1m30s","max_attempts":9,"ttr":"2m","expires_in":"1h","expires_at":"2026-01-01T00:00:00Z","headers":{"A-B":"c"}}  ` + "\r\n" +
 		`{"payload":null,"key":null,"payload_b64":null}` + "\n" +
-		`{"payload":"x","content_type":"application/vnd.x+json"}`
+		`{"payload":"x","content_type":"application/vnd.x+json","run_at":"2025-01-02T03:04:05.5+01:00","delay":null}`
 	lines, err := decodeBatch([]byte(body), 100)
 	if err != nil {
 		t.Fatal(err)
@@ -24,13 +24,12 @@ func TestDecodeBatch(t *testing.T) {
 		{Payload: []byte(`{"a": "b"}`), EnqueueOptions: EnqueueOptions{ContentType: "application/json"}},
 		{Payload: []byte("hi"), EnqueueOptions: EnqueueOptions{
 			ContentType: "text/plain", Key: "k", Delay: 90 * time.Second,
-			RunAt:       time.Date(2025, 1, 2, 2, 4, 5, 5e8, time.UTC),
 			MaxAttempts: 9, TTR: 2 * time.Minute, ExpiresIn: time.Hour,
 			ExpiresAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 			Headers:   map[string]string{"a-b": "c"},
 		}},
 		{Payload: []byte("null"), EnqueueOptions: EnqueueOptions{ContentType: "application/json"}},
-		{Payload: []byte(`"x"`), EnqueueOptions: EnqueueOptions{ContentType: "application/vnd.x+json"}},
+		{Payload: []byte(`"x"`), EnqueueOptions: EnqueueOptions{ContentType: "application/vnd.x+json", RunAt: time.Date(2025, 1, 2, 2, 4, 5, 5e8, time.UTC)}},
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("decoded %d lines, want %d", len(lines), len(want))
@@ -61,6 +60,7 @@ func TestDecodeBatchErrors(t *testing.T) {
 		{"string line", `"x"`, job.ErrInvalidArgument, "line 1: json:"},
 		{"second line", "{\"payload\":1}\n\n{\"payload\":1,\"ttr\":\"-1s\"}", job.ErrInvalidArgument, "line 3: ttr: must not be negative"},
 		{"empty duration", `{"payload":1,"delay":""}`, job.ErrInvalidArgument, "line 1: delay:"},
+		{"delay and run_at", `{"payload":1,"run_at":"2025-01-01T00:00:00Z","delay":"0s"}`, job.ErrInvalidArgument, "line 1: delay: set delay or run_at, not both"},
 		{"empty time", `{"payload":1,"expires_at":""}`, job.ErrInvalidArgument, "line 1: expires_at:"},
 		{"float attempts", `{"payload":1,"max_attempts":1.5}`, job.ErrInvalidArgument, "line 1: max_attempts:"},
 		{"key not a string", `{"payload":1,"key":5}`, job.ErrInvalidArgument, "line 1: key: want a string"},
@@ -88,7 +88,7 @@ func TestBatchLineRoundTrip(t *testing.T) {
 		{Payload: []byte{}, EnqueueOptions: EnqueueOptions{ContentType: "application/octet-stream"}},
 		{Payload: []byte(`{"not json`), EnqueueOptions: EnqueueOptions{ContentType: "application/json"}},
 		{Payload: []byte("x"), EnqueueOptions: EnqueueOptions{
-			ContentType: "text/plain", Key: "k\"\n\u2028", Delay: time.Millisecond, RunAt: time.Date(2025, 1, 1, 0, 0, 0, 1, time.FixedZone("", -7200)),
+			ContentType: "text/plain", Key: "k\"\n\u2028", RunAt: time.Date(2025, 1, 1, 0, 0, 0, 1, time.FixedZone("", -7200)),
 			MaxAttempts: 3, TTR: time.Hour, ExpiresIn: 2 * time.Second, ExpiresAt: time.Unix(1e9, 0),
 			Headers: map[string]string{"b": "2", "a": "\x01"},
 		}},
@@ -129,7 +129,8 @@ func sameLine(a, b BatchLine) bool {
 func FuzzDecodeBatch(f *testing.F) {
 	for _, s := range []string{
 		`{"payload":{"a":1}}`,
-		`{"payload_b64":"AAEC","content_type":"application/x-bin","key":"k","delay":"5s","run_at":"2025-01-01T00:00:00Z"}`,
+		`{"payload_b64":"AAEC","content_type":"application/x-bin","key":"k","delay":"5s"}`,
+		`{"payload":2,"run_at":"2025-01-01T00:00:00Z"}`,
 		`{"payload":"x","max_attempts":3,"ttr":"1m","expires_in":"1h","expires_at":"2026-01-01T00:00:00+02:00","headers":{"A":"b"}}` + "\r\n\n" + `{"payload":null}`,
 		`{"payload":[1,2,{"b":"\u2028"}],"content_type":"application/ld+json"}`,
 		`{"payload":1,"payload_b64":"AA=="}`,

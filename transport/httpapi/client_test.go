@@ -30,7 +30,7 @@ func TestClientJobs(t *testing.T) {
 
 	runAt := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	res, err := c.Enqueue(ctx, "work", []byte(`{"a":1}`), EnqueueOptions{
-		Key: "k", Delay: time.Second, RunAt: runAt, MaxAttempts: 7, TTR: time.Minute, ExpiresIn: time.Hour,
+		Key: "k", RunAt: runAt, MaxAttempts: 7, TTR: time.Minute, ExpiresIn: time.Hour,
 		Headers: map[string]string{"Trace-ID": "t1"}, ContentType: "application/json",
 	})
 	if err != nil {
@@ -41,13 +41,16 @@ func TestClientJobs(t *testing.T) {
 	}
 	news, _ := ts.eng.received()
 	n := news[0]
-	if n.Key != "k" || n.Delay != time.Second || !n.RunAt.Equal(runAt) || n.MaxAttempts != 7 || n.TTR != time.Minute ||
+	if n.Key != "k" || n.Delay != 0 || !n.RunAt.Equal(runAt) || n.MaxAttempts != 7 || n.TTR != time.Minute ||
 		n.ExpiresIn != time.Hour || n.ContentType != "application/json" || !maps.Equal(n.Headers, map[string]string{"trace-id": "t1"}) {
 		t.Errorf("engine got %+v", n)
 	}
-	res, err = c.Enqueue(ctx, "work", nil, EnqueueOptions{Key: "k"})
+	res, err = c.Enqueue(ctx, "work", nil, EnqueueOptions{Key: "k", Delay: time.Second})
 	if err != nil || !res.Duplicate || res.ID != "0000000000000001" {
 		t.Errorf("duplicate Enqueue = %+v, %v", res, err)
+	}
+	if news, _ := ts.eng.received(); len(news) != 2 || news[1].Delay != time.Second {
+		t.Errorf("engine got %+v, want a second job with a delay of 1s", news)
 	}
 
 	br, err := c.EnqueueBatch(ctx, "work", []BatchLine{

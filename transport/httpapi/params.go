@@ -109,6 +109,10 @@ func parseInt(field, v string, lo, hi, def int) (int, error) {
 
 const maxInt = int(^uint(0) >> 1)
 
+// errDelayAndRunAt refuses an enqueue that says when to run twice: which
+// one should win is a guess.
+var errDelayAndRunAt = invalidArg("delay", "set delay or run_at, not both")
+
 // parseEnqueueQuery fills the options of n from an enqueue query string.
 func parseEnqueueQuery(raw string, n *job.New) error {
 	if raw == "" {
@@ -117,6 +121,9 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 	var v [7]string
 	if err := parseQuery(raw, enqueueParams, v[:]); err != nil {
 		return err
+	}
+	if v[1] != "" && v[2] != "" {
+		return errDelayAndRunAt
 	}
 	var err error
 	n.Key = v[0]

@@ -94,6 +94,7 @@ func TestEnqueueBadArguments(t *testing.T) {
 		{"delay=-1s", "delay"},
 		{"run_at=tomorrow", "run_at"},
 		{"run_at=2025-01-01", "run_at"},
+		{"delay=1s&run_at=2025-01-01T00:00:00Z", "delay"},
 		{"max_attempts=x", "max_attempts"},
 		{"max_attempts=-2", "max_attempts"},
 		{"ttr=1parsec", "ttr"},
@@ -238,7 +239,7 @@ func TestBatch(t *testing.T) {
 	ts := mustStartServer(t, Config{})
 	body := `{"payload":{"n": 1},"key":"k1","headers":{"Trace":"x"}}` + "\n" +
 		"\r\n" +
-		`{"payload_b64":"AAEC","content_type":"application/x-bin","delay":"5s","max_attempts":2,"ttr":"1m","expires_in":"1h","run_at":"2025-01-01T00:00:00Z"}` + "\r\n" +
+		`{"payload_b64":"AAEC","content_type":"application/x-bin","delay":null,"max_attempts":2,"ttr":"1m","expires_in":"1h","run_at":"2025-01-01T00:00:00Z"}` + "\r\n" +
 		`{"payload":"text"}`
 	r := ts.do(t, "POST", "/v1/queues/b/batch", strings.NewReader(body), "Content-Type", "application/x-ndjson")
 	r.wantStatus(t, http.StatusCreated)
@@ -261,7 +262,7 @@ func TestBatch(t *testing.T) {
 		t.Errorf("line 1 = %+v", n)
 	}
 	if n := news[1]; !bytes.Equal(n.Payload, []byte{0, 1, 2}) || n.ContentType != "application/x-bin" ||
-		n.Delay != 5*time.Second || n.MaxAttempts != 2 || n.TTR != time.Minute || n.ExpiresIn != time.Hour ||
+		n.Delay != 0 || n.MaxAttempts != 2 || n.TTR != time.Minute || n.ExpiresIn != time.Hour ||
 		!n.RunAt.Equal(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("line 3 = %+v", n)
 	}

@@ -133,7 +133,8 @@ func FuzzTopicQueue(f *testing.F) {
 func FuzzEnvelope(f *testing.F) {
 	for _, s := range []string{
 		`{"payload":{"a":1},"key":"k"}`,
-		`{"payload_b64":"aGk=","content_type":"text/plain","delay":"1s","run_at":"2030-01-01T00:00:00Z"}`,
+		`{"payload_b64":"aGk=","content_type":"text/plain","delay":"1s"}`,
+		`{"payload":1,"run_at":"2030-01-01T00:00:00Z"}`,
 		`{"payload":null,"headers":{"A":"b"},"max_attempts":2,"ttr":"1m","expires_in":"1h"}`,
 		`{"payload":1,"payload_b64":"aGk="}`,
 		`[]`, `null`, `{`,
