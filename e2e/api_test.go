@@ -279,3 +279,28 @@ func TestEnqueueDelayAndRunAt(t *testing.T) {
 		t.Errorf("queue q after the refusals: %+v, want only the first job", st)
 	}
 }
+
+// TestExtendKeepsTheLeaseTTR (issue 13 item 9): extend without ttr renews
+// the lease by its own TTR (the one it was leased with, then the last one
+// extend set), not by the queue's 60s default.
+func TestExtendKeepsTheLeaseTTR(t *testing.T) {
+	_, c := apiDaemon(t, "")
+	j := c.enqueueAndLease("w", "ttr=5m")
+	extend := func(query string, want time.Duration) {
+		t.Helper()
+		before := time.Now()
+		var res struct {
+			ExpiresAt time.Time `json:"expires_at"`
+		}
+		c.ok("POST", fmt.Sprintf("/v1/jobs/%s/extend?lease=%s%s", j.ID, j.Lease.ID, query), "", 200, &res)
+		after := time.Now()
+		// The daemon runs on this host's clock: its now is between before
+		// and after, give or take a second of rounding in the answer.
+		if res.ExpiresAt.Before(before.Add(want-time.Second)) || res.ExpiresAt.After(after.Add(want+time.Second)) {
+			t.Errorf("extend%s: expires_at %s, want about %s from now", query, res.ExpiresAt.Sub(before).Round(time.Second), want)
+		}
+	}
+	extend("", 5*time.Minute)
+	extend("&ttr=2m", 2*time.Minute)
+	extend("", 2*time.Minute)
+}

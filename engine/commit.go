@@ -667,11 +667,12 @@ func (e *Engine) leaseOne(b *batch, q *queue, o *op, j *job.Job) error {
 	next.State = job.StateLeased
 	next.Attempt++
 	next.LeaseID = newLeaseID()
-	next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR)))
+	ttr := cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR))
+	next.LeaseExpires = b.now.Add(ttr)
 	if err := e.transition(b, q, j, next); err != nil {
 		return err
 	}
-	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size})
+	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size, ttr: ttr})
 	o.jobs = append(o.jobs, next)
 	if q.conf().Class <= job.ClassHigh {
 		e.waitLat.add(b.now.Sub(j.RunAt), b.now)
@@ -739,11 +740,12 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 	switch o.kind {
 	case opExtend:
 		next := j.Clone()
-		next.LeaseExpires = b.now.Add(cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR)))
+		ttr := cmpOr(o.ttr, cmpOr(l.ttr, cmpOr(j.TTR, q.conf().TTR)))
+		next.LeaseExpires = b.now.Add(ttr)
 		if err := e.transition(b, q, j, next); err != nil {
 			return err
 		}
-		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size})
+		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size, ttr: ttr})
 		o.at = next.LeaseExpires
 		return nil
 	case opFail:

@@ -327,10 +327,29 @@ func TestExtend(t *testing.T) {
 		if want := time.Now().Add(10 * time.Second); !at.Equal(want) {
 			t.Errorf("extended to %s, want %s", at, want)
 		}
+		// Without a ttr: by the last one given, not the 60s default.
+		time.Sleep(time.Second)
+		if at, err := e.Extend(t.Context(), j.ID, j.LeaseID, 0); err != nil || !at.Equal(time.Now().Add(10*time.Second)) {
+			t.Errorf("Extend without ttr = %s, %v; want 10s from now", at.Sub(time.Now()), err)
+		}
 		time.Sleep(9 * time.Second)
 		synctest.Wait()
 		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
 			t.Errorf("ack within the extended lease: %v", err)
+		}
+	})
+}
+
+// TestExtendByTheLeaseTTR: extend without a ttr renews by the TTR the
+// lease was taken with.
+func TestExtendByTheLeaseTTR(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, memstore.New(), engine.Config{})
+		enqueue(t, e, job.New{Queue: "x", TTR: 30 * time.Second})
+		j := lease1(t, e, "x", 5*time.Minute)
+		time.Sleep(time.Minute)
+		if at, err := e.Extend(t.Context(), j.ID, j.LeaseID, 0); err != nil || !at.Equal(time.Now().Add(5*time.Minute)) {
+			t.Errorf("Extend without ttr = %s, %v; want 5m from now", at.Sub(time.Now()), err)
 		}
 	})
 }

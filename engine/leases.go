@@ -13,7 +13,8 @@ type lease struct {
 	id      string
 	expires time.Time
 	attempt int
-	size    int // the job's payload size, for Txn.Delete at ack
+	size    int           // the job's payload size, for Txn.Delete at ack
+	ttr     time.Duration // what extend without a ttr renews by: the lease's TTR, then the last one extend set
 }
 
 // leaseTable is the committer's set of held leases with a min-heap of their

@@ -251,8 +251,9 @@ func (e *Engine) Fail(ctx context.Context, id job.ID, lease string, reason strin
 	return e.submit(ctx, &op{kind: opFail, id: id, lease: lease, text: truncate(reason, maxErrorLen), pull: true})
 }
 
-// Extend renews a lease for ttr (0: the job's TTR) from now and answers the
-// new deadline.
+// Extend renews a lease for ttr from now and answers the new deadline.
+// ttr 0 renews by the lease's own TTR: the one it was leased with, or the
+// last one Extend was given (after a restart of the engine, the job's TTR).
 func (e *Engine) Extend(ctx context.Context, id job.ID, lease string, ttr time.Duration) (time.Time, error) {
 	if ttr < 0 {
 		return time.Time{}, fmt.Errorf("%w: ttr: must not be negative", job.ErrInvalidArgument)

@@ -74,6 +74,8 @@ func (e *Engine) load() error {
 	// What a failed batch finished is not in the store: forget it all
 	// (a repeated answer then gets the 404 of an unknown job).
 	e.c.finished = newFinishedLeases()
+	// A lease's own TTR is not stored: after a restart, extend without a
+	// ttr renews by the job's (or its queue's) TTR.
 	for _, j := range held {
 		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size})
 	}

@@ -208,7 +208,8 @@ func (c *Client) Fail(ctx context.Context, id, lease, reason string) error {
 	return c.jobCall(ctx, http.MethodPost, id, "/fail", q, nil)
 }
 
-// Extend renews a lease for ttr (0: the queue's) and answers its new expiry.
+// Extend renews a lease for ttr (0: the lease's own TTR, the one it was
+// leased with or last extended by) and answers its new expiry.
 func (c *Client) Extend(ctx context.Context, id, lease string, ttr time.Duration) (time.Time, error) {
 	q := url.Values{"lease": {lease}}
 	if ttr != 0 {
