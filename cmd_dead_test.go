@@ -119,7 +119,11 @@ func TestJobCommands(t *testing.T) {
 		t.Errorf("cancel printed %q", out)
 	}
 	r = callCLI(t, addr, "job", "show", id)
-	if r.code != exitFailure || !strings.Contains(r.stderr, "not_found") || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("show a cancelled job: %+v, want exit 1 and not_found", r)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "not_found") || strings.Count(r.stderr, "\n") != 1 || strings.Count(r.stderr, id) != 1 {
+		t.Errorf("show a cancelled job: %+v, want exit 1 and not_found, naming the job once", r)
+	}
+	r = callCLI(t, addr, "job", "cancel", id)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "not_found") || strings.Count(r.stderr, id) != 1 {
+		t.Errorf("cancel a cancelled job: %+v, want exit 1 and not_found, naming the job once", r)
 	}
 }

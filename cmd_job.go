@@ -33,7 +33,7 @@ func jobCommand(e env) *cli.Command {
 					defer cancel()
 					j, err := newClient(c, e).Job(ctx, id)
 					if err != nil {
-						return clientError("show job "+id, err)
+						return clientError("show job", err) // the answer names the job
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, j)
@@ -54,7 +54,7 @@ func jobCommand(e env) *cli.Command {
 					ctx, cancel := callCtx(c)
 					defer cancel()
 					if err := newClient(c, e).Cancel(ctx, id); err != nil {
-						return clientError("cancel job "+id, err)
+						return clientError("cancel job", err) // the answer names the job
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, httpapi.OKResult{OK: true})

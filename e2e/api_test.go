@@ -304,3 +304,27 @@ func TestExtendKeepsTheLeaseTTR(t *testing.T) {
 	extend("&ttr=2m", 2*time.Minute)
 	extend("", 2*time.Minute)
 }
+
+// TestErrorsNameTheJobOnce (issue 13 item 10): an error about a job names
+// its id once.
+func TestErrorsNameTheJobOnce(t *testing.T) {
+	_, c := apiDaemon(t, "")
+	j := c.enqueueAndLease("w", "")
+	c.ok("POST", fmt.Sprintf("/v1/jobs/%s/ack?lease=%s", j.ID, j.Lease.ID), "", 200, nil)
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"GET", "/v1/jobs/" + j.ID, 404, "not_found"},
+		{"DELETE", "/v1/jobs/" + j.ID, 404, "not_found"},
+		{"POST", "/v1/jobs/00000000000000ff/ack?lease=L", 404, "not_found"},
+		{"POST", "/v1/jobs/00000000000000ff/extend?lease=L", 404, "not_found"},
+	} {
+		a := c.refused(tc.method, tc.path, "", tc.status, tc.code)
+		id := strings.Split(tc.path, "/")[3]
+		if n := strings.Count(a.msg, id); n != 1 {
+			t.Errorf("%s %s: message %q names the job %d times, want once", tc.method, tc.path, a.msg, n)
+		}
+	}
+}

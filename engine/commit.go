@@ -566,7 +566,7 @@ func (e *Engine) transition(b *batch, q *queue, prev, next *job.Job) error {
 		return err
 	}
 	if err := b.txn.Update(prev, next); err != nil {
-		return fmt.Errorf("update job %s: %w", prev.ID, err)
+		return err // the store names the job
 	}
 	e.left(q, prev.State, prev.ID)
 	e.entered(b, q, next)
@@ -611,7 +611,7 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 				id := j.ID
 				var err error
 				if j, err = b.txn.Job(id, true); err != nil {
-					return fmt.Errorf("read job %s: %w", id, err)
+					return fmt.Errorf("lease: %w", err)
 				}
 			}
 			if err := e.leaseOne(b, q, o, j); err != nil {
@@ -636,7 +636,7 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("read job %s: %w", ref.ID, err)
+				return fmt.Errorf("lease: %w", err)
 			}
 			if j.State != job.StateReady {
 				continue
@@ -720,7 +720,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 			return err
 		}
 		if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}); err != nil {
-			return fmt.Errorf("delete job %s: %w", o.id, err)
+			return fmt.Errorf("ack: %w", err)
 		}
 		e.c.leases.remove(o.id)
 		if o.pull {
@@ -735,7 +735,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 	}
 	j, err := b.txn.Job(o.id, false)
 	if err != nil {
-		return fmt.Errorf("read leased job %s: %w", o.id, err)
+		return fmt.Errorf("read leased job: %w", err)
 	}
 	switch o.kind {
 	case opExtend:
@@ -795,7 +795,7 @@ func (e *Engine) applyCancel(b *batch, o *op) error {
 		return err
 	}
 	if err := b.txn.Delete(j); err != nil {
-		return fmt.Errorf("delete job %s: %w", o.id, err)
+		return fmt.Errorf("cancel: %w", err)
 	}
 	e.left(q, j.State, j.ID)
 	b.wrote(q)
@@ -833,7 +833,7 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 			return err
 		}
 		if err := b.txn.Delete(j); err != nil {
-			return fmt.Errorf("delete job %s: %w", id, err)
+			return fmt.Errorf("purge: %w", err)
 		}
 		e.left(q, j.State, j.ID)
 		b.wrote(q)
@@ -890,7 +890,7 @@ func (e *Engine) applyDead(b *batch, o *op) error {
 			continue // deleted earlier in this transaction
 		}
 		if err != nil {
-			return fmt.Errorf("read dead job %s: %w", id, err)
+			return fmt.Errorf("read dead job: %w", err)
 		}
 		if j.State != job.StateDead || j.Queue != q.name {
 			continue // changed earlier in this transaction
@@ -900,7 +900,7 @@ func (e *Engine) applyDead(b *batch, o *op) error {
 				return err
 			}
 			if err := b.txn.Delete(j); err != nil {
-				return fmt.Errorf("delete job %s: %w", id, err)
+				return fmt.Errorf("purge dead: %w", err)
 			}
 			e.left(q, job.StateDead, j.ID)
 			b.wrote(q)

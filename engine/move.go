@@ -117,7 +117,7 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 	for _, id := range ids {
 		j, err := b.txn.Job(id, false)
 		if err != nil {
-			return fmt.Errorf("read job %s: %w", id, err)
+			return fmt.Errorf("move: %w", err)
 		}
 		if j.State != o.from || j.Queue != q.name {
 			continue
@@ -131,7 +131,7 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 			return err
 		}
 		if err := b.txn.Update(j, next); err != nil {
-			return fmt.Errorf("move job %s: %w", id, err)
+			return fmt.Errorf("move: %w", err)
 		}
 		e.left(q, j.State, j.ID)
 		e.entered(b, o.to, next)

@@ -274,7 +274,7 @@ func (e *Engine) Job(ctx context.Context, id job.ID) (*job.Job, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", id, err)
+		return nil, err // the store names the job
 	}
 	return j, nil
 }
@@ -383,7 +383,7 @@ func (e *Engine) DeadList(ctx context.Context, queue string, after job.ID, limit
 		for i, id := range ids {
 			j, err := tx.Job(id, true)
 			if err != nil {
-				return fmt.Errorf("dead job %s: %w", id, err)
+				return fmt.Errorf("list dead jobs: %w", err)
 			}
 			out = append(out, j)
 			if bytes += len(j.Payload); bytes >= maxPageBytes && i < len(ids)-1 {

@@ -34,7 +34,7 @@ func (e *Engine) load() error {
 			for _, r := range refs {
 				j, err := tx.Job(r.ID, false)
 				if err != nil {
-					return fmt.Errorf("read leased job %s: %w", r.ID, err)
+					return fmt.Errorf("read leased jobs: %w", err)
 				}
 				held = append(held, j)
 				after = r.ID
@@ -104,7 +104,7 @@ func (e *Engine) recover(ctx context.Context) error {
 			for id, l := range e.c.leases.byJob {
 				j, err := b.txn.Job(id, false)
 				if err != nil {
-					return fmt.Errorf("read leased job %s: %w", id, err)
+					return fmt.Errorf("requeue leased jobs: %w", err)
 				}
 				if err := e.requeue(b, l.queue, j, "lease lost in restart"); err != nil {
 					return err

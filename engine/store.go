@@ -26,7 +26,9 @@ type Store interface {
 type ReadTx interface {
 	// Job reads a job; the payload only when payload is true (Payload is
 	// nil otherwise). Size, the payload's length, is set either way.
-	// It answers job.ErrNotFound for an unknown id.
+	// It answers job.ErrNotFound for an unknown id. Its errors, like
+	// those of Update and Delete, name the job ("job 00000000000000ff: not
+	// found"): callers add what they were doing, not the id again.
 	Job(id job.ID, payload bool) (*job.Job, error)
 	// Ready lists up to max entries of queue's ready index with
 	// ReadySeq > after, in ReadySeq order.

@@ -123,7 +123,7 @@ func (t *txn) committed() []*job.Job {
 func (t *txn) Job(id job.ID, payload bool) (*job.Job, error) {
 	j, ok := t.lookup(id)
 	if !ok {
-		return nil, job.ErrNotFound
+		return nil, fmt.Errorf("job %s: %w", id, job.ErrNotFound)
 	}
 	c := j.Clone()
 	if !payload {
