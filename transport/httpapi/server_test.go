@@ -233,6 +233,33 @@ func TestRouting(t *testing.T) {
 	if got := r.header.Get("Allow"); !strings.Contains(got, "GET") || !strings.Contains(got, "DELETE") {
 		t.Errorf("Allow = %q, want GET and DELETE", got)
 	}
+
+	// Paths the mux would clean (and redirect) are answered as sent.
+	ts.do(t, "POST", "/v1/queues//jobs", nil).wantError(t, 400, "invalid_queue", `""`, 0)
+	ts.do(t, "GET", "/v1/queues/", nil).wantError(t, 400, "invalid_queue", `""`, 0)
+	ts.do(t, "POST", "/v1/queues/%2E%2E/lease", nil).wantError(t, 400, "invalid_queue", `".."`, 0)
+	ts.do(t, "POST", "/v1/jobs//ack?lease=L", nil).wantError(t, 400, "invalid_argument", "id:", 0)
+	ts.do(t, "GET", "/v1//stats", nil).wantError(t, 404, "not_found", "no route", 0)
+	r = ts.do(t, "PUT", "/v1/queues/./jobs", nil)
+	r.wantError(t, 405, "method_not_allowed", "PUT", 0)
+	if got := r.header.Get("Allow"); got != "DELETE, POST" {
+		t.Errorf("Allow = %q, want DELETE, POST", got)
+	}
+	if news, _ := ts.eng.received(); len(news) != 0 {
+		t.Errorf("malformed paths reached the engine with %d jobs", len(news))
+	}
+}
+
+func TestCleanPath(t *testing.T) {
+	for p, want := range map[string]bool{
+		"/": true, "/v1/stats": true, "/v1/queues/": true, "/v1/queues/a.b/jobs": true, "/v1/x..y": true,
+		"": false, "//": false, "/v1//stats": false, "/v1/./stats": false, "/v1/../stats": false,
+		"/v1/queues/.": false, "/v1/queues/..": false, "/v1/queues/a/../jobs": false,
+	} {
+		if got := cleanPath(p); got != want {
+			t.Errorf("cleanPath(%q) = %v, want %v", p, got, want)
+		}
+	}
 }
 
 func TestBatch(t *testing.T) {
