@@ -700,7 +700,9 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 			// A repeat of an answer that was lost: answered like the first
 			// one, and only once the first one is durable.
 			b.needSync = true
-			o.state = job.StateDead
+			if o.kind == opFail {
+				o.state = job.StateDead
+			}
 			return nil
 		}
 		_, err := b.txn.Job(o.id, false)

@@ -54,13 +54,14 @@
 //
 // The committer is the only writer of the store and of the in-memory state:
 // per-queue counters (atomics, read by stats and admission without locks), the
-// per-queue ready cursor, the lease table (a map plus a deadline heap) and the
-// positions in the timed indexes, and each queue's hot tail (hot.go): the
-// newest ready jobs, kept in memory within a fixed engine-wide budget of
-// 2 MiB, so that a queue that keeps up leases without reading the store.
-// Memory is bounded by the number of queues and of held leases and by that
-// budget, never by the backlog: a backlog past the budget is read from the
-// store when it is leased.
+// per-queue ready cursor, the lease table (a map plus a deadline heap), the
+// last 4096 leases that pull workers finished (so that a repeated ack or
+// fail answers like the first), the positions in the timed indexes, and each
+// queue's hot tail (hot.go): the newest ready jobs, kept in memory within a
+// fixed engine-wide budget of 2 MiB, so that a queue that keeps up leases
+// without reading the store. Memory is bounded by the number of queues and of
+// held leases and by those bounds, never by the backlog: a backlog past the
+// budget is read from the store when it is leased.
 //
 //   - Each queue's ready index is read from its cursor: ReadySeq values come
 //     from the job sequence and only grow, so every entry behind the cursor
