@@ -136,8 +136,8 @@ type serveSettings struct {
 }
 
 // settleServe builds serve's configuration: defaults, then the file, then
-// EDGEQ_* variables, then flags; it validates the result and refuses an
-// unauthenticated non-loopback listener.
+// EDGEQ_* variables, then flags; it validates the result and checks the host
+// (checkHost), which refuses an unauthenticated non-loopback listener.
 func settleServe(c *cli.Context, e env) (serveSettings, error) {
 	value := func(flag, envName string, isBool bool) (v, src string, ok bool) {
 		switch {
@@ -165,11 +165,19 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 			continue
 		}
 		if err := o.set(cfg, v); err != nil {
-			return serveSettings{}, usageErrorf("%s: %v", src, err)
+			return serveSettings{}, configErrorf("%s: %v", src, err)
 		}
 		sources[o.key] = src
 	}
-	if err := annotate(joinProblems(decodeErr, cfg.Validate()), file, lines, sources); err != nil {
+	insecure, src, _ := value(insecureFlag, insecureEnv, true)
+	allowOpen, err := strconv.ParseBool(cmp.Or(insecure, "false"))
+	if err != nil {
+		return serveSettings{}, configErrorf("%s: want true or false, got %q", src, insecure)
+	}
+	// Everything that can refuse the configuration runs here, before the
+	// store opens or a port is bound: a refusal exits 78 and changes nothing.
+	token, hostErr := checkHost(cfg, hostCheck{allowOpen: allowOpen})
+	if err := annotate(joinProblems(decodeErr, cfg.Validate(), hostErr), file, lines, sources); err != nil {
 		return serveSettings{}, err
 	}
 	if cfg.DataDir == "" {
@@ -179,28 +187,7 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 			cfg.DataDir, _, _ = strings.Cut(d, ":")
 		}
 	}
-
-	s := serveSettings{cfg: cfg}
-	if f := cfg.HTTP.TokenFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return serveSettings{}, fmt.Errorf("read http.token_file: %w", err)
-		}
-		if s.token = strings.TrimSpace(string(b)); s.token == "" {
-			return serveSettings{}, usageErrorf("http.token_file: %s is empty", f)
-		}
-	}
-	insecure, src, _ := value(insecureFlag, insecureEnv, true)
-	allowOpen, err := strconv.ParseBool(cmp.Or(insecure, "false"))
-	if err != nil {
-		return serveSettings{}, usageErrorf("%s: want true or false, got %q", src, insecure)
-	}
-	if s.token == "" && !allowOpen && !isLoopback(cfg.HTTP.Addr) {
-		return serveSettings{}, usageErrorf("http.addr: refusing to serve %s without a token: "+
-			"set http.token_file (--token-file) or pass --insecure-no-auth", cfg.HTTP.Addr)
-	}
-	s.path = file
-	return s, nil
+	return serveSettings{cfg: cfg, token: token, path: file}, nil
 }
 
 // isLoopback reports whether a listen address reaches only this host. An
@@ -232,12 +219,6 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	// A directory held by another process fails here with a message that
-	// says so (storage.ErrLocked).
-	store, err := storage.Open(storage.Config{Dir: cfg.DataDir, Memory: cfg.Storage.Memory, Logger: log})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
 	ec := cfg.engineConfig(log)
 	// The MQTT client starts after the engine; until then, and when MQTT is
 	// off, job events and backlog alerts go nowhere.
@@ -255,7 +236,13 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	releaseHandlers, err := buildHandlers(cfg, &ec)
 	defer func() { releaseHandlers() }() // the current ones: SIGHUP replaces them
 	if err != nil {
-		return errors.Join(&exitError{code: exitUsage, err: err}, closeStore(store))
+		return &exitError{code: exitConfig, err: err}
+	}
+	// A directory held by another process fails here with a message that
+	// says so (storage.ErrLocked).
+	store, err := storage.Open(storage.Config{Dir: cfg.DataDir, Memory: cfg.Storage.Memory, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
 	}
 	eng, err := engine.New(ec, store)
 	if err != nil {
@@ -307,7 +294,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	if m := cfg.MQTT; m.Broker != "" {
 		mc, err := newMQTT(cfg, eng, log)
 		if err != nil {
-			return errors.Join(&exitError{code: exitUsage, err: err}, shutdown(log, cfg, eng, srv, store))
+			return errors.Join(&exitError{code: exitConfig, err: err}, shutdown(log, cfg, eng, srv, store))
 		}
 		for _, q := range ec.Queues {
 			if h, ok := q.Handler.(*mqttapi.Handler); ok {
