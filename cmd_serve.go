@@ -133,6 +133,11 @@ type serveSettings struct {
 	cfg   *Config // validated; DataDir resolved
 	token string  // "" when the HTTP API is open
 	path  string  // the configuration file, "" when none: SIGHUP re-reads it
+	// overlay lays the flags and variables over a configuration read from
+	// path, as at the start, and resolves DataDir; it answers which keys
+	// they set. SIGHUP uses it so that the reloaded file is seen as serve
+	// would see it.
+	overlay func(*Config) (sources map[string]string, err error)
 }
 
 // settleServe builds serve's configuration: defaults, then the file, then
@@ -158,16 +163,30 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 		}
 		file = path
 	}
-	sources := map[string]string{}
-	for _, o := range overrides {
-		v, src, ok := value(o.flag, o.env, o.bool)
-		if !ok {
-			continue
+	overlay := func(cfg *Config) (map[string]string, error) {
+		sources := map[string]string{}
+		for _, o := range overrides {
+			v, src, ok := value(o.flag, o.env, o.bool)
+			if !ok {
+				continue
+			}
+			if err := o.set(cfg, v); err != nil {
+				return nil, configErrorf("%s: %v", src, err)
+			}
+			sources[o.key] = src
 		}
-		if err := o.set(cfg, v); err != nil {
-			return serveSettings{}, configErrorf("%s: %v", src, err)
+		if cfg.DataDir == "" {
+			cfg.DataDir = defaultDataDir
+			if d, ok := e.getenv("STATE_DIRECTORY"); ok {
+				// systemd lists one path per StateDirectory=, colon-separated.
+				cfg.DataDir, _, _ = strings.Cut(d, ":")
+			}
 		}
-		sources[o.key] = src
+		return sources, nil
+	}
+	sources, err := overlay(cfg)
+	if err != nil {
+		return serveSettings{}, err
 	}
 	insecure, src, _ := value(insecureFlag, insecureEnv, true)
 	allowOpen, err := strconv.ParseBool(cmp.Or(insecure, "false"))
@@ -180,14 +199,7 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 	if err := annotate(joinProblems(decodeErr, cfg.Validate(), hostErr), file, lines, sources); err != nil {
 		return serveSettings{}, err
 	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = defaultDataDir
-		if d, ok := e.getenv("STATE_DIRECTORY"); ok {
-			// systemd lists one path per StateDirectory=, colon-separated.
-			cfg.DataDir, _, _ = strings.Cut(d, ":")
-		}
-	}
-	return serveSettings{cfg: cfg, token: token, path: file}, nil
+	return serveSettings{cfg: cfg, token: token, path: file, overlay: overlay}, nil
 }
 
 // isLoopback reports whether a listen address reaches only this host. An
@@ -339,7 +351,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		case <-ctx.Done():
 		case <-hup:
 			notifyReloading(log)
-			release, err := reloadConfig(s.path, eng, gov, log, mqttc.Load())
+			release, restart, err := reloadConfig(s, eng, gov, log, mqttc.Load())
 			notifyReady(log)
 			if err != nil {
 				log.Error("reload refused; the running configuration stays", "file", s.path, "err", err)
@@ -348,6 +360,9 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 			releaseHandlers()
 			releaseHandlers = release
 			log.Info("configuration reloaded", "file", s.path)
+			for _, key := range restart {
+				log.Warn("configuration change not applied: it needs a restart", "key", key, "file", s.path)
+			}
 		}
 	}
 	notifyStopping(log)
