@@ -406,7 +406,7 @@ func newMQTT(cfg *Config, eng *engine.Engine, log *slog.Logger) (*mqttapi.Client
 		Username:   m.Username,
 		Password:   password,
 		TLS:        mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
-		Prefix:     m.Prefix,
+		Prefix:     m.topicPrefix(id),
 		Events:     m.Events,
 		Routes:     routes,
 		MaxPayload: int(cfg.MaxPayload),

@@ -67,6 +67,15 @@ type MQTTConfig struct {
 	TLS          ClientTLSFiles `yaml:"tls"`
 }
 
+// clientIDPlaceholder in mqtt.prefix stands for the client id, so that boxes
+// sharing a broker and a configuration get topics of their own.
+const clientIDPlaceholder = "{client_id}"
+
+// topicPrefix is the prefix of edgeq's topics for the client id in use.
+func (m MQTTConfig) topicPrefix(clientID string) string {
+	return strings.ReplaceAll(m.Prefix, clientIDPlaceholder, clientID)
+}
+
 // RouteConfig maps an MQTT topic filter to a queue.
 type RouteConfig struct {
 	Filter   string `yaml:"filter"`
@@ -260,9 +269,15 @@ func (c *Config) validateMQTT(v *validator) {
 			v.add("mqtt.broker", "unsupported scheme %q (want tcp, ssl, tls, mqtt, mqtts, ws or wss)", u.Scheme)
 		}
 	}
-	if m.Prefix == "" {
+	if strings.ContainsAny(m.ClientID, "+#") {
+		v.add("mqtt.client_id", "%q must not contain the topic wildcards + or #: it is part of the status topic", m.ClientID)
+	}
+	switch bare := strings.ReplaceAll(m.Prefix, clientIDPlaceholder, "x"); {
+	case m.Prefix == "":
 		v.add("mqtt.prefix", "required")
-	} else if strings.ContainsAny(m.Prefix, "+#") || strings.HasPrefix(m.Prefix, "/") || strings.HasSuffix(m.Prefix, "/") {
+	case strings.ContainsAny(bare, "{}"):
+		v.add("mqtt.prefix", "%q: the only placeholder is %s", m.Prefix, clientIDPlaceholder)
+	case strings.ContainsAny(bare, "+#") || strings.HasPrefix(bare, "/") || strings.HasSuffix(bare, "/"):
 		v.add("mqtt.prefix", "%q must be a topic without wildcards or a leading or trailing /", m.Prefix)
 	}
 	for i, r := range m.Routes {
