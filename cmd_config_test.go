@@ -73,6 +73,7 @@ func TestValidateChecksWhatServeChecks(t *testing.T) {
 		{"mqtt password file missing", "mqtt:\n  broker: tcp://127.0.0.1:1883\n  password_file: " + missing + "\n", "3: mqtt.password_file: open " + missing, false},
 		{"mqtt ca not PEM", "mqtt:\n  broker: tcp://127.0.0.1:1883\n  tls:\n    ca: " + notPEM + "\n", "4: mqtt.tls.ca: no PEM certificate in " + notPEM, false},
 		{"mqtt client key missing", "mqtt:\n  broker: tcp://127.0.0.1:1883\n  tls:\n    cert: " + cert + "\n    key: " + missing + "\n", "5: mqtt.tls.key: open " + missing, false},
+		{"http handler reserved header", "queues:\n  hook:\n    handler: {type: http, url: 'http://127.0.0.1:1/', headers: {Idempotency-Key: x}}\n", "3: queues.hook.handler: headers.Idempotency-Key: set by the handler", true},
 		{"exec program missing", "queues:\n  notify:\n    handler: {type: exec, command: [" + missing + "]}\n", "3: queues.notify.handler: command[0]: exec: ", false},
 		{"exec program not on PATH", "queues:\n  notify:\n    handler:\n      type: exec\n      command: [edgeq-no-such-program]\n", "3: queues.notify.handler: command[0]: exec: \"edgeq-no-such-program\": executable file not found", false},
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
+	httphandler "github.com/edgeq/edgeq/engine/handler/http"
 	"github.com/edgeq/edgeq/engine/job"
 )
 
@@ -412,6 +413,9 @@ func (c *Config) validateHandler(v *validator, key string, h *HandlerConfig) {
 			v.add(key+".url", "required for http handlers")
 		} else if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.add(key+".url", "invalid URL %q (want http:// or https://)", h.URL)
+		} else if _, err := httphandler.New(httphandler.Config{URL: h.URL, Headers: h.Headers, Timeout: time.Duration(h.Timeout)}); err != nil {
+			// What serve's handler refuses: header names, reserved headers.
+			v.add(key, "%v", err)
 		}
 	case "mqtt":
 		own = []string{"topic"}
