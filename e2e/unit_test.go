@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The unit's paths, replaced by the test's own binary and files.
@@ -67,8 +69,7 @@ func (s exitStatus) String() string {
 // statusSet parses a list of exit statuses as RestartPreventExitStatus=
 // takes them: numbers and signal names, separated by spaces; an empty
 // assignment resets the list.
-func statusSet(t *testing.T, values []string) (codes map[int]bool, signals map[string]bool) {
-	t.Helper()
+func statusSet(values []string) (codes map[int]bool, signals map[string]bool) {
 	codes, signals = map[int]bool{}, map[string]bool{}
 	for _, v := range values {
 		if strings.TrimSpace(v) == "" {
@@ -100,23 +101,22 @@ func restarts(t *testing.T, service map[string][]string, s exitStatus, mainProce
 		}
 		return vs[len(vs)-1]
 	}
-	if mainProcess {
-		if codes, signals := statusSet(t, service["RestartPreventExitStatus"]); codes[s.code] && s.signal == 0 ||
-			s.signal != 0 && signals[strings.TrimPrefix(unix(s.signal), "SIG")] {
-			return false
+	in := func(key string) bool {
+		codes, signals := statusSet(service[key])
+		if s.signal != 0 {
+			return signals[strings.TrimPrefix(unix.SignalName(s.signal), "SIG")]
 		}
-		if codes, signals := statusSet(t, service["RestartForceExitStatus"]); codes[s.code] && s.signal == 0 ||
-			s.signal != 0 && signals[strings.TrimPrefix(unix(s.signal), "SIG")] {
-			return true
-		}
+		return codes[s.code]
 	}
-	successCodes, successSignals := statusSet(t, service["SuccessExitStatus"])
-	clean := s.signal == 0 && (s.code == 0 || successCodes[s.code])
-	if s.signal != 0 {
-		// SIGHUP, SIGINT, SIGTERM and SIGPIPE are clean ends of a service.
-		clean = slices.Contains([]syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE}, s.signal) ||
-			successSignals[strings.TrimPrefix(unix(s.signal), "SIG")]
+	if mainProcess && in("RestartPreventExitStatus") {
+		return false
 	}
+	if mainProcess && in("RestartForceExitStatus") {
+		return true
+	}
+	// SIGHUP, SIGINT, SIGTERM and SIGPIPE are clean ends of a service.
+	clean := in("SuccessExitStatus") || s == exitStatus{} ||
+		slices.Contains([]syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE}, s.signal)
 	switch r := last("Restart"); r {
 	case "", "no":
 		return false
@@ -124,28 +124,12 @@ func restarts(t *testing.T, service map[string][]string, s exitStatus, mainProce
 		return true
 	case "on-failure":
 		return !clean
-	case "on-abnormal":
-		return s.signal != 0 && !clean
-	case "on-abort":
+	case "on-abnormal", "on-abort":
 		return s.signal != 0 && !clean
 	default:
 		t.Fatalf("Restart=%s: not modelled by this test", r)
 		return false
 	}
-}
-
-// unix names a signal as systemd does (SIGABRT).
-func unix(sig syscall.Signal) string {
-	for _, s := range []struct {
-		sig  syscall.Signal
-		name string
-	}{{syscall.SIGABRT, "SIGABRT"}, {syscall.SIGQUIT, "SIGQUIT"}, {syscall.SIGKILL, "SIGKILL"}, {syscall.SIGSEGV, "SIGSEGV"},
-		{syscall.SIGTERM, "SIGTERM"}, {syscall.SIGHUP, "SIGHUP"}, {syscall.SIGINT, "SIGINT"}, {syscall.SIGPIPE, "SIGPIPE"}} {
-		if s.sig == sig {
-			return s.name
-		}
-	}
-	return sig.String()
 }
 
 // unitCommand is one of the unit's command lines with the test's binary and
@@ -292,7 +276,7 @@ func TestUnitRestartLogic(t *testing.T) {
 	})
 
 	for _, sig := range []syscall.Signal{syscall.SIGABRT, syscall.SIGQUIT} {
-		t.Run("crash on "+unix(sig)+" is restarted", func(t *testing.T) {
+		t.Run("crash on "+unix.SignalName(sig)+" is restarted", func(t *testing.T) {
 			cmd, log, s, mainProcess := startUnit(t, service, good())
 			if !mainProcess {
 				t.Fatalf("a valid configuration failed to start: %s", s)
@@ -303,7 +287,7 @@ func TestUnitRestartLogic(t *testing.T) {
 			cmd.Process.Signal(sig)
 			s = wait(t, cmd, log)
 			if s.code != 2 {
-				t.Fatalf("after %s: %s, want the Go runtime's crash exit 2", unix(sig), s)
+				t.Fatalf("after %s: %s, want the Go runtime's crash exit 2", unix.SignalName(sig), s)
 			}
 			if !restarts(t, service, s, true) {
 				t.Errorf("a crash (%s) is not restarted", s)
