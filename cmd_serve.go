@@ -133,11 +133,16 @@ type serveSettings struct {
 	cfg   *Config // validated; DataDir resolved
 	token string  // "" when the HTTP API is open
 	path  string  // the configuration file, "" when none: SIGHUP re-reads it
+	// overlay lays the flags and variables over a configuration read from
+	// path, as at the start, and resolves DataDir; it answers which keys
+	// they set. SIGHUP uses it so that the reloaded file is seen as serve
+	// would see it.
+	overlay func(*Config) (sources map[string]string, err error)
 }
 
 // settleServe builds serve's configuration: defaults, then the file, then
-// EDGEQ_* variables, then flags; it validates the result and refuses an
-// unauthenticated non-loopback listener.
+// EDGEQ_* variables, then flags; it validates the result and checks the host
+// (checkHost), which refuses an unauthenticated non-loopback listener.
 func settleServe(c *cli.Context, e env) (serveSettings, error) {
 	value := func(flag, envName string, isBool bool) (v, src string, ok bool) {
 		switch {
@@ -158,49 +163,43 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 		}
 		file = path
 	}
-	sources := map[string]string{}
-	for _, o := range overrides {
-		v, src, ok := value(o.flag, o.env, o.bool)
-		if !ok {
-			continue
+	overlay := func(cfg *Config) (map[string]string, error) {
+		sources := map[string]string{}
+		for _, o := range overrides {
+			v, src, ok := value(o.flag, o.env, o.bool)
+			if !ok {
+				continue
+			}
+			if err := o.set(cfg, v); err != nil {
+				return nil, configErrorf("%s: %v", src, err)
+			}
+			sources[o.key] = src
 		}
-		if err := o.set(cfg, v); err != nil {
-			return serveSettings{}, usageErrorf("%s: %v", src, err)
+		if cfg.DataDir == "" {
+			cfg.DataDir = defaultDataDir
+			if d, ok := e.getenv("STATE_DIRECTORY"); ok {
+				// systemd lists one path per StateDirectory=, colon-separated.
+				cfg.DataDir, _, _ = strings.Cut(d, ":")
+			}
 		}
-		sources[o.key] = src
+		return sources, nil
 	}
-	if err := annotate(joinProblems(decodeErr, cfg.Validate()), file, lines, sources); err != nil {
+	sources, err := overlay(cfg)
+	if err != nil {
 		return serveSettings{}, err
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = defaultDataDir
-		if d, ok := e.getenv("STATE_DIRECTORY"); ok {
-			// systemd lists one path per StateDirectory=, colon-separated.
-			cfg.DataDir, _, _ = strings.Cut(d, ":")
-		}
-	}
-
-	s := serveSettings{cfg: cfg}
-	if f := cfg.HTTP.TokenFile; f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return serveSettings{}, fmt.Errorf("read http.token_file: %w", err)
-		}
-		if s.token = strings.TrimSpace(string(b)); s.token == "" {
-			return serveSettings{}, usageErrorf("http.token_file: %s is empty", f)
-		}
 	}
 	insecure, src, _ := value(insecureFlag, insecureEnv, true)
 	allowOpen, err := strconv.ParseBool(cmp.Or(insecure, "false"))
 	if err != nil {
-		return serveSettings{}, usageErrorf("%s: want true or false, got %q", src, insecure)
+		return serveSettings{}, configErrorf("%s: want true or false, got %q", src, insecure)
 	}
-	if s.token == "" && !allowOpen && !isLoopback(cfg.HTTP.Addr) {
-		return serveSettings{}, usageErrorf("http.addr: refusing to serve %s without a token: "+
-			"set http.token_file (--token-file) or pass --insecure-no-auth", cfg.HTTP.Addr)
+	// Everything that can refuse the configuration runs here, before the
+	// store opens or a port is bound: a refusal exits 78 and changes nothing.
+	token, hostErr := checkHost(cfg, hostCheck{allowOpen: allowOpen})
+	if err := annotate(joinProblems(decodeErr, cfg.Validate(), hostErr), file, lines, sources); err != nil {
+		return serveSettings{}, err
 	}
-	s.path = file
-	return s, nil
+	return serveSettings{cfg: cfg, token: token, path: file, overlay: overlay}, nil
 }
 
 // isLoopback reports whether a listen address reaches only this host. An
@@ -232,12 +231,6 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	// A directory held by another process fails here with a message that
-	// says so (storage.ErrLocked).
-	store, err := storage.Open(storage.Config{Dir: cfg.DataDir, Memory: cfg.Storage.Memory, Logger: log})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
 	ec := cfg.engineConfig(log)
 	// The MQTT client starts after the engine; until then, and when MQTT is
 	// off, job events and backlog alerts go nowhere.
@@ -255,7 +248,13 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	releaseHandlers, err := buildHandlers(cfg, &ec)
 	defer func() { releaseHandlers() }() // the current ones: SIGHUP replaces them
 	if err != nil {
-		return errors.Join(&exitError{code: exitUsage, err: err}, closeStore(store))
+		return &exitError{code: exitConfig, err: err}
+	}
+	// A directory held by another process fails here with a message that
+	// says so (storage.ErrLocked).
+	store, err := storage.Open(storage.Config{Dir: cfg.DataDir, Memory: cfg.Storage.Memory, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
 	}
 	eng, err := engine.New(ec, store)
 	if err != nil {
@@ -307,7 +306,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	if m := cfg.MQTT; m.Broker != "" {
 		mc, err := newMQTT(cfg, eng, log)
 		if err != nil {
-			return errors.Join(&exitError{code: exitUsage, err: err}, shutdown(log, cfg, eng, srv, store))
+			return errors.Join(&exitError{code: exitConfig, err: err}, shutdown(log, cfg, eng, srv, store))
 		}
 		for _, q := range ec.Queues {
 			if h, ok := q.Handler.(*mqttapi.Handler); ok {
@@ -352,7 +351,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		case <-ctx.Done():
 		case <-hup:
 			notifyReloading(log)
-			release, err := reloadConfig(s.path, eng, gov, log, mqttc.Load())
+			release, restart, err := reloadConfig(s, eng, gov, log, mqttc.Load())
 			notifyReady(log)
 			if err != nil {
 				log.Error("reload refused; the running configuration stays", "file", s.path, "err", err)
@@ -361,6 +360,9 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 			releaseHandlers()
 			releaseHandlers = release
 			log.Info("configuration reloaded", "file", s.path)
+			for _, key := range restart {
+				log.Warn("configuration change not applied: it needs a restart", "key", key, "file", s.path)
+			}
 		}
 	}
 	notifyStopping(log)
@@ -404,7 +406,7 @@ func newMQTT(cfg *Config, eng *engine.Engine, log *slog.Logger) (*mqttapi.Client
 		Username:   m.Username,
 		Password:   password,
 		TLS:        mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
-		Prefix:     m.Prefix,
+		Prefix:     m.topicPrefix(id),
 		Events:     m.Events,
 		Routes:     routes,
 		MaxPayload: int(cfg.MaxPayload),

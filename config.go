@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
+	httphandler "github.com/edgeq/edgeq/engine/handler/http"
 	"github.com/edgeq/edgeq/engine/job"
 )
 
@@ -65,6 +66,15 @@ type MQTTConfig struct {
 	Events       bool           `yaml:"events"`
 	Routes       []RouteConfig  `yaml:"routes"`
 	TLS          ClientTLSFiles `yaml:"tls"`
+}
+
+// clientIDPlaceholder in mqtt.prefix stands for the client id, so that boxes
+// sharing a broker and a configuration get topics of their own.
+const clientIDPlaceholder = "{client_id}"
+
+// topicPrefix is the prefix of edgeq's topics for the client id in use.
+func (m MQTTConfig) topicPrefix(clientID string) string {
+	return strings.ReplaceAll(m.Prefix, clientIDPlaceholder, clientID)
 }
 
 // RouteConfig maps an MQTT topic filter to a queue.
@@ -260,9 +270,15 @@ func (c *Config) validateMQTT(v *validator) {
 			v.add("mqtt.broker", "unsupported scheme %q (want tcp, ssl, tls, mqtt, mqtts, ws or wss)", u.Scheme)
 		}
 	}
-	if m.Prefix == "" {
+	if strings.ContainsAny(m.ClientID, "+#") {
+		v.add("mqtt.client_id", "%q must not contain the topic wildcards + or #: it is part of the status topic", m.ClientID)
+	}
+	switch bare := strings.ReplaceAll(m.Prefix, clientIDPlaceholder, "x"); {
+	case m.Prefix == "":
 		v.add("mqtt.prefix", "required")
-	} else if strings.ContainsAny(m.Prefix, "+#") || strings.HasPrefix(m.Prefix, "/") || strings.HasSuffix(m.Prefix, "/") {
+	case strings.ContainsAny(bare, "{}"):
+		v.add("mqtt.prefix", "%q: the only placeholder is %s", m.Prefix, clientIDPlaceholder)
+	case strings.ContainsAny(bare, "+#") || strings.HasPrefix(bare, "/") || strings.HasSuffix(bare, "/"):
 		v.add("mqtt.prefix", "%q must be a topic without wildcards or a leading or trailing /", m.Prefix)
 	}
 	for i, r := range m.Routes {
@@ -397,6 +413,9 @@ func (c *Config) validateHandler(v *validator, key string, h *HandlerConfig) {
 			v.add(key+".url", "required for http handlers")
 		} else if u, err := url.Parse(h.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			v.add(key+".url", "invalid URL %q (want http:// or https://)", h.URL)
+		} else if _, err := httphandler.New(httphandler.Config{URL: h.URL, Headers: h.Headers, Timeout: time.Duration(h.Timeout)}); err != nil {
+			// What serve's handler refuses: header names, reserved headers.
+			v.add(key, "%v", err)
 		}
 	case "mqtt":
 		own = []string{"topic"}

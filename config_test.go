@@ -44,6 +44,40 @@ func TestConfigsParse(t *testing.T) {
 	}
 }
 
+// TestSamplesHaveTopicsOfTheirOwn: two sample boxes on one broker must not
+// share a topic prefix, or each takes the other's jobs and overwrites its
+// retained alerts.
+func TestSamplesHaveTopicsOfTheirOwn(t *testing.T) {
+	files, err := filepath.Glob("configs/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := map[string]string{} // expanded prefix → sample
+	for _, f := range files {
+		cfg, err := loadConfig(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MQTT.Broker == "" {
+			continue
+		}
+		if cfg.MQTT.ClientID == "" {
+			t.Errorf("%s: no mqtt.client_id: a sample names its session", f)
+		}
+		p := cfg.MQTT.topicPrefix(cfg.MQTT.ClientID)
+		if other, ok := owner[p]; ok {
+			t.Errorf("%s and %s share the MQTT prefix %q", other, f, p)
+		}
+		owner[p] = f
+	}
+	if len(owner) < 2 {
+		t.Fatalf("%d samples use MQTT, want the gateways and the uplink", len(owner))
+	}
+	if got := (MQTTConfig{Prefix: "edgeq/{client_id}/x"}).topicPrefix("gw-1"); got != "edgeq/gw-1/x" {
+		t.Errorf("topicPrefix = %q, want edgeq/gw-1/x", got)
+	}
+}
+
 // TestReferenceConfigIsDefaults checks that configs/edgeq.yaml states the
 // defaults that serve uses without a file.
 func TestReferenceConfigIsDefaults(t *testing.T) {
@@ -168,6 +202,9 @@ func TestBadConfigs(t *testing.T) {
 		{"route without queue", "mqtt: {routes: [{filter: a}]}\n", "mqtt.routes[0].queue: required", 0},
 		{"broker scheme", "mqtt: {broker: 'http://h:1883'}\n", `mqtt.broker: unsupported scheme "http"`, 0},
 		{"mqtt prefix", "mqtt: {prefix: 'a/#'}\n", "mqtt.prefix:", 0},
+		{"mqtt prefix placeholder", "mqtt: {prefix: 'edgeq/{host}'}\n", `mqtt.prefix: "edgeq/{host}": the only placeholder is {client_id}`, 1},
+		{"mqtt prefix placeholder level", "mqtt: {prefix: '{client_id}/'}\n", "mqtt.prefix:", 1},
+		{"mqtt client id wildcard", "mqtt:\n  client_id: 'gw+1'\n", `mqtt.client_id: "gw+1" must not contain the topic wildcards`, 2},
 		{"list for mapping", "queues: [a, b]\n", "queues: want a mapping, got a list", 1},
 		{"mapping for string", "data_dir: {a: b}\n", "data_dir: want a string, got a mapping", 1},
 		{"string for list", "queues: {a: {handler: {type: exec, command: /bin/true}}}\n", "queues.a.handler.command: want a list", 0},

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
-	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
 	httphandler "github.com/edgeq/edgeq/engine/handler/http"
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/resource"
@@ -137,7 +136,7 @@ func buildHandlers(cfg *Config, ec *engine.Config) (release func(), err error) {
 		var handler engine.Handler
 		switch h.Type {
 		case "exec":
-			x, err := exechandler.New(exechandler.Config{Command: h.Command, Timeout: time.Duration(h.Timeout)})
+			x, err := newExecHandler(h)
 			if err != nil {
 				return release, fmt.Errorf("queues.%s.handler.%w", name, err)
 			}

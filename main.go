@@ -22,12 +22,16 @@ var (
 	date    = ""
 )
 
-// Exit codes (SPEC 4).
+// Exit codes (SPEC 4, README "Exit codes"). The Go runtime exits 2 on a
+// panic or a fatal error, the same as a usage error; the unit restarts on
+// both and only an invalid configuration, which a restart cannot mend, has
+// a code of its own.
 const (
 	exitOK       = 0
 	exitFailure  = 1
-	exitUsage    = 2  // usage or invalid configuration
+	exitUsage    = 2  // the command line: unknown flag, missing or extra argument
 	exitTempFail = 75 // EX_TEMPFAIL: the daemon refused for now; retry later
+	exitConfig   = 78 // EX_CONFIG: invalid configuration, from the file, a variable or a flag
 )
 
 func main() {
@@ -76,7 +80,7 @@ func newApp(e env) *cli.App {
 			moveCommand(e),
 			governorCommand(e),
 			benchCommand(e),
-			configCommand(),
+			configCommand(e),
 			versionCommand(),
 			helpCommand(),
 		},
@@ -175,9 +179,13 @@ func usageErrorf(format string, args ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
 }
 
+func configErrorf(format string, args ...any) error {
+	return &exitError{code: exitConfig, err: fmt.Errorf(format, args...)}
+}
+
 // exitCode prints err, if any, on stderr and returns the process exit code:
-// that of an exitError or cli.ExitCoder in its chain, 2 for a configuration
-// error, else 1.
+// that of an exitError or cli.ExitCoder in its chain, 78 for a
+// configuration error, else 1.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
@@ -195,7 +203,7 @@ func exitCode(err error, stderr io.Writer) int {
 	case errors.As(err, &ec):
 		return ec.ExitCode()
 	case errors.As(err, &ce):
-		return exitUsage
+		return exitConfig
 	}
 	return exitFailure
 }

@@ -75,10 +75,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 	bad := writeFile(t, "bad.yaml", "queues:\n  sync: {class: urgent}\n")
 	r := runCLI(t, env{}, "config", "validate", bad)
-	if want := bad + `:2: queues.sync.class: unknown class "urgent"`; r.code != exitUsage || !strings.Contains(r.stderr, want) || r.stdout != "" {
-		t.Errorf("invalid file: %+v, want exit 2 and %q on stderr", r, want)
+	if want := bad + `:2: queues.sync.class: unknown class "urgent"`; r.code != exitConfig || !strings.Contains(r.stderr, want) || r.stdout != "" {
+		t.Errorf("invalid file: %+v, want exit 78 and %q on stderr", r, want)
 	}
-	if r := runCLI(t, env{}, "config", "validate", filepath.Join(t.TempDir(), "missing.yaml")); r.code != exitUsage || !strings.Contains(r.stderr, "no such file") {
+	if r := runCLI(t, env{}, "config", "validate", filepath.Join(t.TempDir(), "missing.yaml")); r.code != exitConfig || !strings.Contains(r.stderr, "no such file") {
 		t.Errorf("missing file: %+v", r)
 	}
 	if r := runCLI(t, env{}, "config", "validate"); r.code != exitUsage {
@@ -259,8 +259,8 @@ func TestServeRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, r := settled(t, tt.vars, tt.args...)
-			if r.code != exitUsage || !strings.Contains(r.stderr, tt.want) {
-				t.Errorf("code %d stderr %q, want exit 2 and %q", r.code, r.stderr, tt.want)
+			if r.code != exitConfig || !strings.Contains(r.stderr, tt.want) {
+				t.Errorf("code %d stderr %q, want exit 78 and %q", r.code, r.stderr, tt.want)
 			}
 		})
 	}

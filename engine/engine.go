@@ -242,6 +242,25 @@ func (e *Engine) queue(name string) (*queue, error) {
 	return q, nil
 }
 
+// ingestQueue returns the queue that new jobs for name go to. Under
+// strict_queues only a queue of the running configuration takes jobs: one
+// that left it, by a reload or before a restart, keeps its stored jobs,
+// which lease, ack and admin calls still reach so that they drain.
+func (e *Engine) ingestQueue(name string) (*queue, error) {
+	if e.cfg.StrictQueues {
+		if err := job.CheckQueueName(name); err != nil {
+			return nil, err
+		}
+		e.qmu.RLock()
+		_, ok := e.cfg.Queues[name]
+		e.qmu.RUnlock()
+		if !ok {
+			return nil, fmt.Errorf("%w: %q is not configured (strict_queues)", job.ErrUnknownQueue, name)
+		}
+	}
+	return e.queue(name)
+}
+
 // existingQueue returns a queue that exists, or ErrNotFound.
 func (e *Engine) existingQueue(name string) (*queue, error) {
 	if err := job.CheckQueueName(name); err != nil {

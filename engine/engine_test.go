@@ -746,6 +746,57 @@ func TestStrictQueues(t *testing.T) {
 	})
 }
 
+// TestStrictQueuesRemovedQueue: a queue that left the configuration but
+// still has jobs in the store refuses new jobs, after a restart and after a
+// reload, and its backlog still drains.
+func TestStrictQueuesRemovedQueue(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := memstore.New()
+		both := map[string]engine.QueueConfig{"kept": {}, "removed": {}}
+		first, err := engine.New(engine.Config{StrictQueues: true, Queues: both}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := first.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			enqueue(t, first, job.New{Queue: "removed"})
+		}
+		if err := first.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+
+		e := start(t, st, engine.Config{StrictQueues: true, Queues: map[string]engine.QueueConfig{"kept": {}}})
+		if _, err := e.Enqueue(t.Context(), job.New{Queue: "removed"}); !errors.Is(err, job.ErrUnknownQueue) {
+			t.Errorf("enqueue to a queue removed from the configuration, after a restart = %v, want ErrUnknownQueue", err)
+		}
+		enqueue(t, e, job.New{Queue: "kept"})
+		if _, _, err := e.Move(t.Context(), engine.MoveRequest{From: "kept", To: "removed", State: job.StateReady, Limit: 1}); !errors.Is(err, job.ErrUnknownQueue) {
+			t.Errorf("move into a removed queue = %v, want ErrUnknownQueue", err)
+		}
+		jobs, err := e.Lease(t.Context(), engine.LeaseRequest{Queue: "removed", Max: 10})
+		if err != nil || len(jobs) != 2 {
+			t.Fatalf("lease from the removed queue's backlog = %d jobs, %v; want its 2 jobs", len(jobs), err)
+		}
+		for _, j := range jobs {
+			if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+				t.Errorf("ack of the removed queue's job: %v", err)
+			}
+		}
+
+		if err := e.Reconfigure(map[string]engine.QueueConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Enqueue(t.Context(), job.New{Queue: "kept"}); !errors.Is(err, job.ErrUnknownQueue) {
+			t.Errorf("enqueue to a queue a reload removed = %v, want ErrUnknownQueue", err)
+		}
+		if jobs, err := e.Lease(t.Context(), engine.LeaseRequest{Queue: "kept", Max: 10}); err != nil || len(jobs) != 1 {
+			t.Errorf("lease from the queue a reload removed = %d jobs, %v; want its job", len(jobs), err)
+		}
+	})
+}
+
 func TestTransactionsSplitWhenFull(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memstore.New()

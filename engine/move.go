@@ -35,7 +35,7 @@ func (e *Engine) Move(ctx context.Context, r MoveRequest) (moved, remaining int,
 	if err != nil {
 		return 0, 0, err
 	}
-	to, err := e.queue(r.To)
+	to, err := e.ingestQueue(r.To)
 	if err != nil {
 		return 0, 0, err
 	}

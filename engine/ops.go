@@ -79,7 +79,7 @@ func (e *Engine) Enqueue(ctx context.Context, n job.New) (job.Result, error) {
 // EnqueueBatch stores jobs into queue atomically: all or none. Each job's
 // Queue field is ignored.
 func (e *Engine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
-	q, err := e.queue(queue)
+	q, err := e.ingestQueue(queue)
 	if err != nil {
 		return nil, err
 	}

@@ -117,6 +117,7 @@ func TestUnitRequiredKeys(t *testing.T) {
 		{"Service", "NotifyAccess", "main"},
 		{"Service", "WatchdogSec", "30"},
 		{"Service", "Restart", "on-failure"},
+		{"Service", "RestartPreventExitStatus", "78"},
 		{"Service", "StateDirectory", "edgeq"},
 		{"Service", "ConfigurationDirectory", "edgeq"},
 		{"Service", "ProtectSystem", "strict"},
@@ -124,7 +125,6 @@ func TestUnitRequiredKeys(t *testing.T) {
 		{"Service", "PrivateTmp", "yes"},
 		{"Service", "NoNewPrivileges", "yes"},
 		{"Service", "RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"},
-		{"Service", "ExecStartPre", "/usr/bin/edgeq config validate /etc/edgeq/edgeq.yaml"},
 		{"Service", "ExecStart", "/usr/bin/edgeq serve --config /etc/edgeq/edgeq.yaml"},
 		{"Service", "ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"Service", "User", "edgeq"},
@@ -133,6 +133,14 @@ func TestUnitRequiredKeys(t *testing.T) {
 	for _, w := range want {
 		if got, _ := u.last(w.section, w.key); got != w.value {
 			t.Errorf("[%s] %s=%q, want %q", w.section, w.key, got, w.value)
+		}
+	}
+	// RestartPreventExitStatus= does not apply to ExecStartPre=: one that
+	// fails on a bad configuration is restarted forever (e2e
+	// TestUnitRestartLogic runs the unit's logic on the real binary).
+	for _, pre := range u["Service"]["ExecStartPre"] {
+		if !strings.HasPrefix(pre, "-") {
+			t.Errorf("ExecStartPre=%s: its failure would be restarted whatever RestartPreventExitStatus= says", pre)
 		}
 	}
 	if f := u["Service"]["SystemCallFilter"]; !slices.Contains(f, "@system-service") {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
+)
+
+// hostCheck says what checkHost may skip or allow.
+type hostCheck struct {
+	offline   bool // skip the files and programs: they may exist only on the target
+	allowOpen bool // --insecure-no-auth: a non-loopback listener without a token
+}
+
+// checkHost checks what serve needs beyond a valid configuration, before it
+// opens the store or binds a port: the token, TLS and MQTT password files
+// can be read and hold what they should, each exec handler's program is
+// found, and a listener beyond loopback has a token. serve and `config
+// validate` run it alike. It answers the token (empty when there is none,
+// or offline) and a *ConfigError naming each problem's key, or nil.
+func checkHost(cfg *Config, hc hostCheck) (token string, err error) {
+	var v validator
+	if f := cfg.HTTP.TokenFile; f != "" && !hc.offline {
+		if b, err := os.ReadFile(f); err != nil {
+			v.add("http.token_file", "%v", err)
+		} else if token = strings.TrimSpace(string(b)); token == "" {
+			v.add("http.token_file", "%s is empty", f)
+		}
+	}
+	if addr := cfg.HTTP.Addr; cfg.HTTP.TokenFile == "" && !hc.allowOpen && checkHostPort(addr) == nil && !isLoopback(addr) {
+		v.add("http.addr", "refusing to serve %s without a token: set http.token_file (--token-file) or pass --insecure-no-auth", addr)
+	}
+	if hc.offline {
+		return token, v.err()
+	}
+
+	v.keyPair("http.tls", cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
+	if m := cfg.MQTT; m.Broker != "" {
+		if m.PasswordFile != "" {
+			if _, err := os.ReadFile(m.PasswordFile); err != nil {
+				v.add("mqtt.password_file", "%v", err)
+			}
+		}
+		if m.TLS.CA != "" {
+			if pem, err := os.ReadFile(m.TLS.CA); err != nil {
+				v.add("mqtt.tls.ca", "%v", err)
+			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				v.add("mqtt.tls.ca", "no PEM certificate in %s", m.TLS.CA)
+			}
+		}
+		v.keyPair("mqtt.tls", m.TLS.Cert, m.TLS.Key)
+	}
+	for _, name := range slices.Sorted(maps.Keys(cfg.Queues)) {
+		if h := cfg.Queues[name].Handler; h != nil && h.Type == "exec" && len(h.Command) > 0 && h.Command[0] != "" {
+			if _, err := newExecHandler(h); err != nil {
+				v.add("queues."+name+".handler", "%v", err)
+			}
+		}
+	}
+	return token, v.err()
+}
+
+// keyPair checks a certificate and its key when both are named (Validate
+// reports one without the other).
+func (v *validator) keyPair(key, certFile, keyFile string) {
+	if certFile == "" || keyFile == "" {
+		return
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		v.add(key+".cert", "%v", err)
+	}
+	keyPEM, kerr := os.ReadFile(keyFile)
+	if kerr != nil {
+		v.add(key+".key", "%v", kerr)
+	}
+	if err != nil || kerr != nil {
+		return
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		v.add(key, "%s and %s: %v", certFile, keyFile, err)
+	}
+}
+
+// newExecHandler builds the exec handler of h, as serve runs it.
+func newExecHandler(h *HandlerConfig) (*exechandler.Handler, error) {
+	return exechandler.New(exechandler.Config{Command: h.Command, Timeout: time.Duration(h.Timeout)})
+}
