@@ -295,6 +295,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		MaxPayload: int(cfg.MaxPayload),
 		Logger:     log,
 		Governor:   gov,
+		MQTT:       mqttMetrics(&mqttc),
 	}, eng)
 	if err == nil {
 		err = srv.Start()
@@ -372,6 +373,26 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// mqttMetrics reads the MQTT client's counters for /metrics; nothing while
+// MQTT is off or not started yet.
+func mqttMetrics(mqttc *atomic.Pointer[mqttapi.Client]) func() (httpapi.MQTTStats, bool) {
+	return func() (httpapi.MQTTStats, bool) {
+		c := mqttc.Load()
+		if c == nil {
+			return httpapi.MQTTStats{}, false
+		}
+		s := c.Stats()
+		return httpapi.MQTTStats{
+			Connected:  s.Connected,
+			Received:   s.Received,
+			Acked:      s.Acked,
+			Rejected:   s.Rejected,
+			Dropped:    s.Dropped,
+			Reconnects: s.Reconnects,
+		}, true
+	}
 }
 
 // newMQTT builds the MQTT client of cfg.MQTT (SPEC 6); it reads the

@@ -22,9 +22,13 @@ import (
 // Engine is what the transport needs of the engine. *engine.Engine
 // satisfies it.
 type Engine interface {
-	// EnqueueBatch stores jobs into queue, all or none, and answers once
-	// they are committed.
-	EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error)
+	// EnqueueBatchUncounted stores jobs into queue, all or none, and
+	// answers once they are committed. It does not count a refusal: the
+	// client offers refused jobs again (one by one, or after a transient
+	// error) and counts each message it finally refuses with Refused.
+	EnqueueBatchUncounted(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error)
+	// Refused counts n jobs for queue refused with err.
+	Refused(queue string, n int, err error)
 }
 
 // Route maps a topic filter to a queue (SPEC 6 mqtt.routes).
@@ -115,7 +119,8 @@ type Client struct {
 	live atomic.Bool
 
 	received, enqueued, duplicates atomic.Uint64
-	held, dropped                  atomic.Uint64
+	acked, held, dropped           atomic.Uint64
+	connects                       atomic.Uint64    // connections subscribed, the first included
 	rejected                       [6]atomic.Uint64 // by index in reasons
 }
 
@@ -308,6 +313,7 @@ func (c *Client) onConnect(pc mqtt.Client) {
 		}
 	}
 	c.live.Store(true)
+	c.connects.Add(1)
 	// QoS 0: a QoS 1 publish here could race paho's resume (see live).
 	pc.Publish(c.status, 0, true, "online")
 	c.mu.Lock()
@@ -372,24 +378,30 @@ func (c *Client) publisher() {
 
 // Stats are the client's counters since New.
 type Stats struct {
+	Connected  bool              // connected and subscribed now
 	Received   uint64            // messages received
+	Acked      uint64            // messages acknowledged to the broker
 	Enqueued   uint64            // jobs stored
 	Duplicates uint64            // messages whose key was seen (acked, no new job)
 	Rejected   map[string]uint64 // by reason (notice published)
 	Held       uint64            // left unacked at shutdown, for the broker to redeliver
 	// Dropped counts notices, events and alerts not published: buffer full
 	// or disconnected.
-	Dropped uint64
+	Dropped    uint64
+	Reconnects uint64 // connections after the first
 }
 
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	s := Stats{
+		Connected:  c.live.Load(),
 		Received:   c.received.Load(),
+		Acked:      c.acked.Load(),
 		Enqueued:   c.enqueued.Load(),
 		Duplicates: c.duplicates.Load(),
 		Held:       c.held.Load(),
 		Dropped:    c.dropped.Load(),
+		Reconnects: max(c.connects.Load(), 1) - 1,
 		Rejected:   make(map[string]uint64, len(reasons)),
 	}
 	for i, r := range reasons {

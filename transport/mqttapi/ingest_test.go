@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,9 +40,19 @@ type refusingEngine struct {
 	batches atomic.Int32
 	mu      sync.Mutex
 	stored  []string
+	refused map[string]int // Refused: jobs by queue and error
 }
 
-func (e *refusingEngine) EnqueueBatch(_ context.Context, q string, jobs []job.New) ([]job.Result, error) {
+func (e *refusingEngine) Refused(q string, n int, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.refused == nil {
+		e.refused = map[string]int{}
+	}
+	e.refused[q+" "+err.Error()] += n
+}
+
+func (e *refusingEngine) EnqueueBatchUncounted(_ context.Context, q string, jobs []job.New) ([]job.Result, error) {
 	e.batches.Add(1)
 	for _, n := range jobs {
 		if string(n.Payload) == "bad" {
@@ -90,5 +101,9 @@ func TestGroupRefusalIsPerMessage(t *testing.T) {
 	}
 	if n := int(eng.batches.Load()); n != 1+len(payloads) {
 		t.Errorf("%d EnqueueBatch calls, want the batch then one per message", n)
+	}
+	// Refused once, although offered twice (in the group, then alone).
+	if want := map[string]int{"q invalid argument": 1}; !maps.Equal(eng.refused, want) {
+		t.Errorf("refusals counted %v, want %v", eng.refused, want)
 	}
 }
