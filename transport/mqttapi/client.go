@@ -121,6 +121,7 @@ type Client struct {
 	received, enqueued, duplicates atomic.Uint64
 	acked, held, dropped           atomic.Uint64
 	connects                       atomic.Uint64    // connections subscribed, the first included
+	lostAt                         atomic.Int64     // unix nanoseconds of the last loss of the connection
 	rejected                       [6]atomic.Uint64 // by index in reasons
 }
 
@@ -174,6 +175,7 @@ func New(cfg Config, eng Engine) (*Client, error) {
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.live.Store(false)
+			c.lostAt.Store(time.Now().UnixNano())
 			c.log.Warn("mqtt connection lost", "broker", cfg.Broker, "err", err)
 		})
 	if cfg.TLS != (TLSFiles{}) {
@@ -225,8 +227,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.pubWG.Go(c.publisher)
 	c.pc.Connect() // with ConnectRetry, errors are retried, never returned
 	select {
-	case <-c.ready:
-		c.log.Info("mqtt connected", "broker", c.cfg.Broker, "client_id", c.cfg.ClientID)
+	case <-c.ready: // onConnect logged it
 	case <-ctx.Done():
 		c.log.Warn("mqtt broker not reachable yet; retrying in the background", "broker", c.cfg.Broker)
 	}
@@ -313,7 +314,12 @@ func (c *Client) onConnect(pc mqtt.Client) {
 		}
 	}
 	c.live.Store(true)
-	c.connects.Add(1)
+	if n := c.connects.Add(1); n == 1 {
+		c.log.Info("mqtt connected", "broker", c.cfg.Broker, "client_id", c.cfg.ClientID)
+	} else {
+		down := time.Since(time.Unix(0, c.lostAt.Load())).Round(time.Millisecond)
+		c.log.Info("mqtt reconnected", "broker", c.cfg.Broker, "client_id", c.cfg.ClientID, "down", down, "reconnects", n-1)
+	}
 	// QoS 0: a QoS 1 publish here could race paho's resume (see live).
 	pc.Publish(c.status, 0, true, "online")
 	c.mu.Lock()
