@@ -391,6 +391,7 @@ func mqttMetrics(mqttc *atomic.Pointer[mqttapi.Client]) func() (httpapi.MQTTStat
 			Rejected:   s.Rejected,
 			Dropped:    s.Dropped,
 			Reconnects: s.Reconnects,
+			InHand:     s.InHand,
 		}, true
 	}
 }

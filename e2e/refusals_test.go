@@ -19,9 +19,18 @@ import (
 // scrape reads /metrics into a map from series (name{labels}) to value.
 func scrape(t *testing.T, base string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
+	m, err := readMetrics(base)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return m
+}
+
+// readMetrics is scrape for goroutines other than the test's.
+func readMetrics(base string) (map[string]float64, error) {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	out := map[string]float64{}
@@ -35,14 +44,11 @@ func scrape(t *testing.T, base string) map[string]float64 {
 		i := strings.LastIndexByte(line, ' ')
 		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
+			return nil, fmt.Errorf("metrics line %q: %v", line, err)
 		}
 		out[line[:i]] = v
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return out, sc.Err()
 }
 
 // TestRefusalsCounted: on the real binary, every refusal of a job is

@@ -215,6 +215,7 @@ type MQTTStats struct {
 	Rejected   map[string]uint64 // messages refused with a notice, by reason
 	Dropped    uint64            // notices, events and alerts not published
 	Reconnects uint64            // connections after the first
+	InHand     int64             // bytes of received messages held now
 }
 
 // mqttCollector exports MQTTStats, read at scrape time.
@@ -226,6 +227,7 @@ type mqttCollector struct {
 	rejected   *prometheus.Desc
 	dropped    *prometheus.Desc
 	reconnects *prometheus.Desc
+	inHand     *prometheus.Desc
 }
 
 func newMQTTCollector(stats func() (MQTTStats, bool)) *mqttCollector {
@@ -237,12 +239,13 @@ func newMQTTCollector(stats func() (MQTTStats, bool)) *mqttCollector {
 		rejected:   prometheus.NewDesc("edgeq_mqtt_messages_rejected_total", "MQTT messages refused with a notice, by reason.", []string{"reason"}, nil),
 		dropped:    prometheus.NewDesc("edgeq_mqtt_publishes_dropped_total", "Notices, events and alerts not published: buffer full or disconnected.", nil, nil),
 		reconnects: prometheus.NewDesc("edgeq_mqtt_reconnects_total", "MQTT connections made after the first.", nil, nil),
+		inHand:     prometheus.NewDesc("edgeq_mqtt_in_hand_bytes", "Bytes of received MQTT messages held now, waiting for or in their commit.", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *mqttCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.received, c.acked, c.rejected, c.dropped, c.reconnects} {
+	for _, d := range []*prometheus.Desc{c.connected, c.received, c.acked, c.rejected, c.dropped, c.reconnects, c.inHand} {
 		ch <- d
 	}
 }
@@ -262,4 +265,5 @@ func (c *mqttCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Dropped))
 	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(st.Reconnects))
+	ch <- prometheus.MustNewConstMetric(c.inHand, prometheus.GaugeValue, float64(st.InHand))
 }

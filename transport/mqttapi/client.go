@@ -66,7 +66,14 @@ type Config struct {
 	// this client (mosquitto max_inflight_messages, default 20): the paho
 	// callback blocks when it is full.
 	Intake int
-	Logger *slog.Logger
+	// InHandBytes bounds the bytes (payload and topic) of the received
+	// messages held at once, waiting in the intake or being committed,
+	// whatever their count; default DefaultInHandBytes or twice MaxPayload,
+	// whichever is larger. Past it the paho callback waits for a commit,
+	// so the broker holds the rest. A message larger than the bound is
+	// still taken, alone.
+	InHandBytes int64
+	Logger      *slog.Logger
 }
 
 // Reasons a message was not taken, the "reason" of a rejection notice.
@@ -80,6 +87,11 @@ const (
 )
 
 var reasons = []string{ReasonShed, ReasonQueueFull, ReasonRateLimited, ReasonTooLarge, ReasonInvalid, ReasonDiskFull}
+
+// DefaultInHandBytes is the least default of Config.InHandBytes: small
+// against the GOMEMLIMIT of a 256 MiB box, so that a flood of large
+// messages never makes the heap look like pressure to the governor.
+const DefaultInHandBytes = 8 << 20
 
 const (
 	maxGroup     = 256  // messages per commit group
@@ -97,6 +109,7 @@ type Client struct {
 	status string // {prefix}/status/{client_id}
 
 	intake   chan mqtt.Message
+	hand     inHand
 	out      chan outMsg
 	stopping chan struct{} // closed by Stop: take no more messages
 	quit     chan struct{} // closed by Stop once ingest is done: publisher drains and exits
@@ -143,6 +156,7 @@ func New(cfg Config, eng Engine) (*Client, error) {
 	cfg.Prefix = cmp.Or(cfg.Prefix, "edgeq")
 	cfg.MaxPayload = cmp.Or(cfg.MaxPayload, 1<<20)
 	cfg.Intake = cmp.Or(cfg.Intake, 1024)
+	cfg.InHandBytes = cmp.Or(cfg.InHandBytes, max(DefaultInHandBytes, 2*int64(cfg.MaxPayload)))
 	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "mqtt")
 	c := &Client{
 		cfg:      cfg,
@@ -150,6 +164,7 @@ func New(cfg Config, eng Engine) (*Client, error) {
 		log:      log,
 		status:   cfg.Prefix + "/status/" + cfg.ClientID,
 		intake:   make(chan mqtt.Message, cfg.Intake),
+		hand:     inHand{limit: cfg.InHandBytes, freed: make(chan struct{})},
 		out:      make(chan outMsg, outboundSize),
 		stopping: make(chan struct{}),
 		quit:     make(chan struct{}),
@@ -336,10 +351,62 @@ func (c *Client) onConnect(pc mqtt.Client) {
 // in-flight window at or below Config.Intake rules out. After Stop the
 // message is left unacked for the broker to redeliver.
 func (c *Client) onMessage(_ mqtt.Client, m mqtt.Message) {
+	if !c.hand.take(msgBytes(m), c.stopping) {
+		return
+	}
 	select {
 	case c.intake <- m:
 	case <-c.stopping:
+		c.hand.give(msgBytes(m))
 	}
+}
+
+// msgBytes is what a message weighs against Config.InHandBytes.
+func msgBytes(m mqtt.Message) int64 { return int64(len(m.Payload()) + len(m.Topic())) }
+
+// inHand counts the bytes of messages taken from paho and not yet acked or
+// held, against a limit (Config.InHandBytes). Safe for concurrent use.
+type inHand struct {
+	limit int64
+	mu    sync.Mutex
+	n     int64         // guarded by mu
+	freed chan struct{} // guarded by mu; closed and replaced by give
+}
+
+// take waits until n more bytes fit (or nothing is in hand) and counts
+// them; it reports false, counting nothing, when stop is closed first.
+func (h *inHand) take(n int64, stop <-chan struct{}) bool {
+	for {
+		h.mu.Lock()
+		if h.n == 0 || h.n+n <= h.limit {
+			h.n += n
+			h.mu.Unlock()
+			return true
+		}
+		freed := h.freed
+		h.mu.Unlock()
+		select {
+		case <-freed:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// give uncounts n bytes and wakes the waiting take.
+func (h *inHand) give(n int64) {
+	h.mu.Lock()
+	h.n -= n
+	close(h.freed)
+	h.freed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// bytes answers the bytes in hand now.
+func (h *inHand) bytes() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
 }
 
 // publish queues a message for the publisher without blocking; it reports
@@ -395,6 +462,7 @@ type Stats struct {
 	// or disconnected.
 	Dropped    uint64
 	Reconnects uint64 // connections after the first
+	InHand     int64  // bytes of messages held now (Config.InHandBytes)
 }
 
 // Stats returns the counters.
@@ -408,6 +476,7 @@ func (c *Client) Stats() Stats {
 		Held:       c.held.Load(),
 		Dropped:    c.dropped.Load(),
 		Reconnects: max(c.connects.Load(), 1) - 1,
+		InHand:     c.hand.bytes(),
 		Rejected:   make(map[string]uint64, len(reasons)),
 	}
 	for i, r := range reasons {

@@ -81,8 +81,10 @@ func (c *Client) runOnce(group []mqtt.Message) {
 		wg.Go(func() { c.commit(q, idx, items) })
 	}
 	wg.Wait()
+	var size int64 // of the group, given back once it is acked
 	for i := range items {
 		it := &items[i]
+		size += msgBytes(it.msg)
 		if it.hold {
 			c.held.Add(1)
 			continue
@@ -99,6 +101,7 @@ func (c *Client) runOnce(group []mqtt.Message) {
 			c.publish(c.cfg.Prefix+"/rejected/"+q, notice(it.reason, it.msg.Topic(), it.n.Key, now), false)
 		}
 	}
+	c.hand.give(size)
 }
 
 // classify resolves a message's queue and builds its job, or says why it

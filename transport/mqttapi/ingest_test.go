@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -106,4 +107,38 @@ func TestGroupRefusalIsPerMessage(t *testing.T) {
 	if want := map[string]int{"q invalid argument": 1}; !maps.Equal(eng.refused, want) {
 		t.Errorf("refusals counted %v, want %v", eng.refused, want)
 	}
+}
+
+// TestInHandBoundsBytes: take waits while the bytes in hand would pass the
+// limit, lets one message through alone whatever its size, and gives up
+// when told to stop.
+func TestInHandBoundsBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := inHand{limit: 10, freed: make(chan struct{})}
+		stop := make(chan struct{})
+		if !h.take(25, stop) {
+			t.Fatal("a message above the limit is refused with nothing in hand")
+		}
+		var took atomic.Bool
+		go func() { took.Store(h.take(4, stop)) }()
+		synctest.Wait()
+		if took.Load() {
+			t.Fatal("take did not wait with the limit passed")
+		}
+		h.give(25)
+		synctest.Wait()
+		if !took.Load() || h.bytes() != 4 {
+			t.Fatalf("after give: took %v, %d in hand; want true, 4", took.Load(), h.bytes())
+		}
+		if !h.take(6, stop) {
+			t.Fatal("take refused bytes that fit")
+		}
+		done := make(chan bool)
+		go func() { done <- h.take(1, stop) }()
+		synctest.Wait()
+		close(stop)
+		if <-done || h.bytes() != 10 {
+			t.Errorf("take after stop: counted %d bytes, want 10 and false", h.bytes())
+		}
+	})
 }
