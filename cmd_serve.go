@@ -270,7 +270,12 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		}
 		return errors.Join(fmt.Errorf("start engine: %w", err), closeStore(store))
 	}
-	gov, err := newGovernor(cfg, eng, log)
+	gov, err := newGovernor(cfg, eng, func() uint64 {
+		if c := mqttc.Load(); c != nil {
+			return uint64(c.InHandBytes())
+		}
+		return 0
+	}, log)
 	if err != nil {
 		return errors.Join(fmt.Errorf("create governor: %w", err), shutdown(log, cfg, eng, nil, store))
 	}

@@ -476,7 +476,7 @@ func (c *Client) Stats() Stats {
 		Held:       c.held.Load(),
 		Dropped:    c.dropped.Load(),
 		Reconnects: max(c.connects.Load(), 1) - 1,
-		InHand:     c.hand.bytes(),
+		InHand:     c.InHandBytes(),
 		Rejected:   make(map[string]uint64, len(reasons)),
 	}
 	for i, r := range reasons {
@@ -484,6 +484,10 @@ func (c *Client) Stats() Stats {
 	}
 	return s
 }
+
+// InHandBytes returns the bytes of received messages held now, waiting
+// for or in their commit (at most Config.InHandBytes, or one message).
+func (c *Client) InHandBytes() int64 { return c.hand.bytes() }
 
 // Rejected returns how many messages were refused with a notice.
 func (c *Client) Rejected() uint64 {
