@@ -269,7 +269,12 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		}
 		return errors.Join(fmt.Errorf("start engine: %w", err), closeStore(store))
 	}
-	gov, err := newGovernor(cfg, eng, log)
+	gov, err := newGovernor(cfg, eng, func() uint64 {
+		if c := mqttc.Load(); c != nil {
+			return uint64(c.InHandBytes())
+		}
+		return 0
+	}, log)
 	if err != nil {
 		return errors.Join(fmt.Errorf("create governor: %w", err), shutdown(log, cfg, eng, nil, store))
 	}
@@ -294,6 +299,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		MaxPayload: int(cfg.MaxPayload),
 		Logger:     log,
 		Governor:   gov,
+		MQTT:       mqttMetrics(&mqttc),
 	}, eng)
 	if err == nil {
 		err = srv.Start()
@@ -374,6 +380,27 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// mqttMetrics reads the MQTT client's counters for /metrics; nothing while
+// MQTT is off or not started yet.
+func mqttMetrics(mqttc *atomic.Pointer[mqttapi.Client]) func() (httpapi.MQTTStats, bool) {
+	return func() (httpapi.MQTTStats, bool) {
+		c := mqttc.Load()
+		if c == nil {
+			return httpapi.MQTTStats{}, false
+		}
+		s := c.Stats()
+		return httpapi.MQTTStats{
+			Connected:  s.Connected,
+			Received:   s.Received,
+			Acked:      s.Acked,
+			Rejected:   s.Rejected,
+			Dropped:    s.Dropped,
+			Reconnects: s.Reconnects,
+			InHand:     s.InHand,
+		}, true
+	}
 }
 
 // newMQTT builds the MQTT client of cfg.MQTT (SPEC 6); it reads the

@@ -28,13 +28,14 @@ type governorLink struct {
 var _ httpapi.Governor = (*governorLink)(nil)
 
 // newGovernor builds the governor from the validated config, sampling the
-// host with the Linux sampler and the engine's usage and symptoms.
-func newGovernor(cfg *Config, eng *engine.Engine, log *slog.Logger) (*governorLink, error) {
+// host with the Linux sampler, the engine's usage and symptoms, and the
+// bytes the transports hold in their bounded buffers (transient).
+func newGovernor(cfg *Config, eng *engine.Engine, transient func() uint64, log *slog.Logger) (*governorLink, error) {
 	rc := cfg.resourceConfig(log)
 	g, err := resource.New(rc, resource.NewLinuxSampler(cfg.DataDir, "/"), func() resource.Usage {
 		running, limit := eng.Workers()
 		s := eng.Symptoms()
-		return resource.Usage{Running: running, Limit: limit, CommitP99: s.CommitP99, WaitP99: s.WaitP99}
+		return resource.Usage{Running: running, Limit: limit, CommitP99: s.CommitP99, WaitP99: s.WaitP99, Transient: transient()}
 	})
 	if err != nil {
 		return nil, err

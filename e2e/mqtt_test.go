@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -26,6 +27,14 @@ import (
 func startMochi(t *testing.T) string {
 	t.Helper()
 	addr := freePort(t)
+	startMochiAt(t, addr)
+	return addr
+}
+
+// startMochiAt runs an in-process MQTT broker on addr; the function it
+// answers closes it, and so does the test's cleanup.
+func startMochiAt(t *testing.T, addr string) (stop func()) {
+	t.Helper()
 	srv := mochi.New(&mochi.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
@@ -36,8 +45,9 @@ func startMochi(t *testing.T) string {
 	if err := srv.Serve(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { srv.Close() })
-	return addr
+	stop = sync.OnceFunc(func() { srv.Close() })
+	t.Cleanup(stop)
+	return stop
 }
 
 // startMosquitto runs the mosquitto on PATH with a generated configuration

@@ -44,6 +44,10 @@ type Stats struct {
 	Running    int       // in-process jobs running
 	Workers    int       // the global worker limit
 	Level      job.Level // the governor's level as the engine applies it
+	// Rejected counts, by reason (RejectReasons), jobs refused for a queue
+	// that does not exist (an invalid or unknown name, or a queue no job
+	// was accepted into yet); a queue's own are in its QueueStats.
+	Rejected map[string]uint64
 }
 
 // Shedding is what the governor's level sheds, as the engine applies it.

@@ -55,6 +55,9 @@ type Engine struct {
 	syncLost atomic.Bool       // a sync failed: the committer marks the store dirty again
 	sched    *sched
 	level    atomic.Uint32 // job.Level set by the governor
+	// rejected counts refusals of jobs for no existing queue, by index in
+	// RejectReasons (Refused).
+	rejected [len(RejectReasons)]atomic.Uint64
 
 	commitLat, waitLat latencies
 	hCommit, hBatch    *histogram
@@ -338,6 +341,10 @@ func (e *Engine) Stats() Stats {
 	}
 	s.Running, s.Workers = e.Workers()
 	s.Level = job.Level(e.level.Load())
+	s.Rejected = make(map[string]uint64, len(RejectReasons))
+	for i, r := range RejectReasons {
+		s.Rejected[r] = e.rejected[i].Load()
+	}
 	return s
 }
 

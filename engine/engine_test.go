@@ -976,3 +976,35 @@ func TestRejectedByReason(t *testing.T) {
 		}
 	})
 }
+
+// A transport that offers jobs again after a refusal counts each job once:
+// EnqueueBatchUncounted counts nothing, Refused counts on the queue, or
+// engine-wide for a queue that does not exist, which it does not create.
+func TestRefusedCountsOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, memstore.New(), engine.Config{MaxPayload: 4, Queues: map[string]engine.QueueConfig{"r": {}}})
+		big := job.New{Payload: []byte("12345")}
+		if _, err := e.EnqueueBatchUncounted(t.Context(), "r", []job.New{big, big}); !errors.Is(err, job.ErrTooLarge) {
+			t.Fatalf("EnqueueBatchUncounted = %v, want ErrTooLarge", err)
+		}
+		if s := stats(t, e, "r"); s.RejectedTotal != 0 {
+			t.Errorf("after an uncounted refusal: rejected %d %v, want 0", s.RejectedTotal, s.Rejected)
+		}
+		e.Refused("r", 2, fmt.Errorf("wrapped: %w", job.ErrTooLarge))
+		e.Refused("r", 1, context.Canceled) // not a refusal of the job
+		e.Refused("nosuchq", 1, job.ErrShed)
+		e.Refused("Bad Name", 1, job.ErrInvalidQueue)
+		if s := stats(t, e, "r"); s.RejectedTotal != 2 || s.Rejected["too_large"] != 2 {
+			t.Errorf("rejected = %d %v, want 2 too_large", s.RejectedTotal, s.Rejected)
+		}
+		all := e.Stats()
+		if all.Rejected["shed"] != 1 || all.Rejected["invalid"] != 1 {
+			t.Errorf("engine-wide rejected = %v, want 1 shed and 1 invalid", all.Rejected)
+		}
+		for _, q := range all.Queues {
+			if q.Name != "r" {
+				t.Errorf("Refused created queue %q", q.Name)
+			}
+		}
+	})
+}

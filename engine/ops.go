@@ -77,8 +77,25 @@ func (e *Engine) Enqueue(ctx context.Context, n job.New) (job.Result, error) {
 }
 
 // EnqueueBatch stores jobs into queue atomically: all or none. Each job's
-// Queue field is ignored.
+// Queue field is ignored. A refusal counts len(jobs) in the queue's
+// rejected totals (see Refused).
 func (e *Engine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
+	rs, err := e.enqueueBatch(ctx, queue, jobs)
+	if err != nil {
+		e.Refused(queue, len(jobs), err)
+	}
+	return rs, err
+}
+
+// EnqueueBatchUncounted is EnqueueBatch for a caller that may offer the
+// same jobs again (one by one after a refused batch, or after a transient
+// error) and so counts its final refusals itself, with Refused: a refusal
+// here is not counted, so that a job refused once is counted once.
+func (e *Engine) EnqueueBatchUncounted(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
+	return e.enqueueBatch(ctx, queue, jobs)
+}
+
+func (e *Engine) enqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
 	q, err := e.ingestQueue(queue)
 	if err != nil {
 		return nil, err
@@ -95,17 +112,14 @@ func (e *Engine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New)
 			if len(jobs) > 1 {
 				err = fmt.Errorf("job %d: %w", i+1, err)
 			}
-			q.reject(len(jobs), err)
 			return nil, err
 		}
 	}
 	if err := e.admit(q, len(jobs), now); err != nil {
-		q.reject(len(jobs), err)
 		return nil, err
 	}
 	o := &op{kind: opEnqueue, q: q, news: jobs}
 	if err := e.submit(ctx, o); err != nil {
-		q.reject(len(jobs), err)
 		return nil, err
 	}
 	e.hEnqueue.observe(e.clock.Now().Sub(now).Seconds())

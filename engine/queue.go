@@ -12,7 +12,7 @@ import (
 
 // queue is the in-memory state of one queue. Counters are atomics so that
 // stats and admission read them without locks; the committer goroutine is
-// their only writer, except rejected (written by admission).
+// their only writer, except rejected (written by Refused).
 type queue struct {
 	name string
 	cfg  atomic.Pointer[QueueConfig] // resolved against the engine defaults; replaced whole by Reconfigure
@@ -243,22 +243,41 @@ func (q *queue) maxAttempts(n job.New) int {
 var RejectReasons = [...]string{"invalid", "too_large", "queue_full", "rate_limited", "shed", "disk_full", "unavailable"}
 
 // rejectReason maps a refusal to its index in RejectReasons, -1 for errors
-// that are not refusals of the job (an unknown queue, a cancelled caller).
+// that are not refusals of the job (a cancelled caller, shutdown). A queue
+// name that is invalid or not allowed (strict_queues) makes the job invalid.
 func rejectReason(err error) int {
 	for i, s := range []error{job.ErrInvalidArgument, job.ErrTooLarge, job.ErrQueueFull, job.ErrRateLimited, job.ErrShed, job.ErrDiskFull, job.ErrUnavailable} {
 		if errors.Is(err, s) {
 			return i
 		}
 	}
+	if errors.Is(err, job.ErrInvalidQueue) || errors.Is(err, job.ErrUnknownQueue) {
+		return 0
+	}
 	return -1
 }
 
-// reject counts n jobs refused with err.
-func (q *queue) reject(n int, err error) {
-	if i := rejectReason(err); i >= 0 {
-		q.rejected.Add(uint64(n))
-		q.rejectedBy[i].Add(uint64(n))
+// Refused counts n jobs for queue refused with err, by the reason err's
+// sentinel gives (RejectReasons; other errors are not counted). Transports
+// call it for the jobs they refuse before the engine sees them (a body
+// over max_payload, a message that does not decode) and for the final
+// refusal of jobs offered with EnqueueBatchUncounted. A queue that does
+// not exist is not created: its refusals count in Stats.Rejected. Safe for
+// concurrent use.
+func (e *Engine) Refused(queue string, n int, err error) {
+	i := rejectReason(err)
+	if i < 0 || n <= 0 {
+		return
 	}
+	e.qmu.RLock()
+	q := e.queues[queue]
+	e.qmu.RUnlock()
+	if q == nil {
+		e.rejected[i].Add(uint64(n))
+		return
+	}
+	q.rejected.Add(uint64(n))
+	q.rejectedBy[i].Add(uint64(n))
 }
 
 func (q *queue) rejectedByReason() map[string]uint64 {

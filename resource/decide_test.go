@@ -129,6 +129,18 @@ func TestAssess(t *testing.T) {
 			s.GoMem, s.GoMemLimit = 92, 100
 			return s
 		}, job.LevelCritical, "GOMEMLIMIT"},
+		{"go memory near GOMEMLIMIT in edgeq's own buffers", func() Sample {
+			s := healthy()
+			s.Known |= SignalGoMemory
+			s.GoMem, s.GoMemLimit, s.Transient = 92, 100, 30
+			return s
+		}, job.LevelNormal, ""},
+		{"go memory near GOMEMLIMIT beyond edgeq's own buffers", func() Sample {
+			s := healthy()
+			s.Known |= SignalGoMemory
+			s.GoMem, s.GoMemLimit, s.Transient = 99, 100, 5
+			return s
+		}, job.LevelCritical, "GOMEMLIMIT: 94.0%"},
 		{"hot", func() Sample { s := healthy(); s.Known |= SignalThermal; s.TempC = 82; return s }, job.LevelElevated, "temperature 82.0C"},
 		{"nothing known", func() Sample { return Sample{} }, job.LevelNormal, ""},
 	}

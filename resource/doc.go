@@ -33,6 +33,9 @@
 //   - Go memory: runtime/metrics memory that a collection cannot free (all
 //     runtime memory less released and free heap and dead objects) against
 //     GOMEMLIMIT (debug.SetMemoryLimit(-1)); known only when GOMEMLIMIT is set.
+//     Usage.Transient (the transports' bounded buffers in use, such as MQTT
+//     messages waiting for their commit) is left out: the daemon's own
+//     ingest burst is not memory pressure and must not shed unrelated work.
 //
 // The engine adds, through the usage function given to New: jobs running,
 // the worker limit in force, and two symptoms, commit latency p99 and job

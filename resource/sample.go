@@ -21,6 +21,11 @@ type Usage struct {
 	Limit     int           // worker limit in force now
 	CommitP99 time.Duration // commit (fsync) latency p99 over a recent window
 	WaitP99   time.Duration // ready-to-leased wait p99 of latency-sensitive (critical, high) queues
+	// Transient is the bytes of the daemon's own bounded buffers in use now
+	// (MQTT messages in hand): Go memory that their commit gives back,
+	// left out of the Go memory signal so that a burst of ingest is not
+	// taken for memory pressure.
+	Transient uint64
 }
 
 // Signals is a set of host signals. A Sample's Known field says which of its
@@ -131,8 +136,11 @@ type Sample struct {
 // MemPercent is MemUsed as a percentage of MemLimit (0 when unknown).
 func (s Sample) MemPercent() float64 { return percent(s.MemUsed, s.MemLimit) }
 
-// GoMemPercent is GoMem as a percentage of GoMemLimit (0 when unknown).
-func (s Sample) GoMemPercent() float64 { return percent(s.GoMem, s.GoMemLimit) }
+// GoMemPercent is GoMem less Transient as a percentage of GoMemLimit (0
+// when unknown).
+func (s Sample) GoMemPercent() float64 {
+	return percent(s.GoMem-min(s.Transient, s.GoMem), s.GoMemLimit)
+}
 
 func percent(used, limit uint64) float64 {
 	if limit == 0 {

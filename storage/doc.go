@@ -305,7 +305,12 @@
 //     Badger's error, prefixed "open store DIR";
 //   - a MANIFEST cut mid-record: Badger drops the torn change and deletes the
 //     table files it no longer lists, saying so only at debug level; the
-//     store logs that as a warning (jobs may be lost) and opens.
+//     store, which replayed the MANIFEST before Open and saw the torn tail,
+//     logs that as a warning (jobs may be lost) and opens. With a whole
+//     MANIFEST an unlisted table file is what a crash leaves between writing
+//     a flush's or a compaction's table and listing it (its data is still in
+//     the memtable's log or the listed tables): that deletion is logged at
+//     info, as nothing is lost.
 //
 // Damage that Badger meets in its own goroutines (memtable flush,
 // compaction, value-log GC) cannot be recovered here: Badger's y.Check and

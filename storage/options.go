@@ -3,6 +3,8 @@ package storage
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -120,7 +122,12 @@ func badgerOptions(cfg Config, log *slog.Logger) badger.Options {
 
 // badgerLogger routes Badger's logger into slog. Badger's Infof and Debugf
 // are chatty (every compaction, every open): they are dropped.
-type badgerLogger struct{ log *slog.Logger }
+// manifestWhole says whether the MANIFEST replayed to its end before Open
+// (manifestWhole), for the one debug message that is kept.
+type badgerLogger struct {
+	log           *slog.Logger
+	manifestWhole bool
+}
 
 func (l badgerLogger) Errorf(f string, v ...any) {
 	l.log.Error("badger", "msg", strings.TrimSpace(fmt.Sprintf(f, v...)))
@@ -134,13 +141,40 @@ func (badgerLogger) Infof(string, ...any) {}
 
 // Debugf drops Badger's debug messages but one: at Open, Badger deletes the
 // table files its MANIFEST does not list and says so only at debug level.
-// After a crash that is a torn flush; after a damaged MANIFEST it is lost
-// data, so it is a warning.
+// With a whole MANIFEST such a file is the output of a memtable flush or a
+// compaction that a crash cut short before listing it: its data is still
+// in the memtable's write-ahead log or in the tables the MANIFEST lists, so
+// nothing is lost (info). With a MANIFEST whose tail was torn or damaged,
+// the lost record may have listed it: that is lost data (warning).
 func (l badgerLogger) Debugf(f string, v ...any) {
-	if f == badgerUnreferencedTable {
-		l.log.Warn("badger deleted a table file that its MANIFEST does not list: jobs may be lost",
-			"msg", strings.TrimSpace(fmt.Sprintf(f, v...)))
+	if f != badgerUnreferencedTable {
+		return
 	}
+	msg := strings.TrimSpace(fmt.Sprintf(f, v...))
+	if l.manifestWhole {
+		l.log.Info("badger removed a table file that a crash left unlisted in its MANIFEST: a flush or compaction cut short, nothing lost",
+			"msg", msg)
+		return
+	}
+	l.log.Warn("badger deleted a table file that its damaged MANIFEST does not list: jobs may be lost",
+		"msg", msg)
+}
+
+// manifestWhole reports whether dir's MANIFEST replays to its end, as
+// Badger's Open will replay it: false when it is missing, unreadable,
+// damaged, or ends in a torn record that Open will cut off.
+func manifestWhole(dir string, opt badger.Options) bool {
+	f, err := os.Open(filepath.Join(dir, badger.ManifestFilename))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	_, end, err := badger.ReplayManifestFile(f, opt.ExternalMagicVersion, opt)
+	return err == nil && end == fi.Size()
 }
 
 // badgerUnreferencedTable is Badger's format in levels.go, revertToManifest

@@ -112,6 +112,9 @@ func Open(cfg Config) (*Badger, error) {
 	b.gcSync = b.sync
 
 	opt := badgerOptions(cfg, log)
+	if !cfg.InMemory {
+		opt.Logger = badgerLogger{log: log, manifestWhole: manifestWhole(cfg.Dir, opt)}
+	}
 	db, err := openBadger(opt)
 	if err != nil {
 		return nil, b.openError(err)

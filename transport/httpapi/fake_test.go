@@ -41,10 +41,18 @@ type fakeEngine struct {
 	short    bool
 	uptime   time.Duration
 	drainETA *time.Duration
+	refused  []refusal // Refused calls, in order
 
 	enqueueEntered chan struct{} // when set, Enqueue signals it and waits for enqueueRelease
 	enqueueRelease chan struct{}
 	leaseWaiting   chan struct{} // when set, a Lease that must wait signals it
+}
+
+// refusal is one call of Refused.
+type refusal struct {
+	queue string
+	n     int
+	err   error
 }
 
 func newFakeEngine() *fakeEngine {
@@ -306,6 +314,12 @@ func (f *fakeEngine) Cancel(ctx context.Context, id job.ID) error {
 	}
 	delete(f.jobs, id)
 	return nil
+}
+
+func (f *fakeEngine) Refused(queue string, n int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refused = append(f.refused, refusal{queue, n, err})
 }
 
 func (f *fakeEngine) Stats() engine.Stats {

@@ -28,12 +28,12 @@ const maxPooledBuffer = 256 << 10
 func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 	n := job.New{Queue: r.PathValue("q")}
 	if err := parseEnqueueQuery(r.URL.RawQuery, &n); err != nil {
-		s.writeError(w, err)
+		s.refuse(w, n.Queue, 1, err)
 		return
 	}
 	var err error
 	if n.Headers, err = jobHeaders(r.Header); err != nil {
-		s.writeError(w, err)
+		s.refuse(w, n.Queue, 1, err)
 		return
 	}
 	n.ContentType = r.Header.Get("Content-Type")
@@ -41,7 +41,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 		n.ContentType = "application/octet-stream"
 	}
 	if n.Payload, err = s.readPayload(w, r); err != nil {
-		s.writeError(w, err)
+		s.refuse(w, n.Queue, 1, err)
 		return
 	}
 	res, err := s.eng.Enqueue(r.Context(), n)
@@ -87,11 +87,18 @@ func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) ([]byte, er
 	return append([]byte{}, buf.Bytes()...), nil
 }
 
+// refuse answers err for n jobs of queue that the server refused before
+// the engine saw them, and has the engine count them.
+func (s *Server) refuse(w http.ResponseWriter, queue string, n int, err error) {
+	s.eng.Refused(queue, n, err)
+	s.writeError(w, err)
+}
+
 func (s *Server) readAll(buf *bytes.Buffer, body io.Reader) error {
 	if _, err := buf.ReadFrom(body); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return err // classify names the limit
+			return &fieldError{field: "body", msg: fmt.Sprintf("above the limit of %d bytes", mbe.Limit), sentinel: job.ErrTooLarge}
 		}
 		return invalidArg("body", "read: %v", err)
 	}
@@ -113,24 +120,25 @@ func (s *Server) batchLimit() int64 { return max(8*int64(s.maxPayload), 1<<20) }
 // enqueueBatch serves POST /v1/queues/{q}/batch: all lines or none.
 func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 	queue := r.PathValue("q")
+	// A batch refused before its lines are decoded counts as one job.
 	if err := parseQuery(r.URL.RawQuery, nil, nil); err != nil {
-		s.writeError(w, err)
+		s.refuse(w, queue, 1, err)
 		return
 	}
 	limit := s.batchLimit()
 	if r.ContentLength > limit {
-		s.writeError(w, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above the batch limit of %d", r.ContentLength, limit), sentinel: job.ErrTooLarge})
+		s.refuse(w, queue, 1, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above the batch limit of %d", r.ContentLength, limit), sentinel: job.ErrTooLarge})
 		return
 	}
 	buf := s.bufs.Get().(*bytes.Buffer)
 	defer s.putBuf(buf)
 	if err := s.readAll(buf, http.MaxBytesReader(w, r.Body, limit)); err != nil {
-		s.writeError(w, err)
+		s.refuse(w, queue, 1, err)
 		return
 	}
 	lines, err := decodeBatch(buf.Bytes(), s.maxPayload)
 	if err != nil {
-		s.writeError(w, err)
+		s.refuse(w, queue, 1, err)
 		return
 	}
 	news := make([]job.New, len(lines))

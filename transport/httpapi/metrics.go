@@ -14,7 +14,7 @@ import (
 // newMetricsHandler serves /metrics from a registry of its own (never the
 // global one): the engine's stats and histograms, read at scrape time, plus
 // the Go runtime and process collectors.
-func newMetricsHandler(eng Engine, gov Governor, log *slog.Logger) http.Handler {
+func newMetricsHandler(eng Engine, gov Governor, mqttStats func() (MQTTStats, bool), log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newStatsCollector(eng),
@@ -24,6 +24,9 @@ func newMetricsHandler(eng Engine, gov Governor, log *slog.Logger) http.Handler 
 	)
 	if gov != nil {
 		reg.MustRegister(newGovernorCollector(gov))
+	}
+	if mqttStats != nil {
+		reg.MustRegister(newMQTTCollector(mqttStats))
 	}
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:            promLogger{log},
@@ -77,7 +80,7 @@ func newStatsCollector(eng Engine) *statsCollector {
 		completed: prometheus.NewDesc("edgeq_jobs_completed_total", "Jobs of a queue that finished (acked).", q, nil),
 		retried:   prometheus.NewDesc("edgeq_jobs_retried_total", "Attempts of a queue's jobs that were retried.", q, nil),
 		dead:      prometheus.NewDesc("edgeq_jobs_dead_total", "Jobs of a queue moved to the dead-letter set.", q, nil),
-		rejected:  prometheus.NewDesc("edgeq_jobs_rejected_total", "Jobs refused for a queue, by reason (invalid, too_large, queue_full, rate_limited, shed, disk_full, unavailable).", []string{"queue", "reason"}, nil),
+		rejected:  prometheus.NewDesc("edgeq_jobs_rejected_total", "Jobs refused for a queue, by reason (invalid, too_large, queue_full, rate_limited, shed, disk_full, unavailable), on every transport; queue=\"\" for jobs naming no existing queue.", []string{"queue", "reason"}, nil),
 		oldest:    prometheus.NewDesc("edgeq_queue_oldest_age_seconds", "Age of the oldest ready job of a queue; 0 when none is ready.", q, nil),
 		paused:    prometheus.NewDesc("edgeq_queue_paused", "1 while dispatch of a queue is paused.", q, nil),
 		shed:      prometheus.NewDesc("edgeq_queue_shed", "1 while a queue's new jobs are shed by the governor.", q, nil),
@@ -143,6 +146,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		emit(c.inRate, prometheus.GaugeValue, q.InRate, n)
 		emit(c.outRate, prometheus.GaugeValue, q.OutRate, n)
 	}
+	for _, reason := range engine.RejectReasons {
+		emit(c.rejected, prometheus.CounterValue, float64(st.Rejected[reason]), "", reason)
+	}
 	emit(c.short, prometheus.GaugeValue, b2f(st.StoreShort))
 	emit(c.uptime, prometheus.GaugeValue, st.Uptime.Seconds())
 }
@@ -199,4 +205,65 @@ func (c *histogramCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- m
 	}
+}
+
+// MQTTStats is what /metrics shows of the MQTT transport (Config.MQTT).
+type MQTTStats struct {
+	Connected  bool
+	Received   uint64            // messages received
+	Acked      uint64            // messages acknowledged to the broker (taken, duplicate or refused)
+	Rejected   map[string]uint64 // messages refused with a notice, by reason
+	Dropped    uint64            // notices, events and alerts not published
+	Reconnects uint64            // connections after the first
+	InHand     int64             // bytes of received messages held now
+}
+
+// mqttCollector exports MQTTStats, read at scrape time.
+type mqttCollector struct {
+	stats      func() (MQTTStats, bool)
+	connected  *prometheus.Desc
+	received   *prometheus.Desc
+	acked      *prometheus.Desc
+	rejected   *prometheus.Desc
+	dropped    *prometheus.Desc
+	reconnects *prometheus.Desc
+	inHand     *prometheus.Desc
+}
+
+func newMQTTCollector(stats func() (MQTTStats, bool)) *mqttCollector {
+	return &mqttCollector{
+		stats:      stats,
+		connected:  prometheus.NewDesc("edgeq_mqtt_connected", "1 while the MQTT connection is up and subscribed.", nil, nil),
+		received:   prometheus.NewDesc("edgeq_mqtt_messages_received_total", "MQTT messages received.", nil, nil),
+		acked:      prometheus.NewDesc("edgeq_mqtt_messages_acked_total", "MQTT messages acknowledged to the broker: stored, duplicate or refused with a notice.", nil, nil),
+		rejected:   prometheus.NewDesc("edgeq_mqtt_messages_rejected_total", "MQTT messages refused with a notice, by reason.", []string{"reason"}, nil),
+		dropped:    prometheus.NewDesc("edgeq_mqtt_publishes_dropped_total", "Notices, events and alerts not published: buffer full or disconnected.", nil, nil),
+		reconnects: prometheus.NewDesc("edgeq_mqtt_reconnects_total", "MQTT connections made after the first.", nil, nil),
+		inHand:     prometheus.NewDesc("edgeq_mqtt_in_hand_bytes", "Bytes of received MQTT messages held now, waiting for or in their commit.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *mqttCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.connected, c.received, c.acked, c.rejected, c.dropped, c.reconnects, c.inHand} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector; it emits nothing while MQTT is
+// off.
+func (c *mqttCollector) Collect(ch chan<- prometheus.Metric) {
+	st, ok := c.stats()
+	if !ok {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.connected, prometheus.GaugeValue, b2f(st.Connected))
+	ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(st.Received))
+	ch <- prometheus.MustNewConstMetric(c.acked, prometheus.CounterValue, float64(st.Acked))
+	for r, n := range st.Rejected {
+		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n), r)
+	}
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Dropped))
+	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(st.Reconnects))
+	ch <- prometheus.MustNewConstMetric(c.inHand, prometheus.GaugeValue, float64(st.InHand))
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,7 +289,8 @@ func TestMetricsCollectorsPedantic(t *testing.T) {
 	eta := time.Second
 	eng.extraQ = []engine.QueueStats{{Name: "q", DrainETA: &eta, Breaker: engine.BreakerOpen}}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(newStatsCollector(eng), newHistogramCollector(eng))
+	reg.MustRegister(newStatsCollector(eng), newHistogramCollector(eng),
+		newMQTTCollector(func() (MQTTStats, bool) { return MQTTStats{Rejected: map[string]uint64{"shed": 1}}, true }))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -355,5 +357,42 @@ func TestMetricsRealEngine(t *testing.T) {
 	}
 	if m := sample(mfs["edgeq_queue_breaker_state"], "queue", "orders"); m == nil || value(m) != 0 {
 		t.Errorf("edgeq_queue_breaker_state{queue=\"orders\"} = %v, want 0", m)
+	}
+}
+
+// TestMetricsMQTT: the MQTT series come from Config.MQTT, and none while
+// it answers that MQTT is off.
+func TestMetricsMQTT(t *testing.T) {
+	var on atomic.Bool
+	ts := mustStartServer(t, Config{MQTT: func() (MQTTStats, bool) {
+		return MQTTStats{Connected: true, Received: 7, Acked: 6, Rejected: map[string]uint64{"shed": 2, "invalid": 1}, Dropped: 3, Reconnects: 4}, on.Load()
+	}})
+	if mfs := scrape(t, ts.base, ts.hc); mfs["edgeq_mqtt_connected"] != nil {
+		t.Errorf("MQTT series while MQTT is off")
+	}
+	on.Store(true)
+	mfs := scrape(t, ts.base, ts.hc)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"edgeq_mqtt_connected", nil, 1},
+		{"edgeq_mqtt_messages_received_total", nil, 7},
+		{"edgeq_mqtt_messages_acked_total", nil, 6},
+		{"edgeq_mqtt_messages_rejected_total", []string{"reason", "shed"}, 2},
+		{"edgeq_mqtt_messages_rejected_total", []string{"reason", "invalid"}, 1},
+		{"edgeq_mqtt_publishes_dropped_total", nil, 3},
+		{"edgeq_mqtt_reconnects_total", nil, 4},
+	} {
+		mf := mfs[tc.name]
+		if mf == nil {
+			t.Errorf("%s missing", tc.name)
+			continue
+		}
+		m := sample(mf, tc.labels...)
+		if m == nil || value(m) != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, m, tc.want)
+		}
 	}
 }

@@ -32,6 +32,9 @@ type Engine interface {
 	Enqueue(ctx context.Context, n job.New) (job.Result, error)
 	// EnqueueBatch enqueues all of jobs or none.
 	EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error)
+	// Refused counts n jobs for queue that the server refused with err
+	// before they reached Enqueue or EnqueueBatch (which count their own).
+	Refused(queue string, n int, err error)
 	// Lease long-polls up to r.Wait itself; it returns early with ctx.
 	Lease(ctx context.Context, r engine.LeaseRequest) ([]*job.Job, error)
 	Ack(ctx context.Context, id job.ID, lease string) error
@@ -70,6 +73,9 @@ type Config struct {
 	MaxPayload      int    // bytes, default 1 MiB
 	Logger          *slog.Logger
 	Governor        Governor // optional: the governor block, drills and gauges
+	// MQTT, when set, is read at each scrape of /metrics for the MQTT
+	// transport's series; it answers ok false while MQTT is off.
+	MQTT func() (st MQTTStats, ok bool)
 }
 
 // Server timeouts. Nothing may cut a request shorter than the longest long
@@ -146,7 +152,7 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.resps.New = func() any { b := make([]byte, 0, 192); return &b }
-	s.metrics = newMetricsHandler(eng, s.gov, s.log)
+	s.metrics = newMetricsHandler(eng, s.gov, cfg.MQTT, s.log)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routeTable() {
 		s.mux.HandleFunc(rt.pattern, rt.handler)

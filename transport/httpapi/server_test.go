@@ -139,6 +139,17 @@ func TestEnqueuePayloadLimit(t *testing.T) {
 	if len(news) != 2 || string(news[0].Payload) != exact || string(news[1].Payload) != exact {
 		t.Errorf("engine got %d jobs, want the 2 of %d bytes", len(news), max)
 	}
+	// Refused before the engine saw them, and still counted by it.
+	ts.eng.with(func(f *fakeEngine) {
+		if len(f.refused) != 2 {
+			t.Fatalf("Refused calls %v, want the 2 bodies over the limit", f.refused)
+		}
+		for _, r := range f.refused {
+			if r.queue != "q" || r.n != 1 || !errors.Is(r.err, job.ErrTooLarge) {
+				t.Errorf("Refused(%q, %d, %v), want (q, 1, too large)", r.queue, r.n, r.err)
+			}
+		}
+	})
 }
 
 func TestErrorMapping(t *testing.T) {

@@ -22,9 +22,13 @@ import (
 // Engine is what the transport needs of the engine. *engine.Engine
 // satisfies it.
 type Engine interface {
-	// EnqueueBatch stores jobs into queue, all or none, and answers once
-	// they are committed.
-	EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error)
+	// EnqueueBatchUncounted stores jobs into queue, all or none, and
+	// answers once they are committed. It does not count a refusal: the
+	// client offers refused jobs again (one by one, or after a transient
+	// error) and counts each message it finally refuses with Refused.
+	EnqueueBatchUncounted(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error)
+	// Refused counts n jobs for queue refused with err.
+	Refused(queue string, n int, err error)
 }
 
 // Route maps a topic filter to a queue (SPEC 6 mqtt.routes).
@@ -62,7 +66,14 @@ type Config struct {
 	// this client (mosquitto max_inflight_messages, default 20): the paho
 	// callback blocks when it is full.
 	Intake int
-	Logger *slog.Logger
+	// InHandBytes bounds the bytes (payload and topic) of the received
+	// messages held at once, waiting in the intake or being committed,
+	// whatever their count; default DefaultInHandBytes or twice MaxPayload,
+	// whichever is larger. Past it the paho callback waits for a commit,
+	// so the broker holds the rest. A message larger than the bound is
+	// still taken, alone.
+	InHandBytes int64
+	Logger      *slog.Logger
 }
 
 // Reasons a message was not taken, the "reason" of a rejection notice.
@@ -76,6 +87,11 @@ const (
 )
 
 var reasons = []string{ReasonShed, ReasonQueueFull, ReasonRateLimited, ReasonTooLarge, ReasonInvalid, ReasonDiskFull}
+
+// DefaultInHandBytes is the least default of Config.InHandBytes: small
+// against the GOMEMLIMIT of a 256 MiB box, so that a flood of large
+// messages never makes the heap look like pressure to the governor.
+const DefaultInHandBytes = 8 << 20
 
 const (
 	maxGroup     = 256  // messages per commit group
@@ -93,6 +109,7 @@ type Client struct {
 	status string // {prefix}/status/{client_id}
 
 	intake   chan mqtt.Message
+	hand     inHand
 	out      chan outMsg
 	stopping chan struct{} // closed by Stop: take no more messages
 	quit     chan struct{} // closed by Stop once ingest is done: publisher drains and exits
@@ -115,7 +132,9 @@ type Client struct {
 	live atomic.Bool
 
 	received, enqueued, duplicates atomic.Uint64
-	held, dropped                  atomic.Uint64
+	acked, held, dropped           atomic.Uint64
+	connects                       atomic.Uint64    // connections subscribed, the first included
+	lostAt                         atomic.Int64     // unix nanoseconds of the last loss of the connection
 	rejected                       [6]atomic.Uint64 // by index in reasons
 }
 
@@ -137,6 +156,7 @@ func New(cfg Config, eng Engine) (*Client, error) {
 	cfg.Prefix = cmp.Or(cfg.Prefix, "edgeq")
 	cfg.MaxPayload = cmp.Or(cfg.MaxPayload, 1<<20)
 	cfg.Intake = cmp.Or(cfg.Intake, 1024)
+	cfg.InHandBytes = cmp.Or(cfg.InHandBytes, max(DefaultInHandBytes, 2*int64(cfg.MaxPayload)))
 	log := cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "mqtt")
 	c := &Client{
 		cfg:      cfg,
@@ -144,6 +164,7 @@ func New(cfg Config, eng Engine) (*Client, error) {
 		log:      log,
 		status:   cfg.Prefix + "/status/" + cfg.ClientID,
 		intake:   make(chan mqtt.Message, cfg.Intake),
+		hand:     inHand{limit: cfg.InHandBytes, freed: make(chan struct{})},
 		out:      make(chan outMsg, outboundSize),
 		stopping: make(chan struct{}),
 		quit:     make(chan struct{}),
@@ -169,6 +190,7 @@ func New(cfg Config, eng Engine) (*Client, error) {
 		SetOnConnectHandler(c.onConnect).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
 			c.live.Store(false)
+			c.lostAt.Store(time.Now().UnixNano())
 			c.log.Warn("mqtt connection lost", "broker", cfg.Broker, "err", err)
 		})
 	if cfg.TLS != (TLSFiles{}) {
@@ -220,8 +242,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.pubWG.Go(c.publisher)
 	c.pc.Connect() // with ConnectRetry, errors are retried, never returned
 	select {
-	case <-c.ready:
-		c.log.Info("mqtt connected", "broker", c.cfg.Broker, "client_id", c.cfg.ClientID)
+	case <-c.ready: // onConnect logged it
 	case <-ctx.Done():
 		c.log.Warn("mqtt broker not reachable yet; retrying in the background", "broker", c.cfg.Broker)
 	}
@@ -308,6 +329,12 @@ func (c *Client) onConnect(pc mqtt.Client) {
 		}
 	}
 	c.live.Store(true)
+	if n := c.connects.Add(1); n == 1 {
+		c.log.Info("mqtt connected", "broker", c.cfg.Broker, "client_id", c.cfg.ClientID)
+	} else {
+		down := time.Since(time.Unix(0, c.lostAt.Load())).Round(time.Millisecond)
+		c.log.Info("mqtt reconnected", "broker", c.cfg.Broker, "client_id", c.cfg.ClientID, "down", down, "reconnects", n-1)
+	}
 	// QoS 0: a QoS 1 publish here could race paho's resume (see live).
 	pc.Publish(c.status, 0, true, "online")
 	c.mu.Lock()
@@ -324,10 +351,62 @@ func (c *Client) onConnect(pc mqtt.Client) {
 // in-flight window at or below Config.Intake rules out. After Stop the
 // message is left unacked for the broker to redeliver.
 func (c *Client) onMessage(_ mqtt.Client, m mqtt.Message) {
+	if !c.hand.take(msgBytes(m), c.stopping) {
+		return
+	}
 	select {
 	case c.intake <- m:
 	case <-c.stopping:
+		c.hand.give(msgBytes(m))
 	}
+}
+
+// msgBytes is what a message weighs against Config.InHandBytes.
+func msgBytes(m mqtt.Message) int64 { return int64(len(m.Payload()) + len(m.Topic())) }
+
+// inHand counts the bytes of messages taken from paho and not yet acked or
+// held, against a limit (Config.InHandBytes). Safe for concurrent use.
+type inHand struct {
+	limit int64
+	mu    sync.Mutex
+	n     int64         // guarded by mu
+	freed chan struct{} // guarded by mu; closed and replaced by give
+}
+
+// take waits until n more bytes fit (or nothing is in hand) and counts
+// them; it reports false, counting nothing, when stop is closed first.
+func (h *inHand) take(n int64, stop <-chan struct{}) bool {
+	for {
+		h.mu.Lock()
+		if h.n == 0 || h.n+n <= h.limit {
+			h.n += n
+			h.mu.Unlock()
+			return true
+		}
+		freed := h.freed
+		h.mu.Unlock()
+		select {
+		case <-freed:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// give uncounts n bytes and wakes the waiting take.
+func (h *inHand) give(n int64) {
+	h.mu.Lock()
+	h.n -= n
+	close(h.freed)
+	h.freed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+// bytes answers the bytes in hand now.
+func (h *inHand) bytes() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
 }
 
 // publish queues a message for the publisher without blocking; it reports
@@ -372,24 +451,32 @@ func (c *Client) publisher() {
 
 // Stats are the client's counters since New.
 type Stats struct {
+	Connected  bool              // connected and subscribed now
 	Received   uint64            // messages received
+	Acked      uint64            // messages acknowledged to the broker
 	Enqueued   uint64            // jobs stored
 	Duplicates uint64            // messages whose key was seen (acked, no new job)
 	Rejected   map[string]uint64 // by reason (notice published)
 	Held       uint64            // left unacked at shutdown, for the broker to redeliver
 	// Dropped counts notices, events and alerts not published: buffer full
 	// or disconnected.
-	Dropped uint64
+	Dropped    uint64
+	Reconnects uint64 // connections after the first
+	InHand     int64  // bytes of messages held now (Config.InHandBytes)
 }
 
 // Stats returns the counters.
 func (c *Client) Stats() Stats {
 	s := Stats{
+		Connected:  c.live.Load(),
 		Received:   c.received.Load(),
+		Acked:      c.acked.Load(),
 		Enqueued:   c.enqueued.Load(),
 		Duplicates: c.duplicates.Load(),
 		Held:       c.held.Load(),
 		Dropped:    c.dropped.Load(),
+		Reconnects: max(c.connects.Load(), 1) - 1,
+		InHand:     c.InHandBytes(),
 		Rejected:   make(map[string]uint64, len(reasons)),
 	}
 	for i, r := range reasons {
@@ -397,6 +484,10 @@ func (c *Client) Stats() Stats {
 	}
 	return s
 }
+
+// InHandBytes returns the bytes of received messages held now, waiting
+// for or in their commit (at most Config.InHandBytes, or one message).
+func (c *Client) InHandBytes() int64 { return c.hand.bytes() }
 
 // Rejected returns how many messages were refused with a notice.
 func (c *Client) Rejected() uint64 {

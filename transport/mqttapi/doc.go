@@ -12,11 +12,16 @@
 // blocks the router for long and pings keep flowing. One ingest goroutine
 // owns the intake: it takes every message waiting (up to maxGroup) as a
 // group and commits it itself, one group at a time, so that a queue's jobs
-// are stored in arrival order; the intake fills while a group commits. A group enqueues with one
-// EnqueueBatch per queue (queues concurrently: order matters only within a
-// queue), falling back to one enqueue per message, in order, when a batch
-// is refused (a batch is all or nothing), then acks its messages in arrival
-// order. One
+// are stored in arrival order; the intake fills while a group commits.
+// Besides their count, the bytes of the messages in hand (in the intake or
+// in the group being committed) are bounded (Config.InHandBytes): past it
+// the callback waits for a group to be acked, so a flood of large messages
+// stays with the broker instead of the heap, and the governor never sees
+// edgeq's own buffers as memory pressure. A group enqueues with one
+// EnqueueBatchUncounted per queue (queues concurrently: order matters only
+// within a queue), falling back to one enqueue per message, in order, when
+// a batch is refused (a batch is all or nothing), then acks its messages in
+// arrival order and has the engine count each refused message once. One
 // publisher goroutine owns the outbound buffer of notices, events and
 // alerts (QoS 0, best effort); producers never block on it (a full buffer
 // drops and counts). Start starts the ingest and publisher goroutines; Stop

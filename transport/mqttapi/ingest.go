@@ -81,15 +81,19 @@ func (c *Client) runOnce(group []mqtt.Message) {
 		wg.Go(func() { c.commit(q, idx, items) })
 	}
 	wg.Wait()
+	var size int64 // of the group, given back once it is acked
 	for i := range items {
 		it := &items[i]
+		size += msgBytes(it.msg)
 		if it.hold {
 			c.held.Add(1)
 			continue
 		}
 		it.msg.Ack()
+		c.acked.Add(1)
 		if it.reason != "" {
 			c.countRejected(it.reason)
+			c.eng.Refused(it.queue, 1, reasonErr(it.reason))
 			q := it.queue
 			if q == "" {
 				q = unrouted
@@ -97,6 +101,7 @@ func (c *Client) runOnce(group []mqtt.Message) {
 			c.publish(c.cfg.Prefix+"/rejected/"+q, notice(it.reason, it.msg.Topic(), it.n.Key, now), false)
 		}
 	}
+	c.hand.give(size)
 }
 
 // classify resolves a message's queue and builds its job, or says why it
@@ -171,7 +176,7 @@ func (c *Client) commit(queue string, idx []int, items []item) {
 		for k, i := range idx {
 			news[k] = items[i].n
 		}
-		rs, err := c.eng.EnqueueBatch(c.runCtx, queue, news)
+		rs, err := c.eng.EnqueueBatchUncounted(c.runCtx, queue, news)
 		if err == nil {
 			c.taken(rs)
 			return
@@ -202,7 +207,7 @@ func (c *Client) taken(rs []job.Result) {
 func (c *Client) enqueueOne(queue string, it *item) {
 	backoff := 50 * time.Millisecond
 	for {
-		rs, err := c.eng.EnqueueBatch(c.runCtx, queue, []job.New{it.n})
+		rs, err := c.eng.EnqueueBatchUncounted(c.runCtx, queue, []job.New{it.n})
 		if err == nil {
 			c.taken(rs)
 			return
@@ -228,22 +233,40 @@ func (c *Client) enqueueOne(queue string, it *item) {
 	}
 }
 
-// reasonOf maps an enqueue error to the reason of a rejection notice: the
-// one table of this transport. "" means the error is not a refusal.
+// reasonTable maps enqueue errors to the reasons of rejection notices: the
+// one table of this transport. The first entry that matches wins; the
+// first entry of a reason is its error (reasonErr).
+var reasonTable = []struct {
+	err    error
+	reason string
+}{
+	{job.ErrShed, ReasonShed},
+	{job.ErrQueueFull, ReasonQueueFull},
+	{job.ErrRateLimited, ReasonRateLimited},
+	{job.ErrTooLarge, ReasonTooLarge},
+	{job.ErrInvalidArgument, ReasonInvalid},
+	{job.ErrInvalidQueue, ReasonInvalid},
+	{job.ErrUnknownQueue, ReasonInvalid},
+	{job.ErrDiskFull, ReasonDiskFull},
+}
+
+// reasonOf maps an enqueue error to the reason of a rejection notice; ""
+// means the error is not a refusal.
 func reasonOf(err error) string {
-	switch {
-	case errors.Is(err, job.ErrShed):
-		return ReasonShed
-	case errors.Is(err, job.ErrQueueFull):
-		return ReasonQueueFull
-	case errors.Is(err, job.ErrRateLimited):
-		return ReasonRateLimited
-	case errors.Is(err, job.ErrTooLarge):
-		return ReasonTooLarge
-	case errors.Is(err, job.ErrInvalidArgument), errors.Is(err, job.ErrInvalidQueue), errors.Is(err, job.ErrUnknownQueue):
-		return ReasonInvalid
-	case errors.Is(err, job.ErrDiskFull):
-		return ReasonDiskFull
+	for _, r := range reasonTable {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
 	}
 	return ""
+}
+
+// reasonErr is the error of a reason, for the engine's count of refusals.
+func reasonErr(reason string) error {
+	for _, r := range reasonTable {
+		if r.reason == reason {
+			return r.err
+		}
+	}
+	return nil
 }

@@ -3,10 +3,12 @@ package mqttapi
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
@@ -39,9 +41,19 @@ type refusingEngine struct {
 	batches atomic.Int32
 	mu      sync.Mutex
 	stored  []string
+	refused map[string]int // Refused: jobs by queue and error
 }
 
-func (e *refusingEngine) EnqueueBatch(_ context.Context, q string, jobs []job.New) ([]job.Result, error) {
+func (e *refusingEngine) Refused(q string, n int, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.refused == nil {
+		e.refused = map[string]int{}
+	}
+	e.refused[q+" "+err.Error()] += n
+}
+
+func (e *refusingEngine) EnqueueBatchUncounted(_ context.Context, q string, jobs []job.New) ([]job.Result, error) {
 	e.batches.Add(1)
 	for _, n := range jobs {
 		if string(n.Payload) == "bad" {
@@ -91,4 +103,42 @@ func TestGroupRefusalIsPerMessage(t *testing.T) {
 	if n := int(eng.batches.Load()); n != 1+len(payloads) {
 		t.Errorf("%d EnqueueBatch calls, want the batch then one per message", n)
 	}
+	// Refused once, although offered twice (in the group, then alone).
+	if want := map[string]int{"q invalid argument": 1}; !maps.Equal(eng.refused, want) {
+		t.Errorf("refusals counted %v, want %v", eng.refused, want)
+	}
+}
+
+// TestInHandBoundsBytes: take waits while the bytes in hand would pass the
+// limit, lets one message through alone whatever its size, and gives up
+// when told to stop.
+func TestInHandBoundsBytes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := inHand{limit: 10, freed: make(chan struct{})}
+		stop := make(chan struct{})
+		if !h.take(25, stop) {
+			t.Fatal("a message above the limit is refused with nothing in hand")
+		}
+		var took atomic.Bool
+		go func() { took.Store(h.take(4, stop)) }()
+		synctest.Wait()
+		if took.Load() {
+			t.Fatal("take did not wait with the limit passed")
+		}
+		h.give(25)
+		synctest.Wait()
+		if !took.Load() || h.bytes() != 4 {
+			t.Fatalf("after give: took %v, %d in hand; want true, 4", took.Load(), h.bytes())
+		}
+		if !h.take(6, stop) {
+			t.Fatal("take refused bytes that fit")
+		}
+		done := make(chan bool)
+		go func() { done <- h.take(1, stop) }()
+		synctest.Wait()
+		close(stop)
+		if <-done || h.bytes() != 10 {
+			t.Errorf("take after stop: counted %d bytes, want 10 and false", h.bytes())
+		}
+	})
 }

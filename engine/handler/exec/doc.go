@@ -4,11 +4,16 @@
 //
 //	exit 0                   Ack
 //	exit 65 (EX_DATAERR)     Dead: the payload is bad, retrying cannot help
-//	any other exit, signal   Retry, Error "exit status N: <stderr tail>"
-//	timeout                  Retry, Error "timeout after 30s: <stderr tail>"
+//	any other exit, signal   Retry with TargetFailed, Error "exit status N: <stderr tail>"
+//	timeout                  Retry with TargetFailed, Error "timeout after 30s: <stderr tail>"
+//	cannot start             Retry with TargetFailed, Error "start: <cause>"
 //	ctx done                 Retry, Error "interrupted: <cause>: <stderr tail>"
-//	cannot start             Retry with TargetFailed (it counts towards the
-//	                         queue's circuit breaker)
+//
+// TargetFailed feeds the queue's circuit breaker, which opens after
+// breaker.failures of them in a row across jobs: a command that keeps
+// failing stops being run for the cool-down instead of spending every
+// job's attempts. Exit 0 and exit 65 (the command worked and judged the
+// payload) reset the count; shutdown (ctx done) does not touch it.
 //
 // The command runs without a shell, in an environment of PATH (the
 // daemon's), Config.Env and EDGEQ_JOB_ID, EDGEQ_QUEUE and EDGEQ_ATTEMPT,

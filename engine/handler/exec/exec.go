@@ -186,7 +186,12 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 	return h.outcome(ctx, err, stderr.String())
 }
 
-// outcome maps how the command ended to a verdict.
+// outcome maps how the command ended to a verdict. Every failure but exit
+// 65 is the target's as far as the circuit breaker goes: edgeq cannot tell
+// a command that is broken (a missing library, a dead endpoint it calls)
+// from one that failed on this job, and a command that says the job is bad
+// exits 65. Breakers count such failures in a row across jobs, so one bad
+// job among good ones never opens them.
 func (h *Handler) outcome(ctx context.Context, err error, tail string) engine.Outcome {
 	// ErrWaitDelay with nothing else wrong: the command exited 0 but
 	// something it started held stderr or stdin open past KillGrace.
@@ -200,26 +205,26 @@ func (h *Handler) outcome(ctx context.Context, err error, tail string) engine.Ou
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
-		return engine.Outcome{Verdict: engine.Retry, Error: withTail("wait: "+err.Error(), tail)}
+		return engine.Outcome{Verdict: engine.Retry, Error: withTail("wait: "+err.Error(), tail), TargetFailed: true}
 	}
 	code := ee.ExitCode()
 	if code < 0 { // killed by a signal that was not ours: OOM killer, a crash
-		return engine.Outcome{Verdict: engine.Retry, Error: withTail(ee.ProcessState.String(), tail)}
+		return engine.Outcome{Verdict: engine.Retry, Error: withTail(ee.ProcessState.String(), tail), TargetFailed: true}
 	}
 	text := withTail("exit status "+strconv.Itoa(code), tail)
 	if code == ExitDataErr {
 		return engine.Outcome{Verdict: engine.Dead, Error: text}
 	}
-	return engine.Outcome{Verdict: engine.Retry, Error: text}
+	return engine.Outcome{Verdict: engine.Retry, Error: text, TargetFailed: true}
 }
 
 // interrupted is the outcome of a run cut short by its timeout or by ctx.
-// Neither is the target's fault as far as the circuit breaker goes: a slow
-// command is a property of the job, and a cancellation is shutdown.
+// A timeout counts towards the breaker (a hung command or the endpoint it
+// waits on); a cancellation is shutdown, nobody's failure.
 func (h *Handler) interrupted(ctx context.Context, tail string) engine.Outcome {
 	cause := context.Cause(ctx)
 	if errors.Is(cause, errTimeout) {
-		return engine.Outcome{Verdict: engine.Retry, Error: withTail("timeout after "+h.timeout.String(), tail)}
+		return engine.Outcome{Verdict: engine.Retry, Error: withTail("timeout after "+h.timeout.String(), tail), TargetFailed: true}
 	}
 	return engine.Outcome{Verdict: engine.Retry, Error: withTail("interrupted: "+cause.Error(), tail)}
 }

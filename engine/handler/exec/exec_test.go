@@ -168,11 +168,11 @@ exit 0`
 		want    engine.Outcome
 	}{
 		{name: "ack", script: checkEnv, payload: "hello", want: engine.Outcome{Verdict: engine.Ack}},
-		{name: "ack sees wrong stdin", script: checkEnv, payload: "bye", want: engine.Outcome{Verdict: engine.Retry, Error: "exit status 1: stdin: bye"}},
+		{name: "ack sees wrong stdin", script: checkEnv, payload: "bye", want: engine.Outcome{Verdict: engine.Retry, Error: "exit status 1: stdin: bye", TargetFailed: true}},
 		{name: "dead", script: "echo 'bad payload' >&2; exit 65", want: engine.Outcome{Verdict: engine.Dead, Error: "exit status 65: bad payload"}},
-		{name: "retry", script: "echo 'line 1' >&2; echo 'try later' >&2; exit 1", want: engine.Outcome{Verdict: engine.Retry, Error: "exit status 1: line 1\ntry later"}},
-		{name: "retry without stderr", script: "exit 75", want: engine.Outcome{Verdict: engine.Retry, Error: "exit status 75"}},
-		{name: "killed by a signal", script: "echo dying >&2; kill -USR1 $$", want: engine.Outcome{Verdict: engine.Retry, Error: "signal: user defined signal 1: dying"}},
+		{name: "retry", script: "echo 'line 1' >&2; echo 'try later' >&2; exit 1", want: engine.Outcome{Verdict: engine.Retry, Error: "exit status 1: line 1\ntry later", TargetFailed: true}},
+		{name: "retry without stderr", script: "exit 75", want: engine.Outcome{Verdict: engine.Retry, Error: "exit status 75", TargetFailed: true}},
+		{name: "killed by a signal", script: "echo dying >&2; kill -USR1 $$", want: engine.Outcome{Verdict: engine.Retry, Error: "signal: user defined signal 1: dying", TargetFailed: true}},
 		{name: "unread payload", script: "exit 0", payload: strings.Repeat("x", 1<<20), want: engine.Outcome{Verdict: engine.Ack}},
 		{name: "whole payload read", script: `[ $(wc -c) -eq 1048576 ] || exit 1`, payload: strings.Repeat("x", 1<<20), want: engine.Outcome{Verdict: engine.Ack}},
 	}
@@ -189,8 +189,8 @@ exit 0`
 func TestHandleHugeStderr(t *testing.T) {
 	h := mustNew(t, Config{Command: sh(`head -c 10000000 /dev/zero | tr '\0' x >&2; echo END >&2; exit 3`)})
 	got := h.Handle(t.Context(), testJob(""))
-	if got.Verdict != engine.Retry || got.TargetFailed {
-		t.Errorf("Handle() = %+v, want a Retry without TargetFailed", got)
+	if got.Verdict != engine.Retry || !got.TargetFailed {
+		t.Errorf("Handle() = %+v, want a Retry with TargetFailed", got)
 	}
 	const prefix = "exit status 3: ..."
 	if !strings.HasPrefix(got.Error, prefix) || !strings.HasSuffix(got.Error, "xxxEND") {
@@ -203,7 +203,7 @@ func TestHandleHugeStderr(t *testing.T) {
 
 func TestHandleStderrTail(t *testing.T) {
 	h := mustNew(t, Config{Command: sh(`echo 0123456789 >&2; exit 1`), StderrTail: 5})
-	want := engine.Outcome{Verdict: engine.Retry, Error: "exit status 1: ...6789"} // kept "6789\n"
+	want := engine.Outcome{Verdict: engine.Retry, Error: "exit status 1: ...6789", TargetFailed: true} // kept "6789\n"
 	if got := h.Handle(t.Context(), testJob("")); got != want {
 		t.Errorf("Handle() = %+v, want %+v", got, want)
 	}
@@ -234,7 +234,7 @@ func TestHandleTimeoutKillsGroup(t *testing.T) {
 	})
 	start := time.Now()
 	got := h.Handle(t.Context(), testJob(""))
-	want := engine.Outcome{Verdict: engine.Retry, Error: "timeout after 300ms: working"}
+	want := engine.Outcome{Verdict: engine.Retry, Error: "timeout after 300ms: working", TargetFailed: true}
 	if got != want {
 		t.Errorf("Handle() = %+v, want %+v", got, want)
 	}
@@ -254,7 +254,7 @@ func TestHandleTimeoutIgnoringSIGTERM(t *testing.T) {
 		Timeout: 100 * time.Millisecond,
 	})
 	got := h.Handle(t.Context(), testJob(""))
-	if got.Verdict != engine.Retry || got.TargetFailed || !strings.HasPrefix(got.Error, "timeout after 100ms") {
+	if got.Verdict != engine.Retry || !got.TargetFailed || !strings.HasPrefix(got.Error, "timeout after 100ms") {
 		t.Errorf("Handle() = %+v, want a timeout Retry", got)
 	}
 	assertGone(t, readPID(t, pidFile))
