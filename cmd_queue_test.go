@@ -177,3 +177,27 @@ func TestClientCommandNoDaemon(t *testing.T) {
 		}
 	}
 }
+
+// TestUsageNamesArguments checks that a command given the wrong arguments
+// names the ones it wants as its usage does, required ones bare.
+func TestUsageNamesArguments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"queue", "pause"}, "queue pause: want QUEUE, got no arguments"},
+		{[]string{"dead", "list", "a", "b"}, "dead list: want QUEUE, got 2 arguments"},
+		{[]string{"move", "--to", "b"}, "move: want QUEUE, got no arguments"},
+		{[]string{"job", "show"}, "job show: want ID, got no arguments"},
+		{[]string{"governor", "drill", "--for", "1s"}, "governor drill: want LEVEL, got no arguments"},
+		{[]string{"queue", "list", "extra"}, "queue list: takes no arguments, got 1"},
+		{[]string{"stats", "a", "b"}, "stats: takes no arguments, got 2"},
+	}
+	for _, tt := range tests {
+		r := runCLI(t, env{}, append(tt.args, "--addr", "127.0.0.1:1")...)
+		if want := "edgeq: " + tt.want + "\n"; r.code != exitUsage || r.stderr != want {
+			t.Errorf("edgeq %q: code %d stderr %q, want exit 2 and %q", tt.args, r.code, r.stderr, want)
+		}
+	}
+}
