@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -61,7 +60,7 @@ func enqueueCommand(e env) *cli.Command {
 		Description: "The payload is the second argument, or standard input when it is \"-\";\n" +
 			"without one the job has an empty payload. Exit status 75 means the daemon\n" +
 			"refused the job for now (queue full, rate limited, shed, shutting down): retry later.",
-		Flags: append(clientFlags(),
+		Flags: clientCommandFlags(
 			&cli.StringFlag{Name: "key", Usage: "idempotency key: a repeat within the dedupe window is not stored again"},
 			&cli.DurationFlag{Name: "delay", Usage: "run after this long, such as 30s", DefaultText: "at once"},
 			&cli.IntFlag{Name: "max-attempts", Usage: "attempts before the job goes dead", DefaultText: "the queue's"},
@@ -128,21 +127,16 @@ func enqueue(c *cli.Context, e env) error {
 	defer cancel()
 	res, err := newClient(c, e).Enqueue(ctx, queue, payload, o)
 	if err != nil {
-		var apiErr *httpapi.APIError
-		if errors.As(err, &apiErr) && apiErr.Temporary() {
-			msg := fmt.Sprintf("enqueue to %s refused for now: %v", queue, err)
-			if apiErr.RetryAfter > 0 {
-				msg += fmt.Sprintf(" (retry after %s)", apiErr.RetryAfter)
-			}
-			return &exitError{code: exitTempFail, err: errors.New(msg)}
-		}
-		return fmt.Errorf("enqueue to %s: %w", queue, err)
+		return clientError("enqueue to "+queue, err)
 	}
-	fmt.Fprintln(c.App.Writer, res.ID)
 	if res.Duplicate {
 		fmt.Fprintf(c.App.ErrWriter, "edgeq: duplicate key %q: %s is the job enqueued first\n", o.Key, res.ID)
 	}
-	return nil
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, res)
+	}
+	_, err = fmt.Fprintln(c.App.Writer, res.ID)
+	return err
 }
 
 // readPayload reads a payload from standard input, up to the largest

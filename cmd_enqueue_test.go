@@ -4,9 +4,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
 // stubDaemon answers every request with one status and body, and records
@@ -168,4 +173,52 @@ func TestEnqueueNoDaemon(t *testing.T) {
 	if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("no daemon: %+v", r)
 	}
+}
+
+// TestEnqueueJSON prints the daemon's answer, a duplicate included.
+func TestEnqueueJSON(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	var first, again httpapi.EnqueueResult
+	decodeJSON(t, mustCLI(t, addr, "enqueue", "mail", "hi", "--key", "k", "--json"), &first)
+	if first.ID == "" || first.Queue != "mail" || first.State != "ready" || !first.Durable || first.Duplicate {
+		t.Errorf("enqueue --json = %+v", first)
+	}
+	decodeJSON(t, mustCLI(t, addr, "enqueue", "--json", "mail", "hi", "--key", "k"), &again)
+	if again.ID != first.ID || !again.Duplicate {
+		t.Errorf("repeated enqueue --json = %+v, want the duplicate of %s", again, first.ID)
+	}
+}
+
+// TestEveryClientCommandTakesJSON walks the commands: each that talks to
+// a daemon (it has --addr) takes --json.
+func TestEveryClientCommandTakesJSON(t *testing.T) {
+	t.Parallel()
+	var walk func(path string, cmds []*cli.Command)
+	n := 0
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			name := strings.TrimSpace(path + " " + c.Name)
+			if hasFlag(c.Flags, "addr") {
+				n++
+				if !hasFlag(c.Flags, "json") {
+					t.Errorf("edgeq %s has --addr but no --json", name)
+				}
+			}
+			walk(name, c.Subcommands)
+		}
+	}
+	walk("", newApp(env{}).Commands)
+	if n < 15 {
+		t.Errorf("found %d client commands, want at least 15", n)
+	}
+}
+
+func hasFlag(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }
