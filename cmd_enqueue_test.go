@@ -222,3 +222,38 @@ func hasFlag(flags []cli.Flag, name string) bool {
 	}
 	return false
 }
+
+// TestEnqueueContentType sends a payload that is valid JSON as
+// application/json, so that a worker gets it as "payload", unless
+// --content-type says otherwise.
+func TestEnqueueContentType(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	tests := []struct {
+		name      string
+		stdin     string
+		args      []string
+		wantType  string
+		wantInB64 bool
+	}{
+		{"json object", "", []string{"mail", `{"to":"ops@example.com"}`}, "application/json", false},
+		{"json on stdin", `[1, 2]` + "\n", []string{"mail", "-"}, "application/json", false},
+		{"text", "", []string{"mail", "hello"}, "application/octet-stream", true},
+		{"empty", "", []string{"mail"}, "application/octet-stream", false},
+		{"json as told", "", []string{"mail", `{"a":1}`, "--content-type", "text/plain"}, "text/plain", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, env{stdin: strings.NewReader(tt.stdin)}, append(append([]string{"enqueue"}, tt.args...), "--addr", addr)...)
+			if r.code != 0 {
+				t.Fatalf("enqueue: %+v", r)
+			}
+			var j httpapi.Job
+			decodeJSON(t, mustCLI(t, addr, "job", "show", strings.TrimSpace(r.stdout), "--json"), &j)
+			if j.ContentType != tt.wantType || (len(j.PayloadB64) > 0) != tt.wantInB64 {
+				t.Errorf("job %+v: want content type %s, payload_b64 %v", j, tt.wantType, tt.wantInB64)
+			}
+		})
+	}
+}
