@@ -103,7 +103,11 @@ func bench(c *cli.Context, e env) error {
 		return printJSON(c.App.Writer, r)
 	}
 	printBench(c.App.Writer, r)
-	if r.Enqueued+r.Consumed == 0 && len(r.Errors) > 0 {
+	switch {
+	case r.Enqueued+r.Consumed > 0 || len(r.Errors) == 0:
+	case r.Errors["unauthorized"] > 0:
+		return errors.New("bench: no request succeeded: unauthorized: " + tokenHint)
+	default:
 		return errors.New("bench: no request succeeded")
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,10 +30,20 @@ func clientCommandFlags(extra ...cli.Flag) []cli.Flag {
 	return append(append(clientFlags(), jsonFlag()), extra...)
 }
 
+// tokenHint is what a CLI user is told when the daemon answers 401; the
+// daemon's own message speaks to raw HTTP clients.
+const tokenHint = "the daemon wants its token: pass --token or set EDGEQ_TOKEN"
+
 // clientError wraps an error of a call to the daemon: a refusal for now
-// (429, 503) exits 75 so that scripts retry, anything else 1.
+// (429, 503) exits 75 so that scripts retry, anything else 1. A 401 says
+// how to give the token.
 func clientError(what string, err error) error {
 	var ae *httpapi.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		hinted := *ae
+		hinted.Message = tokenHint
+		return fmt.Errorf("%s: %w", what, &hinted)
+	}
 	if errors.As(err, &ae) && ae.Temporary() {
 		msg := fmt.Sprintf("%s refused for now: %v", what, err)
 		if ae.RetryAfter > 0 {

@@ -201,3 +201,28 @@ func TestUsageNamesArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestUnauthorizedHint runs client commands without the daemon's token,
+// or with a wrong one: each says how to give it.
+func TestUnauthorizedHint(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t, "--token-file", writeFile(t, "token", "s3cret\n"))
+	const hint = "pass --token or set EDGEQ_TOKEN"
+	for _, args := range [][]string{
+		{"queue", "list"},
+		{"enqueue", "mail", "x"},
+		{"stats"},
+		{"move", "a", "--to", "b"},
+		{"work", "mail", "--addr", addr, "--", "true"},
+		{"bench", "--count", "1", "--producers", "1"},
+		{"queue", "list", "--token", "wrong"},
+	} {
+		r := callCLI(t, addr, args...)
+		if r.code != exitFailure || !strings.Contains(r.stderr, hint) || strings.Contains(r.stderr, "Authorization") {
+			t.Errorf("edgeq %q: code %d stderr %q, want exit 1 and %q", args, r.code, r.stderr, hint)
+		}
+	}
+	if out := runCLI(t, env{lookupEnv: mapEnv(map[string]string{"EDGEQ_TOKEN": "s3cret"})}, "queue", "list", "--addr", addr); out.code != 0 {
+		t.Errorf("queue list with EDGEQ_TOKEN: %+v", out)
+	}
+}

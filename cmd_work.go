@@ -276,7 +276,7 @@ func (w *worker) leaseLoop(ctx, jobCtx context.Context, slots chan struct{}, wg 
 			}
 			var ae *httpapi.APIError
 			if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
-				return fmt.Errorf("lease from %s: %w", w.queue, err)
+				return clientError("lease from "+w.queue, err)
 			}
 			retryIn := workRetryPause
 			if ae != nil && ae.RetryAfter > 0 {
