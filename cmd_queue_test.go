@@ -154,6 +154,7 @@ func TestClientCommandUsage(t *testing.T) {
 		{"move", "q"},
 		{"move", "q", "--to", "q"},
 		{"move", "q", "--to", "r", "--state", "leased"},
+		{"move", "q", "--to", "r", "--rate", "NaN"},
 		{"stats", "--interval", "0s"},
 		{"work", "q"},
 		{"work", "q", "--concurrency", "0", "--", "true"},
