@@ -31,7 +31,10 @@ func benchCommand(e env) *cli.Command {
 			"lines a request; consumers lease up to 100 jobs (long poll 1s) and ack them. It\n" +
 			"runs for --duration, or until --count jobs are enqueued (consumed, without\n" +
 			"producers), printing progress on standard error every second, then the rates,\n" +
-			"the latency percentiles of each kind of request and the errors by code.",
+			"the latency percentiles of each kind of request and the errors by code.\n\n" +
+			"It works on a queue of its own, edgeq-bench, and purges the jobs left in it (ready\n" +
+			"and delayed) at the end, unless --keep: a later run with --producers 0 can then\n" +
+			"consume them. Give --queue only a queue that holds nothing else.",
 		Flags: clientCommandFlags(
 			&cli.IntFlag{Name: "producers", Value: 64, Usage: "concurrent enqueuers"},
 			&cli.IntFlag{Name: "consumers", Value: 0, Usage: "concurrent lease-and-ack workers"},
@@ -39,11 +42,15 @@ func benchCommand(e env) *cli.Command {
 			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "how long to run (unless --count)"},
 			&cli.IntFlag{Name: "count", Usage: "jobs to enqueue (or consume, without producers), instead of --duration"},
 			&cli.IntFlag{Name: "batch", Usage: "jobs per request through /batch; 0 enqueues one a request"},
-			&cli.StringFlag{Name: "queue", Value: "bench", Usage: "the queue"},
+			&cli.StringFlag{Name: "queue", Value: benchQueue, Usage: "the queue, purged at the end unless --keep"},
+			&cli.BoolFlag{Name: "keep", Usage: "keep the jobs left in the queue at the end"},
 		),
 		Action: func(c *cli.Context) error { return bench(c, e) },
 	}
 }
+
+// benchQueue is the queue of `edgeq bench` unless --queue names another.
+const benchQueue = "edgeq-bench"
 
 // benchConfig is what the flags of `edgeq bench` ask for.
 type benchConfig struct {
@@ -99,12 +106,53 @@ func bench(c *cli.Context, e env) error {
 	defer stop()
 	var progress io.Writer = c.App.ErrWriter
 	r := runBench(ctx, cl, cfg, progress)
+	// Clean up also after an interrupt, which cancelled ctx.
+	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clientTimeout)
+	defer cancel()
+	cleanErr := benchCleanUp(cleanCtx, cl, cfg.Queue, c.Bool("keep"), &r, c.App.ErrWriter)
 	if c.Bool("json") {
-		return printJSON(c.App.Writer, r)
+		if err := printJSON(c.App.Writer, r); err != nil {
+			return err
+		}
+	} else {
+		printBench(c.App.Writer, r)
 	}
-	printBench(c.App.Writer, r)
-	if r.Enqueued+r.Consumed == 0 && len(r.Errors) > 0 {
+	switch {
+	case cleanErr != nil:
+		return cleanErr
+	case r.Enqueued+r.Consumed > 0 || len(r.Errors) == 0:
+	case r.Errors["unauthorized"] > 0:
+		return errors.New("bench: no request succeeded: unauthorized: " + tokenHint)
+	default:
 		return errors.New("bench: no request succeeded")
+	}
+	return nil
+}
+
+// benchCleanUp purges the jobs a run left in its queue (r.Purged), or with
+// keep says how many stay, on w.
+func benchCleanUp(ctx context.Context, cl *httpapi.Client, queue string, keep bool, r *benchResult, w io.Writer) error {
+	if keep {
+		q, err := cl.Queue(ctx, queue)
+		if err != nil {
+			if errors.Is(err, job.ErrNotFound) || errors.Is(err, job.ErrUnknownQueue) {
+				return nil // nothing was enqueued
+			}
+			return clientError("count the jobs left in "+queue, err)
+		}
+		fmt.Fprintf(w, "kept %d jobs in %s\n", q.Ready+q.Delayed, queue)
+		return nil
+	}
+	n, err := cl.Purge(ctx, queue)
+	if err != nil {
+		if errors.Is(err, job.ErrNotFound) || errors.Is(err, job.ErrUnknownQueue) {
+			return nil
+		}
+		return clientError("purge "+queue, err)
+	}
+	r.Purged = n
+	if n > 0 {
+		fmt.Fprintf(w, "purged %d jobs left in %s (--keep keeps them)\n", n, queue)
 	}
 	return nil
 }
@@ -128,6 +176,7 @@ type benchResult struct {
 	ConsumeRate float64               `json:"consumed_per_s"`
 	Latency     map[string]latencySum `json:"latency_ms"` // by request: enqueue, batch, lease, ack
 	Errors      map[string]int64      `json:"errors"`     // by code
+	Purged      int                   `json:"purged"`     // jobs left in the queue and purged at the end
 }
 
 // latencySum are percentiles in milliseconds.

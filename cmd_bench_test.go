@@ -1,12 +1,15 @@
 package main
 
 import (
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
 func TestBench(t *testing.T) {
@@ -31,7 +34,7 @@ func TestBench(t *testing.T) {
 		t.Errorf("bench progress on stderr = %q", r.stderr)
 	}
 
-	r = callCLI(t, addr, "bench", "--producers", "2", "--count", "300", "--batch", "50", "--queue", "b2")
+	r = callCLI(t, addr, "bench", "--producers", "2", "--count", "300", "--batch", "50", "--queue", "b2", "--keep")
 	if r.code != 0 {
 		t.Fatalf("bench --batch: %+v", r)
 	}
@@ -39,6 +42,9 @@ func TestBench(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("bench output lacks %q:\n%s", want, r.stdout)
 		}
+	}
+	if !strings.Contains(r.stderr, "kept 300 jobs in b2") {
+		t.Errorf("bench --keep does not say what it kept: %q", r.stderr)
 	}
 	// Consume what the batch run left, by count.
 	r = callCLI(t, addr, "bench", "--producers", "0", "--consumers", "2", "--count", "300", "--queue", "b2", "--json")
@@ -83,5 +89,41 @@ func TestHistogram(t *testing.T) {
 	h.merge(o)
 	if h.n != int64(len(vals))+1 || h.max != int64(time.Hour) {
 		t.Errorf("after merge n = %d, max = %d", h.n, h.max)
+	}
+}
+
+// TestBenchCleansUp runs bench on its own queue, which it purges at the
+// end, unless --keep.
+func TestBenchCleansUp(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	enqueueN(t, addr, "mail", "real work")
+	ready := func() map[string]int64 {
+		var list httpapi.QueueList
+		decodeJSON(t, mustCLI(t, addr, "queue", "list", "--json"), &list)
+		m := map[string]int64{}
+		for _, q := range list.Queues {
+			m[q.Name] = q.Ready + q.Delayed
+		}
+		return m
+	}
+
+	r := callCLI(t, addr, "bench", "--producers", "2", "--count", "40", "--json")
+	var res benchResult
+	decodeJSON(t, r.stdout, &res)
+	if r.code != 0 || res.Enqueued != 40 || res.Config.Queue != "edgeq-bench" || res.Purged != 40 {
+		t.Errorf("bench: %+v, %+v: want 40 jobs enqueued into edgeq-bench, and purged", r, res)
+	}
+	if got, want := ready(), map[string]int64{"mail": 1, "edgeq-bench": 0}; !maps.Equal(got, want) {
+		t.Errorf("ready and delayed jobs by queue after bench: %v, want %v", got, want)
+	}
+	if !strings.Contains(r.stderr, "purged 40 jobs left in edgeq-bench") {
+		t.Errorf("bench's stderr does not say what it purged: %q", r.stderr)
+	}
+
+	r = callCLI(t, addr, "bench", "--producers", "1", "--count", "10", "--keep", "--json")
+	decodeJSON(t, r.stdout, &res)
+	if r.code != 0 || res.Purged != 0 || ready()["edgeq-bench"] != 10 {
+		t.Errorf("bench --keep: %+v, %+v, queues %v: want its 10 jobs kept", r, res, ready())
 	}
 }

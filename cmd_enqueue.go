@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -59,16 +59,18 @@ func enqueueCommand(e env) *cli.Command {
 		Usage:     "add a job to a queue of a running daemon and print its id",
 		ArgsUsage: "QUEUE [PAYLOAD | -]",
 		Description: "The payload is the second argument, or standard input when it is \"-\";\n" +
-			"without one the job has an empty payload. Exit status 75 means the daemon\n" +
-			"refused the job for now (queue full, rate limited, shed, shutting down): retry later.",
-		Flags: append(clientFlags(),
+			"without one the job has an empty payload. A payload that is valid JSON is sent\n" +
+			"as application/json (a worker gets it as \"payload\") unless --content-type says\n" +
+			"otherwise. Exit status 75 means the daemon refused the job for now (queue full,\n" +
+			"rate limited, shed, shutting down): retry later.",
+		Flags: clientCommandFlags(
 			&cli.StringFlag{Name: "key", Usage: "idempotency key: a repeat within the dedupe window is not stored again"},
 			&cli.DurationFlag{Name: "delay", Usage: "run after this long, such as 30s", DefaultText: "at once"},
 			&cli.IntFlag{Name: "max-attempts", Usage: "attempts before the job goes dead", DefaultText: "the queue's"},
 			&cli.StringSliceFlag{Name: "header", Usage: "job header `NAME=VALUE` (repeatable)"},
 			&cli.DurationFlag{Name: "ttr", Usage: "time to run once leased", DefaultText: "the queue's"},
 			&cli.DurationFlag{Name: "expires-in", Usage: "dead-letter the job if it has not run within this long", DefaultText: "never"},
-			&cli.StringFlag{Name: "content-type", Usage: "the payload's media type"},
+			&cli.StringFlag{Name: "content-type", Usage: "the payload's media type", DefaultText: "application/json if valid JSON, else application/octet-stream"},
 		),
 		Action: func(c *cli.Context) error { return enqueue(c, e) },
 	}
@@ -124,25 +126,26 @@ func enqueue(c *cli.Context, e env) error {
 		}
 	}
 
+	if o.ContentType == "" && json.Valid(payload) {
+		// As MQTT ingest does: a worker then gets it as "payload", not
+		// "payload_b64".
+		o.ContentType = "application/json"
+	}
+
 	ctx, cancel := context.WithTimeout(c.Context, clientTimeout)
 	defer cancel()
 	res, err := newClient(c, e).Enqueue(ctx, queue, payload, o)
 	if err != nil {
-		var apiErr *httpapi.APIError
-		if errors.As(err, &apiErr) && apiErr.Temporary() {
-			msg := fmt.Sprintf("enqueue to %s refused for now: %v", queue, err)
-			if apiErr.RetryAfter > 0 {
-				msg += fmt.Sprintf(" (retry after %s)", apiErr.RetryAfter)
-			}
-			return &exitError{code: exitTempFail, err: errors.New(msg)}
-		}
-		return fmt.Errorf("enqueue to %s: %w", queue, err)
+		return clientError("enqueue to "+queue, err)
 	}
-	fmt.Fprintln(c.App.Writer, res.ID)
 	if res.Duplicate {
 		fmt.Fprintf(c.App.ErrWriter, "edgeq: duplicate key %q: %s is the job enqueued first\n", o.Key, res.ID)
 	}
-	return nil
+	if c.Bool("json") {
+		return printJSON(c.App.Writer, res)
+	}
+	_, err = fmt.Fprintln(c.App.Writer, res.ID)
+	return err
 }
 
 // readPayload reads a payload from standard input, up to the largest

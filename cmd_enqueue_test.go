@@ -4,9 +4,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
 // stubDaemon answers every request with one status and body, and records
@@ -167,5 +172,88 @@ func TestEnqueueNoDaemon(t *testing.T) {
 	r := runCLI(t, env{}, "enqueue", "--addr", url, "mail", "x")
 	if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("no daemon: %+v", r)
+	}
+}
+
+// TestEnqueueJSON prints the daemon's answer, a duplicate included.
+func TestEnqueueJSON(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	var first, again httpapi.EnqueueResult
+	decodeJSON(t, mustCLI(t, addr, "enqueue", "mail", "hi", "--key", "k", "--json"), &first)
+	if first.ID == "" || first.Queue != "mail" || first.State != "ready" || !first.Durable || first.Duplicate {
+		t.Errorf("enqueue --json = %+v", first)
+	}
+	decodeJSON(t, mustCLI(t, addr, "enqueue", "--json", "mail", "hi", "--key", "k"), &again)
+	if again.ID != first.ID || !again.Duplicate {
+		t.Errorf("repeated enqueue --json = %+v, want the duplicate of %s", again, first.ID)
+	}
+}
+
+// TestEveryClientCommandTakesJSON walks the commands: each that talks to
+// a daemon (it has --addr) takes --json.
+func TestEveryClientCommandTakesJSON(t *testing.T) {
+	t.Parallel()
+	var walk func(path string, cmds []*cli.Command)
+	n := 0
+	walk = func(path string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			name := strings.TrimSpace(path + " " + c.Name)
+			if hasFlag(c.Flags, "addr") {
+				n++
+				if !hasFlag(c.Flags, "json") {
+					t.Errorf("edgeq %s has --addr but no --json", name)
+				}
+			}
+			walk(name, c.Subcommands)
+		}
+	}
+	walk("", newApp(env{}).Commands)
+	if n < 15 {
+		t.Errorf("found %d client commands, want at least 15", n)
+	}
+}
+
+func hasFlag(flags []cli.Flag, name string) bool {
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEnqueueContentType sends a payload that is valid JSON as
+// application/json, so that a worker gets it as "payload", unless
+// --content-type says otherwise.
+func TestEnqueueContentType(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	tests := []struct {
+		name      string
+		stdin     string
+		args      []string
+		wantType  string
+		wantInB64 bool
+	}{
+		{"json object", "", []string{"mail", `{"to":"ops@example.com"}`}, "application/json", false},
+		{"json on stdin", `[1, 2]` + "\n", []string{"mail", "-"}, "application/json", false},
+		{"text", "", []string{"mail", "hello"}, "application/octet-stream", true},
+		{"empty", "", []string{"mail"}, "application/octet-stream", false},
+		{"json as told", "", []string{"mail", `{"a":1}`, "--content-type", "text/plain"}, "text/plain", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := runCLI(t, env{stdin: strings.NewReader(tt.stdin)}, append(append([]string{"enqueue"}, tt.args...), "--addr", addr)...)
+			if r.code != 0 {
+				t.Fatalf("enqueue: %+v", r)
+			}
+			var j httpapi.Job
+			decodeJSON(t, mustCLI(t, addr, "job", "show", strings.TrimSpace(r.stdout), "--json"), &j)
+			if j.ContentType != tt.wantType || (len(j.PayloadB64) > 0) != tt.wantInB64 {
+				t.Errorf("job %+v: want content type %s, payload_b64 %v", j, tt.wantType, tt.wantInB64)
+			}
+		})
 	}
 }

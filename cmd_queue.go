@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -27,10 +30,20 @@ func clientCommandFlags(extra ...cli.Flag) []cli.Flag {
 	return append(append(clientFlags(), jsonFlag()), extra...)
 }
 
+// tokenHint is what a CLI user is told when the daemon answers 401; the
+// daemon's own message speaks to raw HTTP clients.
+const tokenHint = "the daemon wants its token: pass --token or set EDGEQ_TOKEN"
+
 // clientError wraps an error of a call to the daemon: a refusal for now
-// (429, 503) exits 75 so that scripts retry, anything else 1.
+// (429, 503) exits 75 so that scripts retry, anything else 1. A 401 says
+// how to give the token.
 func clientError(what string, err error) error {
 	var ae *httpapi.APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		hinted := *ae
+		hinted.Message = tokenHint
+		return fmt.Errorf("%s: %w", what, &hinted)
+	}
 	if errors.As(err, &ae) && ae.Temporary() {
 		msg := fmt.Sprintf("%s refused for now: %v", what, err)
 		if ae.RetryAfter > 0 {
@@ -41,13 +54,36 @@ func clientError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// wantArgs checks that the command got exactly the arguments named.
+// wantArgs checks that the command got exactly the arguments named, and
+// names them as its usage does when it did not.
 func wantArgs(c *cli.Context, names ...string) ([]string, error) {
 	args := c.Args().Slice()
-	if len(args) != len(names) {
-		return nil, usageErrorf("%s: want %v, got %d arguments", c.Command.FullName(), names, len(args))
+	if len(args) == len(names) {
+		return args, nil
 	}
-	return args, nil
+	if len(names) == 0 {
+		return nil, usageErrorf("%s: takes no arguments, got %d", commandPath(c), len(args))
+	}
+	got := "no arguments"
+	switch {
+	case len(args) == 1:
+		got = "1 argument"
+	case len(args) > 1:
+		got = fmt.Sprintf("%d arguments", len(args))
+	}
+	return nil, usageErrorf("%s: want %s, got %s", commandPath(c), strings.Join(names, " "), got)
+}
+
+// commandPath is the command as typed after the program's name: "queue pause".
+func commandPath(c *cli.Context) string {
+	var names []string
+	for _, x := range c.Lineage() {
+		if x.Command != nil && x.Command.Name != "" && x.Command.Name != c.App.Name {
+			names = append(names, x.Command.Name)
+		}
+	}
+	slices.Reverse(names)
+	return strings.Join(names, " ")
 }
 
 // queueArg is the single QUEUE argument of a command, checked.

@@ -154,6 +154,7 @@ func TestClientCommandUsage(t *testing.T) {
 		{"move", "q"},
 		{"move", "q", "--to", "q"},
 		{"move", "q", "--to", "r", "--state", "leased"},
+		{"move", "q", "--to", "r", "--rate", "NaN"},
 		{"stats", "--interval", "0s"},
 		{"work", "q"},
 		{"work", "q", "--concurrency", "0", "--", "true"},
@@ -175,5 +176,54 @@ func TestClientCommandNoDaemon(t *testing.T) {
 		if r.code != exitFailure || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("edgeq %q: code %d stderr %q, want exit 1 and one line", args, r.code, r.stderr)
 		}
+	}
+}
+
+// TestUsageNamesArguments checks that a command given the wrong arguments
+// names the ones it wants as its usage does, required ones bare.
+func TestUsageNamesArguments(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"queue", "pause"}, "queue pause: want QUEUE, got no arguments"},
+		{[]string{"dead", "list", "a", "b"}, "dead list: want QUEUE, got 2 arguments"},
+		{[]string{"move", "--to", "b"}, "move: want QUEUE, got no arguments"},
+		{[]string{"job", "show"}, "job show: want ID, got no arguments"},
+		{[]string{"governor", "drill", "--for", "1s"}, "governor drill: want LEVEL, got no arguments"},
+		{[]string{"queue", "list", "extra"}, "queue list: takes no arguments, got 1"},
+		{[]string{"stats", "a", "b"}, "stats: takes no arguments, got 2"},
+	}
+	for _, tt := range tests {
+		r := runCLI(t, env{}, append(tt.args, "--addr", "127.0.0.1:1")...)
+		if want := "edgeq: " + tt.want + "\n"; r.code != exitUsage || r.stderr != want {
+			t.Errorf("edgeq %q: code %d stderr %q, want exit 2 and %q", tt.args, r.code, r.stderr, want)
+		}
+	}
+}
+
+// TestUnauthorizedHint runs client commands without the daemon's token,
+// or with a wrong one: each says how to give it.
+func TestUnauthorizedHint(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t, "--token-file", writeFile(t, "token", "s3cret\n"))
+	const hint = "pass --token or set EDGEQ_TOKEN"
+	for _, args := range [][]string{
+		{"queue", "list"},
+		{"enqueue", "mail", "x"},
+		{"stats"},
+		{"move", "a", "--to", "b"},
+		{"work", "mail", "--addr", addr, "--", "true"},
+		{"bench", "--count", "1", "--producers", "1"},
+		{"queue", "list", "--token", "wrong"},
+	} {
+		r := callCLI(t, addr, args...)
+		if r.code != exitFailure || !strings.Contains(r.stderr, hint) || strings.Contains(r.stderr, "Authorization") {
+			t.Errorf("edgeq %q: code %d stderr %q, want exit 1 and %q", args, r.code, r.stderr, hint)
+		}
+	}
+	if out := runCLI(t, env{lookupEnv: mapEnv(map[string]string{"EDGEQ_TOKEN": "s3cret"})}, "queue", "list", "--addr", addr); out.code != 0 {
+		t.Errorf("queue list with EDGEQ_TOKEN: %+v", out)
 	}
 }

@@ -22,6 +22,9 @@ import (
 // clear the screen.
 const ansiHomeClear = "\x1b[H\x1b[2J"
 
+// ansiClearLine clears from the cursor to the end of the line.
+const ansiClearLine = "\x1b[K"
+
 func statsCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "stats",

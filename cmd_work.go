@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,13 +50,19 @@ func workCommand(e env) *cli.Command {
 			"(EX_DATAERR) sends it dead at once, any other status retries it with the tail of\n" +
 			"stderr as its last_error. The lease is extended at half its TTR while the command\n" +
 			"runs. On SIGINT or SIGTERM the worker stops leasing, lets running commands finish\n" +
-			"for --grace, then kills their process groups and releases their jobs.",
-		Flags: append(clientFlags(),
+			"for --grace, then kills their process groups and releases their jobs.\n\n" +
+			"It says on standard error when it starts (queue, concurrency, command), and a line\n" +
+			"per job that fails (with --verbose, per job); --json prints these on standard\n" +
+			"output instead, one JSON object a line: {\"event\":\"start\",\"queue\",\"concurrency\",\n" +
+			"\"command\"}, then {\"event\":\"done|retry|dead|released\",\"id\",\"queue\",\"attempt\",\n" +
+			"\"duration_s\",\"state\",\"error\"}.",
+		Flags: clientCommandFlags(
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 1, Usage: "commands run at once"},
 			&cli.DurationFlag{Name: "ttr", Usage: "lease time to run, extended while the command runs", DefaultText: "the queue's"},
 			&cli.DurationFlag{Name: "wait", Value: workDefaultWait, Usage: "long poll of each lease request (at most 60s)"},
 			&cli.DurationFlag{Name: "grace", Value: workDefaultGrace, Usage: "on SIGINT or SIGTERM, how long running commands may finish"},
 			&cli.DurationFlag{Name: "timeout", Usage: "kill a command that runs longer, and retry its job", DefaultText: "none"},
+			&cli.BoolFlag{Name: "verbose", Usage: "a line per job, also for those done"},
 		),
 		Action: func(c *cli.Context) error { return work(c, e) },
 	}
@@ -73,7 +83,11 @@ func work(c *cli.Context, e env) error {
 		ttr:         c.Duration("ttr"),
 		wait:        c.Duration("wait"),
 		grace:       c.Duration("grace"),
+		verbose:     c.Bool("verbose"),
 		log:         c.App.ErrWriter,
+	}
+	if c.Bool("json") {
+		w.events = c.App.Writer
 	}
 	switch {
 	case w.concurrency < 1 || w.concurrency > 1000:
@@ -102,7 +116,39 @@ func work(c *cli.Context, e env) error {
 	defer w.cl.CloseIdleConnections()
 	ctx, stop := signalContext(c.Context)
 	defer stop()
+	if w.events != nil {
+		w.emit(workEvent{Event: "start", Queue: queue, Concurrency: w.concurrency, Command: argv})
+	} else {
+		w.logf("leasing from %s with concurrency %d: %s", queue, w.concurrency, commandLine(argv))
+	}
 	return w.run(ctx)
+}
+
+// commandLine shows argv on one line, quoting (as Go does) the arguments
+// that hold blanks, quotes or shell characters.
+func commandLine(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		parts[i] = a
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`") {
+			parts[i] = strconv.Quote(a)
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// workEvent is a line of `edgeq work --json`: the start of the worker, or
+// the outcome of a job.
+type workEvent struct {
+	Event       string   `json:"event"` // start, done, retry, dead, released
+	Queue       string   `json:"queue"`
+	Concurrency int      `json:"concurrency,omitempty"` // start
+	Command     []string `json:"command,omitempty"`     // start
+	ID          string   `json:"id,omitempty"`
+	Attempt     int      `json:"attempt,omitempty"`
+	DurationS   float64  `json:"duration_s,omitempty"` // how long the command ran
+	State       string   `json:"state,omitempty"`      // of a retried job: delayed or ready
+	Error       string   `json:"error,omitempty"`
 }
 
 // worker is the pull loop of `edgeq work`: it owns the goroutines that run
@@ -115,7 +161,9 @@ type worker struct {
 	ttr         time.Duration // 0: the queue's
 	wait        time.Duration
 	grace       time.Duration
-	log         io.Writer
+	verbose     bool      // a line per job, not only per failed one
+	log         io.Writer // text lines
+	events      io.Writer // --json: JSON lines instead of text ones; nil without
 
 	running atomic.Int64 // commands running
 
@@ -126,6 +174,40 @@ func (w *worker) logf(format string, args ...any) {
 	w.logMu.Lock()
 	defer w.logMu.Unlock()
 	fmt.Fprintf(w.log, "edgeq work: "+format+"\n", args...)
+}
+
+func (w *worker) emit(ev workEvent) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(ev); err != nil {
+		w.logf("encode event: %v", err)
+		return
+	}
+	w.logMu.Lock()
+	defer w.logMu.Unlock()
+	_, _ = w.events.Write(b.Bytes())
+}
+
+// report says how a job ended: always for a failure, with --verbose also
+// for a job done.
+func (w *worker) report(ev workEvent) {
+	if ev.Event == "done" && !w.verbose {
+		return
+	}
+	if w.events != nil {
+		w.emit(ev)
+		return
+	}
+	took := time.Duration(ev.DurationS * float64(time.Second)).Round(time.Millisecond)
+	switch ev.Event {
+	case "done":
+		w.logf("job %s: done after attempt %d in %s", ev.ID, ev.Attempt, took)
+	case "retry":
+		w.logf("job %s: retry (%s) after attempt %d in %s: %s", ev.ID, ev.State, ev.Attempt, took, ev.Error)
+	default:
+		w.logf("job %s: %s after attempt %d in %s: %s", ev.ID, ev.Event, ev.Attempt, took, ev.Error)
+	}
 }
 
 // run leases and runs jobs until ctx ends, then lets the running commands
@@ -194,7 +276,7 @@ func (w *worker) leaseLoop(ctx, jobCtx context.Context, slots chan struct{}, wg 
 			}
 			var ae *httpapi.APIError
 			if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests {
-				return fmt.Errorf("lease from %s: %w", w.queue, err)
+				return clientError("lease from "+w.queue, err)
 			}
 			retryIn := workRetryPause
 			if ae != nil && ae.RetryAfter > 0 {
@@ -234,31 +316,38 @@ func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
 	extCtx, stopExt := context.WithCancel(context.WithoutCancel(ctx))
 	var ext sync.WaitGroup
 	ext.Go(func() { w.extendLoop(extCtx, lj.ID, lease, lj.Lease.ExpiresAt) })
+	t0 := time.Now()
 	out := w.h.Handle(ctx, j)
+	took := time.Since(t0)
 	stopExt()
 	ext.Wait()
 
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workResolveTimeout)
 	defer cancel()
+	ev := workEvent{ID: lj.ID, Queue: lj.Queue, Attempt: lj.Attempt, DurationS: took.Seconds(), Error: oneLine(out.Error, 200)}
 	switch {
 	case ctx.Err() != nil:
 		// Killed at the end of the grace period: hand the job back now.
-		_, err = w.cl.Nack(rctx, lj.ID, lease, workReleaseDelay, "released: worker shut down while the command ran")
+		ev.Event, ev.Error = "released", "worker shut down while the command ran"
+		_, err = w.cl.Nack(rctx, lj.ID, lease, workReleaseDelay, "released: "+ev.Error)
 	case out.Verdict == engine.Ack:
+		ev.Event = "done"
 		err = w.cl.Ack(rctx, lj.ID, lease)
 	case out.Verdict == engine.Dead:
-		w.logf("job %s: %s (dead)", lj.ID, oneLine(out.Error, 200))
+		ev.Event = "dead"
 		err = w.cl.Fail(rctx, lj.ID, lease, out.Error)
 	default:
-		var state string
-		state, err = w.cl.Nack(rctx, lj.ID, lease, out.RetryAfter, out.Error)
-		if err == nil {
-			w.logf("job %s: %s (%s)", lj.ID, oneLine(out.Error, 200), state)
+		ev.Event = "retry"
+		ev.State, err = w.cl.Nack(rctx, lj.ID, lease, out.RetryAfter, out.Error)
+		if ev.State == "dead" { // its attempts are spent
+			ev.Event, ev.State = "dead", ""
 		}
 	}
 	if err != nil {
 		w.logf("job %s: answer the daemon: %v", lj.ID, err)
+		return
 	}
+	w.report(ev)
 }
 
 // extendLoop renews the lease at half of its remaining time until ctx ends.

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -123,7 +127,7 @@ func TestWork(t *testing.T) {
 	if r.code != 0 {
 		t.Errorf("work exited %d after its cancellation: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, ids[1]+": exit status 65") {
+	if !regexp.MustCompile(ids[1] + `: dead after attempt 1 in \S+: exit status 65: cannot parse`).MatchString(r.stderr) {
 		t.Errorf("work's log lacks the dead job:\n%s", r.stderr)
 	}
 }
@@ -189,5 +193,66 @@ func TestWorkShutdownReleases(t *testing.T) {
 	}
 	if !strings.Contains(jobs[0].LastError, "released") {
 		t.Errorf("released job's last_error = %q", jobs[0].LastError)
+	}
+}
+
+// TestWorkReports checks what the worker says: a start line naming the
+// queue, the concurrency and the command; a line per failed job; a line
+// per job with --verbose; and the same as JSON objects on stdout with
+// --json.
+func TestWorkReports(t *testing.T) {
+	t.Parallel()
+	addr := startDaemon(t)
+	cl := httpapi.NewClient("http://"+addr, "", nil)
+	defer cl.CloseIdleConnections()
+	handled := func(ids []string) func() bool {
+		return func() bool {
+			_, okLeft := showJob(t, cl, ids[0])
+			bad, _ := showJob(t, cl, ids[1])
+			return !okLeft && bad.State == "dead"
+		}
+	}
+	start := "edgeq work: leasing from %s with concurrency 2: sh -c " + strconv.Quote(workScript) + "\n"
+
+	ids := enqueueN(t, addr, "quiet", "ok", "bad")
+	stop := startWork(t, addr, "quiet", "-c", "2", "--wait", "200ms", "--", "sh", "-c", workScript)
+	eventually(t, 10*time.Second, "jobs handled", handled(ids))
+	r := stop()
+	if !strings.HasPrefix(r.stderr, fmt.Sprintf(start, "quiet")) {
+		t.Errorf("work's log does not start with the start line:\n%s", r.stderr)
+	}
+	if !regexp.MustCompile(`job `+ids[1]+`: dead after attempt 1 in \S+: exit status 65`).MatchString(r.stderr) || strings.Contains(r.stderr, ids[0]) {
+		t.Errorf("without --verbose, want a line for the dead job only:\n%s", r.stderr)
+	}
+
+	ids = enqueueN(t, addr, "loud", "ok", "bad")
+	stop = startWork(t, addr, "loud", "-c", "2", "--wait", "200ms", "--verbose", "--", "sh", "-c", workScript)
+	eventually(t, 10*time.Second, "jobs handled", handled(ids))
+	r = stop()
+	if !regexp.MustCompile(`job `+ids[0]+`: done after attempt 1 in \d`).MatchString(r.stderr) ||
+		!strings.Contains(r.stderr, "job "+ids[1]+": dead after attempt 1") {
+		t.Errorf("with --verbose, want a line per job:\n%s", r.stderr)
+	}
+
+	ids = enqueueN(t, addr, "machine", "ok", "bad")
+	stop = startWork(t, addr, "machine", "-c", "2", "--wait", "200ms", "--json", "--verbose", "--", "sh", "-c", workScript)
+	eventually(t, 10*time.Second, "jobs handled", handled(ids))
+	r = stop()
+	var events []workEvent
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var ev workEvent
+		decodeJSON(t, line, &ev)
+		events = append(events, ev)
+	}
+	if len(events) != 3 || events[0].Event != "start" || events[0].Queue != "machine" || events[0].Concurrency != 2 ||
+		!slices.Equal(events[0].Command, []string{"sh", "-c", workScript}) {
+		t.Fatalf("work --json printed %q, want a start object and one object per job", r.stdout)
+	}
+	byID := map[string]workEvent{events[1].ID: events[1], events[2].ID: events[2]}
+	if ev := byID[ids[0]]; ev.Event != "done" || ev.Attempt != 1 || ev.Queue != "machine" {
+		t.Errorf("done job: %+v", ev)
+	}
+	if ev := byID[ids[1]]; ev.Event != "dead" || !strings.Contains(ev.Error, "cannot parse") {
+		t.Errorf("dead job: %+v", ev)
 	}
 }

@@ -71,7 +71,7 @@ for t in $TARGETS; do
 	CGO_ENABLED=0 GOOS=linux GOARCH=$arch GOARM=$arm go build -trimpath -o "$bin" .
 
 	start "$qemu" "$bin" "$data" "$addr" "$log"
-	bench "$addr" --count "$N" --producers 4 --batch 25
+	bench "$addr" --count "$N" --producers 4 --batch 25 --keep
 	got=$(ready "$addr")
 	[ "$got" = "$N" ] || { echo "FAIL $name: $got ready after enqueueing $N"; cat "$log"; exit 1; }
 	stop "$log"
