@@ -344,10 +344,20 @@ func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
 		}
 	}
 	if err != nil {
-		w.logf("job %s: answer the daemon: %v", lj.ID, err)
+		w.logf("%s", answerError(lj.ID, err))
 		return
 	}
 	w.report(ev)
+}
+
+// answerError is the log line for a failed answer to the daemon about job
+// id. The daemon's own refusals already name the job; a transport error
+// does not.
+func answerError(id string, err error) string {
+	if apiErr := (*httpapi.APIError)(nil); errors.As(err, &apiErr) {
+		return "answer the daemon: " + err.Error()
+	}
+	return fmt.Sprintf("job %s: answer the daemon: %v", id, err)
 }
 
 // extendLoop renews the lease at half of its remaining time until ctx ends.

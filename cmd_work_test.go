@@ -256,3 +256,18 @@ func TestWorkReports(t *testing.T) {
 		t.Errorf("dead job: %+v", ev)
 	}
 }
+
+// TestAnswerErrorNamesTheJobOnce: a refusal from the daemon already names
+// the job, so the worker's log line does not name it again (issue 13 item
+// 10); a transport error, which does not, gets the id.
+func TestAnswerErrorNamesTheJobOnce(t *testing.T) {
+	const id = "00000000000000a1"
+	refused := &httpapi.APIError{Status: 409, Code: "lease_lost", Message: "job " + id + ": lease lost"}
+	if got := answerError(id, refused); strings.Count(got, id) != 1 {
+		t.Errorf("refusal: %q names the job %d times, want once", got, strings.Count(got, id))
+	}
+	down := errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	if got := answerError(id, down); strings.Count(got, id) != 1 {
+		t.Errorf("transport error: %q names the job %d times, want once", got, strings.Count(got, id))
+	}
+}
