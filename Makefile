@@ -55,7 +55,7 @@ ARM_TARGETS := arm64:qemu-aarch64 arm/7:qemu-arm
 ARM_PKGS    := ./storage/ ./engine/ ./engine/ring/ ./engine/storetest/ ./engine/handler/ ./engine/handler/http/
 ARM_BACKLOG ?= 60000
 
-.PHONY: help build run test test-arm smoke-arm lint bench fuzz cross deb install clean
+.PHONY: help build run test test-python test-arm smoke-arm lint bench fuzz cross deb install clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -70,6 +70,10 @@ run: ## run the daemon on built-in defaults (ARGS="--log-level debug" adds flags
 test: ## run every test, with the race detector when cgo is available
 	@[ -n "$(RACE)" ] || echo "note: cgo is off (no C compiler): testing without -race" >&2
 	go test $(RACE) -count=1 -timeout 8m ./...
+
+test-python: ## test the Python client and worker (clients/python) against the real daemon
+	@command -v python3 >/dev/null || { echo "python3 not found: the Python client's tests need Python 3.9 or later" >&2; exit 1; }
+	cd clients/python && python3 -m unittest discover -s tests -t . -v
 
 test-arm: ## run the storage and engine tests on arm64 and arm/v7, and the 32-bit proofs on arm/v6, under qemu-user
 	@for q in qemu-aarch64 qemu-arm; do command -v $$q >/dev/null || { echo "$$q not found: apt-get install qemu-user" >&2; exit 1; }; done
