@@ -71,7 +71,9 @@ class Worker:
         self.grace = grace
         self.stopping = threading.Event()
         self._force = threading.Event()
-        self._mu = threading.Lock()
+        # Reentrant: stop() runs in a signal handler, on the main thread,
+        # possibly while that thread holds it in _set_poll.
+        self._mu = threading.RLock()
         self._poll: Any = None  # guarded by _mu: the connection of the lease in flight
 
     def stop(self) -> None:
@@ -109,7 +111,7 @@ class Worker:
                 return
             pause = e.retry_after if e.retry_after else _RETRY_PAUSE
             log.warning("lease from %s: %s (retrying in %gs)", self.queue, e, pause)
-            self.stopping.wait(pause)
+            self._pause(pause)
             return
         finally:
             self._set_poll(None)
@@ -118,6 +120,17 @@ class Worker:
                 self._release(j, "worker stopped before the job started")
             else:
                 self._run_job(j)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleeps until stop() or for seconds. It polls rather than waiting
+        on self.stopping: the main thread must never hold that Event's lock,
+        which stop() takes when a signal handler calls it."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
 
     def _set_poll(self, conn: Any) -> None:
         with self._mu:

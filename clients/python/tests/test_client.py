@@ -75,6 +75,9 @@ class ClientTest(unittest.TestCase):
         r2 = self.c.enqueue(self.q, b"y", run_at=at)
         self.assertEqual(r2.state, "delayed")
         self.assertEqual(self.c.job(r2.id).run_at, at)
+        exp = utcnow().replace(microsecond=0) + dt.timedelta(hours=3)
+        r3 = self.c.enqueue(self.q, b"z", delay="2h", expires_at=exp)
+        self.assertEqual(self.c.job(r3.id).expires_at, exp)
         self.assertEqual(self.c.lease(self.q, 5, wait=0), [])
 
     def test_batch(self):

@@ -112,6 +112,17 @@ class WorkerTest(unittest.TestCase):
         with self.assertRaises(edgeq.NotFound):
             self.c.job(jid)
 
+    def test_retries_when_daemon_unreachable(self):
+        w = edgeq.Worker(edgeq.Client("http://127.0.0.1:1", timeout=2), self.q, lambda j: None, wait=1)
+        with self.assertLogs("edgeq.worker", "WARNING") as logs:
+            t = threading.Thread(target=w.run, kwargs={"install_signals": False})
+            t.start()
+            self.assertTrue(poll(lambda: any("retrying in 1s" in m for m in logs.output)))
+            self.assertTrue(t.is_alive(), "the worker gave up on a transport error")
+            w.stop()
+            t.join(5)
+        self.assertFalse(t.is_alive(), "stop() did not end the pause between retries")
+
     def test_refused_for_good_raises(self):
         w = edgeq.Worker(edgeq.Client(d.url, "wrong"), self.q, lambda j: None, wait=1)
         with self.assertRaises(edgeq.Unauthorized):
