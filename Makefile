@@ -58,7 +58,7 @@ ARM_BACKLOG ?= 60000
 .PHONY: help build run test test-python test-arm smoke-arm lint bench fuzz cross deb install clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: VERSION=$(VERSION) FUZZTIME=$(FUZZTIME) PREFIX=$(PREFIX) DESTDIR=$(DESTDIR)"
 
 build: ## build ./edgeq, static, version-stamped
