@@ -34,7 +34,7 @@ func OpenMmapFileUsing(fd *os.File, sz int, writable bool) (*MmapFile, error) {
 	fileSize := fi.Size()
 	if sz > 0 && fileSize == 0 {
 		// If file is empty, truncate it to sz.
-		if err := fd.Truncate(int64(sz)); err != nil {
+		if err := allocate(fd, int64(sz)); err != nil {
 			return nil, errors.Join(err, errors.New("error while truncation"))
 		}
 		fileSize = int64(sz)
