@@ -43,6 +43,9 @@ func allocate(fd *os.File, sz int64) error {
 		return fd.Truncate(sz)
 	}
 	err = unix.Fallocate(int(fd.Fd()), 0, 0, sz)
+	if errors.Is(err, unix.ENOSPC) && NoSpace != nil && NoSpace(fd.Name()) {
+		err = unix.Fallocate(int(fd.Fd()), 0, 0, sz)
+	}
 	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
 		return fd.Truncate(sz)
 	}
