@@ -67,6 +67,7 @@ func (b *Badger) maintain() {
 		if err := b.checkpoint(); err != nil {
 			b.log.Error("write checkpoint", "err", err)
 		}
+		b.space.refresh()
 		if _, err := pager.run(); err != nil {
 			b.log.Warn("page out new tables", "err", err)
 		}

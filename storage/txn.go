@@ -404,6 +404,7 @@ type txn struct {
 	reader
 	snap        *badger.Txn // read-only, for index reads: committed data only (see engine.Txn)
 	count, size int64       // Badger's estimate of the transaction, mirrored
+	written     int64       // bytes of keys and values written, for the space account
 	seq         uint64
 	seqSet      bool
 	done        bool
@@ -486,6 +487,7 @@ func (t *txn) apply(op string, ws ...write) error {
 		}
 		t.count++
 		t.size += t.cost(w)
+		t.written += int64(len(w.key)+len(w.val)) + entryOverhead
 	}
 	return nil
 }
@@ -745,6 +747,7 @@ func (t *txn) Commit() (err error) {
 	}
 	t.done = true
 	t.closeSnapshot()
+	defer t.settle()
 	if err := t.txn.Commit(); err != nil {
 		return translate("commit", err)
 	}
@@ -759,6 +762,16 @@ func (t *txn) Discard() {
 		t.done = true
 		t.closeSnapshot()
 		t.txn.Discard()
+		t.settle()
+	}
+}
+
+// settle takes what the transaction wrote off the bytes admission holds
+// pending: committed, they are in Badger's files; discarded or failed,
+// their callers are refused.
+func (t *txn) settle() {
+	if t.b.space != nil {
+		t.b.space.committed(t.written)
 	}
 }
 
