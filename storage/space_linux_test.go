@@ -29,7 +29,6 @@ func mountTmpfs(t *testing.T, size int64) string {
 	return dir
 }
 
-
 // fillUp writes a file in dir until the file system refuses.
 func fillUp(t *testing.T, dir string) {
 	t.Helper()
