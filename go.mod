@@ -54,3 +54,8 @@ require (
 // sparse mapped files fault on a full disk (z.MmapFile):
 // third_party/ristretto/README.edgeq.md says what changed and why.
 replace github.com/dgraph-io/ristretto/v2 => ./third_party/ristretto
+
+// Badger's compaction drops a table it failed to build (a full disk) and
+// commits without it, losing its keys:
+// third_party/badger/README.edgeq.md says what changed and why.
+replace github.com/dgraph-io/badger/v4 => ./third_party/badger
