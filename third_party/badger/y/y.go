@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -190,6 +191,7 @@ type Throttle struct {
 	ch        chan struct{}
 	errCh     chan error
 	finishErr error
+	doErr     atomic.Pointer[error] // edgeq: an error Do took from errCh, for Finish
 }
 
 // NewThrottle creates a new throttle with a max number of workers.
@@ -211,6 +213,7 @@ func (t *Throttle) Do() error {
 			return nil
 		case err := <-t.errCh:
 			if err != nil {
+				t.doErr.CompareAndSwap(nil, &err) // edgeq: Finish reports it too
 				return err
 			}
 		}
@@ -244,6 +247,9 @@ func (t *Throttle) Finish() error {
 				t.finishErr = err
 				return
 			}
+		}
+		if err := t.doErr.Load(); err != nil { // edgeq
+			t.finishErr = *err
 		}
 	})
 
