@@ -85,6 +85,14 @@ func (s *space) admit(n int64) error {
 	return nil
 }
 
+// tight reports whether admission refuses for want of space (as of the
+// last reading).
+func (s *space) tight() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.free-s.pending < s.needLocked()
+}
+
 // committed takes n bytes a transaction wrote (or failed to) off pending.
 func (s *space) committed(n int64) {
 	s.mu.Lock()

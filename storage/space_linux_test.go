@@ -133,19 +133,23 @@ func TestFullDisk(t *testing.T) {
 // readAll reads jobs 1..n back with their payloads.
 func readAll(t *testing.T, s *Badger, n int) {
 	t.Helper()
+	var bad []string
 	err := s.View(func(r engine.ReadTx) error {
 		for id := 1; id <= n; id++ {
 			j, err := r.Job(job.ID(id), true)
-			if err != nil {
-				return err
-			}
-			if string(j.Payload) != string(backlogPayload(id)) {
-				t.Fatalf("job %d: payload differs", id)
+			switch {
+			case err != nil:
+				bad = append(bad, fmt.Sprintf("%d: %v", id, err))
+			case string(j.Payload) != string(backlogPayload(id)):
+				bad = append(bad, fmt.Sprintf("%d: payload differs", id))
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatalf("read back: %v", err)
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d of %d jobs read back wrong, first %q", len(bad), n, bad[:min(len(bad), 5)])
 	}
 }

@@ -91,6 +91,13 @@ type Badger struct {
 	// goroutine while it runs, then by Close.
 	checkpointed uint64
 
+	// garbage counts the bytes of jobs deleted since the last reclaim.
+	garbage atomic.Int64
+
+	// writeMu is read-locked by Commit and locked by reclaim while Badger
+	// flushes its memtables, during which Badger refuses writes.
+	writeMu sync.RWMutex
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 

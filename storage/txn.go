@@ -405,6 +405,7 @@ type txn struct {
 	snap        *badger.Txn // read-only, for index reads: committed data only (see engine.Txn)
 	count, size int64       // Badger's estimate of the transaction, mirrored
 	written     int64       // bytes of keys and values written, for the space account
+	garbage     int64       // bytes the writes made garbage (deleted jobs), for reclaim
 	seq         uint64
 	seqSet      bool
 	done        bool
@@ -707,6 +708,7 @@ func (t *txn) Delete(j *job.Job) (err error) {
 	if err := t.apply("delete job "+j.ID.String(), ws...); err != nil {
 		return err
 	}
+	t.garbage += int64(max(j.Size, len(j.Payload))) + deletedJobOverhead
 	delete(t.sections, j.ID)
 	return nil
 }
@@ -748,9 +750,13 @@ func (t *txn) Commit() (err error) {
 	t.done = true
 	t.closeSnapshot()
 	defer t.settle()
-	if err := t.txn.Commit(); err != nil {
+	t.b.writeMu.RLock()
+	err = t.txn.Commit()
+	t.b.writeMu.RUnlock()
+	if err != nil {
 		return translate("commit", err)
 	}
+	t.b.garbage.Add(t.garbage)
 	if t.seqSet {
 		t.b.committedSeq.Store(t.seq)
 	}
