@@ -303,3 +303,62 @@ func TestDiskFull(t *testing.T) {
 		t.Errorf("SIGTERM on a full disk: %v\n%s", err, d.log)
 	}
 }
+
+// TestShutdownAbandonsFailingStore (issue 14, item 4): when the store's
+// last memtable flush keeps failing at shutdown (a disk filled to the last
+// byte, the reserve file gone: Badger retries the flush once a second for
+// as long as it fails), the daemon exits non-zero soon after
+// shutdown_timeout and says what it abandons; the next start recovers every
+// acknowledged job from the WAL.
+func TestShutdownAbandonsFailingStore(t *testing.T) {
+	mnt := mountTmpfs(t, 300)
+	data := filepath.Join(mnt, "data")
+	conf := filepath.Join(t.TempDir(), "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("shutdown_timeout: 2s\ngovernor: {disk_min_free: 1MiB}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, data, "--config", conf)
+	ctx := t.Context()
+	c := &http.Client{Timeout: 10 * time.Second}
+	var ids []string
+	for i := range 50 {
+		code, a, _, err := enqueueHTTP(ctx, c, d.base, "q", fmt.Appendf(nil, "job %d", i))
+		if err != nil || code != 201 {
+			t.Fatalf("enqueue %d: %d %v", i, code, err)
+		}
+		ids = append(ids, a.ID)
+	}
+	if err := os.Remove(filepath.Join(data, "edgeq.reserve")); err != nil {
+		t.Fatal(err)
+	}
+	fillUp(t, filepath.Join(mnt, "filler"))
+
+	start := time.Now()
+	d.cmd.Process.Signal(unix.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no exit 15s after SIGTERM with shutdown_timeout 2s:\n%s", d.log)
+	}
+	took := time.Since(start)
+	if code := d.cmd.ProcessState.ExitCode(); code == 0 {
+		t.Errorf("exit code 0 after abandoning the store, want non-zero")
+	}
+	if !strings.Contains(d.log.String(), "store close abandoned") {
+		t.Errorf("the log does not say what was abandoned:\n%s", d.log)
+	}
+	t.Logf("exited %s after SIGTERM with code %d", took.Round(100*time.Millisecond), d.cmd.ProcessState.ExitCode())
+
+	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, data, "--config", conf)
+	for _, id := range ids {
+		if code, err := call(ctx, c, "GET", d.base+"/v1/jobs/"+id, nil, nil); err != nil || code != 200 {
+			t.Errorf("job %s lost after the abandoned close: %d %v", id, code, err)
+		}
+	}
+	if err := d.term(); err != nil {
+		t.Errorf("SIGTERM: %v\n%s", err, d.log)
+	}
+}
