@@ -56,25 +56,25 @@ func fillUp(t *testing.T, path string) {
 	t.Fatalf("fill %s: the file system never filled", path)
 }
 
-// apiAnswer is an enqueue's answer: the job's id or the error's code.
-type apiAnswer struct {
+// enqueueAnswer is an enqueue's answer: the job's id or the error's code.
+type enqueueAnswer struct {
 	ID    string `json:"id"`
 	Error struct {
 		Code string `json:"code"`
 	} `json:"error"`
 }
 
-func enqueueHTTP(ctx context.Context, c *http.Client, base, queue string, payload []byte) (int, apiAnswer, string, error) {
+func enqueueHTTP(ctx context.Context, c *http.Client, base, queue string, payload []byte) (int, enqueueAnswer, string, error) {
 	req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/queues/"+queue+"/jobs", strings.NewReader(string(payload)))
 	if err != nil {
-		return 0, apiAnswer{}, "", err
+		return 0, enqueueAnswer{}, "", err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, apiAnswer{}, "", err
+		return 0, enqueueAnswer{}, "", err
 	}
 	defer resp.Body.Close()
-	var a apiAnswer
+	var a enqueueAnswer
 	data, _ := io.ReadAll(resp.Body)
 	if err := json.Unmarshal(data, &a); err != nil {
 		return resp.StatusCode, a, "", fmt.Errorf("answer %d %q: %v", resp.StatusCode, data, err)
