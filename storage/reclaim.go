@@ -29,7 +29,7 @@ const (
 func (b *Badger) reclaimDue() bool {
 	g := b.garbage.Load()
 	switch {
-	case g <= 0:
+	case g <= 0, !b.space.canFlush():
 		return false
 	case b.space.tight():
 		return true

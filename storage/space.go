@@ -29,6 +29,7 @@ type space struct {
 	dir      string
 	headroom int64 // free bytes that admission leaves to Badger's next files
 	reserve  int64 // size of the reserve file
+	flush    int64 // free bytes a memtable flush needs: a new WAL and the tables
 	log      *slog.Logger
 	statfs   func(dir string) (int64, error) // available bytes; tests replace it
 
@@ -57,7 +58,8 @@ func reserveFor(p profile) int64 {
 }
 
 func newSpace(dir string, p profile, log *slog.Logger) *space {
-	return &space{dir: dir, headroom: headroomFor(p), reserve: reserveFor(p), log: log, statfs: statfsAvail}
+	return &space{dir: dir, headroom: headroomFor(p), reserve: reserveFor(p),
+		flush: 2*p.memTableSize + int64(p.numMemtables)*p.memTableSize, log: log, statfs: statfsAvail}
 }
 
 func statfsAvail(dir string) (int64, error) {
@@ -91,6 +93,16 @@ func (s *space) tight() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.free-s.pending < s.needLocked()
+}
+
+// canFlush reports whether a forced memtable flush will find room: the
+// reserve file is still there to give up, or the free space holds a new WAL
+// and the flushed tables. (Badger v4.9.6 is left without a memtable when it
+// cannot create the new one, and its next write stops the process.)
+func (s *space) canFlush() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.released || s.free >= s.flush
 }
 
 // committed takes n bytes a transaction wrote (or failed to) off pending.
