@@ -82,17 +82,22 @@ func enqueueHTTP(ctx context.Context, c *http.Client, base, queue string, payloa
 	return resp.StatusCode, a, resp.Header.Get("Retry-After"), nil
 }
 
-func governorLevel(ctx context.Context, t *testing.T, c *http.Client, base string) string {
+// governorState is the governor block of /v1/stats.
+type governorState struct {
+	Level         string `json:"level"`
+	Reason        string `json:"reason"`
+	DiskFreeBytes int64  `json:"disk_free_bytes"`
+}
+
+func governor(ctx context.Context, t *testing.T, c *http.Client, base string) governorState {
 	t.Helper()
 	var st struct {
-		Governor struct {
-			Level string `json:"level"`
-		} `json:"governor"`
+		Governor governorState `json:"governor"`
 	}
 	if code, err := call(ctx, c, "GET", base+"/v1/stats", nil, &st); err != nil || code != 200 {
 		t.Fatalf("stats: %d %v", code, err)
 	}
-	return st.Governor.Level
+	return st.Governor
 }
 
 // diskQueues are the queues the disk-full test fills: one of each kind of
@@ -196,10 +201,10 @@ func TestDiskFull(t *testing.T) {
 	}
 	// The governor saw the disk run low (below twice disk_min_free).
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if level := governorLevel(ctx, t, c, d.base); level != "normal" {
+		if g := governor(ctx, t, c, d.base); g.Level != "normal" && strings.Contains(g.Reason, "disk") {
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatalf("governor %s on a full disk, want a higher level", level)
+			t.Fatalf("governor %+v on a full disk, want a higher level for the disk", g)
 		}
 	}
 	t.Logf("filled: %d accepted over HTTP, %d published over MQTT, refusals %v, notices %v", len(accepted), published, refused, notices)
@@ -246,22 +251,25 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("purge %s: %d %v", q, code, err)
 		}
 	}
+	// Normal for the disk: free space back above the level's exit (2.5 ×
+	// disk_min_free) and the reason no longer names the disk. (A loaded CI
+	// box may hold the level up for CPU stall: that is not the disk's.)
 	start := time.Now()
 	for {
-		level := governorLevel(ctx, t, c, d.base)
+		g := governor(ctx, t, c, d.base)
 		code, a, _, err := enqueueHTTP(ctx, c, d.base, "sync", []byte("after the purge"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if level == "normal" && code == 201 {
+		if !strings.Contains(g.Reason, "disk") && g.DiskFreeBytes >= 200<<20 && code == 201 {
+			t.Logf("%s after the purge: governor %+v, bulk taken", time.Since(start).Round(100*time.Millisecond), g)
 			break
 		}
 		if time.Since(start) > 60*time.Second {
-			t.Fatalf("60s after the purge: governor %s, bulk enqueue %d %s\n%s", level, code, a.Error.Code, d.log)
+			t.Fatalf("60s after the purge: governor %+v, bulk enqueue %d %s\n%s", g, code, a.Error.Code, d.log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Logf("governor normal and bulk taken %s after the purge", time.Since(start).Round(100*time.Millisecond))
 
 	// A backlog, a disk filled to the last byte, a SIGKILL and a restart.
 	var backlog []string

@@ -52,6 +52,8 @@ func (b *Badger) reclaimDue() bool {
 // goroutine.
 func (b *Badger) reclaim() (err error) {
 	defer b.recovered(&err, "reclaim")
+	b.reclaimMu.Lock()
+	defer b.reclaimMu.Unlock()
 	start := time.Now()
 	g := b.garbage.Load()
 	before := dataBytes(b.cfg.Dir)

@@ -93,6 +93,8 @@ type Badger struct {
 
 	// garbage counts the bytes of jobs deleted since the last reclaim.
 	garbage atomic.Int64
+	// reclaimMu serializes reclaims: two Flattens at once fail each other.
+	reclaimMu sync.Mutex
 
 	// writeMu is read-locked by Commit and locked by reclaim while Badger
 	// flushes its memtables, during which Badger refuses writes.
