@@ -40,9 +40,8 @@ func TestReclaimAfterPurge(t *testing.T) {
 		return tx.Delete(&job.Job{ID: j.ID, Queue: j.Queue, State: j.State, ReadySeq: j.ReadySeq, Size: len(j.Payload)})
 	})
 	purged := dataBytes(dir)
-	if !s.reclaimDue() {
-		t.Fatalf("reclaim not due after deleting all %d jobs (%d bytes counted deleted, %d on disk)", n, s.garbage.Load(), purged)
-	}
+	// The maintenance loop may already be reclaiming (reclaimMu orders the
+	// two); this one finds what is left.
 	if err := s.reclaim(); err != nil {
 		t.Fatalf("reclaim: %v", err)
 	}
