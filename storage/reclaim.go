@@ -67,7 +67,7 @@ func (b *Badger) reclaim() (err error) {
 	if err != nil {
 		return translate("reclaim: flush memtables", err)
 	}
-	if err := b.db.Flatten(2); err != nil {
+	if err := b.db.Flatten(1); err != nil {
 		return translate("reclaim: compact", err)
 	}
 	if err := b.valueLogGC(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
@@ -42,13 +43,15 @@ func TestReclaimAfterPurge(t *testing.T) {
 	purged := dataBytes(dir)
 	// The maintenance loop may already be reclaiming (reclaimMu orders the
 	// two); this one finds what is left.
+	start := time.Now()
 	if err := s.reclaim(); err != nil {
 		t.Fatalf("reclaim: %v", err)
 	}
+	took := time.Since(start)
 	after := dataBytes(dir)
 	sst, vlogs := filesOf(t, dir, ".sst"), filesOf(t, dir, ".vlog")
-	t.Logf("%d jobs: %d bytes of tables and value log filled, %d after deleting them all, %d after reclaim (%d tables of %d bytes, %d value-log files)",
-		n, full, purged, after, len(sst), sumSizes(t, sst), len(vlogs))
+	t.Logf("%d jobs: %d bytes of tables and value log filled, %d after deleting them all, %d after a reclaim of %s (%d tables of %d bytes, %d value-log files)",
+		n, full, purged, after, took.Round(time.Millisecond), len(sst), sumSizes(t, sst), len(vlogs))
 	// What stays: the value-log file Badger writes to (never collected,
 	// allocated at twice ValueLogFileSize) and a table of the sequence key.
 	if got := sumSizes(t, sst); got > 1<<20 {
