@@ -70,6 +70,8 @@ run: ## run the daemon on built-in defaults (ARGS="--log-level debug" adds flags
 test: ## run every test, with the race detector when cgo is available
 	@[ -n "$(RACE)" ] || echo "note: cgo is off (no C compiler): testing without -race" >&2
 	go test $(RACE) -count=1 -timeout 8m ./...
+	cd third_party/ristretto && go test -count=1 -run Edgeq ./z
+	cd third_party/badger && go test -count=1 -run Edgeq .
 
 test-arm: ## run the storage and engine tests on arm64 and arm/v7, and the 32-bit proofs on arm/v6, under qemu-user
 	@for q in qemu-aarch64 qemu-arm; do command -v $$q >/dev/null || { echo "$$q not found: apt-get install qemu-user" >&2; exit 1; }; done
@@ -146,6 +148,7 @@ deb: ## build Debian packages (amd64, arm64, armhf for ARMv6+) into dist/ with d
 		install -D -m 0644 configs/edgeq.yaml $$root/etc/edgeq/edgeq.yaml; \
 		install -D -m 0644 docs/deploy.md $$root/usr/share/doc/edgeq/deploy.md; \
 		install -D -m 0644 third_party/ristretto/LICENSE $$root/usr/share/doc/edgeq/third_party/ristretto/LICENSE; \
+		install -D -m 0644 third_party/badger/LICENSE $$root/usr/share/doc/edgeq/third_party/badger/LICENSE; \
 		install -d $$root/DEBIAN; \
 		for f in postinst prerm postrm; do install -m 0755 systemd/deb/$$f $$root/DEBIAN/$$f; done; \
 		echo /etc/edgeq/edgeq.yaml > $$root/DEBIAN/conffiles; \
