@@ -365,7 +365,7 @@
 // room makes it. Open makes it when it is missing and there is room; when
 // there is none the store runs without one and refuses enqueues.
 //
-// TestFullDisk (a tmpfs of headroom + reserve + the open files + 48 MiB,
+// TestFullDisk (a tmpfs of headroom + reserve + the open files + 24 MiB,
 // filled through Reserve until it refuses, then to the last byte by
 // another file; closed, reopened, read back, drained) and e2e TestDiskFull
 // (the real binary, HTTP and MQTT, every class) prove it; both mount a

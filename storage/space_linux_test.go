@@ -57,9 +57,9 @@ func fillUp(t *testing.T, dir string) {
 func TestFullDisk(t *testing.T) {
 	p := profiles[ProfileSmall]
 	// The files an open store holds (a memtable WAL, a value-log file, the
-	// discard stats), the reserve, the headroom and 48 MiB for jobs.
+	// discard stats), the reserve, the headroom and 24 MiB for jobs.
 	open := 2*p.memTableSize + 2*p.valueLogFileSize + 1<<20
-	dir := mountTmpfs(t, open+reserveFor(p)+headroomFor(p)+48<<20)
+	dir := mountTmpfs(t, open+reserveFor(p)+headroomFor(p)+24<<20)
 	log := testLogger(t)
 	s, err := Open(Config{Dir: dir, Logger: log})
 	if err != nil {
@@ -103,7 +103,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("after %d jobs: Reserve = %v, want job.ErrDiskFull", n, refused)
 	}
 	t.Logf("Reserve refused after %d jobs: %v", n, refused)
-	if n < 10_000 {
+	if n < 5_000 {
 		t.Fatalf("only %d jobs before the disk was full", n)
 	}
 
