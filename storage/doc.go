@@ -336,16 +336,17 @@
 // allocates those files' blocks (fallocate) where Badger sizes them, so a
 // full disk is an ENOSPC error at a file's creation (a memtable or
 // value-log rotation, a table build) instead
-// (third_party/ristretto/README.edgeq.md). Badger v4.9.6 then mishandles
-// two of these errors, so the store keeps them from happening:
+// (third_party/ristretto/README.edgeq.md). Badger v4.9.6 mishandled two of
+// these errors: a failed memtable rotation left it without a memtable, and
+// its next write stopped the process (y.AssertTrue); a compaction that could
+// not build one of its tables committed without it, losing its keys
+// (TestFullDisk found it). edgeq's copy of Badger fixes both
+// (third_party/badger/README.edgeq.md); DropPrefix, which reclaim uses to
+// flush, still loses its memtable when it cannot make a new one, so
+// reclaim only forces a flush where the new memtable will find room.
 //
-//   - a failed memtable rotation leaves Badger without a memtable, and its
-//     next write stops the process (y.AssertTrue);
-//   - a compaction that could not build one of its tables committed without
-//     it, losing its keys; edgeq's copy of Badger fixes that one
-//     (third_party/badger/README.edgeq.md), and TestFullDisk found it.
-//
-// Two measures. Admission ([Badger.Reserve], asked by the engine for every
+// Still, a store whose disk is full can take no write, so two measures keep
+// it from getting there. Admission ([Badger.Reserve], asked by the engine for every
 // enqueue, critical queues included) refuses with job.ErrDiskFull when the
 // bytes admitted and not yet committed would leave less free space (statfs
 // of the directory, read again after each MiB admitted and once a second)

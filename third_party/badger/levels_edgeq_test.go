@@ -88,3 +88,54 @@ func TestCompactionTableFailureEdgeq(t *testing.T) {
 		t.Fatalf("after the failed compaction %d of %d keys are missing (%v)", missing, n, err)
 	}
 }
+
+// TestMemtableRotationFailureEdgeq: when the next memtable cannot be made
+// (a full disk; here a directory holds its WAL's name), the write fails and
+// the DB keeps working: later writes fail the same way instead of stopping
+// the process, and succeed once the memtable can be made.
+func TestMemtableRotationFailureEdgeq(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(DefaultOptions(dir).WithLogger(nil).WithMemTableSize(1 << 20).WithValueThreshold(1 << 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.lock.Lock()
+	blocked := db.mtFilePath(db.nextMemFid)
+	db.lock.Unlock()
+	if err := os.Mkdir(blocked, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	key := func(i int) []byte { return []byte(fmt.Sprintf("key%08d", i)) }
+	val := make([]byte, 1000)
+	var written []int
+	failed := 0
+	for i := 0; i < 5000 && failed < 3; i++ {
+		if err := db.Update(func(txn *Txn) error { return txn.Set(key(i), val) }); err != nil {
+			failed++
+			continue
+		}
+		written = append(written, i)
+	}
+	if failed < 3 {
+		t.Fatalf("no write failed with the next memtable's name taken (%d written)", len(written))
+	}
+	if err := os.Remove(blocked); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(txn *Txn) error { return txn.Set(key(-1), val) }); err != nil {
+		t.Fatalf("write once the memtable can be made: %v", err)
+	}
+	err = db.View(func(txn *Txn) error {
+		for _, i := range append(written, -1) {
+			if _, err := txn.Get(key(i)); err != nil {
+				return fmt.Errorf("key %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
