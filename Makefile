@@ -70,6 +70,8 @@ run: ## run the daemon on built-in defaults (ARGS="--log-level debug" adds flags
 test: ## run every test, with the race detector when cgo is available
 	@[ -n "$(RACE)" ] || echo "note: cgo is off (no C compiler): testing without -race" >&2
 	go test $(RACE) -count=1 -timeout 8m ./...
+	cd third_party/ristretto && go test -count=1 -run Edgeq ./z
+	cd third_party/badger && go test -count=1 -run Edgeq .
 
 test-python: ## test the Python client and worker (clients/python) against the real daemon
 	@command -v python3 >/dev/null || { echo "python3 not found: the Python client's tests need Python 3.9 or later" >&2; exit 1; }
@@ -150,6 +152,7 @@ deb: ## build Debian packages (amd64, arm64, armhf for ARMv6+) into dist/ with d
 		install -D -m 0644 configs/edgeq.yaml $$root/etc/edgeq/edgeq.yaml; \
 		install -D -m 0644 docs/deploy.md $$root/usr/share/doc/edgeq/deploy.md; \
 		install -D -m 0644 third_party/ristretto/LICENSE $$root/usr/share/doc/edgeq/third_party/ristretto/LICENSE; \
+		install -D -m 0644 third_party/badger/LICENSE $$root/usr/share/doc/edgeq/third_party/badger/LICENSE; \
 		install -d $$root/DEBIAN; \
 		for f in postinst prerm postrm; do install -m 0755 systemd/deb/$$f $$root/DEBIAN/$$f; done; \
 		echo /etc/edgeq/edgeq.yaml > $$root/DEBIAN/conffiles; \

@@ -461,7 +461,7 @@ func shutdown(log *slog.Logger, cfg *Config, eng *engine.Engine, srv *httpapi.Se
 		errs = append(errs, fmt.Errorf("stop engine: %w", engErr))
 	}
 	if engErr == nil {
-		errs = append(errs, closeStore(store))
+		errs = append(errs, closeStoreWithin(ctx, log, cfg, store))
 	} else {
 		log.Warn("store left open because the engine did not stop", "err", engErr)
 	}
@@ -473,6 +473,25 @@ func closeStore(store *storage.Badger) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// closeStoreWithin closes the store within what is left of shutdown_timeout.
+// Badger retries a failing memtable flush (a vanished directory, EIO, a
+// full disk) once a second for as long as it fails, so a close that has not
+// returned by then is abandoned: its goroutine is left behind as the
+// process exits non-zero, and the next start replays the memtable's WAL,
+// which the engine's last sync made durable.
+func closeStoreWithin(ctx context.Context, log *slog.Logger, cfg *Config, store *storage.Badger) error {
+	done := make(chan error, 1)
+	go func() { done <- closeStore(store) }() // abandoned, with the process, if it hangs
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		log.Error("store close abandoned at shutdown_timeout: Badger's memtable flush is still failing; the next start recovers the jobs from its WAL",
+			"dir", cfg.DataDir, "timeout", cfg.ShutdownTimeout)
+		return fmt.Errorf("close store %s: abandoned after shutdown_timeout %s", cfg.DataDir, time.Duration(cfg.ShutdownTimeout))
+	}
 }
 
 // newLogger builds the daemon's log handler from a validated LogConfig.

@@ -50,6 +50,12 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// Badger's allocator loses data on 32-bit ARM (ristretto z.Allocator):
+// Badger's allocator loses data on 32-bit ARM (ristretto z.Allocator), and its
+// sparse mapped files fault on a full disk (z.MmapFile):
 // third_party/ristretto/README.edgeq.md says what changed and why.
 replace github.com/dgraph-io/ristretto/v2 => ./third_party/ristretto
+
+// Badger's compaction drops a table it failed to build (a full disk) and
+// commits without it, losing its keys:
+// third_party/badger/README.edgeq.md says what changed and why.
+replace github.com/dgraph-io/badger/v4 => ./third_party/badger

@@ -71,7 +71,9 @@
 //     that leases a job. A job whose lease ends unanswered (expiry, or a
 //     crash: Start gives back every lease) is dead-lettered once its attempts
 //     are spent, so a job that crashes the process cannot loop forever.
-//   - A request refused by validation or admission (rate, max depth) writes
+//   - A request refused by validation or admission (rate, max depth, and
+//     last the store's space: a Store that can run out of it answers
+//     Reserve, which refuses every class with job.ErrDiskFull) writes
 //     nothing.
 //   - When a commit fails, every op of the batch is answered with an error
 //     (job.ErrUnavailable or job.ErrDiskFull) and, once the syncer has

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -1005,6 +1006,52 @@ func TestRefusedCountsOnce(t *testing.T) {
 			if q.Name != "r" {
 				t.Errorf("Refused created queue %q", q.Name)
 			}
+		}
+	})
+}
+
+// fullStore is a memstore that can run out of space: Reserve refuses while
+// full is set.
+type fullStore struct {
+	*memstore.Store
+	full     atomic.Bool
+	reserved atomic.Int64
+}
+
+func (s *fullStore) Reserve(bytes int) error {
+	if s.full.Load() {
+		return fmt.Errorf("%w: no room", job.ErrDiskFull)
+	}
+	s.reserved.Add(int64(bytes))
+	return nil
+}
+
+// TestDiskFullRefusesEveryClass: a store out of space refuses enqueues of
+// every class, critical included, with job.ErrDiskFull and a retry-after,
+// writes nothing, and still leases and acks the backlog.
+func TestDiskFullRefusesEveryClass(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &fullStore{Store: memstore.New()}
+		e := start(t, st, engine.Config{Queues: map[string]engine.QueueConfig{
+			"alarm": {Class: job.ClassCritical},
+		}})
+		enqueue(t, e, job.New{Queue: "alarm", Payload: []byte("first")})
+		if got := st.reserved.Load(); got < int64(len("first")) {
+			t.Fatalf("reserved %d bytes for a 5-byte job", got)
+		}
+		st.full.Store(true)
+		for _, q := range []string{"alarm", "bulk"} {
+			_, err := e.Enqueue(t.Context(), job.New{Queue: q})
+			if _, ok := job.RetryAfter(err); !errors.Is(err, job.ErrDiskFull) || !ok {
+				t.Errorf("enqueue into %s on a full disk = %v, want ErrDiskFull with a retry-after", q, err)
+			}
+		}
+		if s := stats(t, e, "alarm"); s.Ready != 1 || s.RejectedTotal != 1 {
+			t.Errorf("alarm after the refusal: ready %d, rejected %d; want 1 and 1", s.Ready, s.RejectedTotal)
+		}
+		j := lease1(t, e, "alarm", time.Minute)
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+			t.Fatalf("ack on a full disk: %v", err)
 		}
 	})
 }

@@ -118,6 +118,9 @@ func (e *Engine) enqueueBatch(ctx context.Context, queue string, jobs []job.New)
 	if err := e.admit(q, len(jobs), now); err != nil {
 		return nil, err
 	}
+	if err := e.reserve(jobs); err != nil {
+		return nil, err
+	}
 	o := &op{kind: opEnqueue, q: q, news: jobs}
 	if err := e.submit(ctx, o); err != nil {
 		return nil, err
@@ -178,6 +181,26 @@ func (e *Engine) admit(q *queue, n int, now time.Time) error {
 		if ok, wait := b.take(n, now); !ok {
 			return job.Retry(fmt.Errorf("%w: queue %q takes %g jobs/s", job.ErrRateLimited, q.name, q.conf().Rate), wait)
 		}
+	}
+	return nil
+}
+
+// reserve asks a store that can run out of space to admit the bytes of
+// jobs; every queue, critical included, is refused when it cannot.
+func (e *Engine) reserve(jobs []job.New) error {
+	r, ok := e.store.(spaceReserver)
+	if !ok {
+		return nil
+	}
+	n := 0
+	for i := range jobs {
+		n += len(jobs[i].Payload) + len(jobs[i].Key) + jobOverheadBytes
+		for k, v := range jobs[i].Headers {
+			n += len(k) + len(v)
+		}
+	}
+	if err := r.Reserve(n); err != nil {
+		return job.Retry(err, 5*time.Second)
 	}
 	return nil
 }

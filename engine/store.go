@@ -22,6 +22,19 @@ type Store interface {
 	Sync() error
 }
 
+// spaceReserver is a Store that can run out of space (storage.Badger):
+// Reserve admits an enqueue of about bytes bytes or refuses it with an error
+// wrapping job.ErrDiskFull, so that the store keeps the room its own files
+// need (and the backlog can still be leased, acked and purged). The engine
+// asks it for every enqueue, of every class, after the queue's own rules.
+type spaceReserver interface {
+	Reserve(bytes int) error
+}
+
+// jobOverheadBytes is what reserve counts for a job beyond its payload,
+// key and headers: its keys, record fields and index entries.
+const jobOverheadBytes = 256
+
 // ReadTx reads jobs and indexes.
 type ReadTx interface {
 	// Job reads a job; the payload only when payload is true (Payload is

@@ -51,13 +51,16 @@ func (b *Badger) checkStart(seq uint64) {
 }
 
 // maintain is the store's one goroutine: it writes the checkpoint at most
-// once a second when the durable sequence changed, gives back the resident
-// pages of tables Badger wrote since the last tick (pageout_linux.go), and
-// runs the value-log GC every few minutes. Close stops it and waits for it.
+// once a second when the durable sequence changed, reads the free space
+// (space.go), gives back the resident pages of tables Badger wrote since the
+// last tick (pageout_linux.go), gives back the space of deleted jobs when
+// they are worth it (reclaim.go), and runs the value-log GC every few
+// minutes. Close stops it and waits for it.
 func (b *Badger) maintain() {
 	tick := time.NewTicker(checkpointEvery)
 	defer tick.Stop()
 	pager := newTablePager(b.cfg.Dir)
+	lastReclaim := 0
 	for n := 1; ; n++ {
 		select {
 		case <-b.stop:
@@ -67,8 +70,15 @@ func (b *Badger) maintain() {
 		if err := b.checkpoint(); err != nil {
 			b.log.Error("write checkpoint", "err", err)
 		}
+		b.space.refresh()
 		if _, err := pager.run(); err != nil {
 			b.log.Warn("page out new tables", "err", err)
+		}
+		if n-lastReclaim >= reclaimTicks && b.reclaimDue() {
+			lastReclaim = n
+			if err := b.reclaim(); err != nil {
+				b.log.Warn("reclaim", "err", err)
+			}
 		}
 		if n%valueLogGCTicks == 0 {
 			if err := b.valueLogGC(); err != nil {

@@ -7,15 +7,19 @@
 // # Goroutines and locks
 //
 // On disk, Open starts two goroutines that the Badger value owns: the
-// maintenance loop (the checkpoint once a second, the value-log GC every five
-// minutes) and a one-time checksum pass over the tables (see Corruption).
+// maintenance loop (the checkpoint and a reading of the free space once a
+// second, a reclaim when deleted jobs are worth one, the value-log GC every
+// five minutes) and a one-time checksum pass over the tables (see
+// Corruption).
 // Close stops the loop and waits for both. Badger runs its own goroutines
 // (writes, memtable flush, compactors); Close waits for those too. In memory
 // there is no checkpoint and no file, so neither goroutine runs.
 //
-// One lock: mu. View holds it for reading while fn runs; Close takes it for
-// writing, so Close waits for Views in progress and no View starts after it
-// (Badger unmaps its files at Close and a read after that would fault).
+// Locks: mu, writeMu and the space account's own. View holds mu for reading
+// while fn runs; Close takes it for writing, so Close waits for Views in
+// progress and no View starts after it (Badger unmaps its files at Close and
+// a read after that would fault). Commit holds writeMu for reading; reclaim
+// takes it while Badger flushes its memtables (see Reclaim).
 // Txn methods check the closed flag instead: the engine.Store contract has
 // the committer stop before the store closes.
 //
@@ -67,6 +71,7 @@
 //	0x07    dead      queue 0x00 id(8)            (empty)
 //	0x08    dedupe    queue 0x00 form key         id(8), with a Badger TTL
 //	0x09    sequence  (none)                      seq(8)
+//	0x0a    reclaim   (none)                      (empty), written and dropped by reclaim
 //
 // A payload of up to 512 bytes (inlinePayloadMax) lives in the record, so a
 // typical job is two entries at enqueue (record, ready), two at lease
@@ -320,7 +325,72 @@
 // A directory held by another process (Badger's lock file) fails Open with
 // "data dir DIR is locked by another process (is edgeq already running?)",
 // wrapping [ErrLocked]. A full disk surfaces as an error wrapping
-// job.ErrDiskFull.
+// job.ErrDiskFull (see Full disk).
+//
+// # Full disk
+//
+// Badger writes its memtable WAL (.mem), its value log (.vlog) and each new
+// table through shared mappings of files it sizes up front. A sparse file's
+// page that the file system cannot back faults on the write (SIGBUS: the
+// process dies, and dies again at the next Open). edgeq's copy of ristretto
+// allocates those files' blocks (fallocate) where Badger sizes them, so a
+// full disk is an ENOSPC error at a file's creation (a memtable or
+// value-log rotation, a table build) instead
+// (third_party/ristretto/README.edgeq.md). Badger v4.9.6 mishandled two of
+// these errors: a failed memtable rotation left it without a memtable, and
+// its next write stopped the process (y.AssertTrue); a compaction that could
+// not build one of its tables committed without it, losing its keys
+// (TestFullDisk found it). edgeq's copy of Badger fixes both
+// (third_party/badger/README.edgeq.md); DropPrefix, which reclaim uses to
+// flush, still loses its memtable when it cannot make a new one, so
+// reclaim only forces a flush where the new memtable will find room.
+//
+// Still, a store whose disk is full can take no write, so two measures keep
+// it from getting there. Admission ([Badger.Reserve], asked by the engine for every
+// enqueue, critical queues included) refuses with job.ErrDiskFull when the
+// bytes admitted and not yet committed would leave less free space (statfs
+// of the directory, read again after each MiB admitted and once a second)
+// than the headroom: the next memtable WAL (twice MemTableSize), the tables
+// of the memtables waiting for a flush, the next value-log file (twice
+// ValueLogFileSize) and a compaction's new tables (BaseLevelSize plus the
+// level-0 tables): 124 MiB in the small profile, 672 MiB in the default one.
+// And a reserve file, DIR/edgeq.reserve, holds back what Open needs (a new
+// WAL and value-log file, the replayed memtables' tables) plus a memtable
+// rotation: 88 MiB small, 480 MiB default. When one of Badger's
+// allocations finds the disk full (another program filled it, or the
+// leases, acks and purges of a store that no longer takes enqueues used
+// the headroom), the store deletes the reserve file and the allocation is
+// tried again (z.NoSpace), so a store opened on a full disk comes up and
+// drains its backlog. While the reserve is gone admission also keeps room
+// to make it again, and the next reading of the free space that finds the
+// room makes it. Open makes it when it is missing and there is room; when
+// there is none the store runs without one and refuses enqueues.
+//
+// TestFullDisk (a tmpfs of headroom + reserve + the open files + 24 MiB,
+// filled through Reserve until it refuses, then to the last byte by
+// another file; closed, reopened, read back, drained) and e2e TestDiskFull
+// (the real binary, HTTP and MQTT, every class) prove it; both mount a
+// tmpfs and are skipped where they cannot.
+//
+// # Reclaim
+//
+// A purged queue's jobs are deleted one by one (the record keys are by id,
+// not by queue, so DropPrefix cannot drop a queue's jobs), and Badger drops
+// a deleted key and the value it hides only when a compaction writes them
+// into the bottom level; its value-log GC rewrites a file only once
+// compactions counted its entries as discarded. A store that refuses
+// enqueues gets no new writes to push the deletions down: purging 47,800
+// jobs left 195 MB on disk (issue 14). So the store counts the bytes of the
+// jobs it deletes, and once they reach a quarter of the tables and value
+// log on disk (and 8 MiB), or as soon as any were deleted while admission
+// refuses for want of space, the maintenance loop reclaims, at most once
+// every 10 s: it writes a marker key and drops its prefix (Badger flushes
+// every memtable before a DropPrefix; commits wait on writeMu meanwhile,
+// since Badger refuses writes during the flush), compacts every level into
+// one (Flatten), then runs the value-log GC (up to four files a run).
+// TestReclaimAfterPurge: after deleting 50,000 jobs, one table of under
+// 1 KiB and the active value-log file are left; docs/BENCHMARKS.md has the
+// figure for 1,000,000.
 //
 // # In memory
 //

@@ -23,6 +23,7 @@ const (
 	prefixDead    byte = 0x07 // queue 0x00 id → (empty)
 	prefixDedupe  byte = 0x08 // queue 0x00 form key → id, with a Badger TTL
 	prefixSeq     byte = 0x09 // (nothing) → seq
+	prefixReclaim byte = 0x0a // (nothing) → (empty), written and dropped by reclaim
 )
 
 // maxQueueLen bounds a queue name in a key (SPEC 2: at most 64 bytes).

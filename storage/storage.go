@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -74,7 +76,8 @@ type Badger struct {
 
 	short bool // the store came back below the checkpoint at Open
 
-	logs *rotatedLogs // nil in memory (logsync.go)
+	logs  *rotatedLogs // nil in memory (logsync.go)
+	space *space       // nil in memory (space.go)
 
 	gcSync func() error // b.sync; valueLogGC's Sync of rewritten entries (tests observe it)
 
@@ -87,6 +90,15 @@ type Badger struct {
 	// written for (the store's sequence at Open). Owned by the maintenance
 	// goroutine while it runs, then by Close.
 	checkpointed uint64
+
+	// garbage counts the bytes of jobs deleted since the last reclaim.
+	garbage atomic.Int64
+	// reclaimMu serializes reclaims: two Flattens at once fail each other.
+	reclaimMu sync.Mutex
+
+	// writeMu is read-locked by Commit and locked by reclaim while Badger
+	// flushes its memtables, during which Badger refuses writes.
+	writeMu sync.RWMutex
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -111,18 +123,30 @@ func Open(cfg Config) (*Badger, error) {
 	b := &Badger{log: log, cfg: cfg, stop: make(chan struct{})}
 	b.gcSync = b.sync
 
+	if !cfg.InMemory {
+		if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+			return nil, b.openError(err)
+		}
+		b.space = newSpace(filepath.Clean(cfg.Dir), profiles[cfg.Memory], log)
+		// A directory already open in this process keeps its entry; Badger's
+		// directory lock refuses this Open.
+		spaces.LoadOrStore(b.space.dir, b.space)
+		b.space.open()
+	}
 	opt := badgerOptions(cfg, log)
 	if !cfg.InMemory {
 		opt.Logger = badgerLogger{log: log, manifestWhole: manifestWhole(cfg.Dir, opt)}
 	}
 	db, err := openBadger(opt)
 	if err != nil {
+		b.forgetSpace()
 		return nil, b.openError(err)
 	}
 	b.db = db
 	if !cfg.InMemory {
 		if b.logs, err = newRotatedLogs(cfg.Dir); err != nil {
 			_ = db.Close()
+			b.forgetSpace()
 			return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
 		}
 	}
@@ -137,6 +161,7 @@ func Open(cfg Config) (*Badger, error) {
 		return err
 	}); err != nil {
 		_ = db.Close()
+		b.forgetSpace()
 		return nil, fmt.Errorf("open store %s: read sequence: %w", cfg.Dir, err)
 	}
 	b.committedSeq.Store(seq)
@@ -149,6 +174,25 @@ func Open(cfg Config) (*Badger, error) {
 	}
 	log.Info("store open", "dir", cfg.Dir, "memory", cfg.Memory, "in_memory", cfg.InMemory, "seq", seq)
 	return b, nil
+}
+
+// forgetSpace takes the store's directory off the z.NoSpace map (space.go).
+func (b *Badger) forgetSpace() {
+	if b.space != nil {
+		spaces.CompareAndDelete(b.space.dir, b.space)
+	}
+}
+
+// Reserve admits an enqueue of about bytes bytes, or refuses it with an
+// error wrapping job.ErrDiskFull when writing it would leave less free space
+// than the store needs for its own next files (doc.go, "Full disk"). It
+// reads the file system's free space at least once per MiB admitted. Safe
+// for concurrent use; in memory it always admits.
+func (b *Badger) Reserve(bytes int) error {
+	if b.space == nil || b.closed.Load() {
+		return nil
+	}
+	return b.space.admit(int64(bytes))
 }
 
 // openBadger is badger.Open with its panics (it panics on some corrupt
@@ -197,6 +241,7 @@ func (b *Badger) Close() (err error) {
 			b.log.Error("final checkpoint", "err", err)
 		}
 	}
+	defer b.forgetSpace()
 	if err := b.db.Close(); err != nil {
 		return translate("close store", err)
 	}

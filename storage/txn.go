@@ -404,6 +404,8 @@ type txn struct {
 	reader
 	snap        *badger.Txn // read-only, for index reads: committed data only (see engine.Txn)
 	count, size int64       // Badger's estimate of the transaction, mirrored
+	written     int64       // bytes of keys and values written, for the space account
+	garbage     int64       // bytes the writes made garbage (deleted jobs), for reclaim
 	seq         uint64
 	seqSet      bool
 	done        bool
@@ -486,6 +488,7 @@ func (t *txn) apply(op string, ws ...write) error {
 		}
 		t.count++
 		t.size += t.cost(w)
+		t.written += int64(len(w.key)+len(w.val)) + entryOverhead
 	}
 	return nil
 }
@@ -705,6 +708,7 @@ func (t *txn) Delete(j *job.Job) (err error) {
 	if err := t.apply("delete job "+j.ID.String(), ws...); err != nil {
 		return err
 	}
+	t.garbage += int64(max(j.Size, len(j.Payload))) + deletedJobOverhead
 	delete(t.sections, j.ID)
 	return nil
 }
@@ -745,9 +749,14 @@ func (t *txn) Commit() (err error) {
 	}
 	t.done = true
 	t.closeSnapshot()
-	if err := t.txn.Commit(); err != nil {
+	defer t.settle()
+	t.b.writeMu.RLock()
+	err = t.txn.Commit()
+	t.b.writeMu.RUnlock()
+	if err != nil {
 		return translate("commit", err)
 	}
+	t.b.garbage.Add(t.garbage)
 	if t.seqSet {
 		t.b.committedSeq.Store(t.seq)
 	}
@@ -759,6 +768,16 @@ func (t *txn) Discard() {
 		t.done = true
 		t.closeSnapshot()
 		t.txn.Discard()
+		t.settle()
+	}
+}
+
+// settle takes what the transaction wrote off the bytes admission holds
+// pending: committed, they are in Badger's files; discarded or failed,
+// their callers are refused.
+func (t *txn) settle() {
+	if t.b.space != nil {
+		t.b.space.committed(t.written)
 	}
 }
 

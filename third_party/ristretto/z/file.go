@@ -23,6 +23,12 @@ type MmapFile struct {
 
 var NewFile = errors.New("Create a new file")
 
+// NoSpace, when set, is called with the file's path when allocating its
+// blocks fails for want of space; when it answers true (it freed space) the
+// allocation is tried once more. It must be safe for concurrent use. (edgeq:
+// the store gives up its reserve file there.)
+var NoSpace func(path string) bool
+
 func OpenMmapFileUsing(fd *os.File, sz int, writable bool) (*MmapFile, error) {
 	filename := fd.Name()
 	fi, err := fd.Stat()
@@ -34,7 +40,11 @@ func OpenMmapFileUsing(fd *os.File, sz int, writable bool) (*MmapFile, error) {
 	fileSize := fi.Size()
 	if sz > 0 && fileSize == 0 {
 		// If file is empty, truncate it to sz.
-		if err := fd.Truncate(int64(sz)); err != nil {
+		if err := allocate(fd, int64(sz)); err != nil {
+			// edgeq: leave no empty file behind, which an O_EXCL create
+			// of the same name would then refuse for good.
+			fd.Close()
+			os.Remove(filename)
 			return nil, errors.Join(err, errors.New("error while truncation"))
 		}
 		fileSize = int64(sz)
