@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgeq/edgeq/engine/job"
 )
@@ -150,6 +151,10 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 	for k, v := range n.Headers {
 		if k == "" {
 			return fmt.Errorf("%w: headers: empty name", job.ErrInvalidArgument)
+		}
+		// Headers go out as JSON strings, which would alter invalid UTF-8.
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return fmt.Errorf("%w: headers: %q: not valid UTF-8", job.ErrInvalidArgument, k)
 		}
 		size += len(k) + len(v)
 	}
