@@ -227,3 +227,16 @@ func TestUnauthorizedHint(t *testing.T) {
 		t.Errorf("queue list with EDGEQ_TOKEN: %+v", out)
 	}
 }
+
+// TestQueuePauseUnknown (issue 13 item 13): pausing a queue that does not
+// exist fails naming it and creates nothing.
+func TestQueuePauseUnknown(t *testing.T) {
+	addr := startDaemon(t)
+	r := callCLI(t, addr, "queue", "pause", "nosuchq")
+	if r.code != 1 || !strings.Contains(r.stderr, "nosuchq") || !strings.Contains(r.stderr, "does not exist") {
+		t.Fatalf("queue pause nosuchq: exit %d, stdout %q, stderr %q; want 1 naming the queue", r.code, r.stdout, r.stderr)
+	}
+	if out := mustCLI(t, addr, "queue", "list", "--json"); strings.Contains(out, "nosuchq") {
+		t.Errorf("queue list after the refused pause: %s", out)
+	}
+}

@@ -46,8 +46,86 @@ func TestHeaderInvalidUTF8(t *testing.T) {
 	if code != 400 || !strings.Contains(body, "invalid_argument") || !strings.Contains(body, "trace") {
 		t.Fatalf("header with \\xff: %d %s, want 400 invalid_argument naming the header trace", code, body)
 	}
+	if code, body := do(t, "GET", d.base+"/v1/queues/hq", "", nil); code != 404 {
+		t.Errorf("queue hq after the refused job: %d %s, want 404", code, body)
+	}
 	code, body = do(t, "POST", d.base+"/v1/queues/hq/jobs", "x", map[string]string{"Edgeq-Header-Trace": "ä ok"})
 	if code != 201 {
 		t.Fatalf("valid UTF-8 header: %d %s, want 201", code, body)
+	}
+}
+
+// TestOnlyAcceptedJobsCreateQueues (issue 13 item 13): admin calls on a
+// queue that does not exist answer 404 unknown_queue and create nothing; a
+// refused enqueue creates nothing; a lease on a queue that does not exist
+// yet answers an empty list, or the job that creates it during its wait.
+func TestOnlyAcceptedJobsCreateQueues(t *testing.T) {
+	d := startDaemon(t, filepath.Join(t.TempDir(), "data"))
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/v1/queues/nosuchq/pause"},
+		{"POST", "/v1/queues/nosuchq/resume"},
+		{"DELETE", "/v1/queues/nosuchq/jobs"},
+		{"GET", "/v1/queues/nosuchq/dead"},
+		{"POST", "/v1/queues/nosuchq/dead/retry"},
+		{"DELETE", "/v1/queues/nosuchq/dead"},
+		{"POST", "/v1/queues/nosuchq/move?to=other&state=ready&limit=10"},
+		{"GET", "/v1/queues/nosuchq"},
+	} {
+		if code, body := do(t, c.method, d.base+c.path, "", nil); code != 404 || !strings.Contains(body, `"unknown_queue"`) {
+			t.Errorf("%s %s: %d %s, want 404 unknown_queue", c.method, c.path, code, body)
+		}
+	}
+	if code, body := do(t, "POST", d.base+"/v1/queues/nosuchq/lease", "", nil); code != 200 || !strings.Contains(body, `"jobs":[]`) {
+		t.Errorf("lease on a queue that does not exist: %d %s, want 200 with no jobs", code, body)
+	}
+	// A long poll on a queue that does not exist yet gets the job that
+	// creates it.
+	got := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", d.base+"/v1/queues/later/lease?wait=10s", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		got <- string(b)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+poll:
+	for {
+		code, body := do(t, "POST", d.base+"/v1/queues/later/jobs", "hello", nil)
+		if code != 201 {
+			t.Fatalf("enqueue to later: %d %s", code, body)
+		}
+		select {
+		case b := <-got:
+			if !strings.Contains(b, `"payload_b64":"aGVsbG8="`) {
+				t.Fatalf("long poll on a new queue answered %s, want the job", b)
+			}
+			break poll
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the long poll on a new queue did not get any of the jobs within 5s")
+		}
+	}
+
+	drill := map[string]string{"Content-Type": "application/json"}
+	if code, body := do(t, "POST", d.base+"/v1/governor/drill", `{"level":"critical","duration":"1m"}`, drill); code != 200 {
+		t.Fatalf("drill: %d %s", code, body)
+	}
+	if code, body := do(t, "POST", d.base+"/v1/queues/shedq/jobs", "x", nil); code != 429 || !strings.Contains(body, `"shed"`) {
+		t.Fatalf("enqueue at critical: %d %s, want 429 shed", code, body)
+	}
+	if code, body := do(t, "POST", d.base+"/v1/queues/badq/jobs?max_attempts=5000", "x", nil); code != 400 {
+		t.Fatalf("invalid enqueue: %d %s, want 400", code, body)
+	}
+	_, body := do(t, "GET", d.base+"/v1/queues", "", nil)
+	for _, q := range []string{"nosuchq", "other", "shedq", "badq"} {
+		if strings.Contains(body, `"`+q+`"`) {
+			t.Errorf("queue %s was created: %s", q, body)
+		}
 	}
 }

@@ -419,7 +419,6 @@ func (e *Engine) apply(b *batch, o *op) error {
 }
 
 func (e *Engine) applyEnqueue(b *batch, o *op) error {
-	q := o.q
 	// Each job writes its payload, record and state index entry, plus an
 	// expiry entry with a deadline and a dedupe entry with a key. Values are
 	// counted (the store adds its per-entry key overhead); a payload above
@@ -455,6 +454,12 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 		o.err = fmt.Errorf("%w: batch of %d jobs does not fit one transaction; split it", job.ErrTooLarge, len(o.news))
 		return nil
 	}
+	q, err := e.adopt(o.q)
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	o.q = q
 	now := b.now
 	o.results = make([]job.Result, len(o.news))
 	for i := range o.news {
@@ -812,7 +817,7 @@ func (e *Engine) internalQueue(name string) *queue {
 	q := e.queues[name]
 	if q == nil {
 		q = newQueue(name, e.queueConfig(name), e.clock.Now())
-		e.queues[name] = q
+		e.addQueueLocked(q)
 	}
 	return q
 }

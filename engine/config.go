@@ -73,6 +73,11 @@ type QueueConfig struct {
 	Breaker Breaker
 }
 
+// DefaultMaxQueues is the default of Config.MaxQueues. A queue costs a few
+// KiB of memory and about 25 metric series; a thousand stay within a few
+// MiB on a 256 MiB box.
+const DefaultMaxQueues = 1000
+
 // Config configures an Engine. Zero values mean defaults.
 type Config struct {
 	Logger *slog.Logger
@@ -92,6 +97,11 @@ type Config struct {
 
 	StrictQueues bool                   // refuse queues not in Queues with ErrUnknownQueue
 	Queues       map[string]QueueConfig // by name
+	// MaxQueues bounds the queues that jobs may create, default
+	// DefaultMaxQueues: a job for a new queue past it is refused with
+	// job.ErrQueueFull. Configured queues and queues recovered from the
+	// store always exist and count towards it.
+	MaxQueues int
 
 	Workers      int               // global in-process worker limit, default 2 × GOMAXPROCS
 	ClassWeights map[job.Class]int // default high 8, normal 4, low 2, bulk 1
@@ -116,6 +126,7 @@ func (c Config) withDefaults() Config {
 	c.Sync = cmp.Or(c.Sync, SyncAlways)
 	c.SyncInterval = cmp.Or(c.SyncInterval, time.Second)
 	c.MaxPayload = cmp.Or(c.MaxPayload, 1<<20)
+	c.MaxQueues = cmp.Or(c.MaxQueues, DefaultMaxQueues)
 	c.MaxAttempts = cmp.Or(c.MaxAttempts, 5)
 	c.TTR = cmp.Or(c.TTR, 60*time.Second)
 	c.Backoff.Initial = cmp.Or(c.Backoff.Initial, time.Second)
@@ -127,8 +138,11 @@ func (c Config) withDefaults() Config {
 
 // Validate checks the configuration and names the offending field.
 func (c Config) Validate() error {
-	if c.RingSize < 0 || c.MaxBatch < 0 || c.MaxPayload < 0 || c.MaxAttempts < 0 || c.Workers < 0 {
+	if c.RingSize < 0 || c.MaxBatch < 0 || c.MaxPayload < 0 || c.MaxAttempts < 0 || c.Workers < 0 || c.MaxQueues < 0 {
 		return fmt.Errorf("negative size in engine config")
+	}
+	if n := cmp.Or(c.MaxQueues, DefaultMaxQueues); len(c.Queues) > n {
+		return fmt.Errorf("max_queues: %d is below the %d configured queues", n, len(c.Queues))
 	}
 	for name, q := range c.Queues {
 		if !job.ValidQueueName(name) {

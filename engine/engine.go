@@ -29,6 +29,7 @@ type Engine struct {
 
 	qmu      sync.RWMutex
 	queues   map[string]*queue // guarded by qmu; so is cfg.Queues (Reconfigure)
+	created  chan struct{}     // guarded by qmu; closed and replaced when a queue is registered
 	reloadMu sync.Mutex        // one Reconfigure at a time
 
 	closeMu sync.RWMutex
@@ -87,6 +88,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 		ring:       r,
 		signal:     make(chan struct{}, 1),
 		queues:     make(map[string]*queue),
+		created:    make(chan struct{}),
 		stopCh:     make(chan struct{}),
 		commitStop: make(chan struct{}),
 		doneCh:     make(chan struct{}),
@@ -102,7 +104,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 	now := e.clock.Now()
 	for name := range cfg.Queues {
 		q := newQueue(name, e.queueConfig(name), now)
-		e.queues[name] = q
+		e.addQueueLocked(q)
 		if q.conf().Handler != nil {
 			e.sched.addQueue(q)
 		}
@@ -221,13 +223,17 @@ func (e *Engine) queueConfig(name string) QueueConfig {
 	return q
 }
 
-// queue returns the named queue, creating it on first use unless the engine
-// is strict. It validates the name.
-func (e *Engine) queue(name string) (*queue, error) {
+// registered returns the named queue, nil when it does not exist.
+func (e *Engine) registered(name string) *queue {
 	e.qmu.RLock()
-	q := e.queues[name]
-	e.qmu.RUnlock()
-	if q != nil {
+	defer e.qmu.RUnlock()
+	return e.queues[name]
+}
+
+// lookup returns the named queue, nil when it does not exist (an error
+// under strict_queues). It validates the name and creates nothing.
+func (e *Engine) lookup(name string) (*queue, error) {
+	if q := e.registered(name); q != nil {
 		return q, nil
 	}
 	if err := job.CheckQueueName(name); err != nil {
@@ -236,21 +242,17 @@ func (e *Engine) queue(name string) (*queue, error) {
 	if e.cfg.StrictQueues {
 		return nil, fmt.Errorf("%w: %q is not configured (strict_queues)", job.ErrUnknownQueue, name)
 	}
-	e.qmu.Lock()
-	defer e.qmu.Unlock()
-	if q = e.queues[name]; q == nil {
-		q = newQueue(name, e.queueConfig(name), e.clock.Now())
-		e.queues[name] = q
-	}
-	return q, nil
+	return nil, nil
 }
 
-// ingestQueue returns the queue that new jobs for name go to. Under
-// strict_queues only a queue of the running configuration takes jobs: one
-// that left it, by a reload or before a restart, keeps its stored jobs,
-// which lease, ack and admin calls still reach so that they drain.
-func (e *Engine) ingestQueue(name string) (*queue, error) {
+// target returns the queue that new jobs for name go to. One that does not
+// exist yet is made but not registered: the committer adopts it with the
+// first job it accepts, since only an accepted job creates a queue.
+func (e *Engine) target(name string) (*queue, error) {
 	if e.cfg.StrictQueues {
+		// Only a queue of the running configuration takes jobs: one that
+		// left it, by a reload or before a restart, keeps its stored jobs,
+		// which lease, ack and admin calls still reach so that they drain.
 		if err := job.CheckQueueName(name); err != nil {
 			return nil, err
 		}
@@ -261,19 +263,70 @@ func (e *Engine) ingestQueue(name string) (*queue, error) {
 			return nil, fmt.Errorf("%w: %q is not configured (strict_queues)", job.ErrUnknownQueue, name)
 		}
 	}
-	return e.queue(name)
+	q, err := e.lookup(name)
+	if q != nil || err != nil {
+		return q, err
+	}
+	e.qmu.RLock()
+	n, cfg := len(e.queues), e.queueConfig(name)
+	e.qmu.RUnlock()
+	if err := e.roomForQueue(name, n); err != nil {
+		return nil, err
+	}
+	return newQueue(name, cfg, e.clock.Now()), nil
 }
 
-// existingQueue returns a queue that exists, or ErrNotFound.
+// roomForQueue refuses a new queue when n queues exist and max_queues is reached.
+func (e *Engine) roomForQueue(name string, n int) error {
+	if n < e.cfg.MaxQueues {
+		return nil
+	}
+	return job.Retry(fmt.Errorf("%w: queue %q would be a new queue and max_queues (%d) are in use", job.ErrQueueFull, name, e.cfg.MaxQueues), time.Minute)
+}
+
+// adopt registers q, made by target, when the committer accepts its first
+// job, and answers the registered queue of that name (another request's
+// may have come first). Called by the committer only.
+func (e *Engine) adopt(q *queue) (*queue, error) {
+	if q.live.Load() {
+		return q, nil
+	}
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	if r := e.queues[q.name]; r != nil {
+		return r, nil
+	}
+	if err := e.roomForQueue(q.name, len(e.queues)); err != nil {
+		return nil, err
+	}
+	e.addQueueLocked(q)
+	return q, nil
+}
+
+// addQueueLocked registers q and wakes the long polls waiting for a queue
+// to exist.
+func (e *Engine) addQueueLocked(q *queue) {
+	q.live.Store(true)
+	e.queues[q.name] = q
+	close(e.created)
+	e.created = make(chan struct{})
+}
+
+// queueCreated returns a channel closed when a queue is next registered.
+func (e *Engine) queueCreated() <-chan struct{} {
+	e.qmu.RLock()
+	defer e.qmu.RUnlock()
+	return e.created
+}
+
+// existingQueue returns a queue that exists, or job.ErrUnknownQueue.
 func (e *Engine) existingQueue(name string) (*queue, error) {
 	if err := job.CheckQueueName(name); err != nil {
 		return nil, err
 	}
-	e.qmu.RLock()
-	q := e.queues[name]
-	e.qmu.RUnlock()
+	q := e.registered(name)
 	if q == nil {
-		return nil, fmt.Errorf("queue %q: %w", name, job.ErrNotFound)
+		return nil, fmt.Errorf("%w: %q does not exist", job.ErrUnknownQueue, name)
 	}
 	return q, nil
 }

@@ -513,7 +513,7 @@ func TestCancelAndPurge(t *testing.T) {
 
 func TestPauseResume(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := start(t, memstore.New(), engine.Config{})
+		e := start(t, memstore.New(), engine.Config{Queues: map[string]engine.QueueConfig{"p": {}}})
 		if err := e.Pause(t.Context(), "p"); err != nil {
 			t.Fatal(err)
 		}

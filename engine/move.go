@@ -35,7 +35,7 @@ func (e *Engine) Move(ctx context.Context, r MoveRequest) (moved, remaining int,
 	if err != nil {
 		return 0, 0, err
 	}
-	to, err := e.ingestQueue(r.To)
+	to, err := e.target(r.To)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -113,6 +113,14 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 			q.cursor.Store(r.Seq)
 			ids = append(ids, r.ID)
 		}
+	}
+	if len(ids) > 0 {
+		to, err := e.adopt(o.to)
+		if err != nil {
+			o.err = err
+			return nil
+		}
+		o.to = to
 	}
 	for _, id := range ids {
 		j, err := b.txn.Job(id, false)

@@ -97,7 +97,7 @@ func (e *Engine) EnqueueBatchUncounted(ctx context.Context, queue string, jobs [
 }
 
 func (e *Engine) enqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
-	q, err := e.ingestQueue(queue)
+	q, err := e.target(queue)
 	if err != nil {
 		return nil, err
 	}
@@ -211,12 +211,13 @@ func (e *Engine) reserve(jobs []job.New) error {
 }
 
 // Lease hands out up to r.Max ready jobs of r.Queue, waiting up to r.Wait for
-// some to arrive. Each leased job's attempt counter is durable before it is
-// returned. An empty answer is not an error. A queue paused, or paused by
-// the governor's level (SPEC 8), hands out nothing; a long poll on it waits
-// and wakes when it is resumed or the level drops.
+// some to arrive (a queue that does not exist yet is waited for, not made).
+// Each leased job's attempt counter is durable before it is returned. An
+// empty answer is not an error. A queue paused, or paused by the governor's
+// level (SPEC 8), hands out nothing; a long poll on it waits and wakes when
+// it is resumed or the level drops.
 func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) {
-	q, err := e.queue(r.Queue)
+	q, err := e.lookup(r.Queue)
 	if err != nil {
 		return nil, err
 	}
@@ -230,10 +231,19 @@ func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) 
 	}
 	var timer *time.Timer
 	for {
-		// Taken before the checks: a Resume, a level drop or new jobs
-		// after them close it.
-		wake := q.waitReady()
-		if q.ready.Load() > 0 && e.dispatchable(q) {
+		var wake <-chan struct{}
+		if q == nil {
+			// Not created yet: wait for queues to be created, taken
+			// before the look-up so that none is missed.
+			wake = e.queueCreated()
+			q = e.registered(r.Queue)
+		}
+		if q != nil {
+			// Taken before the checks: a Resume, a level drop or new
+			// jobs after them close it.
+			wake = q.waitReady()
+		}
+		if q != nil && q.ready.Load() > 0 && e.dispatchable(q) {
 			o := &op{kind: opLease, q: q, max: r.Max, ttr: r.TTR}
 			if err := e.submit(ctx, o); err != nil {
 				return nil, err
@@ -328,7 +338,7 @@ func (e *Engine) Cancel(ctx context.Context, id job.ID) error {
 
 // Pause stops dispatch of a queue; ingest continues.
 func (e *Engine) Pause(ctx context.Context, queue string) error {
-	q, err := e.queue(queue)
+	q, err := e.existingQueue(queue)
 	if err != nil {
 		return err
 	}
@@ -339,7 +349,7 @@ func (e *Engine) Pause(ctx context.Context, queue string) error {
 
 // Resume restarts dispatch of a paused queue.
 func (e *Engine) Resume(ctx context.Context, queue string) error {
-	q, err := e.queue(queue)
+	q, err := e.existingQueue(queue)
 	if err != nil {
 		return err
 	}

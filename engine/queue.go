@@ -22,6 +22,7 @@ type queue struct {
 	enqueued, completed, retried, deadTotal, rejected atomic.Uint64
 	rejectedBy                                        [len(RejectReasons)]atomic.Uint64
 
+	live     atomic.Bool // registered in Engine.queues (adopt)
 	paused   atomic.Bool
 	alerting atomic.Bool   // backlog alert raised
 	alerts   atomic.Uint64 // backlog alerts raised so far

@@ -24,7 +24,7 @@ func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
 	all := make([]*queue, 0, len(e.queues)+len(queues))
 	for name := range queues {
 		if e.queues[name] == nil {
-			e.queues[name] = newQueue(name, e.queueConfig(name), now)
+			e.addQueueLocked(newQueue(name, e.queueConfig(name), now))
 		}
 	}
 	for name, q := range e.queues {
