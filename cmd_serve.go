@@ -71,6 +71,12 @@ var overrides = []override{
 			c.StrictQueues, err = strconv.ParseBool(v)
 			return err
 		}},
+	{flag: "max-queues", env: "EDGEQ_MAX_QUEUES", key: "max_queues",
+		usage: "most queues that jobs may create (default: 1000)",
+		set: func(c *Config, v string) (err error) {
+			c.MaxQueues, err = strconv.Atoi(v)
+			return err
+		}},
 	{flag: "shutdown-timeout", env: "EDGEQ_SHUTDOWN_TIMEOUT", key: "shutdown_timeout",
 		usage: "how long a clean stop may take (default: 30s)",
 		set: func(c *Config, v string) (err error) {

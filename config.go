@@ -31,6 +31,7 @@ type Config struct {
 	Governor        GovernorConfig         `yaml:"governor"`
 	Defaults        DefaultsConfig         `yaml:"defaults"`
 	StrictQueues    bool                   `yaml:"strict_queues"`
+	MaxQueues       int                    `yaml:"max_queues"`
 	ShutdownTimeout Duration               `yaml:"shutdown_timeout"`
 	Log             LogConfig              `yaml:"log"`
 	Queues          map[string]QueueConfig `yaml:"queues"`
@@ -199,6 +200,7 @@ func defaultConfig() *Config {
 			Backoff:      BackoffConfig{Initial: Duration(time.Second), Max: Duration(10 * time.Minute)},
 			DedupeWindow: Duration(24 * time.Hour),
 		},
+		MaxQueues:       engine.DefaultMaxQueues,
 		ShutdownTimeout: Duration(30 * time.Second),
 		Log:             LogConfig{Format: "text", Level: "info"},
 	}
@@ -213,6 +215,13 @@ func (c *Config) Validate() error {
 		v.add("max_payload", "must be positive")
 	case c.MaxPayload > maxPayloadLimit:
 		v.add("max_payload", "%s is above the limit of %s", c.MaxPayload, Size(maxPayloadLimit))
+	}
+
+	switch {
+	case c.MaxQueues <= 0:
+		v.add("max_queues", "must be positive")
+	case c.MaxQueues < len(c.Queues):
+		v.add("max_queues", "%d is below the %d queues configured", c.MaxQueues, len(c.Queues))
 	}
 
 	if c.HTTP.Addr == "" {
@@ -456,6 +465,7 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 		Backoff:      c.Defaults.Backoff.engine(),
 		DedupeWindow: time.Duration(c.Defaults.DedupeWindow),
 		StrictQueues: c.StrictQueues,
+		MaxQueues:    c.MaxQueues,
 		Workers:      c.Governor.Concurrency.Max, // 0: 2 × cores, for both
 		Queues:       make(map[string]engine.QueueConfig, len(c.Queues)),
 	}

@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +130,74 @@ poll:
 		if strings.Contains(body, `"`+q+`"`) {
 			t.Errorf("queue %s was created: %s", q, body)
 		}
+	}
+}
+
+// TestMaxQueuesAndMetricSeries (issue 14 item 5): past max_queues a job for
+// a new queue is refused with 429 queue_full while existing queues take
+// jobs, and /metrics keeps per-queue series for the configured queues and
+// the deepest others only, summing the rest under queue="_other".
+func TestMaxQueuesAndMetricSeries(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("queues:\n  conf: {class: high}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const maxQueues = 80
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", conf, "--max-queues", strconv.Itoa(maxQueues))
+	enq := func(q string) (int, string) {
+		return do(t, "POST", d.base+"/v1/queues/"+q+"/jobs", "x", nil)
+	}
+	for range 3 {
+		if code, body := enq("deep"); code != 201 {
+			t.Fatalf("enqueue deep: %d %s", code, body)
+		}
+	}
+	for i := range maxQueues - 2 { // conf and deep exist
+		if code, body := enq(fmt.Sprintf("q%02d", i)); code != 201 {
+			t.Fatalf("enqueue q%02d: %d %s", i, code, body)
+		}
+	}
+	code, body := enq("onemore")
+	if code != 429 || !strings.Contains(body, `"queue_full"`) || !strings.Contains(body, "max_queues") {
+		t.Fatalf("queue %d: %d %s, want 429 queue_full naming max_queues", maxQueues+1, code, body)
+	}
+	if code, body := enq("q00"); code != 201 {
+		t.Fatalf("enqueue to an existing queue past the limit: %d %s", code, body)
+	}
+	if code, body := do(t, "GET", d.base+"/v1/queues/onemore", "", nil); code != 404 {
+		t.Errorf("the refused queue exists: %d %s", code, body)
+	}
+
+	_, metrics := do(t, "GET", d.base+"/metrics", "", nil)
+	queues := map[string]bool{}
+	var otherReady float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if !strings.HasPrefix(line, "edgeq_queue_depth{") {
+			continue
+		}
+		q := line[strings.Index(line, `queue="`)+7:]
+		q = q[:strings.IndexByte(q, '"')]
+		queues[q] = true
+		if q == "_other" && strings.Contains(line, `state="ready"`) {
+			otherReady, _ = strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		}
+	}
+	for _, q := range []string{"conf", "deep", "_other"} {
+		if !queues[q] {
+			t.Errorf("no edgeq_queue_depth series for queue %q", q)
+		}
+	}
+	// conf, deep + 49 more of the deepest, and _other.
+	if len(queues) != 52 {
+		t.Errorf("edgeq_queue_depth has series for %d queues, want 52", len(queues))
+	}
+	// Of the 78 queues q00..q77 (q00 holds 2 jobs, the others 1), q00..q48
+	// have series; the 29 jobs of q49..q77 are summed.
+	if otherReady != 29 {
+		t.Errorf(`edgeq_queue_depth{queue="_other",state="ready"} = %g, want the jobs of the folded queues`, otherReady)
+	}
+	if !strings.Contains(metrics, `edgeq_jobs_rejected_total{queue="",reason="queue_full"} 1`) {
+		t.Errorf(`the job refused for a new queue is not counted under queue=""`)
 	}
 }

@@ -9,6 +9,7 @@ import (
 // QueueStats is a snapshot of one queue (SPEC 5 "a queue's stats").
 type QueueStats struct {
 	Name           string
+	Configured     bool // listed in the configuration (Config.Queues)
 	Class          job.Class
 	Paused         bool
 	Shed           bool

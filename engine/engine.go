@@ -403,6 +403,9 @@ func (e *Engine) Stats() Stats {
 
 func (e *Engine) queueStats(q *queue, now, head time.Time) QueueStats {
 	qs := q.stats(now, head)
+	e.qmu.RLock()
+	_, qs.Configured = e.cfg.Queues[q.name]
+	e.qmu.RUnlock()
 	level := job.Level(e.level.Load())
 	qs.Shed = shedPaused(q, level) || shedRefused(q, level)
 	e.sched.mu.Lock()

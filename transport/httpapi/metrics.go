@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"cmp"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -119,38 +121,117 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- m
 	}
-	for _, q := range st.Queues {
-		n := q.Name
-		emit(c.depth, prometheus.GaugeValue, float64(q.Ready), n, "ready")
-		emit(c.depth, prometheus.GaugeValue, float64(q.Delayed), n, "delayed")
-		emit(c.depth, prometheus.GaugeValue, float64(q.Leased), n, "leased")
-		emit(c.depth, prometheus.GaugeValue, float64(q.Dead), n, "dead")
-		emit(c.enqueued, prometheus.CounterValue, float64(q.EnqueuedTotal), n)
-		emit(c.completed, prometheus.CounterValue, float64(q.CompletedTotal), n)
-		emit(c.retried, prometheus.CounterValue, float64(q.RetriedTotal), n)
-		emit(c.dead, prometheus.CounterValue, float64(q.DeadTotal), n)
-		for _, reason := range engine.RejectReasons {
-			emit(c.rejected, prometheus.CounterValue, float64(q.Rejected[reason]), n, reason)
-		}
-		emit(c.oldest, prometheus.GaugeValue, q.OldestReadyAge.Seconds(), n)
-		emit(c.paused, prometheus.GaugeValue, b2f(q.Paused), n)
-		emit(c.shed, prometheus.GaugeValue, b2f(q.Shed), n)
-		emit(c.info, prometheus.GaugeValue, 1, n, className(q.Class))
-		emit(c.breaker, prometheus.GaugeValue, float64(q.Breaker), n)
-		emit(c.running, prometheus.GaugeValue, float64(q.Running), n)
-		emit(c.alerting, prometheus.GaugeValue, b2f(q.Alerting), n)
-		emit(c.alertsTotal, prometheus.CounterValue, float64(q.AlertsTotal), n)
-		if q.DrainETA != nil {
-			emit(c.drainETA, prometheus.GaugeValue, q.DrainETA.Seconds(), n)
-		}
-		emit(c.inRate, prometheus.GaugeValue, q.InRate, n)
-		emit(c.outRate, prometheus.GaugeValue, q.OutRate, n)
+	own, rest := splitQueues(st.Queues, metricQueues)
+	for _, q := range own {
+		c.collectQueue(emit, q, true)
+	}
+	if len(rest) > 0 {
+		c.collectQueue(emit, sumQueues(rest), false)
 	}
 	for _, reason := range engine.RejectReasons {
 		emit(c.rejected, prometheus.CounterValue, float64(st.Rejected[reason]), "", reason)
 	}
 	emit(c.short, prometheus.GaugeValue, b2f(st.StoreShort))
 	emit(c.uptime, prometheus.GaugeValue, st.Uptime.Seconds())
+}
+
+type emitFunc func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string)
+
+// collectQueue emits the series of one queue; of the sum of the other
+// queues (own false) only those that add up.
+func (c *statsCollector) collectQueue(emit emitFunc, q engine.QueueStats, own bool) {
+	n := q.Name
+	emit(c.depth, prometheus.GaugeValue, float64(q.Ready), n, "ready")
+	emit(c.depth, prometheus.GaugeValue, float64(q.Delayed), n, "delayed")
+	emit(c.depth, prometheus.GaugeValue, float64(q.Leased), n, "leased")
+	emit(c.depth, prometheus.GaugeValue, float64(q.Dead), n, "dead")
+	emit(c.enqueued, prometheus.CounterValue, float64(q.EnqueuedTotal), n)
+	emit(c.completed, prometheus.CounterValue, float64(q.CompletedTotal), n)
+	emit(c.retried, prometheus.CounterValue, float64(q.RetriedTotal), n)
+	emit(c.dead, prometheus.CounterValue, float64(q.DeadTotal), n)
+	for _, reason := range engine.RejectReasons {
+		emit(c.rejected, prometheus.CounterValue, float64(q.Rejected[reason]), n, reason)
+	}
+	emit(c.oldest, prometheus.GaugeValue, q.OldestReadyAge.Seconds(), n)
+	emit(c.running, prometheus.GaugeValue, float64(q.Running), n)
+	emit(c.alertsTotal, prometheus.CounterValue, float64(q.AlertsTotal), n)
+	emit(c.inRate, prometheus.GaugeValue, q.InRate, n)
+	emit(c.outRate, prometheus.GaugeValue, q.OutRate, n)
+	if !own {
+		return
+	}
+	emit(c.paused, prometheus.GaugeValue, b2f(q.Paused), n)
+	emit(c.shed, prometheus.GaugeValue, b2f(q.Shed), n)
+	emit(c.info, prometheus.GaugeValue, 1, n, className(q.Class))
+	emit(c.breaker, prometheus.GaugeValue, float64(q.Breaker), n)
+	emit(c.alerting, prometheus.GaugeValue, b2f(q.Alerting), n)
+	if q.DrainETA != nil {
+		emit(c.drainETA, prometheus.GaugeValue, q.DrainETA.Seconds(), n)
+	}
+}
+
+// metricQueues is how many queues that are not configured get series of
+// their own, the deepest first: with thousands of queues a scrape would
+// otherwise take megabytes (issue 14).
+const metricQueues = 50
+
+// otherQueue labels the sums of the queues without series of their own. It
+// cannot be a queue's name, which never starts with '_'.
+const otherQueue = "_other"
+
+// splitQueues picks the queues that get series of their own: every
+// configured one and the n deepest others (stored jobs, then name). Both
+// parts keep the order of qs.
+func splitQueues(qs []engine.QueueStats, n int) (own, rest []engine.QueueStats) {
+	var others []int
+	for i, q := range qs {
+		if !q.Configured {
+			others = append(others, i)
+		}
+	}
+	if len(others) <= n {
+		return qs, nil
+	}
+	stored := func(q engine.QueueStats) int64 { return q.Ready + q.Delayed + q.Leased + q.Dead }
+	slices.SortStableFunc(others, func(a, b int) int {
+		return cmp.Compare(stored(qs[b]), stored(qs[a]))
+	})
+	folded := make([]bool, len(qs))
+	for _, i := range others[n:] {
+		folded[i] = true
+	}
+	for i, q := range qs {
+		if folded[i] {
+			rest = append(rest, q)
+		} else {
+			own = append(own, q)
+		}
+	}
+	return own, rest
+}
+
+// sumQueues adds up qs under otherQueue.
+func sumQueues(qs []engine.QueueStats) engine.QueueStats {
+	s := engine.QueueStats{Name: otherQueue, Rejected: make(map[string]uint64, len(engine.RejectReasons))}
+	for _, q := range qs {
+		s.Ready += q.Ready
+		s.Delayed += q.Delayed
+		s.Leased += q.Leased
+		s.Dead += q.Dead
+		s.EnqueuedTotal += q.EnqueuedTotal
+		s.CompletedTotal += q.CompletedTotal
+		s.RetriedTotal += q.RetriedTotal
+		s.DeadTotal += q.DeadTotal
+		for r, n := range q.Rejected {
+			s.Rejected[r] += n
+		}
+		s.OldestReadyAge = max(s.OldestReadyAge, q.OldestReadyAge)
+		s.Running += q.Running
+		s.AlertsTotal += q.AlertsTotal
+		s.InRate += q.InRate
+		s.OutRate += q.OutRate
+	}
+	return s
 }
 
 func b2f(b bool) float64 {
