@@ -302,6 +302,7 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		Token:      s.token,
 		TLSCert:    cfg.HTTP.TLS.Cert,
 		TLSKey:     cfg.HTTP.TLS.Key,
+		Hosts:      cfg.HTTP.Hosts,
 		MaxPayload: int(cfg.MaxPayload),
 		Logger:     log,
 		Governor:   gov,

@@ -42,6 +42,7 @@ type HTTPConfig struct {
 	Addr      string         `yaml:"addr"`
 	TokenFile string         `yaml:"token_file"`
 	TLS       ServerTLSFiles `yaml:"tls"`
+	Hosts     []string       `yaml:"hosts"` // names clients may use in Host, besides IPs, localhost and addr's host
 }
 
 // ServerTLSFiles names a server certificate and its key.
@@ -230,6 +231,11 @@ func (c *Config) Validate() error {
 		v.add("http.addr", "%v", err)
 	}
 	v.bothOrNeither("http.tls", c.HTTP.TLS.Cert, c.HTTP.TLS.Key)
+	for i, h := range c.HTTP.Hosts {
+		if h == "" || strings.ContainsAny(h, ":/ ") {
+			v.add(fmt.Sprintf("http.hosts[%d]", i), "want a host name without port or scheme, got %q", h)
+		}
+	}
 
 	if _, err := engine.ParseSyncMode(c.Storage.Sync); err != nil {
 		v.add("storage.sync", "%v", err)

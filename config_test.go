@@ -91,6 +91,9 @@ func TestReferenceConfigIsDefaults(t *testing.T) {
 	if len(cfg.MQTT.Routes) == 0 {
 		cfg.MQTT.Routes = nil
 	}
+	if len(cfg.HTTP.Hosts) == 0 {
+		cfg.HTTP.Hosts = nil
+	}
 	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("configs/edgeq.yaml decodes to\n%+v\nwant defaultConfig()\n%+v", cfg, want)
 	}

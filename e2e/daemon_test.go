@@ -199,3 +199,19 @@ func call(ctx context.Context, c *http.Client, method, url string, body []byte, 
 	}
 	return resp.StatusCode, nil
 }
+
+// postNDJSON posts a batch body as application/x-ndjson and answers the status.
+func postNDJSON(ctx context.Context, c *http.Client, url string, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err
+}

@@ -54,10 +54,15 @@ func TestGovernorDocDrill(t *testing.T) {
 		}
 		n++
 		method, body, url := "GET", "", ""
+		header := http.Header{}
 		for i := 1; i < len(words); i++ {
 			switch w := words[i]; {
 			case w == "-X" && i+1 < len(words):
 				method, i = words[i+1], i+1
+			case w == "-H" && i+1 < len(words):
+				k, v, _ := strings.Cut(words[i+1], ":")
+				header.Set(k, strings.TrimSpace(v))
+				i++
 			case (w == "-d" || w == "--data-binary") && i+1 < len(words):
 				body, i = words[i+1], i+1
 				if method == "GET" {
@@ -77,6 +82,7 @@ func TestGovernorDocDrill(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header = header
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ func TestDrillShedsOverHTTP(t *testing.T) {
 	post := func(path, body string) *http.Response {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, "POST", d.base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)

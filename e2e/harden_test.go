@@ -201,3 +201,63 @@ func TestMaxQueuesAndMetricSeries(t *testing.T) {
 		t.Errorf(`the job refused for a new queue is not counted under queue=""`)
 	}
 }
+
+// TestCrossSiteRequests (issue 14 item 8): with no token, a web page can
+// neither change state (a foreign Origin or Sec-Fetch-Site is refused with
+// 403 forbidden) nor read through DNS rebinding (a Host that is not one of
+// the server's names is refused); JSON endpoints want a JSON content type.
+func TestCrossSiteRequests(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("http:\n  hosts: [edgeq.lan]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", conf)
+	_, port, _ := strings.Cut(d.addr, ":")
+	forbidden := func(what string, code int, body string) {
+		t.Helper()
+		if code != 403 || !strings.Contains(body, `"forbidden"`) {
+			t.Errorf("%s: %d %s, want 403 forbidden", what, code, body)
+		}
+	}
+	json := "application/json"
+	code, body := do(t, "POST", d.base+"/v1/queues/csrf/jobs", "x", map[string]string{"Origin": "http://evil.example", "Content-Type": "text/plain"})
+	forbidden("enqueue from a foreign Origin", code, body)
+	code, body = do(t, "POST", d.base+"/v1/governor/drill", `{"level":"critical","duration":"1h"}`, map[string]string{"Origin": "http://evil.example", "Content-Type": json})
+	forbidden("drill from a foreign Origin", code, body)
+	code, body = do(t, "POST", d.base+"/v1/queues/csrf/lease?ttr=1s", "", map[string]string{"Sec-Fetch-Site": "cross-site"})
+	forbidden("lease with Sec-Fetch-Site cross-site", code, body)
+	code, body = do(t, "POST", d.base+"/v1/queues/csrf/pause", "", map[string]string{"Origin": "http://localhost:3000"})
+	forbidden("pause from another origin on the same host", code, body)
+	code, body = do(t, "GET", d.base+"/v1/stats", "", map[string]string{"Host": "rebind.evil.example:" + port})
+	forbidden("read through a rebound DNS name", code, body)
+
+	code, body = do(t, "POST", d.base+"/v1/governor/drill", `{"level":"critical","duration":"1h"}`, map[string]string{"Content-Type": "text/plain"})
+	if code != 400 || !strings.Contains(body, "Content-Type") {
+		t.Errorf("drill as text/plain: %d %s, want 400 naming Content-Type", code, body)
+	}
+	code, body = do(t, "POST", d.base+"/v1/queues/csrf/batch", `{"payload":1}`, map[string]string{"Content-Type": "text/plain"})
+	if code != 400 || !strings.Contains(body, "Content-Type") {
+		t.Errorf("batch as text/plain: %d %s, want 400 naming Content-Type", code, body)
+	}
+	if _, body := do(t, "GET", d.base+"/v1/stats", "", nil); !strings.Contains(body, `"level":"normal"`) || strings.Contains(body, `"csrf"`) {
+		t.Fatalf("refused requests changed something: %s", body)
+	}
+
+	for _, c := range []struct {
+		what, method, path, body string
+		header                   map[string]string
+		want                     int
+	}{
+		{"same-origin enqueue", "POST", "/v1/queues/ok/jobs", "x", map[string]string{"Origin": d.base, "Sec-Fetch-Site": "same-origin"}, 201},
+		{"batch as NDJSON", "POST", "/v1/queues/ok/batch", `{"payload":1}`, map[string]string{"Content-Type": "application/x-ndjson"}, 201},
+		{"Host localhost", "GET", "/v1/stats", "", map[string]string{"Host": "localhost:" + port}, 200},
+		{"a configured host name", "GET", "/v1/stats", "", map[string]string{"Host": "EDGEQ.lan:" + port}, 200},
+		{"health from any host", "GET", "/healthz", "", map[string]string{"Host": "rebind.evil.example"}, 200},
+		{"a cross-site read", "GET", "/v1/stats", "", map[string]string{"Origin": "http://evil.example"}, 200},
+	} {
+		if code, body := do(t, c.method, d.base+c.path, c.body, c.header); code != c.want {
+			t.Errorf("%s: %d %s, want %d", c.what, code, body, c.want)
+		}
+	}
+}

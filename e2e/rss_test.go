@@ -45,7 +45,7 @@ func fill(t testing.TB, base string, n int) {
 	c := &http.Client{Timeout: time.Minute}
 	refusals := 0
 	for done := 0; done < n; {
-		code, err := call(context.Background(), c, "POST", base+"/v1/queues/backlog/batch", body, nil)
+		code, err := postNDJSON(context.Background(), c, base+"/v1/queues/backlog/batch", body)
 		switch {
 		case err == nil && code == 201:
 			done += 1000

@@ -44,7 +44,7 @@ func BenchmarkEnqueueHandler(b *testing.B) {
 			b.Run(w+"/"+strconv.Itoa(size), func(b *testing.B) {
 				payload := bytes.Repeat([]byte("x"), size)
 				body := &resettableBody{}
-				req := httptest.NewRequest("POST", "/v1/queues/bench/jobs?ttr=30s", nil)
+				req := httptest.NewRequest("POST", "http://127.0.0.1/v1/queues/bench/jobs?ttr=30s", nil)
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Edgeq-Header-Trace-Id", "abc")
 				req.Body, req.ContentLength = body, int64(size)

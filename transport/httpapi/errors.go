@@ -16,6 +16,7 @@ import (
 // Errors of the transport itself; the others are engine/job sentinels.
 var (
 	errUnauthorized     = errors.New("unauthorized")
+	errForbidden        = errors.New("forbidden")
 	errMethodNotAllowed = errors.New("method not allowed")
 )
 
@@ -30,6 +31,7 @@ var errorTable = []struct {
 	{job.ErrInvalidArgument, http.StatusBadRequest, "invalid_argument"},
 	{job.ErrInvalidQueue, http.StatusBadRequest, "invalid_queue"},
 	{errUnauthorized, http.StatusUnauthorized, "unauthorized"},
+	{errForbidden, http.StatusForbidden, "forbidden"},
 	{job.ErrNotFound, http.StatusNotFound, "not_found"},
 	{job.ErrUnknownQueue, http.StatusNotFound, "unknown_queue"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method_not_allowed"},

@@ -66,6 +66,10 @@ func (s *Server) drill(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, fmt.Errorf("%w: no governor runs", job.ErrUnavailable))
 		return
 	}
+	if err := wantJSON(r, "application/json"); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	var req DrillRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDrillBody))
 	dec.DisallowUnknownFields()

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
@@ -125,6 +128,10 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, queue, 1, err)
 		return
 	}
+	if err := wantJSON(r, "application/x-ndjson", "application/ndjson", "application/json"); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	limit := s.batchLimit()
 	if r.ContentLength > limit {
 		s.refuse(w, queue, 1, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above the batch limit of %d", r.ContentLength, limit), sentinel: job.ErrTooLarge})
@@ -155,6 +162,18 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		out.Jobs[i] = BatchResult{ID: r.ID.String(), State: r.State.String(), Durable: r.Durable, Duplicate: r.Duplicate}
 	}
 	s.writeJSON(w, http.StatusCreated, out)
+}
+
+// wantJSON refuses a body whose Content-Type is none of types (nor a
+// +json type): a web page may send text/plain or a form to another origin
+// without asking first, never JSON.
+func wantJSON(r *http.Request, types ...string) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (slices.Contains(types, mt) || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return invalidArg("Content-Type", "want %s, got %q", strings.Join(types, " or "), ct)
 }
 
 // lease serves POST /v1/queues/{q}/lease. Shutdown ends its long poll.

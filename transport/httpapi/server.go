@@ -71,8 +71,12 @@ type Config struct {
 	Token           string // "": no authentication; else "Authorization: Bearer Token" on every endpoint but /healthz
 	TLSCert, TLSKey string // PEM files; both or neither
 	MaxPayload      int    // bytes, default 1 MiB
-	Logger          *slog.Logger
-	Governor        Governor // optional: the governor block, drills and gauges
+	// Hosts are the names clients may use in the Host header besides IP
+	// addresses, localhost and Addr's host; others are refused, so that a
+	// web page cannot reach the API through a DNS name it controls.
+	Hosts    []string
+	Logger   *slog.Logger
+	Governor Governor // optional: the governor block, drills and gauges
 	// MQTT, when set, is read at each scrape of /metrics for the MQTT
 	// transport's series; it answers ok false while MQTT is off.
 	MQTT func() (st MQTTStats, ok bool)
@@ -97,6 +101,8 @@ type Server struct {
 	maxPayload  int
 	auth        bool
 	tokenSum    [sha256.Size]byte
+	hosts       map[string]bool // lowercased names allowed in Host besides IPs
+	cop         *http.CrossOriginProtection
 	tlsConfig   *tls.Config
 	mux         *http.ServeMux // routes plus the JSON 404/405 catch-all
 	paths       []routePath    // the routes split into segments, for miss
@@ -142,6 +148,14 @@ func New(cfg Config, eng Engine) (*Server, error) {
 		tokenSum:   sha256.Sum256([]byte(cfg.Token)),
 		done:       make(chan struct{}),
 	}
+	s.hosts = map[string]bool{"localhost": true}
+	if h, _, err := net.SplitHostPort(s.addr); err == nil && h != "" {
+		s.hosts[strings.ToLower(h)] = true
+	}
+	for _, h := range cfg.Hosts {
+		s.hosts[strings.ToLower(h)] = true
+	}
+	s.cop = http.NewCrossOriginProtection()
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
@@ -205,9 +219,16 @@ func (s *Server) routeTable() []route {
 // another server or in tests; Start serves it too.
 func (s *Server) Handler() http.Handler { return s }
 
-// ServeHTTP authenticates, refuses new work while shutting down and routes.
+// ServeHTTP refuses what a web page could send, authenticates, refuses new
+// work while shutting down and routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
+	if path != "/healthz" {
+		if err := s.checkSite(r); err != nil {
+			s.writeError(w, err)
+			return
+		}
+	}
 	if path != "/healthz" && !(path == "/" && r.Method == http.MethodGet) && s.auth && !s.authorized(r) {
 		s.writeError(w, fmt.Errorf("%w: want Authorization: Bearer TOKEN", errUnauthorized))
 		return
@@ -242,6 +263,38 @@ func cleanPath(p string) bool {
 		i += len(seg) + 1
 	}
 	return true
+}
+
+// checkSite refuses a Host that is not one of the server's names (DNS
+// rebinding: a page of a name its author points at this box reads it as
+// its own) and a state-changing request from another origin (cross-site
+// request forgery: without a token, a page's POST would be obeyed).
+// Requests without Origin or Sec-Fetch-Site come from no browser and pass.
+func (s *Server) checkSite(r *http.Request) error {
+	if !s.knownHost(r.Host) {
+		return fmt.Errorf("%w: host %q is not a name of this server (add it to http.hosts)", errForbidden, r.Host)
+	}
+	if err := s.cop.Check(r); err != nil {
+		return fmt.Errorf("%w: %s from another origin (Origin %q, Sec-Fetch-Site %q)", errForbidden, r.Method, r.Header.Get("Origin"), r.Header.Get("Sec-Fetch-Site"))
+	}
+	return nil
+}
+
+// knownHost accepts an IP address (no page can rebind one), localhost,
+// the listen address's host and the configured names, with any port; and
+// no Host at all (HTTP/1.0, no browser).
+func (s *Server) knownHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if net.ParseIP(host) != nil {
+		return true
+	}
+	return s.hosts[strings.ToLower(strings.TrimSuffix(host, "."))]
 }
 
 // authorized compares the bearer token in constant time; comparing hashes

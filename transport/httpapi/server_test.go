@@ -308,7 +308,7 @@ func TestBatch(t *testing.T) {
 		t.Errorf("line 4 = %+v", n)
 	}
 
-	r = ts.do(t, "POST", "/v1/queues/b/batch", strings.NewReader(`{"payload":2,"key":"k1"}`))
+	r = ts.do(t, "POST", "/v1/queues/b/batch", strings.NewReader(`{"payload":2,"key":"k1"}`), "Content-Type", "application/json")
 	r.wantStatus(t, http.StatusCreated)
 	r.decode(t, &res)
 	if len(res.Jobs) != 1 || !res.Jobs[0].Duplicate || res.Jobs[0].ID != "0000000000000001" {
@@ -343,7 +343,7 @@ func TestBatchRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := mustStartServer(t, Config{MaxPayload: max})
-			r := ts.do(t, "POST", "/v1/queues/b/batch"+tc.query, strings.NewReader(tc.body))
+			r := ts.do(t, "POST", "/v1/queues/b/batch"+tc.query, strings.NewReader(tc.body), "Content-Type", "application/x-ndjson")
 			r.wantError(t, tc.status, tc.code, tc.msg, 0)
 			if news, batches := ts.eng.received(); batches != 0 || len(news) != 0 {
 				t.Errorf("engine saw %d batches, %d jobs; want nothing", batches, len(news))
@@ -352,7 +352,7 @@ func TestBatchRefusals(t *testing.T) {
 	}
 	t.Run("chunked body too large", func(t *testing.T) {
 		ts := mustStartServer(t, Config{MaxPayload: max})
-		r := ts.do(t, "POST", "/v1/queues/b/batch", chunked(strings.Repeat(" ", 1<<20)+good))
+		r := ts.do(t, "POST", "/v1/queues/b/batch", chunked(strings.Repeat(" ", 1<<20)+good), "Content-Type", "application/x-ndjson")
 		r.wantError(t, 413, "payload_too_large", "limit of 1048576 bytes", 0)
 	})
 }
@@ -797,13 +797,13 @@ func TestShutdown(t *testing.T) {
 	// New requests are refused; health stays up, readiness goes down.
 	h := ts.Handler()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/queues/q/jobs", strings.NewReader("y")))
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "http://127.0.0.1/v1/queues/q/jobs", strings.NewReader("y")))
 	reply{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}.wantError(t, 503, "shutting_down", "", 1)
 	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/readyz", nil))
 	reply{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}.wantError(t, 503, "shutting_down", "", 1)
 	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/healthz", nil))
 	if rec.Code != 200 {
 		t.Errorf("healthz during shutdown = %d", rec.Code)
 	}
