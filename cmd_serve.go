@@ -303,6 +303,8 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 		TLSCert:    cfg.HTTP.TLS.Cert,
 		TLSKey:     cfg.HTTP.TLS.Key,
 		Hosts:      cfg.HTTP.Hosts,
+		MaxBodies:  int64(cfg.HTTP.BodiesInFlight),
+		BodyIdle:   time.Duration(cfg.HTTP.BodyIdleTimeout),
 		MaxPayload: int(cfg.MaxPayload),
 		Logger:     log,
 		Governor:   gov,

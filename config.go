@@ -43,6 +43,10 @@ type HTTPConfig struct {
 	TokenFile string         `yaml:"token_file"`
 	TLS       ServerTLSFiles `yaml:"tls"`
 	Hosts     []string       `yaml:"hosts"` // names clients may use in Host, besides IPs, localhost and addr's host
+	// BodiesInFlight bounds the bytes of request bodies being read at once.
+	BodiesInFlight Size `yaml:"bodies_in_flight"`
+	// BodyIdleTimeout cuts off a request body that stops moving.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
 }
 
 // ServerTLSFiles names a server certificate and its key.
@@ -184,7 +188,7 @@ const (
 func defaultConfig() *Config {
 	return &Config{
 		MaxPayload: defaultMaxPayload,
-		HTTP:       HTTPConfig{Addr: defaultHTTPAddr},
+		HTTP:       HTTPConfig{Addr: defaultHTTPAddr, BodiesInFlight: 32 * MiB, BodyIdleTimeout: Duration(10 * time.Second)},
 		Storage:    StorageConfig{Sync: "always", SyncInterval: Duration(time.Second), Memory: "small"},
 		MQTT:       MQTTConfig{Prefix: "edgeq"},
 		Governor: GovernorConfig{
@@ -231,6 +235,10 @@ func (c *Config) Validate() error {
 		v.add("http.addr", "%v", err)
 	}
 	v.bothOrNeither("http.tls", c.HTTP.TLS.Cert, c.HTTP.TLS.Key)
+	if c.HTTP.BodiesInFlight <= 0 {
+		v.add("http.bodies_in_flight", "must be positive")
+	}
+	v.positive("http.body_idle_timeout", c.HTTP.BodyIdleTimeout)
 	for i, h := range c.HTTP.Hosts {
 		if h == "" || strings.ContainsAny(h, ":/ ") {
 			v.add(fmt.Sprintf("http.hosts[%d]", i), "want a host name without port or scheme, got %q", h)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -259,5 +260,76 @@ func TestCrossSiteRequests(t *testing.T) {
 		if code, body := do(t, c.method, d.base+c.path, c.body, c.header); code != c.want {
 			t.Errorf("%s: %d %s, want %d", c.what, code, body, c.want)
 		}
+	}
+}
+
+// stallBody opens a connection and sends an enqueue's headers declaring
+// size bytes, then only part of the body, and leaves it there.
+func stallBody(t *testing.T, addr string, size, sent int) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /v1/queues/stall/jobs HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", addr, size)
+	if _, err := c.Write(make([]byte, sent)); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestBodiesInFlight (issue 14 item 6): the bytes of request bodies being
+// read at once are bounded: past http.bodies_in_flight a request is refused
+// with 503 unavailable and Retry-After before its body is read; a body that
+// stops moving for http.body_idle_timeout is cut off and its share freed.
+func TestBodiesInFlight(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("max_payload: 1MiB\nhttp:\n  bodies_in_flight: 8MiB\n  body_idle_timeout: 1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", conf)
+	const size = 1 << 20
+	var stalled []net.Conn
+	for range 8 {
+		stalled = append(stalled, stallBody(t, d.addr, size, size-1000))
+	}
+	// The stalled bodies hold the budget: a ninth is refused at once. The
+	// server reads the stalled bodies concurrently, so poll until they
+	// are all being read.
+	deadline := time.Now().Add(5 * time.Second)
+	var code int
+	var body string
+	var retryAfter string
+	for {
+		req, _ := http.NewRequest("POST", d.base+"/v1/queues/other/jobs", strings.NewReader(strings.Repeat("x", size)))
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		code, body, retryAfter = resp.StatusCode, string(b), resp.Header.Get("Retry-After")
+		if code != 201 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if code != 503 || !strings.Contains(body, `"unavailable"`) || retryAfter == "" {
+		t.Fatalf("a body past the budget: %d %s (Retry-After %q), want 503 unavailable with Retry-After", code, body, retryAfter)
+	}
+	// The stalled bodies are cut off after the idle timeout.
+	for _, c := range stalled {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b, _ := io.ReadAll(c)
+		if len(b) > 0 && !strings.Contains(string(b), "stalled") {
+			t.Errorf("a stalled body answered %q, want it cut off naming the stall", b)
+		}
+	}
+	if code, body := do(t, "POST", d.base+"/v1/queues/other/jobs", strings.Repeat("x", size), nil); code != 201 {
+		t.Fatalf("enqueue after the stalled bodies were cut off: %d %s", code, body)
+	}
+	if _, body := do(t, "GET", d.base+"/v1/queues", "", nil); strings.Contains(body, `"stall"`) {
+		t.Errorf("a stalled body created its queue: %s", body)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -43,10 +42,12 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 	if n.ContentType == "" {
 		n.ContentType = "application/octet-stream"
 	}
-	if n.Payload, err = s.readPayload(w, r); err != nil {
+	var bd *body
+	if n.Payload, bd, err = s.readPayload(w, r); err != nil {
 		s.refuse(w, n.Queue, 1, err)
 		return
 	}
+	defer bd.release()
 	res, err := s.eng.Enqueue(r.Context(), n)
 	if err != nil {
 		s.writeError(w, err)
@@ -66,25 +67,41 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 }
 
 // readPayload reads a single job's body, at most maxPayload bytes, into a
-// slice that the caller owns. A body of known length is read straight into
-// an exactly sized slice (its length was checked against the limit before
-// reading, and net/http never delivers more than Content-Length); one of
-// unknown length goes through http.MaxBytesReader and a pooled buffer.
-func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// slice that the caller owns, under the body budget (bodies.go); the caller
+// releases b once the engine answered. A body of known length is read
+// straight into an exactly sized slice (its length was checked against the
+// limit before reading, and net/http never delivers more than
+// Content-Length); one of unknown length goes through http.MaxBytesReader
+// and a pooled buffer.
+func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) ([]byte, *body, error) {
 	limit := int64(s.maxPayload)
 	if r.ContentLength > limit {
-		return nil, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above max_payload %d", r.ContentLength, limit), sentinel: job.ErrTooLarge}
+		return nil, nil, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above max_payload %d", r.ContentLength, limit), sentinel: job.ErrTooLarge}
 	}
+	b, err := s.openBody(w, r, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := s.readBody(w, r, b, limit)
+	b.done()
+	if err != nil {
+		b.release()
+		return nil, nil, err
+	}
+	return p, b, nil
+}
+
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, b *body, limit int64) ([]byte, error) {
 	if r.ContentLength >= 0 {
 		p := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, p); err != nil {
-			return nil, invalidArg("body", "read: %v", err)
+		if _, err := io.ReadFull(b, p); err != nil {
+			return nil, bodyError(err)
 		}
 		return p, nil
 	}
 	buf := s.bufs.Get().(*bytes.Buffer)
 	defer s.putBuf(buf)
-	if err := s.readAll(buf, http.MaxBytesReader(w, r.Body, limit)); err != nil {
+	if err := s.readAll(buf, http.MaxBytesReader(w, b, limit)); err != nil {
 		return nil, err
 	}
 	return append([]byte{}, buf.Bytes()...), nil
@@ -99,11 +116,7 @@ func (s *Server) refuse(w http.ResponseWriter, queue string, n int, err error) {
 
 func (s *Server) readAll(buf *bytes.Buffer, body io.Reader) error {
 	if _, err := buf.ReadFrom(body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &fieldError{field: "body", msg: fmt.Sprintf("above the limit of %d bytes", mbe.Limit), sentinel: job.ErrTooLarge}
-		}
-		return invalidArg("body", "read: %v", err)
+		return bodyError(err)
 	}
 	return nil
 }
@@ -129,7 +142,7 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := wantJSON(r, "application/x-ndjson", "application/ndjson", "application/json"); err != nil {
-		s.writeError(w, err)
+		s.refuse(w, queue, 1, err)
 		return
 	}
 	limit := s.batchLimit()
@@ -137,9 +150,17 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, queue, 1, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above the batch limit of %d", r.ContentLength, limit), sentinel: job.ErrTooLarge})
 		return
 	}
+	b, err := s.openBody(w, r, limit)
+	if err != nil {
+		s.refuse(w, queue, 1, err)
+		return
+	}
+	defer b.release()
 	buf := s.bufs.Get().(*bytes.Buffer)
 	defer s.putBuf(buf)
-	if err := s.readAll(buf, http.MaxBytesReader(w, r.Body, limit)); err != nil {
+	err = s.readAll(buf, http.MaxBytesReader(w, b, limit))
+	b.done()
+	if err != nil {
 		s.refuse(w, queue, 1, err)
 		return
 	}

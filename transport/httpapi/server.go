@@ -74,7 +74,14 @@ type Config struct {
 	// Hosts are the names clients may use in the Host header besides IP
 	// addresses, localhost and Addr's host; others are refused, so that a
 	// web page cannot reach the API through a DNS name it controls.
-	Hosts    []string
+	Hosts []string
+	// MaxBodies bounds the bytes of request bodies being read at once,
+	// default 32 MiB and never less than one largest batch body; one
+	// connection may hold a quarter of it, or one largest batch body.
+	MaxBodies int64
+	// BodyIdle cuts off a request body that sends nothing for this long,
+	// default 10s.
+	BodyIdle time.Duration
 	Logger   *slog.Logger
 	Governor Governor // optional: the governor block, drills and gauges
 	// MQTT, when set, is read at each scrape of /metrics for the MQTT
@@ -101,6 +108,8 @@ type Server struct {
 	maxPayload  int
 	auth        bool
 	tokenSum    [sha256.Size]byte
+	bodies      bodyBudget
+	bodyIdle    time.Duration
 	hosts       map[string]bool // lowercased names allowed in Host besides IPs
 	cop         *http.CrossOriginProtection
 	tlsConfig   *tls.Config
@@ -148,6 +157,12 @@ func New(cfg Config, eng Engine) (*Server, error) {
 		tokenSum:   sha256.Sum256([]byte(cfg.Token)),
 		done:       make(chan struct{}),
 	}
+	if cfg.MaxBodies < 0 || cfg.BodyIdle < 0 {
+		return nil, errors.New("httpapi: MaxBodies and BodyIdle must not be negative")
+	}
+	s.bodies.max = max(cmp.Or(cfg.MaxBodies, defaultMaxBodies), s.batchLimit())
+	s.bodies.perConn = max(s.bodies.max/4, s.batchLimit())
+	s.bodyIdle = cmp.Or(cfg.BodyIdle, defaultBodyIdle)
 	s.hosts = map[string]bool{"localhost": true}
 	if h, _, err := net.SplitHostPort(s.addr); err == nil && h != "" {
 		s.hosts[strings.ToLower(h)] = true
@@ -444,6 +459,7 @@ func (s *Server) Start() error {
 		WriteTimeout:      requestTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
+		ConnContext:       withConnBodies,
 		ErrorLog:          log.New(serverLog{s.log}, "", 0),
 	}
 	if s.testHookShutdown != nil {
