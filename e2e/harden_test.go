@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 // do sends one request with the given headers and answers the status and
@@ -331,5 +333,61 @@ func TestBodiesInFlight(t *testing.T) {
 	}
 	if _, body := do(t, "GET", d.base+"/v1/queues", "", nil); strings.Contains(body, `"stall"`) {
 		t.Errorf("a stalled body created its queue: %s", body)
+	}
+}
+
+// TestMaxQueuesMQTT (issue 14 item 5): over MQTT, a message for a new queue
+// past max_queues is refused with a queue_full notice and creates nothing.
+func TestMaxQueuesMQTT(t *testing.T) {
+	broker := "tcp://" + startMochi(t)
+	conf := filepath.Join(t.TempDir(), "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("max_queues: 3\nmqtt:\n  broker: "+broker+"\n  client_id: edgeq-maxq\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan string, 16)
+	online := make(chan struct{}, 4)
+	watcher := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("maxq-watch").
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+			switch {
+			case string(m.Payload()) == "online":
+				online <- struct{}{}
+			case strings.HasPrefix(m.Topic(), "edgeq/rejected/"):
+				notices <- m.Topic() + " " + string(m.Payload())
+			}
+		}))
+	if tok := watcher.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher connect: %v", tok.Error())
+	}
+	defer watcher.Disconnect(0)
+	if tok := watcher.SubscribeMultiple(map[string]byte{"edgeq/status/edgeq-maxq": 1, "edgeq/rejected/#": 1}, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher subscribe: %v", tok.Error())
+	}
+	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), "--config", conf)
+	select {
+	case <-online:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("edgeq did not come online on the broker:\n%s", d.log)
+	}
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("maxq-pub").SetCleanSession(true).SetAutoReconnect(false))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(0)
+	for _, q := range []string{"m1", "m2", "m3", "m4"} {
+		if tok := pub.Publish("edgeq/jobs/"+q, 1, false, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish to %s: %v", q, tok.Error())
+		}
+	}
+	select {
+	case n := <-notices:
+		if !strings.HasPrefix(n, "edgeq/rejected/m4 ") || !strings.Contains(n, `"queue_full"`) {
+			t.Errorf("notice %s, want queue_full for m4", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no rejection notice for the queue past max_queues")
+	}
+	_, body := do(t, "GET", d.base+"/v1/queues", "", nil)
+	if strings.Count(body, `"name"`) != 3 || strings.Contains(body, `"m4"`) {
+		t.Errorf("queues after the refusal: %s, want m1, m2, m3", body)
 	}
 }
