@@ -77,8 +77,8 @@ type body struct {
 	s     *Server
 	ctx   context.Context
 	r     io.ReadCloser
-	rc    *http.ResponseController
-	limit int64 // most bytes taken for an unknown length (limit+1 lets MaxBytesReader see an overflow)
+	dl    readDeadliner // nil when the writer cannot set one (tests' recorders)
+	limit int64         // most bytes taken for an unknown length (limit+1 lets MaxBytesReader see an overflow)
 	known bool
 	stall bool  // cut off by the idle timeout
 	held  int64 // bytes taken from the budget
@@ -88,7 +88,8 @@ type body struct {
 // openBody starts reading r's body of at most limit bytes; it refuses at
 // once when the budget has no room for a body of known length.
 func (s *Server) openBody(w http.ResponseWriter, r *http.Request, limit int64) (*body, error) {
-	b := &body{s: s, ctx: r.Context(), r: r.Body, rc: http.NewResponseController(w), limit: limit + 1}
+	dl, _ := w.(readDeadliner)
+	b := &body{s: s, ctx: r.Context(), r: r.Body, dl: dl, limit: limit + 1}
 	if r.ContentLength >= 0 {
 		if err := s.bodies.take(b.ctx, r.ContentLength); err != nil {
 			return nil, err
@@ -113,7 +114,9 @@ func (b *body) Read(p []byte) (int, error) {
 			b.held += extra
 		}
 	}
-	_ = b.rc.SetReadDeadline(time.Now().Add(b.s.bodyIdle))
+	if b.dl != nil {
+		_ = b.dl.SetReadDeadline(time.Now().Add(b.s.bodyIdle))
+	}
 	n, err := b.r.Read(p)
 	b.read += int64(n)
 	if !b.known && b.held > b.read {
@@ -135,8 +138,8 @@ func (b *body) Close() error { return b.r.Close() }
 // A stalled body keeps its expired deadline: net/http then gives up reading
 // the rest at once, answers and closes the connection.
 func (b *body) done() {
-	if !b.stall {
-		_ = b.rc.SetReadDeadline(time.Now().Add(requestTimeout))
+	if !b.stall && b.dl != nil {
+		_ = b.dl.SetReadDeadline(time.Now().Add(requestTimeout))
 	}
 }
 
@@ -145,6 +148,11 @@ func (b *body) release() {
 	b.s.bodies.give(b.ctx, b.held)
 	b.held = 0
 }
+
+// readDeadliner is what net/http's HTTP/1 and HTTP/2 response writers offer
+// (the method http.ResponseController calls), asserted directly so that the
+// hot path allocates nothing for it.
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
 
 // stalledError is a body cut off by the idle timeout.
 type stalledError struct{ idle time.Duration }
