@@ -188,7 +188,7 @@ const (
 func defaultConfig() *Config {
 	return &Config{
 		MaxPayload: defaultMaxPayload,
-		HTTP:       HTTPConfig{Addr: defaultHTTPAddr, BodiesInFlight: 32 * MiB, BodyIdleTimeout: Duration(10 * time.Second)},
+		HTTP:       HTTPConfig{Addr: defaultHTTPAddr, BodiesInFlight: 16 * MiB, BodyIdleTimeout: Duration(10 * time.Second)},
 		Storage:    StorageConfig{Sync: "always", SyncInterval: Duration(time.Second), Memory: "small"},
 		MQTT:       MQTTConfig{Prefix: "edgeq"},
 		Governor: GovernorConfig{

@@ -16,7 +16,7 @@ import (
 
 // Defaults of the body limits (Config.MaxBodies, Config.BodyIdle).
 const (
-	defaultMaxBodies = 32 << 20
+	defaultMaxBodies = 16 << 20
 	defaultBodyIdle  = 10 * time.Second
 )
 

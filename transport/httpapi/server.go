@@ -77,7 +77,7 @@ type Config struct {
 	// web page cannot reach the API through a DNS name it controls.
 	Hosts []string
 	// MaxBodies bounds the bytes of request bodies being read at once,
-	// default 32 MiB and never less than one largest batch body; one
+	// default 16 MiB and never less than one largest batch body; one
 	// connection may hold a quarter of it, or one largest batch body.
 	MaxBodies int64
 	// BodyIdle cuts off a request body that sends nothing for this long,
