@@ -6,6 +6,8 @@
 //   - server.go: Config, the Engine interface this package consumes, Server
 //     (listener, routing, authentication, shutdown).
 //   - handlers.go: one method per endpoint; params.go parses query strings.
+//   - bodies.go: the budget of request body bytes being read at once (in
+//     all and per connection) and the idle deadline of a body.
 //   - errors.go: the one table from engine/job sentinels to (status, code).
 //   - wire.go: the JSON documents, shared by server and client.
 //   - batch.go: the NDJSON batch line codec (fuzzed).
@@ -22,6 +24,14 @@
 // own goroutine. Server.Shutdown stops them all and waits for them. The
 // Server starts nothing else: handlers run on net/http's goroutines and call
 // the Engine synchronously.
+//
+// # What a web page cannot do
+//
+// Before authentication, ServeHTTP refuses with 403 forbidden a Host that is
+// not an IP address, localhost, the listen address's host or a configured
+// name (DNS rebinding), and a state-changing request a browser marks as
+// cross-origin (http.CrossOriginProtection). JSON endpoints want a JSON
+// Content-Type, which no page can send to another origin unasked.
 //
 // # Shutdown
 //
