@@ -177,11 +177,15 @@ type apiJob struct {
 	} `json:"lease"`
 }
 
-// call does one request and decodes a JSON answer into out (when non-nil).
+// call does one request, as application/json when the body is JSON, and
+// decodes a JSON answer into out (when non-nil).
 func call(ctx context.Context, c *http.Client, method, url string, body []byte, out any) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
+	}
+	if json.Valid(body) {
+		req.Header.Set("Content-Type", "application/json") // JSON endpoints want it
 	}
 	resp, err := c.Do(req)
 	if err != nil {
