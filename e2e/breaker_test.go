@@ -35,7 +35,7 @@ func TestExecBreakerOpens(t *testing.T) {
 
 	const jobs = 6
 	body := strings.Repeat(`{"payload":"x"}`+"\n", jobs)
-	if code, err := call(ctx, c, "POST", d.base+"/v1/queues/notify/batch", []byte(body), nil); err != nil || code != 201 {
+	if code, err := postNDJSON(ctx, c, d.base+"/v1/queues/notify/batch", []byte(body)); err != nil || code != 201 {
 		t.Fatalf("batch enqueue: %d %v", code, err)
 	}
 	var q struct {
