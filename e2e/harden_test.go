@@ -55,6 +55,10 @@ func TestHeaderInvalidUTF8(t *testing.T) {
 	if code, body := do(t, "GET", d.base+"/v1/queues/hq", "", nil); code != 404 {
 		t.Errorf("queue hq after the refused job: %d %s, want 404", code, body)
 	}
+	code, body = do(t, "POST", d.base+"/v1/queues/hq/batch", `{"payload":1,"headers":{"trace":"a`+"\xff"+`b"}}`, map[string]string{"Content-Type": "application/x-ndjson"})
+	if code != 400 || !strings.Contains(body, "headers") || !strings.Contains(body, "UTF-8") {
+		t.Fatalf("batch line header with \\xff: %d %s, want 400 naming headers", code, body)
+	}
 	code, body = do(t, "POST", d.base+"/v1/queues/hq/jobs", "x", map[string]string{"Edgeq-Header-Trace": "ä ok"})
 	if code != 201 {
 		t.Fatalf("valid UTF-8 header: %d %s, want 201", code, body)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgeq/edgeq/engine/job"
 )
@@ -190,6 +191,11 @@ func (l *BatchLine) setOption(k string, v json.RawMessage) error {
 	case "expires_at":
 		l.ExpiresAt, err = jsonTime(k, v)
 	case "headers":
+		// encoding/json would turn invalid UTF-8 into U+FFFD: refuse it,
+		// as the engine refuses it in a header of any other origin.
+		if !utf8.Valid(v) {
+			return invalidArg(k, "not valid UTF-8")
+		}
 		var h map[string]string
 		if json.Unmarshal(v, &h) != nil {
 			return invalidArg(k, "want an object of strings")
