@@ -284,7 +284,9 @@ class Client:
         q = _options(key, delay, run_at, max_attempts, ttr, expires_in, expires_at)
         hdrs = {"Content-Type": ct}
         for name, value in (headers or {}).items():
-            hdrs["Edgeq-Header-" + name] = value
+            # UTF-8 bytes: http.client would send a str as latin-1, which
+            # the daemon refuses as not UTF-8.
+            hdrs["Edgeq-Header-" + name] = value.encode("utf-8")
         doc = self._call("POST", "/v1/queues/%s/jobs" % _quote(queue), q, body, hdrs)
         return EnqueueResult(doc, queue)
 
@@ -378,7 +380,7 @@ class Client:
         return self._call(method, "/v1/jobs/%s%s" % (_quote(job_id), suffix), q)
 
     def _call(self, method: str, path: str, query: Optional[Mapping[str, Any]] = None, body: Optional[bytes] = None,
-              headers: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None,
+              headers: Optional[Mapping[str, Union[str, bytes]]] = None, timeout: Optional[float] = None,
               on_connect: Optional[Callable[[Any], None]] = None) -> Dict[str, Any]:
         url = self._prefix + path
         if query:

@@ -37,7 +37,7 @@ class ClientTest(unittest.TestCase):
 
     def test_enqueue_options(self):
         r = self.c.enqueue(self.q, {"to": "ops"}, key="k1", max_attempts=3, ttr=5, expires_in=3600,
-                           headers={"Trace-Id": "abc"})
+                           headers={"Trace-Id": "abc", "Place": "Zürich"})
         self.assertEqual((r.queue, r.state, r.durable, r.duplicate), (self.q, "ready", True, False))
         again = self.c.enqueue(self.q, {"to": "other"}, key="k1")
         self.assertEqual((again.id, again.duplicate), (r.id, True))
@@ -47,7 +47,7 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(j.content_type, "application/json")
         self.assertEqual(j.max_attempts, 3)
         self.assertEqual(j.key, "k1")
-        self.assertEqual(j.headers, {"trace-id": "abc"})
+        self.assertEqual(j.headers, {"trace-id": "abc", "place": "Zürich"})
         self.assertAlmostEqual((j.expires_at - j.created_at).total_seconds(), 3600, delta=5)
 
         leased = self.lease_one()
