@@ -247,7 +247,8 @@ func TestCrossSiteRequests(t *testing.T) {
 	if code != 400 || !strings.Contains(body, "Content-Type") {
 		t.Errorf("batch as text/plain: %d %s, want 400 naming Content-Type", code, body)
 	}
-	if _, body := do(t, "GET", d.base+"/v1/stats", "", nil); !strings.Contains(body, `"level":"normal"`) || strings.Contains(body, `"csrf"`) {
+	if _, body := do(t, "GET", d.base+"/v1/stats", "", nil); !strings.Contains(body, `"drill":null`) || strings.Contains(body, `"csrf"`) {
+		// The drill was refused (the level itself may rise on a loaded host).
 		t.Fatalf("refused requests changed something: %s", body)
 	}
 
