@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,17 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/edgeq/edgeq/engine"
-	"github.com/edgeq/edgeq/resource"
-	"github.com/edgeq/edgeq/storage"
-	"github.com/edgeq/edgeq/transport/httpapi"
-	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/internal/daemon"
 )
 
 // override is a serve flag, and its EDGEQ_* variable, that overrides one
@@ -223,284 +216,38 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// runDaemon runs the daemon until ctx ends or SIGINT or SIGTERM arrives,
-// then stops it in order: the engine (refusing new work, flushing and
-// syncing what it accepted), the HTTP server, the store.
+// runDaemon runs the daemon until ctx ends or SIGINT or SIGTERM arrives;
+// SIGHUP reloads the configuration file (reloadOnHUP). A second SIGINT or
+// SIGTERM kills at once.
 func runDaemon(ctx context.Context, s serveSettings, e env) error {
-	cfg := s.cfg
-	log := newLogger(e.stderr, cfg.Log)
+	log := newLogger(e.stderr, s.cfg.Log)
 	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
-	// SIGHUP reloads (below); taken from the start so that an early one does
-	// not kill the process with the default action.
+	context.AfterFunc(ctx, stopSignals)
+	// SIGHUP is taken from the start so that an early one does not kill the
+	// process with the default action; it is applied once the daemon serves.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	ec := cfg.engineConfig(log)
-	// The MQTT client starts after the engine; until then, and when MQTT is
-	// off, job events and backlog alerts go nowhere.
-	var mqttc atomic.Pointer[mqttapi.Client]
-	ec.OnEvent = func(ev engine.Event) {
-		if c := mqttc.Load(); c != nil {
-			c.OnEvent(ev)
-		}
-	}
-	ec.OnAlert = func(a engine.Alert) {
-		if c := mqttc.Load(); c != nil {
-			c.OnAlert(a)
-		}
-	}
-	releaseHandlers, err := buildHandlers(cfg, &ec)
-	defer func() { releaseHandlers() }() // the current ones: SIGHUP replaces them
+	dc, err := s.daemonConfig(log)
 	if err != nil {
+		return err
+	}
+	d, err := daemon.New(dc)
+	if err != nil {
+		return err
+	}
+	hupCtx, stopHUP := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { reloadOnHUP(hupCtx, d, s, hup, log) })
+	err = d.Run(ctx)
+	stopHUP()
+	wg.Wait()
+	if ce := (*daemon.ConfigError)(nil); errors.As(err, &ce) {
 		return &exitError{code: exitConfig, err: err}
 	}
-	// A directory held by another process fails here with a message that
-	// says so (storage.ErrLocked).
-	store, err := storage.Open(storage.Config{Dir: cfg.DataDir, Memory: cfg.Storage.Memory, Logger: log})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	eng, err := engine.New(ec, store)
-	if err != nil {
-		return errors.Join(fmt.Errorf("create engine: %w", err), closeStore(store))
-	}
-	// Start recovers the store's state before it returns; a signal during
-	// recovery ends it early, which is a clean stop, not a failure.
-	if err := eng.Start(ctx); err != nil {
-		if ctx.Err() != nil {
-			log.Info("stopped during recovery")
-			return closeStore(store)
-		}
-		return errors.Join(fmt.Errorf("start engine: %w", err), closeStore(store))
-	}
-	gov, err := newGovernor(cfg, eng, func() uint64 {
-		if c := mqttc.Load(); c != nil {
-			return uint64(c.InHandBytes())
-		}
-		return 0
-	}, log)
-	if err != nil {
-		return errors.Join(fmt.Errorf("create governor: %w", err), shutdown(log, cfg, eng, nil, store))
-	}
-	govCtx, stopGov := context.WithCancel(context.Background())
-	govDone := make(chan error, 1)
-	go func() { govDone <- gov.run(govCtx) }()
-	trimDone := make(chan struct{})
-	go func() {
-		defer close(trimDone)
-		runTrimmer(govCtx, log, func() uint64 { return eng.Histograms()["commit_batch_size"].Count })
-	}()
-	defer func() {
-		stopGov()
-		<-govDone
-		<-trimDone
-	}()
-	srv, err := httpapi.New(httpapi.Config{
-		Addr:       cfg.HTTP.Addr,
-		Token:      s.token,
-		TLSCert:    cfg.HTTP.TLS.Cert,
-		TLSKey:     cfg.HTTP.TLS.Key,
-		Hosts:      cfg.HTTP.Hosts,
-		MaxBodies:  int64(cfg.HTTP.BodiesInFlight),
-		BodyIdle:   time.Duration(cfg.HTTP.BodyIdleTimeout),
-		MaxPayload: int(cfg.MaxPayload),
-		Logger:     log,
-		Governor:   gov,
-		MQTT:       mqttMetrics(&mqttc),
-	}, eng)
-	if err == nil {
-		err = srv.Start()
-	}
-	if err != nil {
-		return errors.Join(fmt.Errorf("start http api: %w", err), shutdown(log, cfg, eng, nil, store))
-	}
-	// ---- MQTT (SPEC 6): after the engine, stopped before it. ----
-	stopMQTT := func() {}
-	if m := cfg.MQTT; m.Broker != "" {
-		mc, err := newMQTT(cfg, eng, log)
-		if err != nil {
-			return errors.Join(&exitError{code: exitConfig, err: err}, shutdown(log, cfg, eng, srv, store))
-		}
-		for _, q := range ec.Queues {
-			if h, ok := q.Handler.(*mqttapi.Handler); ok {
-				h.Bind(mc)
-			}
-		}
-		mqttc.Store(mc)
-		stopLevels := gov.gov.Subscribe(func(ev resource.Event) { mc.OnLevel(ev.From, ev.To, ev.Reason, ev.At) })
-		defer stopLevels()
-		// A broker that is down at boot is retried in the background.
-		startCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = mc.Start(startCtx)
-		cancel()
-		if err != nil {
-			return errors.Join(fmt.Errorf("start mqtt: %w", err), shutdown(log, cfg, eng, srv, store))
-		}
-		stopMQTT = func() {
-			// Ingest stops first: what is in hand is committed and acked,
-			// the rest stays with the broker for the next session.
-			ctx, cancel := context.WithTimeout(context.Background(), min(10*time.Second, time.Duration(cfg.ShutdownTimeout)))
-			defer cancel()
-			if err := mc.Stop(ctx); err != nil {
-				log.Warn("mqtt stop", "err", err)
-			}
-		}
-	}
-	// ---- end MQTT ----
-	log.Info("listening", "addr", srv.Addr().String(), "data_dir", cfg.DataDir,
-		"sync", cfg.Storage.Sync, "auth", s.token != "", "version", version)
-
-	// systemd: READY=1 only now (store open, leases requeued, listeners
-	// bound); WATCHDOG=1 while the committer's heartbeat is recent, kept up
-	// through the shutdown so a slow drain is not killed as hung.
-	notifyReady(log)
-	wdCtx, stopWatchdog := context.WithCancel(context.Background())
-	var wdWG sync.WaitGroup
-	wdWG.Go(func() { watchdog(wdCtx, log, eng.Heartbeat) })
-	defer func() { stopWatchdog(); wdWG.Wait() }()
-
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-hup:
-			notifyReloading(log)
-			release, restart, err := reloadConfig(s, eng, gov, log, mqttc.Load())
-			notifyReady(log)
-			if err != nil {
-				log.Error("reload refused; the running configuration stays", "file", s.path, "err", err)
-				continue
-			}
-			releaseHandlers()
-			releaseHandlers = release
-			log.Info("configuration reloaded", "file", s.path)
-			for _, key := range restart {
-				log.Warn("configuration change not applied: it needs a restart", "key", key, "file", s.path)
-			}
-		}
-	}
-	notifyStopping(log)
-	stopSignals() // a second signal kills at once
-	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	stopMQTT() // MQTT ingest stops before the HTTP server and the engine
-	if err := shutdown(log, cfg, eng, srv, store); err != nil {
-		return err
-	}
-	log.Info("stopped")
-	return nil
-}
-
-// mqttMetrics reads the MQTT client's counters for /metrics; nothing while
-// MQTT is off or not started yet.
-func mqttMetrics(mqttc *atomic.Pointer[mqttapi.Client]) func() (httpapi.MQTTStats, bool) {
-	return func() (httpapi.MQTTStats, bool) {
-		c := mqttc.Load()
-		if c == nil {
-			return httpapi.MQTTStats{}, false
-		}
-		s := c.Stats()
-		return httpapi.MQTTStats{
-			Connected:  s.Connected,
-			Received:   s.Received,
-			Acked:      s.Acked,
-			Rejected:   s.Rejected,
-			Dropped:    s.Dropped,
-			Reconnects: s.Reconnects,
-			InHand:     s.InHand,
-		}, true
-	}
-}
-
-// newMQTT builds the MQTT client of cfg.MQTT (SPEC 6); it reads the
-// password file. The client id defaults to edgeq-<hostname>.
-func newMQTT(cfg *Config, eng *engine.Engine, log *slog.Logger) (*mqttapi.Client, error) {
-	m := cfg.MQTT
-	var password string
-	if m.PasswordFile != "" {
-		b, err := os.ReadFile(m.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read mqtt.password_file: %w", err)
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	}
-	id := m.ClientID
-	if id == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.client_id: unset and no hostname: %w", err)
-		}
-		id = "edgeq-" + host
-	}
-	routes := make([]mqttapi.Route, len(m.Routes))
-	for i, r := range m.Routes {
-		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField}
-	}
-	return mqttapi.New(mqttapi.Config{
-		Broker:     m.Broker,
-		ClientID:   id,
-		Username:   m.Username,
-		Password:   password,
-		TLS:        mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
-		Prefix:     m.topicPrefix(id),
-		Events:     m.Events,
-		Routes:     routes,
-		MaxPayload: int(cfg.MaxPayload),
-		Logger:     log,
-	}, eng)
-}
-
-// shutdown stops in the order of STYLE.md: ingest first (the HTTP server
-// answers 503 shutting_down to new requests and lets those in flight
-// finish), then the engine (dispatch stops, running jobs get the rest of
-// shutdown_timeout, the ring is flushed and synced), then the store. The
-// store stays open when the engine did not stop: its goroutines may still
-// write, and the store recovers at the next start anyway.
-func shutdown(log *slog.Logger, cfg *Config, eng *engine.Engine, srv *httpapi.Server, store *storage.Badger) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
-	defer cancel()
-	var errs []error
-	if srv != nil {
-		if err := srv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop http api: %w", err))
-		}
-	}
-	engErr := eng.Stop(ctx)
-	if engErr != nil {
-		errs = append(errs, fmt.Errorf("stop engine: %w", engErr))
-	}
-	if engErr == nil {
-		errs = append(errs, closeStoreWithin(ctx, log, cfg, store))
-	} else {
-		log.Warn("store left open because the engine did not stop", "err", engErr)
-	}
-	return errors.Join(errs...)
-}
-
-func closeStore(store *storage.Badger) error {
-	if err := store.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
-	}
-	return nil
-}
-
-// closeStoreWithin closes the store within what is left of shutdown_timeout.
-// Badger retries a failing memtable flush (a vanished directory, EIO, a
-// full disk) once a second for as long as it fails, so a close that has not
-// returned by then is abandoned: its goroutine is left behind as the
-// process exits non-zero, and the next start replays the memtable's WAL,
-// which the engine's last sync made durable.
-func closeStoreWithin(ctx context.Context, log *slog.Logger, cfg *Config, store *storage.Badger) error {
-	done := make(chan error, 1)
-	go func() { done <- closeStore(store) }() // abandoned, with the process, if it hangs
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		log.Error("store close abandoned at shutdown_timeout: Badger's memtable flush is still failing; the next start recovers the jobs from its WAL",
-			"dir", cfg.DataDir, "timeout", cfg.ShutdownTimeout)
-		return fmt.Errorf("close store %s: abandoned after shutdown_timeout %s", cfg.DataDir, time.Duration(cfg.ShutdownTimeout))
-	}
+	return err
 }
 
 // newLogger builds the daemon's log handler from a validated LogConfig.

@@ -1,6 +1,7 @@
 // Command edgeq is a single-binary durable job queue for edge appliances.
 // See README.md and the SPEC for the contract; this package holds the CLI:
-// flags, the configuration file, logging, wiring, signals and exit codes.
+// flags, the configuration file, logging, signals and exit codes; serve
+// maps the file to internal/daemon, which wires and runs the daemon.
 package main
 
 import (

@@ -1,62 +1,69 @@
 package main
 
 import (
-	"fmt"
+	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"reflect"
 	"strings"
 
-	"github.com/edgeq/edgeq/engine"
-	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/internal/daemon"
 )
 
+// reloadOnHUP reloads the configuration file at each signal on hup until
+// ctx ends, and logs the outcome: a file that does not load or validate is
+// refused and the running configuration stays.
+func reloadOnHUP(ctx context.Context, d *daemon.Daemon, s serveSettings, hup <-chan os.Signal, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		var restart []string
+		err := d.Reload(ctx, func() (daemon.Config, error) {
+			cfg, keys, err := reloadConfig(s, log)
+			restart = keys
+			return cfg, err
+		})
+		switch {
+		case errors.Is(err, daemon.ErrStopped) || errors.Is(err, context.Canceled):
+			return
+		case err != nil:
+			log.Error("reload refused; the running configuration stays", "file", s.path, "err", err)
+			continue
+		}
+		log.Info("configuration reloaded", "file", s.path)
+		for _, key := range restart {
+			log.Warn("configuration change not applied: it needs a restart", "key", key, "file", s.path)
+		}
+	}
+}
+
 // reloadConfig re-reads the configuration file (SIGHUP), lays the flags and
-// variables of the start over it, and applies what can change while the
-// daemon runs: the queues (classes, caps, reserves, rates, depths, sync
-// modes, alerts, shedding, handlers, breakers) and the governor's
-// thresholds, dwell and concurrency bounds. The other keys need a restart:
-// it answers those whose value differs from the running one, for the log.
-// Jobs, leases and connections are untouched. A file that does not load or
-// validate is refused and the running configuration stays. On success it
-// answers the function that releases the previous handlers' resources.
-func reloadConfig(s serveSettings, eng *engine.Engine, gov *governorLink, log *slog.Logger, mc *mqttapi.Client) (release func(), restart []string, err error) {
+// variables of the start over it and validates it, for daemon.Reload, which
+// applies what can change while the daemon runs: the queues (classes, caps,
+// reserves, rates, depths, sync modes, alerts, shedding, handlers,
+// breakers) and the governor's thresholds, dwell and concurrency bounds.
+// The other keys need a restart: it answers those whose value differs from
+// the running one, for the log. Jobs, leases and connections are untouched.
+func reloadConfig(s serveSettings, log *slog.Logger) (dc daemon.Config, restart []string, err error) {
 	if s.path == "" {
-		return nil, nil, fmt.Errorf("no configuration file to reload (serve was started without --config)")
+		return dc, nil, errors.New("no configuration file to reload (serve was started without --config)")
 	}
 	cfg, lines, err := readConfig(s.path)
 	if cfg == nil {
-		return nil, nil, err
+		return dc, nil, err
 	}
 	sources, oerr := s.overlay(cfg)
 	if oerr != nil {
-		return nil, nil, oerr
+		return dc, nil, oerr
 	}
 	if err := annotate(joinProblems(err, cfg.Validate()), s.path, lines, sources); err != nil {
-		return nil, nil, err
+		return dc, nil, err
 	}
-	ec := cfg.engineConfig(log)
-	release, err = buildHandlers(cfg, &ec)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	if mc != nil {
-		for _, q := range ec.Queues {
-			if h, ok := q.Handler.(*mqttapi.Handler); ok {
-				h.Bind(mc)
-			}
-		}
-	}
-	if err := gov.gov.SetThresholds(cfg.resourceConfig(log)); err != nil {
-		release()
-		return nil, nil, err
-	}
-	if err := eng.Reconfigure(ec.Queues); err != nil {
-		release()
-		return nil, nil, err
-	}
-	gov.apply()
-	return release, restartKeys(s.cfg, cfg), nil
+	return cfg.daemonConfig(s.token, log), restartKeys(s.cfg, cfg), nil
 }
 
 // reloadable are the keys a reload applies (reloadConfig); a key under one

@@ -1,19 +1,16 @@
-package main
+package daemon
 
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
-	httphandler "github.com/edgeq/edgeq/engine/handler/http"
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/transport/httpapi"
-	"github.com/edgeq/edgeq/transport/mqttapi"
 )
 
 // governorLink applies the governor's decisions to the engine and serves
@@ -27,12 +24,12 @@ type governorLink struct {
 
 var _ httpapi.Governor = (*governorLink)(nil)
 
-// newGovernor builds the governor from the validated config, sampling the
-// host with the Linux sampler, the engine's usage and symptoms, and the
-// bytes the transports hold in their bounded buffers (transient).
-func newGovernor(cfg *Config, eng *engine.Engine, transient func() uint64, log *slog.Logger) (*governorLink, error) {
-	rc := cfg.resourceConfig(log)
-	g, err := resource.New(rc, resource.NewLinuxSampler(cfg.DataDir, "/"), func() resource.Usage {
+// newGovernor builds the governor of rc, sampling the host with the Linux
+// sampler (the store's directory and the root file system), the engine's
+// usage and symptoms, and the bytes the transports hold in their bounded
+// buffers (transient).
+func newGovernor(rc resource.Config, dataDir string, eng *engine.Engine, transient func() uint64) (*governorLink, error) {
+	g, err := resource.New(rc, resource.NewLinuxSampler(dataDir, "/"), func() resource.Usage {
 		running, limit := eng.Workers()
 		s := eng.Symptoms()
 		return resource.Usage{Running: running, Limit: limit, CommitP99: s.CommitP99, WaitP99: s.WaitP99, Transient: transient()}
@@ -41,21 +38,6 @@ func newGovernor(cfg *Config, eng *engine.Engine, transient func() uint64, log *
 		return nil, err
 	}
 	return &governorLink{gov: g, eng: eng, interval: max(rc.Interval, 100*time.Millisecond)}, nil
-}
-
-// resourceConfig maps the governor block of the config file.
-func (c *Config) resourceConfig(log *slog.Logger) resource.Config {
-	g := c.Governor
-	return resource.Config{
-		Interval:       time.Duration(g.Interval),
-		Dwell:          time.Duration(g.Dwell),
-		CPU:            resource.Thresholds{Enter: g.CPU.Enter, Exit: g.CPU.Exit},
-		Memory:         resource.Thresholds{Enter: g.Memory.Enter, Exit: g.Memory.Exit},
-		DiskMinFree:    uint64(g.DiskMinFree),
-		MinConcurrency: g.Concurrency.Min,
-		MaxConcurrency: g.Concurrency.Max,
-		Logger:         log,
-	}
 }
 
 // apply hands the current level and worker limit to the engine.
@@ -67,14 +49,17 @@ func (l *governorLink) apply() {
 
 // run runs the governor until ctx ends, applying each level change at once
 // and the worker limit (which moves without level changes) every interval.
+// It returns once the governor's own loop has returned.
 func (l *governorLink) run(ctx context.Context) error {
 	cancel := l.gov.Subscribe(func(resource.Event) {
 		l.changes.Add(1)
 		l.apply()
 	})
 	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	done := make(chan error, 1)
-	go func() { done <- l.gov.Run(ctx) }()
+	wg.Go(func() { done <- l.gov.Run(ctx) })
 	t := time.NewTicker(l.interval)
 	defer t.Stop()
 	for {
@@ -118,47 +103,4 @@ func (l *governorLink) Gauges() httpapi.GovernorGauges {
 		DiskFree:     s.DiskFree,
 		DiskKnown:    s.Known.Has(resource.SignalDisk),
 	}
-}
-
-// buildHandlers creates the in-process handler of every queue that has one
-// and sets it in ec. It answers a function that releases their resources.
-func buildHandlers(cfg *Config, ec *engine.Config) (release func(), err error) {
-	var idle []func()
-	release = func() {
-		for _, f := range idle {
-			f()
-		}
-	}
-	for name, q := range cfg.Queues {
-		if q.Handler == nil {
-			continue
-		}
-		h := q.Handler
-		var handler engine.Handler
-		switch h.Type {
-		case "exec":
-			x, err := newExecHandler(h)
-			if err != nil {
-				return release, fmt.Errorf("queues.%s.handler.%w", name, err)
-			}
-			handler = x
-		case "http":
-			x, err := httphandler.New(httphandler.Config{URL: h.URL, Headers: h.Headers, Timeout: time.Duration(h.Timeout)})
-			if err != nil {
-				return release, fmt.Errorf("queues.%s.handler.%w", name, err)
-			}
-			idle = append(idle, x.CloseIdleConnections)
-			handler = x
-		case "mqtt":
-			// Bound to the MQTT client once it starts (runDaemon); until
-			// then its jobs are retried as target failures.
-			handler = mqttapi.NewHandler(h.Topic, time.Duration(h.Timeout))
-		default:
-			continue // Validate refuses other types
-		}
-		qc := ec.Queues[name]
-		qc.Handler = handler
-		ec.Queues[name] = qc
-	}
-	return release, nil
 }

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edgeq/edgeq/internal/daemon"
+	"github.com/edgeq/edgeq/resource"
+	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/mqttapi"
+)
+
+// daemonConfig maps serve's settings to the daemon's configuration. It
+// reads the MQTT password file; a file it cannot read exits 78.
+func (s serveSettings) daemonConfig(log *slog.Logger) (daemon.Config, error) {
+	dc := s.cfg.daemonConfig(s.token, log)
+	if s.cfg.MQTT.Broker != "" {
+		mc, err := s.cfg.mqttConfig()
+		if err != nil {
+			return daemon.Config{}, &exitError{code: exitConfig, err: err}
+		}
+		dc.MQTT = mc
+	}
+	return dc, nil
+}
+
+// daemonConfig maps a validated configuration, but for MQTT (mqttConfig),
+// to the daemon's; token is the HTTP API's bearer token, "" when it is open.
+func (c *Config) daemonConfig(token string, log *slog.Logger) daemon.Config {
+	return daemon.Config{
+		DataDir:  c.DataDir,
+		Memory:   c.Storage.Memory,
+		Engine:   c.engineConfig(log),
+		Handlers: c.handlers(),
+		Governor: c.resourceConfig(log),
+		HTTP: httpapi.Config{
+			Addr:       c.HTTP.Addr,
+			Token:      token,
+			TLSCert:    c.HTTP.TLS.Cert,
+			TLSKey:     c.HTTP.TLS.Key,
+			Hosts:      c.HTTP.Hosts,
+			MaxBodies:  int64(c.HTTP.BodiesInFlight),
+			BodyIdle:   time.Duration(c.HTTP.BodyIdleTimeout),
+			MaxPayload: int(c.MaxPayload),
+		},
+		ShutdownTimeout: time.Duration(c.ShutdownTimeout),
+		Logger:          log,
+		Version:         version,
+	}
+}
+
+// handlers maps the queues' in-process handlers.
+func (c *Config) handlers() map[string]daemon.Handler {
+	hs := make(map[string]daemon.Handler)
+	for name, q := range c.Queues {
+		if h := q.Handler; h != nil {
+			hs[name] = daemon.Handler{Type: h.Type, Command: h.Command, URL: h.URL, Headers: h.Headers,
+				Topic: h.Topic, Timeout: time.Duration(h.Timeout)}
+		}
+	}
+	return hs
+}
+
+// resourceConfig maps the governor block of the config file.
+func (c *Config) resourceConfig(log *slog.Logger) resource.Config {
+	g := c.Governor
+	return resource.Config{
+		Interval:       time.Duration(g.Interval),
+		Dwell:          time.Duration(g.Dwell),
+		CPU:            resource.Thresholds{Enter: g.CPU.Enter, Exit: g.CPU.Exit},
+		Memory:         resource.Thresholds{Enter: g.Memory.Enter, Exit: g.Memory.Exit},
+		DiskMinFree:    uint64(g.DiskMinFree),
+		MinConcurrency: g.Concurrency.Min,
+		MaxConcurrency: g.Concurrency.Max,
+		Logger:         log,
+	}
+}
+
+// mqttConfig maps cfg.MQTT (SPEC 6); it reads the password file. The client
+// id defaults to edgeq-<hostname>.
+func (c *Config) mqttConfig() (*mqttapi.Config, error) {
+	m := c.MQTT
+	var password string
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("read mqtt.password_file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	id := m.ClientID
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.client_id: unset and no hostname: %w", err)
+		}
+		id = "edgeq-" + host
+	}
+	routes := make([]mqttapi.Route, len(m.Routes))
+	for i, r := range m.Routes {
+		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField}
+	}
+	return &mqttapi.Config{
+		Broker:     m.Broker,
+		ClientID:   id,
+		Username:   m.Username,
+		Password:   password,
+		TLS:        mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
+		Prefix:     m.topicPrefix(id),
+		Events:     m.Events,
+		Routes:     routes,
+		MaxPayload: int(c.MaxPayload),
+	}, nil
+}

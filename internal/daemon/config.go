@@ -1,0 +1,48 @@
+package daemon
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/resource"
+	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/mqttapi"
+)
+
+// Config is everything the daemon runs with, settled and validated by its
+// caller (package main maps the configuration file to it). The daemon reads
+// no flags, variables or configuration files of its own.
+type Config struct {
+	DataDir string // the store's directory
+	Memory  string // the store's memory profile (storage.Config.Memory)
+	// Engine configures the engine; the daemon sets its Logger, OnEvent,
+	// OnAlert and the Handler of every queue listed in Handlers.
+	Engine engine.Config
+	// Handlers are the in-process handlers, by queue (SPEC 7).
+	Handlers map[string]Handler
+	// Governor configures the resource governor; the daemon sets its Logger.
+	Governor resource.Config
+	// HTTP configures the HTTP API; the daemon sets its Logger, Governor and
+	// MQTT.
+	HTTP httpapi.Config
+	// MQTT configures the MQTT client; nil means MQTT is off. The daemon
+	// sets its Logger.
+	MQTT *mqttapi.Config
+	// ShutdownTimeout bounds a clean stop (shutdown_timeout).
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+	Version         string // logged when the daemon is up
+}
+
+// Handler is a queue's in-process handler: Type "exec" runs Command,
+// "http" posts to URL with Headers, "mqtt" publishes to Topic. Timeout
+// bounds one run; 0 means the handler's default.
+type Handler struct {
+	Type    string
+	Command []string
+	URL     string
+	Headers map[string]string
+	Topic   string
+	Timeout time.Duration
+}

@@ -1,0 +1,62 @@
+package daemon
+
+import (
+	"fmt"
+
+	"github.com/edgeq/edgeq/engine"
+	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
+	httphandler "github.com/edgeq/edgeq/engine/handler/http"
+	"github.com/edgeq/edgeq/transport/mqttapi"
+)
+
+// buildHandlers creates the in-process handler of every queue in handlers
+// and sets it in queues. It answers a function that releases their
+// resources, also when it fails. An MQTT handler is bound to mc, unless mc
+// is nil: until it is bound its jobs are retried as target failures.
+func buildHandlers(handlers map[string]Handler, queues map[string]engine.QueueConfig, mc *mqttapi.Client) (release func(), err error) {
+	var idle []func()
+	release = func() {
+		for _, f := range idle {
+			f()
+		}
+	}
+	for name, h := range handlers {
+		var handler engine.Handler
+		switch h.Type {
+		case "exec":
+			x, err := exechandler.New(exechandler.Config{Command: h.Command, Timeout: h.Timeout})
+			if err != nil {
+				return release, fmt.Errorf("queues.%s.handler.%w", name, err)
+			}
+			handler = x
+		case "http":
+			x, err := httphandler.New(httphandler.Config{URL: h.URL, Headers: h.Headers, Timeout: h.Timeout})
+			if err != nil {
+				return release, fmt.Errorf("queues.%s.handler.%w", name, err)
+			}
+			idle = append(idle, x.CloseIdleConnections)
+			handler = x
+		case "mqtt":
+			x := mqttapi.NewHandler(h.Topic, h.Timeout)
+			if mc != nil {
+				x.Bind(mc)
+			}
+			handler = x
+		default:
+			return release, fmt.Errorf("queues.%s.handler.type: unknown type %q", name, h.Type)
+		}
+		qc := queues[name]
+		qc.Handler = handler
+		queues[name] = qc
+	}
+	return release, nil
+}
+
+// bindMQTT binds the MQTT handlers among queues to mc.
+func bindMQTT(queues map[string]engine.QueueConfig, mc *mqttapi.Client) {
+	for _, q := range queues {
+		if h, ok := q.Handler.(*mqttapi.Handler); ok {
+			h.Bind(mc)
+		}
+	}
+}
