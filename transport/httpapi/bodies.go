@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // Defaults of the body limits (Config.MaxBodies, Config.BodyIdle).
@@ -167,7 +168,7 @@ func bodyError(err error) error {
 	var stalled *stalledError
 	switch {
 	case errors.As(err, &mbe):
-		return &fieldError{field: "body", msg: fmt.Sprintf("above the limit of %d bytes", mbe.Limit), sentinel: job.ErrTooLarge}
+		return &wire.FieldError{Field: "body", Msg: fmt.Sprintf("above the limit of %d bytes", mbe.Limit), Sentinel: job.ErrTooLarge}
 	case errors.Is(err, job.ErrUnavailable):
 		return err // a full budget: 503 with Retry-After
 	case errors.As(err, &stalled):

@@ -95,11 +95,12 @@ func (c *Client) Enqueue(ctx context.Context, queue string, payload []byte, o En
 			h.Set("Edgeq-Header-"+k, v)
 		}
 	}
-	err = c.do(ctx, http.MethodPost, p, o.query(), bytes.NewReader(payload), hdr, &res)
+	err = c.do(ctx, http.MethodPost, p, enqueueQuery(&o), bytes.NewReader(payload), hdr, &res)
 	return res, err
 }
 
-func (o *EnqueueOptions) query() url.Values {
+// enqueueQuery is the query string of an enqueue with options o.
+func enqueueQuery(o *EnqueueOptions) url.Values {
 	if o.Key == "" && o.Delay == 0 && o.RunAt.IsZero() && o.MaxAttempts == 0 && o.TTR == 0 && o.ExpiresIn == 0 && o.ExpiresAt.IsZero() {
 		return nil // the common case of bench and scripts: no map
 	}

@@ -9,8 +9,9 @@
 //   - bodies.go: the budget of request body bytes being read at once (in
 //     all and per connection) and the idle deadline of a body.
 //   - errors.go: the one table from engine/job sentinels to (status, code).
-//   - wire.go: the JSON documents, shared by server and client.
-//   - batch.go: the NDJSON batch line codec (fuzzed).
+//   - wire.go: the JSON documents, shared by server and client; the job's
+//     JSON form and the batch line live in transport/wire, shared with MQTT.
+//   - batch.go: the NDJSON batch body decoder (fuzzed).
 //   - metrics.go: the Prometheus collectors that read Engine.Stats and
 //     Engine.Histograms at scrape time.
 //   - governor.go: the optional Governor: the stats block, drills, gauges.

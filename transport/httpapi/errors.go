@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // Errors of the transport itself; the others are engine/job sentinels.
@@ -58,20 +59,9 @@ func sentinelForCode(code string) error {
 	return nil
 }
 
-// fieldError is a refusal that names what was wrong ("delay: ...",
-// "line 3: payload_b64: ..."); it unwraps to its sentinel.
-type fieldError struct {
-	field    string
-	msg      string
-	sentinel error
-}
-
-func (e *fieldError) Error() string { return e.field + ": " + e.msg }
-func (e *fieldError) Unwrap() error { return e.sentinel }
-
 // invalidArg returns an ErrInvalidArgument naming field.
 func invalidArg(field, format string, args ...any) error {
-	return &fieldError{field: field, msg: fmt.Sprintf(format, args...), sentinel: job.ErrInvalidArgument}
+	return wire.InvalidArg(field, format, args...)
 }
 
 // answer is what an error becomes on the wire.
@@ -89,7 +79,7 @@ func classify(err error, shuttingDown bool) answer {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		err = &fieldError{field: "body", msg: fmt.Sprintf("above the limit of %d bytes", mbe.Limit), sentinel: job.ErrTooLarge}
+		err = &wire.FieldError{Field: "body", Msg: fmt.Sprintf("above the limit of %d bytes", mbe.Limit), Sentinel: job.ErrTooLarge}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		if shuttingDown {
 			err = job.ErrShuttingDown
@@ -148,9 +138,9 @@ func writeAnswer(w http.ResponseWriter, a answer) {
 // are the hot path.
 func appendErrorBody(b []byte, a answer) []byte {
 	b = append(b, `{"error":{"code":`...)
-	b = appendJSONString(b, a.code)
+	b = wire.AppendJSONString(b, a.code)
 	b = append(b, `,"message":`...)
-	b = appendJSONString(b, a.message)
+	b = wire.AppendJSONString(b, a.message)
 	if a.retryAfter > 0 {
 		b = append(b, `,"retry_after_s":`...)
 		b = strconv.AppendInt(b, int64(a.retryAfter), 10)

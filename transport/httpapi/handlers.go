@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // Limits of the list endpoints.
@@ -76,7 +77,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readPayload(w http.ResponseWriter, r *http.Request) ([]byte, *body, error) {
 	limit := int64(s.maxPayload)
 	if r.ContentLength > limit {
-		return nil, nil, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above max_payload %d", r.ContentLength, limit), sentinel: job.ErrTooLarge}
+		return nil, nil, &wire.FieldError{Field: "body", Msg: fmt.Sprintf("%d bytes, above max_payload %d", r.ContentLength, limit), Sentinel: job.ErrTooLarge}
 	}
 	b, err := s.openBody(w, r, limit)
 	if err != nil {
@@ -147,7 +148,7 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := s.batchLimit()
 	if r.ContentLength > limit {
-		s.refuse(w, queue, 1, &fieldError{field: "body", msg: fmt.Sprintf("%d bytes, above the batch limit of %d", r.ContentLength, limit), sentinel: job.ErrTooLarge})
+		s.refuse(w, queue, 1, &wire.FieldError{Field: "body", Msg: fmt.Sprintf("%d bytes, above the batch limit of %d", r.ContentLength, limit), Sentinel: job.ErrTooLarge})
 		return
 	}
 	b, err := s.openBody(w, r, limit)
@@ -210,7 +211,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	if req.Wait, err = parseDuration("wait", v[1]); err != nil {
+	if req.Wait, err = wire.ParseDuration("wait", v[1]); err != nil {
 		s.writeError(w, err)
 		return
 	}
@@ -218,7 +219,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, invalidArg("wait", "at most %s, got %q", maxLeaseWait, v[1]))
 		return
 	}
-	if req.TTR, err = parseDuration("ttr", v[2]); err != nil {
+	if req.TTR, err = wire.ParseDuration("ttr", v[2]); err != nil {
 		s.writeError(w, err)
 		return
 	}
@@ -231,7 +232,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, JobList{Jobs: jobsToWire(jobs, true)})
+	s.writeJSON(w, http.StatusOK, JobList{Jobs: wire.FromJobs(jobs, true)})
 }
 
 // jobID parses the {id} path value.
@@ -280,7 +281,7 @@ func (s *Server) nack(w http.ResponseWriter, r *http.Request) {
 	// No delay: the queue's backoff; delay=0: now.
 	delay := engine.NackBackoff
 	if v[1] != "" {
-		if delay, err = parseDuration("delay", v[1]); err != nil {
+		if delay, err = wire.ParseDuration("delay", v[1]); err != nil {
 			s.writeError(w, err)
 			return
 		}
@@ -305,7 +306,7 @@ func (s *Server) extend(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	ttr, err := parseDuration("ttr", v[1])
+	ttr, err := wire.ParseDuration("ttr", v[1])
 	if err != nil {
 		s.writeError(w, err)
 		return
@@ -325,7 +326,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	s.writeJSON(w, http.StatusOK, jobToWire(j, true))
+	s.writeJSON(w, http.StatusOK, wire.FromJob(j, true))
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
@@ -394,7 +395,7 @@ func (s *Server) deadList(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	out := JobList{Jobs: jobsToWire(jobs, false)}
+	out := JobList{Jobs: wire.FromJobs(jobs, false)}
 	if next != 0 {
 		out.Next = next.String()
 	}

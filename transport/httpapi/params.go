@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // maxLeaseWait bounds the long poll of /lease (SPEC §5).
@@ -65,33 +66,6 @@ func unescape(s string) (string, error) {
 	return s, nil
 }
 
-// parseDuration parses a Go duration that must not be negative; "" is 0.
-func parseDuration(field, v string) (time.Duration, error) {
-	if v == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, invalidArg(field, "want a Go duration like 30s or 1h15m, got %q", v)
-	}
-	if d < 0 {
-		return 0, invalidArg(field, "must not be negative, got %q", v)
-	}
-	return d, nil
-}
-
-// parseTime parses an RFC 3339 time; "" is the zero time.
-func parseTime(field, v string) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, invalidArg(field, "want an RFC 3339 time like 2025-01-02T15:04:05Z, got %q", v)
-	}
-	return t, nil
-}
-
 // parseInt parses a decimal integer in [lo, hi]; "" is def.
 func parseInt(field, v string, lo, hi, def int) (int, error) {
 	if v == "" {
@@ -109,10 +83,6 @@ func parseInt(field, v string, lo, hi, def int) (int, error) {
 
 const maxInt = int(^uint(0) >> 1)
 
-// errDelayAndRunAt refuses an enqueue that says when to run twice: which
-// one should win is a guess.
-var errDelayAndRunAt = invalidArg("delay", "set delay or run_at, not both")
-
 // parseEnqueueQuery fills the options of n from an enqueue query string.
 func parseEnqueueQuery(raw string, n *job.New) error {
 	if raw == "" {
@@ -123,26 +93,26 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 		return err
 	}
 	if v[1] != "" && v[2] != "" {
-		return errDelayAndRunAt
+		return wire.ErrDelayAndRunAt
 	}
 	var err error
 	n.Key = v[0]
-	if n.Delay, err = parseDuration("delay", v[1]); err != nil {
+	if n.Delay, err = wire.ParseDuration("delay", v[1]); err != nil {
 		return err
 	}
-	if n.RunAt, err = parseTime("run_at", v[2]); err != nil {
+	if n.RunAt, err = wire.ParseTime("run_at", v[2]); err != nil {
 		return err
 	}
 	if n.MaxAttempts, err = parseInt("max_attempts", v[3], 0, maxInt, 0); err != nil {
 		return err
 	}
-	if n.TTR, err = parseDuration("ttr", v[4]); err != nil {
+	if n.TTR, err = wire.ParseDuration("ttr", v[4]); err != nil {
 		return err
 	}
-	if n.ExpiresIn, err = parseDuration("expires_in", v[5]); err != nil {
+	if n.ExpiresIn, err = wire.ParseDuration("expires_in", v[5]); err != nil {
 		return err
 	}
-	if n.ExpiresAt, err = parseTime("expires_at", v[6]); err != nil {
+	if n.ExpiresAt, err = wire.ParseTime("expires_at", v[6]); err != nil {
 		return err
 	}
 	return nil

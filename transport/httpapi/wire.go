@@ -1,14 +1,12 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // The JSON documents of the API (SPEC §5). Server and Client share these
@@ -37,42 +35,11 @@ type BatchResponse struct {
 	Jobs []BatchResult `json:"jobs"`
 }
 
-// Lease is the lease a job is held under.
-type Lease struct {
-	ID        string    `json:"id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
+// Job is a job as JSON (wire.Job).
+type Job = wire.Job
 
-// Job is a job as JSON. Exactly one of Payload and PayloadB64 is set when the
-// payload was read: Payload when the content type is JSON (application/json
-// or a +json type) and the bytes are valid JSON, else PayloadB64, which
-// holds the raw bytes (base64 on the wire). Both are empty in listings the
-// engine answered without payloads.
-type Job struct {
-	ID          string            `json:"id"`
-	Queue       string            `json:"queue"`
-	State       string            `json:"state"`
-	Attempt     int               `json:"attempt"`
-	MaxAttempts int               `json:"max_attempts"`
-	CreatedAt   time.Time         `json:"created_at"`
-	RunAt       time.Time         `json:"run_at"`
-	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
-	Key         string            `json:"key,omitempty"`
-	Lease       *Lease            `json:"lease,omitempty"`
-	Headers     map[string]string `json:"headers"`
-	ContentType string            `json:"content_type"`
-	Payload     json.RawMessage   `json:"payload,omitempty"`
-	PayloadB64  []byte            `json:"payload_b64,omitzero"`
-	LastError   string            `json:"last_error"`
-}
-
-// Body returns the payload bytes, whichever field carried them.
-func (j *Job) Body() []byte {
-	if j.Payload != nil {
-		return j.Payload
-	}
-	return j.PayloadB64
-}
+// Lease is the lease a job is held under (wire.Lease).
+type Lease = wire.Lease
 
 // JobList answers /lease and the dead-letter listing. Next, in a listing, is
 // the ID to pass as after for the next page; empty when there is none.
@@ -200,68 +167,7 @@ type ErrorResponse struct {
 	Error ErrorBody `json:"error"`
 }
 
-var (
-	jsonContentType = []string{"application/json"}
-	emptyHeaders    = map[string]string{} // never written to: encoded as {}
-)
-
-// isJSONType reports whether a content type is application/json or a +json
-// type, ignoring parameters and case, without allocating.
-func isJSONType(ct string) bool {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	ct = strings.TrimSpace(ct)
-	const aj, pj = "application/json", "+json"
-	return strings.EqualFold(ct, aj) ||
-		(len(ct) > len(pj) && strings.EqualFold(ct[len(ct)-len(pj):], pj))
-}
-
-// jobToWire converts a job. Payload fields are filled when withPayload is
-// set or the engine returned a payload.
-func jobToWire(j *job.Job, withPayload bool) Job {
-	w := Job{
-		ID:          j.ID.String(),
-		Queue:       j.Queue,
-		State:       j.State.String(),
-		Attempt:     j.Attempt,
-		MaxAttempts: j.MaxAttempts,
-		CreatedAt:   j.CreatedAt.UTC(),
-		RunAt:       j.RunAt.UTC(),
-		Key:         j.Key,
-		Headers:     j.Headers,
-		ContentType: j.ContentType,
-		LastError:   j.LastError,
-	}
-	if !j.ExpiresAt.IsZero() {
-		w.ExpiresAt = j.ExpiresAt.UTC()
-	}
-	if j.State == job.StateLeased && j.LeaseID != "" {
-		w.Lease = &Lease{ID: j.LeaseID, ExpiresAt: j.LeaseExpires.UTC()}
-	}
-	if w.Headers == nil {
-		w.Headers = emptyHeaders
-	}
-	if withPayload || j.Payload != nil {
-		if isJSONType(j.ContentType) && json.Valid(j.Payload) {
-			w.Payload = j.Payload
-		} else {
-			w.PayloadB64 = j.Payload
-			if w.PayloadB64 == nil {
-				w.PayloadB64 = []byte{} // "payload_b64":"" for an empty payload
-			}
-		}
-	}
-	return w
-}
-
-func jobsToWire(js []*job.Job, withPayload bool) []Job {
-	out := make([]Job, len(js))
-	for i, j := range js {
-		out[i] = jobToWire(j, withPayload)
-	}
-	return out
-}
+var jsonContentType = []string{"application/json"}
 
 func queueStatsToWire(q engine.QueueStats) QueueStats {
 	w := QueueStats{
@@ -318,63 +224,12 @@ func appendResult(b []byte, r job.Result) []byte {
 		b = append(b, hex[(r.ID>>uint(shift))&0xf])
 	}
 	b = append(b, `","queue":`...)
-	b = appendJSONString(b, r.Queue)
+	b = wire.AppendJSONString(b, r.Queue)
 	b = append(b, `,"state":`...)
-	b = appendJSONString(b, r.State.String())
+	b = wire.AppendJSONString(b, r.State.String())
 	b = append(b, `,"durable":`...)
 	b = strconv.AppendBool(b, r.Durable)
 	b = append(b, `,"duplicate":`...)
 	b = strconv.AppendBool(b, r.Duplicate)
 	return append(b, "}\n"...)
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
-// as with encoding/json; unlike it, <, > and & are not escaped (the API
-// never serves HTML).
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			// Valid JSON, but not valid JavaScript in a string literal.
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

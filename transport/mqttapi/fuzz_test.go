@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
-	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 func TestTopicQueue(t *testing.T) {
@@ -153,7 +153,7 @@ func FuzzEnvelope(f *testing.F) {
 			t.Fatalf("decoded %+v", n)
 		}
 		// What decodes encodes as a batch line and decodes to the same job.
-		line := httpapi.BatchLine{Payload: n.Payload, EnqueueOptions: httpapi.EnqueueOptions{
+		line := wire.BatchLine{Payload: n.Payload, EnqueueOptions: wire.EnqueueOptions{
 			Key: n.Key, Delay: n.Delay, RunAt: n.RunAt, MaxAttempts: n.MaxAttempts, TTR: n.TTR,
 			ExpiresIn: n.ExpiresIn, ExpiresAt: n.ExpiresAt, Headers: n.Headers, ContentType: n.ContentType,
 		}}

@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/edgeq/edgeq/engine/job"
-	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // unrouted is the queue segment of the notice topic for messages that name
@@ -111,10 +111,10 @@ func keyFrom(payload []byte, field string) string {
 }
 
 // decodeEnvelope decodes the payload of {prefix}/submit/{queue}: one JSON
-// object like a line of an HTTP batch enqueue (httpapi.BatchLine), options
+// object like a line of an HTTP batch enqueue (wire.BatchLine), options
 // included. Errors wrap job.ErrInvalidArgument.
 func decodeEnvelope(queue string, data []byte) (job.New, error) {
-	var l httpapi.BatchLine
+	var l wire.BatchLine
 	if err := json.Unmarshal(data, &l); err != nil {
 		if !errors.Is(err, job.ErrInvalidArgument) {
 			err = fmt.Errorf("%w: %v", job.ErrInvalidArgument, err)

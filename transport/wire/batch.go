@@ -1,0 +1,272 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// BatchLine is one job of a batch enqueue: one line of the NDJSON body,
+//
+//	{"payload": <JSON value>} or {"payload_b64": "..."}
+//
+// plus the options of EnqueueOptions as fields: content_type, key, delay,
+// run_at, max_attempts, ttr, expires_in, expires_at (durations as Go
+// durations, times as RFC 3339) and headers (an object of strings).
+//
+// MarshalJSON sends Payload as "payload" when ContentType is a JSON type and
+// Payload is valid JSON, else as "payload_b64". UnmarshalJSON defaults
+// ContentType to application/json for "payload" and to
+// application/octet-stream for "payload_b64", and lowercases header names.
+type BatchLine struct {
+	Payload []byte
+	EnqueueOptions
+}
+
+// EnqueueOptions are the options of an enqueue; zero values are the queue's
+// defaults. ContentType "" is application/octet-stream.
+type EnqueueOptions struct {
+	Key         string
+	Delay       time.Duration
+	RunAt       time.Time
+	MaxAttempts int
+	TTR         time.Duration
+	ExpiresIn   time.Duration
+	ExpiresAt   time.Time
+	Headers     map[string]string
+	ContentType string
+}
+
+// MarshalJSON encodes the line on one line (a JSON payload that spans lines
+// is compacted).
+func (l BatchLine) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 64+len(l.Payload)*4/3)
+	if IsJSONType(l.ContentType) && json.Valid(l.Payload) {
+		b = append(b, `{"payload":`...)
+		if bytes.ContainsAny(l.Payload, "\r\n") {
+			var c bytes.Buffer
+			if err := json.Compact(&c, l.Payload); err != nil {
+				return nil, fmt.Errorf("compact payload: %w", err)
+			}
+			b = append(b, c.Bytes()...)
+		} else {
+			b = append(b, l.Payload...)
+		}
+	} else {
+		b = append(b, `{"payload_b64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, l.Payload)
+		b = append(b, '"')
+	}
+	str := func(name, v string) {
+		if v != "" {
+			b = append(b, ',', '"')
+			b = append(b, name...)
+			b = append(b, '"', ':')
+			b = AppendJSONString(b, v)
+		}
+	}
+	dur := func(name string, d time.Duration) {
+		if d != 0 {
+			str(name, d.String())
+		}
+	}
+	tim := func(name string, t time.Time) {
+		if !t.IsZero() {
+			str(name, t.Format(time.RFC3339Nano))
+		}
+	}
+	str("content_type", l.ContentType)
+	str("key", l.Key)
+	dur("delay", l.Delay)
+	tim("run_at", l.RunAt)
+	if l.MaxAttempts != 0 {
+		b = append(b, `,"max_attempts":`...)
+		b = strconv.AppendInt(b, int64(l.MaxAttempts), 10)
+	}
+	dur("ttr", l.TTR)
+	dur("expires_in", l.ExpiresIn)
+	tim("expires_at", l.ExpiresAt)
+	if len(l.Headers) > 0 {
+		b = append(b, `,"headers":{`...)
+		for i, k := range slices.Sorted(maps.Keys(l.Headers)) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = AppendJSONString(b, k)
+			b = append(b, ':')
+			b = AppendJSONString(b, l.Headers[k])
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON decodes one line. Errors name the field and wrap
+// job.ErrInvalidArgument. Field names are case-sensitive, unknown fields are
+// refused and null counts as absent (but "payload": null is the JSON value
+// null).
+func (l *BatchLine) UnmarshalJSON(data []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return InvalidArg("json", "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if m == nil {
+		return InvalidArg("json", "want an object, got null")
+	}
+	*l = BatchLine{}
+	payload, hasPayload := m["payload"]
+	b64, hasB64 := m["payload_b64"]
+	if isNull(b64) {
+		hasB64 = false
+	}
+	switch {
+	case hasPayload && hasB64:
+		return InvalidArg("payload", "set payload or payload_b64, not both")
+	case hasPayload:
+		l.Payload = payload
+	case hasB64:
+		var s string
+		if err := json.Unmarshal(b64, &s); err != nil {
+			return InvalidArg("payload_b64", "want a base64 string")
+		}
+		p, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return InvalidArg("payload_b64", "bad base64: %v", err)
+		}
+		l.Payload = p
+	default:
+		return InvalidArg("payload", "missing (set payload or payload_b64)")
+	}
+	if d, r := m["delay"], m["run_at"]; d != nil && r != nil && !isNull(d) && !isNull(r) {
+		return ErrDelayAndRunAt
+	}
+	for k, v := range m {
+		if k == "payload" || k == "payload_b64" || isNull(v) {
+			continue
+		}
+		if err := l.setOption(k, v); err != nil {
+			return err
+		}
+	}
+	if l.ContentType == "" {
+		l.ContentType = "application/octet-stream"
+		if hasPayload {
+			l.ContentType = "application/json"
+		}
+	}
+	return nil
+}
+
+func (l *BatchLine) setOption(k string, v json.RawMessage) error {
+	var err error
+	switch k {
+	case "content_type":
+		l.ContentType, err = jsonString(k, v)
+	case "key":
+		l.Key, err = jsonString(k, v)
+	case "delay":
+		l.Delay, err = jsonDuration(k, v)
+	case "run_at":
+		l.RunAt, err = jsonTime(k, v)
+	case "max_attempts":
+		if json.Unmarshal(v, &l.MaxAttempts) != nil || l.MaxAttempts < 0 {
+			return InvalidArg(k, "want an integer of at least 0, got %s", truncate(v))
+		}
+	case "ttr":
+		l.TTR, err = jsonDuration(k, v)
+	case "expires_in":
+		l.ExpiresIn, err = jsonDuration(k, v)
+	case "expires_at":
+		l.ExpiresAt, err = jsonTime(k, v)
+	case "headers":
+		// encoding/json would turn invalid UTF-8 into U+FFFD: refuse it,
+		// as the engine refuses it in a header of any other origin.
+		if !utf8.Valid(v) {
+			return InvalidArg(k, "not valid UTF-8")
+		}
+		var h map[string]string
+		if json.Unmarshal(v, &h) != nil {
+			return InvalidArg(k, "want an object of strings")
+		}
+		l.Headers = make(map[string]string, len(h))
+		for name, val := range h {
+			lower := strings.ToLower(name)
+			if lower == "" {
+				return InvalidArg(k, "empty header name")
+			}
+			if _, dup := l.Headers[lower]; dup {
+				return InvalidArg(k, "header %q given twice", lower)
+			}
+			l.Headers[lower] = val
+		}
+	default:
+		return InvalidArg(k, "unknown field")
+	}
+	return err
+}
+
+func isNull(v json.RawMessage) bool { return string(v) == "null" }
+
+func jsonString(field string, v json.RawMessage) (string, error) {
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", InvalidArg(field, "want a string, got %s", truncate(v))
+	}
+	return s, nil
+}
+
+func jsonDuration(field string, v json.RawMessage) (time.Duration, error) {
+	s, err := jsonString(field, v)
+	if err != nil {
+		return 0, err
+	}
+	if s == "" {
+		return 0, InvalidArg(field, "want a Go duration like 30s, got \"\"")
+	}
+	return ParseDuration(field, s)
+}
+
+func jsonTime(field string, v json.RawMessage) (time.Time, error) {
+	s, err := jsonString(field, v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if s == "" {
+		return time.Time{}, InvalidArg(field, "want an RFC 3339 time, got \"\"")
+	}
+	return ParseTime(field, s)
+}
+
+func truncate(v []byte) []byte {
+	if len(v) > 40 {
+		return append(v[:37:37], "..."...)
+	}
+	return v
+}
+
+// ToNew makes the enqueue request of the line for queue (the HTTP batch
+// and the MQTT submit envelope use it).
+func (l *BatchLine) ToNew(queue string) job.New {
+	return job.New{
+		Queue:       queue,
+		Payload:     l.Payload,
+		ContentType: l.ContentType,
+		Headers:     l.Headers,
+		Key:         l.Key,
+		Delay:       l.Delay,
+		RunAt:       l.RunAt,
+		MaxAttempts: l.MaxAttempts,
+		TTR:         l.TTR,
+		ExpiresIn:   l.ExpiresIn,
+		ExpiresAt:   l.ExpiresAt,
+	}
+}
