@@ -207,7 +207,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 	}
 	req := engine.LeaseRequest{Queue: r.PathValue("q")}
 	var err error
-	if req.Max, err = parseInt("max", v[0], 1, 100, 1); err != nil {
+	if req.Max, err = parseInt("max", v[0], 1, engine.MaxLease, 1); err != nil {
 		s.writeError(w, err)
 		return
 	}
@@ -215,8 +215,8 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	if req.Wait > maxLeaseWait {
-		s.writeError(w, invalidArg("wait", "at most %s, got %q", maxLeaseWait, v[1]))
+	if req.Wait > engine.MaxLeaseWait {
+		s.writeError(w, invalidArg("wait", "at most %s, got %q", engine.MaxLeaseWait, v[1]))
 		return
 	}
 	if req.TTR, err = wire.ParseDuration("ttr", v[2]); err != nil {

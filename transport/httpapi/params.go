@@ -4,14 +4,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/transport/wire"
 )
-
-// maxLeaseWait bounds the long poll of /lease (SPEC §5).
-const maxLeaseWait = 60 * time.Second
 
 // Query parameters accepted by each endpoint; parseQuery fills a value slice
 // in the same order. An unknown parameter is refused rather than ignored: a

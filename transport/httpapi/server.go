@@ -95,7 +95,7 @@ type Config struct {
 // context in net/http.
 const (
 	readHeaderTimeout = 10 * time.Second
-	requestTimeout    = maxLeaseWait + 60*time.Second // ReadTimeout and WriteTimeout
+	requestTimeout    = engine.MaxLeaseWait + 60*time.Second // ReadTimeout and WriteTimeout
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
 )
