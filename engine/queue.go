@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"errors"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,22 +241,12 @@ func (q *queue) maxAttempts(n job.New) int {
 }
 
 // RejectReasons are the reasons an enqueue is refused, as metrics label them.
-var RejectReasons = [...]string{"invalid", "too_large", "queue_full", "rate_limited", "shed", "disk_full", "unavailable"}
+var RejectReasons = [...]string{job.ReasonInvalid, job.ReasonTooLarge, job.ReasonQueueFull, job.ReasonRateLimited, job.ReasonShed, job.ReasonDiskFull, job.ReasonUnavailable}
 
-// rejectReason maps a refusal to its index in RejectReasons, -1 for errors
-// that are not refusals of the job (a cancelled caller, shutdown). A queue
-// name that is invalid or not allowed (strict_queues) makes the job invalid.
-func rejectReason(err error) int {
-	for i, s := range []error{job.ErrInvalidArgument, job.ErrTooLarge, job.ErrQueueFull, job.ErrRateLimited, job.ErrShed, job.ErrDiskFull, job.ErrUnavailable} {
-		if errors.Is(err, s) {
-			return i
-		}
-	}
-	if errors.Is(err, job.ErrInvalidQueue) || errors.Is(err, job.ErrUnknownQueue) {
-		return 0
-	}
-	return -1
-}
+// rejectReason maps a refusal to its index in RejectReasons (job.Reason),
+// -1 for errors that are not refusals of the job (a cancelled caller,
+// shutdown).
+func rejectReason(err error) int { return slices.Index(RejectReasons[:], job.Reason(err)) }
 
 // Refused counts n jobs for queue refused with err, by the reason err's
 // sentinel gives (RejectReasons; other errors are not counted). Transports

@@ -76,14 +76,15 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
-// Reasons a message was not taken, the "reason" of a rejection notice.
+// Reasons a message was not taken, the "reason" of a rejection notice:
+// job.Reason's, but for unavailable, which MQTT ingest retries instead.
 const (
-	ReasonShed        = "shed"
-	ReasonQueueFull   = "queue_full"
-	ReasonRateLimited = "rate_limited"
-	ReasonTooLarge    = "too_large"
-	ReasonInvalid     = "invalid"
-	ReasonDiskFull    = "disk_full"
+	ReasonShed        = job.ReasonShed
+	ReasonQueueFull   = job.ReasonQueueFull
+	ReasonRateLimited = job.ReasonRateLimited
+	ReasonTooLarge    = job.ReasonTooLarge
+	ReasonInvalid     = job.ReasonInvalid
+	ReasonDiskFull    = job.ReasonDiskFull
 )
 
 var reasons = []string{ReasonShed, ReasonQueueFull, ReasonRateLimited, ReasonTooLarge, ReasonInvalid, ReasonDiskFull}

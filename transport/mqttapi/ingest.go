@@ -93,7 +93,7 @@ func (c *Client) runOnce(group []mqtt.Message) {
 		c.acked.Add(1)
 		if it.reason != "" {
 			c.countRejected(it.reason)
-			c.eng.Refused(it.queue, 1, reasonErr(it.reason))
+			c.eng.Refused(it.queue, 1, job.ReasonErr(it.reason))
 			q := it.queue
 			if q == "" {
 				q = unrouted
@@ -233,40 +233,12 @@ func (c *Client) enqueueOne(queue string, it *item) {
 	}
 }
 
-// reasonTable maps enqueue errors to the reasons of rejection notices: the
-// one table of this transport. The first entry that matches wins; the
-// first entry of a reason is its error (reasonErr).
-var reasonTable = []struct {
-	err    error
-	reason string
-}{
-	{job.ErrShed, ReasonShed},
-	{job.ErrQueueFull, ReasonQueueFull},
-	{job.ErrRateLimited, ReasonRateLimited},
-	{job.ErrTooLarge, ReasonTooLarge},
-	{job.ErrInvalidArgument, ReasonInvalid},
-	{job.ErrInvalidQueue, ReasonInvalid},
-	{job.ErrUnknownQueue, ReasonInvalid},
-	{job.ErrDiskFull, ReasonDiskFull},
-}
-
-// reasonOf maps an enqueue error to the reason of a rejection notice; ""
-// means the error is not a refusal.
+// reasonOf maps an enqueue error to the reason of a rejection notice
+// (job.Reason); "" means the error is not a refusal or, unavailable, one
+// that is retried since an MQTT message cannot be refused back.
 func reasonOf(err error) string {
-	for _, r := range reasonTable {
-		if errors.Is(err, r.err) {
-			return r.reason
-		}
+	if r := job.Reason(err); r != job.ReasonUnavailable {
+		return r
 	}
 	return ""
-}
-
-// reasonErr is the error of a reason, for the engine's count of refusals.
-func reasonErr(reason string) error {
-	for _, r := range reasonTable {
-		if r.reason == reason {
-			return r.err
-		}
-	}
-	return nil
 }
