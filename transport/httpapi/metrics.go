@@ -16,7 +16,7 @@ import (
 // newMetricsHandler serves /metrics from a registry of its own (never the
 // global one): the engine's stats and histograms, read at scrape time, plus
 // the Go runtime and process collectors.
-func newMetricsHandler(eng Engine, gov Governor, mqttStats func() (MQTTStats, bool), log *slog.Logger) http.Handler {
+func newMetricsHandler(eng Monitor, gov Governor, mqttStats func() (MQTTStats, bool), log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newStatsCollector(eng),
@@ -48,10 +48,10 @@ func slogArgs(v []any) any {
 	return v
 }
 
-// statsCollector turns one Engine.Stats snapshot per scrape into metrics.
+// statsCollector turns one Monitor.Stats snapshot per scrape into metrics.
 // Label values are queue names and fixed enums (state, class) only.
 type statsCollector struct {
-	eng         Engine
+	eng         Monitor
 	depth       *prometheus.Desc
 	enqueued    *prometheus.Desc
 	completed   *prometheus.Desc
@@ -73,7 +73,7 @@ type statsCollector struct {
 	uptime      *prometheus.Desc
 }
 
-func newStatsCollector(eng Engine) *statsCollector {
+func newStatsCollector(eng Monitor) *statsCollector {
 	q := []string{"queue"}
 	return &statsCollector{
 		eng:       eng,
@@ -111,7 +111,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector; it is safe for concurrent use
-// as long as Engine.Stats is.
+// as long as Monitor.Stats is.
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.eng.Stats()
 	emit := func(d *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
@@ -241,15 +241,15 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// histogramCollector exports the engine's histograms (Engine.Histograms) at
+// histogramCollector exports the engine's histograms (Monitor.Histograms) at
 // scrape time under fixed names; names the engine does not answer are
 // skipped.
 type histogramCollector struct {
-	eng   Engine
+	eng   Monitor
 	descs map[string]*prometheus.Desc // by the engine's histogram name
 }
 
-func newHistogramCollector(eng Engine) *histogramCollector {
+func newHistogramCollector(eng Monitor) *histogramCollector {
 	return &histogramCollector{eng: eng, descs: map[string]*prometheus.Desc{
 		"commit_seconds":    prometheus.NewDesc("edgeq_commit_seconds", "Time to commit and sync one batch of the committer.", nil, nil),
 		"commit_batch_size": prometheus.NewDesc("edgeq_commit_batch_size", "Operations per committed batch.", nil, nil),
@@ -267,7 +267,7 @@ func (c *histogramCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Collect implements prometheus.Collector; it is safe for concurrent use
-// as long as Engine.Histograms is.
+// as long as Monitor.Histograms is.
 func (c *histogramCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, h := range c.eng.Histograms() {
 		d := c.descs[name]
