@@ -61,58 +61,42 @@ func (s *Server) governorBlock() (*GovernorStats, error) {
 }
 
 // drill serves POST /v1/governor/drill.
-func (s *Server) drill(w http.ResponseWriter, r *http.Request) {
+func (s *Server) drill(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.gov == nil {
-		s.writeError(w, fmt.Errorf("%w: no governor runs", job.ErrUnavailable))
-		return
+		return nil, fmt.Errorf("%w: no governor runs", job.ErrUnavailable)
 	}
 	if err := wantJSON(r, "application/json"); err != nil {
-		s.writeError(w, err)
-		return
+		return nil, err
 	}
 	var req DrillRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxDrillBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		s.writeError(w, fmt.Errorf("%w: body: want {\"level\",\"duration\"}: %v", job.ErrInvalidArgument, err))
-		return
+		return nil, fmt.Errorf("%w: body: want {\"level\",\"duration\"}: %v", job.ErrInvalidArgument, err)
 	}
 	level, err := job.ParseLevel(req.Level)
 	if err != nil {
-		s.writeError(w, fmt.Errorf("%w: level: %v", job.ErrInvalidArgument, err))
-		return
+		return nil, fmt.Errorf("%w: level: %v", job.ErrInvalidArgument, err)
 	}
 	d, err := time.ParseDuration(req.Duration)
 	if err != nil || d <= 0 {
-		s.writeError(w, fmt.Errorf("%w: duration: want a positive Go duration such as \"60s\", got %q", job.ErrInvalidArgument, req.Duration))
-		return
+		return nil, fmt.Errorf("%w: duration: want a positive Go duration such as \"60s\", got %q", job.ErrInvalidArgument, req.Duration)
 	}
 	if err := s.gov.Drill(level, d); err != nil {
-		s.writeError(w, fmt.Errorf("%w: %v", job.ErrInvalidArgument, err))
-		return
+		return nil, fmt.Errorf("%w: %v", job.ErrInvalidArgument, err)
 	}
 	s.log.Warn("governor drill", "level", level, "duration", d, "remote", r.RemoteAddr)
-	s.answerGovernor(w)
+	return s.governorBlock()
 }
 
 // clearDrill serves DELETE /v1/governor/drill.
-func (s *Server) clearDrill(w http.ResponseWriter, r *http.Request) {
+func (s *Server) clearDrill(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.gov == nil {
-		s.writeError(w, fmt.Errorf("%w: no governor runs", job.ErrUnavailable))
-		return
+		return nil, fmt.Errorf("%w: no governor runs", job.ErrUnavailable)
 	}
 	s.gov.ClearDrill()
 	s.log.Info("governor drill cleared", "remote", r.RemoteAddr)
-	s.answerGovernor(w)
-}
-
-func (s *Server) answerGovernor(w http.ResponseWriter) {
-	g, err := s.governorBlock()
-	if err != nil {
-		s.writeError(w, err)
-		return
-	}
-	s.writeJSON(w, http.StatusOK, g)
+	return s.governorBlock()
 }
 
 // governorCollector exports the governor's figures at scrape time.

@@ -9,24 +9,17 @@ import (
 	"github.com/edgeq/edgeq/transport/wire"
 )
 
-// Query parameters accepted by each endpoint; parseQuery fills a value slice
-// in the same order. An unknown parameter is refused rather than ignored: a
-// mistyped "dealy" must not run a job now.
-var (
-	enqueueParams  = []string{"key", "delay", "run_at", "max_attempts", "ttr", "expires_in", "expires_at"}
-	leaseParams    = []string{"max", "wait", "ttr"}
-	ackParams      = []string{"lease"}
-	nackParams     = []string{"lease", "delay", "error"}
-	failParams     = []string{"lease", "error"}
-	extendParams   = []string{"lease", "ttr"}
-	deadListParams = []string{"limit", "after"}
-	limitParams    = []string{"limit"}
-)
+// param is a query parameter an endpoint takes and where its value goes.
+type param struct {
+	name string
+	val  *string
+}
 
-// parseQuery sets vals[i] to the value of names[i] in the raw query string,
+// parseQuery sets the value of each param named in the raw query string,
 // without building a url.Values. An empty value counts as absent; the last
-// of repeated parameters wins.
-func parseQuery(raw string, names, vals []string) error {
+// of repeated parameters wins. An unknown parameter is refused rather than
+// ignored: a mistyped "dealy" must not run a job now.
+func parseQuery(raw string, params ...param) error {
 	for raw != "" {
 		var kv string
 		kv, raw, _ = strings.Cut(raw, "&")
@@ -39,20 +32,28 @@ func parseQuery(raw string, names, vals []string) error {
 			return invalidArg("query", "bad escape in %q", kv)
 		}
 		i := 0
-		for i < len(names) && names[i] != k {
+		for i < len(params) && params[i].name != k {
 			i++
 		}
-		if i == len(names) {
-			if len(names) == 0 {
-				return invalidArg(k, "unknown query parameter (this endpoint takes none)")
-			}
-			return invalidArg(k, "unknown query parameter (want one of %s)", strings.Join(names, ", "))
+		if i == len(params) {
+			return unknownParam(k, params)
 		}
-		if vals[i], err = unescape(v); err != nil {
+		if *params[i].val, err = unescape(v); err != nil {
 			return invalidArg(k, "bad escape in %q", v)
 		}
 	}
 	return nil
+}
+
+func unknownParam(k string, params []param) error {
+	if len(params) == 0 {
+		return invalidArg(k, "unknown query parameter (this endpoint takes none)")
+	}
+	names := make([]string, len(params))
+	for i, p := range params {
+		names[i] = p.name
+	}
+	return invalidArg(k, "unknown query parameter (want one of %s)", strings.Join(names, ", "))
 }
 
 func unescape(s string) (string, error) {
@@ -84,31 +85,33 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 	if raw == "" {
 		return nil
 	}
-	var v [7]string
-	if err := parseQuery(raw, enqueueParams, v[:]); err != nil {
+	var delay, runAt, maxAttempts, ttr, expiresIn, expiresAt string
+	err := parseQuery(raw,
+		param{"key", &n.Key}, param{"delay", &delay}, param{"run_at", &runAt},
+		param{"max_attempts", &maxAttempts}, param{"ttr", &ttr},
+		param{"expires_in", &expiresIn}, param{"expires_at", &expiresAt})
+	if err != nil {
 		return err
 	}
-	if v[1] != "" && v[2] != "" {
+	if delay != "" && runAt != "" {
 		return wire.ErrDelayAndRunAt
 	}
-	var err error
-	n.Key = v[0]
-	if n.Delay, err = wire.ParseDuration("delay", v[1]); err != nil {
+	if n.Delay, err = wire.ParseDuration("delay", delay); err != nil {
 		return err
 	}
-	if n.RunAt, err = wire.ParseTime("run_at", v[2]); err != nil {
+	if n.RunAt, err = wire.ParseTime("run_at", runAt); err != nil {
 		return err
 	}
-	if n.MaxAttempts, err = parseInt("max_attempts", v[3], 0, maxInt, 0); err != nil {
+	if n.MaxAttempts, err = parseInt("max_attempts", maxAttempts, 0, maxInt, 0); err != nil {
 		return err
 	}
-	if n.TTR, err = wire.ParseDuration("ttr", v[4]); err != nil {
+	if n.TTR, err = wire.ParseDuration("ttr", ttr); err != nil {
 		return err
 	}
-	if n.ExpiresIn, err = wire.ParseDuration("expires_in", v[5]); err != nil {
+	if n.ExpiresIn, err = wire.ParseDuration("expires_in", expiresIn); err != nil {
 		return err
 	}
-	if n.ExpiresAt, err = wire.ParseTime("expires_at", v[6]); err != nil {
+	if n.ExpiresAt, err = wire.ParseTime("expires_at", expiresAt); err != nil {
 		return err
 	}
 	return nil

@@ -139,7 +139,7 @@ type Server struct {
 	metrics     http.Handler
 	internalLog rateLog
 	bufs        sync.Pool // *bytes.Buffer for bodies of unknown length
-	resps       sync.Pool // *[]byte for enqueue answers
+	resps       sync.Pool // *enqueued, the answers of single-job enqueues
 
 	shutting atomic.Bool     // set once by Shutdown; new requests answer 503
 	drainCtx context.Context // cancelled by Shutdown: ends long polls
@@ -201,14 +201,14 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.bufs.New = func() any { return new(bytes.Buffer) }
-	s.resps.New = func() any { b := make([]byte, 0, 192); return &b }
+	s.resps.New = func() any { return &enqueued{b: make([]byte, 0, 192)} }
 	s.metrics = newMetricsHandler(eng, s.gov, cfg.MQTT, s.log)
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routeTable() {
 		s.mux.HandleFunc(rt.pattern, rt.handler)
 		s.paths = append(s.paths, splitPattern(rt.pattern))
 	}
-	s.mux.HandleFunc("/", s.miss)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.writeError(w, s.miss(w, r)) })
 	return s, nil
 }
 
@@ -223,30 +223,30 @@ type route struct {
 // answering JSON 404s.
 func (s *Server) routeTable() []route {
 	return []route{
-		{"POST /v1/queues/{q}/jobs", s.enqueue},
-		{"DELETE /v1/queues/{q}/jobs", s.purge},
-		{"POST /v1/queues/{q}/batch", s.enqueueBatch},
-		{"POST /v1/queues/{q}/lease", s.lease},
-		{"POST /v1/jobs/{id}/ack", s.ack},
-		{"POST /v1/jobs/{id}/nack", s.nack},
-		{"POST /v1/jobs/{id}/fail", s.fail},
-		{"POST /v1/jobs/{id}/extend", s.extend},
-		{"GET /v1/jobs/{id}", s.getJob},
-		{"DELETE /v1/jobs/{id}", s.cancel},
-		{"GET /v1/queues", s.listQueues},
-		{"GET /v1/queues/{q}", s.getQueue},
-		{"POST /v1/queues/{q}/pause", s.pause},
-		{"POST /v1/queues/{q}/resume", s.resume},
-		{"GET /v1/queues/{q}/dead", s.deadList},
-		{"POST /v1/queues/{q}/dead/retry", s.deadRetry},
-		{"DELETE /v1/queues/{q}/dead", s.deadPurge},
-		{"POST /v1/queues/{q}/move", s.move},
-		{"GET /v1/stats", s.stats},
-		{"POST /v1/governor/drill", s.drill},
-		{"DELETE /v1/governor/drill", s.clearDrill},
+		{"POST /v1/queues/{q}/jobs", s.decorate(s.enqueue)},
+		{"DELETE /v1/queues/{q}/jobs", s.decorate(s.purge)},
+		{"POST /v1/queues/{q}/batch", s.decorate(s.enqueueBatch)},
+		{"POST /v1/queues/{q}/lease", s.decorate(s.lease)},
+		{"POST /v1/jobs/{id}/ack", s.decorate(s.ack)},
+		{"POST /v1/jobs/{id}/nack", s.decorate(s.nack)},
+		{"POST /v1/jobs/{id}/fail", s.decorate(s.fail)},
+		{"POST /v1/jobs/{id}/extend", s.decorate(s.extend)},
+		{"GET /v1/jobs/{id}", s.decorate(s.getJob)},
+		{"DELETE /v1/jobs/{id}", s.decorate(s.cancel)},
+		{"GET /v1/queues", s.decorate(s.listQueues)},
+		{"GET /v1/queues/{q}", s.decorate(s.getQueue)},
+		{"POST /v1/queues/{q}/pause", s.decorate(s.pause)},
+		{"POST /v1/queues/{q}/resume", s.decorate(s.resume)},
+		{"GET /v1/queues/{q}/dead", s.decorate(s.deadList)},
+		{"POST /v1/queues/{q}/dead/retry", s.decorate(s.deadRetry)},
+		{"DELETE /v1/queues/{q}/dead", s.decorate(s.deadPurge)},
+		{"POST /v1/queues/{q}/move", s.decorate(s.move)},
+		{"GET /v1/stats", s.decorate(s.stats)},
+		{"POST /v1/governor/drill", s.decorate(s.drill)},
+		{"DELETE /v1/governor/drill", s.decorate(s.clearDrill)},
 		{"GET /metrics", s.metrics.ServeHTTP},
-		{"GET /healthz", s.healthz},
-		{"GET /readyz", s.readyz},
+		{"GET /healthz", s.decorate(s.healthz)},
+		{"GET /readyz", s.decorate(s.readyz)},
 		{"GET /{$}", s.statusPage},
 	}
 }
@@ -278,7 +278,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The mux would redirect to the cleaned path: a client that
 		// follows it lands on another endpoint ("/v1/queues//jobs" →
 		// "/v1/queues/jobs"). Answer the path as sent instead.
-		s.miss(w, r)
+		s.writeError(w, s.miss(w, r))
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -345,13 +345,13 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
 }
 
-// miss answers requests no route took, as JSON: a path that fits a route
+// miss is the refusal of a request no route took, answered as JSON: a path that fits a route
 // but for an empty or dot segment where the route takes a queue or a job id
 // names that segment (400 invalid_queue, 400 invalid_argument); a path that
 // fits routes of other methods answers 405 with Allow; anything else 404.
 // It matches the raw segments itself (the mux needs clean paths, and does
 // not match a wildcard to an empty segment).
-func (s *Server) miss(w http.ResponseWriter, r *http.Request) {
+func (s *Server) miss(w http.ResponseWriter, r *http.Request) error {
 	segs := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), "/"), "/")
 	var allow []string
 	for _, p := range s.paths {
@@ -367,18 +367,16 @@ func (s *Server) miss(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err := badSegment(vals); err != nil {
-			s.writeError(w, err)
-			return
+			return err
 		}
 	}
 	if len(allow) > 0 {
 		slices.Sort(allow)
 		allowed := strings.Join(slices.Compact(allow), ", ")
 		w.Header().Set("Allow", allowed)
-		s.writeError(w, fmt.Errorf("%w: %s %s (allowed: %s)", errMethodNotAllowed, r.Method, r.URL.Path, allowed))
-		return
+		return fmt.Errorf("%w: %s %s (allowed: %s)", errMethodNotAllowed, r.Method, r.URL.Path, allowed)
 	}
-	s.writeError(w, fmt.Errorf("%w: no route for %s %s", job.ErrNotFound, r.Method, r.URL.Path))
+	return fmt.Errorf("%w: no route for %s %s", job.ErrNotFound, r.Method, r.URL.Path)
 }
 
 // routePath is a route's method and path segments; a wildcard segment is
