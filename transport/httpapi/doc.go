@@ -3,9 +3,14 @@
 //
 // # Layout
 //
-//   - server.go: Config, the Engine interface this package consumes, Server
-//     (listener, routing, authentication, shutdown).
-//   - handlers.go: one method per endpoint; params.go parses query strings.
+//   - server.go: Config, Server (listener, site checks, authentication,
+//     shutdown); engine.go: the Engine interface this package consumes,
+//     split by role (Producer, Worker, Admin, Monitor).
+//   - routes.go: the route table and the JSON 404/405 catch-all.
+//   - decorate.go: handlers return (any, error); decorate writes every
+//     answer and error.
+//   - produce.go, work.go, admin.go: one method per endpoint, by role;
+//     params.go parses query strings into named parameters.
 //   - bodies.go: the budget of request body bytes being read at once (in
 //     all and per connection) and the idle deadline of a body.
 //   - errors.go: the one table from engine/job sentinels to (status, code).

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -362,54 +361,6 @@ func (c *Client) onMessage(_ mqtt.Client, m mqtt.Message) {
 	}
 }
 
-// msgBytes is what a message weighs against Config.InHandBytes.
-func msgBytes(m mqtt.Message) int64 { return int64(len(m.Payload()) + len(m.Topic())) }
-
-// inHand counts the bytes of messages taken from paho and not yet acked or
-// held, against a limit (Config.InHandBytes). Safe for concurrent use.
-type inHand struct {
-	limit int64
-	mu    sync.Mutex
-	n     int64         // guarded by mu
-	freed chan struct{} // guarded by mu; closed and replaced by give
-}
-
-// take waits until n more bytes fit (or nothing is in hand) and counts
-// them; it reports false, counting nothing, when stop is closed first.
-func (h *inHand) take(n int64, stop <-chan struct{}) bool {
-	for {
-		h.mu.Lock()
-		if h.n == 0 || h.n+n <= h.limit {
-			h.n += n
-			h.mu.Unlock()
-			return true
-		}
-		freed := h.freed
-		h.mu.Unlock()
-		select {
-		case <-freed:
-		case <-stop:
-			return false
-		}
-	}
-}
-
-// give uncounts n bytes and wakes the waiting take.
-func (h *inHand) give(n int64) {
-	h.mu.Lock()
-	h.n -= n
-	close(h.freed)
-	h.freed = make(chan struct{})
-	h.mu.Unlock()
-}
-
-// bytes answers the bytes in hand now.
-func (h *inHand) bytes() int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.n
-}
-
 // publish queues a message for the publisher without blocking; it reports
 // false (and counts) when the buffer is full.
 func (c *Client) publish(topic string, payload []byte, retained bool) bool {
@@ -506,23 +457,4 @@ func (c *Client) countRejected(reason string) {
 			return
 		}
 	}
-}
-
-// notice is the JSON of a rejection notice.
-func notice(reason, topic, key string, at time.Time) []byte {
-	b := make([]byte, 0, 96+len(topic)+len(key))
-	b = append(b, `{"reason":`...)
-	b = appendJSONString(b, reason)
-	b = append(b, `,"topic":`...)
-	b = appendJSONString(b, topic)
-	b = append(b, `,"key":`...)
-	b = appendJSONString(b, key)
-	b = append(b, `,"at":"`...)
-	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...)
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
 }

@@ -119,3 +119,22 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 		return engine.Outcome{Verdict: engine.Retry, Error: "mqtt: " + ctx.Err().Error(), TargetFailed: true}
 	}
 }
+
+// notice is the JSON of a rejection notice.
+func notice(reason, topic, key string, at time.Time) []byte {
+	b := make([]byte, 0, 96+len(topic)+len(key))
+	b = append(b, `{"reason":`...)
+	b = appendJSONString(b, reason)
+	b = append(b, `,"topic":`...)
+	b = appendJSONString(b, topic)
+	b = append(b, `,"key":`...)
+	b = appendJSONString(b, key)
+	b = append(b, `,"at":"`...)
+	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always marshals
+	return append(b, q...)
+}
