@@ -49,11 +49,14 @@ func unknownParam(k string, params []param) error {
 	if len(params) == 0 {
 		return invalidArg(k, "unknown query parameter (this endpoint takes none)")
 	}
-	names := make([]string, len(params))
-	for i, p := range params {
-		names[i] = p.name
+	var names strings.Builder
+	for i := range params {
+		if i > 0 {
+			names.WriteString(", ")
+		}
+		names.WriteString(params[i].name)
 	}
-	return invalidArg(k, "unknown query parameter (want one of %s)", strings.Join(names, ", "))
+	return invalidArg(k, "unknown query parameter (want one of %s)", names.String())
 }
 
 func unescape(s string) (string, error) {
