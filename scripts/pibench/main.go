@@ -5,11 +5,11 @@
 // see docs/BENCHMARKS.md, "Simulated appliance".
 //
 // Workloads: single (one job a request), batch (-batch jobs a request),
-// prefill (batch until -count jobs, for drain), drain (lease and ack one at a
-// time until -count jobs are acked), mixed (edgeq only: a steady stream of
-// single jobs and batches of 10 at -rate jobs/s onto a queue whose http
-// handler posts them back to pibench's own no-op sink), fill (batch until
-// -count jobs at full speed).
+// prefill (batch until -count jobs, for drain), drain (lease and ack one at
+// a time until -count jobs are acked or the backlog runs dry), mixed (edgeq
+// only: a steady stream of single jobs and batches of 10 at -rate jobs/s
+// onto a queue whose http handler posts them back to pibench's own no-op
+// sink), fill (batch until -count jobs at full speed).
 package main
 
 import (
@@ -151,6 +151,19 @@ type stats struct {
 	mu         sync.Mutex
 	lat, e2e   []time.Duration
 	firstErr   string
+	start      time.Time
+	last       atomic.Int64 // nanoseconds from start to the latest job done
+}
+
+func (s *stats) done(n int) {
+	s.jobs.Add(int64(n))
+	now := int64(time.Since(s.start))
+	for {
+		l := s.last.Load()
+		if now <= l || s.last.CompareAndSwap(l, now) {
+			return
+		}
+	}
 }
 
 func (s *stats) fail(err error) {
@@ -193,6 +206,7 @@ func run(o options) (result, error) {
 	}
 	var claimed atomic.Int64 // jobs taken on by the clients, against -count
 	start := time.Now()
+	st.start = start
 	var wg sync.WaitGroup
 	for i, c := range clients {
 		wg.Add(1)
@@ -207,6 +221,11 @@ func run(o options) (result, error) {
 		st.jobs.Store(int64(len(st.e2e)))
 	}
 	secs := time.Since(start).Seconds()
+	if o.workload == "drain" {
+		// The workers stop when the backlog runs dry; the wait that told
+		// them so is not drain time.
+		secs = time.Duration(st.last.Load()).Seconds()
+	}
 	res := result{System: o.system, Workload: o.workload, Jobs: st.jobs.Load(), Seconds: round(secs, 2),
 		Errors: st.errs.Load(), Error: st.firstErr}
 	res.Rate = round(float64(res.Jobs)/secs, 0)
@@ -253,8 +272,7 @@ func drive(ctx context.Context, o options, i int, c client, st *stats, claimed *
 			var got bool
 			got, err = c.take()
 			if err == nil && !got {
-				claimed.Add(-1)
-				continue
+				return lat // the backlog ran dry
 			}
 		} else {
 			for k := range payloads {
@@ -270,7 +288,7 @@ func drive(ctx context.Context, o options, i int, c client, st *stats, claimed *
 			continue
 		}
 		lat = append(lat, time.Since(t0))
-		st.jobs.Add(int64(len(payloads)))
+		st.done(len(payloads))
 	}
 	return lat
 }
