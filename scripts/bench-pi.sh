@@ -13,7 +13,7 @@
 # (not root, no usable cgroup, no loop device); the reason is printed.
 #
 # Variables: SYSTEMS ("edgeq redis beanstalkd"), WORKLOADS ("a b c d e"),
-# DURATION (s, for a, b, d; 10), RUNS (rounds, interleaved; 1), BACKLOG (c;
+# DURATION (s, for a, b, d; 10), RUNS (rounds, interleaved; 3), BACKLOG (c;
 # 40000), FILL (e; 300000), RATE (d, jobs/s; 300), TIMEOUT (s, bound of c
 # and e; 120), OUT (results directory; bench-pi), SMOKE=1 (edgeq only, a few
 # seconds a workload, fails if the harness breaks).
@@ -23,12 +23,12 @@ cd "$(dirname "$0")/.."
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
 	SYSTEMS=${SYSTEMS:-edgeq} DURATION=${DURATION:-3} BACKLOG=${BACKLOG:-2000}
-	FILL=${FILL:-20000} TIMEOUT=${TIMEOUT:-60}
+	FILL=${FILL:-20000} TIMEOUT=${TIMEOUT:-60} RUNS=${RUNS:-1}
 fi
 SYSTEMS=${SYSTEMS:-edgeq redis beanstalkd}
 WORKLOADS=${WORKLOADS:-a b c d e}
 DURATION=${DURATION:-10}
-RUNS=${RUNS:-1}
+RUNS=${RUNS:-3}
 BACKLOG=${BACKLOG:-40000}
 FILL=${FILL:-300000}
 RATE=${RATE:-300}
@@ -202,7 +202,7 @@ cg_peak() {
 }
 # Everything written to the card, whoever issued it (journal, writeback).
 dev_wios() { awk '{print $5}' "$devstat"; }
-dev_wbytes() { awk '{print $7 * 512}' "$devstat"; }
+dev_wbytes() { awk '{printf "%.0f\n", $7 * 512}' "$devstat"; }
 
 # incg CMD...: start CMD inside the current cgroup, in the background; its
 # PID is appended to pids.
@@ -233,7 +233,7 @@ rm -f "$mnt/probe"
 rm_cgroups
 log "throttle probe: 200 dsync 4 KiB writes in ${ms} ms inside the cgroup, $charged write IOs charged to it"
 [ "$charged" -ge 200 ] && [ "$ms" -ge 600 ] ||
-	refuse "the write throttle on $loopdev ($devno) does not apply: ${ms} ms, $charged IOs charged"
+	die "the write throttle on $loopdev ($devno) does not apply: ${ms} ms, $charged IOs charged"
 
 mkdir -p "$OUT"
 results=$OUT/results.jsonl
@@ -301,7 +301,7 @@ measure() {
 	# Count what the run left in the page cache too: flush it to the card.
 	local pw1 hwm
 	pw1=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io)
-	hwm=$(awk '$1 == "VmHWM:" {print $2 * 1024}' /proc/$pid/status)
+	hwm=$(awk '$1 == "VmHWM:" {printf "%.0f\n", $2 * 1024}' /proc/$pid/status)
 	sync -f "$mnt"
 	local cpu=$(($(cg_cpu_us) - cpu0)) cb=$(($(cg_wbytes) - cb0)) ci=$(($(cg_wios) - ci0))
 	local db=$(($(dev_wbytes) - db0)) di=$(($(dev_wios) - di0)) peak

@@ -113,7 +113,7 @@ func report(summarize, check string) error {
 		var gov []string
 		for _, r := range g {
 			for _, c := range strings.Split(r.Governor, "#") {
-				if c != "" && !slices.Contains(gov, c) {
+				if c = signals(c); c != "" && !slices.Contains(gov, c) {
 					gov = append(gov, c)
 				}
 			}
@@ -145,4 +145,28 @@ func median(g []record, f func(record) float64) float64 {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// signals shortens a level change, "high (io stall psi full 70.0%; load 5.9
+// on 2 cores)", to its level and signals, "high (io stall psi full, load)",
+// so that the changes of several runs can be merged.
+func signals(change string) string {
+	level, reason, ok := strings.Cut(change, " (")
+	if !ok {
+		return change
+	}
+	var names []string
+	for _, part := range strings.Split(strings.TrimSuffix(reason, ")"), ";") {
+		var words []string
+		for _, w := range strings.Fields(part) {
+			if w[0] >= '0' && w[0] <= '9' {
+				break
+			}
+			words = append(words, w)
+		}
+		if n := strings.Join(words, " "); n != "" {
+			names = append(names, n)
+		}
+	}
+	return level + " (" + strings.Join(names, ", ") + ")"
 }
