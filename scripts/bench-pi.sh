@@ -1,0 +1,335 @@
+#!/usr/bin/env bash
+# The simulated appliance (make bench-pi; docs/BENCHMARKS.md, "Simulated
+# appliance"): the real daemon, and each peer in turn, inside a cgroup shaped
+# like systemd/edgeq.service on a 256 MiB device with an SD card: half of one
+# core, MemoryMax=192M (MemoryHigh=144M on cgroup v2), swap off, GOMEMLIMIT
+# as the unit sets it, and the data on a loop device throttled to 200 write
+# IOPS and 10 MB/s. The load generator (scripts/pibench) runs outside it.
+#
+# Needs root (cgroups, losetup, mount), cgroup v1 (cpu, cpuacct, memory,
+# blkio) or v2 (cpu, memory, io), and Go. Peers: redis-server (appendfsync
+# always) and beanstalkd (-f 0), installed with apt-get where we may; a
+# missing peer is skipped with a message. Exit 3: this host cannot run it
+# (not root, no usable cgroup, no loop device); the reason is printed.
+#
+# Variables: SYSTEMS ("edgeq redis beanstalkd"), WORKLOADS ("a b c d e"),
+# DURATION (s, for a, b, d; 10), RUNS (rounds, interleaved; 3), BACKLOG (c;
+# 40000), FILL (e; 300000), RATE (d, jobs/s; 300), TIMEOUT (s, bound of c
+# and e; 120), OUT (results directory; bench-pi), SMOKE=1 (edgeq only, a few
+# seconds a workload, fails if the harness breaks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SMOKE=${SMOKE:-0}
+if [ "$SMOKE" = 1 ]; then
+	SYSTEMS=${SYSTEMS:-edgeq} DURATION=${DURATION:-3} BACKLOG=${BACKLOG:-2000}
+	FILL=${FILL:-20000} TIMEOUT=${TIMEOUT:-60} RUNS=${RUNS:-1}
+fi
+SYSTEMS=${SYSTEMS:-edgeq redis beanstalkd}
+WORKLOADS=${WORKLOADS:-a b c d e}
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+BACKLOG=${BACKLOG:-40000}
+FILL=${FILL:-300000}
+RATE=${RATE:-300}
+TIMEOUT=${TIMEOUT:-120}
+OUT=${OUT:-bench-pi}
+
+# The box: systemd/edgeq.service's limits and an SD card.
+CPU_QUOTA=50000 CPU_PERIOD=100000
+MEM_MAX=$((192 << 20)) MEM_HIGH=$((144 << 20))
+GOMEMLIMIT_UNIT=96MiB
+WIOPS=200 WBPS=10000000
+IMG_SIZE=3G
+
+HTTP_PORT=17070 SINK_PORT=17071 REDIS_PORT=16379 BEAN_PORT=11399
+
+refuse() { echo "bench-pi: cannot run here: $*" >&2; exit 3; }
+die() { echo "bench-pi: $*" >&2; exit 1; }
+log() { echo "bench-pi: $*" >&2; }
+
+for v in DURATION RUNS BACKLOG FILL RATE TIMEOUT; do
+	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v: want a positive whole number, got '${!v}'"
+done
+for w in $WORKLOADS; do [[ $w =~ ^[a-e]$ ]] || die "WORKLOADS: want letters a to e, got '$w'"; done
+for s in $SYSTEMS; do [[ $s =~ ^(edgeq|redis|beanstalkd)$ ]] || die "SYSTEMS: want edgeq, redis or beanstalkd, got '$s'"; done
+
+[ "$(id -u)" = 0 ] || refuse "needs root (cgroups, losetup, mount)"
+for t in losetup mkfs.ext4 mount umount; do command -v $t >/dev/null || refuse "$t not found"; done
+
+# Which cgroup version: v2 when /sys/fs/cgroup is the unified hierarchy with
+# cpu, memory and io; else v1 with cpu, cpuacct, memory and blkio mounted.
+CG=/sys/fs/cgroup
+if [ -f $CG/cgroup.controllers ]; then
+	for c in cpu memory io; do
+		grep -qw $c $CG/cgroup.controllers || refuse "cgroup v2 without the $c controller"
+	done
+	CGV=2
+elif [ -f $CG/cpu/cpu.cfs_quota_us ] && [ -f $CG/memory/memory.limit_in_bytes ] &&
+	[ -f $CG/blkio/blkio.throttle.write_iops_device ] && [ -f $CG/cpuacct/cpuacct.usage ]; then
+	CGV=1
+else
+	refuse "neither cgroup v2 (cpu, memory, io at $CG) nor v1 (cpu, cpuacct, memory, blkio under $CG) is usable"
+fi
+
+# Peers: installed with apt-get where we may (root and apt-get), once.
+want=()
+for s in $SYSTEMS; do
+	case $s in
+	redis) command -v redis-server >/dev/null || want+=(redis-server) ;;
+	beanstalkd) command -v beanstalkd >/dev/null || [ -x /usr/bin/beanstalkd ] || want+=(beanstalkd) ;;
+	esac
+done
+if [ ${#want[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+	log "installing ${want[*]} with apt-get"
+	export DEBIAN_FRONTEND=noninteractive
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${want[@]}"; } >/dev/null 2>&1 ||
+		log "apt-get could not install ${want[*]}"
+	# Debian starts the packaged services; the benchmark runs its own.
+	for svc in redis-server beanstalkd; do
+		command -v systemctl >/dev/null && systemctl stop $svc 2>/dev/null || true
+	done
+fi
+systems=()
+for s in $SYSTEMS; do
+	case $s in
+	redis) command -v redis-server >/dev/null || { log "skip redis: redis-server not installed"; continue; } ;;
+	beanstalkd) command -v beanstalkd >/dev/null || { log "skip beanstalkd: beanstalkd not installed"; continue; } ;;
+	esac
+	systems+=("$s")
+done
+[ ${#systems[@]} -gt 0 ] || die "no system to measure"
+
+work=$(mktemp -d /var/tmp/edgeq-pibench.XXXXXX)
+mnt=$work/mnt
+loopdev=""
+cgdirs=()
+pids=()
+stop_pids() {
+	local p
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do
+		for _ in $(seq 600); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	pids=()
+}
+rm_cgroups() {
+	local d
+	for d in "${cgdirs[@]}"; do
+		[ -d "$d" ] && for _ in $(seq 50); do rmdir "$d" 2>/dev/null && break; sleep 0.1; done
+	done
+	cgdirs=()
+}
+cleanup() {
+	stop_pids
+	rm_cgroups
+	mountpoint -q "$mnt" && umount "$mnt"
+	[ -n "$loopdev" ] && losetup -d "$loopdev"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "cgroup v$CGV; building edgeq and scripts/pibench"
+CGO_ENABLED=0 go build -trimpath -o "$work/edgeq" .
+CGO_ENABLED=0 go build -trimpath -o "$work/pibench" ./scripts/pibench
+
+# The SD card: an ext4 file system on a loop device of its own, so that its
+# major:minor can be throttled and its write counters are ours alone.
+truncate -s $IMG_SIZE "$work/card.img"
+loopdev=$(losetup -f --show "$work/card.img") || refuse "no free loop device (losetup -f)"
+# Inode tables and journal initialised now, not by ext4lazyinit during
+# the first runs, where their writes would be counted.
+mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$loopdev"
+mkdir -p "$mnt"
+mount -o noatime "$loopdev" "$mnt"
+devno=$(lsblk -dno MAJ:MIN "$loopdev" 2>/dev/null | tr -d ' ') ||
+	devno=$(printf '%d:%d' "0x$(stat -c %t "$loopdev")" "0x$(stat -c %T "$loopdev")")
+devstat=/sys/block/$(basename "$loopdev")/stat
+
+# cg_make NAME: a cgroup shaped like the box; sets CGPROCS (files a PID is
+# written to) and the counter files.
+cg_make() {
+	local name=edgeq-pibench-$$-$1
+	CGPROCS=()
+	if [ $CGV = 2 ]; then
+		echo "+cpu +memory +io" > $CG/cgroup.subtree_control 2>/dev/null ||
+			refuse "cannot enable cpu, memory and io in $CG/cgroup.subtree_control"
+		local d=$CG/$name
+		mkdir "$d"; cgdirs+=("$d")
+		echo "$CPU_QUOTA $CPU_PERIOD" > "$d/cpu.max"
+		echo $MEM_MAX > "$d/memory.max"
+		echo $MEM_HIGH > "$d/memory.high"
+		[ -f "$d/memory.swap.max" ] && echo 0 > "$d/memory.swap.max"
+		echo "$devno wiops=$WIOPS wbps=$WBPS" > "$d/io.max"
+		CGPROCS=("$d/cgroup.procs") CGDIR=$d
+	else
+		local c
+		for c in cpu cpuacct memory blkio; do
+			mkdir "$CG/$c/$name"; cgdirs+=("$CG/$c/$name"); CGPROCS+=("$CG/$c/$name/cgroup.procs")
+		done
+		echo $CPU_PERIOD > "$CG/cpu/$name/cpu.cfs_period_us"
+		echo $CPU_QUOTA > "$CG/cpu/$name/cpu.cfs_quota_us"
+		echo $MEM_MAX > "$CG/memory/$name/memory.limit_in_bytes"
+		# Swap off: memsw (where swap accounting is on) caps memory plus swap.
+		[ -f "$CG/memory/$name/memory.memsw.limit_in_bytes" ] &&
+			echo $MEM_MAX > "$CG/memory/$name/memory.memsw.limit_in_bytes"
+		echo 0 > "$CG/memory/$name/memory.swappiness"
+		echo "$devno $WIOPS" > "$CG/blkio/$name/blkio.throttle.write_iops_device"
+		echo "$devno $WBPS" > "$CG/blkio/$name/blkio.throttle.write_bps_device"
+		CGDIR=$name
+	fi
+}
+# Counters of the current cgroup: CPU µs, written bytes and write IOs on
+# the card as charged to the cgroup (what the throttle sees), peak memory.
+cg_cpu_us() {
+	if [ $CGV = 2 ]; then awk '$1 == "usage_usec" {print $2}' "$CGDIR/cpu.stat"
+	else echo $(($(cat "$CG/cpuacct/$CGDIR/cpuacct.usage") / 1000)); fi
+}
+cg_wbytes() {
+	if [ $CGV = 2 ]; then awk -v d="$devno" '$1 == d {for (i = 2; i <= NF; i++) if ($i ~ /^wbytes=/) {sub(/wbytes=/, "", $i); print $i; exit}} END {}' "$CGDIR/io.stat" | grep . || echo 0
+	else awk -v d="$devno" '$1 == d && $2 == "Write" {print $3; f = 1} END {if (!f) print 0}' "$CG/blkio/$CGDIR/blkio.throttle.io_service_bytes"; fi
+}
+cg_wios() {
+	if [ $CGV = 2 ]; then awk -v d="$devno" '$1 == d {for (i = 2; i <= NF; i++) if ($i ~ /^wios=/) {sub(/wios=/, "", $i); print $i; exit}}' "$CGDIR/io.stat" | grep . || echo 0
+	else awk -v d="$devno" '$1 == d && $2 == "Write" {print $3; f = 1} END {if (!f) print 0}' "$CG/blkio/$CGDIR/blkio.throttle.io_serviced"; fi
+}
+cg_peak() {
+	if [ $CGV = 2 ]; then cat "$CGDIR/memory.peak" 2>/dev/null || cat "$CGDIR/memory.current"
+	else cat "$CG/memory/$CGDIR/memory.max_usage_in_bytes"; fi
+}
+# Everything written to the card, whoever issued it (journal, writeback).
+dev_wios() { awk '{print $5}' "$devstat"; }
+dev_wbytes() { awk '{printf "%.0f\n", $7 * 512}' "$devstat"; }
+
+# incg CMD...: start CMD inside the current cgroup, in the background; its
+# PID is appended to pids.
+incg() {
+	( for f in "${CGPROCS[@]}"; do echo "$BASHPID" > "$f"; done; exec "$@" ) &
+	pids+=($!)
+}
+wait_port() {
+	local i
+	for i in $(seq 300); do
+		(exec 3<> "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		kill -0 "${pids[-1]}" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+
+# The throttle probe: 200 synced 4 KiB writes inside the cgroup must take
+# about a second at 200 IOPS, and be charged to the cgroup.
+cg_make probe
+before=$(cg_wios)
+t0=$(date +%s%N)
+incg dd if=/dev/zero of="$mnt/probe" bs=4k count=200 oflag=dsync status=none
+wait "${pids[-1]}"; pids=()
+ms=$((($(date +%s%N) - t0) / 1000000))
+charged=$(($(cg_wios) - before))
+rm -f "$mnt/probe"
+rm_cgroups
+log "throttle probe: 200 dsync 4 KiB writes in ${ms} ms inside the cgroup, $charged write IOs charged to it"
+[ "$charged" -ge 200 ] && [ "$ms" -ge 600 ] ||
+	die "the write throttle on $loopdev ($devno) does not apply: ${ms} ms, $charged IOs charged"
+
+mkdir -p "$OUT"
+results=$OUT/results.jsonl
+: > "$results"
+
+cat > "$work/edgeq.yaml" <<YAML
+data_dir: $mnt/edgeq
+http: {addr: "127.0.0.1:$HTTP_PORT"}
+storage: {sync: always, memory: small}
+log: {format: json}
+queues:
+  mixed: {handler: {type: http, url: "http://127.0.0.1:$SINK_PORT/"}}
+YAML
+
+# start SYSTEM: start it in a fresh cgroup on a clean card; prints its port.
+start() {
+	rm -rf "${mnt:?}"/*; sync -f "$mnt"
+	cg_make "$1-$2"
+	case $1 in
+	edgeq)
+		GOMEMLIMIT=$GOMEMLIMIT_UNIT incg "$work/edgeq" serve --config "$work/edgeq.yaml" 2> "$OUT/$1-$2.log"
+		PORT=$HTTP_PORT ;;
+	redis)
+		mkdir -p "$mnt/redis"
+		incg redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir "$mnt/redis" --save "" \
+			--appendonly yes --appendfsync always --daemonize no > "$OUT/$1-$2.log" 2>&1
+		PORT=$REDIS_PORT ;;
+	beanstalkd)
+		mkdir -p "$mnt/beanstalkd"
+		incg beanstalkd -l 127.0.0.1 -p $BEAN_PORT -b "$mnt/beanstalkd" -f 0 > "$OUT/$1-$2.log" 2>&1
+		PORT=$BEAN_PORT ;;
+	esac
+	wait_port $PORT || die "$1 did not start: see $OUT/$1-$2.log"
+}
+stop() { stop_pids; rm_cgroups; }
+
+# load SYSTEM WORKLOAD: runs the measured part of a workload; prints
+# pibench's JSON line.
+load() {
+	local sys=$1 pb=("$work/pibench" -system "$1" -addr "127.0.0.1:$PORT" -queue bench)
+	case $2 in
+	a) "${pb[@]}" -workload single -clients 64 -duration "${DURATION}s" ;;
+	b) "${pb[@]}" -workload batch -batch 100 -clients 8 -duration "${DURATION}s" ;;
+	c) "${pb[@]}" -workload drain -clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" ;;
+	d) "$work/pibench" -system edgeq -addr "127.0.0.1:$PORT" -queue mixed -workload mixed -clients 8 \
+		-rate "$RATE" -sink "127.0.0.1:$SINK_PORT" -duration "${DURATION}s" ;;
+	e) "${pb[@]}" -workload fill -batch 100 -clients 8 -count "$FILL" -timeout "${TIMEOUT}s" ;;
+	esac
+}
+
+# measure SYSTEM WORKLOAD ROUND: one bounded run, one line in results.jsonl.
+measure() {
+	local sys=$1 w=$2 round=$3
+	start "$sys" "$w$round"
+	local pid=${pids[0]}
+	if [ "$w" = c ]; then
+		"$work/pibench" -system "$sys" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -batch 100 \
+			-clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" > /dev/null
+		sync -f "$mnt"
+	fi
+	local cpu0 cb0 ci0 db0 di0 pw0 line
+	cpu0=$(cg_cpu_us) cb0=$(cg_wbytes) ci0=$(cg_wios) db0=$(dev_wbytes) di0=$(dev_wios)
+	pw0=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io)
+	line=$(load "$sys" "$w") || die "$sys workload $w: the load generator failed"
+	# Count what the run left in the page cache too: flush it to the card.
+	local pw1 hwm
+	pw1=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io)
+	hwm=$(awk '$1 == "VmHWM:" {printf "%.0f\n", $2 * 1024}' /proc/$pid/status)
+	sync -f "$mnt"
+	local cpu=$(($(cg_cpu_us) - cpu0)) cb=$(($(cg_wbytes) - cb0)) ci=$(($(cg_wios) - ci0))
+	local db=$(($(dev_wbytes) - db0)) di=$(($(dev_wios) - di0)) peak
+	peak=$(cg_peak)
+	local gov=""
+	if [ "$sys" = edgeq ]; then
+		gov=$(grep '"governor level changed"' "$OUT/$sys-$w$round.log" |
+			sed -E 's/.*"to":"([a-z]+)".*"reason":"([^"]*)".*/\1 (\2)/' | paste -sd'#' - || true)
+	fi
+	stop
+	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
+	echo "$line" >> "$results"
+	log "$line"
+}
+
+t_start=$(date +%s)
+for round in $(seq "$RUNS"); do
+	for w in $WORKLOADS; do
+		for sys in "${systems[@]}"; do
+			[ "$w" = d ] && [ "$sys" != edgeq ] && continue
+			measure "$sys" "$w" "$round"
+		done
+	done
+done
+"$work/pibench" -summarize "$results" | tee "$OUT/table.md"
+log "done in $(($(date +%s) - t_start)) s; raw results in $results"
+
+if [ "$SMOKE" = 1 ]; then
+	"$work/pibench" -check "$results" || die "smoke: the harness measured nothing it should have"
+	log "smoke: ok"
+fi

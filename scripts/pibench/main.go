@@ -1,0 +1,559 @@
+// Command pibench is the load generator of scripts/bench-pi.sh (make
+// bench-pi): it drives edgeq over HTTP, Redis over RESP or beanstalkd over
+// its text protocol with one workload, then prints one JSON line with the
+// jobs done, the rate and the latency percentiles. Standard library only;
+// see docs/BENCHMARKS.md, "Simulated appliance".
+//
+// Workloads: single (one job a request), batch (-batch jobs a request),
+// prefill (batch until -count jobs, for drain), drain (lease and ack one at
+// a time until -count jobs are acked or the backlog runs dry), mixed (edgeq
+// only: a steady stream of single jobs and batches of 10 at -rate jobs/s
+// onto a queue whose http handler posts them back to pibench's own no-op
+// sink), fill (batch until -count jobs at full speed).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type options struct {
+	system, workload, addr, queue, sink string
+	clients, batch, payload, count      int
+	rate                                int
+	duration, timeout                   time.Duration
+}
+
+type result struct {
+	System   string  `json:"system"`
+	Workload string  `json:"workload"`
+	Jobs     int64   `json:"jobs"`
+	Seconds  float64 `json:"seconds"`
+	Rate     float64 `json:"jobs_per_s"`
+	P50      float64 `json:"p50_ms"`
+	P99      float64 `json:"p99_ms"`
+	E2EP50   float64 `json:"e2e_p50_ms,omitempty"`
+	E2EP99   float64 `json:"e2e_p99_ms,omitempty"`
+	Errors   int64   `json:"errors"`
+	Error    string  `json:"first_error,omitempty"`
+}
+
+// client is one connection's worth of operations against a system; each
+// returns how many jobs it moved.
+type client interface {
+	put(payloads [][]byte) error
+	take() (bool, error) // lease (reserve) one job and ack (delete) it
+	close()
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.system, "system", "edgeq", "edgeq, redis or beanstalkd")
+	flag.StringVar(&o.workload, "workload", "single", "single, batch, prefill, drain, mixed or fill")
+	flag.StringVar(&o.addr, "addr", "127.0.0.1:7070", "the system's host:port")
+	flag.StringVar(&o.queue, "queue", "bench", "queue (Redis list, beanstalkd tube)")
+	flag.StringVar(&o.sink, "sink", "127.0.0.1:17071", "mixed: where the no-op handler sink listens")
+	flag.IntVar(&o.clients, "clients", 64, "concurrent clients")
+	flag.IntVar(&o.batch, "batch", 100, "jobs a request for batch, prefill and fill")
+	flag.IntVar(&o.payload, "payload", 256, "payload bytes")
+	flag.IntVar(&o.count, "count", 0, "prefill, drain, fill: jobs in all")
+	flag.IntVar(&o.rate, "rate", 300, "mixed: jobs/s offered")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "single, batch, mixed: how long to run")
+	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "prefill, drain, fill: stop after this long")
+	summarize := flag.String("summarize", "", "print the table of medians of this results.jsonl of bench-pi.sh, and exit")
+	check := flag.String("check", "", "fail unless every run in this results.jsonl of bench-pi.sh did work, without errors, and wrote to the card through the cgroup")
+	flag.Parse()
+	if *summarize != "" || *check != "" {
+		if err := report(*summarize, *check); err != nil {
+			fmt.Fprintln(os.Stderr, "pibench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := validate(o); err != nil {
+		fmt.Fprintln(os.Stderr, "pibench:", err)
+		os.Exit(2)
+	}
+	res, err := run(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pibench:", err)
+		os.Exit(1)
+	}
+	json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func validate(o options) error {
+	switch {
+	case !slices.Contains([]string{"edgeq", "redis", "beanstalkd"}, o.system):
+		return fmt.Errorf("-system: want edgeq, redis or beanstalkd, got %q", o.system)
+	case !slices.Contains([]string{"single", "batch", "prefill", "drain", "mixed", "fill"}, o.workload):
+		return fmt.Errorf("-workload: want single, batch, prefill, drain, mixed or fill, got %q", o.workload)
+	case o.workload == "mixed" && o.system != "edgeq":
+		return errors.New("-workload mixed: edgeq only (the peers run no handlers)")
+	case o.clients < 1 || o.clients > 1000:
+		return fmt.Errorf("-clients: want 1 to 1000, got %d", o.clients)
+	case o.batch < 1 || o.batch > 1000:
+		return fmt.Errorf("-batch: want 1 to 1000, got %d", o.batch)
+	case o.payload < 16 || o.payload > 65000:
+		return fmt.Errorf("-payload: want 16 to 65000 bytes, got %d", o.payload)
+	case o.count < 1 && slices.Contains([]string{"prefill", "drain", "fill"}, o.workload):
+		return fmt.Errorf("-count: workload %s needs a positive count", o.workload)
+	case o.duration <= 0 || o.timeout <= 0:
+		return errors.New("-duration, -timeout: must be positive")
+	case o.rate < 1:
+		return fmt.Errorf("-rate: must be positive, got %d", o.rate)
+	}
+	return nil
+}
+
+func dial(o options) (client, error) {
+	switch o.system {
+	case "redis":
+		c, err := net.DialTimeout("tcp", o.addr, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		return &redisClient{c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c), list: o.queue}, nil
+	case "beanstalkd":
+		c, err := net.DialTimeout("tcp", o.addr, 5*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		b := &beanClient{c: c, r: bufio.NewReader(c), w: bufio.NewWriter(c)}
+		if err := b.useTube(o.queue); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return b, nil
+	}
+	return newEdgeqClient(o), nil
+}
+
+// stats gathers what the clients measured.
+type stats struct {
+	jobs, errs atomic.Int64
+	mu         sync.Mutex
+	lat, e2e   []time.Duration
+	firstErr   string
+	start      time.Time
+	last       atomic.Int64 // nanoseconds from start to the latest job done
+}
+
+func (s *stats) done(n int) {
+	s.jobs.Add(int64(n))
+	now := int64(time.Since(s.start))
+	for {
+		l := s.last.Load()
+		if now <= l || s.last.CompareAndSwap(l, now) {
+			return
+		}
+	}
+}
+
+func (s *stats) fail(err error) {
+	if s.errs.Add(1) == 1 {
+		s.mu.Lock()
+		s.firstErr = err.Error()
+		s.mu.Unlock()
+	}
+}
+
+func (s *stats) add(lat []time.Duration) {
+	s.mu.Lock()
+	s.lat = append(s.lat, lat...)
+	s.mu.Unlock()
+}
+
+func run(o options) (result, error) {
+	var st stats
+	limit := o.duration
+	if slices.Contains([]string{"prefill", "drain", "fill"}, o.workload) {
+		limit = o.timeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if o.workload == "mixed" {
+		stop, err := startSink(o.sink, &st)
+		if err != nil {
+			return result{}, err
+		}
+		defer stop()
+	}
+	clients := make([]client, o.clients)
+	for i := range clients {
+		c, err := dial(o)
+		if err != nil {
+			return result{}, fmt.Errorf("connect to %s at %s: %w", o.system, o.addr, err)
+		}
+		clients[i] = c
+		defer c.close()
+	}
+	var claimed atomic.Int64 // jobs taken on by the clients, against -count
+	start := time.Now()
+	st.start = start
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st.add(drive(ctx, o, i, c, &st, &claimed))
+		}()
+	}
+	wg.Wait()
+	if o.workload == "mixed" {
+		// What was enqueued in the window and not yet handled is not counted.
+		st.jobs.Store(int64(len(st.e2e)))
+	}
+	secs := time.Since(start).Seconds()
+	if o.workload == "drain" {
+		// The workers stop when the backlog runs dry; the wait that told
+		// them so is not drain time.
+		secs = time.Duration(st.last.Load()).Seconds()
+	}
+	res := result{System: o.system, Workload: o.workload, Jobs: st.jobs.Load(), Seconds: round(secs, 2),
+		Errors: st.errs.Load(), Error: st.firstErr}
+	res.Rate = round(float64(res.Jobs)/secs, 0)
+	res.P50, res.P99 = pct(st.lat, 0.50), pct(st.lat, 0.99)
+	res.E2EP50, res.E2EP99 = pct(st.e2e, 0.50), pct(st.e2e, 0.99)
+	return res, nil
+}
+
+// drive runs one client until the context ends or the count is claimed, and
+// returns the latency of each request.
+func drive(ctx context.Context, o options, i int, c client, st *stats, claimed *atomic.Int64) []time.Duration {
+	var lat []time.Duration
+	per := 1
+	switch o.workload {
+	case "batch", "prefill", "fill":
+		per = o.batch
+	}
+	payloads := make([][]byte, per)
+	var tick *time.Ticker
+	if o.workload == "mixed" {
+		// Even clients send single jobs, odd ones batches of 10, at equal
+		// shares of the rate.
+		if i%2 == 1 {
+			payloads = make([][]byte, 10)
+		}
+		every := time.Duration(float64(time.Second) * float64(len(payloads)) * float64(o.clients) / float64(o.rate))
+		tick = time.NewTicker(every)
+		defer tick.Stop()
+	}
+	for ctx.Err() == nil {
+		if o.count > 0 && claimed.Add(int64(len(payloads))) > int64(o.count) {
+			return lat
+		}
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				return lat
+			case <-tick.C:
+			}
+		}
+		t0 := time.Now()
+		var err error
+		if o.workload == "drain" {
+			var got bool
+			got, err = c.take()
+			if err == nil && !got {
+				return lat // the backlog ran dry
+			}
+		} else {
+			for k := range payloads {
+				payloads[k] = payload(o.payload, t0)
+			}
+			err = c.put(payloads)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				st.fail(err)
+			}
+			claimed.Add(-int64(len(payloads)))
+			continue
+		}
+		lat = append(lat, time.Since(t0))
+		st.done(len(payloads))
+	}
+	return lat
+}
+
+// payload is n printable bytes starting with the send time in Unix
+// nanoseconds, which the mixed workload's sink reads back.
+func payload(n int, t time.Time) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	ts := strconv.FormatInt(t.UnixNano(), 10)
+	copy(b, ts)
+	b[len(ts)] = ' '
+	return b
+}
+
+func startSink(addr string, st *stats) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("mixed: sink: %w", err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if sp := bytes.IndexByte(b, ' '); sp > 0 {
+			if ns, err := strconv.ParseInt(string(b[:sp]), 10, 64); err == nil {
+				st.mu.Lock()
+				st.e2e = append(st.e2e, time.Since(time.Unix(0, ns)))
+				st.mu.Unlock()
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
+}
+
+func pct(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return round(float64(d[int(p*float64(len(d)-1))])/1e6, 2)
+}
+
+func round(v float64, places int) float64 {
+	s := strconv.FormatFloat(v, 'f', places, 64)
+	r, _ := strconv.ParseFloat(s, 64)
+	return r
+}
+
+// edgeq over HTTP.
+type edgeqClient struct {
+	hc    *http.Client
+	base  string
+	queue string
+	body  bytes.Buffer
+}
+
+func newEdgeqClient(o options) *edgeqClient {
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
+	return &edgeqClient{hc: &http.Client{Transport: tr, Timeout: 60 * time.Second},
+		base: "http://" + o.addr, queue: o.queue}
+}
+
+func (e *edgeqClient) close() { e.hc.CloseIdleConnections() }
+
+func (e *edgeqClient) post(path, ctype string, body []byte, want int) ([]byte, error) {
+	resp, err := e.hc.Post(e.base+path, ctype, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+func (e *edgeqClient) put(payloads [][]byte) error {
+	if len(payloads) == 1 {
+		_, err := e.post("/v1/queues/"+e.queue+"/jobs", "application/octet-stream", payloads[0], http.StatusCreated)
+		return err
+	}
+	e.body.Reset()
+	for _, p := range payloads {
+		e.body.WriteString(`{"payload_b64":"`)
+		e.body.WriteString(base64.StdEncoding.EncodeToString(p))
+		e.body.WriteString("\"}\n")
+	}
+	_, err := e.post("/v1/queues/"+e.queue+"/batch", "application/x-ndjson", e.body.Bytes(), http.StatusCreated)
+	return err
+}
+
+func (e *edgeqClient) take() (bool, error) {
+	b, err := e.post("/v1/queues/"+e.queue+"/lease?max=1&wait=1s", "", nil, http.StatusOK)
+	if err != nil {
+		return false, err
+	}
+	var l struct {
+		Jobs []struct {
+			ID    string `json:"id"`
+			Lease struct {
+				ID string `json:"id"`
+			} `json:"lease"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(b, &l); err != nil {
+		return false, fmt.Errorf("lease: %w", err)
+	}
+	if len(l.Jobs) == 0 {
+		return false, nil
+	}
+	j := l.Jobs[0]
+	_, err = e.post("/v1/jobs/"+j.ID+"/ack?lease="+j.Lease.ID, "", nil, http.StatusOK)
+	return err == nil, err
+}
+
+// Redis over RESP: LPUSH to enqueue; BLMOVE to a processing list and LREM
+// to take and ack, the reliable-queue pattern.
+type redisClient struct {
+	c    net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	list string
+}
+
+func (r *redisClient) close() { r.c.Close() }
+
+func (r *redisClient) cmd(args ...[]byte) ([]byte, error) {
+	fmt.Fprintf(r.w, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(r.w, "$%d\r\n", len(a))
+		r.w.Write(a)
+		r.w.WriteString("\r\n")
+	}
+	if err := r.w.Flush(); err != nil {
+		return nil, err
+	}
+	line, err := r.r.ReadSlice('\n')
+	if err != nil {
+		return nil, err
+	}
+	if len(line) < 3 {
+		return nil, fmt.Errorf("redis: short reply %q", line)
+	}
+	switch line[0] {
+	case '-':
+		return nil, fmt.Errorf("redis: %s", bytes.TrimSpace(line[1:]))
+	case '$':
+		n, err := strconv.Atoi(string(bytes.TrimSpace(line[1:])))
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		b := make([]byte, n+2)
+		if _, err := io.ReadFull(r.r, b); err != nil {
+			return nil, err
+		}
+		return b[:n], nil
+	case '+', ':':
+		return nil, nil
+	}
+	return nil, fmt.Errorf("redis: unexpected reply %q", line)
+}
+
+func (r *redisClient) put(payloads [][]byte) error {
+	args := append([][]byte{[]byte("LPUSH"), []byte(r.list)}, payloads...)
+	_, err := r.cmd(args...)
+	return err
+}
+
+func (r *redisClient) take() (bool, error) {
+	v, err := r.cmd([]byte("BLMOVE"), []byte(r.list), []byte(r.list+":processing"), []byte("RIGHT"), []byte("LEFT"), []byte("1"))
+	if err != nil || v == nil {
+		return false, err
+	}
+	_, err = r.cmd([]byte("LREM"), []byte(r.list+":processing"), []byte("1"), v)
+	return err == nil, err
+}
+
+// beanstalkd: put; reserve-with-timeout and delete. A batch is pipelined:
+// every put written, then every reply read.
+type beanClient struct {
+	c net.Conn
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+func (b *beanClient) close() { b.c.Close() }
+
+func (b *beanClient) line() (string, error) {
+	s, err := b.r.ReadString('\n')
+	return strings.TrimSpace(s), err
+}
+
+func (b *beanClient) useTube(t string) error {
+	fmt.Fprintf(b.w, "use %s\r\nwatch %s\r\nignore default\r\n", t, t)
+	if err := b.w.Flush(); err != nil {
+		return err
+	}
+	for range 3 {
+		if _, err := b.line(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *beanClient) put(payloads [][]byte) error {
+	for _, p := range payloads {
+		fmt.Fprintf(b.w, "put 0 0 60 %d\r\n", len(p))
+		b.w.Write(p)
+		b.w.WriteString("\r\n")
+	}
+	if err := b.w.Flush(); err != nil {
+		return err
+	}
+	for range payloads {
+		s, err := b.line()
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(s, "INSERTED ") {
+			return fmt.Errorf("beanstalkd: put: %s", s)
+		}
+	}
+	return nil
+}
+
+func (b *beanClient) take() (bool, error) {
+	b.w.WriteString("reserve-with-timeout 1\r\n")
+	if err := b.w.Flush(); err != nil {
+		return false, err
+	}
+	s, err := b.line()
+	if err != nil {
+		return false, err
+	}
+	if s == "TIMED_OUT" {
+		return false, nil
+	}
+	f := strings.Fields(s)
+	if len(f) != 3 || f[0] != "RESERVED" {
+		return false, fmt.Errorf("beanstalkd: reserve: %s", s)
+	}
+	n, err := strconv.Atoi(f[2])
+	if err != nil {
+		return false, fmt.Errorf("beanstalkd: reserve: %s", s)
+	}
+	if _, err := b.r.Discard(n + 2); err != nil {
+		return false, err
+	}
+	fmt.Fprintf(b.w, "delete %s\r\n", f[1])
+	if err := b.w.Flush(); err != nil {
+		return false, err
+	}
+	if s, err = b.line(); err != nil {
+		return false, err
+	}
+	if s != "DELETED" {
+		return false, fmt.Errorf("beanstalkd: delete: %s", s)
+	}
+	return true, nil
+}

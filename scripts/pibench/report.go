@@ -1,0 +1,172 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+)
+
+// record is one line of bench-pi.sh's results.jsonl: pibench's result plus the
+// counters the script read around the load.
+type record struct {
+	result
+	Round      int     `json:"round"`
+	CPU        float64 `json:"cpu_us"`
+	CgWBytes   float64 `json:"cg_wbytes"`
+	CgWIOs     float64 `json:"cg_wios"`
+	DevWBytes  float64 `json:"dev_wbytes"`
+	DevWIOs    float64 `json:"dev_wios"`
+	ProcWBytes float64 `json:"proc_wbytes"`
+	CgPeak     float64 `json:"cg_peak"`
+	VmHWM      float64 `json:"vmhwm"`
+	Governor   string  `json:"governor"` // level changes, "to (reason)", separated by #
+}
+
+var letters = map[string]string{"single": "a", "batch": "b", "drain": "c", "mixed": "d", "fill": "e"}
+
+func readRuns(path string) ([]record, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var runs []record
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		var r record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		runs = append(runs, r)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("%s: no runs", path)
+	}
+	return runs, nil
+}
+
+func report(summarize, check string) error {
+	if check != "" {
+		runs, err := readRuns(check)
+		if err != nil {
+			return err
+		}
+		var bad []string
+		for _, r := range runs {
+			id := r.System + " " + r.Workload
+			switch {
+			case r.Jobs == 0:
+				bad = append(bad, id+": no jobs done")
+			case r.Errors > 0:
+				bad = append(bad, fmt.Sprintf("%s: %d errors, first: %s", id, r.Errors, r.Error))
+			case r.CPU <= 0 || r.VmHWM <= 0 || r.CgPeak <= 0:
+				bad = append(bad, id+": no CPU time or memory measured")
+			case r.DevWIOs <= 0 || r.CgWIOs <= 0:
+				bad = append(bad, id+": no write to the card charged to the cgroup")
+			}
+		}
+		if len(bad) > 0 {
+			return errors.New(strings.Join(bad, "; "))
+		}
+	}
+	if summarize == "" {
+		return nil
+	}
+	runs, err := readRuns(summarize)
+	if err != nil {
+		return err
+	}
+	type key struct{ w, sys string }
+	groups := map[key][]record{}
+	var keys []key
+	for _, r := range runs {
+		k := key{letters[r.Workload] + " " + r.Workload, r.System}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	slices.SortStableFunc(keys, func(a, b key) int { return strings.Compare(a.w, b.w) })
+	fmt.Println("| workload | system | runs | jobs/s | p50 ms | p99 ms | CPU µs/job | card B/job | card write IOs/job | charged IOs/job | cgroup peak MiB | VmHWM MiB | governor |")
+	fmt.Println("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
+	for _, k := range keys {
+		g := groups[k]
+		per := func(f func(record) float64) float64 {
+			return median(g, func(r record) float64 {
+				if r.Jobs == 0 {
+					return 0
+				}
+				return f(r) / float64(r.Jobs)
+			})
+		}
+		p50, p99 := median(g, func(r record) float64 { return r.P50 }), median(g, func(r record) float64 { return r.P99 })
+		if k.sys == "edgeq" && strings.HasSuffix(k.w, "mixed") {
+			p50, p99 = median(g, func(r record) float64 { return r.E2EP50 }), median(g, func(r record) float64 { return r.E2EP99 })
+		}
+		var gov []string
+		for _, r := range g {
+			for _, c := range strings.Split(r.Governor, "#") {
+				if c = signals(c); c != "" && !slices.Contains(gov, c) {
+					gov = append(gov, c)
+				}
+			}
+		}
+		govs := "—"
+		if k.sys == "edgeq" {
+			govs = "none"
+			if len(gov) > 0 {
+				govs = strings.Join(gov, "; ")
+			}
+		}
+		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %s |\n",
+			k.w, k.sys, len(g), median(g, func(r record) float64 { return r.Rate }), p50, p99,
+			per(func(r record) float64 { return r.CPU }), per(func(r record) float64 { return r.DevWBytes }),
+			per(func(r record) float64 { return r.DevWIOs }), per(func(r record) float64 { return r.CgWIOs }),
+			median(g, func(r record) float64 { return r.CgPeak })/(1<<20), median(g, func(r record) float64 { return r.VmHWM })/(1<<20),
+			govs)
+	}
+	return nil
+}
+
+func median(g []record, f func(record) float64) float64 {
+	v := make([]float64, len(g))
+	for i, r := range g {
+		v[i] = f(r)
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// signals shortens a level change, "high (io stall psi full 70.0%; load 5.9
+// on 2 cores)", to its level and signals, "high (io stall psi full, load)",
+// so that the changes of several runs can be merged.
+func signals(change string) string {
+	level, reason, ok := strings.Cut(change, " (")
+	if !ok {
+		return change
+	}
+	var names []string
+	for _, part := range strings.Split(strings.TrimSuffix(reason, ")"), ";") {
+		var words []string
+		for _, w := range strings.Fields(part) {
+			if w[0] >= '0' && w[0] <= '9' {
+				break
+			}
+			words = append(words, w)
+		}
+		if n := strings.Join(words, " "); n != "" {
+			names = append(names, n)
+		}
+	}
+	return level + " (" + strings.Join(names, ", ") + ")"
+}
