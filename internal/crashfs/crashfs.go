@@ -52,6 +52,21 @@ type FS struct {
 	dirs   map[uint64]map[string]dirent // guarded by mu: by backing inode, entries at the directory's last sync
 	last   *lastWrite                   // guarded by mu: the last unsynced write, for Tear
 	closed bool                         // guarded by mu
+	cut    CutStats                     // guarded by mu
+}
+
+// CutStats says what a power cut took away, so a test can tell a cut that
+// lost something from one that found everything synced.
+type CutStats struct {
+	Writes  int // unsynced writes and truncates undone
+	Entries int // directory entries removed or brought back
+}
+
+// LastCut is what the last Cut took away (zero before a cut).
+func (c *FS) LastCut() CutStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut
 }
 
 // fileState is the undo log of one file since its last sync, oldest first.

@@ -172,6 +172,12 @@ func TestSyncSemantics(t *testing.T) {
 	writeFile(t, filepath.Join(d, "sub", "f"), []byte("in an unsynced directory"), true)
 	syncDir(t, filepath.Join(d, "sub"))
 	cut(t, c)
+	// Undone: the append to durable, nodata's write, nodirsync's write (its
+	// inode is gone), the truncate of old; names: moved.new, nodirsync and
+	// sub removed, moved and removed back.
+	if got, want := c.LastCut(), (crashfs.CutStats{Writes: 3, Entries: 5}); got != want {
+		t.Errorf("LastCut() = %+v, want %+v", got, want)
+	}
 
 	ents, err := os.ReadDir(backing)
 	if err != nil {

@@ -45,6 +45,7 @@ func (c *FS) revertLocked() error {
 				keep = c.last.rec
 			}
 		}
+		c.cut.Writes += len(undo) - keep
 		if err := revertFile(p, undo[keep:]); err != nil {
 			return err
 		}
@@ -161,12 +162,14 @@ func (c *FS) revertDir(dir string, synced map[string]dirent, paths map[uint64]st
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("crashfs: revert %s: %w", p, err)
 		}
+		c.cut.Entries++
 	}
 	for name, s := range synced {
 		if _, ok := current[name]; ok {
 			continue
 		}
 		p := filepath.Join(dir, name)
+		c.cut.Entries++
 		if s.dir {
 			if err := os.Mkdir(p, 0o755); err != nil {
 				return fmt.Errorf("crashfs: revert %s: %w", p, err)
