@@ -10,7 +10,8 @@ import (
 // TestDependencyDirection keeps the arrows of STYLE.md pointing one way:
 // the engine knows no storage, transport, Badger, HTTP or MQTT; storage knows
 // no transport; engine/job is a leaf; the transports share only the wire
-// format; the governor does not drive the engine itself. Each rule says why.
+// format; the governor does not drive the engine itself; the binary carries
+// no test FS. Each rule says why.
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/edgeq/edgeq/"
 	rules := []struct {
@@ -36,6 +37,8 @@ func TestDependencyDirection(t *testing.T) {
 			"the wire format is a leaf both transports import: it must not pull in HTTP, the engine or either transport"},
 		{"resource", false, []string{mod + "engine", mod + "transport", mod + "storage"}, []string{mod + "engine/job"},
 			"the governor only measures and decides a level; the daemon hands it to the engine, so the engine can be tested without a governor and the other way round"},
+		{".", false, []string{mod + "internal/crashfs", "github.com/hanwen/go-fuse"}, nil,
+			"the crash-simulating file system is for tests: the binary must not grow by it"},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {

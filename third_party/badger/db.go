@@ -1142,6 +1142,13 @@ func (db *DB) handleMemTableFlush(mt *memTable, dropPrefixes [][]byte) error {
 		tbl, err = table.OpenInMemoryTable(data, fileID, &bopts)
 	} else {
 		tbl, err = table.CreateTable(table.NewFilename(fileID, db.opt.Dir), builder)
+		if err == nil {
+			// edgeq: the MANIFEST is about to name the table; make its
+			// directory entry durable first, as compaction does.
+			if err = db.syncDir(db.opt.Dir); err != nil {
+				_ = tbl.DecrRef()
+			}
+		}
 	}
 	if err != nil {
 		return y.Wrap(err, "error while creating table")
