@@ -47,13 +47,8 @@ type Engine struct {
 	ready     atomic.Bool
 	failed    atomic.Pointer[error] // last commit failure, cleared by the next success
 
-	c        committerState    // owned by the committer goroutine (and Start, before it runs)
-	syncCh   chan []*committed // committer → syncer; set by the committer before it hands anything over
-	syncFree chan syncReport   // the syncer's token and its report on the last group (commitLoop)
-	tok      token             // owned by the committer: whether it holds the syncer's token
-	open     *batch            // owned by the committer: applied, not yet committed
-	pending  []*committed      // owned by the committer: committed, not yet handed to the syncer
-	syncLost atomic.Bool       // a sync failed: the committer marks the store dirty again
+	c        committer   // owned by the committer goroutine (and Start, before it runs)
+	syncLost atomic.Bool // a sync failed: the committer marks the store dirty again
 	sched    *sched
 	level    atomic.Uint32 // job.Level set by the governor
 	// rejected counts refusals of jobs for no existing queue, by index in

@@ -8,9 +8,13 @@ import (
 	"github.com/edgeq/edgeq/engine/job"
 )
 
-// committerState is owned by the committer goroutine (and by Start before the
-// goroutine runs).
-type committerState struct {
+// committer is the state of the committer goroutine (commitLoop), the
+// ring's only consumer: it alone reads and writes these fields (and Start,
+// before the goroutine runs). The syncer reaches it only through syncCh and
+// syncFree, which carry the token: the committer hands work over only while
+// it holds the token, and the syncer gives it back with its report.
+type committer struct {
+	buf    []*op  // what one PopBatch takes from the ring
 	seq    uint64 // job sequence high-water mark
 	seqSet uint64 // the value last written with SetSeq
 	leases *leaseTable
@@ -22,6 +26,12 @@ type committerState struct {
 	// hotBytes is what every queue's hot tail holds (hot.go).
 	hotBytes int
 	synced   time.Time
+
+	open     *batch            // applied, not yet committed
+	pending  []*committed      // committed, not yet handed to the syncer
+	tok      token             // whether the committer holds the syncer's token
+	syncCh   chan []*committed // committer → syncer; set before anything is handed over
+	syncFree chan syncReport   // the syncer's token and its report on the last group
 
 	failLogged     time.Time // last "commit failed" line
 	failSuppressed int       // failures since then that were not logged
@@ -47,12 +57,12 @@ func (e *Engine) commitLoop() {
 	syncs := make(chan []*committed, 1)
 	free := make(chan syncReport, 1) // the syncer's token: taken to hand it work, given back when done
 	free <- syncReport{}
-	e.syncCh, e.syncFree = syncs, free
+	e.c.syncCh, e.c.syncFree = syncs, free
 	var syncer sync.WaitGroup
 	syncer.Go(func() { e.syncLoop(syncs, free) })
 	defer syncer.Wait()
 	defer close(syncs)
-	buf := make([]*op, e.cfg.MaxBatch)
+	e.c.buf = make([]*op, e.cfg.MaxBatch)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stopping := false
@@ -60,26 +70,26 @@ func (e *Engine) commitLoop() {
 		if e.syncLost.Swap(false) {
 			e.c.dirty = true
 		}
-		if len(e.pending) > 0 && e.takeToken(len(e.pending) >= maxPending) && (stopping || e.holdFor(time.Now()) == 0) {
+		if len(e.c.pending) > 0 && e.takeToken(len(e.c.pending) >= maxPending) && (stopping || e.holdFor(time.Now()) == 0) {
 			e.handPending()
 		}
 		room := e.cfg.MaxBatch
-		if e.open != nil {
-			room -= len(e.open.ops)
+		if e.c.open != nil {
+			room -= len(e.c.open.ops)
 		}
 		n := 0
 		if room > 0 {
-			n = e.ring.PopBatch(buf[:room])
+			n = e.ring.PopBatch(e.c.buf[:room])
 		}
 		now := e.clock.Now()
 		e.beat.Store(now.UnixNano())
-		if n > 0 || (!stopping && e.maintenanceDue(now) && (e.open == nil || !e.open.maintained)) {
-			if e.open == nil {
-				e.open = &batch{txn: e.store.Begin(), start: now}
+		if n > 0 || (!stopping && e.maintenanceDue(now) && (e.c.open == nil || !e.c.open.maintained)) {
+			if e.c.open == nil {
+				e.c.open = &batch{txn: e.store.Begin(), start: now}
 			}
-			e.open.now = now
-			err := e.applyOps(e.open, buf[:n], !stopping && !e.open.maintained)
-			clear(buf[:n])
+			e.c.open.now = now
+			err := e.applyOps(e.c.open, e.c.buf[:n], !stopping && !e.c.open.maintained)
+			clear(e.c.buf[:n])
 			if err != nil {
 				e.abandon(err)
 				continue
@@ -87,7 +97,7 @@ func (e *Engine) commitLoop() {
 			// A batch grows while ops keep arriving; when they arrive so
 			// steadily that the ring is never empty, it still goes to an
 			// idle syncer once it has waited maxBatchWait.
-			if now.Sub(e.open.start) >= maxBatchWait && e.takeToken(false) {
+			if now.Sub(e.c.open.start) >= maxBatchWait && e.takeToken(false) {
 				if err := e.commitOpen(); err != nil {
 					e.abandon(err)
 					continue
@@ -100,21 +110,21 @@ func (e *Engine) commitLoop() {
 		// to the store while the syncer may still be busy), and hand every
 		// committed batch to the syncer as soon as it is free: one sync for
 		// all of them.
-		if e.open != nil {
+		if e.c.open != nil {
 			if err := e.commitOpen(); err != nil {
 				e.abandon(err)
 				continue
 			}
 		}
-		if len(e.pending) > 0 {
+		if len(e.c.pending) > 0 {
 			stop := e.commitStop
 			if stopping {
 				stop = nil
 			}
 			var back <-chan syncReport // the token, when the syncer still has it
 			var hold <-chan time.Time
-			if !e.tok.held {
-				back = e.syncFree
+			if !e.c.tok.held {
+				back = e.c.syncFree
 			} else if d := e.holdFor(time.Now()); d > 0 && !stopping {
 				timer.Reset(d)
 				hold = timer.C
@@ -211,36 +221,36 @@ const (
 
 // commitOpen commits the open batch and queues it for the syncer.
 func (e *Engine) commitOpen() error {
-	b := e.open
+	b := e.c.open
 	if err := e.commitTxn(b); err != nil {
 		return err
 	}
-	e.open = nil
+	e.c.open = nil
 	doSync := b.needSync || (e.c.dirty && !b.now.Before(e.c.synced.Add(e.cfg.SyncInterval)))
 	if doSync {
 		e.c.dirty, e.c.synced = false, b.now
 	} else if b.writes > 0 || len(b.ops) > 0 {
 		e.c.dirty = true
 	}
-	e.pending = append(e.pending, &committed{b: b, sync: doSync})
+	e.c.pending = append(e.c.pending, &committed{b: b, sync: doSync})
 	return nil
 }
 
 // handPending hands every committed batch to the syncer; the caller took
 // its token.
 func (e *Engine) handPending() {
-	e.hand(e.pending)
-	e.pending = nil
+	e.hand(e.c.pending)
+	e.c.pending = nil
 }
 
 // abandon fails the open batch: its ops are answered with err once every
 // batch committed before it is answered, and the state is rebuilt from the
 // store, which holds whatever was committed.
 func (e *Engine) abandon(err error) {
-	b := e.open
-	e.open = nil
+	b := e.c.open
+	e.c.open = nil
 	b.txn.Discard()
-	if len(e.pending) > 0 {
+	if len(e.c.pending) > 0 {
 		e.takeToken(true)
 		e.handPending()
 	}

@@ -47,15 +47,15 @@ type token struct {
 // takeToken takes the syncer's token, waiting for it when wait is set. It
 // reports whether the committer holds it.
 func (e *Engine) takeToken(wait bool) bool {
-	if e.tok.held {
+	if e.c.tok.held {
 		return true
 	}
 	if wait {
-		e.gotToken(<-e.syncFree)
+		e.gotToken(<-e.c.syncFree)
 		return true
 	}
 	select {
-	case r := <-e.syncFree:
+	case r := <-e.c.syncFree:
 		e.gotToken(r)
 		return true
 	default:
@@ -64,13 +64,13 @@ func (e *Engine) takeToken(wait bool) bool {
 }
 
 func (e *Engine) gotToken(r syncReport) {
-	e.tok = token{held: true, last: r}
+	e.c.tok = token{held: true, last: r}
 }
 
 // hand gives the syncer a group; the committer must hold the token.
 func (e *Engine) hand(g []*committed) {
-	e.tok.held = false
-	e.syncCh <- g
+	e.c.tok.held = false
+	e.c.syncCh <- g
 }
 
 // holdFor is how much longer the committer keeps a free syncer waiting
@@ -89,13 +89,13 @@ func (e *Engine) hand(g []*committed) {
 // more sync's time. A group that did not sync, or answered nothing, is not
 // waited on.
 func (e *Engine) holdFor(now time.Time) time.Duration {
-	t := e.tok
+	t := e.c.tok
 	if !t.held || t.last.took <= 0 || t.last.ops == 0 {
 		return 0
 	}
 	committed := e.ring.Popped() // the committer is the ring's only consumer
-	if e.open != nil {
-		committed -= uint64(len(e.open.ops))
+	if e.c.open != nil {
+		committed -= uint64(len(e.c.open.ops))
 	}
 	if committed >= t.last.pushed+uint64(t.last.ops) {
 		return 0
