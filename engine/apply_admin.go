@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
 )
@@ -39,7 +40,7 @@ func (e *Engine) internalQueue(name string) *queue {
 	defer e.qmu.Unlock()
 	q := e.queues[name]
 	if q == nil {
-		q = newQueue(name, e.queueConfig(name), e.clock.Now())
+		q = newQueue(name, e.queueConfig(name), time.Now())
 		e.addQueueLocked(q)
 	}
 	return q

@@ -21,7 +21,6 @@ import (
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
-	clock Clock
 	store Store
 
 	ring   *ring.Ring[*op]
@@ -78,7 +77,6 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "engine"),
-		clock:      cfg.Clock,
 		store:      store,
 		ring:       r,
 		signal:     make(chan struct{}, 1),
@@ -96,7 +94,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e.hSyncOps = newHistogram(sizeBounds...)
 	e.c.leases = newLeaseTable()
 	e.c.finished = newFinishedLeases()
-	now := e.clock.Now()
+	now := time.Now()
 	for name := range cfg.Queues {
 		q := newQueue(name, e.queueConfig(name), now)
 		e.addQueueLocked(q)
@@ -113,7 +111,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 func (e *Engine) Start(ctx context.Context) error {
 	err := errors.New("engine already started")
 	e.startOnce.Do(func() {
-		e.startedAt = e.clock.Now()
+		e.startedAt = time.Now()
 		if err = e.recover(ctx); err != nil {
 			return
 		}
@@ -268,7 +266,7 @@ func (e *Engine) target(name string) (*queue, error) {
 	if err := e.roomForQueue(name, n); err != nil {
 		return nil, err
 	}
-	return newQueue(name, cfg, e.clock.Now()), nil
+	return newQueue(name, cfg, time.Now()), nil
 }
 
 // roomForQueue refuses a new queue when n queues exist and max_queues is reached.
@@ -374,7 +372,7 @@ func (e *Engine) submit(ctx context.Context, o *op) error {
 
 // Stats snapshots the engine. The oldest ready age is read from the store.
 func (e *Engine) Stats() Stats {
-	now := e.clock.Now()
+	now := time.Now()
 	e.qmu.RLock()
 	qs := make([]*queue, 0, len(e.queues))
 	for _, q := range e.queues {
@@ -415,7 +413,7 @@ func (e *Engine) QueueStats(name string) (QueueStats, error) {
 	if err != nil {
 		return QueueStats{}, err
 	}
-	return e.queueStats(q, e.clock.Now(), e.heads([]*queue{q})[0]), nil
+	return e.queueStats(q, time.Now(), e.heads([]*queue{q})[0]), nil
 }
 
 // heads reads the RunAt of the oldest ready job of each queue.

@@ -81,7 +81,7 @@ func (e *Engine) commitLoop() {
 		if room > 0 {
 			n = e.ring.PopBatch(e.c.buf[:room])
 		}
-		now := e.clock.Now()
+		now := time.Now()
 		e.beat.Store(now.UnixNano())
 		if n > 0 || (!stopping && e.maintenanceDue(now) && (e.c.open == nil || !e.c.open.maintained)) {
 			if e.c.open == nil {
@@ -263,7 +263,7 @@ func (e *Engine) abandon(err error) {
 func (e *Engine) commitFailed(ops []*op, err error) {
 	// A full or failing disk fails every batch: log the first failure, then
 	// at most one line a minute with how many were not logged.
-	if now := e.clock.Now(); now.Sub(e.c.failLogged) >= time.Minute {
+	if now := time.Now(); now.Sub(e.c.failLogged) >= time.Minute {
 		e.log.Error("commit failed", "ops", len(ops), "err", err, "failures_not_logged", e.c.failSuppressed)
 		e.c.failLogged, e.c.failSuppressed = now, 0
 	} else {

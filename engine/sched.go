@@ -113,7 +113,7 @@ func (s *sched) loop(stop <-chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		plan, wake := s.plan(s.e.clock.Now())
+		plan, wake := s.plan(time.Now())
 		for _, a := range plan {
 			s.lease(a.q, a.n)
 		}
@@ -375,7 +375,7 @@ func (s *sched) run(q *queue, j *job.Job) {
 	if err := s.e.submitInternal(o); err != nil {
 		s.e.log.Warn("job outcome not recorded; its lease will expire", "queue", q.name, "id", j.ID, "err", err)
 	}
-	now := s.e.clock.Now()
+	now := time.Now()
 	s.mu.Lock()
 	q.running--
 	s.running--
