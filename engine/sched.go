@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -405,20 +404,6 @@ func (s *sched) breakerLocked(q *queue, out Outcome, now time.Time) {
 		q.breaker, q.probing = BreakerClosed, false
 		s.e.log.Info("breaker closed", "queue", q.name)
 	}
-}
-
-// safeHandle runs h, turning a panic into a retry.
-func safeHandle(ctx context.Context, h Handler, j *job.Job) (out Outcome) {
-	defer func() {
-		if r := recover(); r != nil {
-			out = Outcome{Verdict: Retry, Error: fmt.Sprintf("handler panic: %v", r)}
-		}
-	}()
-	out = h.Handle(ctx, j)
-	if out.Verdict == 0 {
-		out.Verdict = Retry
-	}
-	return out
 }
 
 // SetWorkers sets the global worker limit and how many of those slots only
