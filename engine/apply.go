@@ -44,27 +44,7 @@ func (e *Engine) apply(b *batch, o *op) error {
 }
 
 func (e *Engine) applyEnqueue(b *batch, o *op) error {
-	// Each job writes its payload, record and state index entry, plus an
-	// expiry entry with a deadline and a dedupe entry with a key. Values are
-	// counted (the store adds its per-entry key overhead); a payload above
-	// inlineValueMax costs the store a pointer, not its bytes.
-	entries, bytes, payload := 0, 0, 0
-	for i := range o.news {
-		n := &o.news[i]
-		payload += len(n.Payload)
-		entries += 3
-		bytes += recordEstimate + min(len(n.Payload), inlineValueMax) + len(n.Key) + len(n.ContentType) + 16
-		if n.Key != "" {
-			entries++
-			bytes += len(n.Key) + 8
-		}
-		if !n.ExpiresAt.IsZero() {
-			entries++
-		}
-		for k, v := range n.Headers {
-			bytes += len(k) + len(v) + 4
-		}
-	}
+	entries, bytes, payload := enqueueCost(o.news)
 	if b.writes > 0 && b.payload+payload > maxTxnPayload {
 		if err := e.rotate(b); err != nil {
 			return err
@@ -85,62 +65,94 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 		return nil
 	}
 	o.q = q
-	now := b.now
 	o.results = make([]job.Result, len(o.news))
 	for i := range o.news {
-		n := &o.news[i]
-		if n.Key != "" {
-			id, dup, err := b.txn.Dedupe(q.name, n.Key)
-			if err != nil {
-				return fmt.Errorf("dedupe: %w", err)
-			}
-			if dup {
-				state := job.StateDone
-				if j, err := b.txn.Job(id, false); err == nil {
-					state = j.State
-				} else if !errors.Is(err, job.ErrNotFound) {
-					return err
-				}
-				o.results[i] = job.Result{ID: id, Queue: q.name, State: state, Duplicate: true}
-				continue
-			}
+		if o.results[i], err = e.enqueueOne(b, q, &o.news[i]); err != nil {
+			return err
 		}
-		e.c.seq++
-		j := &job.Job{
-			ID:          job.ID(e.c.seq),
-			Queue:       q.name,
-			State:       job.StateReady,
-			MaxAttempts: q.maxAttempts(*n),
-			CreatedAt:   now,
-			RunAt:       now,
-			ExpiresAt:   n.ExpiresAt,
-			TTR:         cmpOr(n.TTR, q.conf().TTR),
-			Key:         n.Key,
-			Headers:     n.Headers,
-			ContentType: n.ContentType,
-			Payload:     n.Payload,
-			Size:        len(n.Payload),
-		}
-		if n.RunAt.After(now) {
-			j.State, j.RunAt = job.StateDelayed, n.RunAt
-		} else {
-			j.ReadySeq = e.c.seq
-		}
-		if err := b.txn.Create(j); err != nil {
-			return fmt.Errorf("create job: %w", err)
-		}
-		if n.Key != "" {
-			if err := b.txn.PutDedupe(q.name, n.Key, j.ID, e.cfg.DedupeWindow); err != nil {
-				return fmt.Errorf("put dedupe key: %w", err)
-			}
-		}
-		e.entered(b, q, j)
-		q.enqueued.Add(1)
-		o.results[i] = job.Result{ID: j.ID, Queue: q.name, State: j.State}
 	}
-	q.in.add(now, len(o.news))
+	q.in.add(b.now, len(o.news))
 	b.wrote(q)
 	return nil
+}
+
+// enqueueCost estimates the writes of enqueueing news. Each job writes its
+// payload, record and state index entry, plus an expiry entry with a
+// deadline and a dedupe entry with a key. Values are counted (the store adds
+// its per-entry key overhead); a payload above inlineValueMax costs the
+// store a pointer, not its bytes. payload is what the transaction holds in
+// memory until Commit.
+func enqueueCost(news []job.New) (entries, bytes, payload int) {
+	for i := range news {
+		n := &news[i]
+		payload += len(n.Payload)
+		entries += 3
+		bytes += recordEstimate + min(len(n.Payload), inlineValueMax) + len(n.Key) + len(n.ContentType) + 16
+		if n.Key != "" {
+			entries++
+			bytes += len(n.Key) + 8
+		}
+		if !n.ExpiresAt.IsZero() {
+			entries++
+		}
+		for k, v := range n.Headers {
+			bytes += len(k) + len(v) + 4
+		}
+	}
+	return entries, bytes, payload
+}
+
+// enqueueOne creates the job n in q, or answers the job that holds its
+// dedupe key.
+func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) {
+	if n.Key != "" {
+		id, dup, err := b.txn.Dedupe(q.name, n.Key)
+		if err != nil {
+			return job.Result{}, fmt.Errorf("dedupe: %w", err)
+		}
+		if dup {
+			state := job.StateDone
+			if j, err := b.txn.Job(id, false); err == nil {
+				state = j.State
+			} else if !errors.Is(err, job.ErrNotFound) {
+				return job.Result{}, err
+			}
+			return job.Result{ID: id, Queue: q.name, State: state, Duplicate: true}, nil
+		}
+	}
+	now := b.now
+	e.c.seq++
+	j := &job.Job{
+		ID:          job.ID(e.c.seq),
+		Queue:       q.name,
+		State:       job.StateReady,
+		MaxAttempts: q.maxAttempts(*n),
+		CreatedAt:   now,
+		RunAt:       now,
+		ExpiresAt:   n.ExpiresAt,
+		TTR:         cmpOr(n.TTR, q.conf().TTR),
+		Key:         n.Key,
+		Headers:     n.Headers,
+		ContentType: n.ContentType,
+		Payload:     n.Payload,
+		Size:        len(n.Payload),
+	}
+	if n.RunAt.After(now) {
+		j.State, j.RunAt = job.StateDelayed, n.RunAt
+	} else {
+		j.ReadySeq = e.c.seq
+	}
+	if err := b.txn.Create(j); err != nil {
+		return job.Result{}, fmt.Errorf("create job: %w", err)
+	}
+	if n.Key != "" {
+		if err := b.txn.PutDedupe(q.name, n.Key, j.ID, e.cfg.DedupeWindow); err != nil {
+			return job.Result{}, fmt.Errorf("put dedupe key: %w", err)
+		}
+	}
+	e.entered(b, q, j)
+	q.enqueued.Add(1)
+	return job.Result{ID: j.ID, Queue: q.name, State: j.State}, nil
 }
 
 func cmpOr(a, b time.Duration) time.Duration {
@@ -322,49 +334,12 @@ func exhausted(j *job.Job) string {
 func (e *Engine) applyLeased(b *batch, o *op) error {
 	l, ok := e.c.leases.byJob[o.id]
 	if !ok || l.id != o.lease || !l.expires.After(b.now) {
-		if f, ok := e.c.finished.get(o.id); ok {
-			if f.lease != o.lease || f.kind != o.kind {
-				o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
-				return nil
-			}
-			// A repeat of an answer that was lost: answered like the first
-			// one, and only once the first one is durable.
-			b.needSync = true
-			if o.kind == opFail {
-				o.state = job.StateDead
-			}
-			return nil
-		}
-		_, err := b.txn.Job(o.id, false)
-		switch {
-		case errors.Is(err, job.ErrNotFound):
-			o.err = fmt.Errorf("job %s: %w", o.id, job.ErrNotFound)
-		case err != nil:
-			return err
-		default:
-			o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
-		}
-		return nil
+		return e.notLeased(b, o)
+	}
+	if o.kind == opAck {
+		return e.applyAck(b, o, l)
 	}
 	q := l.queue
-	if o.kind == opAck {
-		if err := e.stepRoom(b, &job.Job{}); err != nil {
-			return err
-		}
-		if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}); err != nil {
-			return fmt.Errorf("ack: %w", err)
-		}
-		e.c.leases.remove(o.id)
-		if o.pull {
-			e.c.finished.add(o.id, o.lease, opAck)
-		}
-		e.left(q, job.StateLeased, o.id)
-		q.completed.Add(1)
-		q.out.add(b.now, 1)
-		b.wrote(q)
-		b.event(Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now})
-		return nil
-	}
 	j, err := b.txn.Job(o.id, false)
 	if err != nil {
 		return fmt.Errorf("read leased job: %w", err)
@@ -388,7 +363,61 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		o.state = job.StateDead
 		return e.toDead(b, q, j, o.text)
 	}
-	// nack
+	return e.applyNack(b, o, q, j)
+}
+
+// notLeased answers an op on a lease the caller does not hold: like the
+// first answer when it repeats one whose answer was lost, else a refusal.
+func (e *Engine) notLeased(b *batch, o *op) error {
+	if f, ok := e.c.finished.get(o.id); ok {
+		if f.lease != o.lease || f.kind != o.kind {
+			o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
+			return nil
+		}
+		// A repeat of an answer that was lost: answered like the first
+		// one, and only once the first one is durable.
+		b.needSync = true
+		if o.kind == opFail {
+			o.state = job.StateDead
+		}
+		return nil
+	}
+	_, err := b.txn.Job(o.id, false)
+	switch {
+	case errors.Is(err, job.ErrNotFound):
+		o.err = fmt.Errorf("job %s: %w", o.id, job.ErrNotFound)
+	case err != nil:
+		return err
+	default:
+		o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
+	}
+	return nil
+}
+
+// applyAck deletes the job leased under l.
+func (e *Engine) applyAck(b *batch, o *op, l lease) error {
+	q := l.queue
+	if err := e.stepRoom(b, &job.Job{}); err != nil {
+		return err
+	}
+	if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	e.c.leases.remove(o.id)
+	if o.pull {
+		e.c.finished.add(o.id, o.lease, opAck)
+	}
+	e.left(q, job.StateLeased, o.id)
+	q.completed.Add(1)
+	q.out.add(b.now, 1)
+	b.wrote(q)
+	b.event(Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now})
+	return nil
+}
+
+// applyNack retries the leased job j after its delay, or dead-letters it
+// when its attempts are spent.
+func (e *Engine) applyNack(b *batch, o *op, q *queue, j *job.Job) error {
 	e.c.leases.remove(o.id)
 	if j.Attempt >= j.MaxAttempts {
 		o.state = job.StateDead
