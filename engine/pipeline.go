@@ -14,9 +14,10 @@ import (
 // syncFree, which carry the token: the committer hands work over only while
 // it holds the token, and the syncer gives it back with its report.
 type committer struct {
-	buf    []*op  // what one PopBatch takes from the ring
-	seq    uint64 // job sequence high-water mark
-	seqSet uint64 // the value last written with SetSeq
+	buf    []*op       // what one PopBatch takes from the ring
+	timer  *time.Timer // ends the committer's waits
+	seq    uint64      // job sequence high-water mark
+	seqSet uint64      // the value last written with SetSeq
 	leases *leaseTable
 	// finished remembers the leases pull workers finished (Ack, Fail).
 	finished *finishedLeases
@@ -52,6 +53,10 @@ type batch struct {
 	events     []Event
 }
 
+// commitLoop is the committer goroutine: it applies the ops it takes from
+// the ring to the open batch, commits the batch when nothing more is
+// waiting, and hands committed batches to the syncer, which it starts and
+// stops. It exits once Stop closed commitStop and the ring is drained.
 func (e *Engine) commitLoop() {
 	defer close(e.doneCh)
 	syncs := make(chan []*committed, 1)
@@ -63,8 +68,8 @@ func (e *Engine) commitLoop() {
 	defer syncer.Wait()
 	defer close(syncs)
 	e.c.buf = make([]*op, e.cfg.MaxBatch)
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	e.c.timer = time.NewTimer(time.Hour)
+	defer e.c.timer.Stop()
 	stopping := false
 	for {
 		if e.syncLost.Swap(false) {
@@ -73,37 +78,8 @@ func (e *Engine) commitLoop() {
 		if len(e.c.pending) > 0 && e.takeToken(len(e.c.pending) >= maxPending) && (stopping || e.holdFor(time.Now()) == 0) {
 			e.handPending()
 		}
-		room := e.cfg.MaxBatch
-		if e.c.open != nil {
-			room -= len(e.c.open.ops)
-		}
-		n := 0
-		if room > 0 {
-			n = e.ring.PopBatch(e.c.buf[:room])
-		}
-		now := time.Now()
-		e.beat.Store(now.UnixNano())
-		if n > 0 || (!stopping && e.maintenanceDue(now) && (e.c.open == nil || !e.c.open.maintained)) {
-			if e.c.open == nil {
-				e.c.open = &batch{txn: e.store.Begin(), start: now}
-			}
-			e.c.open.now = now
-			err := e.applyOps(e.c.open, e.c.buf[:n], !stopping && !e.c.open.maintained)
-			clear(e.c.buf[:n])
-			if err != nil {
-				e.abandon(err)
-				continue
-			}
-			// A batch grows while ops keep arriving; when they arrive so
-			// steadily that the ring is never empty, it still goes to an
-			// idle syncer once it has waited maxBatchWait.
-			if now.Sub(e.c.open.start) >= maxBatchWait && e.takeToken(false) {
-				if err := e.commitOpen(); err != nil {
-					e.abandon(err)
-					continue
-				}
-				e.handPending()
-			}
+		now, busy := e.takeOps(stopping)
+		if busy {
 			continue
 		}
 		// Nothing more to take now: commit what was applied (its writes go
@@ -117,29 +93,7 @@ func (e *Engine) commitLoop() {
 			}
 		}
 		if len(e.c.pending) > 0 {
-			stop := e.commitStop
-			if stopping {
-				stop = nil
-			}
-			var back <-chan syncReport // the token, when the syncer still has it
-			var hold <-chan time.Time
-			if !e.c.tok.held {
-				back = e.c.syncFree
-			} else if d := e.holdFor(time.Now()); d > 0 && !stopping {
-				timer.Reset(d)
-				hold = timer.C
-			} else {
-				continue
-			}
-			select {
-			case r := <-back:
-				e.gotToken(r)
-			case <-hold:
-			case <-e.signal:
-			case <-stop:
-				stopping = true
-			}
-			timer.Stop()
+			stopping = e.awaitSyncer(stopping)
 			continue
 		}
 		if e.c.dirty && (stopping || !now.Before(e.c.synced.Add(e.cfg.SyncInterval))) {
@@ -150,15 +104,92 @@ func (e *Engine) commitLoop() {
 			e.flushSyncs() // a failed last sync was logged and its ops answered with the error
 			return
 		}
-		timer.Reset(e.nextWake(now))
-		select {
-		case <-e.signal:
-		case <-timer.C:
-		case <-e.commitStop:
-			stopping = true
-		}
-		timer.Stop()
+		stopping = e.sleep(e.nextWake(now))
 	}
+}
+
+// takeOps applies what the ring holds (and due maintenance) to the open
+// batch, and commits the batch early when it has waited long enough for an
+// idle syncer. It reports the time of the round and whether it did anything.
+func (e *Engine) takeOps(stopping bool) (now time.Time, busy bool) {
+	room := e.cfg.MaxBatch
+	if e.c.open != nil {
+		room -= len(e.c.open.ops)
+	}
+	n := 0
+	if room > 0 {
+		n = e.ring.PopBatch(e.c.buf[:room])
+	}
+	now = time.Now()
+	e.beat.Store(now.UnixNano())
+	if n == 0 && (stopping || !e.maintenanceDue(now) || (e.c.open != nil && e.c.open.maintained)) {
+		return now, false
+	}
+	if e.c.open == nil {
+		e.c.open = &batch{txn: e.store.Begin(), start: now}
+	}
+	e.c.open.now = now
+	err := e.applyOps(e.c.open, e.c.buf[:n], !stopping && !e.c.open.maintained)
+	clear(e.c.buf[:n])
+	if err != nil {
+		e.abandon(err)
+		return now, true
+	}
+	// A batch grows while ops keep arriving; when they arrive so steadily
+	// that the ring is never empty, it still goes to an idle syncer once it
+	// has waited maxBatchWait.
+	if now.Sub(e.c.open.start) >= maxBatchWait && e.takeToken(false) {
+		if err := e.commitOpen(); err != nil {
+			e.abandon(err)
+			return now, true
+		}
+		e.handPending()
+	}
+	return now, true
+}
+
+// awaitSyncer waits, with batches pending, for the syncer's token or for
+// the end of holdFor, or for a new op. It reports whether the engine is
+// stopping.
+func (e *Engine) awaitSyncer(stopping bool) bool {
+	stop := e.commitStop
+	if stopping {
+		stop = nil
+	}
+	var back <-chan syncReport // the token, when the syncer still has it
+	var hold <-chan time.Time
+	if !e.c.tok.held {
+		back = e.c.syncFree
+	} else if d := e.holdFor(time.Now()); d > 0 && !stopping {
+		e.c.timer.Reset(d)
+		hold = e.c.timer.C
+	} else {
+		return stopping
+	}
+	defer e.c.timer.Stop()
+	select {
+	case r := <-back:
+		e.gotToken(r)
+	case <-hold:
+	case <-e.signal:
+	case <-stop:
+		return true
+	}
+	return stopping
+}
+
+// sleep waits, idle, for d, a new op or Stop. It reports whether the
+// engine is stopping.
+func (e *Engine) sleep(d time.Duration) bool {
+	e.c.timer.Reset(d)
+	defer e.c.timer.Stop()
+	select {
+	case <-e.signal:
+	case <-e.c.timer.C:
+	case <-e.commitStop:
+		return true
+	}
+	return false
 }
 
 // nextWake is how long the committer may sleep when idle.
