@@ -1,11 +1,8 @@
 package engine
 
 import (
-	"fmt"
 	"sync"
 	"time"
-
-	"github.com/edgeq/edgeq/engine/job"
 )
 
 // committer is the state of the committer goroutine (commitLoop), the
@@ -36,21 +33,6 @@ type committer struct {
 
 	failLogged     time.Time // last "commit failed" line
 	failSuppressed int       // failures since then that were not logged
-}
-
-// batch is one round of the committer: one or more transactions (a new one
-// when the current is full), then at most one sync.
-type batch struct {
-	txn        Txn
-	writes     int       // ops that wrote into txn
-	payload    int       // payload bytes written into txn: the store holds them in memory until Commit
-	now        time.Time // of the latest round of ops applied
-	start      time.Time // of the first
-	ops        []*op     // applied so far
-	maintained bool      // maintenance ran in this batch
-	needSync   bool
-	wake       map[*queue]struct{}
-	events     []Event
 }
 
 // commitLoop is the committer goroutine: it applies the ops it takes from
@@ -313,71 +295,76 @@ func (e *Engine) commitFailed(ops []*op, err error) {
 	}
 }
 
-// commitTxn commits the current transaction with the sequence mark.
-func (e *Engine) commitTxn(b *batch) error {
-	if e.c.seq != e.c.seqSet {
-		if err := b.txn.SetSeq(e.c.seq); err != nil {
-			return fmt.Errorf("set seq: %w", err)
-		}
-	}
-	if err := b.txn.Commit(); err != nil {
-		return err
-	}
-	e.c.seqSet = e.c.seq
-	return nil
+// token is the committer's hold on the syncer. The committer takes the
+// token to hand the syncer work; until it does, the syncer is idle.
+type token struct {
+	held bool
+	last syncReport
 }
 
-// room makes sure entries writes of about bytes fit, committing the current
-// transaction early and starting another when they do not. It reports false
-// when they do not fit even an empty transaction.
-func (e *Engine) room(b *batch, entries, bytes int) (bool, error) {
-	if b.txn.Room(entries, bytes) {
-		return true, nil
+// takeToken takes the syncer's token, waiting for it when wait is set. It
+// reports whether the committer holds it.
+func (e *Engine) takeToken(wait bool) bool {
+	if e.c.tok.held {
+		return true
 	}
-	if b.writes == 0 {
-		return false, nil
+	if wait {
+		e.gotToken(<-e.c.syncFree)
+		return true
 	}
-	if err := e.rotate(b); err != nil {
-		return false, err
+	select {
+	case r := <-e.c.syncFree:
+		e.gotToken(r)
+		return true
+	default:
+		return false
 	}
-	return b.txn.Room(entries, bytes), nil
 }
 
-// rotate commits the current transaction early and starts another.
-func (e *Engine) rotate(b *batch) error {
-	if err := e.commitTxn(b); err != nil {
-		return err
-	}
-	b.txn, b.writes, b.payload = e.store.Begin(), 0, 0
-	return nil
+func (e *Engine) gotToken(r syncReport) {
+	e.c.tok = token{held: true, last: r}
 }
 
-// jobCost estimates the writes of one job state change.
-func jobCost(j *job.Job) int {
-	n := 256 + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue)
-	for k, v := range j.Headers {
-		n += len(k) + len(v) + 4
-	}
-	return n
+// hand gives the syncer a group; the committer must hold the token.
+func (e *Engine) hand(g []*committed) {
+	e.c.tok.held = false
+	e.c.syncCh <- g
 }
 
-// stepRoom is room for one state change of j; it never reports false (one
-// job always fits an empty transaction).
-func (e *Engine) stepRoom(b *batch, j *job.Job) error {
-	_, err := e.room(b, 6, jobCost(j))
-	return err
+// holdFor is how much longer the committer keeps a free syncer waiting
+// before it hands over what is pending; 0 means hand it over now.
+//
+// Callers answered by a sync usually come straight back with their next op
+// (closed-loop callers: producers waiting on Enqueue, HTTP clients, workers,
+// devices waiting for their PUBACK). If the next sync went out at once, it
+// would carry only the ops that arrived during the last one, the callers
+// just answered would wait for it and then for their own, and the callers
+// would split into two groups that alternate, each about half the size: the
+// same fsyncs for half the jobs. So the committer holds the syncer until as
+// many ops as the last sync answered have been committed on top of those
+// already pushed when it answered them, for at most the duration of that
+// sync (and maxHold): a caller who does not come back costs at most one
+// more sync's time. A group that did not sync, or answered nothing, is not
+// waited on.
+func (e *Engine) holdFor(now time.Time) time.Duration {
+	t := e.c.tok
+	if !t.held || t.last.took <= 0 || t.last.ops == 0 {
+		return 0
+	}
+	committed := e.ring.Popped() // the committer is the ring's only consumer
+	if e.c.open != nil {
+		committed -= uint64(len(e.c.open.ops))
+	}
+	if committed >= t.last.pushed+uint64(t.last.ops) {
+		return 0
+	}
+	return max(0, t.last.done.Add(min(t.last.took, maxHold)).Sub(now))
 }
 
-func (b *batch) wakeQueue(q *queue) {
-	if b.wake == nil {
-		b.wake = make(map[*queue]struct{})
-	}
-	b.wake[q] = struct{}{}
-}
-
-func (b *batch) wrote(q *queue) {
-	b.writes++
-	if q.conf().Sync == SyncAlways {
-		b.needSync = true
-	}
+// flushSyncs waits until the syncer has finished everything handed to it.
+func (e *Engine) flushSyncs() {
+	done := make(chan struct{})
+	e.takeToken(true)
+	e.hand([]*committed{{flush: done}})
+	<-done
 }
