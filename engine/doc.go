@@ -40,6 +40,20 @@
 // When the ring is full, enqueuers wait up to Config.IntakeWait and are then
 // refused with job.ErrUnavailable and a retry-after: never an unbounded queue.
 //
+// # Files
+//
+// One room per job, so that changing what an op does means reading one file:
+//
+//	ops.go          the exported calls: validation, admission, push, wait for the answer
+//	pipeline.go     the committer (commitLoop) and its side of the syncer handover
+//	syncer.go       the syncer: Store.Sync, events, answers
+//	batch.go        a batch and the room left in its transaction
+//	apply.go        the job state machine: enqueue, lease, ack, nack, fail, extend
+//	apply_admin.go  cancel, purge, dead-letter retry and purge
+//	maintain.go     timed scans: delayed jobs, deadlines, expired leases
+//	sched.go        in-process dispatch: worker slots, classes, circuit breakers
+//	recover.go      the in-memory state rebuilt from the store (Start, failed commits)
+//
 // # Goroutines
 //
 // Started by Start and waited for by Stop: the committer, the syncer (owned
