@@ -25,7 +25,7 @@ func (e *Engine) alertLoop(stop <-chan struct{}) {
 // checkAlerts raises or clears each queue's backlog alert. Every change is
 // logged once (WARN when raised), counted and handed to Config.OnAlert.
 func (e *Engine) checkAlerts() {
-	now := e.clock.Now()
+	now := time.Now()
 	e.qmu.RLock()
 	var qs []*queue
 	for _, q := range e.queues {

@@ -81,7 +81,6 @@ const DefaultMaxQueues = 1000
 // Config configures an Engine. Zero values mean defaults.
 type Config struct {
 	Logger *slog.Logger
-	Clock  Clock
 
 	RingSize     int           // intake ring slots, default 8192
 	IntakeWait   time.Duration // how long an enqueuer waits for ring room before ErrUnavailable, default 2s
@@ -117,9 +116,6 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	c.Logger = cmp.Or(c.Logger, slog.New(slog.DiscardHandler))
-	if c.Clock == nil {
-		c.Clock = SystemClock{}
-	}
 	c.RingSize = cmp.Or(c.RingSize, 8192)
 	c.IntakeWait = cmp.Or(c.IntakeWait, 2*time.Second)
 	c.MaxBatch = cmp.Or(c.MaxBatch, 1024)
@@ -176,16 +172,3 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-// Clock tells the time. Every time decision of the engine (leases, backoff,
-// delayed jobs, deadlines) reads it; tests run the engine inside
-// testing/synctest, where the system clock is fake.
-type Clock interface {
-	Now() time.Time
-}
-
-// SystemClock is the wall clock.
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }

@@ -30,7 +30,7 @@
 // without them would split closed-loop callers into two alternating groups
 // of half the size. So the committer keeps a free syncer waiting until as
 // many ops as the last sync answered have been committed, for at most that
-// sync's duration and never more than 2 ms (holdFor in syncer.go); a lone
+// sync's duration and never more than 2 ms (holdFor in pipeline.go); a lone
 // caller who comes back ends the wait at once. A batch only reads
 // what earlier transactions committed, and every answer waits for a sync
 // that began after its own commit, so no caller learns of a state that a
@@ -39,6 +39,20 @@
 //
 // When the ring is full, enqueuers wait up to Config.IntakeWait and are then
 // refused with job.ErrUnavailable and a retry-after: never an unbounded queue.
+//
+// # Files
+//
+// One room per job, so that changing what an op does means reading one file:
+//
+//	ops.go          the exported calls: validation, admission, push, wait for the answer
+//	pipeline.go     the committer (commitLoop) and its side of the syncer handover
+//	syncer.go       the syncer: Store.Sync, events, answers
+//	batch.go        a batch and the room left in its transaction
+//	apply.go        the job state machine: enqueue, lease, ack, nack, fail, extend
+//	apply_admin.go  cancel, purge, dead-letter retry and purge
+//	maintain.go     timed scans: delayed jobs, deadlines, expired leases
+//	sched.go        in-process dispatch: worker slots, classes, circuit breakers
+//	recover.go      the in-memory state rebuilt from the store (Start, failed commits)
 //
 // # Goroutines
 //

@@ -21,7 +21,6 @@ import (
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
-	clock Clock
 	store Store
 
 	ring   *ring.Ring[*op]
@@ -47,13 +46,8 @@ type Engine struct {
 	ready     atomic.Bool
 	failed    atomic.Pointer[error] // last commit failure, cleared by the next success
 
-	c        committerState    // owned by the committer goroutine (and Start, before it runs)
-	syncCh   chan []*committed // committer → syncer; set by the committer before it hands anything over
-	syncFree chan syncReport   // the syncer's token and its report on the last group (commitLoop)
-	tok      token             // owned by the committer: whether it holds the syncer's token
-	open     *batch            // owned by the committer: applied, not yet committed
-	pending  []*committed      // owned by the committer: committed, not yet handed to the syncer
-	syncLost atomic.Bool       // a sync failed: the committer marks the store dirty again
+	c        committer   // owned by the committer goroutine (and Start, before it runs)
+	syncLost atomic.Bool // a sync failed: the committer marks the store dirty again
 	sched    *sched
 	level    atomic.Uint32 // job.Level set by the governor
 	// rejected counts refusals of jobs for no existing queue, by index in
@@ -83,7 +77,6 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "engine"),
-		clock:      cfg.Clock,
 		store:      store,
 		ring:       r,
 		signal:     make(chan struct{}, 1),
@@ -101,7 +94,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e.hSyncOps = newHistogram(sizeBounds...)
 	e.c.leases = newLeaseTable()
 	e.c.finished = newFinishedLeases()
-	now := e.clock.Now()
+	now := time.Now()
 	for name := range cfg.Queues {
 		q := newQueue(name, e.queueConfig(name), now)
 		e.addQueueLocked(q)
@@ -118,7 +111,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 func (e *Engine) Start(ctx context.Context) error {
 	err := errors.New("engine already started")
 	e.startOnce.Do(func() {
-		e.startedAt = e.clock.Now()
+		e.startedAt = time.Now()
 		if err = e.recover(ctx); err != nil {
 			return
 		}
@@ -273,7 +266,7 @@ func (e *Engine) target(name string) (*queue, error) {
 	if err := e.roomForQueue(name, n); err != nil {
 		return nil, err
 	}
-	return newQueue(name, cfg, e.clock.Now()), nil
+	return newQueue(name, cfg, time.Now()), nil
 }
 
 // roomForQueue refuses a new queue when n queues exist and max_queues is reached.
@@ -379,7 +372,7 @@ func (e *Engine) submit(ctx context.Context, o *op) error {
 
 // Stats snapshots the engine. The oldest ready age is read from the store.
 func (e *Engine) Stats() Stats {
-	now := e.clock.Now()
+	now := time.Now()
 	e.qmu.RLock()
 	qs := make([]*queue, 0, len(e.queues))
 	for _, q := range e.queues {
@@ -420,7 +413,7 @@ func (e *Engine) QueueStats(name string) (QueueStats, error) {
 	if err != nil {
 		return QueueStats{}, err
 	}
-	return e.queueStats(q, e.clock.Now(), e.heads([]*queue{q})[0]), nil
+	return e.queueStats(q, time.Now(), e.heads([]*queue{q})[0]), nil
 }
 
 // heads reads the RunAt of the oldest ready job of each queue.

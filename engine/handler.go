@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
@@ -47,4 +48,21 @@ type Outcome struct {
 	// the job (a network error, 5xx, timeout): it counts towards the
 	// queue's circuit breaker.
 	TargetFailed bool
+}
+
+// safeHandle runs h, turning a panic into a retry (since Go 1.21 panic(nil)
+// recovers a *runtime.PanicNilError, so every panic is caught) and a missing
+// verdict into Retry: a buggy handler fails its job, not the process. A
+// panic is not a failure of the handler's target: TargetFailed stays false.
+func safeHandle(ctx context.Context, h Handler, j *job.Job) (out Outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = Outcome{Verdict: Retry, Error: fmt.Sprintf("handler panic: %v", r)}
+		}
+	}()
+	out = h.Handle(ctx, j)
+	if out.Verdict == 0 {
+		out.Verdict = Retry
+	}
+	return out
 }

@@ -58,14 +58,14 @@ func (e *Engine) Move(ctx context.Context, r MoveRequest) (moved, remaining int,
 	if r.DryRun {
 		return min(r.Limit, left()), left(), nil
 	}
-	if err := e.admit(to, 0, e.clock.Now()); err != nil {
+	if err := e.admit(to, 0, time.Now()); err != nil {
 		return 0, left(), err // the target is shed
 	}
 	step := moveStep
 	if r.Rate > 0 {
 		step = max(1, min(moveStep, int(r.Rate/10))) // ~10 steps a second
 	}
-	start := e.clock.Now()
+	start := time.Now()
 	for moved < r.Limit {
 		n := min(step, r.Limit-moved)
 		o := &op{kind: opMove, q: from, to: to, from: r.State, max: n}
@@ -78,7 +78,7 @@ func (e *Engine) Move(ctx context.Context, r MoveRequest) (moved, remaining int,
 		}
 		if r.Rate > 0 {
 			due := start.Add(time.Duration(float64(moved) / r.Rate * float64(time.Second)))
-			if wait := due.Sub(e.clock.Now()); wait > 0 {
+			if wait := due.Sub(time.Now()); wait > 0 {
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:

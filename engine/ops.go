@@ -107,7 +107,7 @@ func (e *Engine) enqueueBatch(ctx context.Context, queue string, jobs []job.New)
 	if len(jobs) > MaxBatchJobs {
 		return nil, fmt.Errorf("%w: batch: %d jobs, at most %d", job.ErrTooLarge, len(jobs), MaxBatchJobs)
 	}
-	now := e.clock.Now()
+	now := time.Now()
 	for i := range jobs {
 		if err := e.checkNew(&jobs[i], now); err != nil {
 			if len(jobs) > 1 {
@@ -126,7 +126,7 @@ func (e *Engine) enqueueBatch(ctx context.Context, queue string, jobs []job.New)
 	if err := e.submit(ctx, o); err != nil {
 		return nil, err
 	}
-	e.hEnqueue.observe(e.clock.Now().Sub(now).Seconds())
+	e.hEnqueue.observe(time.Now().Sub(now).Seconds())
 	return o.results, nil
 }
 

@@ -130,7 +130,7 @@ func (q *queue) wake() {
 
 func (q *queue) depth() int64 { return q.ready.Load() + q.delayed.Load() + q.leased.Load() }
 
-// tokenBucket is a token bucket on the engine's clock. Safe for concurrent use.
+// tokenBucket is a token bucket. Safe for concurrent use.
 type tokenBucket struct {
 	mu     sync.Mutex
 	rate   float64 // tokens per second

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
 )
@@ -11,7 +12,7 @@ import (
 // sequence, every queue's counters and the held leases. Cursors restart at
 // the beginning of each index.
 func (e *Engine) load() error {
-	now := e.clock.Now()
+	now := time.Now()
 	var (
 		seq    uint64
 		counts map[string]Counts
@@ -98,7 +99,7 @@ func (e *Engine) recover(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		b := &batch{txn: e.store.Begin(), now: e.clock.Now()}
+		b := &batch{txn: e.store.Begin(), now: time.Now()}
 		err := func() error {
 			n := 0
 			for id, l := range e.c.leases.byJob {
@@ -123,6 +124,6 @@ func (e *Engine) recover(ctx context.Context) error {
 			return fmt.Errorf("requeue leased jobs: %w", err)
 		}
 	}
-	e.c.synced = e.clock.Now()
+	e.c.synced = time.Now()
 	return nil
 }

@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // Reconfigure applies a new queue configuration while the engine runs
 // (SIGHUP): classes, caps, reserves, rates, depths, sync modes, alerts,
 // shedding, handlers and breakers of configured queues; queues that left the
@@ -18,7 +20,7 @@ func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
 	if err := next.Validate(); err != nil {
 		return err
 	}
-	now := e.clock.Now()
+	now := time.Now()
 	e.qmu.Lock()
 	e.cfg.Queues = queues // queueConfig reads it, under qmu, for queues made later
 	all := make([]*queue, 0, len(e.queues)+len(queues))

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -113,7 +112,7 @@ func (s *sched) loop(stop <-chan struct{}) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		plan, wake := s.plan(s.e.clock.Now())
+		plan, wake := s.plan(time.Now())
 		for _, a := range plan {
 			s.lease(a.q, a.n)
 		}
@@ -375,7 +374,7 @@ func (s *sched) run(q *queue, j *job.Job) {
 	if err := s.e.submitInternal(o); err != nil {
 		s.e.log.Warn("job outcome not recorded; its lease will expire", "queue", q.name, "id", j.ID, "err", err)
 	}
-	now := s.e.clock.Now()
+	now := time.Now()
 	s.mu.Lock()
 	q.running--
 	s.running--
@@ -405,20 +404,6 @@ func (s *sched) breakerLocked(q *queue, out Outcome, now time.Time) {
 		q.breaker, q.probing = BreakerClosed, false
 		s.e.log.Info("breaker closed", "queue", q.name)
 	}
-}
-
-// safeHandle runs h, turning a panic into a retry.
-func safeHandle(ctx context.Context, h Handler, j *job.Job) (out Outcome) {
-	defer func() {
-		if r := recover(); r != nil {
-			out = Outcome{Verdict: Retry, Error: fmt.Sprintf("handler panic: %v", r)}
-		}
-	}()
-	out = h.Handle(ctx, j)
-	if out.Verdict == 0 {
-		out.Verdict = Retry
-	}
-	return out
 }
 
 // SetWorkers sets the global worker limit and how many of those slots only

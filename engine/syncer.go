@@ -33,74 +33,8 @@ func (e *Engine) syncLoop(in <-chan []*committed, free chan<- syncReport) {
 type syncReport struct {
 	ops    int
 	pushed uint64        // ring.Pushed when the answers began
-	done   time.Time     // wall clock: pacing, not a job-time decision
+	done   time.Time     // when it gave the token back
 	took   time.Duration // of the Store.Sync; zero when it did not sync
-}
-
-// token is the committer's hold on the syncer. The committer takes the
-// token to hand the syncer work; until it does, the syncer is idle.
-type token struct {
-	held bool
-	last syncReport
-}
-
-// takeToken takes the syncer's token, waiting for it when wait is set. It
-// reports whether the committer holds it.
-func (e *Engine) takeToken(wait bool) bool {
-	if e.tok.held {
-		return true
-	}
-	if wait {
-		e.gotToken(<-e.syncFree)
-		return true
-	}
-	select {
-	case r := <-e.syncFree:
-		e.gotToken(r)
-		return true
-	default:
-		return false
-	}
-}
-
-func (e *Engine) gotToken(r syncReport) {
-	e.tok = token{held: true, last: r}
-}
-
-// hand gives the syncer a group; the committer must hold the token.
-func (e *Engine) hand(g []*committed) {
-	e.tok.held = false
-	e.syncCh <- g
-}
-
-// holdFor is how much longer the committer keeps a free syncer waiting
-// before it hands over what is pending; 0 means hand it over now.
-//
-// Callers answered by a sync usually come straight back with their next op
-// (closed-loop callers: producers waiting on Enqueue, HTTP clients, workers,
-// devices waiting for their PUBACK). If the next sync went out at once, it
-// would carry only the ops that arrived during the last one, the callers
-// just answered would wait for it and then for their own, and the callers
-// would split into two groups that alternate, each about half the size: the
-// same fsyncs for half the jobs. So the committer holds the syncer until as
-// many ops as the last sync answered have been committed on top of those
-// already pushed when it answered them, for at most the duration of that
-// sync (and maxHold): a caller who does not come back costs at most one
-// more sync's time. A group that did not sync, or answered nothing, is not
-// waited on.
-func (e *Engine) holdFor(now time.Time) time.Duration {
-	t := e.tok
-	if !t.held || t.last.took <= 0 || t.last.ops == 0 {
-		return 0
-	}
-	committed := e.ring.Popped() // the committer is the ring's only consumer
-	if e.open != nil {
-		committed -= uint64(len(e.open.ops))
-	}
-	if committed >= t.last.pushed+uint64(t.last.ops) {
-		return 0
-	}
-	return max(0, t.last.done.Add(min(t.last.took, maxHold)).Sub(now))
 }
 
 // finish syncs a group of committed batches when any of them needs it, then
@@ -127,7 +61,7 @@ func (e *Engine) finish(group []*committed) syncReport {
 	if wrote || synced {
 		e.failed.Store(nil) // only a write proves the store healthy again
 	}
-	now := e.clock.Now()
+	now := time.Now()
 	for _, c := range group {
 		if c.b != nil {
 			if len(c.b.ops) > 0 {
@@ -190,12 +124,4 @@ func failure(step string, err error) error {
 		return job.Retry(fmt.Errorf("%w: %v", job.ErrDiskFull, err), 5*time.Second)
 	}
 	return job.Retry(fmt.Errorf("%w: %s: %v", job.ErrUnavailable, step, err), time.Second)
-}
-
-// flushSyncs waits until the syncer has finished everything handed to it.
-func (e *Engine) flushSyncs() {
-	done := make(chan struct{})
-	e.takeToken(true)
-	e.hand([]*committed{{flush: done}})
-	<-done
 }

@@ -106,7 +106,7 @@ func benchBacklogRSS(b *testing.B, n int, limit int64) {
 }
 
 // fill creates n ready jobs in Room-sized, synced transactions, with the
-// engine's estimate of a job's writes (engine/commit.go, applyEnqueue).
+// engine's estimate of a job's writes (engine/apply.go, applyEnqueue).
 func fill(b *testing.B, s *Badger, n int, payload []byte) {
 	b.Helper()
 	tx := s.Begin()

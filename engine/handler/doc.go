@@ -14,6 +14,6 @@
 //
 // # Goroutines and concurrency
 //
-// This package starts no goroutines and holds no state. [Safe] is safe for
-// concurrent use when the handler it wraps is.
+// This package starts no goroutines and holds no state. The engine recovers
+// a handler's panic itself and fails the job with a retry.
 package handler

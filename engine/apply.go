@@ -1,0 +1,439 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// maxTxnPayload bounds the payload bytes one transaction holds before it is
+// committed (large payloads cost the store only a pointer each in Room, but
+// all of their bytes in memory until Commit).
+const maxTxnPayload = 8 << 20
+
+// recordEstimate bounds the encoded size of a job record's fixed fields.
+const recordEstimate = 96
+
+// inlineValueMax is the payload size up to which the store keeps a value in
+// its LSM tree (and counts it against a transaction's size); larger payloads
+// go to the value log and cost a pointer. storage's small profile uses it.
+const inlineValueMax = 1024
+
+// apply runs one op. Refusals go to o.err with nothing written; a returned
+// error is a store failure that fails the whole batch.
+func (e *Engine) apply(b *batch, o *op) error {
+	switch o.kind {
+	case opEnqueue:
+		return e.applyEnqueue(b, o)
+	case opLease:
+		return e.applyLease(b, o)
+	case opAck, opNack, opFail, opExtend:
+		return e.applyLeased(b, o)
+	case opCancel:
+		return e.applyCancel(b, o)
+	case opPurge:
+		return e.applyPurge(b, o)
+	case opDeadRetry, opDeadPurge:
+		return e.applyDead(b, o)
+	case opMove:
+		return e.applyMove(b, o)
+	}
+	return fmt.Errorf("unknown op kind %d", o.kind)
+}
+
+func (e *Engine) applyEnqueue(b *batch, o *op) error {
+	entries, bytes, payload := enqueueCost(o.news)
+	if b.writes > 0 && b.payload+payload > maxTxnPayload {
+		if err := e.rotate(b); err != nil {
+			return err
+		}
+	}
+	ok, err := e.room(b, entries, bytes)
+	if err != nil {
+		return err
+	}
+	b.payload += payload
+	if !ok {
+		o.err = fmt.Errorf("%w: batch of %d jobs does not fit one transaction; split it", job.ErrTooLarge, len(o.news))
+		return nil
+	}
+	q, err := e.adopt(o.q)
+	if err != nil {
+		o.err = err
+		return nil
+	}
+	o.q = q
+	o.results = make([]job.Result, len(o.news))
+	for i := range o.news {
+		if o.results[i], err = e.enqueueOne(b, q, &o.news[i]); err != nil {
+			return err
+		}
+	}
+	q.in.add(b.now, len(o.news))
+	b.wrote(q)
+	return nil
+}
+
+// enqueueCost estimates the writes of enqueueing news. Each job writes its
+// payload, record and state index entry, plus an expiry entry with a
+// deadline and a dedupe entry with a key. Values are counted (the store adds
+// its per-entry key overhead); a payload above inlineValueMax costs the
+// store a pointer, not its bytes. payload is what the transaction holds in
+// memory until Commit.
+func enqueueCost(news []job.New) (entries, bytes, payload int) {
+	for i := range news {
+		n := &news[i]
+		payload += len(n.Payload)
+		entries += 3
+		bytes += recordEstimate + min(len(n.Payload), inlineValueMax) + len(n.Key) + len(n.ContentType) + 16
+		if n.Key != "" {
+			entries++
+			bytes += len(n.Key) + 8
+		}
+		if !n.ExpiresAt.IsZero() {
+			entries++
+		}
+		for k, v := range n.Headers {
+			bytes += len(k) + len(v) + 4
+		}
+	}
+	return entries, bytes, payload
+}
+
+// enqueueOne creates the job n in q, or answers the job that holds its
+// dedupe key.
+func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) {
+	if n.Key != "" {
+		id, dup, err := b.txn.Dedupe(q.name, n.Key)
+		if err != nil {
+			return job.Result{}, fmt.Errorf("dedupe: %w", err)
+		}
+		if dup {
+			state := job.StateDone
+			if j, err := b.txn.Job(id, false); err == nil {
+				state = j.State
+			} else if !errors.Is(err, job.ErrNotFound) {
+				return job.Result{}, err
+			}
+			return job.Result{ID: id, Queue: q.name, State: state, Duplicate: true}, nil
+		}
+	}
+	now := b.now
+	e.c.seq++
+	j := &job.Job{
+		ID:          job.ID(e.c.seq),
+		Queue:       q.name,
+		State:       job.StateReady,
+		MaxAttempts: q.maxAttempts(*n),
+		CreatedAt:   now,
+		RunAt:       now,
+		ExpiresAt:   n.ExpiresAt,
+		TTR:         cmpOr(n.TTR, q.conf().TTR),
+		Key:         n.Key,
+		Headers:     n.Headers,
+		ContentType: n.ContentType,
+		Payload:     n.Payload,
+		Size:        len(n.Payload),
+	}
+	if n.RunAt.After(now) {
+		j.State, j.RunAt = job.StateDelayed, n.RunAt
+	} else {
+		j.ReadySeq = e.c.seq
+	}
+	if err := b.txn.Create(j); err != nil {
+		return job.Result{}, fmt.Errorf("create job: %w", err)
+	}
+	if n.Key != "" {
+		if err := b.txn.PutDedupe(q.name, n.Key, j.ID, e.cfg.DedupeWindow); err != nil {
+			return job.Result{}, fmt.Errorf("put dedupe key: %w", err)
+		}
+	}
+	e.entered(b, q, j)
+	q.enqueued.Add(1)
+	return job.Result{ID: j.ID, Queue: q.name, State: j.State}, nil
+}
+
+func cmpOr(a, b time.Duration) time.Duration {
+	if a != 0 {
+		return a
+	}
+	return b
+}
+
+// entered accounts for j arriving in its state: counters, timed scans and
+// wake-ups.
+func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
+	switch j.State {
+	case job.StateReady:
+		q.ready.Add(1)
+		e.hotAdd(q, j)
+		b.wakeQueue(q)
+	case job.StateDelayed:
+		q.delayed.Add(1)
+		e.c.delayed.note(j.RunAt)
+	case job.StateLeased:
+		q.leased.Add(1)
+	case job.StateDead:
+		q.dead.Add(1)
+		q.deadTotal.Add(1)
+		q.out.add(b.now, 1)
+	}
+	if !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed) {
+		e.c.expiry.note(j.ExpiresAt)
+	}
+}
+
+// left accounts for job id leaving state s.
+func (e *Engine) left(q *queue, s job.State, id job.ID) {
+	switch s {
+	case job.StateReady:
+		e.hotRemove(q, id)
+		if q.ready.Add(-1) == 0 && !q.hot.complete {
+			e.hotReset(q) // nothing ready: the (empty) tail is complete again
+		}
+	case job.StateDelayed:
+		q.delayed.Add(-1)
+	case job.StateLeased:
+		q.leased.Add(-1)
+	case job.StateDead:
+		q.dead.Add(-1)
+	}
+}
+
+// transition writes prev → next and keeps the accounts.
+func (e *Engine) transition(b *batch, q *queue, prev, next *job.Job) error {
+	if err := e.stepRoom(b, next); err != nil {
+		return err
+	}
+	if err := b.txn.Update(prev, next); err != nil {
+		return err // the store names the job
+	}
+	e.left(q, prev.State, prev.ID)
+	e.entered(b, q, next)
+	b.wrote(q)
+	return nil
+}
+
+// toReady makes j ready now, at the back of its queue.
+func (e *Engine) toReady(b *batch, q *queue, j *job.Job, runAt time.Time) *job.Job {
+	e.c.seq++
+	next := j.Clone()
+	next.State, next.ReadySeq, next.RunAt = job.StateReady, e.c.seq, runAt
+	next.LeaseID, next.LeaseExpires = "", time.Time{}
+	return next
+}
+
+// toDead dead-letters j with reason.
+func (e *Engine) toDead(b *batch, q *queue, j *job.Job, reason string) error {
+	next := j.Clone()
+	next.State, next.LastError = job.StateDead, reason
+	next.LeaseID, next.LeaseExpires = "", time.Time{}
+	b.event(Event{Kind: EventDead, Queue: q.name, ID: j.ID, Attempt: j.Attempt, Error: reason, At: b.now})
+	return e.transition(b, q, j, next)
+}
+
+func (e *Engine) applyLease(b *batch, o *op) error {
+	q := o.q
+	if !e.dispatchable(q) {
+		return nil
+	}
+	if q.hot.complete {
+		// Every ready job after the cursor is in memory (hot.go).
+		for len(o.jobs) < o.max {
+			j, ok := e.hotTake(q)
+			if !ok {
+				return nil
+			}
+			q.cursor.Store(j.ReadySeq)
+			if len(j.Payload) != j.Size {
+				// Not kept with its payload (large, or it became ready
+				// through a record read without it): the store has it.
+				id := j.ID
+				var err error
+				if j, err = b.txn.Job(id, true); err != nil {
+					return fmt.Errorf("lease: %w", err)
+				}
+			}
+			if err := e.leaseOne(b, q, o, j); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(o.jobs) < o.max && q.ready.Load() > 0 {
+		refs, err := b.txn.Ready(q.name, q.cursor.Load(), o.max-len(o.jobs))
+		if err != nil {
+			return fmt.Errorf("read ready index: %w", err)
+		}
+		if len(refs) == 0 {
+			break
+		}
+		for _, ref := range refs {
+			q.cursor.Store(ref.Seq)
+			j, err := b.txn.Job(ref.ID, true)
+			if errors.Is(err, job.ErrNotFound) {
+				e.log.Error("ready index names a missing job", "queue", q.name, "id", ref.ID)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("lease: %w", err)
+			}
+			if j.State != job.StateReady {
+				continue
+			}
+			if err := e.leaseOne(b, q, o, j); err != nil {
+				return err
+			}
+			if q.hot.complete {
+				// The last ready job went: what becomes ready from here on
+				// is kept in memory again.
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// leaseOne leases the ready job j for o, or dead-letters it when its
+// deadline passed or its attempts are spent.
+func (e *Engine) leaseOne(b *batch, q *queue, o *op, j *job.Job) error {
+	if !j.ExpiresAt.IsZero() && !j.ExpiresAt.After(b.now) {
+		return e.toDead(b, q, j, "expired")
+	}
+	if j.Attempt >= j.MaxAttempts {
+		return e.toDead(b, q, j, exhausted(j))
+	}
+	next := j.Clone()
+	next.State = job.StateLeased
+	next.Attempt++
+	next.LeaseID = newLeaseID()
+	ttr := cmpOr(o.ttr, cmpOr(j.TTR, q.conf().TTR))
+	next.LeaseExpires = b.now.Add(ttr)
+	if err := e.transition(b, q, j, next); err != nil {
+		return err
+	}
+	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size, ttr: ttr})
+	o.jobs = append(o.jobs, next)
+	if q.conf().Class <= job.ClassHigh {
+		e.waitLat.add(b.now.Sub(j.RunAt), b.now)
+	}
+	return nil
+}
+
+func exhausted(j *job.Job) string {
+	if j.LastError != "" {
+		return j.LastError
+	}
+	return fmt.Sprintf("attempts exhausted (%d of %d)", j.Attempt, j.MaxAttempts)
+}
+
+// applyLeased runs ack, nack, fail and extend: each needs the caller to hold
+// the job's current, unexpired lease.
+func (e *Engine) applyLeased(b *batch, o *op) error {
+	l, ok := e.c.leases.byJob[o.id]
+	if !ok || l.id != o.lease || !l.expires.After(b.now) {
+		return e.notLeased(b, o)
+	}
+	if o.kind == opAck {
+		return e.applyAck(b, o, l)
+	}
+	q := l.queue
+	j, err := b.txn.Job(o.id, false)
+	if err != nil {
+		return fmt.Errorf("read leased job: %w", err)
+	}
+	switch o.kind {
+	case opExtend:
+		next := j.Clone()
+		ttr := cmpOr(o.ttr, cmpOr(l.ttr, cmpOr(j.TTR, q.conf().TTR)))
+		next.LeaseExpires = b.now.Add(ttr)
+		if err := e.transition(b, q, j, next); err != nil {
+			return err
+		}
+		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size, ttr: ttr})
+		o.at = next.LeaseExpires
+		return nil
+	case opFail:
+		e.c.leases.remove(o.id)
+		if o.pull {
+			e.c.finished.add(o.id, o.lease, opFail)
+		}
+		o.state = job.StateDead
+		return e.toDead(b, q, j, o.text)
+	}
+	return e.applyNack(b, o, q, j)
+}
+
+// notLeased answers an op on a lease the caller does not hold: like the
+// first answer when it repeats one whose answer was lost, else a refusal.
+func (e *Engine) notLeased(b *batch, o *op) error {
+	if f, ok := e.c.finished.get(o.id); ok {
+		if f.lease != o.lease || f.kind != o.kind {
+			o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
+			return nil
+		}
+		// A repeat of an answer that was lost: answered like the first
+		// one, and only once the first one is durable.
+		b.needSync = true
+		if o.kind == opFail {
+			o.state = job.StateDead
+		}
+		return nil
+	}
+	_, err := b.txn.Job(o.id, false)
+	switch {
+	case errors.Is(err, job.ErrNotFound):
+		o.err = fmt.Errorf("job %s: %w", o.id, job.ErrNotFound)
+	case err != nil:
+		return err
+	default:
+		o.err = fmt.Errorf("job %s: %w", o.id, job.ErrLeaseLost)
+	}
+	return nil
+}
+
+// applyAck deletes the job leased under l.
+func (e *Engine) applyAck(b *batch, o *op, l lease) error {
+	q := l.queue
+	if err := e.stepRoom(b, &job.Job{}); err != nil {
+		return err
+	}
+	if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	e.c.leases.remove(o.id)
+	if o.pull {
+		e.c.finished.add(o.id, o.lease, opAck)
+	}
+	e.left(q, job.StateLeased, o.id)
+	q.completed.Add(1)
+	q.out.add(b.now, 1)
+	b.wrote(q)
+	b.event(Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now})
+	return nil
+}
+
+// applyNack retries the leased job j after its delay, or dead-letters it
+// when its attempts are spent.
+func (e *Engine) applyNack(b *batch, o *op, q *queue, j *job.Job) error {
+	e.c.leases.remove(o.id)
+	if j.Attempt >= j.MaxAttempts {
+		o.state = job.StateDead
+		return e.toDead(b, q, j, o.text)
+	}
+	delay := o.delay
+	if delay == NackBackoff {
+		delay = backoff(q.conf().Backoff, j.Attempt)
+	}
+	next := e.toReady(b, q, j, b.now.Add(delay))
+	next.LastError = o.text
+	if delay > 0 {
+		next.State, next.ReadySeq = job.StateDelayed, 0
+	}
+	q.retried.Add(1)
+	o.state = next.State
+	b.event(Event{Kind: EventRetry, Queue: q.name, ID: j.ID, Attempt: j.Attempt, Error: o.text, At: b.now})
+	return e.transition(b, q, j, next)
+}

@@ -1,0 +1,148 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+func (e *Engine) applyCancel(b *batch, o *op) error {
+	j, err := b.txn.Job(o.id, false)
+	if errors.Is(err, job.ErrNotFound) {
+		o.err = fmt.Errorf("job %s: %w", o.id, job.ErrNotFound)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if j.State == job.StateLeased {
+		o.err = fmt.Errorf("job %s is leased: %w", o.id, job.ErrConflict)
+		return nil
+	}
+	q := e.internalQueue(j.Queue)
+	if err := e.stepRoom(b, j); err != nil {
+		return err
+	}
+	if err := b.txn.Delete(j); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	e.left(q, j.State, j.ID)
+	b.wrote(q)
+	return nil
+}
+
+// internalQueue returns the queue of a stored job, creating its state when
+// needed (a stored job's queue exists even under strict_queues).
+func (e *Engine) internalQueue(name string) *queue {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	q := e.queues[name]
+	if q == nil {
+		q = newQueue(name, e.queueConfig(name), time.Now())
+		e.addQueueLocked(q)
+	}
+	return q
+}
+
+// applyPurge deletes up to o.max ready and delayed jobs of o.q.
+func (e *Engine) applyPurge(b *batch, o *op) error {
+	q := o.q
+	del := func(id job.ID) error {
+		j, err := b.txn.Job(id, false)
+		if errors.Is(err, job.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if j.Queue != q.name || (j.State != job.StateReady && j.State != job.StateDelayed) {
+			return nil
+		}
+		if err := e.stepRoom(b, j); err != nil {
+			return err
+		}
+		if err := b.txn.Delete(j); err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
+		e.left(q, j.State, j.ID)
+		b.wrote(q)
+		o.n++
+		return nil
+	}
+	if q.ready.Load() > 0 {
+		refs, err := b.txn.Ready(q.name, q.cursor.Load(), o.max)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			q.cursor.Store(r.Seq)
+			if err := del(r.ID); err != nil {
+				return err
+			}
+		}
+	}
+	from := Ref{}
+	for o.n < o.max && q.delayed.Load() > 0 {
+		refs, _, err := b.txn.Due(IndexDelayed, from, farFuture, maintenanceStep)
+		if err != nil {
+			return err
+		}
+		for _, r := range refs {
+			from = r
+			if r.Queue != q.name {
+				continue
+			}
+			if err := del(r.ID); err != nil {
+				return err
+			}
+			if o.n >= o.max {
+				break
+			}
+		}
+		if len(refs) < maintenanceStep {
+			break
+		}
+	}
+	return nil
+}
+
+// applyDead retries or purges up to o.max dead jobs of o.q, oldest first.
+func (e *Engine) applyDead(b *batch, o *op) error {
+	q := o.q
+	ids, err := b.txn.Dead(q.name, 0, o.max)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		j, err := b.txn.Job(id, false)
+		if errors.Is(err, job.ErrNotFound) {
+			continue // deleted earlier in this transaction
+		}
+		if err != nil {
+			return fmt.Errorf("read dead job: %w", err)
+		}
+		if j.State != job.StateDead || j.Queue != q.name {
+			continue // changed earlier in this transaction
+		}
+		if o.kind == opDeadPurge {
+			if err := e.stepRoom(b, j); err != nil {
+				return err
+			}
+			if err := b.txn.Delete(j); err != nil {
+				return fmt.Errorf("purge dead: %w", err)
+			}
+			e.left(q, job.StateDead, j.ID)
+			b.wrote(q)
+		} else {
+			next := e.toReady(b, q, j, b.now)
+			next.Attempt = 0
+			if err := e.transition(b, q, j, next); err != nil {
+				return err
+			}
+		}
+		o.n++
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// batch is one round of the committer: one or more transactions (a new one
+// when the current is full), then at most one sync.
+type batch struct {
+	txn        Txn
+	writes     int       // ops that wrote into txn
+	payload    int       // payload bytes written into txn: the store holds them in memory until Commit
+	now        time.Time // of the latest round of ops applied
+	start      time.Time // of the first
+	ops        []*op     // applied so far
+	maintained bool      // maintenance ran in this batch
+	needSync   bool
+	wake       map[*queue]struct{}
+	events     []Event
+}
+
+// commitTxn commits the current transaction with the sequence mark.
+func (e *Engine) commitTxn(b *batch) error {
+	if e.c.seq != e.c.seqSet {
+		if err := b.txn.SetSeq(e.c.seq); err != nil {
+			return fmt.Errorf("set seq: %w", err)
+		}
+	}
+	if err := b.txn.Commit(); err != nil {
+		return err
+	}
+	e.c.seqSet = e.c.seq
+	return nil
+}
+
+// room makes sure entries writes of about bytes fit, committing the current
+// transaction early and starting another when they do not. It reports false
+// when they do not fit even an empty transaction.
+func (e *Engine) room(b *batch, entries, bytes int) (bool, error) {
+	if b.txn.Room(entries, bytes) {
+		return true, nil
+	}
+	if b.writes == 0 {
+		return false, nil
+	}
+	if err := e.rotate(b); err != nil {
+		return false, err
+	}
+	return b.txn.Room(entries, bytes), nil
+}
+
+// rotate commits the current transaction early and starts another.
+func (e *Engine) rotate(b *batch) error {
+	if err := e.commitTxn(b); err != nil {
+		return err
+	}
+	b.txn, b.writes, b.payload = e.store.Begin(), 0, 0
+	return nil
+}
+
+// jobCost estimates the writes of one job state change.
+func jobCost(j *job.Job) int {
+	n := 256 + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue)
+	for k, v := range j.Headers {
+		n += len(k) + len(v) + 4
+	}
+	return n
+}
+
+// stepRoom is room for one state change of j; it never reports false (one
+// job always fits an empty transaction).
+func (e *Engine) stepRoom(b *batch, j *job.Job) error {
+	_, err := e.room(b, 6, jobCost(j))
+	return err
+}
+
+func (b *batch) wakeQueue(q *queue) {
+	if b.wake == nil {
+		b.wake = make(map[*queue]struct{})
+	}
+	b.wake[q] = struct{}{}
+}
+
+func (b *batch) wrote(q *queue) {
+	b.writes++
+	if q.conf().Sync == SyncAlways {
+		b.needSync = true
+	}
+}
