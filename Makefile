@@ -27,6 +27,11 @@ FUZZ_TARGETS := \
 	./transport/mqttapi:FuzzEnvelope \
 	.:FuzzParseConfig
 
+# Pinned: a new staticcheck brings new checks; raise it on purpose.
+STATICCHECK_VERSION := v0.8.2
+TOOLSDIR    ?= $(CURDIR)/.tools
+STATICCHECK := $(TOOLSDIR)/staticcheck-$(STATICCHECK_VERSION)
+
 BENCHTIME  ?= 1s
 BENCHCOUNT ?= 5
 
@@ -104,10 +109,20 @@ test-arm: ## run the storage and engine tests on arm64 and arm/v7, and the 32-bi
 smoke-arm: ## run the arm64, arm/v7 and arm/v6 binaries under qemu-user: serve, take jobs, keep them across a restart
 	scripts/arm-smoke.sh
 
-lint: ## fail on unformatted files (listing them), then go vet
+lint: $(STATICCHECK) ## fail on unformatted files (listing them), go vet, and staticcheck findings not in .ci/staticcheck.known
 	@files=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 gofmt -l); \
 	if [ -n "$$files" ]; then echo "gofmt -l lists files that need formatting:"; echo "$$files"; exit 1; fi
 	go vet ./...
+	@$(STATICCHECK) -fail none ./... | awk 'NR == FNR { if ($$0 !~ /^(#|$$)/) known[$$0]++; next } \
+		{ k = $$0; sub(/:[0-9]+:[0-9]+:/, ":", k) } known[k] > 0 { known[k]--; next } \
+		{ if (!n++) print "staticcheck $(STATICCHECK_VERSION) finds what .ci/staticcheck.known does not list:"; print } \
+		END { for (k in known) if (known[k] > 0) print "note: .ci/staticcheck.known lists what staticcheck no longer finds: " k; exit (n > 0) }' \
+		.ci/staticcheck.known -
+
+# staticcheck, built once per version through the module proxy into TOOLSDIR.
+$(STATICCHECK):
+	GOBIN=$(TOOLSDIR) go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLSDIR)/staticcheck $@
 
 bench: ## run the benchmarks BENCHCOUNT times into bench.txt
 	go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) -timeout 60m ./... | tee bench.txt

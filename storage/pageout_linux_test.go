@@ -79,9 +79,9 @@ func TestTablePagerReleasesNewTables(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before, tables := waitTables(t, dir, func(kb int64, n int) bool { return n >= 2 && kb >= 1024 })
+	waitTables(t, dir, func(kb int64, n int) bool { return n >= 2 && kb >= 1024 })
 	time.Sleep(time.Second) // the flushes are done
-	before, tables = tableRSS(t, dir)
+	before, tables := tableRSS(t, dir)
 	p := newTablePager(dir)
 	// The first run only notes the tables (their files might still be
 	// written); the next, a tick later, pages out those that did not
