@@ -66,7 +66,7 @@ func BenchmarkRawGroupCommit(b *testing.B) {
 // heap). The target is flat with N and under 64 MiB. One fill per
 // sub-benchmark; run it with -benchtime 1x. RssFile is the pages of the
 // memory-mapped tables that Badger wrote through the mapping: clean page
-// cache, reclaimable, but counted in VmRSS (see doc.go, "Memory").
+// cache, reclaimable, but counted in VmRSS (see docs/design.md, "Memory profiles").
 //
 //	go test -run x -bench BacklogRSS -benchtime 1x -count 3 ./storage/
 func BenchmarkBacklogRSS(b *testing.B) {
@@ -214,7 +214,7 @@ func (w testWriterB) Write(p []byte) (int, error) {
 // reach). jobs=64 is the most a batch of 64 producers can hold; the largest
 // size that fits one small-profile transaction is the ceiling. Badger's cost
 // is per entry: with 64-job transactions (small profile, amd64) entries=3
-// made 35k jobs/s, entries=2 43k and entries=1 52k (doc.go, Key layout).
+// made 35k jobs/s, entries=2 43k and entries=1 52k (docs/design.md, "Inline payloads").
 //
 //	go test -run x -bench RawJobLayout -benchtime 2s -count 3 ./storage/
 func BenchmarkRawJobLayout(b *testing.B) {

@@ -27,15 +27,12 @@
 //
 // Badger runs with SyncWrites off: Commit writes to the memtable's WAL (a
 // mapped .mem file) and, for large values, the value log, without fsync.
-// Store.Sync calls db.Sync, which fsyncs the active WAL and the newest
-// value-log file, then fsyncs the WAL and value-log files Badger rotated
-// away from since the previous Sync, which db.Sync leaves out (logsync.go:
-// without it, a commit just before a rotation would be answered durable
-// while only the page cache held it). The engine calls Sync once per
-// batch, so one fsync covers every commit of the batch. Badger's value-log
-// GC, which rewrites a file's live entries and then deletes the file, runs
-// with an iterator open so that the deletion waits until a Sync has made
-// the rewritten entries durable (valueLogGC). DetectConflicts is off (one writer) and NumVersionsToKeep is 1.
+// Store.Sync fsyncs the active WAL and the newest value-log file (db.Sync)
+// and the WAL and value-log files Badger rotated away from since the
+// previous Sync (logsync.go), so everything committed before a Sync began
+// is durable when it returns. The value-log GC deletes a rewritten file only
+// after a Sync (valueLogGC). DetectConflicts is off (one writer) and
+// NumVersionsToKeep is 1. docs/design.md says why.
 //
 // # Checkpoint
 //
@@ -73,15 +70,9 @@
 //	0x09    sequence  (none)                      seq(8)
 //	0x0a    reclaim   (none)                      (empty), written and dropped by reclaim
 //
-// A payload of up to 512 bytes (inlinePayloadMax) lives in the record, so a
-// typical job is two entries at enqueue (record, ready), two at lease
-// (ready delete, leased set: see Lease overlay) and two deletes at ack
-// (record, leased) instead of three each: Badger's cost is per entry,
-// and BenchmarkRawJobLayout (small profile, 64-job transactions each with a
-// db.Sync, amd64) made 35k jobs/s with 3 entries a job, 43k with 2 and 52k
-// with 1. A state change rewrites the record with its inline payload, a
-// cost that grows with the payload; a larger payload keeps its own key, so
-// that a state change rewrites only the small record. Delete learns from
+// A payload of up to 512 bytes (inlinePayloadMax) lives in the record; a
+// larger one has its own key, so that a state change rewrites only the small
+// record (docs/design.md, "Inline payloads"). Delete learns from
 // the job's Size whether there is a payload key to delete, without reading
 // the record; Update copies the stored record's payload section, which the
 // write transaction keeps from its last read or write of the job, or builds
@@ -103,16 +94,13 @@
 //
 // # Lease overlay
 //
-// A lease writes only index entries, not the record: Badger's cost is per
-// entry and per byte, and a state change rewrites the record with its
-// inline payload (about 400 bytes for a typical job). Txn.Update takes this
+// A lease writes only index entries, not the record (write.go; the cost it
+// saves: docs/design.md). Txn.Update takes this
 // light path when next is leased, prev is ready or leased, and next differs
 // from prev only in State, Attempt, LeaseID and LeaseExpires (Payload and
 // Size are never written from next): it deletes prev's ready entry (and
 // its expiry entry, if any) and sets the leased entry, whose value carries
-// those four fields. A lease is then two small entries (a delete and a set
-// of about 30 bytes) instead of three including the record; an extension
-// (leased to leased) is one. The record keeps what it said before, ready
+// those four fields. The record keeps what it said before, ready
 // or leased, with the attempt and lease fields of then.
 //
 // Job therefore reads one more key for a record that says ready or leased:
@@ -131,11 +119,10 @@
 // it was (it still finds the section first, which checks that the job
 // exists).
 //
-// Ready seeks straight to (queue, after+1): the engine's per-queue cursor
-// keeps reads off the tombstones of consumed entries at the start of the
-// range, which after a million enqueue+ack cycles cost 0.5-3 s per read when
-// seeking from the prefix. Iterators set Prefix and do not prefetch values;
-// Counts, Dead and the ready key scan read no value they do not need.
+// Ready seeks straight to (queue, after+1), off the tombstones of consumed
+// entries behind the engine's cursor. Iterators set Prefix and do not
+// prefetch values; Counts, Dead and the ready key scan read no value they do
+// not need.
 //
 // # Job record (version 2)
 //
@@ -165,12 +152,9 @@
 //
 // A payload over 512 bytes is stored under its payload key as version byte
 // 1, the CRC-32C of the payload (big-endian, 4 bytes), the payload; Job also
-// checks its length against the record's Size. Badger logs and swallows
-// value-log read errors (Item.Value then yields nothing and no error), so
-// without the frame a damaged value log would read as an empty payload; with
-// it, Job answers an error. An inline payload carries the same CRC in the
-// record, since a record that reaches ValueThreshold goes to the value log
-// too. Badger's own value checksums are therefore off.
+// checks its length against the record's Size, so a damaged value log reads
+// as an error, never as an empty payload. Badger's own value checksums are
+// off.
 //
 // # Transaction size: Room
 //
@@ -178,7 +162,7 @@
 // db.MaxBatchSize bytes (15% of the memtable) by its own estimate: per write,
 // the key, 12 bytes, and the value when it is below ValueThreshold (a 12-byte
 // pointer otherwise). The Txn mirrors that estimate for every write it
-// issues. Room answers against 80% of both limits; it adds 32 bytes a write
+// issues (size.go). Room answers against 80% of both limits; it adds 32 bytes a write
 // to the caller's byte count and, since a value at or above ValueThreshold
 // costs only a pointer, counts at most ValueThreshold-1 bytes a write. A
 // caller that respects Room never sees badger.ErrTxnTooBig; one that does not
@@ -186,211 +170,53 @@
 // operation never half-applies). Badger keeps a transaction's pending writes
 // in memory until Commit, large payloads included.
 //
-// # Memory profiles
+// # Memory profiles and 32-bit ARM
 //
-// Badger's defaults (five 64 MiB memtables, a 256 MiB block cache, 1 GiB
-// value-log files, Snappy) reached about 900 MiB RSS filling a million
-// 256-byte jobs. Config.Memory picks one of two profiles; both use no
-// compression (no block cache needed, less CPU on ARM), BaseTableSize equal
-// to MemTableSize with TableSizeMultiplier 1, two compactors, ValueThreshold
-// 1 KiB (a typical payload stays in the LSM tree, a large one goes to the
-// value log) and block checksums checked on read:
-//
-//	                         small (default)   default
-//	MemTableSize             4 MiB             32 MiB
-//	BaseTableSize            4 MiB             32 MiB
-//	NumMemtables             2                 3
-//	BaseLevelSize            32 MiB            128 MiB
-//	NumLevelZeroTables/Stall 3 / 8             4 / 12
-//	BlockCacheSize           0                 32 MiB
-//	IndexCacheSize           0                 16 MiB
-//	ValueLogFileSize         32 MiB            128 MiB
-//	MaxBatchSize (15%)       614 KiB           4.8 MiB
-//
-// The small profile's memtable is as small as a transaction of 1024
-// job-sized records allows (BenchmarkRawGroupCommit); Room fits about 700
-// engine-estimated 256-byte enqueues in one transaction, so a full engine
-// batch takes two commits and still one Sync. The default profile is for
-// devices with 1 GiB or more; 64 MiB memtables were not chosen because each
-// memtable costs about 1.3 times its size in heap and each table builder
-// twice the table size.
-//
-// What drives memory, measured with BenchmarkBacklogRSS (fill 30,000 and
-// 300,000 jobs of 256 bytes, then runtime.GC; amd64, Go 1.26):
-//
-//   - The heap (RssAnon) is dominated by Badger's table builders: each
-//     allocates twice the table size up front (8 MiB here), a compaction runs
-//     up to five subcompactions with up to 8+5 builders in flight, and
-//     Badger's allocator pool keeps up to 8 idle buffers, releasing one every
-//     2 s of idleness (no runtime figure shows one released until a GC runs:
-//     the daemon's trimmer, memtrim.go, trims blindly after a burst for that).
-//     The memtable arenas add about 5 MiB each. The live heap
-//     peaks near 75 MiB during the compactions of a growing backlog; with the
-//     Go default GOGC=100 the process heap then reaches 160-190 MiB. With a
-//     soft memory limit (GOMEMLIMIT=64MiB, which main.go or the unit file
-//     sets) RssAnon stays at 43-52 MiB for both 30,000 and 300,000 jobs.
-//   - Tables are memory-mapped, and Badger writes each new table through its
-//     mapping (table.CreateTable), so every page of a new table starts
-//     resident and counted in VmRSS (RssFile: about the size of the tables,
-//     130-170 MiB at 300,000 jobs, before the pager). Badger v4 has no option
-//     to read tables without mmap. So once a second the maintenance loop
-//     asks the kernel to reclaim the mapping of each new table whose file
-//     has not changed since the last tick, once (madvise MADV_PAGEOUT,
-//     pageout_linux.go; Linux 5.4 and later, a no-op elsewhere): the pages
-//     are clean after Badger's msync and are simply dropped, and reads
-//     fault back the pages they touch. TestTablePagerReleasesNewTables
-//     shows two new tables going from 8.4 MB resident to 0. With it, the real daemon's VmRSS stays under
-//     64 MiB at 300,000 jobs (e2e BenchmarkBacklogRSS, docs/BENCHMARKS.md).
-//
-// Reproduce with:
-//
-//	go test -run x -bench BacklogRSS -benchtime 1x -count 3 ./storage/
-//
-// # 32-bit ARM
-//
-// Badger builds every table (memtable flush, compaction) in a ristretto
-// z.Allocator sized twice the table size. In ristretto v2.2.0 (and still
-// v2.4.2), when an allocator outgrows its first buffer, Allocate computes
-// the next position as uint64((bufIdx+1)<<32) in int: 0 on 32-bit
-// platforms, so the allocator starts again at the first buffer's offset 0
-// and overwrites a table under construction. edgeq builds against a copy of
-// ristretto v2.2.0 with that one expression fixed, uint64(bufIdx+1)<<32
-// (go.mod replace => ./third_party/ristretto; its README.edgeq.md has the
-// diff and how to upgrade). On 64-bit platforms the result is unchanged.
-//
-// Options alone were not chosen: BaseTableSize equal to MemTableSize (kept
-// in every profile, with TableSizeMultiplier 1) makes a second buffer rare,
-// but nothing bounds a table's build to its first buffer on every path
-// (a memtable's table outgrowing it, a block regrown for a large value,
-// pooled allocators reused across builds), and a miss is silent corruption.
-//
-// Proof, TestBacklogReopen (backlog_test.go): a backlog of 256-byte jobs
-// (every 7th just under ValueThreshold, every 13th in the value log)
-// created in Room-sized transactions with a Sync each, a third deleted,
-// tables compacted below level 0, closed, reopened, every record, payload
-// and ready entry read back; 200,000 jobs by default, EDGEQ_BACKLOG_JOBS
-// sets the number (the runs quoted here used 240,000). Under qemu-arm (GOARM=7), with Badger's tables forced
-// smaller than the memtable (BaseTableSize 1 MiB, MemTableSize 4 MiB, a
-// local experiment) and without the fix, Badger panicked in a compaction
-// goroutine ("slice bounds out of range" reading a garbage block) within 3 s;
-// with 20,000 jobs (two level-0 tables, no compaction) the read-back found
-// 9,923 jobs missing, 1,673 unreadable and 806 deleted ones back. With the
-// fix both passed (240,000: 121 tables, all below level 0). With the
-// shipped profile it passes with and without the fix, which shows the
-// options hide the defect on this workload, not that they avoid it.
-// ristretto's own regression test (TestAllocatorSecondBufferEdgeq) fails
-// under qemu-arm without the fix and passes with it. make test-arm runs
-// the first on arm64, arm/v7 and arm/v6 (60,000 jobs) and the second on
-// arm/v7 and arm/v6:
-//
-//	GOARCH=arm GOARM=7 go test -exec qemu-arm -run BacklogReopen -v ./storage/
-//	cd third_party/ristretto && GOARCH=arm GOARM=7 go test -exec qemu-arm -run Edgeq ./z
-//
-// Limits: only this defect is fixed; Badger is not tested upstream on
-// 32-bit platforms, and a table file is memory-mapped, so the LSM tree and
-// value log together must fit the 32-bit address space (about 2-3 GiB of
-// mappings): keep a 32-bit device's backlog to a few hundred MiB on disk.
+// Config.Memory picks one of two sets of Badger options (options.go): small,
+// the default, for a 256 MiB device, and default, for 1 GiB or more. Once a
+// second the maintenance loop asks the kernel to page out each new table
+// that stopped changing (pageout_linux.go). On 32-bit ARM, Badger's tables
+// are built with a fixed copy of ristretto (third_party/ristretto). The
+// figures, the measurements and the proofs: docs/design.md.
 //
 // # Corruption
 //
 // Badger panics on some corrupt files; Open and every read recover a panic on
-// the calling goroutine and return it as an error. TestCorruption covers:
-//
-//   - a value log cut mid-record: Badger logs the failed reads and the
-//     payload frame turns them into errors (the test's large payloads are
-//     the ones in the value log);
-//   - a memtable WAL (.mem) cut mid-record or with garbage: Badger replays it
-//     up to the damage, whole transactions only; the store comes back short
-//     of the checkpoint and says so;
-//   - flipped bytes in a table's data: Badger treats a block that fails its
-//     checksum as absent keys, so the one-time table pass after Open logs
-//     "store corrupt: table verification failed" (Badger v4.9.6 panics while
-//     reporting the damaged block; the pass recovers it);
-//   - flipped bytes in a table's index, or a garbage MANIFEST: Open fails with
-//     Badger's error, prefixed "open store DIR";
-//   - a MANIFEST cut mid-record: Badger drops the torn change and deletes the
-//     table files it no longer lists, saying so only at debug level; the
-//     store, which replayed the MANIFEST before Open and saw the torn tail,
-//     logs that as a warning (jobs may be lost) and opens. With a whole
-//     MANIFEST an unlisted table file is what a crash leaves between writing
-//     a flush's or a compaction's table and listing it (its data is still in
-//     the memtable's log or the listed tables): that deletion is logged at
-//     info, as nothing is lost.
-//
-// Damage that Badger meets in its own goroutines (memtable flush,
-// compaction, value-log GC) cannot be recovered here: Badger's y.Check and
-// y.AssertTrue call log.Fatal there, and the process exits. The test leaves
-// those out.
+// the calling goroutine and return it as an error. A damaged WAL or value log
+// is replayed up to the damage and the store comes back short of the
+// checkpoint; a damaged table's data is reported by a one-time table pass
+// after Open ("store corrupt: table verification failed"); a damaged table
+// index or MANIFEST fails Open ("open store DIR: ..."); a torn MANIFEST is
+// logged as a warning. Damage that Badger meets in its own goroutines can
+// still stop the process (y.Check). TestCorruption and docs/design.md have
+// the cases.
 //
 // A directory held by another process (Badger's lock file) fails Open with
 // "data dir DIR is locked by another process (is edgeq already running?)",
 // wrapping [ErrLocked]. A full disk surfaces as an error wrapping
-// job.ErrDiskFull (see Full disk).
+// job.ErrDiskFull.
 //
 // # Full disk
 //
-// Badger writes its memtable WAL (.mem), its value log (.vlog) and each new
-// table through shared mappings of files it sizes up front. A sparse file's
-// page that the file system cannot back faults on the write (SIGBUS: the
-// process dies, and dies again at the next Open). edgeq's copy of ristretto
-// allocates those files' blocks (fallocate) where Badger sizes them, so a
-// full disk is an ENOSPC error at a file's creation (a memtable or
-// value-log rotation, a table build) instead
-// (third_party/ristretto/README.edgeq.md). Badger v4.9.6 mishandled two of
-// these errors: a failed memtable rotation left it without a memtable, and
-// its next write stopped the process (y.AssertTrue); a compaction that could
-// not build one of its tables committed without it, losing its keys
-// (TestFullDisk found it). edgeq's copy of Badger fixes both
-// (third_party/badger/README.edgeq.md); DropPrefix, which reclaim uses to
-// flush, still loses its memtable when it cannot make a new one, so
-// reclaim only forces a flush where the new memtable will find room.
-//
-// Still, a store whose disk is full can take no write, so two measures keep
-// it from getting there. Admission ([Badger.Reserve], asked by the engine for every
-// enqueue, critical queues included) refuses with job.ErrDiskFull when the
-// bytes admitted and not yet committed would leave less free space (statfs
-// of the directory, read again after each MiB admitted and once a second)
-// than the headroom: the next memtable WAL (twice MemTableSize), the tables
-// of the memtables waiting for a flush, the next value-log file (twice
-// ValueLogFileSize) and a compaction's new tables (BaseLevelSize plus the
-// level-0 tables): 124 MiB in the small profile, 672 MiB in the default one.
-// And a reserve file, DIR/edgeq.reserve, holds back what Open needs (a new
-// WAL and value-log file, the replayed memtables' tables) plus a memtable
-// rotation: 88 MiB small, 480 MiB default. When one of Badger's
-// allocations finds the disk full (another program filled it, or the
-// leases, acks and purges of a store that no longer takes enqueues used
-// the headroom), the store deletes the reserve file and the allocation is
-// tried again (z.NoSpace), so a store opened on a full disk comes up and
-// drains its backlog. While the reserve is gone admission also keeps room
-// to make it again, and the next reading of the free space that finds the
-// room makes it. Open makes it when it is missing and there is room; when
-// there is none the store runs without one and refuses enqueues.
-//
-// TestFullDisk (a tmpfs of headroom + reserve + the open files + 24 MiB,
-// filled through Reserve until it refuses, then to the last byte by
-// another file; closed, reopened, read back, drained) and e2e TestDiskFull
-// (the real binary, HTTP and MQTT, every class) prove it; both mount a
-// tmpfs and are skipped where they cannot.
+// Admission ([Badger.Reserve], asked by the engine for every enqueue,
+// critical queues included; space.go) refuses with job.ErrDiskFull when the
+// bytes admitted and not yet committed would leave less free space than the
+// headroom Badger's next files need. A reserve file, DIR/edgeq.reserve, holds
+// back what Open needs; when one of Badger's allocations finds the disk full
+// the store deletes it and the allocation is tried again, so a store opened
+// on a full disk comes up and drains its backlog; the reserve is made again
+// when there is room. The sizes and why: docs/design.md.
 //
 // # Reclaim
 //
-// A purged queue's jobs are deleted one by one (the record keys are by id,
-// not by queue, so DropPrefix cannot drop a queue's jobs), and Badger drops
-// a deleted key and the value it hides only when a compaction writes them
-// into the bottom level; its value-log GC rewrites a file only once
-// compactions counted its entries as discarded. A store that refuses
-// enqueues gets no new writes to push the deletions down: purging 47,800
-// jobs left 195 MB on disk (issue 14). So the store counts the bytes of the
-// jobs it deletes, and once they reach a quarter of the tables and value
-// log on disk (and 8 MiB), or as soon as any were deleted while admission
-// refuses for want of space, the maintenance loop reclaims, at most once
-// every 10 s: it writes a marker key and drops its prefix (Badger flushes
-// every memtable before a DropPrefix; commits wait on writeMu meanwhile,
-// since Badger refuses writes during the flush), compacts every level into
-// one (Flatten), then runs the value-log GC (up to four files a run).
-// TestReclaimAfterPurge: after deleting 50,000 jobs, one table of under
-// 1 KiB and the active value-log file are left; docs/BENCHMARKS.md has the
-// figure for 1,000,000.
+// The store counts the bytes of the jobs it deletes, and once they reach a
+// quarter of the tables and value log on disk (and 8 MiB), or as soon as any
+// were deleted while admission refuses for want of space, the maintenance
+// loop reclaims (reclaim.go), at most once every 10 s: it writes a marker
+// key and drops its prefix (Badger flushes every memtable before a
+// DropPrefix; commits wait on writeMu meanwhile, since Badger refuses writes
+// during the flush), compacts every level into one (Flatten), then runs the
+// value-log GC (up to four files a run).
 //
 // # In memory
 //

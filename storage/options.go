@@ -11,7 +11,7 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 )
 
-// Memory profiles (Config.Memory). doc.go explains the numbers.
+// Memory profiles (Config.Memory). docs/design.md explains the numbers.
 const (
 	ProfileSmall   = "small"
 	ProfileDefault = "default"
@@ -19,7 +19,7 @@ const (
 
 // profile is the part of Badger's options that a memory profile sets.
 type profile struct {
-	memTableSize     int64 // also BaseTableSize: see doc.go, "32-bit ARM"
+	memTableSize     int64 // also BaseTableSize: see docs/design.md, "32-bit ARM"
 	numMemtables     int
 	baseLevelSize    int64
 	tableSizeMult    int

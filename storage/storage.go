@@ -28,7 +28,7 @@ type Config struct {
 	// no checkpoint, and payloads must be smaller than 1 MiB.
 	InMemory bool
 	// Memory is the Badger memory profile: "small" (the default, for 256 MiB
-	// devices) or "default". doc.go gives the numbers.
+	// devices) or "default". docs/design.md gives the numbers.
 	Memory string
 	// Logger receives the store's logs and Badger's warnings and errors.
 	// Nil discards them.

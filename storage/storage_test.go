@@ -141,7 +141,7 @@ func TestProfiles(t *testing.T) {
 			defer b.Close()
 			opt := b.db.Opts()
 			if opt.BaseTableSize != opt.MemTableSize {
-				t.Errorf("BaseTableSize %d != MemTableSize %d (see doc.go, 32-bit ARM)", opt.BaseTableSize, opt.MemTableSize)
+				t.Errorf("BaseTableSize %d != MemTableSize %d (see docs/design.md, 32-bit ARM)", opt.BaseTableSize, opt.MemTableSize)
 			}
 			if opt.SyncWrites || opt.DetectConflicts || opt.NumVersionsToKeep != 1 {
 				t.Errorf("SyncWrites %v, DetectConflicts %v, NumVersionsToKeep %d; want false, false, 1",
