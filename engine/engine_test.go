@@ -153,7 +153,7 @@ func TestEnqueueLeaseAck(t *testing.T) {
 		if j.ID != r.ID || string(j.Payload) != "hello" || j.Attempt != 1 || j.LeaseID == "" || j.Headers["a"] != "b" || j.ContentType != "text/plain" {
 			t.Fatalf("leased %+v", j)
 		}
-		if got := j.LeaseExpires.Sub(time.Now()); got != 60*time.Second {
+		if got := time.Until(j.LeaseExpires); got != 60*time.Second {
 			t.Errorf("lease ttr = %s, want the 60s default", got)
 		}
 		if s := stats(t, e, "q"); s.Ready != 0 || s.Leased != 1 {
@@ -331,7 +331,7 @@ func TestExtend(t *testing.T) {
 		// Without a ttr: by the last one given, not the 60s default.
 		time.Sleep(time.Second)
 		if at, err := e.Extend(t.Context(), j.ID, j.LeaseID, 0); err != nil || !at.Equal(time.Now().Add(10*time.Second)) {
-			t.Errorf("Extend without ttr = %s, %v; want 10s from now", at.Sub(time.Now()), err)
+			t.Errorf("Extend without ttr = %s, %v; want 10s from now", time.Until(at), err)
 		}
 		time.Sleep(9 * time.Second)
 		synctest.Wait()
@@ -350,7 +350,7 @@ func TestExtendByTheLeaseTTR(t *testing.T) {
 		j := lease1(t, e, "x", 5*time.Minute)
 		time.Sleep(time.Minute)
 		if at, err := e.Extend(t.Context(), j.ID, j.LeaseID, 0); err != nil || !at.Equal(time.Now().Add(5*time.Minute)) {
-			t.Errorf("Extend without ttr = %s, %v; want 5m from now", at.Sub(time.Now()), err)
+			t.Errorf("Extend without ttr = %s, %v; want 5m from now", time.Until(at), err)
 		}
 	})
 }

@@ -46,6 +46,7 @@ func TestSafeHandle(t *testing.T) {
 			name: "nil map write",
 			handle: func() Outcome {
 				var m map[string]int
+				//lint:ignore SA5000 the handler panics on purpose
 				m["x"] = 1
 				return Outcome{Verdict: Ack}
 			},

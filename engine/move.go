@@ -78,7 +78,7 @@ func (e *Engine) Move(ctx context.Context, r MoveRequest) (moved, remaining int,
 		}
 		if r.Rate > 0 {
 			due := start.Add(time.Duration(float64(moved) / r.Rate * float64(time.Second)))
-			if wait := due.Sub(time.Now()); wait > 0 {
+			if wait := time.Until(due); wait > 0 {
 				t := time.NewTimer(wait)
 				select {
 				case <-t.C:

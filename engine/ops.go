@@ -126,7 +126,7 @@ func (e *Engine) enqueueBatch(ctx context.Context, queue string, jobs []job.New)
 	if err := e.submit(ctx, o); err != nil {
 		return nil, err
 	}
-	e.hEnqueue.observe(time.Now().Sub(now).Seconds())
+	e.hEnqueue.observe(time.Since(now).Seconds())
 	return o.results, nil
 }
 

@@ -62,8 +62,7 @@ func TestMove(t *testing.T) {
 	if got != (MoveResult{Moved: 2, Remaining: 1}) {
 		t.Errorf("move = %+v, want 2 moved, 1 remaining", got)
 	}
-	var last engine.MoveRequest
-	last = ts.eng.lastMove()
+	last := ts.eng.lastMove()
 	want := engine.MoveRequest{From: "slow", To: "fast", State: job.StateReady, Limit: 2, Rate: 50}
 	if last != want {
 		t.Errorf("engine got %+v, want %+v", last, want)
@@ -105,8 +104,7 @@ func TestClientMoveAndDrill(t *testing.T) {
 	if err != nil || res.Moved != 1 || res.Remaining != 0 {
 		t.Errorf("Move = %+v, %v", res, err)
 	}
-	var last engine.MoveRequest
-	last = ts.eng.lastMove()
+	last := ts.eng.lastMove()
 	if last.Rate != 2.5 || last.Limit != 5 || last.State != job.StateDead {
 		t.Errorf("engine got %+v", last)
 	}
