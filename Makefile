@@ -22,7 +22,7 @@ FUZZ_TARGETS := \
 	./storage:FuzzKeyCodec \
 	./storage:FuzzRecord \
 	./transport/httpapi:FuzzDecodeBatch \
-	./transport/httpapi:FuzzAppendJSONString \
+	./transport/wire:FuzzAppendJSONString \
 	./transport/mqttapi:FuzzTopicQueue \
 	./transport/mqttapi:FuzzEnvelope \
 	.:FuzzParseConfig
