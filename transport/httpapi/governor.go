@@ -11,7 +11,7 @@ import (
 	"github.com/edgeq/edgeq/engine/job"
 )
 
-// Governor is the resource governor as the API uses it (main adapts
+// Governor is the resource governor as the API uses it (internal/daemon adapts
 // resource.Governor to it). Its methods must be safe for concurrent use.
 type Governor interface {
 	// Status is the governor block of GET /v1/stats as JSON (SPEC 5).
