@@ -131,7 +131,9 @@ func serveCommand(e env) *cli.Command {
 type serveSettings struct {
 	cfg   *Config // validated; DataDir resolved
 	token string  // "" when the HTTP API is open
-	path  string  // the configuration file, "" when none: SIGHUP re-reads it
+	// mqttPassword is the MQTT password file's first line, read by checkHost.
+	mqttPassword string
+	path         string // the configuration file, "" when none: SIGHUP re-reads it
 	// overlay lays the flags and variables over a configuration read from
 	// path, as at the start, and resolves DataDir; it answers which keys
 	// they set. SIGHUP uses it so that the reloaded file is seen as serve
@@ -194,11 +196,11 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 	}
 	// Everything that can refuse the configuration runs here, before the
 	// store opens or a port is bound: a refusal exits 78 and changes nothing.
-	token, hostErr := checkHost(cfg, hostCheck{allowOpen: allowOpen})
+	sec, hostErr := checkHost(cfg, hostCheck{allowOpen: allowOpen})
 	if err := annotate(joinProblems(decodeErr, cfg.Validate(), hostErr), file, lines, sources); err != nil {
 		return serveSettings{}, err
 	}
-	return serveSettings{cfg: cfg, token: token, path: file, overlay: overlay}, nil
+	return serveSettings{cfg: cfg, token: sec.token, mqttPassword: sec.mqttPassword, path: file, overlay: overlay}, nil
 }
 
 // isLoopback reports whether a listen address reaches only this host. An

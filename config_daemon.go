@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/edgeq/edgeq/internal/daemon"
@@ -13,12 +12,12 @@ import (
 	"github.com/edgeq/edgeq/transport/mqttapi"
 )
 
-// daemonConfig maps serve's settings to the daemon's configuration. It
-// reads the MQTT password file; a file it cannot read exits 78.
+// daemonConfig maps serve's settings to the daemon's configuration; an MQTT
+// client id it cannot make exits 78.
 func (s serveSettings) daemonConfig(log *slog.Logger) (daemon.Config, error) {
 	dc := s.cfg.daemonConfig(s.token, log)
 	if s.cfg.MQTT.Broker != "" {
-		mc, err := s.cfg.mqttConfig()
+		mc, err := s.cfg.mqttConfig(s.mqttPassword)
 		if err != nil {
 			return daemon.Config{}, &exitError{code: exitConfig, err: err}
 		}
@@ -79,18 +78,10 @@ func (c *Config) resourceConfig(log *slog.Logger) resource.Config {
 	}
 }
 
-// mqttConfig maps cfg.MQTT (SPEC 6); it reads the password file. The client
-// id defaults to edgeq-<hostname>.
-func (c *Config) mqttConfig() (*mqttapi.Config, error) {
+// mqttConfig maps cfg.MQTT (SPEC 6) with the password checkHost read from
+// its password file. The client id defaults to edgeq-<hostname>.
+func (c *Config) mqttConfig(password string) (*mqttapi.Config, error) {
 	m := c.MQTT
-	var password string
-	if m.PasswordFile != "" {
-		b, err := os.ReadFile(m.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("read mqtt.password_file: %w", err)
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	}
 	id := m.ClientID
 	if id == "" {
 		host, err := os.Hostname()

@@ -12,6 +12,13 @@ import (
 	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
 )
 
+// secrets are what checkHost read from the files the configuration names,
+// so that serve reads each of them once.
+type secrets struct {
+	token        string // the HTTP API's bearer token; "" when it is open
+	mqttPassword string // the MQTT password file's first line
+}
+
 // hostCheck says what checkHost may skip or allow.
 type hostCheck struct {
 	offline   bool // skip the files and programs: they may exist only on the target
@@ -22,14 +29,14 @@ type hostCheck struct {
 // opens the store or binds a port: the token, TLS and MQTT password files
 // can be read and hold what they should, each exec handler's program is
 // found, and a listener beyond loopback has a token. serve and `config
-// validate` run it alike. It answers the token (empty when there is none,
-// or offline) and a *ConfigError naming each problem's key, or nil.
-func checkHost(cfg *Config, hc hostCheck) (token string, err error) {
+// validate` run it alike. It answers the secrets it read (none offline) and
+// a *ConfigError naming each problem's key, or nil.
+func checkHost(cfg *Config, hc hostCheck) (sec secrets, err error) {
 	var v validator
 	if f := cfg.HTTP.TokenFile; f != "" && !hc.offline {
 		if b, err := os.ReadFile(f); err != nil {
 			v.add("http.token_file", "%v", err)
-		} else if token = strings.TrimSpace(string(b)); token == "" {
+		} else if sec.token = strings.TrimSpace(string(b)); sec.token == "" {
 			v.add("http.token_file", "%s is empty", f)
 		}
 	}
@@ -37,14 +44,16 @@ func checkHost(cfg *Config, hc hostCheck) (token string, err error) {
 		v.add("http.addr", "refusing to serve %s without a token: set http.token_file (--token-file) or pass --insecure-no-auth", addr)
 	}
 	if hc.offline {
-		return token, v.err()
+		return sec, v.err()
 	}
 
 	v.keyPair("http.tls", cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
 	if m := cfg.MQTT; m.Broker != "" {
 		if m.PasswordFile != "" {
-			if _, err := os.ReadFile(m.PasswordFile); err != nil {
+			if b, err := os.ReadFile(m.PasswordFile); err != nil {
 				v.add("mqtt.password_file", "%v", err)
+			} else {
+				sec.mqttPassword = strings.TrimRight(string(b), "\r\n")
 			}
 		}
 		if m.TLS.CA != "" {
@@ -63,7 +72,7 @@ func checkHost(cfg *Config, hc hostCheck) (token string, err error) {
 			}
 		}
 	}
-	return token, v.err()
+	return sec, v.err()
 }
 
 // keyPair checks a certificate and its key when both are named (Validate
