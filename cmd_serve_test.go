@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/edgeq/edgeq/engine"
+	contract "github.com/edgeq/edgeq/engine/store"
 	"github.com/edgeq/edgeq/storage"
 )
 
@@ -92,8 +92,8 @@ func TestServe(t *testing.T) {
 		t.Fatalf("reopen store: %v", err)
 	}
 	defer store.Close()
-	var counts map[string]engine.Counts
-	if err := store.View(func(tx engine.ReadTx) (err error) {
+	var counts map[string]contract.Counts
+	if err := store.View(func(tx contract.ReadTx) (err error) {
 		counts, err = tx.Counts()
 		return err
 	}); err != nil {

@@ -8,10 +8,11 @@ import (
 )
 
 // TestDependencyDirection keeps the arrows of STYLE.md pointing one way:
-// the engine knows no storage, transport, Badger, HTTP or MQTT; storage knows
-// no transport; engine/job is a leaf; the transports share only the wire
-// format; the governor does not drive the engine itself; the binary carries
-// no test FS. Each rule says why.
+// the engine knows no storage, transport, Badger, HTTP or MQTT; storage and
+// the in-memory store know no engine, only its store contract; storage knows
+// no transport; engine/job and engine/store are leaves; the transports share
+// only the wire format; the governor does not drive the engine itself; the
+// binary carries no test FS. Each rule says why.
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/edgeq/edgeq/"
 	rules := []struct {
@@ -27,8 +28,14 @@ func TestDependencyDirection(t *testing.T) {
 			"the leaf of shared types and sentinels that every package imports; an import back would be a cycle"},
 		{"engine/ring", false, []string{mod, "github.com/"}, nil,
 			"the lock-free ring is a generic data structure, tested and benchmarked alone"},
-		{"storage", true, []string{mod + "transport", mod + "resource", "net/http", "github.com/eclipse/paho.mqtt.golang"}, nil,
-			"storage is the Badger backend of the engine's store contract; it knows no protocol or governor"},
+		{"engine/store", false, []string{mod, "github.com/"}, []string{mod + "engine/job"},
+			"the store contract is the leaf that the engine, every store and the conformance suite import; an import of either side would make the arrows meet"},
+		{"storage", true, []string{mod + "engine", mod + "transport", mod + "resource", "net/http", "github.com/eclipse/paho.mqtt.golang"}, []string{mod + "engine/job", mod + "engine/store"},
+			"storage is the Badger backend of the store contract (engine/store); it knows no engine, protocol or governor, so the engine's changes do not reach it and it is tested without one"},
+		{"engine/memstore", false, []string{mod + "engine", "github.com/"}, []string{mod + "engine/job", mod + "engine/store"},
+			"the in-memory store implements the store contract (engine/store) like storage does; importing the engine would let it lean on the engine's internals, and the engine's tests import it"},
+		{"engine/storetest", false, []string{mod + "engine", mod + "storage", "github.com/"}, []string{mod + "engine/job", mod + "engine/store"},
+			"the conformance suite tests the store contract (engine/store) and no particular store or engine"},
 		{"transport/httpapi", false, []string{mod + "storage", "github.com/dgraph-io/badger", "github.com/eclipse/paho.mqtt.golang"}, nil,
 			"the HTTP API speaks to the engine through the interfaces it declares, never to the store or MQTT"},
 		{"transport/mqttapi", false, []string{mod + "transport/httpapi", "github.com/prometheus"}, nil,

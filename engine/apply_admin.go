@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 func (e *Engine) applyCancel(b *batch, o *op) error {
@@ -83,9 +84,9 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 			}
 		}
 	}
-	from := Ref{}
+	from := store.Ref{}
 	for o.n < o.max && q.delayed.Load() > 0 {
-		refs, _, err := b.txn.Due(IndexDelayed, from, farFuture, maintenanceStep)
+		refs, _, err := b.txn.Due(store.IndexDelayed, from, farFuture, maintenanceStep)
 		if err != nil {
 			return err
 		}

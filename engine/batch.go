@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // batch is one round of the committer: one or more transactions (a new one
 // when the current is full), then at most one sync.
 type batch struct {
-	txn        Txn
+	txn        store.Txn
 	writes     int       // ops that wrote into txn
 	payload    int       // payload bytes written into txn: the store holds them in memory until Commit
 	now        time.Time // of the latest round of ops applied

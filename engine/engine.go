@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/engine/ring"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // Engine is the job queue: intake ring → committer → store. Create it with
@@ -21,7 +22,7 @@ import (
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
-	store Store
+	store store.Store
 
 	ring   *ring.Ring[*op]
 	signal chan struct{} // cap 1: pokes the committer after a push
@@ -61,9 +62,9 @@ type Engine struct {
 	beat               atomic.Int64 // unix nanos of the committer's last round
 }
 
-// New returns an Engine over store. It does not touch the store until Start.
-func New(cfg Config, store Store) (*Engine, error) {
-	if store == nil {
+// New returns an Engine over st. It does not touch the store until Start.
+func New(cfg Config, st store.Store) (*Engine, error) {
+	if st == nil {
 		return nil, errors.New("engine: nil store")
 	}
 	if err := cfg.Validate(); err != nil {
@@ -77,7 +78,7 @@ func New(cfg Config, store Store) (*Engine, error) {
 	e := &Engine{
 		cfg:        cfg,
 		log:        cfg.Logger.With("component", "engine"),
-		store:      store,
+		store:      st,
 		ring:       r,
 		signal:     make(chan struct{}, 1),
 		queues:     make(map[string]*queue),
@@ -419,7 +420,7 @@ func (e *Engine) QueueStats(name string) (QueueStats, error) {
 // heads reads the RunAt of the oldest ready job of each queue.
 func (e *Engine) heads(qs []*queue) []time.Time {
 	out := make([]time.Time, len(qs))
-	_ = e.store.View(func(tx ReadTx) error {
+	_ = e.store.View(func(tx store.ReadTx) error {
 		for i, q := range qs {
 			if q.ready.Load() == 0 {
 				continue

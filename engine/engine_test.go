@@ -14,10 +14,11 @@ import (
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/engine/memstore"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // start runs an engine over st for the test; it is stopped at cleanup.
-func start(t *testing.T, st engine.Store, cfg engine.Config) *engine.Engine {
+func start(t *testing.T, st store.Store, cfg engine.Config) *engine.Engine {
 	t.Helper()
 	e, err := engine.New(cfg, st)
 	if err != nil {

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // timedScan is the committer's position in a timed index. from is the last
 // entry handled (seek starts after it: no tombstone walks); next is when the
 // first unhandled entry falls due, zero when nothing is known to be waiting.
 type timedScan struct {
-	from  Ref
+	from  store.Ref
 	next  time.Time
 	noted time.Time // earliest entry added since the last scan: not in its snapshot
 }
@@ -20,7 +21,7 @@ type timedScan struct {
 // note records that an entry for t was added.
 func (s *timedScan) note(t time.Time) {
 	if !s.from.At.IsZero() && !t.After(s.from.At) {
-		s.from = Ref{} // added behind the cursor (a clock step, or an equal time)
+		s.from = store.Ref{} // added behind the cursor (a clock step, or an equal time)
 	}
 	s.next = earliest(s.next, t)
 	s.noted = earliest(s.noted, t)
@@ -73,7 +74,7 @@ func (e *Engine) maintain(b *batch) error {
 		}
 	}
 	if e.c.delayed.due(now) {
-		err := e.scan(b, &e.c.delayed, IndexDelayed, func(q *queue, j *job.Job) error {
+		err := e.scan(b, &e.c.delayed, store.IndexDelayed, func(q *queue, j *job.Job) error {
 			if j.State != job.StateDelayed {
 				return nil
 			}
@@ -84,7 +85,7 @@ func (e *Engine) maintain(b *batch) error {
 		}
 	}
 	if e.c.expiry.due(now) {
-		err := e.scan(b, &e.c.expiry, IndexExpiry, func(q *queue, j *job.Job) error {
+		err := e.scan(b, &e.c.expiry, store.IndexExpiry, func(q *queue, j *job.Job) error {
 			if (j.State != job.StateReady && j.State != job.StateDelayed) || j.ExpiresAt.After(now) {
 				return nil
 			}
@@ -98,7 +99,7 @@ func (e *Engine) maintain(b *batch) error {
 }
 
 // scan runs fn on the due entries of a timed index, one step's worth.
-func (e *Engine) scan(b *batch, s *timedScan, kind TimedIndex, fn func(*queue, *job.Job) error) error {
+func (e *Engine) scan(b *batch, s *timedScan, kind store.TimedIndex, fn func(*queue, *job.Job) error) error {
 	refs, next, err := b.txn.Due(kind, s.from, b.now, maintenanceStep)
 	if err != nil {
 		return fmt.Errorf("scan timed index: %w", err)

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 type opKind uint8
@@ -190,6 +191,19 @@ func (e *Engine) admit(q *queue, n int, now time.Time) error {
 	return nil
 }
 
+// spaceReserver is a Store that can run out of space (storage.Badger):
+// Reserve admits an enqueue of about bytes bytes or refuses it with an error
+// wrapping job.ErrDiskFull, so that the store keeps the room its own files
+// need (and the backlog can still be leased, acked and purged). The engine
+// asks it for every enqueue, of every class, after the queue's own rules.
+type spaceReserver interface {
+	Reserve(bytes int) error
+}
+
+// jobOverheadBytes is what reserve counts for a job beyond its payload,
+// key and headers: its keys, record fields and index entries.
+const jobOverheadBytes = 256
+
 // reserve asks a store that can run out of space to admit the bytes of
 // jobs; every queue, critical included, is refused when it cannot.
 func (e *Engine) reserve(jobs []job.New) error {
@@ -320,7 +334,7 @@ func (e *Engine) Extend(ctx context.Context, id job.ID, lease string, ttr time.D
 // Job reads a job with its payload from committed data.
 func (e *Engine) Job(ctx context.Context, id job.ID) (*job.Job, error) {
 	var j *job.Job
-	err := e.store.View(func(tx ReadTx) error {
+	err := e.store.View(func(tx store.ReadTx) error {
 		var err error
 		j, err = tx.Job(id, true)
 		return err
@@ -422,7 +436,7 @@ func (e *Engine) DeadList(ctx context.Context, queue string, after job.ID, limit
 	}
 	var out []*job.Job
 	var next job.ID
-	err := e.store.View(func(tx ReadTx) error {
+	err := e.store.View(func(tx store.ReadTx) error {
 		ids, err := tx.Dead(queue, after, limit+1)
 		if err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // load rebuilds the committer's in-memory state from committed data: the
@@ -15,10 +16,10 @@ func (e *Engine) load() error {
 	now := time.Now()
 	var (
 		seq    uint64
-		counts map[string]Counts
+		counts map[string]store.Counts
 		held   []*job.Job
 	)
-	err := e.store.View(func(tx ReadTx) error {
+	err := e.store.View(func(tx store.ReadTx) error {
 		var err error
 		if seq, err = tx.Seq(); err != nil {
 			return fmt.Errorf("read seq: %w", err)

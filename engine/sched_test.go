@@ -12,6 +12,7 @@ import (
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/engine/memstore"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // recorder is a handler that sleeps d per job and records when each job
@@ -73,7 +74,7 @@ func stopFast(t *testing.T, e *engine.Engine) {
 
 // startSched starts an engine that is stopped without grace at cleanup
 // (inside the synctest bubble, so a failing test does not leak workers).
-func startSched(t *testing.T, cfg engine.Config, st engine.Store) *engine.Engine {
+func startSched(t *testing.T, cfg engine.Config, st store.Store) *engine.Engine {
 	t.Helper()
 	e, err := engine.New(cfg, st)
 	if err != nil {

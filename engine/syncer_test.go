@@ -11,6 +11,7 @@ import (
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/engine/memstore"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // gatedStore is a memstore whose Sync can be held and made to fail.
@@ -122,7 +123,7 @@ func TestSyncFailureRefuses(t *testing.T) {
 	})
 }
 
-var _ engine.Store = (*gatedStore)(nil)
+var _ store.Store = (*gatedStore)(nil)
 
 // TestOpsAppliedWhileSyncingStayVisibleToMaintenance: while a sync is held,
 // nacks arrive one by one and are applied to the next batch in several

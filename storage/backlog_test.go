@@ -8,8 +8,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // backlogDefault is TestBacklogReopen's backlog without -short. Under the
@@ -72,7 +72,7 @@ func backlogAcked(id int) bool { return id%3 == 0 }
 // writeBatched runs op for ids 1..n in Room-sized transactions, committing
 // and syncing (the engine's group commit) whenever the next job might not
 // fit, and stores the sequence n at the end.
-func writeBatched(t *testing.T, s *Badger, n int, op func(tx engine.Txn, id int) error) {
+func writeBatched(t *testing.T, s *Badger, n int, op func(tx store.Txn, id int) error) {
 	t.Helper()
 	tx := s.Begin()
 	commit := func(seq int) {
@@ -107,7 +107,7 @@ func checkBacklog(t *testing.T, s *Badger, n int) {
 	t.Helper()
 	var missing, wrong, resurrected int
 	var firstErr error
-	err := s.View(func(r engine.ReadTx) error {
+	err := s.View(func(r store.ReadTx) error {
 		for id := 1; id <= n; id++ {
 			j, err := r.Job(job.ID(id), true)
 			switch {
@@ -151,8 +151,8 @@ func checkBacklog(t *testing.T, s *Badger, n int) {
 		next := qi // ids of queue q are qi, qi+3, qi+6, ... (skipping acked ones)
 		after := uint64(0)
 		for {
-			var refs []engine.Ref
-			if err := s.View(func(r engine.ReadTx) (err error) {
+			var refs []store.Ref
+			if err := s.View(func(r store.ReadTx) (err error) {
 				refs, err = r.Ready(q, after, 1000)
 				return err
 			}); err != nil {
@@ -210,8 +210,8 @@ func TestBacklogReopen(t *testing.T) {
 		}
 	})
 
-	writeBatched(t, s, n, func(tx engine.Txn, id int) error { return tx.Create(backlogJob(id)) })
-	writeBatched(t, s, n, func(tx engine.Txn, id int) error {
+	writeBatched(t, s, n, func(tx store.Txn, id int) error { return tx.Create(backlogJob(id)) })
+	writeBatched(t, s, n, func(tx store.Txn, id int) error {
 		if !backlogAcked(id) {
 			return nil
 		}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // crashCopy builds a store whose directory holds every kind of file, and
@@ -265,7 +265,7 @@ func TestCorruption(t *testing.T) {
 			b.verifyTables() // what Open started in the background, run here to its end
 
 			found, failed := 0, 0
-			err = b.View(func(r engine.ReadTx) error {
+			err = b.View(func(r store.ReadTx) error {
 				for id, want := range payloads {
 					j, err := r.Job(id, true)
 					switch {

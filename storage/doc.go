@@ -1,7 +1,7 @@
-// Package storage is the Badger v4 implementation of engine.Store: edgeq's
+// Package storage is the Badger v4 implementation of store.Store: edgeq's
 // durable job store on an SD card or eMMC, sized for a 256 MiB device.
 //
-// [Open] returns a [*Badger]; the engine writes through one [engine.Txn] at a
+// [Open] returns a [*Badger]; the engine writes through one [store.Txn] at a
 // time (its committer goroutine) and reads through View from anywhere.
 //
 // # Goroutines and locks
@@ -20,7 +20,7 @@
 // progress and no View starts after it (Badger unmaps its files at Close and
 // a read after that would fault). Commit holds writeMu for reading; reclaim
 // takes it while Badger flushes its memtables (see Reclaim).
-// Txn methods check the closed flag instead: the engine.Store contract has
+// Txn methods check the closed flag instead: the store.Store contract has
 // the committer stop before the store closes.
 //
 // # Durability: group commit

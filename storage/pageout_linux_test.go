@@ -14,8 +14,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // tableRSS sums the resident kB of this process's mappings of .sst files
@@ -175,7 +175,7 @@ func TestStorePagesOutItsTables(t *testing.T) {
 	if tables < 2 || kb >= total/3 {
 		t.Fatalf("%d tables of %d kB still %d kB resident after waiting for the maintenance loop", tables, total, kb)
 	}
-	if err := s.View(func(r engine.ReadTx) error {
+	if err := s.View(func(r store.ReadTx) error {
 		j, err := r.Job(job.ID(n/2), true)
 		if err != nil {
 			return err

@@ -9,11 +9,11 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
-// reader implements engine.ReadTx over a Badger transaction: a read-only
+// reader implements store.ReadTx over a Badger transaction: a read-only
 // one for View, the write one for txn (Badger's reads and iterators in a
 // write transaction include its pending writes).
 type reader struct {
@@ -35,7 +35,7 @@ func (r reader) get(key []byte) (val []byte, found bool, err error) {
 }
 
 // Job sets Size always and Payload only when payload is true, even for an
-// inline payload that came with the record (engine.ReadTx).
+// inline payload that came with the record (store.ReadTx).
 func (r reader) Job(id job.ID, payload bool) (*job.Job, error) {
 	j, _, err := r.job(id, payload)
 	return j, err
@@ -131,7 +131,7 @@ func (r reader) iterate(prefix, start []byte, fn func(item *badger.Item) (bool, 
 	return nil
 }
 
-func (r reader) Ready(queue string, after uint64, max int) (refs []engine.Ref, err error) {
+func (r reader) Ready(queue string, after uint64, max int) (refs []store.Ref, err error) {
 	defer r.b.recovered(&err, "read ready index")
 	if r.b.closed.Load() {
 		return nil, ErrClosed
@@ -152,7 +152,7 @@ func (r reader) Ready(queue string, after uint64, max int) (refs []engine.Ref, e
 		if len(k) != len(prefix)+8 {
 			return false, fmt.Errorf("ready index: %w %x", errBadKey, k)
 		}
-		ref := engine.Ref{Queue: queue, Seq: binary.BigEndian.Uint64(k[len(prefix):])}
+		ref := store.Ref{Queue: queue, Seq: binary.BigEndian.Uint64(k[len(prefix):])}
 		if err := item.Value(func(v []byte) error {
 			id, at, err := decodeReadyValue(v)
 			ref.ID, ref.At = id, fromNanos(at)
@@ -169,16 +169,16 @@ func (r reader) Ready(queue string, after uint64, max int) (refs []engine.Ref, e
 	return refs, nil
 }
 
-func (r reader) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, max int) (refs []engine.Ref, next time.Time, err error) {
+func (r reader) Due(kind store.TimedIndex, from store.Ref, until time.Time, max int) (refs []store.Ref, next time.Time, err error) {
 	defer r.b.recovered(&err, "read timed index")
 	if r.b.closed.Load() {
 		return nil, time.Time{}, ErrClosed
 	}
 	var prefix byte
 	switch kind {
-	case engine.IndexDelayed:
+	case store.IndexDelayed:
 		prefix = prefixDelayed
-	case engine.IndexExpiry:
+	case store.IndexExpiry:
 		prefix = prefixExpiry
 	default:
 		return nil, time.Time{}, fmt.Errorf("%w: timed index %d", job.ErrInvalidArgument, kind)
@@ -202,7 +202,7 @@ func (r reader) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, ma
 			next = at
 			return false, nil
 		}
-		ref := engine.Ref{ID: id, At: at}
+		ref := store.Ref{ID: id, At: at}
 		if err := item.Value(func(v []byte) error {
 			if err := checkValueQueue(v); err != nil {
 				return err
@@ -249,7 +249,7 @@ func (r reader) Dead(queue string, after job.ID, max int) (ids []job.ID, err err
 	return ids, nil
 }
 
-func (r reader) Leased(after job.ID, max int) (refs []engine.Ref, err error) {
+func (r reader) Leased(after job.ID, max int) (refs []store.Ref, err error) {
 	defer r.b.recovered(&err, "read leased index")
 	if r.b.closed.Load() {
 		return nil, ErrClosed
@@ -264,7 +264,7 @@ func (r reader) Leased(after job.ID, max int) (refs []engine.Ref, err error) {
 		if err != nil {
 			return false, fmt.Errorf("leased index %x: %w", k, err)
 		}
-		ref := engine.Ref{ID: id}
+		ref := store.Ref{ID: id}
 		if err := item.Value(func(v []byte) error {
 			at, _, _, q, err := splitLeasedValue(v)
 			ref.At, ref.Queue = fromNanos(at), string(q)
@@ -315,16 +315,16 @@ func (r reader) Seq() (seq uint64, err error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-func (r reader) Counts() (counts map[string]engine.Counts, err error) {
+func (r reader) Counts() (counts map[string]store.Counts, err error) {
 	defer r.b.recovered(&err, "count indexes")
 	if r.b.closed.Load() {
 		return nil, ErrClosed
 	}
-	m := make(map[string]*engine.Counts)
-	at := func(q []byte) *engine.Counts {
+	m := make(map[string]*store.Counts)
+	at := func(q []byte) *store.Counts {
 		c := m[string(q)] // no allocation for the lookup
 		if c == nil {
-			c = &engine.Counts{}
+			c = &store.Counts{}
 			m[string(q)] = c
 		}
 		return c
@@ -372,7 +372,7 @@ func (r reader) Counts() (counts map[string]engine.Counts, err error) {
 			return nil, translate("count indexes", err)
 		}
 	}
-	counts = make(map[string]engine.Counts, len(m))
+	counts = make(map[string]store.Counts, len(m))
 	for q, c := range m {
 		counts[q] = *c
 	}
@@ -396,23 +396,23 @@ func (t *txn) closeSnapshot() {
 	}
 }
 
-// Ready reads committed data (see engine.Txn).
-func (t *txn) Ready(queue string, after uint64, max int) ([]engine.Ref, error) {
+// Ready reads committed data (see store.Txn).
+func (t *txn) Ready(queue string, after uint64, max int) ([]store.Ref, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
 	return t.snapshot().Ready(queue, after, max)
 }
 
-// Due reads committed data (see engine.Txn).
-func (t *txn) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, max int) ([]engine.Ref, time.Time, error) {
+// Due reads committed data (see store.Txn).
+func (t *txn) Due(kind store.TimedIndex, from store.Ref, until time.Time, max int) ([]store.Ref, time.Time, error) {
 	if err := t.check(); err != nil {
 		return nil, time.Time{}, err
 	}
 	return t.snapshot().Due(kind, from, until, max)
 }
 
-// Dead reads committed data (see engine.Txn).
+// Dead reads committed data (see store.Txn).
 func (t *txn) Dead(queue string, after job.ID, max int) ([]job.ID, error) {
 	if err := t.check(); err != nil {
 		return nil, err
@@ -420,16 +420,16 @@ func (t *txn) Dead(queue string, after job.ID, max int) ([]job.ID, error) {
 	return t.snapshot().Dead(queue, after, max)
 }
 
-// Leased reads committed data (see engine.Txn).
-func (t *txn) Leased(after job.ID, max int) ([]engine.Ref, error) {
+// Leased reads committed data (see store.Txn).
+func (t *txn) Leased(after job.ID, max int) ([]store.Ref, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
 	return t.snapshot().Leased(after, max)
 }
 
-// Counts reads committed data (see engine.Txn).
-func (t *txn) Counts() (map[string]engine.Counts, error) {
+// Counts reads committed data (see store.Txn).
+func (t *txn) Counts() (map[string]store.Counts, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // reclaimJobs is TestReclaimAfterPurge's backlog: 50,000 jobs, or
@@ -34,9 +34,9 @@ func TestReclaimAfterPurge(t *testing.T) {
 	n := reclaimJobs(t)
 	dir := t.TempDir()
 	s := openDir(t, dir, nil)
-	writeBatched(t, s, n, func(tx engine.Txn, id int) error { return tx.Create(backlogJob(id)) })
+	writeBatched(t, s, n, func(tx store.Txn, id int) error { return tx.Create(backlogJob(id)) })
 	full := dataBytes(dir)
-	writeBatched(t, s, n, func(tx engine.Txn, id int) error {
+	writeBatched(t, s, n, func(tx store.Txn, id int) error {
 		j := backlogJob(id)
 		return tx.Delete(&job.Job{ID: j.ID, Queue: j.Queue, State: j.State, ReadySeq: j.ReadySeq, Size: len(j.Payload)})
 	})

@@ -9,8 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a new directory for the test,
@@ -121,7 +121,7 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("Reserve on a full disk = %v, want job.ErrDiskFull", err)
 	}
 	readAll(t, s, n)
-	writeBatched(t, s, n, func(tx engine.Txn, id int) error {
+	writeBatched(t, s, n, func(tx store.Txn, id int) error {
 		j, err := tx.Job(job.ID(id), false)
 		if err != nil {
 			return err
@@ -134,7 +134,7 @@ func TestFullDisk(t *testing.T) {
 func readAll(t *testing.T, s *Badger, n int) {
 	t.Helper()
 	var bad []string
-	err := s.View(func(r engine.ReadTx) error {
+	err := s.View(func(r store.ReadTx) error {
 		for id := 1; id <= n; id++ {
 			j, err := r.Job(job.ID(id), true)
 			switch {

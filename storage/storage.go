@@ -15,8 +15,8 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // Config configures a Badger store. The zero value is not valid: set Dir or
@@ -57,9 +57,9 @@ var ErrLocked = errors.New("locked by another process")
 // job.ErrShuttingDown.
 var ErrClosed = fmt.Errorf("store closed: %w", job.ErrShuttingDown)
 
-// Badger is the Badger v4 implementation of engine.Store.
+// Badger is the Badger v4 implementation of store.Store.
 //
-// All methods are safe for concurrent use, within the engine.Store contract:
+// All methods are safe for concurrent use, within the store.Store contract:
 // at most one Txn is open at a time, and Close is called after the last Txn
 // ended. Open starts two goroutines on disk: the maintenance loop
 // (checkpoint, value-log GC) and a one-time table verification; Close stops
@@ -109,7 +109,7 @@ type Badger struct {
 	closed atomic.Bool // set under mu
 }
 
-var _ engine.Store = (*Badger)(nil)
+var _ store.Store = (*Badger)(nil)
 
 // Open opens (or creates) the store of cfg. A Badger panic during Open is
 // returned as an error. When the directory is held by another process the
@@ -155,7 +155,7 @@ func Open(cfg Config) (*Badger, error) {
 	b.roomSize = db.MaxBatchSize() * roomPercent / 100
 
 	var seq uint64
-	if err := b.View(func(r engine.ReadTx) error {
+	if err := b.View(func(r store.ReadTx) error {
 		var err error
 		seq, err = r.Seq()
 		return err
@@ -294,9 +294,9 @@ func (b *Badger) sync() (err error) {
 }
 
 // Begin opens the write transaction. Safe for concurrent use, but the
-// engine.Store contract allows one open Txn at a time.
+// store.Store contract allows one open Txn at a time.
 // After Close it returns a Txn whose methods answer ErrClosed.
-func (b *Badger) Begin() engine.Txn {
+func (b *Badger) Begin() store.Txn {
 	if b.closed.Load() {
 		return &txn{reader: reader{b: b}, done: true}
 	}
@@ -305,7 +305,7 @@ func (b *Badger) Begin() engine.Txn {
 
 // View runs fn in a read-only snapshot. Close waits for it. Safe for
 // concurrent use.
-func (b *Badger) View(fn func(engine.ReadTx) error) error {
+func (b *Badger) View(fn func(store.ReadTx) error) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed.Load() {

@@ -17,8 +17,8 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/goleak"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 	"github.com/edgeq/edgeq/engine/storetest"
 )
 
@@ -77,8 +77,8 @@ func openDir(t *testing.T, dir string, log *slog.Logger) *Badger {
 
 func TestConformanceDisk(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) engine.Store { return openDir(t, t.TempDir(), nil) },
-		Reopen: func(t *testing.T, s engine.Store) engine.Store {
+		Open: func(t *testing.T) store.Store { return openDir(t, t.TempDir(), nil) },
+		Reopen: func(t *testing.T, s store.Store) store.Store {
 			b := s.(*Badger)
 			if err := b.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
@@ -90,7 +90,7 @@ func TestConformanceDisk(t *testing.T) {
 
 func TestConformanceInMemory(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) engine.Store {
+		Open: func(t *testing.T) store.Store {
 			b, err := Open(Config{InMemory: true, Logger: testLogger(t)})
 			if err != nil {
 				t.Fatalf("Open: %v", err)
@@ -191,7 +191,7 @@ func TestDurableAfterSync(t *testing.T) {
 	if b.Short() {
 		t.Error("Short() = true after a clean restart")
 	}
-	err := b.View(func(r engine.ReadTx) error {
+	err := b.View(func(r store.ReadTx) error {
 		got, err := r.Job(1, true)
 		if err != nil {
 			return err
@@ -369,7 +369,7 @@ func TestClose(t *testing.T) {
 			// Everything after Close answers ErrClosed instead of panicking.
 			checks := map[string]error{
 				"Sync":   b.Sync(),
-				"View":   b.View(func(engine.ReadTx) error { return nil }),
+				"View":   b.View(func(store.ReadTx) error { return nil }),
 				"Create": tx.Create(&job.Job{ID: 1, Queue: "q", State: job.StateReady}),
 				"Commit": tx.Commit(),
 			}
@@ -475,7 +475,7 @@ func TestEntriesPerJob(t *testing.T) {
 			} else {
 				b = openDir(t, t.TempDir(), nil)
 			}
-			commit := func(fn func(tx engine.Txn) error) {
+			commit := func(fn func(tx store.Txn) error) {
 				t.Helper()
 				tx := b.Begin()
 				if err := fn(tx); err != nil {
@@ -488,7 +488,7 @@ func TestEntriesPerJob(t *testing.T) {
 			}
 			// A bystander whose keys must survive every Delete.
 			bystander := &job.Job{ID: 1, Queue: "q", State: job.StateReady, ReadySeq: 1, Payload: make([]byte, 600)}
-			commit(func(tx engine.Txn) error { return tx.Create(bystander) })
+			commit(func(tx store.Txn) error { return tx.Create(bystander) })
 			base := allKeys(t, b)
 
 			id := job.ID(1)
@@ -497,7 +497,7 @@ func TestEntriesPerJob(t *testing.T) {
 					id++
 					j := &job.Job{ID: id, Queue: "q", State: st, ReadySeq: uint64(id), RunAt: time.Unix(0, int64(id)),
 						ExpiresAt: time.Unix(1000, 0), LeaseExpires: time.Unix(60, 0), Payload: bytes.Repeat([]byte{byte(id)}, size)}
-					commit(func(tx engine.Txn) error { return tx.Create(j) })
+					commit(func(tx store.Txn) error { return tx.Create(j) })
 					idx, err := indexEntries(j)
 					if err != nil {
 						t.Fatal(err)
@@ -511,7 +511,7 @@ func TestEntriesPerJob(t *testing.T) {
 					}
 					del := &job.Job{ID: j.ID, Queue: j.Queue, State: j.State, Size: size, ReadySeq: j.ReadySeq,
 						RunAt: j.RunAt, ExpiresAt: j.ExpiresAt, LeaseExpires: j.LeaseExpires}
-					commit(func(tx engine.Txn) error { return tx.Delete(del) })
+					commit(func(tx store.Txn) error { return tx.Delete(del) })
 					if got := allKeys(t, b); !slices.Equal(got, base) {
 						var left []string
 						for _, k := range got {

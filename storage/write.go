@@ -13,10 +13,10 @@ import (
 	"github.com/edgeq/edgeq/engine/job"
 )
 
-// txn implements engine.Txn over one Badger write transaction.
+// txn implements store.Txn over one Badger write transaction.
 type txn struct {
 	reader
-	snap        *badger.Txn // read-only, for index reads: committed data only (see engine.Txn)
+	snap        *badger.Txn // read-only, for index reads: committed data only (see store.Txn)
 	count, size int64       // Badger's estimate of the transaction, mirrored
 	written     int64       // bytes of keys and values written, for the space account
 	garbage     int64       // bytes the writes made garbage (deleted jobs), for reclaim
@@ -96,7 +96,7 @@ func (t *txn) check() error {
 // indexEntry is one index key and its value.
 type indexEntry struct{ key, val []byte }
 
-// indexEntries returns the index entries of j by the rules of engine.Store.
+// indexEntries returns the index entries of j by the rules of store.Store.
 func indexEntries(j *job.Job) ([]indexEntry, error) {
 	var out []indexEntry
 	switch j.State {
@@ -286,7 +286,7 @@ func (t *txn) Delete(j *job.Job) (err error) {
 		return err
 	}
 	ws := make([]write, 0, 2+len(idx))
-	// Size says whether the payload has its own key (engine.Txn: Delete
+	// Size says whether the payload has its own key (store.Txn: Delete
 	// reads Size). A caller that passes the payload instead is believed too.
 	if max(j.Size, len(j.Payload)) > inlinePayloadMax {
 		ws = append(ws, write{key: payloadKey(j.ID), del: true})

@@ -1,9 +1,9 @@
-// Package memstore is an in-memory engine.Store for tests: every index is
+// Package memstore is an in-memory store.Store for tests: every index is
 // derived from the job records on each read, so the index rules hold by
 // construction and the store is small enough to trust. It is not for
 // production (no durability, reads are O(jobs)).
 //
-// A Store is safe for concurrent use; as engine.Store requires, at most one
+// A Store is safe for concurrent use; as store.Store requires, at most one
 // Txn is open at a time.
 package memstore
 
@@ -13,11 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
-// Store is an in-memory engine.Store.
+// Store is an in-memory store.Store.
 type Store struct {
 	mu     sync.RWMutex
 	jobs   map[job.ID]*job.Job // guarded by mu
@@ -51,7 +51,7 @@ type dedupe struct {
 	expires time.Time
 }
 
-var _ engine.Store = (*Store)(nil)
+var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
@@ -66,12 +66,12 @@ func (s *Store) now() time.Time {
 }
 
 // Begin opens the write transaction.
-func (s *Store) Begin() engine.Txn {
+func (s *Store) Begin() store.Txn {
 	return &txn{s: s, jobs: make(map[job.ID]*job.Job), dedupe: make(map[string]dedupe)}
 }
 
 // View reads committed data.
-func (s *Store) View(fn func(engine.ReadTx) error) error {
+func (s *Store) View(fn func(store.ReadTx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return fn(&txn{s: s, view: true})
@@ -107,7 +107,7 @@ func (t *txn) lookup(id job.ID) (*job.Job, bool) {
 	return j, ok
 }
 
-// committed returns the committed jobs: what index reads see (engine.Txn).
+// committed returns the committed jobs: what index reads see (store.Txn).
 func (t *txn) committed() []*job.Job {
 	if !t.view {
 		t.s.mu.RLock()
@@ -132,11 +132,11 @@ func (t *txn) Job(id job.ID, payload bool) (*job.Job, error) {
 	return c, nil
 }
 
-func (t *txn) Ready(queue string, after uint64, max int) ([]engine.Ref, error) {
-	var refs []engine.Ref
+func (t *txn) Ready(queue string, after uint64, max int) ([]store.Ref, error) {
+	var refs []store.Ref
 	for _, j := range t.committed() {
 		if j.State == job.StateReady && j.Queue == queue && j.ReadySeq > after {
-			refs = append(refs, engine.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt})
+			refs = append(refs, store.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt})
 		}
 	}
 	sort.Slice(refs, func(a, b int) bool { return refs[a].Seq < refs[b].Seq })
@@ -146,26 +146,26 @@ func (t *txn) Ready(queue string, after uint64, max int) ([]engine.Ref, error) {
 	return refs, nil
 }
 
-func refLess(a, b engine.Ref) bool {
+func refLess(a, b store.Ref) bool {
 	if !a.At.Equal(b.At) {
 		return a.At.Before(b.At)
 	}
 	return a.ID < b.ID
 }
 
-func (t *txn) Due(kind engine.TimedIndex, from engine.Ref, until time.Time, max int) ([]engine.Ref, time.Time, error) {
-	var refs []engine.Ref
+func (t *txn) Due(kind store.TimedIndex, from store.Ref, until time.Time, max int) ([]store.Ref, time.Time, error) {
+	var refs []store.Ref
 	for _, j := range t.committed() {
 		var at time.Time
 		switch {
-		case kind == engine.IndexDelayed && j.State == job.StateDelayed:
+		case kind == store.IndexDelayed && j.State == job.StateDelayed:
 			at = j.RunAt
-		case kind == engine.IndexExpiry && !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed):
+		case kind == store.IndexExpiry && !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed):
 			at = j.ExpiresAt
 		default:
 			continue
 		}
-		r := engine.Ref{ID: j.ID, Queue: j.Queue, At: at}
+		r := store.Ref{ID: j.ID, Queue: j.Queue, At: at}
 		if from.ID != 0 && !refLess(from, r) {
 			continue
 		}
@@ -197,11 +197,11 @@ func (t *txn) Dead(queue string, after job.ID, max int) ([]job.ID, error) {
 	return ids, nil
 }
 
-func (t *txn) Leased(after job.ID, max int) ([]engine.Ref, error) {
-	var refs []engine.Ref
+func (t *txn) Leased(after job.ID, max int) ([]store.Ref, error) {
+	var refs []store.Ref
 	for _, j := range t.committed() {
 		if j.State == job.StateLeased && j.ID > after {
-			refs = append(refs, engine.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires})
+			refs = append(refs, store.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires})
 		}
 	}
 	sort.Slice(refs, func(a, b int) bool { return refs[a].ID < refs[b].ID })
@@ -238,8 +238,8 @@ func (t *txn) Seq() (uint64, error) {
 	return t.s.seq, nil
 }
 
-func (t *txn) Counts() (map[string]engine.Counts, error) {
-	out := make(map[string]engine.Counts)
+func (t *txn) Counts() (map[string]store.Counts, error) {
+	out := make(map[string]store.Counts)
 	for _, j := range t.committed() {
 		c := out[j.Queue]
 		switch j.State {

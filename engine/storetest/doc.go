@@ -1,11 +1,11 @@
-// Package storetest is the conformance suite for engine.Store: one set of
+// Package storetest is the conformance suite for store.Store: one set of
 // subtests that every implementation runs (River's riverdrivertest, nats'
 // testAllStoreAllPermutations), so that the engine can rely on the index
-// rules, ordering and durability of engine.Store without knowing which store
+// rules, ordering and durability of store.Store without knowing which store
 // it has.
 //
 // An implementation's test calls [Run] with a [Harness] that opens fresh,
-// empty stores. The suite depends only on package engine and engine/job,
+// empty stores. The suite depends only on engine/store and engine/job,
 // never on an implementation. It starts no goroutines of its own; it sleeps
 // only to let an idempotency key's TTL run out (about a second).
 package storetest

@@ -3,8 +3,8 @@ package storetest_test
 import (
 	"testing"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/memstore"
+	"github.com/edgeq/edgeq/engine/store"
 	"github.com/edgeq/edgeq/engine/storetest"
 )
 
@@ -12,6 +12,6 @@ import (
 // it keeps the suite honest about depending on no particular store.
 func TestMemstore(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) engine.Store { return memstore.New() },
+		Open: func(t *testing.T) store.Store { return memstore.New() },
 	})
 }

@@ -13,18 +13,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // Harness opens the store under test.
 type Harness struct {
 	// Open returns a new, empty store and arranges (t.Cleanup) to close it.
-	Open func(t *testing.T) engine.Store
+	Open func(t *testing.T) store.Store
 	// Reopen closes s and opens the same data again, as a restart would, and
 	// arranges to close the new store. Nil for a store without durable
 	// backing (in memory): the durability subtests are then skipped.
-	Reopen func(t *testing.T, s engine.Store) engine.Store
+	Reopen func(t *testing.T, s store.Store) store.Store
 }
 
 // Run runs every conformance subtest against h.
@@ -109,7 +109,7 @@ func mkJob(id job.ID, queue string, st job.State, mods ...func(*job.Job)) *job.J
 func withExpiry(at time.Time) func(*job.Job) { return func(j *job.Job) { j.ExpiresAt = at } }
 
 // write runs fn in a transaction and commits it.
-func write(t *testing.T, s engine.Store, fn func(tx engine.Txn)) {
+func write(t *testing.T, s store.Store, fn func(tx store.Txn)) {
 	t.Helper()
 	tx := s.Begin()
 	fn(tx)
@@ -118,9 +118,9 @@ func write(t *testing.T, s engine.Store, fn func(tx engine.Txn)) {
 	}
 }
 
-func create(t *testing.T, s engine.Store, jobs ...*job.Job) {
+func create(t *testing.T, s store.Store, jobs ...*job.Job) {
 	t.Helper()
-	write(t, s, func(tx engine.Txn) {
+	write(t, s, func(tx store.Txn) {
 		for _, j := range jobs {
 			if err := tx.Create(j); err != nil {
 				t.Fatalf("Create(%d): %v", j.ID, err)
@@ -129,15 +129,15 @@ func create(t *testing.T, s engine.Store, jobs ...*job.Job) {
 	})
 }
 
-func view(t *testing.T, s engine.Store, fn func(r engine.ReadTx)) {
+func view(t *testing.T, s store.Store, fn func(r store.ReadTx)) {
 	t.Helper()
-	if err := s.View(func(r engine.ReadTx) error { fn(r); return nil }); err != nil {
+	if err := s.View(func(r store.ReadTx) error { fn(r); return nil }); err != nil {
 		t.Fatalf("View: %v", err)
 	}
 }
 
 // checkJob reads id and compares it with want, field by field.
-func checkJob(t *testing.T, r engine.ReadTx, want *job.Job, payload bool) {
+func checkJob(t *testing.T, r store.ReadTx, want *job.Job, payload bool) {
 	t.Helper()
 	got, err := r.Job(want.ID, payload)
 	if err != nil {
@@ -150,7 +150,7 @@ func checkJob(t *testing.T, r engine.ReadTx, want *job.Job, payload bool) {
 
 // jobDiff lists the fields of got that differ from want. Times compare
 // with Equal, nil and empty headers are equal, and so are nil and empty
-// payloads (engine.Store does not say which an empty payload reads back
+// payloads (store.Store does not say which an empty payload reads back
 // as); with payload false, got must have no payload. Size must be the
 // payload's length either way.
 func jobDiff(got, want *job.Job, payload bool) string {
@@ -207,7 +207,7 @@ type snapshot struct {
 	Expiry  []string
 	Leased  []string
 	Dead    map[string][]job.ID
-	Counts  map[string]engine.Counts
+	Counts  map[string]store.Counts
 }
 
 func nanos(at time.Time) int64 {
@@ -217,15 +217,15 @@ func nanos(at time.Time) int64 {
 	return at.UnixNano()
 }
 
-func readyRef(r engine.Ref) string {
+func readyRef(r store.Ref) string {
 	return fmt.Sprintf("%d/%s/seq=%d/at=%d", r.ID, r.Queue, r.Seq, nanos(r.At))
 }
 
 // timedRef formats a delayed, expiry or leased ref; Seq is not part of them.
-func timedRef(r engine.Ref) string { return fmt.Sprintf("%d/%s/at=%d", r.ID, r.Queue, nanos(r.At)) }
+func timedRef(r store.Ref) string { return fmt.Sprintf("%d/%s/at=%d", r.ID, r.Queue, nanos(r.At)) }
 
 // read takes the snapshot of a store; queues are those to list.
-func read(t *testing.T, r engine.ReadTx, queues ...string) snapshot {
+func read(t *testing.T, r store.ReadTx, queues ...string) snapshot {
 	t.Helper()
 	s := snapshot{Ready: map[string][]string{}, Dead: map[string][]job.ID{}}
 	for _, q := range queues {
@@ -244,8 +244,8 @@ func read(t *testing.T, r engine.ReadTx, queues ...string) snapshot {
 			s.Dead[q] = ids
 		}
 	}
-	for _, kind := range []engine.TimedIndex{engine.IndexDelayed, engine.IndexExpiry} {
-		refs, next, err := r.Due(kind, engine.Ref{}, farFuture, 1000)
+	for _, kind := range []store.TimedIndex{store.IndexDelayed, store.IndexExpiry} {
+		refs, next, err := r.Due(kind, store.Ref{}, farFuture, 1000)
 		if err != nil {
 			t.Fatalf("Due(%d): %v", kind, err)
 		}
@@ -253,7 +253,7 @@ func read(t *testing.T, r engine.ReadTx, queues ...string) snapshot {
 			t.Errorf("Due(%d, until far future): next = %v, want zero", kind, next)
 		}
 		for _, ref := range refs {
-			if kind == engine.IndexDelayed {
+			if kind == store.IndexDelayed {
 				s.Delayed = append(s.Delayed, timedRef(ref))
 			} else {
 				s.Expiry = append(s.Expiry, timedRef(ref))
@@ -273,9 +273,9 @@ func read(t *testing.T, r engine.ReadTx, queues ...string) snapshot {
 	return s
 }
 
-// model is what the index rules of engine.Store say the snapshot of jobs is.
+// model is what the index rules of store.Store say the snapshot of jobs is.
 func model(jobs ...*job.Job) snapshot {
-	s := snapshot{Ready: map[string][]string{}, Dead: map[string][]job.ID{}, Counts: map[string]engine.Counts{}}
+	s := snapshot{Ready: map[string][]string{}, Dead: map[string][]job.ID{}, Counts: map[string]store.Counts{}}
 	sorted := slices.Clone(jobs)
 	slices.SortFunc(sorted, func(a, b *job.Job) int { return cmp.Compare(a.ID, b.ID) })
 	var ready, delayed, expiry []*job.Job
@@ -289,7 +289,7 @@ func model(jobs ...*job.Job) snapshot {
 			delayed = append(delayed, j)
 			c.Delayed++
 		case job.StateLeased:
-			s.Leased = append(s.Leased, timedRef(engine.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires}))
+			s.Leased = append(s.Leased, timedRef(store.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires}))
 			c.Leased++
 		case job.StateDead:
 			s.Dead[j.Queue] = append(s.Dead[j.Queue], j.ID)
@@ -302,7 +302,7 @@ func model(jobs ...*job.Job) snapshot {
 	}
 	slices.SortStableFunc(ready, func(a, b *job.Job) int { return cmp.Compare(a.ReadySeq, b.ReadySeq) })
 	for _, j := range ready {
-		s.Ready[j.Queue] = append(s.Ready[j.Queue], readyRef(engine.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt}))
+		s.Ready[j.Queue] = append(s.Ready[j.Queue], readyRef(store.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt}))
 	}
 	byTime := func(at func(*job.Job) time.Time) func(a, b *job.Job) int {
 		return func(a, b *job.Job) int {
@@ -311,11 +311,11 @@ func model(jobs ...*job.Job) snapshot {
 	}
 	slices.SortFunc(delayed, byTime(func(j *job.Job) time.Time { return j.RunAt }))
 	for _, j := range delayed {
-		s.Delayed = append(s.Delayed, timedRef(engine.Ref{ID: j.ID, Queue: j.Queue, At: j.RunAt}))
+		s.Delayed = append(s.Delayed, timedRef(store.Ref{ID: j.ID, Queue: j.Queue, At: j.RunAt}))
 	}
 	slices.SortFunc(expiry, byTime(func(j *job.Job) time.Time { return j.ExpiresAt }))
 	for _, j := range expiry {
-		s.Expiry = append(s.Expiry, timedRef(engine.Ref{ID: j.ID, Queue: j.Queue, At: j.ExpiresAt}))
+		s.Expiry = append(s.Expiry, timedRef(store.Ref{ID: j.ID, Queue: j.Queue, At: j.ExpiresAt}))
 	}
 	return s
 }
@@ -331,7 +331,7 @@ func queuesOf(jobs []*job.Job, extra ...string) []string {
 }
 
 // checkIndexes compares the store's indexes with the model of jobs.
-func checkIndexes(t *testing.T, r engine.ReadTx, jobs ...*job.Job) {
+func checkIndexes(t *testing.T, r store.ReadTx, jobs ...*job.Job) {
 	t.Helper()
 	got := read(t, r, queuesOf(jobs, "q", "other")...)
 	want := model(jobs...)
@@ -399,7 +399,7 @@ func testCreateRead(t *testing.T, h Harness) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := h.Open(t)
 			create(t, s, tc.job)
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				checkJob(t, r, tc.job, true)
 				checkJob(t, r, tc.job, false)
 			})
@@ -410,7 +410,7 @@ func testCreateRead(t *testing.T, h Harness) {
 func testNotFound(t *testing.T, h Harness) {
 	s := h.Open(t)
 	j := mkJob(7, "q", job.StateReady)
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		for _, payload := range []bool{false, true} {
 			if _, err := r.Job(7, payload); !errors.Is(err, job.ErrNotFound) {
 				t.Errorf("Job(7, %v) in an empty store: err = %v, want ErrNotFound", payload, err)
@@ -418,12 +418,12 @@ func testNotFound(t *testing.T, h Harness) {
 		}
 	})
 	create(t, s, j)
-	write(t, s, func(tx engine.Txn) {
+	write(t, s, func(tx store.Txn) {
 		if err := tx.Delete(j); err != nil {
 			t.Fatalf("Delete: %v", err)
 		}
 	})
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		if _, err := r.Job(7, true); !errors.Is(err, job.ErrNotFound) {
 			t.Errorf("Job(7) after Delete: err = %v, want ErrNotFound", err)
 		}
@@ -488,16 +488,16 @@ func testTransitions(t *testing.T, h Harness) {
 			s := h.Open(t)
 			bystander := mkJob(2, "q", job.StateReady, withExpiry(sec(950)))
 			create(t, s, tc.prev, bystander)
-			view(t, s, func(r engine.ReadTx) { checkIndexes(t, r, tc.prev, bystander) })
+			view(t, s, func(r store.ReadTx) { checkIndexes(t, r, tc.prev, bystander) })
 
 			next := tc.prev.Clone()
 			tc.next(next)
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				if err := tx.Update(tc.prev, next); err != nil {
 					t.Fatalf("Update: %v", err)
 				}
 			})
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				checkJob(t, r, next, true) // Update keeps the payload
 				checkIndexes(t, r, next, bystander)
 			})
@@ -527,12 +527,12 @@ func testDelete(t *testing.T, h Harness) {
 			// key its index: give it nothing else.
 			del := &job.Job{ID: j.ID, Queue: j.Queue, State: j.State, Size: len(j.Payload), ReadySeq: j.ReadySeq,
 				RunAt: j.RunAt, ExpiresAt: j.ExpiresAt, LeaseExpires: j.LeaseExpires}
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				if err := tx.Delete(del); err != nil {
 					t.Fatalf("Delete: %v", err)
 				}
 			})
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				if _, err := r.Job(1, true); !errors.Is(err, job.ErrNotFound) {
 					t.Errorf("Job after Delete: err = %v, want ErrNotFound", err)
 				}
@@ -567,7 +567,7 @@ func testSizeOnRead(t *testing.T, h Harness) {
 			pending := mkJob(2, "q", job.StateDelayed, func(j *job.Job) { j.Payload = sizedPayload(2, n) })
 			create(t, s, j)
 			for _, payload := range []bool{false, true} {
-				view(t, s, func(r engine.ReadTx) { checkJob(t, r, j, payload) })
+				view(t, s, func(r store.ReadTx) { checkJob(t, r, j, payload) })
 			}
 			tx := s.Begin()
 			defer tx.Discard()
@@ -609,13 +609,13 @@ func testUpdateKeepsPayload(t *testing.T, h Harness) {
 			}
 			create(t, s, want[0], want[1])
 			var viewed *job.Job
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				var err error
 				if viewed, err = r.Job(2, false); err != nil {
 					t.Fatal(err)
 				}
 			})
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				read, err := tx.Job(1, false)
 				if err != nil {
 					t.Fatal(err)
@@ -649,7 +649,7 @@ func testUpdateKeepsPayload(t *testing.T, h Harness) {
 					t.Errorf("Update of a missing job: err = %v, want ErrNotFound", err)
 				}
 			})
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				for _, j := range want {
 					checkJob(t, r, j, true)
 					checkJob(t, r, j, false)
@@ -673,12 +673,12 @@ func testUpdateCarriesPayload(t *testing.T, h Harness) {
 			prev.Size = n
 			next := prev.Clone()
 			next.State, next.Attempt, next.LeaseID, next.LeaseExpires = job.StateLeased, 1, "l", sec(60)
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				if err := tx.Update(prev, next); err != nil {
 					t.Fatalf("Update: %v", err)
 				}
 			})
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				checkJob(t, r, next, true)
 				checkJob(t, r, next, false)
 				checkIndexes(t, r, next)
@@ -699,13 +699,13 @@ func testDeleteBySize(t *testing.T, h Harness) {
 			bystander := mkJob(3, "q", job.StateReady, func(j *job.Job) { j.Payload = sizedPayload(3, n) })
 			create(t, s, leased, ready, bystander)
 			var read *job.Job
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				var err error
 				if read, err = r.Job(2, false); err != nil {
 					t.Fatal(err)
 				}
 			})
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				del := &job.Job{ID: leased.ID, Queue: leased.Queue, State: leased.State, Size: n, LeaseExpires: leased.LeaseExpires}
 				if err := tx.Delete(del); err != nil {
 					t.Fatalf("Delete(leased): %v", err)
@@ -714,7 +714,7 @@ func testDeleteBySize(t *testing.T, h Harness) {
 					t.Fatalf("Delete(read without payload): %v", err)
 				}
 			})
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				for _, id := range []job.ID{1, 2} {
 					for _, payload := range []bool{false, true} {
 						if _, err := r.Job(id, payload); !errors.Is(err, job.ErrNotFound) {
@@ -741,9 +741,9 @@ func testExpiryIndex(t *testing.T, h Harness) {
 		mkJob(7, "other", job.StateReady, withExpiry(sec(200))),
 	}
 	create(t, s, jobs...)
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		checkIndexes(t, r, jobs...)
-		refs, _, err := r.Due(engine.IndexExpiry, engine.Ref{}, farFuture, 100)
+		refs, _, err := r.Due(store.IndexExpiry, store.Ref{}, farFuture, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -769,7 +769,7 @@ func testFIFOPrefixQueues(t *testing.T, h Harness) {
 	jobs = append(jobs, mkJob(1, "a", job.StateDead), mkJob(2, "ab", job.StateDead), mkJob(3, "a", job.StateDead))
 	// Create in an order unlike ReadySeq's.
 	create(t, s, jobs[5], jobs[0], jobs[3], jobs[1], jobs[4], jobs[2], jobs[6], jobs[7], jobs[8], jobs[9], jobs[10])
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		checkIndexes(t, r, jobs...)
 		for q, want := range map[string][]uint64{"a": {11, 13, 14}, "ab": {10, 12, 15}, "a.b": {16}, "a-": {17}} {
 			refs, err := r.Ready(q, 0, 100)
@@ -812,7 +812,7 @@ func testReadyAfter(t *testing.T, h Harness) {
 		{40, 100, nil},
 		{math.MaxUint64, 100, nil},
 	}
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		for _, tc := range tests {
 			refs, err := r.Ready("q", tc.after, tc.max)
 			if err != nil {
@@ -834,8 +834,8 @@ func testReadyAfter(t *testing.T, h Harness) {
 }
 
 func testDue(t *testing.T, h Harness) {
-	for _, kind := range []engine.TimedIndex{engine.IndexDelayed, engine.IndexExpiry} {
-		t.Run(map[engine.TimedIndex]string{engine.IndexDelayed: "delayed", engine.IndexExpiry: "expiry"}[kind], func(t *testing.T) {
+	for _, kind := range []store.TimedIndex{store.IndexDelayed, store.IndexExpiry} {
+		t.Run(map[store.TimedIndex]string{store.IndexDelayed: "delayed", store.IndexExpiry: "expiry"}[kind], func(t *testing.T) {
 			s := h.Open(t)
 			// (time, id): (1s, 3) (1s, 5) (2s, 1) (5s, 2), in two queues.
 			at := map[job.ID]int{5: 1, 3: 1, 1: 2, 2: 5}
@@ -846,40 +846,40 @@ func testDue(t *testing.T, h Harness) {
 					q = "other"
 				}
 				when := sec(at[id])
-				if kind == engine.IndexDelayed {
+				if kind == store.IndexDelayed {
 					jobs = append(jobs, mkJob(id, q, job.StateDelayed, func(j *job.Job) { j.RunAt = when }))
 				} else {
 					jobs = append(jobs, mkJob(id, q, job.StateReady, withExpiry(when)))
 				}
 			}
 			create(t, s, jobs...)
-			ref := func(id job.ID) engine.Ref {
+			ref := func(id job.ID) store.Ref {
 				q := "q"
 				if id%2 == 0 {
 					q = "other"
 				}
-				return engine.Ref{ID: id, Queue: q, At: sec(at[id])}
+				return store.Ref{ID: id, Queue: q, At: sec(at[id])}
 			}
 			tests := []struct {
 				name     string
-				from     engine.Ref
+				from     store.Ref
 				until    time.Time
 				max      int
 				want     []job.ID
 				wantNext time.Time
 			}{
-				{"all", engine.Ref{}, farFuture, 10, []job.ID{3, 5, 1, 2}, time.Time{}},
-				{"until is inclusive", engine.Ref{}, sec(2), 10, []job.ID{3, 5, 1}, sec(5)},
-				{"nothing due", engine.Ref{}, sec(0), 10, nil, sec(1)},
-				{"max", engine.Ref{}, farFuture, 2, []job.ID{3, 5}, sec(2)},
-				{"max within the same time", engine.Ref{}, farFuture, 1, []job.ID{3}, sec(1)},
+				{"all", store.Ref{}, farFuture, 10, []job.ID{3, 5, 1, 2}, time.Time{}},
+				{"until is inclusive", store.Ref{}, sec(2), 10, []job.ID{3, 5, 1}, sec(5)},
+				{"nothing due", store.Ref{}, sec(0), 10, nil, sec(1)},
+				{"max", store.Ref{}, farFuture, 2, []job.ID{3, 5}, sec(2)},
+				{"max within the same time", store.Ref{}, farFuture, 1, []job.ID{3}, sec(1)},
 				{"from is exclusive", ref(3), farFuture, 10, []job.ID{5, 1, 2}, time.Time{}},
 				{"from at the same time", ref(5), farFuture, 10, []job.ID{1, 2}, time.Time{}},
 				{"from and until", ref(5), sec(4), 10, []job.ID{1}, sec(5)},
 				{"from the last", ref(2), farFuture, 10, nil, time.Time{}},
-				{"from an absent entry", engine.Ref{ID: 4, At: sec(1)}, farFuture, 10, []job.ID{5, 1, 2}, time.Time{}},
+				{"from an absent entry", store.Ref{ID: 4, At: sec(1)}, farFuture, 10, []job.ID{5, 1, 2}, time.Time{}},
 			}
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				for _, tc := range tests {
 					refs, next, err := r.Due(kind, tc.from, tc.until, tc.max)
 					if err != nil {
@@ -912,7 +912,7 @@ func testDeadPagination(t *testing.T, h Harness) {
 	}
 	jobs = append(jobs, mkJob(4, "other", job.StateDead))
 	create(t, s, jobs...)
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		var got []job.ID
 		var after job.ID
 		for pages := 0; ; pages++ {
@@ -952,15 +952,15 @@ func testLeasedPagination(t *testing.T, h Harness) {
 		jobs = append(jobs, mkJob(id, q, job.StateLeased))
 	}
 	create(t, s, jobs...)
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		checkIndexes(t, r, jobs...)
 		refs, err := r.Leased(2, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
 		want := []string{
-			timedRef(engine.Ref{ID: 4, Queue: "q", At: sec(64)}),
-			timedRef(engine.Ref{ID: 6, Queue: "other", At: sec(66)}),
+			timedRef(store.Ref{ID: 4, Queue: "q", At: sec(64)}),
+			timedRef(store.Ref{ID: 6, Queue: "other", At: sec(66)}),
 		}
 		var got []string
 		for _, ref := range refs {
@@ -975,7 +975,7 @@ func testLeasedPagination(t *testing.T, h Harness) {
 func testDedupe(t *testing.T, h Harness) {
 	s := h.Open(t)
 	long := strings.Repeat("k", 300)
-	write(t, s, func(tx engine.Txn) {
+	write(t, s, func(tx store.Txn) {
 		for _, d := range []struct {
 			q, key string
 			id     job.ID
@@ -1004,7 +1004,7 @@ func testDedupe(t *testing.T, h Harness) {
 		{"q", "k", 0, false},
 		{"q", long, 0, false},
 	}
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		for _, tc := range tests {
 			id, ok, err := r.Dedupe(tc.q, tc.key)
 			if err != nil {
@@ -1020,7 +1020,7 @@ func testDedupe(t *testing.T, h Harness) {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		var ok bool
-		view(t, s, func(r engine.ReadTx) {
+		view(t, s, func(r store.ReadTx) {
 			var err error
 			if _, ok, err = r.Dedupe("q", "short"); err != nil {
 				t.Fatal(err)
@@ -1034,7 +1034,7 @@ func testDedupe(t *testing.T, h Harness) {
 		}
 		time.Sleep(100 * time.Millisecond) // waiting for the TTL, not for a goroutine
 	}
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		if id, ok, err := r.Dedupe("q", "k1"); err != nil || !ok || id != 7 {
 			t.Errorf("Dedupe(q, k1) after the short TTL = %d, %v, %v; want 7, true", id, ok, err)
 		}
@@ -1043,7 +1043,7 @@ func testDedupe(t *testing.T, h Harness) {
 
 func testSeq(t *testing.T, h Harness) {
 	s := h.Open(t)
-	seq := func(r engine.ReadTx) uint64 {
+	seq := func(r store.ReadTx) uint64 {
 		t.Helper()
 		n, err := r.Seq()
 		if err != nil {
@@ -1051,7 +1051,7 @@ func testSeq(t *testing.T, h Harness) {
 		}
 		return n
 	}
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		if got := seq(r); got != 0 {
 			t.Errorf("Seq of a new store = %d, want 0", got)
 		}
@@ -1063,7 +1063,7 @@ func testSeq(t *testing.T, h Harness) {
 	if got := seq(tx); got != 42 {
 		t.Errorf("Seq in the Txn after SetSeq(42) = %d, want 42", got)
 	}
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		if got := seq(r); got != 0 {
 			t.Errorf("Seq before Commit = %d, want 0", got)
 		}
@@ -1071,12 +1071,12 @@ func testSeq(t *testing.T, h Harness) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	write(t, s, func(tx engine.Txn) {
+	write(t, s, func(tx store.Txn) {
 		if err := tx.SetSeq(math.MaxUint64 - 1); err != nil {
 			t.Fatal(err)
 		}
 	})
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		if got := seq(r); got != math.MaxUint64-1 {
 			t.Errorf("Seq after Commit = %d, want %d", got, uint64(math.MaxUint64-1))
 		}
@@ -1105,7 +1105,7 @@ func testReadYourWrites(t *testing.T, h Harness) {
 	if _, err := tx.Job(1, false); !errors.Is(err, job.ErrNotFound) {
 		t.Errorf("Job deleted in the Txn: err = %v, want ErrNotFound", err)
 	}
-	// Index reads inside a Txn see committed data only (engine.Txn).
+	// Index reads inside a Txn see committed data only (store.Txn).
 	checkTxnIndexes := func(want ...*job.Job) {
 		t.Helper()
 		got := read(t, tx, "q")
@@ -1126,7 +1126,7 @@ func testReadYourWrites(t *testing.T, h Harness) {
 	checkJob(t, tx, leased, true)
 
 	// Nothing is visible outside before Commit.
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		if _, err := r.Job(2, false); !errors.Is(err, job.ErrNotFound) {
 			t.Errorf("View sees an uncommitted job: err = %v", err)
 		}
@@ -1135,7 +1135,7 @@ func testReadYourWrites(t *testing.T, h Harness) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		checkJob(t, r, leased, true)
 		checkIndexes(t, r, leased, delayed)
 	})
@@ -1159,7 +1159,7 @@ func testDiscard(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	tx.Discard()
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		if _, err := r.Job(2, false); !errors.Is(err, job.ErrNotFound) {
 			t.Errorf("Job created in a discarded Txn: err = %v, want ErrNotFound", err)
 		}
@@ -1227,7 +1227,7 @@ func testRoom(t *testing.T, h Harness) {
 				t.Fatalf("Commit of %d jobs that Room allowed: %v", n, err)
 			}
 			t.Logf("Room allowed %d jobs", n)
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				c, err := r.Counts()
 				if err != nil {
 					t.Fatal(err)
@@ -1258,7 +1258,7 @@ func testReopen(t *testing.T, h Harness) {
 		}),
 	}
 	create(t, s, jobs...)
-	write(t, s, func(tx engine.Txn) {
+	write(t, s, func(tx store.Txn) {
 		if err := tx.PutDedupe("other", "k", 5, time.Hour); err != nil {
 			t.Fatal(err)
 		}
@@ -1269,7 +1269,7 @@ func testReopen(t *testing.T, h Harness) {
 	// A job that moved after it was created, and one that was deleted.
 	moved := jobs[0].Clone()
 	moved.State, moved.LeaseID, moved.LeaseExpires = job.StateLeased, "l", sec(70)
-	write(t, s, func(tx engine.Txn) {
+	write(t, s, func(tx store.Txn) {
 		if err := tx.Update(jobs[0], moved); err != nil {
 			t.Fatal(err)
 		}
@@ -1290,7 +1290,7 @@ func testReopen(t *testing.T, h Harness) {
 
 	for restart := 1; restart <= 2; restart++ {
 		s = h.Reopen(t, s)
-		view(t, s, func(r engine.ReadTx) {
+		view(t, s, func(r store.ReadTx) {
 			for _, j := range want {
 				checkJob(t, r, j, true)
 			}
@@ -1314,7 +1314,7 @@ func testReopen(t *testing.T, h Harness) {
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
-	view(t, s, func(r engine.ReadTx) { checkIndexes(t, r, append(want, j)...) })
+	view(t, s, func(r store.ReadTx) { checkIndexes(t, r, append(want, j)...) })
 }
 
 // The Lease tests: a lease as the engine writes it (ready → leased, or
@@ -1357,7 +1357,7 @@ func withPayload(j, want *job.Job) *job.Job {
 	return c
 }
 
-func checkBoth(t *testing.T, r engine.ReadTx, want *job.Job) {
+func checkBoth(t *testing.T, r store.ReadTx, want *job.Job) {
 	t.Helper()
 	checkJob(t, r, want, false)
 	checkJob(t, r, want, true)
@@ -1365,9 +1365,9 @@ func checkBoth(t *testing.T, r engine.ReadTx, want *job.Job) {
 
 // checkStored reads each of jobs back from committed data, with and
 // without its payload, and compares the indexes with the model of jobs.
-func checkStored(t *testing.T, s engine.Store, jobs ...*job.Job) {
+func checkStored(t *testing.T, s store.Store, jobs ...*job.Job) {
 	t.Helper()
-	view(t, s, func(r engine.ReadTx) {
+	view(t, s, func(r store.ReadTx) {
 		for _, j := range jobs {
 			checkBoth(t, r, j)
 		}
@@ -1375,7 +1375,7 @@ func checkStored(t *testing.T, s engine.Store, jobs ...*job.Job) {
 	})
 }
 
-func update(t *testing.T, tx engine.Txn, prev, next *job.Job) {
+func update(t *testing.T, tx store.Txn, prev, next *job.Job) {
 	t.Helper()
 	if err := tx.Update(prev, next); err != nil {
 		t.Fatalf("Update(%d: %s → %s): %v", prev.ID, prev.State, next.State, err)
@@ -1383,7 +1383,7 @@ func update(t *testing.T, tx engine.Txn, prev, next *job.Job) {
 }
 
 // readJob reads id without its payload, as the engine does before an Update.
-func readJob(t *testing.T, r engine.ReadTx, id job.ID) *job.Job {
+func readJob(t *testing.T, r store.ReadTx, id job.ID) *job.Job {
 	t.Helper()
 	j, err := r.Job(id, false)
 	if err != nil {
@@ -1395,12 +1395,12 @@ func readJob(t *testing.T, r engine.ReadTx, id job.ID) *job.Job {
 // leaseAll leases jobs in one Txn and returns them leased, with payloads.
 // Job 1's prev is read in the Txn, job 2's in a View before it, job 3's is
 // the caller's copy (with its payload).
-func leaseAll(t *testing.T, s engine.Store, jobs []*job.Job) []*job.Job {
+func leaseAll(t *testing.T, s store.Store, jobs []*job.Job) []*job.Job {
 	t.Helper()
 	var viewed *job.Job
-	view(t, s, func(r engine.ReadTx) { viewed = readJob(t, r, jobs[1].ID) })
+	view(t, s, func(r store.ReadTx) { viewed = readJob(t, r, jobs[1].ID) })
 	var leased []*job.Job
-	write(t, s, func(tx engine.Txn) {
+	write(t, s, func(tx store.Txn) {
 		prevs := []*job.Job{readJob(t, tx, jobs[0].ID), viewed, jobs[2]}
 		for i, prev := range prevs {
 			next := leaseOf(prev, fmt.Sprintf("lease-%d", prev.ID), sec(60+i))
@@ -1431,7 +1431,7 @@ func testLeaseReadBack(t *testing.T, h Harness) {
 			// Leased with another change (a note in LastError).
 			noted := readJobView(t, s, 1)
 			var all []*job.Job
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				if err := tx.Create(fresh); err != nil {
 					t.Fatal(err)
 				}
@@ -1452,10 +1452,10 @@ func testLeaseReadBack(t *testing.T, h Harness) {
 	}
 }
 
-func readJobView(t *testing.T, s engine.Store, id job.ID) *job.Job {
+func readJobView(t *testing.T, s store.Store, id job.ID) *job.Job {
 	t.Helper()
 	var j *job.Job
-	view(t, s, func(r engine.ReadTx) { j = readJob(t, r, id) })
+	view(t, s, func(r store.ReadTx) { j = readJob(t, r, id) })
 	return j
 }
 
@@ -1471,7 +1471,7 @@ func testLeaseExtend(t *testing.T, h Harness) {
 			create(t, s, append(jobs, created)...)
 			leased := append(leaseAll(t, s, jobs), created)
 			var want []*job.Job
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				for i, j := range leased {
 					prev := readJob(t, tx, j.ID)
 					ext := prev.Clone()
@@ -1490,7 +1490,7 @@ func testLeaseExtend(t *testing.T, h Harness) {
 			prev := readJobView(t, s, 2)
 			ext := prev.Clone()
 			ext.LeaseExpires = sec(500)
-			write(t, s, func(tx engine.Txn) { update(t, tx, prev, ext) })
+			write(t, s, func(tx store.Txn) { update(t, tx, prev, ext) })
 			want[1] = withPayload(ext, want[1])
 			checkStored(t, s, want...)
 		})
@@ -1519,7 +1519,7 @@ func testLeaseThenNack(t *testing.T, h Harness) {
 			create(t, s, append(jobs, fresh)...)
 			leased := leaseAll(t, s, jobs)
 			var want []*job.Job
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				for i, j := range leased {
 					prev := readJob(t, tx, j.ID)
 					var next *job.Job
@@ -1542,7 +1542,7 @@ func testLeaseThenNack(t *testing.T, h Harness) {
 				checkBoth(t, tx, withPayload(back, fresh))
 				want = append(want, withPayload(back, fresh))
 			})
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				for _, j := range want {
 					checkBoth(t, r, j)
 					if j.State == job.StateReady && j.ID != 4 && j.Attempt != leased[j.ID-1].Attempt {
@@ -1557,7 +1557,7 @@ func testLeaseThenNack(t *testing.T, h Harness) {
 			// Leased again: the next attempt.
 			prev := readJobView(t, s, 1)
 			again := leaseOf(prev, "lease-1b", sec(200))
-			write(t, s, func(tx engine.Txn) { update(t, tx, prev, again) })
+			write(t, s, func(tx store.Txn) { update(t, tx, prev, again) })
 			want[0] = withPayload(again, want[0])
 			if again.Attempt != leased[0].Attempt+1 {
 				t.Errorf("second lease: Attempt %d, want %d", again.Attempt, leased[0].Attempt+1)
@@ -1585,7 +1585,7 @@ func testLeaseThenDelete(t *testing.T, h Harness) {
 				return &job.Job{ID: j.ID, Queue: j.Queue, State: j.State, Size: j.Size, ReadySeq: j.ReadySeq,
 					RunAt: j.RunAt, ExpiresAt: j.ExpiresAt, LeaseExpires: j.LeaseExpires}
 			}
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				for _, j := range leased {
 					if err := tx.Delete(ack(readJob(t, tx, j.ID))); err != nil {
 						t.Fatalf("Delete(%d): %v", j.ID, err)
@@ -1602,7 +1602,7 @@ func testLeaseThenDelete(t *testing.T, h Harness) {
 					}
 				}
 			})
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				for id := job.ID(1); id <= 4; id++ {
 					if _, err := r.Job(id, true); !errors.Is(err, job.ErrNotFound) {
 						t.Errorf("Job(%d) after Delete: err = %v, want ErrNotFound", id, err)
@@ -1633,7 +1633,7 @@ func testLeaseReopen(t *testing.T, h Harness) {
 				t.Fatalf("Sync: %v", err)
 			}
 			s = h.Reopen(t, s)
-			view(t, s, func(r engine.ReadTx) {
+			view(t, s, func(r store.ReadTx) {
 				refs, err := r.Leased(0, 100)
 				if err != nil {
 					t.Fatal(err)
@@ -1643,7 +1643,7 @@ func testLeaseReopen(t *testing.T, h Harness) {
 					got = append(got, timedRef(ref))
 				}
 				for _, j := range leased {
-					want = append(want, timedRef(engine.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires}))
+					want = append(want, timedRef(store.Ref{ID: j.ID, Queue: j.Queue, At: j.LeaseExpires}))
 					checkBoth(t, r, j)
 				}
 				if !slices.Equal(got, want) {
@@ -1653,14 +1653,14 @@ func testLeaseReopen(t *testing.T, h Harness) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c["q"] != (engine.Counts{Leased: 2}) || c["other"] != (engine.Counts{Leased: 1}) {
+				if c["q"] != (store.Counts{Leased: 2}) || c["other"] != (store.Counts{Leased: 1}) {
 					t.Errorf("Counts after restart = %v, want 2 leased in q, 1 in other", c)
 				}
 				checkIndexes(t, r, leased...)
 			})
 			// Recovery: each lease has expired; back to ready.
 			var want []*job.Job
-			write(t, s, func(tx engine.Txn) {
+			write(t, s, func(tx store.Txn) {
 				for i, j := range leased {
 					prev := readJob(t, tx, j.ID)
 					next := nack(prev, uint64(200+i))

@@ -1,4 +1,15 @@
-package engine
+// Package store is the contract between the engine and its durable job
+// store: the [Store] and [Txn] interfaces, the index entries they list
+// ([Ref], [Counts]) and the index rules every implementation keeps. It is a
+// leaf (engine/job and the standard library only), so that an
+// implementation (storage.Badger, engine/memstore) and the conformance suite
+// (engine/storetest) import it without importing the engine, and the engine
+// imports no implementation.
+//
+// The engine has exactly one writer (its committer goroutine), so an
+// implementation may assume that at most one Txn is open at a time; View may
+// run concurrently with it.
+package store
 
 import (
 	"time"
@@ -6,9 +17,8 @@ import (
 	"github.com/edgeq/edgeq/engine/job"
 )
 
-// Store is the durable job store the engine writes through. The engine has
-// exactly one writer (the committer goroutine), so implementations may assume
-// that at most one Txn is open at a time; View may run concurrently with it.
+// Store is the durable job store the engine writes through. At most one Txn
+// is open at a time; View may run concurrently with it.
 //
 // Implementations own the key layout: the engine speaks only of jobs, their
 // states and the indexes below. storage.Badger is the production one.
@@ -21,19 +31,6 @@ type Store interface {
 	// calls it once per batch that needs it: this is the group commit.
 	Sync() error
 }
-
-// spaceReserver is a Store that can run out of space (storage.Badger):
-// Reserve admits an enqueue of about bytes bytes or refuses it with an error
-// wrapping job.ErrDiskFull, so that the store keeps the room its own files
-// need (and the backlog can still be leased, acked and purged). The engine
-// asks it for every enqueue, of every class, after the queue's own rules.
-type spaceReserver interface {
-	Reserve(bytes int) error
-}
-
-// jobOverheadBytes is what reserve counts for a job beyond its payload,
-// key and headers: its keys, record fields and index entries.
-const jobOverheadBytes = 256
 
 // ReadTx reads jobs and indexes.
 type ReadTx interface {
