@@ -6,20 +6,13 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // maxTxnPayload bounds the payload bytes one transaction holds before it is
-// committed (large payloads cost the store only a pointer each in Room, but
-// all of their bytes in memory until Commit).
+// committed: a store holds a transaction's writes in memory until Commit,
+// whatever their cost in Txn.Fits.
 const maxTxnPayload = 8 << 20
-
-// recordEstimate bounds the encoded size of a job record's fixed fields.
-const recordEstimate = 96
-
-// inlineValueMax is the payload size up to which the store keeps a value in
-// its LSM tree (and counts it against a transaction's size); larger payloads
-// go to the value log and cost a pointer. storage's small profile uses it.
-const inlineValueMax = 1024
 
 // apply runs one op. Refusals go to o.err with nothing written; a returned
 // error is a store failure that fails the whole batch.
@@ -44,13 +37,13 @@ func (e *Engine) apply(b *batch, o *op) error {
 }
 
 func (e *Engine) applyEnqueue(b *batch, o *op) error {
-	entries, bytes, payload := enqueueCost(o.news)
+	payload := payloadBytes(o.news)
 	if b.writes > 0 && b.payload+payload > maxTxnPayload {
 		if err := e.rotate(b); err != nil {
 			return err
 		}
 	}
-	ok, err := e.room(b, entries, bytes)
+	ok, err := e.fits(b, store.Op{Enqueue: o.news})
 	if err != nil {
 		return err
 	}
@@ -76,30 +69,14 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 	return nil
 }
 
-// enqueueCost estimates the writes of enqueueing news. Each job writes its
-// payload, record and state index entry, plus an expiry entry with a
-// deadline and a dedupe entry with a key. Values are counted (the store adds
-// its per-entry key overhead); a payload above inlineValueMax costs the
-// store a pointer, not its bytes. payload is what the transaction holds in
-// memory until Commit.
-func enqueueCost(news []job.New) (entries, bytes, payload int) {
+// payloadBytes is what enqueueing news adds to the payload a transaction
+// holds in memory until Commit.
+func payloadBytes(news []job.New) int {
+	n := 0
 	for i := range news {
-		n := &news[i]
-		payload += len(n.Payload)
-		entries += 3
-		bytes += recordEstimate + min(len(n.Payload), inlineValueMax) + len(n.Key) + len(n.ContentType) + 16
-		if n.Key != "" {
-			entries++
-			bytes += len(n.Key) + 8
-		}
-		if !n.ExpiresAt.IsZero() {
-			entries++
-		}
-		for k, v := range n.Headers {
-			bytes += len(k) + len(v) + 4
-		}
+		n += len(news[i].Payload)
 	}
-	return entries, bytes, payload
+	return n
 }
 
 // enqueueOne creates the job n in q, or answers the job that holds its
@@ -204,7 +181,7 @@ func (e *Engine) left(q *queue, s job.State, id job.ID) {
 
 // transition writes prev → next and keeps the accounts.
 func (e *Engine) transition(b *batch, q *queue, prev, next *job.Job) error {
-	if err := e.stepRoom(b, next); err != nil {
+	if err := e.stepFits(b, next); err != nil {
 		return err
 	}
 	if err := b.txn.Update(prev, next); err != nil {
@@ -397,10 +374,11 @@ func (e *Engine) notLeased(b *batch, o *op) error {
 // applyAck deletes the job leased under l.
 func (e *Engine) applyAck(b *batch, o *op, l lease) error {
 	q := l.queue
-	if err := e.stepRoom(b, &job.Job{}); err != nil {
+	j := &job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}
+	if err := e.stepFits(b, j); err != nil {
 		return err
 	}
-	if err := b.txn.Delete(&job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}); err != nil {
+	if err := b.txn.Delete(j); err != nil {
 		return fmt.Errorf("ack: %w", err)
 	}
 	e.c.leases.remove(o.id)

@@ -23,7 +23,7 @@ func (e *Engine) applyCancel(b *batch, o *op) error {
 		return nil
 	}
 	q := e.internalQueue(j.Queue)
-	if err := e.stepRoom(b, j); err != nil {
+	if err := e.stepFits(b, j); err != nil {
 		return err
 	}
 	if err := b.txn.Delete(j); err != nil {
@@ -61,7 +61,7 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 		if j.Queue != q.name || (j.State != job.StateReady && j.State != job.StateDelayed) {
 			return nil
 		}
-		if err := e.stepRoom(b, j); err != nil {
+		if err := e.stepFits(b, j); err != nil {
 			return err
 		}
 		if err := b.txn.Delete(j); err != nil {
@@ -128,7 +128,7 @@ func (e *Engine) applyDead(b *batch, o *op) error {
 			continue // changed earlier in this transaction
 		}
 		if o.kind == opDeadPurge {
-			if err := e.stepRoom(b, j); err != nil {
+			if err := e.stepFits(b, j); err != nil {
 				return err
 			}
 			if err := b.txn.Delete(j); err != nil {

@@ -37,11 +37,11 @@ func (e *Engine) commitTxn(b *batch) error {
 	return nil
 }
 
-// room makes sure entries writes of about bytes fit, committing the current
-// transaction early and starting another when they do not. It reports false
-// when they do not fit even an empty transaction.
-func (e *Engine) room(b *batch, entries, bytes int) (bool, error) {
-	if b.txn.Room(entries, bytes) {
+// fits makes sure the writes of op fit, committing the current transaction
+// early and starting another when they do not. It reports false when they
+// do not fit even an empty transaction.
+func (e *Engine) fits(b *batch, op store.Op) (bool, error) {
+	if b.txn.Fits(op) {
 		return true, nil
 	}
 	if b.writes == 0 {
@@ -50,7 +50,7 @@ func (e *Engine) room(b *batch, entries, bytes int) (bool, error) {
 	if err := e.rotate(b); err != nil {
 		return false, err
 	}
-	return b.txn.Room(entries, bytes), nil
+	return b.txn.Fits(op), nil
 }
 
 // rotate commits the current transaction early and starts another.
@@ -62,19 +62,10 @@ func (e *Engine) rotate(b *batch) error {
 	return nil
 }
 
-// jobCost estimates the writes of one job state change.
-func jobCost(j *job.Job) int {
-	n := 256 + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue)
-	for k, v := range j.Headers {
-		n += len(k) + len(v) + 4
-	}
-	return n
-}
-
-// stepRoom is room for one state change of j; it never reports false (one
-// job always fits an empty transaction).
-func (e *Engine) stepRoom(b *batch, j *job.Job) error {
-	_, err := e.room(b, 6, jobCost(j))
+// stepFits makes room for one state change to j (an Update to it or its
+// Delete); it never reports false: one always fits an empty transaction.
+func (e *Engine) stepFits(b *batch, j *job.Job) error {
+	_, err := e.fits(b, store.Op{Change: j})
 	return err
 }
 

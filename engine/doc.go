@@ -9,9 +9,10 @@
 // cancel, purge, dead-letter retry and purge) becomes an op pushed into a
 // bounded lock-free ring (package ring). One committer goroutine drains the
 // ring in batches of up to Config.MaxBatch ops and applies them in order to
-// one Store transaction (more when a transaction fills: Txn.Room is asked
-// before each job's writes, so a transaction never overflows half-way through
-// an op) and commits. A second goroutine, the syncer, then calls Store.Sync
+// one transaction of its store (the contract is package engine/store; more
+// than one when a transaction fills: the store's Txn.Fits is asked before
+// each op's writes, and answers by its own cost model, so a transaction never
+// overflows half-way through an op) and commits. A second goroutine, the syncer, then calls Store.Sync
 // once for the batch when any op in it belongs to a SyncAlways queue (group
 // commit), delivers the batch's events and only then answers the ops'
 // callers. So an enqueue's answer always follows its fsync, and many
@@ -47,7 +48,7 @@
 //	ops.go          the exported calls: validation, admission, push, wait for the answer
 //	pipeline.go     the committer (commitLoop) and its side of the syncer handover
 //	syncer.go       the syncer: Store.Sync, events, answers
-//	batch.go        a batch and the room left in its transaction
+//	batch.go        a batch and its transactions: a new one when Txn.Fits says no
 //	apply.go        the job state machine: enqueue, lease, ack, nack, fail, extend
 //	apply_admin.go  cancel, purge, dead-letter retry and purge
 //	maintain.go     timed scans: delayed jobs, deadlines, expired leases

@@ -135,7 +135,7 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 		if o.from == job.StateDead {
 			next.Attempt = 0
 		}
-		if err := e.stepRoom(b, next); err != nil {
+		if err := e.stepFits(b, next); err != nil {
 			return err
 		}
 		if err := b.txn.Update(j, next); err != nil {

@@ -69,7 +69,7 @@ func backlogJob(id int) *job.Job {
 // that compactions also drop tombstoned keys.
 func backlogAcked(id int) bool { return id%3 == 0 }
 
-// writeBatched runs op for ids 1..n in Room-sized transactions, committing
+// writeBatched runs op for ids 1..n in Fits-sized transactions, committing
 // and syncing (the engine's group commit) whenever the next job might not
 // fit, and stores the sequence n at the end.
 func writeBatched(t *testing.T, s *Badger, n int, op func(tx store.Txn, id int) error) {
@@ -88,7 +88,7 @@ func writeBatched(t *testing.T, s *Badger, n int, op func(tx store.Txn, id int) 
 		}
 	}
 	for id := 1; id <= n; id++ {
-		if !tx.Room(6, 256+len(backlogPayload(id))) {
+		if !fitsJob(tx, backlogPayload(id)) {
 			commit(id - 1)
 			tx = s.Begin()
 		}
@@ -186,7 +186,7 @@ func checkBacklog(t *testing.T, s *Badger, n int) {
 }
 
 // TestBacklogReopen writes a backlog many memtables deep through Create in
-// Room-sized transactions with a Sync each (the engine's group commit),
+// Fits-sized transactions with a Sync each (the engine's group commit),
 // acks a third of it, checks that compactions built tables below level 0,
 // reads everything back, closes, reopens and reads everything back again.
 //

@@ -60,7 +60,7 @@ func BenchmarkRawGroupCommit(b *testing.B) {
 }
 
 // BenchmarkBacklogRSS fills a store (small profile, on disk) with N jobs of
-// 256-byte payloads through Txn.Create in Room-sized transactions, each
+// 256-byte payloads through Txn.Create in Fits-sized transactions, each
 // synced, then reports the process's resident memory after a GC: VmRSS
 // (including the mapped table and log files it touched) and RssAnon (the
 // heap). The target is flat with N and under 64 MiB. One fill per
@@ -105,13 +105,13 @@ func benchBacklogRSS(b *testing.B, n int, limit int64) {
 	b.ReportMetric(float64(tableBytes(b, s.cfg.Dir))/(1<<20), "sst-MiB")
 }
 
-// fill creates n ready jobs in Room-sized, synced transactions, with the
-// engine's estimate of a job's writes (engine/apply.go, applyEnqueue).
+// fill creates n ready jobs in Fits-sized, synced transactions, as the
+// engine's enqueues would.
 func fill(b *testing.B, s *Badger, n int, payload []byte) {
 	b.Helper()
 	tx := s.Begin()
 	for i := 1; i <= n; i++ {
-		if !tx.Room(6, 256+len(payload)) {
+		if !fitsJob(tx, payload) {
 			if err := tx.SetSeq(uint64(i - 1)); err != nil {
 				b.Fatal(err)
 			}

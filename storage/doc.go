@@ -156,17 +156,21 @@
 // as an error, never as an empty payload. Badger's own value checksums are
 // off.
 //
-// # Transaction size: Room
+// # Transaction size: Fits
 //
 // Badger refuses a transaction past db.MaxBatchCount entries or
 // db.MaxBatchSize bytes (15% of the memtable) by its own estimate: per write,
 // the key, 12 bytes, and the value when it is below ValueThreshold (a 12-byte
 // pointer otherwise). The Txn mirrors that estimate for every write it
-// issues (size.go). Room answers against 80% of both limits; it adds 32 bytes a write
-// to the caller's byte count and, since a value at or above ValueThreshold
-// costs only a pointer, counts at most ValueThreshold-1 bytes a write. A
-// caller that respects Room never sees badger.ErrTxnTooBig; one that does not
-// gets it wrapped, for the whole operation before any of its writes (so an
+// issues (size.go). Fits, asked by the engine in its own terms (the jobs an
+// enqueue creates, the job a state change writes), estimates the writes of
+// the operation (a state change: six writes and 256 bytes beyond the job's
+// strings; an enqueue: each job's record, index entries, dedupe key and at
+// most 1 KiB of its payload) and answers against 80% of both limits; it adds
+// 32 bytes a write and, since a value at or above ValueThreshold costs only
+// a pointer, counts at most ValueThreshold-1 bytes a write. A caller that
+// respects Fits never sees badger.ErrTxnTooBig; one that does not gets it
+// wrapped, for the whole operation before any of its writes (so an
 // operation never half-applies). Badger keeps a transaction's pending writes
 // in memory until Commit, large payloads included.
 //
@@ -225,8 +229,8 @@
 // or above ValueThreshold, so the in-memory profile sets the threshold to
 // Badger's maximum, 1 MiB, with 16 MiB memtables, and Create refuses with
 // job.ErrTooLarge a payload of 1 MiB - 5 bytes or more. Large payloads then
-// count whole against the transaction, so Room is only as good as the
-// caller's byte count (the engine counts at most 1 KiB of a payload, the
-// on-disk threshold): several large payloads in one in-memory transaction
-// can fail it with ErrTxnTooBig, never half-applied.
+// count whole against the transaction, so Fits underestimates them (it
+// counts at most 1 KiB of a payload, the on-disk threshold): several large
+// payloads in one in-memory transaction can fail it with ErrTxnTooBig,
+// never half-applied.
 package storage

@@ -150,7 +150,7 @@ func TestStorePagesOutItsTables(t *testing.T) {
 	const n = 25_000
 	tx := s.Begin()
 	for i := 1; i <= n; i++ {
-		if !tx.Room(6, 256+len(payload)) {
+		if !fitsJob(tx, payload) {
 			if err := tx.Commit(); err != nil {
 				t.Fatal(err)
 			}

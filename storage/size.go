@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // Badger's accounting of a transaction's size (txn.go, checkSize): a new
@@ -14,22 +16,68 @@ const (
 	txnBaseSize   = int64(len("!badger!txn") + 10)
 	entryOverhead = 2 + 10
 	valuePointer  = 12
-	// roomPercent is the share of Badger's limits that Room hands out.
+	// roomPercent is the share of Badger's limits that Fits hands out.
 	roomPercent = 80
-	// roomKeyBytes is what Room adds to the caller's byte count for each
-	// write: Badger's fixed overhead and 20 bytes of key. The caller counts
-	// values, queue names and idempotency keys (the engine adds 256 bytes a
-	// job for keys and the record's fixed part); the 20% margin absorbs
-	// what an estimate misses, and apply refuses an operation that would
-	// still not fit before writing any of it.
+	// roomKeyBytes is what room adds to an operation's estimated bytes for
+	// each write: Badger's fixed overhead and 20 bytes of key. The 20%
+	// margin absorbs what the estimate misses, and apply refuses an
+	// operation that would still not fit before writing any of it.
 	roomKeyBytes = 20 + entryOverhead
+	// changeWrites and changeBytes estimate one state change of a job (an
+	// Update or Delete): at most six writes (payload, record, two index
+	// entries removed, two written), keys and the record's fixed part,
+	// beyond the job's own strings.
+	changeWrites = 6
+	changeBytes  = 256
+	// recordEstimate bounds the encoded size of a record's fixed fields.
+	recordEstimate = 96
+	// countedPayloadMax is the most of a payload that an enqueue's estimate
+	// counts: the on-disk profiles' ValueThreshold, above which a value
+	// costs a pointer (the in-memory profile: doc.go, "In memory").
+	countedPayloadMax = 1 << 10
 )
 
-// Room answers against 80% of db.MaxBatchCount and db.MaxBatchSize. Of
-// bytes it assumes the worst split: each value below ValueThreshold counts
-// whole, one at or above it only as a pointer, so entries writes cost at
-// most min(bytes, entries*(ValueThreshold-1)) plus roomKeyBytes each.
-func (t *txn) Room(entries int, bytes int) bool {
+// Fits estimates op's writes and answers whether they fit (room): an
+// enqueue writes, for each job, its payload, record and state index entry,
+// an expiry entry with a deadline and a dedupe entry with a key; a state
+// change costs changeWrites writes.
+func (t *txn) Fits(op store.Op) bool {
+	entries, bytes := 0, 0
+	for i := range op.Enqueue {
+		n := &op.Enqueue[i]
+		entries += 3
+		bytes += recordEstimate + min(len(n.Payload), countedPayloadMax) + len(n.Key) + len(n.ContentType) + 16
+		if n.Key != "" {
+			entries++
+			bytes += len(n.Key) + 8
+		}
+		if !n.ExpiresAt.IsZero() {
+			entries++
+		}
+		bytes += headerBytes(n.Headers)
+	}
+	if j := op.Change; j != nil {
+		entries += changeWrites
+		bytes += changeBytes + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue) + headerBytes(j.Headers)
+	}
+	return t.room(entries, bytes)
+}
+
+func headerBytes(h map[string]string) int {
+	n := 0
+	for k, v := range h {
+		n += len(k) + len(v) + 4
+	}
+	return n
+}
+
+// room answers whether entries writes of about bytes bytes (values, queue
+// names and keys) fit, against 80% of db.MaxBatchCount and db.MaxBatchSize.
+// Of bytes it assumes the worst split: each value below ValueThreshold
+// counts whole, one at or above it only as a pointer, so entries writes
+// cost at most min(bytes, entries*(ValueThreshold-1)) plus roomKeyBytes
+// each.
+func (t *txn) room(entries int, bytes int) bool {
 	e, n := int64(max(entries, 0)), int64(max(bytes, 0))
 	cost := min(n, e*(t.b.valueThreshold-1)) + e*roomKeyBytes
 	return t.count+e <= t.b.roomCount && t.size+cost <= t.b.roomSize
@@ -53,7 +101,7 @@ func (t *txn) fits(op string, ws []write) error {
 		size += t.cost(w)
 	}
 	if t.count+int64(len(ws)) >= t.b.db.MaxBatchCount() || size >= t.b.db.MaxBatchSize() {
-		return fmt.Errorf("%s: %w (%d entries, %d bytes; Room was not asked or was wrong)",
+		return fmt.Errorf("%s: %w (%d entries, %d bytes; Fits was not asked or was wrong)",
 			op, badger.ErrTxnTooBig, t.count+int64(len(ws)), size)
 	}
 	return nil

@@ -81,7 +81,7 @@ func TestFullDisk(t *testing.T) {
 		}
 		tx := s.Begin()
 		for id := n + 1; id <= n+64; id++ {
-			if !tx.Room(6, 256+len(backlogPayload(id))) {
+			if !fitsJob(tx, backlogPayload(id)) {
 				t.Fatalf("job %d: no room in a 64-job transaction", id)
 			}
 			if err := tx.Create(backlogJob(id)); err != nil {

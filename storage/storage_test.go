@@ -28,6 +28,12 @@ type logBuffer struct {
 	buf bytes.Buffer
 }
 
+// fitsJob asks tx whether one more enqueued job with payload fits, as the
+// engine asks before an enqueue's writes.
+func fitsJob(tx store.Txn, payload []byte) bool {
+	return tx.Fits(store.Op{Enqueue: []job.New{{Payload: payload}}})
+}
+
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -151,13 +157,17 @@ func TestProfiles(t *testing.T) {
 			if opt.ValueLogFileSize <= 1<<20 || opt.ValueThreshold > 1<<10 {
 				t.Errorf("ValueLogFileSize %d, ValueThreshold %d", opt.ValueLogFileSize, opt.ValueThreshold)
 			}
-			// A transaction holds at least 512 job-sized enqueues as the
-			// engine estimates them (6 entries, 256+payload bytes each):
-			// larger engine batches take two commits and one Sync.
+			// A transaction holds at least 512 job-sized enqueues (256
+			// bytes of payload, a 20-byte idempotency key): larger engine
+			// batches take two commits and one Sync.
 			tx := b.Begin()
 			defer tx.Discard()
-			if !tx.Room(512*6, 512*(256+256+20)) {
-				t.Errorf("Room refuses 512 jobs of 256 bytes (MaxBatchSize %d, MaxBatchCount %d)",
+			news := make([]job.New, 512)
+			for i := range news {
+				news[i] = job.New{Queue: "q", Payload: make([]byte, 256), Key: strings.Repeat("k", 20)}
+			}
+			if !tx.Fits(store.Op{Enqueue: news}) {
+				t.Errorf("Fits refuses 512 jobs of 256 bytes (MaxBatchSize %d, MaxBatchCount %d)",
 					b.db.MaxBatchSize(), b.db.MaxBatchCount())
 			}
 		})
@@ -417,7 +427,7 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
-// TestTxnTooBig: a caller that ignores Room gets a wrapped ErrTxnTooBig
+// TestTxnTooBig: a caller that ignores Fits gets a wrapped ErrTxnTooBig
 // for the operation that does not fit, and nothing of it is written.
 func TestTxnTooBig(t *testing.T) {
 	b := openDir(t, t.TempDir(), nil)

@@ -331,7 +331,7 @@ func (t *txn) SetSeq(seq uint64) (err error) {
 }
 
 // Commit commits; badger.ErrTxnTooBig comes back wrapped (a caller that
-// respects Room never sees it).
+// respects Fits never sees it).
 func (t *txn) Commit() (err error) {
 	defer t.b.recovered(&err, "commit")
 	if err := t.check(); err != nil {

@@ -24,7 +24,7 @@ type Store struct {
 	dedupe map[string]dedupe   // guarded by mu
 	seq    uint64              // guarded by mu
 
-	// MaxEntries bounds a transaction (Room); 0 means 10000.
+	// MaxEntries bounds a transaction (Fits); 0 means 10000.
 	MaxEntries int
 	// Now is the clock for dedupe TTLs; nil means time.Now.
 	Now        func() time.Time
@@ -264,7 +264,25 @@ func (t *txn) limit() int {
 	return 10000
 }
 
-func (t *txn) Room(entries, bytes int) bool { return t.entries+entries <= t.limit() }
+// Fits counts entries as the Badger store does: three writes a created
+// job, one more for its dedupe key and one for its deadline; six for a
+// state change. Bytes are not bounded.
+func (t *txn) Fits(op store.Op) bool {
+	n := 0
+	for i := range op.Enqueue {
+		n += 3
+		if op.Enqueue[i].Key != "" {
+			n++
+		}
+		if !op.Enqueue[i].ExpiresAt.IsZero() {
+			n++
+		}
+	}
+	if op.Change != nil {
+		n += 6
+	}
+	return t.entries+n <= t.limit()
+}
 
 func (t *txn) write(n int) { t.entries += n }
 

@@ -72,11 +72,14 @@ type ReadTx interface {
 // an entry its own transaction already changed.
 type Txn interface {
 	ReadTx
-	// Room reports whether entries more writes (sets and deletes) totalling
-	// about bytes bytes still fit in this transaction. The committer asks
-	// before each job's writes and commits early when the answer is no, so a
+	// Fits reports whether the writes of op still fit in this transaction,
+	// by the store's own measure of a transaction's size. The committer
+	// asks before each operation's writes and, when the answer is no,
+	// commits the transaction early and asks again in a new one, so a
 	// transaction never fails for its size half-way through an operation.
-	Room(entries int, bytes int) bool
+	// An empty transaction must hold any one state change; an enqueue that
+	// does not fit one is refused (job.ErrTooLarge).
+	Fits(op Op) bool
 	// Create writes a new job: payload, record and the index entry of j.State.
 	Create(j *job.Job) error
 	// Update rewrites a job's record (not its payload) and moves its index
@@ -109,6 +112,17 @@ type Txn interface {
 	Commit() error
 	// Discard drops the writes.
 	Discard()
+}
+
+// Op is what one operation of the engine is about to write, in the engine's
+// terms, for Txn.Fits: the store turns it into its own cost. Set one field.
+type Op struct {
+	// Enqueue is the jobs an enqueue creates: for each, a Create and, when
+	// it has a Key, a PutDedupe.
+	Enqueue []job.New
+	// Change is the job of one state change: next of an Update, or the job
+	// a Delete removes.
+	Change *job.Job
 }
 
 // TimedIndex names an index ordered by time.

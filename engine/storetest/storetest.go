@@ -52,7 +52,7 @@ func Run(t *testing.T, h Harness) {
 		{"Seq", testSeq},
 		{"ReadYourWrites", testReadYourWrites},
 		{"Discard", testDiscard},
-		{"Room", testRoom},
+		{"Fits", testFits},
 		{"Reopen", testReopen},
 		{"LeaseReadBack", testLeaseReadBack},
 		{"LeaseExtend", testLeaseExtend},
@@ -1174,9 +1174,10 @@ func testDiscard(t *testing.T, h Harness) {
 	})
 }
 
-// testRoom fills a transaction for as long as Room says yes, then commits:
-// Room must say no at some point, and no write up to then may fail.
-func testRoom(t *testing.T, h Harness) {
+// testFits fills a transaction for as long as Fits says yes to one more
+// enqueued job, then commits: Fits must say no at some point, and no write
+// up to then may fail. An empty transaction must then fit a state change.
+func testFits(t *testing.T, h Harness) {
 	tests := []struct {
 		name    string
 		payload int
@@ -1193,40 +1194,38 @@ func testRoom(t *testing.T, h Harness) {
 			tx := s.Begin()
 			defer tx.Discard()
 			const limit = 1_000_000
-			entries, n := 3, 0 // payload, record, ready entry
-			if tc.dedupe {
-				entries++
-			}
+			n := 0
 			var last *job.Job
 			for ; n < limit; n++ {
-				// The caller's estimate: payload, record and key bytes.
-				if !tx.Room(entries, tc.payload+200) {
+				key := ""
+				if tc.dedupe {
+					key = fmt.Sprintf("key-%d", n)
+				}
+				news := []job.New{{Queue: "q", Payload: payload, Key: key, ContentType: "text/plain"}}
+				if !tx.Fits(store.Op{Enqueue: news}) {
 					break
 				}
 				j := mkJob(job.ID(n+1), "q", job.StateReady, func(j *job.Job) { j.Payload = payload })
 				if err := tx.Create(j); err != nil {
-					t.Fatalf("Create #%d after Room said yes: %v", n, err)
+					t.Fatalf("Create #%d after Fits said yes: %v", n, err)
 				}
 				if tc.dedupe {
-					if err := tx.PutDedupe("q", fmt.Sprintf("key-%d", n), j.ID, time.Hour); err != nil {
-						t.Fatalf("PutDedupe #%d after Room said yes: %v", n, err)
+					if err := tx.PutDedupe("q", key, j.ID, time.Hour); err != nil {
+						t.Fatalf("PutDedupe #%d after Fits said yes: %v", n, err)
 					}
 				}
 				last = j
 			}
 			if n == limit {
-				t.Fatalf("Room still says yes after %d jobs", limit)
+				t.Fatalf("Fits still says yes after %d jobs", limit)
 			}
 			if n == 0 {
-				t.Fatal("Room says no to an empty transaction")
-			}
-			if !tx.Room(1, 0) {
-				t.Log("Room has no space for one more small write") // allowed: it may round
+				t.Fatal("Fits says no to an empty transaction")
 			}
 			if err := tx.Commit(); err != nil {
-				t.Fatalf("Commit of %d jobs that Room allowed: %v", n, err)
+				t.Fatalf("Commit of %d jobs that Fits allowed: %v", n, err)
 			}
-			t.Logf("Room allowed %d jobs", n)
+			t.Logf("Fits allowed %d jobs", n)
 			view(t, s, func(r store.ReadTx) {
 				c, err := r.Counts()
 				if err != nil {
@@ -1237,6 +1236,11 @@ func testRoom(t *testing.T, h Harness) {
 				}
 				checkJob(t, r, last, true)
 			})
+			empty := s.Begin()
+			defer empty.Discard()
+			if !empty.Fits(store.Op{Change: last}) {
+				t.Error("an empty transaction does not fit one state change")
+			}
 		})
 	}
 }
