@@ -95,7 +95,8 @@
 // # Lease overlay
 //
 // A lease writes only index entries, not the record (write.go; the cost it
-// saves: docs/design.md). Txn.Update takes this
+// saves: docs/design.md), which the store contract allows: store.Txn's
+// Update promises only what Job reads back. Txn.Update takes this
 // light path when next is leased, prev is ready or leased, and next differs
 // from prev only in State, Attempt, LeaseID and LeaseExpires (Payload and
 // Size are never written from next): it deletes prev's ready entry (and

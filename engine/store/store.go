@@ -91,11 +91,8 @@ type Txn interface {
 	// reading the record again; the caller never passes a payload that
 	// differs from the stored one. A job read from the store must exist
 	// (job.ErrNotFound otherwise); an Update that carries the payload is
-	// not checked against the store. Only what Job reads back is promised:
-	// a store may leave the record as it was when next changes nothing but
-	// the lease (State, Attempt, LeaseID, LeaseExpires) and keep those
-	// fields in the leased entry (storage.Badger does: doc.go, "Lease
-	// overlay").
+	// not checked against the store. Only what Job reads back is promised,
+	// not how the store writes it.
 	Update(prev, next *job.Job) error
 	// Delete removes a job: payload, record and index entries of j.State.
 	// Only ID, Queue, State, Size and the fields that key its index are
