@@ -8,4 +8,10 @@
 // empty stores. The suite depends only on engine/store and engine/job,
 // never on an implementation. It starts no goroutines of its own; it sleeps
 // only to let an idempotency key's TTL run out (about a second).
+//
+// The subtests are grouped by topic: jobs.go (a job's record, transitions,
+// deletion and payload), indexes.go (index reads, order, pagination),
+// txn.go (idempotency keys, the sequence, what a transaction sees, Fits,
+// reopening) and lease.go (the lease as the engine writes it); fixtures.go
+// holds the jobs they write and the index model they compare with.
 package storetest
