@@ -1,5 +1,7 @@
-// Package storage is the Badger v4 implementation of store.Store: edgeq's
-// durable job store on an SD card or eMMC, sized for a 256 MiB device.
+// Package storage is the Badger v4 implementation of [store.Store], the
+// engine's store contract (package engine/store, which it imports instead of
+// the engine): edgeq's durable job store on an SD card or eMMC, sized for a
+// 256 MiB device.
 //
 // [Open] returns a [*Badger]; the engine writes through one [store.Txn] at a
 // time (its committer goroutine) and reads through View from anywhere.
