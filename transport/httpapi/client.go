@@ -463,3 +463,52 @@ func readAPIError(resp *http.Response) error {
 	}
 	return e
 }
+
+// Acks acks many leased jobs in one request (POST /v1/acks, at most
+// 1000): one commit on the daemon for all. It answers one error per ack,
+// in order: nil when acked, else the *APIError a single Ack of that job
+// would have answered (lease_lost, not_found). Its own error is the whole
+// request's: a refusal of it, or a transport error, and then no answers.
+func (c *Client) Acks(ctx context.Context, acks []AckItem) ([]error, error) {
+	if len(acks) == 0 {
+		return nil, fmt.Errorf("%w: acks: none", job.ErrInvalidArgument)
+	}
+	body, err := json.Marshal(AcksRequest{Acks: acks})
+	if err != nil {
+		return nil, err
+	}
+	var res AcksResponse
+	hdr := func(h http.Header) { h.Set("Content-Type", "application/json") }
+	if err := c.do(ctx, http.MethodPost, "/v1/acks", nil, bytes.NewReader(body), hdr, &res); err != nil {
+		return nil, err
+	}
+	if len(res.Acks) != len(acks) {
+		return nil, fmt.Errorf("POST /v1/acks: %d answers to %d acks", len(res.Acks), len(acks))
+	}
+	errs := make([]error, len(acks))
+	for i, a := range res.Acks {
+		if a.Acked {
+			continue
+		}
+		e := &APIError{Status: statusForCode(a.Error), Code: "internal", Message: "ack not acked and no error"}
+		if a.Error != nil {
+			e.Code, e.Message = a.Error.Code, a.Error.Message
+			e.RetryAfter = time.Duration(a.Error.RetryAfterS) * time.Second
+		}
+		errs[i] = e
+	}
+	return errs, nil
+}
+
+// statusForCode is the HTTP status a single request answers with the
+// error e (errorTable); 500 for a code it does not know.
+func statusForCode(e *ErrorBody) int {
+	if e != nil {
+		for _, t := range errorTable {
+			if t.code == e.Code {
+				return t.status
+			}
+		}
+	}
+	return http.StatusInternalServerError
+}
