@@ -25,6 +25,7 @@ type Client struct {
 	base string // without a trailing slash
 	auth string // "Bearer TOKEN", or "" without a token
 	hc   *http.Client
+	co   *coalescer // nil unless Coalesce turned it on
 }
 
 // NewClient returns a client of the daemon at baseURL ("http://127.0.0.1:7070").
@@ -82,8 +83,20 @@ func (e *APIError) Temporary() bool {
 func (e *APIError) Unwrap() error { return sentinelForCode(e.Code) }
 
 // Enqueue enqueues one job; the answer is the same for a duplicate key
-// (Duplicate set, the first job's ID).
+// (Duplicate set, the first job's ID). With Coalesce, concurrent calls for
+// a queue share batch requests.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload []byte, o EnqueueOptions) (EnqueueResult, error) {
+	if c.co != nil && coalescible(payload, &o) {
+		if _, err := queuePath(queue, ""); err != nil {
+			return EnqueueResult{}, err
+		}
+		return c.co.enqueue(ctx, queue, payload, o)
+	}
+	return c.enqueueOne(ctx, queue, payload, o)
+}
+
+// enqueueOne enqueues one job in a request of its own.
+func (c *Client) enqueueOne(ctx context.Context, queue string, payload []byte, o EnqueueOptions) (EnqueueResult, error) {
 	var res EnqueueResult
 	p, err := queuePath(queue, "/jobs")
 	if err != nil {
@@ -138,10 +151,6 @@ func timeParam(t time.Time) string {
 
 // EnqueueBatch enqueues all lines or none; results are in line order.
 func (c *Client) EnqueueBatch(ctx context.Context, queue string, lines []BatchLine) ([]BatchResult, error) {
-	p, err := queuePath(queue, "/batch")
-	if err != nil {
-		return nil, err
-	}
 	var body bytes.Buffer
 	for i, l := range lines {
 		b, err := l.MarshalJSON()
@@ -151,9 +160,18 @@ func (c *Client) EnqueueBatch(ctx context.Context, queue string, lines []BatchLi
 		body.Write(b)
 		body.WriteByte('\n')
 	}
+	return c.postBatch(ctx, queue, &body)
+}
+
+// postBatch posts an NDJSON batch body.
+func (c *Client) postBatch(ctx context.Context, queue string, body *bytes.Buffer) ([]BatchResult, error) {
+	p, err := queuePath(queue, "/batch")
+	if err != nil {
+		return nil, err
+	}
 	var res BatchResponse
 	hdr := func(h http.Header) { h.Set("Content-Type", "application/x-ndjson") }
-	err = c.do(ctx, http.MethodPost, p, nil, &body, hdr, &res)
+	err = c.do(ctx, http.MethodPost, p, nil, body, hdr, &res)
 	return res.Jobs, err
 }
 

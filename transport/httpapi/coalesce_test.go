@@ -1,0 +1,260 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/memstore"
+)
+
+// realServer serves the API over a real engine on the in-memory store.
+func realServer(t *testing.T) (*engine.Engine, string) {
+	t.Helper()
+	eng, err := engine.New(engine.Config{}, memstore.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := eng.Stop(context.Background()); err != nil {
+			t.Errorf("engine Stop: %v", err)
+		}
+	})
+	s, err := New(Config{Addr: "127.0.0.1:0"}, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return eng, "http://" + s.Addr().String()
+}
+
+// gate is a RoundTripper that counts requests by path and holds the first
+// one until open is closed, so that the calls behind it pile up.
+type gate struct {
+	rt    http.RoundTripper
+	open  chan struct{}
+	first atomic.Bool
+	mu    sync.Mutex
+	paths []string // guarded by mu
+}
+
+func (g *gate) RoundTrip(r *http.Request) (*http.Response, error) {
+	g.mu.Lock()
+	g.paths = append(g.paths, r.URL.Path)
+	g.mu.Unlock()
+	if g.first.CompareAndSwap(false, true) {
+		<-g.open
+	}
+	return g.rt.RoundTrip(r)
+}
+
+func (g *gate) requests() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.paths...)
+}
+
+// coalescingClient is a client with Coalesce on whose first request waits
+// for the gate.
+func coalescingClient(t *testing.T, base string, cfg Coalescing) (*Client, *gate) {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	g := &gate{rt: tr, open: make(chan struct{})}
+	c := NewClient(base, "", &http.Client{Transport: g})
+	if err := c.Coalesce(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, g
+}
+
+// waiting polls until n calls wait on queue's lane (bounded).
+func waiting(t *testing.T, c *Client, queue string, n int) {
+	t.Helper()
+	for range 2000 {
+		c.co.mu.Lock()
+		got := 0
+		if ln := c.co.lanes[queue]; ln != nil {
+			got = len(ln.waiting)
+		}
+		c.co.mu.Unlock()
+		if got >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("fewer than %d calls came to wait on lane %s", n, queue)
+}
+
+type enqueueAnswer struct {
+	res EnqueueResult
+	err error
+}
+
+// enqueueAll starts one Enqueue per options in its own goroutine; the
+// answers arrive in order on the slice once wait is called.
+func enqueueAll(c *Client, queue string, opts []EnqueueOptions) (answers []enqueueAnswer, wait func()) {
+	answers = make([]enqueueAnswer, len(opts))
+	var wg sync.WaitGroup
+	for i, o := range opts {
+		wg.Go(func() {
+			r, err := c.Enqueue(context.Background(), queue, fmt.Appendf(nil, "job %d", i), o)
+			answers[i] = enqueueAnswer{r, err}
+		})
+	}
+	return answers, wg.Wait
+}
+
+// TestCoalesceEnqueue (issue 17): with Coalesce, concurrent Enqueue calls
+// made while a request is in flight go in one batch request, each caller
+// gets its own job's answer (id, duplicate flag, durability), and every job
+// is stored with the payload and options it was given.
+func TestCoalesceEnqueue(t *testing.T) {
+	eng, base := realServer(t)
+	c, g := coalescingClient(t, base, Coalescing{})
+	first, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
+	waitRequests(t, g, 1) // the first request is in the gate
+	opts := make([]EnqueueOptions, 40)
+	for i := range opts {
+		opts[i] = EnqueueOptions{MaxAttempts: i + 1}
+	}
+	opts[7].Key, opts[8].Key = "k", "k"
+	opts[9].Delay = time.Hour
+	answers, wait := enqueueAll(c, "q", opts)
+	waiting(t, c, "q", len(opts))
+	close(g.open)
+	wait1()
+	wait()
+	if first[0].err != nil {
+		t.Fatalf("first Enqueue: %v", first[0].err)
+	}
+	if got := g.requests(); len(got) != 2 || got[1] != "/v1/queues/q/batch" {
+		t.Errorf("requests %v, want the first and one batch of %d", got, len(opts))
+	}
+	ids := map[string]int{}
+	for i, a := range answers {
+		if a.err != nil || !a.res.Durable || a.res.Queue != "q" {
+			t.Fatalf("Enqueue %d = %+v, %v", i, a.res, a.err)
+		}
+		if i == 8 {
+			if !a.res.Duplicate || a.res.ID != answers[7].res.ID {
+				t.Errorf("Enqueue 8 (key k again) = %+v, want a duplicate of %s", a.res, answers[7].res.ID)
+			}
+			continue
+		}
+		if a.res.Duplicate {
+			t.Errorf("Enqueue %d = %+v, want no duplicate", i, a.res)
+		}
+		if prev, ok := ids[a.res.ID]; ok {
+			t.Fatalf("Enqueue %d and %d answered the same id %s", prev, i, a.res.ID)
+		}
+		ids[a.res.ID] = i
+		id, _ := job.ParseID(a.res.ID)
+		j, err := eng.Job(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(j.Payload) != fmt.Sprintf("job %d", i) || j.MaxAttempts != i+1 || j.ContentType != "application/octet-stream" {
+			t.Errorf("job of Enqueue %d: payload %q, max_attempts %d, content type %q", i, j.Payload, j.MaxAttempts, j.ContentType)
+		}
+		if want := map[bool]string{false: "ready", true: "delayed"}[i == 9]; a.res.State != want {
+			t.Errorf("Enqueue %d: state %s, want %s", i, a.res.State, want)
+		}
+	}
+}
+
+// TestCoalesceRefusalIsOwn: a job the daemon refuses fails only its own
+// caller; the others of its batch are sent again alone and stored.
+func TestCoalesceRefusalIsOwn(t *testing.T) {
+	eng, base := realServer(t)
+	c, g := coalescingClient(t, base, Coalescing{})
+	_, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
+	waitRequests(t, g, 1)
+	opts := make([]EnqueueOptions, 5)
+	opts[2].ExpiresAt = time.Now().Add(-time.Hour)
+	answers, wait := enqueueAll(c, "q", opts)
+	waiting(t, c, "q", len(opts))
+	close(g.open)
+	wait1()
+	wait()
+	for i, a := range answers {
+		var ae *APIError
+		switch {
+		case i == 2 && !(errors.As(a.err, &ae) && ae.Code == "invalid_argument" && strings.Contains(ae.Message, "expires_at")):
+			t.Errorf("Enqueue %d (expired) = %+v, %v; want its own 400 invalid_argument naming expires_at", i, a.res, a.err)
+		case i != 2 && (a.err != nil || a.res.ID == ""):
+			t.Errorf("Enqueue %d = %+v, %v; want stored", i, a.res, a.err)
+		}
+	}
+	if s, err := eng.QueueStats("q"); err != nil || s.Ready != 5 {
+		t.Errorf("queue q holds %d ready jobs (%v), want 5", s.Ready, err)
+	}
+}
+
+// TestCoalesceGiveUp: a caller whose context ends while its job waits
+// gets the context's error, and its job is never sent.
+func TestCoalesceGiveUp(t *testing.T) {
+	eng, base := realServer(t)
+	c, g := coalescingClient(t, base, Coalescing{})
+	_, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
+	waitRequests(t, g, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Enqueue(ctx, "q", []byte("late"), EnqueueOptions{})
+		errc <- err
+	}()
+	waiting(t, c, "q", 1)
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("Enqueue after cancel = %v, want context.Canceled", err)
+	}
+	close(g.open)
+	wait1()
+	c.Close()
+	if s, err := eng.QueueStats("q"); err != nil || s.Ready != 1 {
+		t.Errorf("queue q holds %d ready jobs (%v), want only the first", s.Ready, err)
+	}
+	if got := g.requests(); len(got) != 1 {
+		t.Errorf("requests %v, want only the first", got)
+	}
+}
+
+func TestCoalesceConfig(t *testing.T) {
+	c := NewClient("http://127.0.0.1:1", "", nil)
+	for _, cfg := range []Coalescing{{MaxLines: -1}, {MaxLines: 1001}, {Linger: -1}, {Linger: time.Second}} {
+		if err := c.Coalesce(cfg); err == nil {
+			t.Errorf("Coalesce(%+v) = nil, want an error", cfg)
+		}
+	}
+}
+
+func waitRequests(t *testing.T, g *gate, n int) {
+	t.Helper()
+	for range 2000 {
+		if len(g.requests()) >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("fewer than %d requests came", n)
+}
