@@ -197,8 +197,15 @@ func (c *Client) Lease(ctx context.Context, queue string, max int, wait, ttr tim
 	return res.Jobs, err
 }
 
-// Ack marks a leased job done.
+// Ack marks a leased job done. With Coalesce, concurrent calls share
+// POST /v1/acks requests, each answered with its own ack's answer.
 func (c *Client) Ack(ctx context.Context, id, lease string) error {
+	if c.co != nil && lease != "" { // without a lease, the daemon's own refusal
+		if _, err := job.ParseID(id); err != nil {
+			return err
+		}
+		return c.co.ack(ctx, id, lease)
+	}
 	return c.jobCall(ctx, http.MethodPost, id, "/ack", url.Values{"lease": {lease}}, nil)
 }
 

@@ -39,9 +39,11 @@ const (
 
 // Coalesce makes Enqueue coalesce concurrent calls for the same queue into
 // one batch request (POST /v1/queues/{q}/batch) while a request for that
-// queue is in flight: fewer requests, and one commit on the daemon for many
-// jobs. Each caller still gets its own answer: its job's id, duplicate flag
-// and durability, or its own refusal. The batch endpoint is all or nothing,
+// queue is in flight, and Ack coalesce concurrent acks into POST /v1/acks
+// requests (one for a lone ack too): fewer requests, and one commit on the
+// daemon for many jobs. Each caller still gets its own answer: its job's
+// id, duplicate flag and durability, or its own refusal; its own ack's
+// answer. The batch endpoint is all or nothing,
 // so when the daemon refuses a batch for a reason that may concern only some
 // of its jobs, each of them is sent again alone (it was not stored). A
 // transport error is every caller's answer, as it would be for a single
@@ -83,7 +85,8 @@ type coalescer struct {
 	cfg   Coalescing
 	wg    sync.WaitGroup
 	mu    sync.Mutex
-	lanes map[string]*lane // guarded by mu
+	lanes map[string]*lane // enqueues by queue; guarded by mu
+	acks  lane             // guarded by mu
 }
 
 // lane is one queue's jobs waiting to go.
@@ -95,7 +98,8 @@ type lane struct {
 // call is one Enqueue waiting for its answer.
 type call struct {
 	ctx  context.Context
-	line []byte // the encoded batch line, without its newline
+	line []byte  // an enqueue's encoded batch line, without its newline
+	ack  AckItem // an ack's job and lease
 	done chan struct{}
 	// Written by the sender before done is closed.
 	res   EnqueueResult
@@ -125,24 +129,46 @@ func (co *coalescer) enqueue(ctx context.Context, queue string, payload []byte, 
 		ln = &lane{}
 		co.lanes[queue] = ln
 	}
-	ln.waiting = append(ln.waiting, cl)
-	if !ln.busy {
-		ln.busy = true
-		co.wg.Go(func() { co.send(queue, ln) })
-	}
 	co.mu.Unlock()
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		co.mu.Lock()
-		co.dropLocked(ln, cl)
-		co.mu.Unlock()
-		return EnqueueResult{}, ctx.Err()
+	if err := co.wait(ln, cl, func(batch []*call) { co.sendBatch(queue, batch) }); err != nil {
+		return EnqueueResult{}, err
 	}
 	if cl.alone {
 		return co.c.enqueueOne(ctx, queue, payload, o)
 	}
 	return cl.res, cl.err
+}
+
+// ack queues one ack on the ack lane and waits for its answer or ctx.
+func (co *coalescer) ack(ctx context.Context, id, lease string) error {
+	cl := &call{ctx: ctx, ack: AckItem{ID: id, Lease: lease}, done: make(chan struct{})}
+	if err := co.wait(&co.acks, cl, co.sendAcks); err != nil {
+		return err
+	}
+	return cl.err
+}
+
+// wait puts cl on ln, starts ln's sender (which sends batches with flush)
+// unless one runs, and waits for cl's answer or ctx. A call still waiting
+// when ctx ends is taken off the lane and never sent; wait then answers
+// ctx's error.
+func (co *coalescer) wait(ln *lane, cl *call, flush func([]*call)) error {
+	co.mu.Lock()
+	ln.waiting = append(ln.waiting, cl)
+	if !ln.busy {
+		ln.busy = true
+		co.wg.Go(func() { co.send(ln, flush) })
+	}
+	co.mu.Unlock()
+	select {
+	case <-cl.done:
+		return nil
+	case <-cl.ctx.Done():
+		co.mu.Lock()
+		co.dropLocked(ln, cl)
+		co.mu.Unlock()
+		return cl.ctx.Err()
+	}
 }
 
 // dropLocked takes cl off ln if it is still waiting.
@@ -155,15 +181,15 @@ func (co *coalescer) dropLocked(ln *lane, cl *call) {
 	}
 }
 
-// send is a lane's sender: it sends the waiting jobs in batches until the
-// lane is empty.
-func (co *coalescer) send(queue string, ln *lane) {
+// send is a lane's sender: it sends the waiting calls in batches with
+// flush until the lane is empty.
+func (co *coalescer) send(ln *lane, flush func([]*call)) {
 	for {
 		batch := co.take(ln)
 		if len(batch) == 0 {
 			return
 		}
-		co.sendBatch(queue, batch)
+		flush(batch)
 	}
 }
 
@@ -179,7 +205,7 @@ func (co *coalescer) take(ln *lane) []*call {
 	defer co.mu.Unlock()
 	n, size := 0, 0
 	for n < len(ln.waiting) && n < co.cfg.MaxLines {
-		l := len(ln.waiting[n].line) + 1
+		l := len(ln.waiting[n].line) + len(ln.waiting[n].ack.ID) + len(ln.waiting[n].ack.Lease) + 1
 		if n > 0 && size+l > coalesceMaxBody {
 			break
 		}
@@ -196,21 +222,54 @@ func (co *coalescer) take(ln *lane) []*call {
 	return batch
 }
 
-// sendBatch sends one batch and answers its callers. Its request ends when
-// every caller in it has given up.
-func (co *coalescer) sendBatch(queue string, batch []*call) {
+// batchContext is the context of a batch's request: it ends when every
+// caller in the batch has given up. The caller calls release once the
+// request is done.
+func batchContext(batch []*call) (ctx context.Context, release func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var left atomic.Int64
 	left.Store(int64(len(batch)))
-	for _, cl := range batch {
-		stop := context.AfterFunc(cl.ctx, func() {
+	stops := make([]func() bool, len(batch))
+	for i, cl := range batch {
+		stops[i] = context.AfterFunc(cl.ctx, func() {
 			if left.Add(-1) == 0 {
 				cancel()
 			}
 		})
-		defer stop()
 	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+}
+
+// sendAcks sends one batch of acks (POST /v1/acks) and answers its
+// callers, each with its own ack's answer.
+func (co *coalescer) sendAcks(batch []*call) {
+	ctx, release := batchContext(batch)
+	defer release()
+	items := make([]AckItem, len(batch))
+	for i, cl := range batch {
+		items[i] = cl.ack
+	}
+	errs, err := co.c.Acks(ctx, items)
+	for i, cl := range batch {
+		if err != nil {
+			cl.err = err
+		} else {
+			cl.err = errs[i]
+		}
+		close(cl.done)
+	}
+}
+
+// sendBatch sends one batch and answers its callers. Its request ends when
+// every caller in it has given up.
+func (co *coalescer) sendBatch(queue string, batch []*call) {
+	ctx, release := batchContext(batch)
+	defer release()
 	var body bytes.Buffer
 	for _, cl := range batch {
 		body.Write(cl.line)
