@@ -212,6 +212,12 @@ type latencySum struct {
 type benchStats struct {
 	enqueued, consumed atomic.Int64
 	errCount           atomic.Int64
+	// allConsumed is closed once consumed reaches consumeGoal (> 0 only
+	// in --count mode without producers), so that the run ends then and
+	// not at the next progress tick.
+	consumeGoal int64
+	allConsumed chan struct{}
+	closeOnce   sync.Once
 
 	mu     sync.Mutex
 	hists  map[string]*histogram // guarded by mu; merged from each goroutine's at its end
@@ -230,6 +236,13 @@ func (s *benchStats) addErr(err error) {
 	s.mu.Unlock()
 }
 
+// consumedOne counts a job consumed.
+func (s *benchStats) consumedOne() {
+	if n := s.consumed.Add(1); s.consumeGoal > 0 && n >= s.consumeGoal {
+		s.closeOnce.Do(func() { close(s.allConsumed) })
+	}
+}
+
 func (s *benchStats) merge(name string, h *histogram) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,7 +253,10 @@ func (s *benchStats) merge(name string, h *histogram) {
 }
 
 func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress io.Writer) benchResult {
-	st := &benchStats{hists: map[string]*histogram{}, errors: map[string]int64{}}
+	st := &benchStats{hists: map[string]*histogram{}, errors: map[string]int64{}, allConsumed: make(chan struct{})}
+	if cfg.Producers == 0 {
+		st.consumeGoal = int64(cfg.Count)
+	}
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if cfg.Duration > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -307,12 +323,19 @@ func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress
 			report()
 		case <-runCtx.Done():
 			producing = false
+		case <-st.allConsumed:
 		}
 	}
+	// Consuming a count ends when the count is consumed, not when the
+	// consumers' last long polls give up.
+	consumedAt := time.Since(start)
 	consCancel()
 	prodWG.Wait()
 	consWG.Wait()
 	elapsed := time.Since(start)
+	if st.consumeGoal > 0 && st.consumed.Load() >= st.consumeGoal {
+		elapsed = consumedAt
+	}
 	// The last line gives the averages of the whole run.
 	enq, cons := st.enqueued.Load(), st.consumed.Load()
 	fmt.Fprintf(progress, "\r%5.0fs  enqueued %d (%.0f/s)  consumed %d (%.0f/s)  errors %d   \n",
@@ -424,7 +447,7 @@ func benchAcks(ctx context.Context, cl *httpapi.Client, jobs []httpapi.Job, st *
 			continue
 		}
 		h.record(time.Since(t0))
-		st.consumed.Add(1)
+		st.consumedOne()
 	}
 }
 
