@@ -50,6 +50,7 @@ func benchCommand(e env) *cli.Command {
 			&cli.StringFlag{Name: "queue", Value: benchQueue, Usage: "the queue, purged at the end unless --keep"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the jobs left in the queue at the end"},
 			&cli.BoolFlag{Name: "coalesce", Usage: "group concurrent enqueues into batch requests and acks into POST /v1/acks"},
+			&cli.IntFlag{Name: "in-flight", Value: 1, Usage: "with --coalesce: grouped requests in flight at once (1 to 16)"},
 			&cli.IntFlag{Name: "lease-max", Value: engine.MaxLease, Usage: "jobs a consumer leases at once (1 to 100)"},
 			&cli.BoolFlag{Name: "pipeline", Usage: "consumers lease the next jobs while the last ack is in flight"},
 		),
@@ -70,6 +71,7 @@ type benchConfig struct {
 	Batch     int           `json:"batch"`
 	Queue     string        `json:"queue"`
 	Coalesce  bool          `json:"coalesce,omitempty"`
+	InFlight  int           `json:"in_flight,omitempty"`
 	LeaseMax  int           `json:"lease_max"`
 	Pipeline  bool          `json:"pipeline,omitempty"`
 }
@@ -81,7 +83,7 @@ func bench(c *cli.Context, e env) error {
 	cfg := benchConfig{
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Payload: c.Int("payload"),
 		Duration: c.Duration("duration"), Count: c.Int("count"), Batch: c.Int("batch"), Queue: c.String("queue"),
-		Coalesce: c.Bool("coalesce"), LeaseMax: c.Int("lease-max"), Pipeline: c.Bool("pipeline"),
+		Coalesce: c.Bool("coalesce"), InFlight: c.Int("in-flight"), LeaseMax: c.Int("lease-max"), Pipeline: c.Bool("pipeline"),
 	}
 	switch {
 	case cfg.Producers < 0 || cfg.Consumers < 0 || cfg.Producers+cfg.Consumers == 0:
@@ -96,6 +98,8 @@ func bench(c *cli.Context, e env) error {
 		return usageErrorf("--duration: must be positive")
 	case cfg.Batch < 0 || cfg.Batch > 10000:
 		return usageErrorf("--batch: want 0 to 10000, got %d", cfg.Batch)
+	case cfg.InFlight < 1 || cfg.InFlight > 16:
+		return usageErrorf("--in-flight: want 1 to 16, got %d", cfg.InFlight)
 	case cfg.LeaseMax < 1 || cfg.LeaseMax > engine.MaxLease:
 		return usageErrorf("--lease-max: want 1 to %d, got %d", engine.MaxLease, cfg.LeaseMax)
 	}
@@ -115,7 +119,7 @@ func bench(c *cli.Context, e env) error {
 	}}
 	cl := httpapi.NewClient(clientAddr(c, e), clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), hc)
 	if cfg.Coalesce {
-		if err := cl.Coalesce(httpapi.Coalescing{}); err != nil {
+		if err := cl.Coalesce(httpapi.Coalescing{InFlight: cfg.InFlight}); err != nil {
 			return err
 		}
 	}

@@ -24,12 +24,16 @@ type Coalescing struct {
 	// before it goes: 0 sends at once what came while the previous request
 	// was in flight (as the engine's own group commit does); at most 10ms.
 	Linger time.Duration
+	// InFlight bounds the requests of one queue (and of acks) in flight at
+	// once: 0 is 1, at most 16.
+	InFlight int
 }
 
 // Limits of Coalescing.
 const (
 	defaultCoalesceLines = 256
 	maxCoalesceLinger    = 10 * time.Millisecond
+	maxCoalesceInFlight  = 16
 	// coalesceMaxPayload is the largest payload that is coalesced; larger
 	// ones go alone, so a batch body stays far below the server's limit.
 	coalesceMaxPayload = 16 << 10
@@ -62,8 +66,11 @@ func (c *Client) Coalesce(cfg Coalescing) error {
 		return fmt.Errorf("coalescing: max lines: %d is outside 0..%d", cfg.MaxLines, maxBatchLines)
 	case cfg.Linger < 0 || cfg.Linger > maxCoalesceLinger:
 		return fmt.Errorf("coalescing: linger: %s is outside 0..%s", cfg.Linger, maxCoalesceLinger)
+	case cfg.InFlight < 0 || cfg.InFlight > maxCoalesceInFlight:
+		return fmt.Errorf("coalescing: in flight: %d is outside 0..%d", cfg.InFlight, maxCoalesceInFlight)
 	}
 	cfg.MaxLines = cmp.Or(cfg.MaxLines, defaultCoalesceLines)
+	cfg.InFlight = cmp.Or(cfg.InFlight, 1)
 	c.co = &coalescer{c: c, cfg: cfg, lanes: make(map[string]*lane)}
 	return nil
 }
@@ -91,7 +98,8 @@ type coalescer struct {
 
 // lane is one queue's jobs waiting to go.
 type lane struct {
-	busy    bool    // a sender runs; guarded by coalescer.mu
+	senders int     // senders running, at most Coalescing.InFlight; guarded by coalescer.mu
+	sending int     // senders with a request in flight; guarded by coalescer.mu
 	waiting []*call // guarded by coalescer.mu
 }
 
@@ -148,15 +156,16 @@ func (co *coalescer) ack(ctx context.Context, id, lease string) error {
 	return cl.err
 }
 
-// wait puts cl on ln, starts ln's sender (which sends batches with flush)
-// unless one runs, and waits for cl's answer or ctx. A call still waiting
+// wait puts cl on ln, starts a sender for ln (which sends batches with
+// flush) when every running one has a request in flight and there are
+// fewer than InFlight, and waits for cl's answer or ctx. A call still waiting
 // when ctx ends is taken off the lane and never sent; wait then answers
 // ctx's error.
 func (co *coalescer) wait(ln *lane, cl *call, flush func([]*call)) error {
 	co.mu.Lock()
 	ln.waiting = append(ln.waiting, cl)
-	if !ln.busy {
-		ln.busy = true
+	if ln.senders == ln.sending && ln.senders < co.cfg.InFlight {
+		ln.senders++
 		co.wg.Go(func() { co.send(ln, flush) })
 	}
 	co.mu.Unlock()
@@ -190,6 +199,9 @@ func (co *coalescer) send(ln *lane, flush func([]*call)) {
 			return
 		}
 		flush(batch)
+		co.mu.Lock()
+		ln.sending--
+		co.mu.Unlock()
 	}
 }
 
@@ -213,9 +225,10 @@ func (co *coalescer) take(ln *lane) []*call {
 		n++
 	}
 	if n == 0 {
-		ln.busy = false
+		ln.senders--
 		return nil
 	}
+	ln.sending++
 	batch := make([]*call, n)
 	copy(batch, ln.waiting)
 	ln.waiting = append(ln.waiting[:0], ln.waiting[n:]...)

@@ -322,3 +322,28 @@ func TestCoalesceAcks(t *testing.T) {
 		t.Errorf("queue w: completed %d, leased %d (%v); want 5 and 1", s.CompletedTotal, s.Leased, err)
 	}
 }
+
+// TestCoalesceInFlight: with InFlight 2, a call made while one request is
+// held goes out in a second request at once instead of waiting for it.
+func TestCoalesceInFlight(t *testing.T) {
+	eng, base := realServer(t)
+	c, g := coalescingClient(t, base, Coalescing{InFlight: 2})
+	first, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
+	waitRequests(t, g, 1)
+	second, wait2 := enqueueAll(c, "q", []EnqueueOptions{{}})
+	wait2()
+	if second[0].err != nil || second[0].res.ID == "" {
+		t.Fatalf("second Enqueue = %+v, %v", second[0].res, second[0].err)
+	}
+	close(g.open)
+	wait1()
+	if first[0].err != nil || first[0].res.ID == second[0].res.ID {
+		t.Errorf("first Enqueue = %+v, %v", first[0].res, first[0].err)
+	}
+	if s, err := eng.QueueStats("q"); err != nil || s.Ready != 2 {
+		t.Errorf("queue q holds %d ready jobs (%v), want 2", s.Ready, err)
+	}
+	if err := c.Coalesce(Coalescing{InFlight: 17}); err == nil {
+		t.Error("Coalesce with InFlight 17 = nil, want an error")
+	}
+}
