@@ -18,14 +18,15 @@
 #   drain    a backlog (filled first, not measured) drained by 8 workers,
 #            one job at a time, each acked: edgeq lease?max=1 + ack
 #            (pibench); edgeq-pipelined the same workers leasing the next
-#            job while the last ack is in flight, acks through POST /v1/acks
-#            (edgeq bench --lease-max 1 --pipeline --coalesce); asynq an
+#            job while the last ack is in flight (edgeq bench --lease-max 1
+#            --pipeline); edgeq-pipelined-acks those with their acks grouped
+#            into POST /v1/acks (--coalesce as well); asynq an
 #            asynq.Server of concurrency 8; beanstalkd reserve + delete;
 #            redis BLMOVE + LREM.
 #
 # Needs Go, redis-server and beanstalkd (installed with apt-get when missing
 # and we may). Servers listen on 127.0.0.1 only. Variables: RUNS (3),
-# DURATION (s, ingest; 8), BACKLOG (drain; 20000), TIMEOUT (s, drain; 90),
+# DURATION (s, ingest; 8), BACKLOG (drain; 10000), TIMEOUT (s, drain; 90),
 # SYSTEMS ("edgeq asynq beanstalkd redis"), WORKLOADS ("ingest1 ingest64
 # drain"), OUT (results directory; bench-peers).
 set -euo pipefail
@@ -33,7 +34,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-8}
-BACKLOG=${BACKLOG:-20000}
+BACKLOG=${BACKLOG:-10000}
 TIMEOUT=${TIMEOUT:-90}
 SYSTEMS=${SYSTEMS:-edgeq asynq beanstalkd redis}
 WORKLOADS=${WORKLOADS:-ingest1 ingest64 drain}
@@ -130,8 +131,10 @@ load() {
 	edgeq/ingest1)
 		"${eb[@]}" --producers 64 --coalesce --keep --duration "${DURATION}s" 2> /dev/null |
 			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["enqueued"], "jobs_per_s": round(r["enqueued_per_s"]), "errors": sum(r["errors"].values())}))' ;;
-	edgeq-pipelined/drain)
-		"${eb[@]}" --producers 0 --consumers 8 --lease-max 1 --pipeline --coalesce --count "$BACKLOG" 2> /dev/null |
+	edgeq-pipelined/drain | edgeq-pipelined-acks/drain)
+		local grouped=()
+		[ "$1" = edgeq-pipelined-acks ] && grouped=(--coalesce)
+		"${eb[@]}" --producers 0 --consumers 8 --lease-max 1 --pipeline "${grouped[@]}" --count "$BACKLOG" 2> /dev/null |
 			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["consumed"], "jobs_per_s": round(r["consumed_per_s"]), "errors": sum(r["errors"].values())}))' ;;
 	edgeq/ingest64 | beanstalkd/ingest1 | beanstalkd/ingest64)
 		"${pb[@]}" -workload single -clients 64 -duration "${DURATION}s" ;;
@@ -144,7 +147,7 @@ load() {
 
 # measure SYSTEM WORKLOAD ROUND: one run, one line in results.jsonl.
 measure() {
-	local sys=$1 w=$2 round=$3 server=${1%-pipelined}
+	local sys=$1 w=$2 round=$3 server=${1%%-*}
 	start "$server" "$OUT/$sys-$w-$round.log"
 	[ "$w" = drain ] && prefill "$server"
 	local c0 c1 line
@@ -173,7 +176,10 @@ for round in $(seq "$RUNS"); do
 		for sys in $SYSTEMS; do
 			[ "$sys" = redis ] && [ "$w" != drain ] && continue
 			measure "$sys" "$w" "$round"
-			[ "$sys" = edgeq ] && [ "$w" = drain ] && measure edgeq-pipelined drain "$round"
+			if [ "$sys" = edgeq ] && [ "$w" = drain ]; then
+				measure edgeq-pipelined drain "$round"
+				measure edgeq-pipelined-acks drain "$round"
+			fi
 		done
 	done
 done
