@@ -15,9 +15,9 @@ import (
 )
 
 // Coalescing configures the client-side group commit of Client.Enqueue
-// (Client.Coalesce). Zero values are the defaults.
+// and Client.Ack (Client.Coalesce). Zero values are the defaults.
 type Coalescing struct {
-	// MaxLines bounds the jobs of one batch request: 0 is 256, at most
+	// MaxLines bounds the jobs (or acks) of one request: 0 is 256, at most
 	// 1000 (the server's batch limit).
 	MaxLines int
 	// Linger is how long a batch that is not full waits for more jobs
@@ -47,9 +47,9 @@ const (
 // requests (one for a lone ack too): fewer requests, and one commit on the
 // daemon for many jobs. Each caller still gets its own answer: its job's
 // id, duplicate flag and durability, or its own refusal; its own ack's
-// answer. The batch endpoint is all or nothing,
-// so when the daemon refuses a batch for a reason that may concern only some
-// of its jobs, each of them is sent again alone (it was not stored). A
+// answer. The batch endpoint is all or nothing, so when the daemon refuses
+// a batch for a reason that may concern only some of its jobs, each of them
+// is sent again alone (it was not stored). A
 // transport error is every caller's answer, as it would be for a single
 // request. Jobs with headers or a payload above 16 KiB, and JSON payloads
 // that span lines, are always sent alone: a batch line would carry them
@@ -96,14 +96,15 @@ type coalescer struct {
 	acks  lane             // guarded by mu
 }
 
-// lane is one queue's jobs waiting to go.
+// lane is one queue's jobs, or the acks, waiting to go. A queue's lane
+// stays once made: a few words a queue the client ever enqueued into.
 type lane struct {
 	senders int     // senders running, at most Coalescing.InFlight; guarded by coalescer.mu
 	sending int     // senders with a request in flight; guarded by coalescer.mu
 	waiting []*call // guarded by coalescer.mu
 }
 
-// call is one Enqueue waiting for its answer.
+// call is one Enqueue or Ack waiting for its answer.
 type call struct {
 	ctx  context.Context
 	line []byte  // an enqueue's encoded batch line, without its newline
