@@ -350,14 +350,19 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 	defer ext.Wait()
 	defer stopExt()
 	ev := workEvent{ID: lj.ID, Queue: lj.Queue, Attempt: lj.Attempt}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(jobCtx), workResolveTimeout)
-	defer cancel()
+	// The answer's own deadline starts once there is an answer to give.
+	resolveCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(jobCtx), workResolveTimeout)
+	}
 
 	started := false
 	select {
 	case <-p.run:
-		started = ctx.Err() == nil
-		if !started {
+		// Counted before ctx is checked: run, which reads the count once
+		// ctx has ended, sees every command that starts.
+		w.running.Add(1)
+		if started = ctx.Err() == nil; !started {
+			w.running.Add(-1)
 			p.run <- struct{}{}
 		}
 	case <-ctx.Done():
@@ -365,10 +370,11 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 	if !started {
 		stopExt()
 		ev.Event, ev.Error = "released", "worker shut down before the command ran"
+		rctx, cancel := resolveCtx()
+		defer cancel()
 		w.resolved(ev, lj.ID, w.release(rctx, lj.ID, lease, ev.Error))
 		return
 	}
-	w.running.Add(1)
 	t0 := time.Now()
 	out := w.h.Handle(jobCtx, j)
 	ev.DurationS = time.Since(t0).Seconds()
@@ -377,6 +383,8 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 	stopExt()
 	freeHeld()
 
+	rctx, cancel := resolveCtx()
+	defer cancel()
 	ev.Error = oneLine(out.Error, 200)
 	switch {
 	case jobCtx.Err() != nil:
