@@ -36,7 +36,7 @@ BENCHTIME  ?= 1s
 BENCHCOUNT ?= 5
 
 # make bench-pi (scripts/bench-pi.sh) takes these when set, else the
-# script's defaults: PI_SYSTEMS ("edgeq redis beanstalkd"), PI_WORKLOADS
+# script's defaults: PI_SYSTEMS ("edgeq redis asynq beanstalkd"), PI_WORKLOADS
 # ("a b c d e"), PI_DURATION (seconds of a, b, d: 10), PI_RUNS (interleaved
 # rounds: 3), PI_BACKLOG (c: 40000), PI_FILL (e: 300000), PI_TIMEOUT
 # (seconds bounding c and e: 120); PI_SMOKE=1: edgeq only, a few seconds each.
@@ -67,7 +67,7 @@ ARM_TARGETS := arm64:qemu-aarch64 arm/7:qemu-arm
 ARM_PKGS    := ./storage/ ./engine/ ./engine/ring/ ./engine/storetest/ ./engine/handler/ ./engine/handler/http/
 ARM_BACKLOG ?= 60000
 
-.PHONY: help build run test test-python test-arm smoke-arm lint bench bench-pi fuzz cross deb install clean
+.PHONY: help build run test test-python test-arm smoke-arm lint bench bench-pi bench-peers fuzz cross deb install clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -130,6 +130,9 @@ bench: ## run the benchmarks BENCHCOUNT times into bench.txt
 bench-pi: ## as root: edgeq and its peers in a simulated 256 MiB appliance with an SD card (docs/BENCHMARKS.md)
 	$(foreach v,$(PI_VARS),$(if $(PI_$(v)),$(v)="$(PI_$(v))")) scripts/bench-pi.sh
 
+bench-peers: ## issue 17's ingest and drain targets against asynq, beanstalkd and Redis on this disk (docs/BENCHMARKS.md)
+	scripts/bench-peers.sh
+
 fuzz: ## run each fuzz target for FUZZTIME executions (default 50000x)
 	@for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; \
@@ -189,5 +192,5 @@ deb: ## build Debian packages (amd64, arm64, armhf for ARMv6+) into dist/ with d
 		echo "built $$out"; \
 	done
 
-clean: ## remove the binary, dist/, bench.txt and bench-pi/
-	rm -rf $(BINARY) dist bench.txt bench-pi
+clean: ## remove the binary, dist/, bench.txt, bench-pi/ and bench-peers/
+	rm -rf $(BINARY) dist bench.txt bench-pi bench-peers

@@ -19,6 +19,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/transport/httpapi"
 )
@@ -34,7 +35,11 @@ func benchCommand(e env) *cli.Command {
 			"the latency percentiles of each kind of request and the errors by code.\n\n" +
 			"It works on a queue of its own, edgeq-bench, and purges the jobs left in it (ready\n" +
 			"and delayed) at the end, unless --keep: a later run with --producers 0 can then\n" +
-			"consume them. Give --queue only a queue that holds nothing else.",
+			"consume them. Give --queue only a queue that holds nothing else.\n\n" +
+			"--coalesce turns on the client's group commit (concurrent enqueues share batch\n" +
+			"requests, concurrent acks share POST /v1/acks); --lease-max 1 makes consumers\n" +
+			"take one job at a time, and --pipeline has each consumer lease its next job while\n" +
+			"the last one's ack is in flight.",
 		Flags: clientCommandFlags(
 			&cli.IntFlag{Name: "producers", Value: 64, Usage: "concurrent enqueuers"},
 			&cli.IntFlag{Name: "consumers", Value: 0, Usage: "concurrent lease-and-ack workers"},
@@ -44,6 +49,10 @@ func benchCommand(e env) *cli.Command {
 			&cli.IntFlag{Name: "batch", Usage: "jobs per request through /batch; 0 enqueues one a request"},
 			&cli.StringFlag{Name: "queue", Value: benchQueue, Usage: "the queue, purged at the end unless --keep"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the jobs left in the queue at the end"},
+			&cli.BoolFlag{Name: "coalesce", Usage: "group concurrent enqueues into batch requests and acks into POST /v1/acks"},
+			&cli.IntFlag{Name: "in-flight", Value: 1, Usage: "with --coalesce: grouped requests in flight at once (1 to 16)"},
+			&cli.IntFlag{Name: "lease-max", Value: engine.MaxLease, Usage: "jobs a consumer leases at once (1 to 100)"},
+			&cli.BoolFlag{Name: "pipeline", Usage: "consumers lease the next jobs while the last ack is in flight"},
 		),
 		Action: func(c *cli.Context) error { return bench(c, e) },
 	}
@@ -61,6 +70,10 @@ type benchConfig struct {
 	Count     int           `json:"count,omitempty"`
 	Batch     int           `json:"batch"`
 	Queue     string        `json:"queue"`
+	Coalesce  bool          `json:"coalesce,omitempty"`
+	InFlight  int           `json:"in_flight,omitempty"`
+	LeaseMax  int           `json:"lease_max"`
+	Pipeline  bool          `json:"pipeline,omitempty"`
 }
 
 func bench(c *cli.Context, e env) error {
@@ -70,6 +83,7 @@ func bench(c *cli.Context, e env) error {
 	cfg := benchConfig{
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Payload: c.Int("payload"),
 		Duration: c.Duration("duration"), Count: c.Int("count"), Batch: c.Int("batch"), Queue: c.String("queue"),
+		Coalesce: c.Bool("coalesce"), InFlight: c.Int("in-flight"), LeaseMax: c.Int("lease-max"), Pipeline: c.Bool("pipeline"),
 	}
 	switch {
 	case cfg.Producers < 0 || cfg.Consumers < 0 || cfg.Producers+cfg.Consumers == 0:
@@ -84,6 +98,10 @@ func bench(c *cli.Context, e env) error {
 		return usageErrorf("--duration: must be positive")
 	case cfg.Batch < 0 || cfg.Batch > 10000:
 		return usageErrorf("--batch: want 0 to 10000, got %d", cfg.Batch)
+	case cfg.InFlight < 1 || cfg.InFlight > 16:
+		return usageErrorf("--in-flight: want 1 to 16, got %d", cfg.InFlight)
+	case cfg.LeaseMax < 1 || cfg.LeaseMax > engine.MaxLease:
+		return usageErrorf("--lease-max: want 1 to %d, got %d", engine.MaxLease, cfg.LeaseMax)
 	}
 	if err := job.CheckQueueName(cfg.Queue); err != nil {
 		return usageErrorf("--queue: %v", err)
@@ -100,7 +118,12 @@ func bench(c *cli.Context, e env) error {
 		IdleConnTimeout:     90 * time.Second,
 	}}
 	cl := httpapi.NewClient(clientAddr(c, e), clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), hc)
-	defer cl.CloseIdleConnections()
+	if cfg.Coalesce {
+		if err := cl.Coalesce(httpapi.Coalescing{InFlight: cfg.InFlight}); err != nil {
+			return err
+		}
+	}
+	defer cl.Close()
 
 	ctx, stop := signalContext(c.Context)
 	defer stop()
@@ -193,6 +216,12 @@ type latencySum struct {
 type benchStats struct {
 	enqueued, consumed atomic.Int64
 	errCount           atomic.Int64
+	// allConsumed is closed once consumed reaches consumeGoal (> 0 only
+	// in --count mode without producers), so that the run ends then and
+	// not at the next progress tick.
+	consumeGoal int64
+	allConsumed chan struct{}
+	closeOnce   sync.Once
 
 	mu     sync.Mutex
 	hists  map[string]*histogram // guarded by mu; merged from each goroutine's at its end
@@ -211,6 +240,13 @@ func (s *benchStats) addErr(err error) {
 	s.mu.Unlock()
 }
 
+// consumedOne counts a job consumed.
+func (s *benchStats) consumedOne() {
+	if n := s.consumed.Add(1); s.consumeGoal > 0 && n >= s.consumeGoal {
+		s.closeOnce.Do(func() { close(s.allConsumed) })
+	}
+}
+
 func (s *benchStats) merge(name string, h *histogram) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -221,7 +257,10 @@ func (s *benchStats) merge(name string, h *histogram) {
 }
 
 func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress io.Writer) benchResult {
-	st := &benchStats{hists: map[string]*histogram{}, errors: map[string]int64{}}
+	st := &benchStats{hists: map[string]*histogram{}, errors: map[string]int64{}, allConsumed: make(chan struct{})}
+	if cfg.Producers == 0 {
+		st.consumeGoal = int64(cfg.Count)
+	}
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
 	if cfg.Duration > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
@@ -288,12 +327,19 @@ func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress
 			report()
 		case <-runCtx.Done():
 			producing = false
+		case <-st.allConsumed:
 		}
 	}
+	// Consuming a count ends when the count is consumed, not when the
+	// consumers' last long polls give up.
+	consumedAt := time.Since(start)
 	consCancel()
 	prodWG.Wait()
 	consWG.Wait()
 	elapsed := time.Since(start)
+	if st.consumeGoal > 0 && st.consumed.Load() >= st.consumeGoal {
+		elapsed = consumedAt
+	}
 	// The last line gives the averages of the whole run.
 	enq, cons := st.enqueued.Load(), st.consumed.Load()
 	fmt.Fprintf(progress, "\r%5.0fs  enqueued %d (%.0f/s)  consumed %d (%.0f/s)  errors %d   \n",
@@ -359,14 +405,18 @@ func benchProducer(ctx, until context.Context, cl *httpapi.Client, cfg benchConf
 
 // benchConsumer leases and acks until the run (until) ends. Like the
 // producers' its requests run under ctx: a lease cancelled in flight could
-// leave its jobs leased until their TTR.
+// leave its jobs leased until their TTR. With cfg.Pipeline the acks of one
+// lease's jobs run in a goroutine of their own while the next lease goes
+// out; the consumer waits for them before it acks again.
 func benchConsumer(ctx, until context.Context, cl *httpapi.Client, cfg benchConfig, st *benchStats) {
 	lh, ah := newHistogram(), newHistogram()
 	defer st.merge("lease", lh)
 	defer st.merge("ack", ah)
+	var acking sync.WaitGroup // the acks in flight; at most one group
+	defer acking.Wait()
 	for until.Err() == nil {
 		t0 := time.Now()
-		jobs, err := cl.Lease(ctx, cfg.Queue, 100, time.Second, 0)
+		jobs, err := cl.Lease(ctx, cfg.Queue, cfg.LeaseMax, time.Second, 0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -378,20 +428,30 @@ func benchConsumer(ctx, until context.Context, cl *httpapi.Client, cfg benchConf
 		if len(jobs) > 0 {
 			lh.record(time.Since(t0))
 		}
-		actx, cancel := context.WithTimeout(ctx, clientTimeout)
-		for _, j := range jobs {
-			t0 := time.Now()
-			if j.Lease == nil {
-				continue
-			}
-			if err := cl.Ack(actx, j.ID, j.Lease.ID); err != nil {
-				st.addErr(err)
-				continue
-			}
-			ah.record(time.Since(t0))
-			st.consumed.Add(1)
+		acking.Wait() // the histogram is the ack goroutine's until then
+		if cfg.Pipeline {
+			acking.Go(func() { benchAcks(ctx, cl, jobs, st, ah) })
+		} else {
+			benchAcks(ctx, cl, jobs, st, ah)
 		}
-		cancel()
+	}
+}
+
+// benchAcks acks jobs one by one, recording each ack's latency in h.
+func benchAcks(ctx context.Context, cl *httpapi.Client, jobs []httpapi.Job, st *benchStats, h *histogram) {
+	actx, cancel := context.WithTimeout(ctx, clientTimeout)
+	defer cancel()
+	for _, j := range jobs {
+		t0 := time.Now()
+		if j.Lease == nil {
+			continue
+		}
+		if err := cl.Ack(actx, j.ID, j.Lease.ID); err != nil {
+			st.addErr(err)
+			continue
+		}
+		h.record(time.Since(t0))
+		st.consumedOne()
 	}
 }
 

@@ -49,8 +49,12 @@ func workCommand(e env) *cli.Command {
 			"discarded. Exit 0 acks the job, 65\n" +
 			"(EX_DATAERR) sends it dead at once, any other status retries it with the tail of\n" +
 			"stderr as its last_error. The lease is extended at half its TTR while the command\n" +
-			"runs. On SIGINT or SIGTERM the worker stops leasing, lets running commands finish\n" +
-			"for --grace, then kills their process groups and releases their jobs.\n\n" +
+			"runs. While commands run, the worker already leases up to --prefetch more jobs\n" +
+			"(their leases extended too), so the next one starts as soon as a slot is free;\n" +
+			"acks go to the daemon in batches (POST /v1/acks) while the next jobs run. On\n" +
+			"SIGINT or SIGTERM the worker stops leasing, releases the jobs it leased ahead, lets\n" +
+			"running commands finish for --grace, then kills their process groups and releases\n" +
+			"their jobs.\n\n" +
 			"It says on standard error when it starts (queue, concurrency, command), and a line\n" +
 			"per job that fails (with --verbose, per job); --json prints these on standard\n" +
 			"output instead, one JSON object a line: {\"event\":\"start\",\"queue\",\"concurrency\",\n" +
@@ -58,6 +62,7 @@ func workCommand(e env) *cli.Command {
 			"\"duration_s\",\"state\",\"error\"}.",
 		Flags: clientCommandFlags(
 			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 1, Usage: "commands run at once"},
+			&cli.IntFlag{Name: "prefetch", Value: -1, Usage: "jobs leased ahead while commands run (0: none)", DefaultText: "--concurrency"},
 			&cli.DurationFlag{Name: "ttr", Usage: "lease time to run, extended while the command runs", DefaultText: "the queue's"},
 			&cli.DurationFlag{Name: "wait", Value: workDefaultWait, Usage: "long poll of each lease request (at most 60s)"},
 			&cli.DurationFlag{Name: "grace", Value: workDefaultGrace, Usage: "on SIGINT or SIGTERM, how long running commands may finish"},
@@ -80,6 +85,7 @@ func work(c *cli.Context, e env) error {
 	w := &worker{
 		queue:       queue,
 		concurrency: c.Int("concurrency"),
+		prefetch:    c.Int("prefetch"),
 		ttr:         c.Duration("ttr"),
 		wait:        c.Duration("wait"),
 		grace:       c.Duration("grace"),
@@ -92,6 +98,8 @@ func work(c *cli.Context, e env) error {
 	switch {
 	case w.concurrency < 1 || w.concurrency > 1000:
 		return usageErrorf("--concurrency: want 1 to 1000, got %d", w.concurrency)
+	case w.prefetch < -1 || w.prefetch > 1000:
+		return usageErrorf("--prefetch: want 0 to 1000, got %d", w.prefetch)
 	case w.ttr < 0:
 		return usageErrorf("--ttr: must not be negative")
 	case w.ttr > 0 && w.ttr < 10*time.Millisecond:
@@ -111,9 +119,15 @@ func work(c *cli.Context, e env) error {
 	if err != nil {
 		return usageErrorf("work: %v", err)
 	}
+	if w.prefetch == -1 {
+		w.prefetch = w.concurrency
+	}
 	w.h = h
 	w.cl = newClient(c, e)
-	defer w.cl.CloseIdleConnections()
+	if err := w.cl.Coalesce(httpapi.Coalescing{}); err != nil { // acks in POST /v1/acks batches
+		return err
+	}
+	defer w.cl.Close()
 	ctx, stop := signalContext(c.Context)
 	defer stop()
 	if w.events != nil {
@@ -158,6 +172,7 @@ type worker struct {
 	h           *exechandler.Handler
 	queue       string
 	concurrency int
+	prefetch    int           // jobs leased ahead of the free slots
 	ttr         time.Duration // 0: the queue's
 	wait        time.Duration
 	grace       time.Duration
@@ -218,12 +233,18 @@ func (w *worker) run(ctx context.Context) error {
 	// Commands outlive ctx by up to the grace period; kill ends them.
 	jobCtx, kill := context.WithCancel(context.WithoutCancel(ctx))
 	defer kill()
-	slots := make(chan struct{}, w.concurrency) // a token is a free slot
+	p := &pipeline{
+		held: make(chan struct{}, w.concurrency+w.prefetch),
+		run:  make(chan struct{}, w.concurrency),
+	}
+	for range w.concurrency + w.prefetch {
+		p.held <- struct{}{}
+	}
 	for range w.concurrency {
-		slots <- struct{}{}
+		p.run <- struct{}{}
 	}
 	var wg sync.WaitGroup
-	err := w.leaseLoop(ctx, jobCtx, slots, &wg)
+	err := w.leaseLoop(ctx, jobCtx, p, &wg)
 	if w.running.Load() == 0 {
 		wg.Wait() // the last goroutines may be handing back their slots
 		return err
@@ -248,19 +269,27 @@ func (w *worker) run(ctx context.Context) error {
 	return err
 }
 
-func (w *worker) leaseLoop(ctx, jobCtx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
+// pipeline holds the worker's two kinds of slot, a token in a channel
+// each: held bounds the jobs leased and not yet finished running
+// (--concurrency plus --prefetch), run the commands running.
+type pipeline struct {
+	held chan struct{}
+	run  chan struct{}
+}
+
+func (w *worker) leaseLoop(ctx, jobCtx context.Context, p *pipeline, wg *sync.WaitGroup) error {
 	for {
 		// Wait for a free slot, then take every other free one.
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-slots:
+		case <-p.held:
 		}
 		n := 1
 	more:
-		for n < min(w.concurrency, 100) {
+		for n < min(cap(p.held), engine.MaxLease) {
 			select {
-			case <-slots:
+			case <-p.held:
 				n++
 			default:
 				break more
@@ -268,7 +297,7 @@ func (w *worker) leaseLoop(ctx, jobCtx context.Context, slots chan struct{}, wg 
 		}
 		jobs, err := w.cl.Lease(ctx, w.queue, n, w.wait, w.ttr)
 		for range n - len(jobs) {
-			slots <- struct{}{}
+			p.held <- struct{}{}
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -293,18 +322,20 @@ func (w *worker) leaseLoop(ctx, jobCtx context.Context, slots chan struct{}, wg 
 			continue
 		}
 		for _, j := range jobs {
-			w.running.Add(1)
-			wg.Go(func() {
-				defer func() { w.running.Add(-1); slots <- struct{}{} }()
-				w.runJob(jobCtx, j)
-			})
+			wg.Go(func() { w.runJob(ctx, jobCtx, p, j) })
 		}
 	}
 }
 
-// runJob runs the command for one leased job, extending the lease while
-// it runs, and answers the daemon with the outcome.
-func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
+// runJob runs the command for one leased job once a run slot is free,
+// extending the lease from the lease on, and answers the daemon with the
+// outcome. Its held slot is freed when the command ends, so the next lease
+// goes out while the answer does. A job still waiting for a slot when ctx
+// (the worker's) ends is released without running; jobCtx ends the
+// command.
+func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job) {
+	freeHeld := sync.OnceFunc(func() { p.held <- struct{}{} })
+	defer freeHeld()
 	id, err := job.ParseID(lj.ID)
 	if err != nil || lj.Lease == nil {
 		w.logf("job %q: leased without an id or lease: skipped", lj.ID)
@@ -313,23 +344,53 @@ func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
 	lease := lj.Lease.ID
 	j := &job.Job{ID: id, Queue: lj.Queue, Attempt: lj.Attempt, Payload: lj.Body()}
 
-	extCtx, stopExt := context.WithCancel(context.WithoutCancel(ctx))
+	extCtx, stopExt := context.WithCancel(context.WithoutCancel(jobCtx))
 	var ext sync.WaitGroup
 	ext.Go(func() { w.extendLoop(extCtx, lj.ID, lease, lj.Lease.ExpiresAt) })
-	t0 := time.Now()
-	out := w.h.Handle(ctx, j)
-	took := time.Since(t0)
-	stopExt()
-	ext.Wait()
+	defer ext.Wait()
+	defer stopExt()
+	ev := workEvent{ID: lj.ID, Queue: lj.Queue, Attempt: lj.Attempt}
+	// The answer's own deadline starts once there is an answer to give.
+	resolveCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(jobCtx), workResolveTimeout)
+	}
 
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), workResolveTimeout)
+	started := false
+	select {
+	case <-p.run:
+		// Counted before ctx is checked: run, which reads the count once
+		// ctx has ended, sees every command that starts.
+		w.running.Add(1)
+		if started = ctx.Err() == nil; !started {
+			w.running.Add(-1)
+			p.run <- struct{}{}
+		}
+	case <-ctx.Done():
+	}
+	if !started {
+		stopExt()
+		ev.Event, ev.Error = "released", "worker shut down before the command ran"
+		rctx, cancel := resolveCtx()
+		defer cancel()
+		w.resolved(ev, lj.ID, w.release(rctx, lj.ID, lease, ev.Error))
+		return
+	}
+	t0 := time.Now()
+	out := w.h.Handle(jobCtx, j)
+	ev.DurationS = time.Since(t0).Seconds()
+	w.running.Add(-1)
+	p.run <- struct{}{}
+	stopExt()
+	freeHeld()
+
+	rctx, cancel := resolveCtx()
 	defer cancel()
-	ev := workEvent{ID: lj.ID, Queue: lj.Queue, Attempt: lj.Attempt, DurationS: took.Seconds(), Error: oneLine(out.Error, 200)}
+	ev.Error = oneLine(out.Error, 200)
 	switch {
-	case ctx.Err() != nil:
+	case jobCtx.Err() != nil:
 		// Killed at the end of the grace period: hand the job back now.
 		ev.Event, ev.Error = "released", "worker shut down while the command ran"
-		_, err = w.cl.Nack(rctx, lj.ID, lease, workReleaseDelay, "released: "+ev.Error)
+		err = w.release(rctx, lj.ID, lease, ev.Error)
 	case out.Verdict == engine.Ack:
 		ev.Event = "done"
 		err = w.cl.Ack(rctx, lj.ID, lease)
@@ -343,8 +404,19 @@ func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
 			ev.Event, ev.State = "dead", ""
 		}
 	}
+	w.resolved(ev, lj.ID, err)
+}
+
+// release hands a job back to be ready at once.
+func (w *worker) release(ctx context.Context, id, lease, why string) error {
+	_, err := w.cl.Nack(ctx, id, lease, workReleaseDelay, "released: "+why)
+	return err
+}
+
+// resolved reports how a job ended once the daemon answered err.
+func (w *worker) resolved(ev workEvent, id string, err error) {
 	if err != nil {
-		w.logf("%s", answerError(lj.ID, err))
+		w.logf("%s", answerError(id, err))
 		return
 	}
 	w.report(ev)

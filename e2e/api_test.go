@@ -60,6 +60,9 @@ func (c *apiClient) do(method, path, body string) apiAnswer {
 	if p, _, _ := strings.Cut(path, "?"); strings.HasSuffix(p, "/batch") {
 		req.Header.Set("Content-Type", "application/x-ndjson") // as the batch endpoint wants
 	}
+	if path == "/v1/acks" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)

@@ -24,6 +24,8 @@ func (e *Engine) apply(b *batch, o *op) error {
 		return e.applyLease(b, o)
 	case opAck, opNack, opFail, opExtend:
 		return e.applyLeased(b, o)
+	case opAckBatch:
+		return e.applyAckBatch(b, o)
 	case opCancel:
 		return e.applyCancel(b, o)
 	case opPurge:

@@ -50,6 +50,7 @@
 //	syncer.go       the syncer: Store.Sync, events, answers
 //	batch.go        a batch and its transactions: a new one when Txn.Fits says no
 //	apply.go        the job state machine: enqueue, lease, ack, nack, fail, extend
+//	acks.go         many acks in one op (AckBatch): one commit, each answered
 //	apply_admin.go  cancel, purge, dead-letter retry and purge
 //	maintain.go     timed scans: delayed jobs, deadlines, expired leases
 //	sched.go        in-process dispatch: worker slots, classes, circuit breakers

@@ -24,6 +24,7 @@ const (
 	opDeadRetry
 	opDeadPurge
 	opMove
+	opAckBatch
 )
 
 // op is one request to the committer: its inputs, then its answer. The
@@ -41,6 +42,7 @@ type op struct {
 	to    *queue    // opMove
 	from  job.State // opMove: the state moved out of
 	pull  bool      // opAck, opFail: a pull worker's answer, remembered (finishedLeases)
+	acks  []op      // opAckBatch: one opAck each, answered through their err
 
 	results []job.Result
 	jobs    []*job.Job

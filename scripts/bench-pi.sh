@@ -8,11 +8,13 @@
 #
 # Needs root (cgroups, losetup, mount), cgroup v1 (cpu, cpuacct, memory,
 # blkio) or v2 (cpu, memory, io), and Go. Peers: redis-server (appendfsync
-# always) and beanstalkd (-f 0), installed with apt-get where we may; a
-# missing peer is skipped with a message. Exit 3: this host cannot run it
+# always), asynq v0.26 on that Redis (workloads a and c; its load generator,
+# scripts/asynqbench, is a Go module of its own) and beanstalkd (-f 0),
+# installed with apt-get where we may; a missing peer is skipped with a
+# message. Exit 3: this host cannot run it
 # (not root, no usable cgroup, no loop device); the reason is printed.
 #
-# Variables: SYSTEMS ("edgeq redis beanstalkd"), WORKLOADS ("a b c d e"),
+# Variables: SYSTEMS ("edgeq redis asynq beanstalkd"), WORKLOADS ("a b c d e"),
 # DURATION (s, for a, b, d; 10), RUNS (rounds, interleaved; 3), BACKLOG (c;
 # 40000), FILL (e; 300000), RATE (d, jobs/s; 300), TIMEOUT (s, bound of c
 # and e; 120), OUT (results directory; bench-pi), SMOKE=1 (edgeq only, a few
@@ -25,7 +27,7 @@ if [ "$SMOKE" = 1 ]; then
 	SYSTEMS=${SYSTEMS:-edgeq} DURATION=${DURATION:-3} BACKLOG=${BACKLOG:-2000}
 	FILL=${FILL:-20000} TIMEOUT=${TIMEOUT:-60} RUNS=${RUNS:-1}
 fi
-SYSTEMS=${SYSTEMS:-edgeq redis beanstalkd}
+SYSTEMS=${SYSTEMS:-edgeq redis asynq beanstalkd}
 WORKLOADS=${WORKLOADS:-a b c d e}
 DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
@@ -52,7 +54,7 @@ for v in DURATION RUNS BACKLOG FILL RATE TIMEOUT; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v: want a positive whole number, got '${!v}'"
 done
 for w in $WORKLOADS; do [[ $w =~ ^[a-e]$ ]] || die "WORKLOADS: want letters a to e, got '$w'"; done
-for s in $SYSTEMS; do [[ $s =~ ^(edgeq|redis|beanstalkd)$ ]] || die "SYSTEMS: want edgeq, redis or beanstalkd, got '$s'"; done
+for s in $SYSTEMS; do [[ $s =~ ^(edgeq|redis|asynq|beanstalkd)$ ]] || die "SYSTEMS: want edgeq, redis, asynq or beanstalkd, got '$s'"; done
 
 [ "$(id -u)" = 0 ] || refuse "needs root (cgroups, losetup, mount)"
 for t in losetup mkfs.ext4 mount umount; do command -v $t >/dev/null || refuse "$t not found"; done
@@ -76,7 +78,7 @@ fi
 want=()
 for s in $SYSTEMS; do
 	case $s in
-	redis) command -v redis-server >/dev/null || want+=(redis-server) ;;
+	redis | asynq) command -v redis-server >/dev/null || want+=(redis-server) ;;
 	beanstalkd) command -v beanstalkd >/dev/null || [ -x /usr/bin/beanstalkd ] || want+=(beanstalkd) ;;
 	esac
 done
@@ -93,7 +95,7 @@ fi
 systems=()
 for s in $SYSTEMS; do
 	case $s in
-	redis) command -v redis-server >/dev/null || { log "skip redis: redis-server not installed"; continue; } ;;
+	redis | asynq) command -v redis-server >/dev/null || { log "skip $s: redis-server not installed"; continue; } ;;
 	beanstalkd) command -v beanstalkd >/dev/null || { log "skip beanstalkd: beanstalkd not installed"; continue; } ;;
 	esac
 	systems+=("$s")
@@ -135,6 +137,14 @@ trap 'exit 130' INT TERM
 log "cgroup v$CGV; building edgeq and scripts/pibench"
 CGO_ENABLED=0 go build -trimpath -o "$work/edgeq" .
 CGO_ENABLED=0 go build -trimpath -o "$work/pibench" ./scripts/pibench
+if [[ " ${systems[*]} " == *" asynq "* ]] &&
+	! (cd scripts/asynqbench && CGO_ENABLED=0 go build -trimpath -o "$work/asynqbench" .); then
+	log "skip asynq: scripts/asynqbench does not build (its module comes through the Go module proxy)"
+	keep=()
+	for s in "${systems[@]}"; do [ "$s" = asynq ] || keep+=("$s"); done
+	systems=("${keep[@]}")
+	[ ${#systems[@]} -gt 0 ] || die "no system to measure"
+fi
 
 # The SD card: an ext4 file system on a loop device of its own, so that its
 # major:minor can be throttled and its write counters are ours alone.
@@ -256,7 +266,7 @@ start() {
 	edgeq)
 		GOMEMLIMIT=$GOMEMLIMIT_UNIT incg "$work/edgeq" serve --config "$work/edgeq.yaml" 2> "$OUT/$1-$2.log"
 		PORT=$HTTP_PORT ;;
-	redis)
+	redis | asynq)
 		mkdir -p "$mnt/redis"
 		incg redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir "$mnt/redis" --save "" \
 			--appendonly yes --appendfsync always --daemonize no > "$OUT/$1-$2.log" 2>&1
@@ -274,6 +284,14 @@ stop() { stop_pids; rm_cgroups; }
 # pibench's JSON line.
 load() {
 	local sys=$1 pb=("$work/pibench" -system "$1" -addr "127.0.0.1:$PORT" -queue bench)
+	if [ "$sys" = asynq ]; then
+		local ab=("$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench)
+		case $2 in
+		a) "${ab[@]}" -workload single -clients 64 -duration "${DURATION}s" ;;
+		c) "${ab[@]}" -workload drain -clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" ;;
+		esac
+		return
+	fi
 	case $2 in
 	a) "${pb[@]}" -workload single -clients 64 -duration "${DURATION}s" ;;
 	b) "${pb[@]}" -workload batch -batch 100 -clients 8 -duration "${DURATION}s" ;;
@@ -289,7 +307,11 @@ measure() {
 	local sys=$1 w=$2 round=$3
 	start "$sys" "$w$round"
 	local pid=${pids[0]}
-	if [ "$w" = c ]; then
+	if [ "$w" = c ] && [ "$sys" = asynq ]; then
+		"$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -count "$BACKLOG" \
+			-timeout "${TIMEOUT}s" > /dev/null
+		sync -f "$mnt"
+	elif [ "$w" = c ]; then
 		"$work/pibench" -system "$sys" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -batch 100 \
 			-clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" > /dev/null
 		sync -f "$mnt"
@@ -322,6 +344,7 @@ for round in $(seq "$RUNS"); do
 	for w in $WORKLOADS; do
 		for sys in "${systems[@]}"; do
 			[ "$w" = d ] && [ "$sys" != edgeq ] && continue
+			[ "$sys" = asynq ] && [[ $w != [ac] ]] && continue # asynq has no batch enqueue
 			measure "$sys" "$w" "$round"
 		done
 	done

@@ -25,6 +25,7 @@ type Client struct {
 	base string // without a trailing slash
 	auth string // "Bearer TOKEN", or "" without a token
 	hc   *http.Client
+	co   *coalescer // nil unless Coalesce turned it on
 }
 
 // NewClient returns a client of the daemon at baseURL ("http://127.0.0.1:7070").
@@ -82,8 +83,20 @@ func (e *APIError) Temporary() bool {
 func (e *APIError) Unwrap() error { return sentinelForCode(e.Code) }
 
 // Enqueue enqueues one job; the answer is the same for a duplicate key
-// (Duplicate set, the first job's ID).
+// (Duplicate set, the first job's ID). With Coalesce, concurrent calls for
+// a queue share batch requests.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload []byte, o EnqueueOptions) (EnqueueResult, error) {
+	if c.co != nil && coalescible(payload, &o) {
+		if _, err := queuePath(queue, ""); err != nil {
+			return EnqueueResult{}, err
+		}
+		return c.co.enqueue(ctx, queue, payload, o)
+	}
+	return c.enqueueOne(ctx, queue, payload, o)
+}
+
+// enqueueOne enqueues one job in a request of its own.
+func (c *Client) enqueueOne(ctx context.Context, queue string, payload []byte, o EnqueueOptions) (EnqueueResult, error) {
 	var res EnqueueResult
 	p, err := queuePath(queue, "/jobs")
 	if err != nil {
@@ -138,10 +151,6 @@ func timeParam(t time.Time) string {
 
 // EnqueueBatch enqueues all lines or none; results are in line order.
 func (c *Client) EnqueueBatch(ctx context.Context, queue string, lines []BatchLine) ([]BatchResult, error) {
-	p, err := queuePath(queue, "/batch")
-	if err != nil {
-		return nil, err
-	}
 	var body bytes.Buffer
 	for i, l := range lines {
 		b, err := l.MarshalJSON()
@@ -151,9 +160,18 @@ func (c *Client) EnqueueBatch(ctx context.Context, queue string, lines []BatchLi
 		body.Write(b)
 		body.WriteByte('\n')
 	}
+	return c.postBatch(ctx, queue, &body)
+}
+
+// postBatch posts an NDJSON batch body.
+func (c *Client) postBatch(ctx context.Context, queue string, body *bytes.Buffer) ([]BatchResult, error) {
+	p, err := queuePath(queue, "/batch")
+	if err != nil {
+		return nil, err
+	}
 	var res BatchResponse
 	hdr := func(h http.Header) { h.Set("Content-Type", "application/x-ndjson") }
-	err = c.do(ctx, http.MethodPost, p, nil, &body, hdr, &res)
+	err = c.do(ctx, http.MethodPost, p, nil, body, hdr, &res)
 	return res.Jobs, err
 }
 
@@ -179,8 +197,15 @@ func (c *Client) Lease(ctx context.Context, queue string, max int, wait, ttr tim
 	return res.Jobs, err
 }
 
-// Ack marks a leased job done.
+// Ack marks a leased job done. With Coalesce, concurrent calls share
+// POST /v1/acks requests, each answered with its own ack's answer.
 func (c *Client) Ack(ctx context.Context, id, lease string) error {
+	if c.co != nil && lease != "" { // without a lease, the daemon's own refusal
+		if _, err := job.ParseID(id); err != nil {
+			return err
+		}
+		return c.co.ack(ctx, id, lease)
+	}
 	return c.jobCall(ctx, http.MethodPost, id, "/ack", url.Values{"lease": {lease}}, nil)
 }
 
@@ -462,4 +487,53 @@ func readAPIError(resp *http.Response) error {
 		}
 	}
 	return e
+}
+
+// Acks acks many leased jobs in one request (POST /v1/acks, at most
+// 1000): one commit on the daemon for all. It answers one error per ack,
+// in order: nil when acked, else the *APIError a single Ack of that job
+// would have answered (lease_lost, not_found). Its own error is the whole
+// request's: a refusal of it, or a transport error, and then no answers.
+func (c *Client) Acks(ctx context.Context, acks []AckItem) ([]error, error) {
+	if len(acks) == 0 {
+		return nil, fmt.Errorf("%w: acks: none", job.ErrInvalidArgument)
+	}
+	body, err := json.Marshal(AcksRequest{Acks: acks})
+	if err != nil {
+		return nil, err
+	}
+	var res AcksResponse
+	hdr := func(h http.Header) { h.Set("Content-Type", "application/json") }
+	if err := c.do(ctx, http.MethodPost, "/v1/acks", nil, bytes.NewReader(body), hdr, &res); err != nil {
+		return nil, err
+	}
+	if len(res.Acks) != len(acks) {
+		return nil, fmt.Errorf("POST /v1/acks: %d answers to %d acks", len(res.Acks), len(acks))
+	}
+	errs := make([]error, len(acks))
+	for i, a := range res.Acks {
+		if a.Acked {
+			continue
+		}
+		e := &APIError{Status: statusForCode(a.Error), Code: "internal", Message: "ack not acked and no error"}
+		if a.Error != nil {
+			e.Code, e.Message = a.Error.Code, a.Error.Message
+			e.RetryAfter = time.Duration(a.Error.RetryAfterS) * time.Second
+		}
+		errs[i] = e
+	}
+	return errs, nil
+}
+
+// statusForCode is the HTTP status a single request answers with the
+// error e (errorTable); 500 for a code it does not know.
+func statusForCode(e *ErrorBody) int {
+	if e != nil {
+		for _, t := range errorTable {
+			if t.code == e.Code {
+				return t.status
+			}
+		}
+	}
+	return http.StatusInternalServerError
 }

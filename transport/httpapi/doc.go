@@ -9,7 +9,8 @@
 //   - routes.go: the route table and the JSON 404/405 catch-all.
 //   - decorate.go: handlers return (any, error); decorate writes every
 //     answer and error.
-//   - produce.go, work.go, admin.go: one method per endpoint, by role;
+//   - produce.go, work.go, acks.go, admin.go: one method per endpoint, by
+//     role (acks.go: POST /v1/acks and its documents);
 //     params.go parses query strings into named parameters.
 //   - bodies.go: the budget of request body bytes being read at once (in
 //     all and per connection) and the idle deadline of a body.
@@ -21,7 +22,8 @@
 //     Engine.Histograms at scrape time.
 //   - governor.go: the optional Governor: the stats block, drills, gauges.
 //   - status.go, status.html: the self-contained status page at GET /.
-//   - client.go: Client and APIError.
+//   - client.go: Client and APIError; coalesce.go: the Client's optional
+//     group commit of Enqueue and Ack (Client.Coalesce).
 //
 // # Goroutines
 //
@@ -30,6 +32,10 @@
 // own goroutine. Server.Shutdown stops them all and waits for them. The
 // Server starts nothing else: handlers run on net/http's goroutines and call
 // the Engine synchronously.
+//
+// A Client with Coalesce on starts, per queue (and for acks), up to
+// Coalescing.InFlight sender goroutines while calls wait; each ends when its
+// lane is empty, and Client.Close waits for them.
 //
 // # What a web page cannot do
 //

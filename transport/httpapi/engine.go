@@ -34,6 +34,9 @@ type Worker interface {
 	// Lease long-polls up to r.Wait itself; it returns early with ctx.
 	Lease(ctx context.Context, r engine.LeaseRequest) ([]*job.Job, error)
 	Ack(ctx context.Context, id job.ID, lease string) error
+	// AckBatch acks many jobs in one commit; it answers an error per ack
+	// (nil: acked) or one error for the whole call.
+	AckBatch(ctx context.Context, acks []engine.AckRequest) ([]error, error)
 	// Nack's delay is engine.NackBackoff for the queue's backoff.
 	Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error)
 	Fail(ctx context.Context, id job.ID, lease string, reason string) error

@@ -249,6 +249,20 @@ func (f *fakeEngine) Ack(ctx context.Context, id job.ID, lease string) error {
 	return nil
 }
 
+func (f *fakeEngine) AckBatch(ctx context.Context, acks []engine.AckRequest) ([]error, error) {
+	f.mu.Lock()
+	err := f.errLocked("AckBatch")
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(acks))
+	for i, a := range acks {
+		errs[i] = f.Ack(ctx, a.ID, a.Lease)
+	}
+	return errs, nil
+}
+
 func (f *fakeEngine) Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

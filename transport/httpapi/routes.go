@@ -26,6 +26,7 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/queues/{q}/batch", s.decorate(s.enqueueBatch)},
 		{"POST /v1/queues/{q}/lease", s.decorate(s.lease)},
 		{"POST /v1/jobs/{id}/ack", s.decorate(s.ack)},
+		{"POST /v1/acks", s.decorate(s.acks)},
 		{"POST /v1/jobs/{id}/nack", s.decorate(s.nack)},
 		{"POST /v1/jobs/{id}/fail", s.decorate(s.fail)},
 		{"POST /v1/jobs/{id}/extend", s.decorate(s.extend)},
