@@ -37,10 +37,12 @@ BENCHCOUNT ?= 5
 
 # make bench-pi (scripts/bench-pi.sh) takes these when set, else the
 # script's defaults: PI_SYSTEMS ("edgeq redis asynq beanstalkd"), PI_WORKLOADS
-# ("a b c d e"), PI_DURATION (seconds of a, b, d: 10), PI_RUNS (interleaved
-# rounds: 3), PI_BACKLOG (c: 40000), PI_FILL (e: 300000), PI_TIMEOUT
-# (seconds bounding c and e: 120); PI_SMOKE=1: edgeq only, a few seconds each.
-PI_VARS := SYSTEMS WORKLOADS DURATION RUNS BACKLOG FILL TIMEOUT SMOKE
+# ("a b c d e"; f, the wear stream, on request), PI_DURATION (seconds of a,
+# b, d: 10), PI_RUNS (interleaved rounds: 3), PI_BACKLOG (c: 40000), PI_FILL
+# (e: 300000), PI_WEAR (f: 200000), PI_TIMEOUT (seconds bounding c, e and f:
+# 120); PI_SMOKE=1: edgeq only, a few seconds each; PI_TRACE=1: edgeq under
+# strace, what a group commit costs by file.
+PI_VARS := SYSTEMS WORKLOADS DURATION RUNS BACKLOG FILL WEAR TIMEOUT SMOKE TRACE
 
 # os/arch[/GOARM], static (CGO off).
 PLATFORMS := linux/amd64 linux/arm64 linux/arm/7 linux/arm/6

@@ -31,7 +31,8 @@
 // without them would split closed-loop callers into two alternating groups
 // of half the size. So the committer keeps a free syncer waiting until as
 // many ops as the last sync answered have been committed, for at most that
-// sync's duration and never more than 2 ms (holdFor in pipeline.go); a lone
+// sync's duration and never more than 20 ms (holdFor in pipeline.go: a
+// slow card's sync gives its callers the time to come back); a lone
 // caller who comes back ends the wait at once. A batch only reads
 // what earlier transactions committed, and every answer waits for a sync
 // that began after its own commit, so no caller learns of a state that a

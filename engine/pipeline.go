@@ -225,11 +225,13 @@ func (e *Engine) applyOps(b *batch, ops []*op, maintain bool) error {
 // maintenance work cannot keep a commit from its sync; maxBatchWait bounds
 // how long a batch keeps taking ops while the syncer is idle; maxHold
 // bounds how long the committer keeps a free syncer waiting for the callers
-// it just answered (holdFor).
+// it just answered (holdFor), which is otherwise as long as the last sync
+// took: a slow card (an SD card's sync takes 5 to 50 ms) gets the time its
+// callers need to come back, a fast disk's hold stays under a millisecond.
 const (
 	maxPending   = 4
 	maxBatchWait = 2 * time.Millisecond
-	maxHold      = 2 * time.Millisecond
+	maxHold      = 20 * time.Millisecond
 )
 
 // commitOpen commits the open batch and queues it for the syncer.

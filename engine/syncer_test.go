@@ -208,6 +208,38 @@ func TestClosedLoopCallersShareEachSync(t *testing.T) {
 	})
 }
 
+// TestSlowSyncHoldsForSlowerCallers is the slow card: each sync takes 10
+// ms, and the 8 producers take 3 to 4.75 ms to come back (a CPU-starved
+// HTTP round trip). The committer holds the free syncer for as long as the
+// last sync took, so every sync still carries all 8: 200 enqueues in about
+// 25 syncs. With the hold capped at a fast disk's 2 ms, the first to come
+// back would go alone and the rest wait for the next sync: about 50.
+func TestSlowSyncHoldsForSlowerCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &slowSyncStore{Store: memstore.New(), d: 10 * time.Millisecond}
+		e := start(t, st, engine.Config{})
+		synctest.Wait()
+		base := st.Syncs()
+		const producers, each = 8, 25
+		var wg sync.WaitGroup
+		for i := range producers {
+			wg.Go(func() {
+				for range each {
+					if r, err := e.Enqueue(t.Context(), job.New{Queue: "p"}); err != nil || !r.Durable {
+						t.Errorf("enqueue: %v, durable %v", err, r.Durable)
+						return
+					}
+					time.Sleep(3*time.Millisecond + time.Duration(i)*250*time.Microsecond)
+				}
+			})
+		}
+		wg.Wait()
+		if syncs := st.Syncs() - base; syncs > each+3 {
+			t.Errorf("%d enqueues took %d syncs, want at most %d: slower callers are not sharing slow syncs", producers*each, syncs, each+3)
+		}
+	})
+}
+
 // TestHoldEndsWhenCallersDoNotComeBack answers two callers in one sync; one
 // never comes back. The hold waits at most one sync's time for it, once:
 // after that each sync answers the one remaining caller, who comes back, so

@@ -14,18 +14,23 @@
 # message. Exit 3: this host cannot run it
 # (not root, no usable cgroup, no loop device); the reason is printed.
 #
-# Variables: SYSTEMS ("edgeq redis asynq beanstalkd"), WORKLOADS ("a b c d e"),
-# DURATION (s, for a, b, d; 10), RUNS (rounds, interleaved; 3), BACKLOG (c;
-# 40000), FILL (e; 300000), RATE (d, jobs/s; 300), TIMEOUT (s, bound of c
-# and e; 120), OUT (results directory; bench-pi), SMOKE=1 (edgeq only, a few
-# seconds a workload, fails if the harness breaks).
+# Variables: SYSTEMS ("edgeq redis asynq beanstalkd"), WORKLOADS ("a b c d e";
+# f, the wear stream, on request), DURATION (s, for a, b, d; 10), RUNS
+# (rounds, interleaved; 3), BACKLOG (c; 40000), FILL (e; 300000), WEAR (f;
+# 200000), RATE (d, jobs/s; 300), TIMEOUT (s, bound of c, e and f; 120), OUT
+# (results directory; bench-pi), SMOKE=1 (edgeq only, a few seconds a
+# workload, fails if the harness breaks), BASE_BIN (an edgeq binary of
+# another revision, measured as the system "base", interleaved with the
+# others: SYSTEMS="base edgeq redis"), TRACE=1 (edgeq runs under strace:
+# what one group commit costs, by file, in OUT/commits-edgeq-*.md; its
+# figures of time and CPU are then strace's, not edgeq's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
 	SYSTEMS=${SYSTEMS:-edgeq} DURATION=${DURATION:-3} BACKLOG=${BACKLOG:-2000}
-	FILL=${FILL:-20000} TIMEOUT=${TIMEOUT:-60} RUNS=${RUNS:-1}
+	FILL=${FILL:-20000} WEAR=${WEAR:-2000} TIMEOUT=${TIMEOUT:-60} RUNS=${RUNS:-1}
 fi
 SYSTEMS=${SYSTEMS:-edgeq redis asynq beanstalkd}
 WORKLOADS=${WORKLOADS:-a b c d e}
@@ -33,6 +38,8 @@ DURATION=${DURATION:-10}
 RUNS=${RUNS:-3}
 BACKLOG=${BACKLOG:-40000}
 FILL=${FILL:-300000}
+WEAR=${WEAR:-200000}
+TRACE=${TRACE:-0}
 RATE=${RATE:-300}
 TIMEOUT=${TIMEOUT:-120}
 OUT=${OUT:-bench-pi}
@@ -50,14 +57,19 @@ refuse() { echo "bench-pi: cannot run here: $*" >&2; exit 3; }
 die() { echo "bench-pi: $*" >&2; exit 1; }
 log() { echo "bench-pi: $*" >&2; }
 
-for v in DURATION RUNS BACKLOG FILL RATE TIMEOUT; do
+for v in DURATION RUNS BACKLOG FILL WEAR RATE TIMEOUT; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v: want a positive whole number, got '${!v}'"
 done
-for w in $WORKLOADS; do [[ $w =~ ^[a-e]$ ]] || die "WORKLOADS: want letters a to e, got '$w'"; done
-for s in $SYSTEMS; do [[ $s =~ ^(edgeq|redis|asynq|beanstalkd)$ ]] || die "SYSTEMS: want edgeq, redis, asynq or beanstalkd, got '$s'"; done
+for w in $WORKLOADS; do [[ $w =~ ^[a-f]$ ]] || die "WORKLOADS: want letters a to f, got '$w'"; done
+[[ $TRACE =~ ^[01]$ ]] || die "TRACE: want 0 or 1, got '$TRACE'"
+for s in $SYSTEMS; do [[ $s =~ ^(edgeq|base|redis|asynq|beanstalkd)$ ]] || die "SYSTEMS: want edgeq, base, redis, asynq or beanstalkd, got '$s'"; done
+if [[ " $SYSTEMS " == *" base "* ]]; then
+	[ -n "${BASE_BIN:-}" ] && [ -x "$BASE_BIN" ] || die "SYSTEMS base: BASE_BIN must name an edgeq binary, got '${BASE_BIN:-}'"
+fi
 
 [ "$(id -u)" = 0 ] || refuse "needs root (cgroups, losetup, mount)"
 for t in losetup mkfs.ext4 mount umount; do command -v $t >/dev/null || refuse "$t not found"; done
+[ "$TRACE" = 0 ] || command -v strace >/dev/null || refuse "TRACE=1: strace not found"
 
 # Which cgroup version: v2 when /sys/fs/cgroup is the unified hierarchy with
 # cpu, memory and io; else v1 with cpu, cpuacct, memory and blkio mounted.
@@ -158,6 +170,7 @@ mount -o noatime "$loopdev" "$mnt"
 devno=$(lsblk -dno MAJ:MIN "$loopdev" 2>/dev/null | tr -d ' ') ||
 	devno=$(printf '%d:%d' "0x$(stat -c %t "$loopdev")" "0x$(stat -c %T "$loopdev")")
 devstat=/sys/block/$(basename "$loopdev")/stat
+jbd2info=/proc/fs/jbd2/$(basename "$loopdev")-8/info
 
 # cg_make NAME: a cgroup shaped like the box; sets CGPROCS (files a PID is
 # written to) and the counter files.
@@ -213,6 +226,13 @@ cg_peak() {
 # Everything written to the card, whoever issued it (journal, writeback).
 dev_wios() { awk '{print $5}' "$devstat"; }
 dev_wbytes() { awk '{printf "%.0f\n", $7 * 512}' "$devstat"; }
+# The ext4 journal since the card was mounted: its transactions, and the
+# blocks it logged (jbd2 reports a whole-number average a transaction, so
+# this is within one block a transaction). 0 0 where it is not reported.
+jbd2_stats() {
+	awk 'NR == 1 {tx = $1} / logged blocks per transaction/ {b = $1} END {printf "%d %d\n", tx, tx * b}' "$jbd2info" 2>/dev/null ||
+		echo "0 0"
+}
 
 # incg CMD...: start CMD inside the current cgroup, in the background; its
 # PID is appended to pids.
@@ -258,13 +278,23 @@ queues:
   mixed: {handler: {type: http, url: "http://127.0.0.1:$SINK_PORT/"}}
 YAML
 
-# start SYSTEM: start it in a fresh cgroup on a clean card; prints its port.
+# start SYSTEM: start it in a fresh cgroup on a clean card, mounted afresh
+# so that the journal's counters start at zero; prints its port.
 start() {
 	rm -rf "${mnt:?}"/*; sync -f "$mnt"
+	umount "$mnt"; mount -o noatime "$loopdev" "$mnt"
 	cg_make "$1-$2"
 	case $1 in
 	edgeq)
-		GOMEMLIMIT=$GOMEMLIMIT_UNIT incg "$work/edgeq" serve --config "$work/edgeq.yaml" 2> "$OUT/$1-$2.log"
+		local tr=()
+		if [ "$TRACE" = 1 ]; then
+			tr=(strace -f -y -s 0 -o "$OUT/strace-$1-$2.log"
+				-e trace=fsync,fdatasync,msync,pwrite64,write,mmap,rename,renameat,ftruncate,fallocate)
+		fi
+		GOMEMLIMIT=$GOMEMLIMIT_UNIT incg "${tr[@]}" "$work/edgeq" serve --config "$work/edgeq.yaml" 2> "$OUT/$1-$2.log"
+		PORT=$HTTP_PORT ;;
+	base)
+		GOMEMLIMIT=$GOMEMLIMIT_UNIT incg "$BASE_BIN" serve --config "$work/edgeq.yaml" 2> "$OUT/$1-$2.log"
 		PORT=$HTTP_PORT ;;
 	redis | asynq)
 		mkdir -p "$mnt/redis"
@@ -277,13 +307,20 @@ start() {
 		PORT=$BEAN_PORT ;;
 	esac
 	wait_port $PORT || die "$1 did not start: see $OUT/$1-$2.log"
+	# Under strace the daemon is strace's child: measured, and stopped, too.
+	if [ "$1" = edgeq ] && [ "$TRACE" = 1 ]; then
+		local child
+		child=$(pgrep -P "${pids[0]}" | head -1) || die "edgeq under strace: no child of ${pids[0]}"
+		pids+=("$child")
+	fi
 }
 stop() { stop_pids; rm_cgroups; }
 
 # load SYSTEM WORKLOAD: runs the measured part of a workload; prints
 # pibench's JSON line.
 load() {
-	local sys=$1 pb=("$work/pibench" -system "$1" -addr "127.0.0.1:$PORT" -queue bench)
+	local sys=${1/base/edgeq}
+	local pb=("$work/pibench" -system "$sys" -addr "127.0.0.1:$PORT" -queue bench)
 	if [ "$sys" = asynq ]; then
 		local ab=("$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench)
 		case $2 in
@@ -299,6 +336,7 @@ load() {
 	d) "$work/pibench" -system edgeq -addr "127.0.0.1:$PORT" -queue mixed -workload mixed -clients 8 \
 		-rate "$RATE" -sink "127.0.0.1:$SINK_PORT" -duration "${DURATION}s" ;;
 	e) "${pb[@]}" -workload fill -batch 100 -clients 8 -count "$FILL" -timeout "${TIMEOUT}s" ;;
+	f) "${pb[@]}" -workload wear -clients 32 -count "$WEAR" -timeout "${TIMEOUT}s" ;;
 	esac
 }
 
@@ -306,35 +344,47 @@ load() {
 measure() {
 	local sys=$1 w=$2 round=$3
 	start "$sys" "$w$round"
-	local pid=${pids[0]}
+	local pid=${pids[-1]}
 	if [ "$w" = c ] && [ "$sys" = asynq ]; then
 		"$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -count "$BACKLOG" \
 			-timeout "${TIMEOUT}s" > /dev/null
 		sync -f "$mnt"
 	elif [ "$w" = c ]; then
-		"$work/pibench" -system "$sys" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -batch 100 \
+		"$work/pibench" -system "${sys/base/edgeq}" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -batch 100 \
 			-clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" > /dev/null
 		sync -f "$mnt"
 	fi
-	local cpu0 cb0 ci0 db0 di0 pw0 line
+	local cpu0 cb0 ci0 db0 di0 pw0 jt0 jb0 line
 	cpu0=$(cg_cpu_us) cb0=$(cg_wbytes) ci0=$(cg_wios) db0=$(dev_wbytes) di0=$(dev_wios)
-	pw0=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io)
+	read -r jt0 jb0 < <(jbd2_stats)
+	pw0=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io 2>/dev/null || echo 0)
+	local tlines=0
+	[ "$TRACE" = 1 ] && [ "$sys" = edgeq ] && tlines=$(wc -l < "$OUT/strace-$sys-$w$round.log")
 	line=$(load "$sys" "$w") || die "$sys workload $w: the load generator failed"
 	# Count what the run left in the page cache too: flush it to the card.
 	local pw1 hwm
-	pw1=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io)
+	pw1=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io 2>/dev/null || echo 0)
 	hwm=$(awk '$1 == "VmHWM:" {printf "%.0f\n", $2 * 1024}' /proc/$pid/status)
 	sync -f "$mnt"
 	local cpu=$(($(cg_cpu_us) - cpu0)) cb=$(($(cg_wbytes) - cb0)) ci=$(($(cg_wios) - ci0))
-	local db=$(($(dev_wbytes) - db0)) di=$(($(dev_wios) - di0)) peak
+	local db=$(($(dev_wbytes) - db0)) di=$(($(dev_wios) - di0)) peak jt jb
+	read -r jt jb < <(jbd2_stats)
+	jt=$((jt - jt0)) jb=$((jb - jb0))
 	peak=$(cg_peak)
+	if [ "$tlines" != 0 ]; then
+		# The calls of the load only: the trace from where it stood before.
+		"$work/pibench" -trace "$OUT/strace-$sys-$w$round.log" -trace-from $((tlines + 1)) -trace-dir "$mnt/" -dev-wios $di -dev-wbytes $db \
+			-jbd2-tx $jt -jbd2-blocks $jb > "$OUT/commits-$sys-$w$round.md" ||
+			log "$sys $w$round: no group commit in the trace"
+	fi
 	local gov=""
-	if [ "$sys" = edgeq ]; then
+	if [ "$sys" = edgeq ] || [ "$sys" = base ]; then
 		gov=$(grep '"governor level changed"' "$OUT/$sys-$w$round.log" |
 			sed -E 's/.*"to":"([a-z]+)".*"reason":"([^"]*)".*/\1 (\2)/' | paste -sd'#' - || true)
 	fi
 	stop
-	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
+	[ "$sys" = base ] && line=${line/\"system\":\"edgeq\"/\"system\":\"base\"}
+	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"jbd2_tx\":$jt,\"jbd2_blocks\":$jb,\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
 	echo "$line" >> "$results"
 	log "$line"
 }
@@ -343,7 +393,7 @@ t_start=$(date +%s)
 for round in $(seq "$RUNS"); do
 	for w in $WORKLOADS; do
 		for sys in "${systems[@]}"; do
-			[ "$w" = d ] && [ "$sys" != edgeq ] && continue
+			[ "$w" = d ] && [ "$sys" != edgeq ] && [ "$sys" != base ] && continue
 			[ "$sys" = asynq ] && [[ $w != [ac] ]] && continue # asynq has no batch enqueue
 			measure "$sys" "$w" "$round"
 		done

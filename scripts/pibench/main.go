@@ -9,7 +9,12 @@
 // a time until -count jobs are acked or the backlog runs dry), mixed (edgeq
 // only: a steady stream of single jobs and batches of 10 at -rate jobs/s
 // onto a queue whose http handler posts them back to pibench's own no-op
-// sink), fill (batch until -count jobs at full speed).
+// sink), fill (batch until -count jobs at full speed), wear (each client
+// enqueues one job, then leases and acks one, until -count jobs are acked:
+// a steady stream whose jobs are acked moments after they are enqueued).
+//
+// -trace reads an strace log of the daemon (bench-pi.sh TRACE=1) and prints
+// what one group commit costs, by file (trace.go).
 package main
 
 import (
@@ -65,20 +70,35 @@ type client interface {
 func main() {
 	var o options
 	flag.StringVar(&o.system, "system", "edgeq", "edgeq, redis or beanstalkd")
-	flag.StringVar(&o.workload, "workload", "single", "single, batch, prefill, drain, mixed or fill")
+	flag.StringVar(&o.workload, "workload", "single", "single, batch, prefill, drain, mixed, fill or wear")
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:7070", "the system's host:port")
 	flag.StringVar(&o.queue, "queue", "bench", "queue (Redis list, beanstalkd tube)")
 	flag.StringVar(&o.sink, "sink", "127.0.0.1:17071", "mixed: where the no-op handler sink listens")
 	flag.IntVar(&o.clients, "clients", 64, "concurrent clients")
 	flag.IntVar(&o.batch, "batch", 100, "jobs a request for batch, prefill and fill")
 	flag.IntVar(&o.payload, "payload", 256, "payload bytes")
-	flag.IntVar(&o.count, "count", 0, "prefill, drain, fill: jobs in all")
+	flag.IntVar(&o.count, "count", 0, "prefill, drain, fill, wear: jobs in all")
 	flag.IntVar(&o.rate, "rate", 300, "mixed: jobs/s offered")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "single, batch, mixed: how long to run")
-	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "prefill, drain, fill: stop after this long")
+	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "prefill, drain, fill, wear: stop after this long")
 	summarize := flag.String("summarize", "", "print the table of medians of this results.jsonl of bench-pi.sh, and exit")
 	check := flag.String("check", "", "fail unless every run in this results.jsonl of bench-pi.sh did work, without errors, and wrote to the card through the cgroup")
+	var tr traceFlags
+	flag.StringVar(&tr.path, "trace", "", "print what one group commit cost from this strace log of edgeq (bench-pi.sh TRACE=1), and exit")
+	flag.IntVar(&tr.from, "trace-from", 1, "-trace: count the calls from this line on (mappings are read from the start)")
+	flag.StringVar(&tr.dir, "trace-dir", "", "-trace: count only the files under this directory")
+	flag.Float64Var(&tr.devWIOs, "dev-wios", 0, "-trace: write IOs on the card during the traced load")
+	flag.Float64Var(&tr.devWBytes, "dev-wbytes", 0, "-trace: bytes written to the card during the traced load")
+	flag.Float64Var(&tr.jbd2Tx, "jbd2-tx", 0, "-trace: ext4 journal transactions during the traced load")
+	flag.Float64Var(&tr.jbd2Blocks, "jbd2-blocks", 0, "-trace: ext4 journal blocks logged during the traced load")
 	flag.Parse()
+	if tr.path != "" {
+		if err := tr.report(os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "pibench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *summarize != "" || *check != "" {
 		if err := report(*summarize, *check); err != nil {
 			fmt.Fprintln(os.Stderr, "pibench:", err)
@@ -98,12 +118,17 @@ func main() {
 	json.NewEncoder(os.Stdout).Encode(res)
 }
 
+var (
+	workloads = []string{"single", "batch", "prefill", "drain", "mixed", "fill", "wear"}
+	counted   = []string{"prefill", "drain", "fill", "wear"} // bounded by -count and -timeout
+)
+
 func validate(o options) error {
 	switch {
 	case !slices.Contains([]string{"edgeq", "redis", "beanstalkd"}, o.system):
 		return fmt.Errorf("-system: want edgeq, redis or beanstalkd, got %q", o.system)
-	case !slices.Contains([]string{"single", "batch", "prefill", "drain", "mixed", "fill"}, o.workload):
-		return fmt.Errorf("-workload: want single, batch, prefill, drain, mixed or fill, got %q", o.workload)
+	case !slices.Contains(workloads, o.workload):
+		return fmt.Errorf("-workload: want single, batch, prefill, drain, mixed, fill or wear, got %q", o.workload)
 	case o.workload == "mixed" && o.system != "edgeq":
 		return errors.New("-workload mixed: edgeq only (the peers run no handlers)")
 	case o.clients < 1 || o.clients > 1000:
@@ -112,7 +137,7 @@ func validate(o options) error {
 		return fmt.Errorf("-batch: want 1 to 1000, got %d", o.batch)
 	case o.payload < 16 || o.payload > 65000:
 		return fmt.Errorf("-payload: want 16 to 65000 bytes, got %d", o.payload)
-	case o.count < 1 && slices.Contains([]string{"prefill", "drain", "fill"}, o.workload):
+	case o.count < 1 && slices.Contains(counted, o.workload):
 		return fmt.Errorf("-count: workload %s needs a positive count", o.workload)
 	case o.duration <= 0 || o.timeout <= 0:
 		return errors.New("-duration, -timeout: must be positive")
@@ -183,7 +208,7 @@ func (s *stats) add(lat []time.Duration) {
 func run(o options) (result, error) {
 	var st stats
 	limit := o.duration
-	if slices.Contains([]string{"prefill", "drain", "fill"}, o.workload) {
+	if slices.Contains(counted, o.workload) {
 		limit = o.timeout
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -268,13 +293,20 @@ func drive(ctx context.Context, o options, i int, c client, st *stats, claimed *
 		}
 		t0 := time.Now()
 		var err error
-		if o.workload == "drain" {
+		switch o.workload {
+		case "wear":
+			// Latency is of the whole enqueue, lease and ack.
+			payloads[0] = payload(o.payload, t0)
+			if err = c.put(payloads); err == nil {
+				err = takeOne(ctx, c)
+			}
+		case "drain":
 			var got bool
 			got, err = c.take()
 			if err == nil && !got {
 				return lat // the backlog ran dry
 			}
-		} else {
+		default:
 			for k := range payloads {
 				payloads[k] = payload(o.payload, t0)
 			}
@@ -291,6 +323,18 @@ func drive(ctx context.Context, o options, i int, c client, st *stats, claimed *
 		st.done(len(payloads))
 	}
 	return lat
+}
+
+// takeOne leases and acks one job, waiting (in the lease's long polls) while
+// other clients hold the jobs there are, until ctx ends.
+func takeOne(ctx context.Context, c client) error {
+	for ctx.Err() == nil {
+		got, err := c.take()
+		if err != nil || got {
+			return err
+		}
+	}
+	return ctx.Err()
 }
 
 // payload is n printable bytes starting with the send time in Unix

@@ -22,11 +22,13 @@ type record struct {
 	DevWIOs    float64 `json:"dev_wios"`
 	ProcWBytes float64 `json:"proc_wbytes"`
 	CgPeak     float64 `json:"cg_peak"`
+	Jbd2Tx     float64 `json:"jbd2_tx"`     // ext4 journal transactions
+	Jbd2Blocks float64 `json:"jbd2_blocks"` // 4 KiB blocks the journal logged
 	VmHWM      float64 `json:"vmhwm"`
 	Governor   string  `json:"governor"` // level changes, "to (reason)", separated by #
 }
 
-var letters = map[string]string{"single": "a", "batch": "b", "drain": "c", "mixed": "d", "fill": "e"}
+var letters = map[string]string{"single": "a", "batch": "b", "drain": "c", "mixed": "d", "fill": "e", "wear": "f"}
 
 func readRuns(path string) ([]record, error) {
 	f, err := os.Open(path)
@@ -94,8 +96,8 @@ func report(summarize, check string) error {
 		groups[k] = append(groups[k], r)
 	}
 	slices.SortStableFunc(keys, func(a, b key) int { return strings.Compare(a.w, b.w) })
-	fmt.Println("| workload | system | runs | jobs/s | p50 ms | p99 ms | CPU µs/job | card B/job | card write IOs/job | charged IOs/job | cgroup peak MiB | VmHWM MiB | governor |")
-	fmt.Println("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
+	fmt.Println("| workload | system | runs | jobs/s | p50 ms | p99 ms | CPU µs/job | card B/job | journal B/job | card write IOs/job | charged IOs/job | cgroup peak MiB | VmHWM MiB | governor |")
+	fmt.Println("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
 	for _, k := range keys {
 		g := groups[k]
 		per := func(f func(record) float64) float64 {
@@ -107,7 +109,7 @@ func report(summarize, check string) error {
 			})
 		}
 		p50, p99 := median(g, func(r record) float64 { return r.P50 }), median(g, func(r record) float64 { return r.P99 })
-		if k.sys == "edgeq" && strings.HasSuffix(k.w, "mixed") {
+		if (k.sys == "edgeq" || k.sys == "base") && strings.HasSuffix(k.w, "mixed") {
 			p50, p99 = median(g, func(r record) float64 { return r.E2EP50 }), median(g, func(r record) float64 { return r.E2EP99 })
 		}
 		var gov []string
@@ -119,15 +121,16 @@ func report(summarize, check string) error {
 			}
 		}
 		govs := "—"
-		if k.sys == "edgeq" {
+		if k.sys == "edgeq" || k.sys == "base" {
 			govs = "none"
 			if len(gov) > 0 {
 				govs = strings.Join(gov, "; ")
 			}
 		}
-		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %s |\n",
+		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %s |\n",
 			k.w, k.sys, len(g), median(g, func(r record) float64 { return r.Rate }), p50, p99,
 			per(func(r record) float64 { return r.CPU }), per(func(r record) float64 { return r.DevWBytes }),
+			per(func(r record) float64 { return r.Jbd2Blocks * 4096 }),
 			per(func(r record) float64 { return r.DevWIOs }), per(func(r record) float64 { return r.CgWIOs }),
 			median(g, func(r record) float64 { return r.CgPeak })/(1<<20), median(g, func(r record) float64 { return r.VmHWM })/(1<<20),
 			govs)

@@ -1100,15 +1100,38 @@ func arenaSize(opt Options) int64 {
 }
 
 // buildL0Table builds a new table from the memtable.
-func buildL0Table(iter y.Iterator, dropPrefixes [][]byte, bopts table.Options) *table.Builder {
+//
+// edgeq: like compaction (subcompact), it keeps, of the versions of a key
+// at or below discardTs, the newest keep of them, or up to the first that
+// is deleted, expired or discards earlier versions, and drops the older
+// ones: no reader can see them. A deleted key keeps its tombstone (it may
+// shadow a lower level). discarded is called with each dropped version.
+func buildL0Table(iter y.Iterator, dropPrefixes [][]byte, bopts table.Options,
+	discardTs uint64, keep int, discarded func(y.ValueStruct)) *table.Builder {
 	defer iter.Close()
 
 	b := table.NewTableBuilder(bopts)
+	var lastKey, skipKey []byte // edgeq
+	var numVersions int         // edgeq
 	for iter.Rewind(); iter.Valid(); iter.Next() {
 		if len(dropPrefixes) > 0 && hasAnyPrefixes(iter.Key(), dropPrefixes) {
 			continue
 		}
 		vs := iter.Value()
+		if len(skipKey) > 0 && y.SameKey(iter.Key(), skipKey) { // edgeq: shadowed
+			discarded(vs)
+			continue
+		}
+		if !y.SameKey(iter.Key(), lastKey) { // edgeq
+			lastKey, skipKey, numVersions = y.SafeCopy(lastKey, iter.Key()), skipKey[:0], 0
+		}
+		if y.ParseTs(iter.Key()) <= discardTs && vs.Meta&bitMergeEntry == 0 { // edgeq
+			numVersions++
+			if isDeletedOrExpired(vs.Meta, vs.ExpiresAt) || vs.Meta&bitDiscardEarlierVersions > 0 ||
+				numVersions == keep {
+				skipKey = y.SafeCopy(skipKey, iter.Key())
+			}
+		}
 		var vp valuePointer
 		if vs.Meta&bitValuePointer > 0 {
 			vp.Decode(vs.Value)
@@ -1123,7 +1146,22 @@ func buildL0Table(iter y.Iterator, dropPrefixes [][]byte, bopts table.Options) *
 func (db *DB) handleMemTableFlush(mt *memTable, dropPrefixes [][]byte) error {
 	bopts := buildTableOptions(db)
 	itr := mt.sl.NewUniIterator(false)
-	builder := buildL0Table(itr, nil, bopts)
+	// edgeq: versions shadowed in this memtable are dropped (buildL0Table),
+	// below the same discard timestamp as compaction's (subcompact).
+	discardTs := db.orc.discardAtOrBelow()
+	if db.gcActive.Load() {
+		if gcMax := db.gcDiscardTs.Load(); gcMax > 0 && gcMax < discardTs {
+			discardTs = gcMax
+		}
+	}
+	discardStats := make(map[uint32]int64)
+	builder := buildL0Table(itr, nil, bopts, discardTs, db.opt.NumVersionsToKeep, func(vs y.ValueStruct) {
+		if vs.Meta&bitValuePointer > 0 {
+			var vp valuePointer
+			vp.Decode(vs.Value)
+			discardStats[vp.Fid] += int64(vp.Len)
+		}
+	})
 	defer builder.Close()
 
 	// buildL0Table can return nil if the none of the items in the skiplist are
@@ -1156,6 +1194,9 @@ func (db *DB) handleMemTableFlush(mt *memTable, dropPrefixes [][]byte) error {
 	// We own a ref on tbl.
 	err = db.lc.addLevel0Table(tbl) // This will incrRef
 	_ = tbl.DecrRef()               // Releases our ref.
+	if err == nil && len(discardStats) > 0 {
+		db.vlog.updateDiscardStats(discardStats) // edgeq: for the value-log GC, as compaction does
+	}
 	return err
 }
 
