@@ -207,7 +207,9 @@ func TestDiskFull(t *testing.T) {
 			t.Fatalf("governor %+v on a full disk, want a higher level for the disk", g)
 		}
 	}
+	mu.Lock()
 	t.Logf("filled: %d accepted over HTTP, %d published over MQTT, refusals %v, notices %v", len(accepted), published, refused, notices)
+	mu.Unlock()
 	select {
 	case <-d.done:
 		t.Fatalf("edgeq died:\n%s", d.log)
