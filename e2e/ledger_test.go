@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -100,7 +101,7 @@ func (l *ledger) check(t *testing.T, client *http.Client, d *daemon, queue, what
 		var lr struct{ Jobs []apiJob }
 		code, err := call(ctx, client, "POST", d.base+"/v1/queues/"+queue+"/lease?max=100", nil, &lr)
 		if err != nil || code != 200 {
-			t.Fatalf("lease: %d %v\n%s", code, err, d.log)
+			t.Fatalf("lease: %d %v (again: %s)\n%s", code, err, answerOf(client, d.base+"/v1/queues/"+queue+"/lease?max=100"), d.log)
 		}
 		if len(lr.Jobs) == 0 {
 			break
@@ -136,4 +137,16 @@ func (l *ledger) check(t *testing.T, client *http.Client, d *daemon, queue, what
 	}
 	t.Logf("accepted %d, acked before the faults %d, delivered after restart %d, lost %d", len(l.accepted), len(l.acked)-len(delivered), len(delivered), lost)
 	return len(delivered)
+}
+
+// answerOf posts to url and answers the status and body, for a failure's
+// message.
+func answerOf(client *http.Client, url string) string {
+	resp, err := client.Post(url, "", nil)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, body)
 }
