@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -363,15 +364,17 @@ func (tt *torture) drainTelemetry(d *daemon, round int) {
 // back short", stats that match a scan, every job answered 201 or PUBACKed
 // present (or acked), none acked with 200 delivered again.
 // It runs only when TORTURE_ROUNDS sets the rounds: make torture (ROUNDS,
-// default 30) and, short, .ci/run. TORTURE_SEED replays the random choices
-// (timing still differs).
+// default 30). TORTURE_MODES picks crashfs's modes
+// (tortureModes); TORTURE_SEED replays the random choices (timing still
+// differs).
 func TestPowerCutTorture(t *testing.T) {
 	if os.Getenv("TORTURE_ROUNDS") == "" {
 		t.Skip("runs only with TORTURE_ROUNDS set: make torture (long), .ci/run (short)")
 	}
 	rounds := envInt(t, "TORTURE_ROUNDS", 0)
+	modes := tortureModes(t)
 	seed := uint64(envInt(t, "TORTURE_SEED", int(time.Now().UnixNano()%1e9)))
-	t.Logf("TORTURE_ROUNDS=%d TORTURE_SEED=%d", rounds, seed)
+	t.Logf("TORTURE_ROUNDS=%d TORTURE_SEED=%d TORTURE_MODES=%s", rounds, seed, os.Getenv("TORTURE_MODES"))
 	rng := rand.New(rand.NewPCG(seed, seed))
 	bin := tortureBinary(t)
 
@@ -403,7 +406,7 @@ func TestPowerCutTorture(t *testing.T) {
 	var lost crashfs.CutStats
 	for round := 0; round <= rounds; round++ {
 		roundStart := time.Now()
-		mode := crashfs.Mode(rng.IntN(3))
+		mode := modes[rng.IntN(len(modes))]
 		fsys := crashfs.MountT(t, backing, crashfs.Options{Mode: mode, Seed: rng.Uint64()})
 		d := startDaemonBin(t, bin, fsys.Dir(), "--config", conf)
 		if round > 0 {
@@ -462,8 +465,23 @@ func TestPowerCutTorture(t *testing.T) {
 	}
 }
 
-func modeName(m crashfs.Mode) string {
-	return [...]string{"drop", "tear", "reorder"}[m]
+var modeNames = []string{"drop", "tear", "reorder"} // by crashfs.Mode
+
+func modeName(m crashfs.Mode) string { return modeNames[m] }
+
+// tortureModes reads TORTURE_MODES, a comma-separated list of crashfs modes
+// (drop, tear, reorder); unset, all three.
+func tortureModes(t *testing.T) []crashfs.Mode {
+	t.Helper()
+	var modes []crashfs.Mode
+	for _, name := range strings.Split(cmp.Or(os.Getenv("TORTURE_MODES"), "drop,tear,reorder"), ",") {
+		i := slices.Index(modeNames, strings.TrimSpace(name))
+		if i < 0 {
+			t.Fatalf("TORTURE_MODES: unknown mode %q (want drop, tear or reorder)", name)
+		}
+		modes = append(modes, crashfs.Mode(i))
+	}
+	return modes
 }
 
 func envInt(t *testing.T, name string, def int) int {
