@@ -32,6 +32,11 @@ STATICCHECK_VERSION := v0.8.2
 TOOLSDIR    ?= $(CURDIR)/.tools
 STATICCHECK := $(TOOLSDIR)/staticcheck-$(STATICCHECK_VERSION)
 
+# make torture: power cuts (e2e TestPowerCutTorture on internal/crashfs).
+# MODES: crashfs modes, comma-separated (drop, tear, reorder).
+ROUNDS ?= 30
+MODES  ?= drop,tear,reorder
+
 BENCHTIME  ?= 1s
 BENCHCOUNT ?= 5
 
@@ -69,7 +74,7 @@ ARM_TARGETS := arm64:qemu-aarch64 arm/7:qemu-arm
 ARM_PKGS    := ./storage/ ./engine/ ./engine/ring/ ./engine/storetest/ ./engine/handler/ ./engine/handler/http/
 ARM_BACKLOG ?= 60000
 
-.PHONY: help build run test test-python test-arm smoke-arm lint bench bench-pi bench-peers fuzz cross deb install clean
+.PHONY: help build run test test-python torture test-arm smoke-arm lint bench bench-pi bench-peers fuzz cross deb install clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-zA-Z_-]*:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -86,6 +91,9 @@ test: ## run every test, with the race detector when cgo is available
 	go test $(RACE) -count=1 -timeout 8m ./...
 	cd third_party/ristretto && go test -count=1 -run Edgeq ./z
 	cd third_party/badger && go test -count=1 -run Edgeq .
+
+torture: ## ROUNDS power cuts (default 30) under load, each checked (e2e TestPowerCutTorture; skips, saying why, without /dev/fuse or root)
+	TORTURE_ROUNDS=$(ROUNDS) TORTURE_MODES=$(MODES) go test -count=1 -timeout 60m -run '^TestPowerCutTorture$$' -v ./e2e/
 
 test-python: ## test the Python client and worker (clients/python) against the real daemon
 	@command -v python3 >/dev/null || { echo "python3 not found: the Python client's tests need Python 3.9 or later" >&2; exit 1; }

@@ -92,7 +92,13 @@ func freePort(t testing.TB) string {
 // /healthz answers.
 func startDaemon(t testing.TB, dataDir string, args ...string) *daemon {
 	t.Helper()
-	d := spawnDaemon(t, dataDir, args...)
+	return startDaemonBin(t, binary(t), dataDir, args...)
+}
+
+// startDaemonBin is startDaemon with another build of edgeq (bin).
+func startDaemonBin(t testing.TB, bin, dataDir string, args ...string) *daemon {
+	t.Helper()
+	d := spawnDaemonBin(t, bin, dataDir, args...)
 	if !d.waitHealthy(20 * time.Second) {
 		select {
 		case <-d.done:
@@ -128,9 +134,14 @@ func (d *daemon) waitHealthy(timeout time.Duration) bool {
 // spawnDaemon starts `edgeq serve` without waiting for it.
 func spawnDaemon(t testing.TB, dataDir string, args ...string) *daemon {
 	t.Helper()
+	return spawnDaemonBin(t, binary(t), dataDir, args...)
+}
+
+func spawnDaemonBin(t testing.TB, bin, dataDir string, args ...string) *daemon {
+	t.Helper()
 	addr := freePort(t)
 	all := append([]string{"serve", "--data-dir", dataDir, "--http-addr", addr}, args...)
-	cmd := exec.Command(binary(t), all...)
+	cmd := exec.Command(bin, all...)
 	cmd.Env = append(os.Environ(), daemonEnv...)
 	d := &daemon{t: t, cmd: cmd, addr: addr, base: "http://" + addr, log: new(syncBuffer), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.log, d.log

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 	"testing"
@@ -17,6 +19,9 @@ type ledger struct {
 	accepted map[string]bool // answered 201
 	acked    map[string]bool // ack answered 200
 	ackSent  map[string]bool // ack sent, answered or not: the job may be gone
+	// pad, when set, makes every fourth payload pad bytes long, over the
+	// store's value threshold, so that the value log fills and rotates.
+	pad int
 }
 
 func newLedger() *ledger {
@@ -34,7 +39,11 @@ func (l *ledger) run(ctx context.Context, wg *sync.WaitGroup, client *http.Clien
 					ID string `json:"id"`
 				}
 				url := fmt.Sprintf("%s/v1/queues/%s/jobs", base, queue)
-				code, err := call(ctx, client, "POST", url, []byte(fmt.Sprintf("r%d-p%d-%d", round, p, n)), &r)
+				payload := []byte(fmt.Sprintf("r%d-p%d-%d", round, p, n))
+				if l.pad > 0 && n%4 == 0 {
+					payload = append(payload, bytes.Repeat([]byte{'.'}, l.pad)...)
+				}
+				code, err := call(ctx, client, "POST", url, payload, &r)
 				if err != nil {
 					return // the process died under us: this one was never answered
 				}
@@ -81,8 +90,10 @@ func (l *ledger) counts() (accepted, acked int) {
 // check drains queue on d, which was restarted after the last fault (what
 // names it: "SIGKILL", "a power cut"), and fails t for every job answered
 // 201 that is gone and every job acked with 200 that is delivered again.
-// Call it once the producers and the worker have stopped.
-func (l *ledger) check(t *testing.T, client *http.Client, d *daemon, queue, what string) {
+// Call it once the producers and the worker have stopped. The drained jobs
+// count as acked from then on, so check can run again after the next fault.
+// It answers how many jobs the drain delivered.
+func (l *ledger) check(t *testing.T, client *http.Client, d *daemon, queue, what string) int {
 	t.Helper()
 	delivered := map[string]bool{}
 	ctx := context.Background()
@@ -90,7 +101,7 @@ func (l *ledger) check(t *testing.T, client *http.Client, d *daemon, queue, what
 		var lr struct{ Jobs []apiJob }
 		code, err := call(ctx, client, "POST", d.base+"/v1/queues/"+queue+"/lease?max=100", nil, &lr)
 		if err != nil || code != 200 {
-			t.Fatalf("lease: %d %v\n%s", code, err, d.log)
+			t.Fatalf("lease: %d %v (again: %s)\n%s", code, err, answerOf(client, d.base+"/v1/queues/"+queue+"/lease?max=100"), d.log)
 		}
 		if len(lr.Jobs) == 0 {
 			break
@@ -105,6 +116,8 @@ func (l *ledger) check(t *testing.T, client *http.Client, d *daemon, queue, what
 			}
 		}
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	lost := 0
 	for id := range l.accepted {
 		if !l.ackSent[id] && !delivered[id] {
@@ -119,5 +132,21 @@ func (l *ledger) check(t *testing.T, client *http.Client, d *daemon, queue, what
 			t.Errorf("job %s was acked with 200 and delivered again", id)
 		}
 	}
-	t.Logf("accepted %d, acked before the faults %d, delivered after restart %d, lost %d", len(l.accepted), len(l.acked), len(delivered), lost)
+	for id := range delivered {
+		l.acked[id], l.ackSent[id] = true, true
+	}
+	t.Logf("accepted %d, acked before the faults %d, delivered after restart %d, lost %d", len(l.accepted), len(l.acked)-len(delivered), len(delivered), lost)
+	return len(delivered)
+}
+
+// answerOf posts to url and answers the status and body, for a failure's
+// message.
+func answerOf(client *http.Client, url string) string {
+	resp, err := client.Post(url, "", nil)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return fmt.Sprintf("%d %s", resp.StatusCode, body)
 }

@@ -21,13 +21,14 @@ const checkpointFormat = "edgeq-checkpoint v1 seq=%d\n"
 // Maintenance intervals.
 const (
 	checkpointEvery = time.Second
-	// valueLogGCTicks paces Badger's value-log GC (every 5 minutes), which
-	// reclaims the space of deleted jobs' large payloads (those at or above
-	// ValueThreshold).
-	valueLogGCTicks = 300
 	// valueLogGCRatio: rewrite a value-log file when half of it is garbage.
 	valueLogGCRatio = 0.5
 )
+
+// valueLogGCTicks paces Badger's value-log GC (every 5 minutes), which
+// reclaims the space of deleted jobs' large payloads (those at or above
+// ValueThreshold). A variable only for the torture build (torture.go).
+var valueLogGCTicks = 300
 
 // checkStart compares the store's sequence with the checkpoint at Open.
 func (b *Badger) checkStart(seq uint64) {

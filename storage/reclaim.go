@@ -13,12 +13,18 @@ const (
 	// deletedJobOverhead is what a deleted job counts as garbage beyond its
 	// payload: its record's fixed part and its keys.
 	deletedJobOverhead = 256
+	// reclaimShare: deleted jobs worth a quarter of the tables and value
+	// log on disk.
+	reclaimShare = 4
+)
+
+// Variables only for the torture build (torture.go).
+var (
 	// reclaimMinGarbage: reclaim once this many bytes of jobs were deleted
 	// since the last one and they are at least a quarter of the tables and
 	// value log on disk (reclaimShare), or as soon as any were deleted while
 	// admission is refusing for want of space.
-	reclaimMinGarbage = 8 << 20
-	reclaimShare      = 4
+	reclaimMinGarbage int64 = 8 << 20
 	// reclaimTicks is the shortest interval, in maintenance ticks (seconds),
 	// between two reclaims: the bound on how long deleted jobs hold space.
 	reclaimTicks = 10

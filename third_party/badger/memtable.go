@@ -73,6 +73,12 @@ func (db *DB) openMemTables(opt Options) error {
 			flags = os.O_RDONLY
 		}
 		mt, err := db.openMemTable(fid, flags)
+		if err == z.NewFile && !db.opt.ReadOnly {
+			// edgeq: an empty WAL (a power cut kept its deletion's
+			// truncation, not its unlink) holds nothing: delete it.
+			mt.DecrRef()
+			continue
+		}
 		if err != nil {
 			return y.Wrapf(err, "while opening fid: %d", fid)
 		}

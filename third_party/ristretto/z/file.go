@@ -38,6 +38,7 @@ func OpenMmapFileUsing(fd *os.File, sz int, writable bool) (*MmapFile, error) {
 
 	var rerr error
 	fileSize := fi.Size()
+	created := fileSize == 0 // edgeq: fileSize changes below
 	if sz > 0 && fileSize == 0 {
 		// If file is empty, truncate it to sz.
 		if err := allocate(fd, int64(sz)); err != nil {
@@ -57,9 +58,14 @@ func OpenMmapFileUsing(fd *os.File, sz int, writable bool) (*MmapFile, error) {
 		return nil, errors.Join(err, fmt.Errorf("while mmapping %s with size: %d", fd.Name(), fileSize))
 	}
 
-	if fileSize == 0 {
+	if created { // edgeq: was fileSize == 0, which sizing the file made false
+		// edgeq: the size first, so that the name never survives a power
+		// cut without it (Badger refuses an empty log file at open).
+		if err := fd.Sync(); err != nil {
+			return nil, errors.Join(err, fmt.Errorf("while syncing %s", filename))
+		}
 		dir, _ := filepath.Split(filename)
-		if err := SyncDir(dir); err != nil {
+		if err := syncDir(dir); err != nil {
 			return nil, err
 		}
 	}
@@ -201,6 +207,9 @@ func (m *MmapFile) Close(maxSz int64) error {
 	}
 	return m.Fd.Close()
 }
+
+// syncDir is SyncDir; a test counts the calls (edgeq).
+var syncDir = SyncDir
 
 func SyncDir(dir string) error {
 	df, err := os.Open(dir)
