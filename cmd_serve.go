@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,6 +232,9 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // as it was, once the daemon is done
+	setMemoryLimit(log, e, s.cfg.Storage.Memory)
 
 	dc, err := s.daemonConfig(log)
 	if err != nil {

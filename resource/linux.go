@@ -225,9 +225,15 @@ func (s *LinuxSampler) cgroupMemory() (used, limit uint64, ok bool) {
 	if !found {
 		return 0, 0, false
 	}
-	limit = unlimited
+	return used, s.cgroupLimit(b), true
+}
+
+// cgroupLimit is the tightest memory limit of the own cgroup and its
+// ancestors (unlimited when none is set); stat is its memory.stat.
+func (s *LinuxSampler) cgroupLimit(stat []byte) uint64 {
+	limit := uint64(unlimited)
 	if s.cg.version == 1 {
-		if h, err := parseKeyValue(b, "hierarchical_memory_limit"); err == nil && h < 1<<62 {
+		if h, err := parseKeyValue(stat, "hierarchical_memory_limit"); err == nil && h < 1<<62 {
 			limit = h
 		}
 	}
@@ -238,7 +244,26 @@ func (s *LinuxSampler) cgroupMemory() (used, limit uint64, ok bool) {
 			}
 		}
 	}
-	return used, limit, true
+	return limit
+}
+
+// CgroupMemoryLimit reads the tightest memory limit (v1
+// memory.limit_in_bytes; v2 memory.max and memory.high) of the own cgroup
+// and its ancestors on the host whose file systems are mounted under root,
+// as the sampler does. ok is false when there is no memory controller or no
+// limit is set.
+func CgroupMemoryLimit(root string) (limit uint64, ok bool) {
+	s := NewLinuxSampler("", root)
+	s.cg = s.findCgroup()
+	if s.cg.version == 0 {
+		return 0, false
+	}
+	stat, err := s.read(s.cg.stat)
+	if err != nil {
+		stat = nil
+	}
+	limit = s.cgroupLimit(stat)
+	return limit, limit != unlimited
 }
 
 func (s *LinuxSampler) samplePSI(out *Sample) {

@@ -301,3 +301,24 @@ func TestSignalsString(t *testing.T) {
 		t.Fatalf("String = %q", got)
 	}
 }
+
+func TestCgroupMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		root  string
+		limit uint64
+		ok    bool
+	}{
+		{"cgroup-v1", 536870912, true},           // memory.limit_in_bytes of the service, not the root's "unlimited"
+		{"cgroup-v2", 240000000, true},           // the parent's memory.high is tighter than the service's memory.max
+		{"cgroup-v2-container", 536870912, true}, // the namespace root's memory.max
+		{"no-memcg", 0, false},
+		{"psi-absent", 0, false}, // a host without a cgroup file
+	} {
+		t.Run(tc.root, func(t *testing.T) {
+			limit, ok := CgroupMemoryLimit(filepath.Join("testdata", tc.root))
+			if limit != tc.limit || ok != tc.ok {
+				t.Errorf("CgroupMemoryLimit = %d, %v; want %d, %v", limit, ok, tc.limit, tc.ok)
+			}
+		})
+	}
+}

@@ -30,6 +30,9 @@ type profile struct {
 	indexCacheSize   int64
 	valueLogFileSize int64
 	valueThreshold   int64
+	// goMemory is the Go runtime's soft memory limit that suits the
+	// profile when nothing tighter is known (SoftMemoryLimit).
+	goMemory int64
 }
 
 var profiles = map[string]profile{
@@ -45,6 +48,7 @@ var profiles = map[string]profile{
 		indexCacheSize:   0,
 		valueLogFileSize: 32 << 20,
 		valueThreshold:   1 << 10,
+		goMemory:         64 << 20,
 	},
 	ProfileDefault: {
 		memTableSize:     32 << 20,
@@ -58,8 +62,14 @@ var profiles = map[string]profile{
 		indexCacheSize:   16 << 20,
 		valueLogFileSize: 128 << 20,
 		valueThreshold:   1 << 10,
+		goMemory:         256 << 20,
 	},
 }
+
+// SoftMemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT) that
+// suits a memory profile's store: its memtables and table builders fit
+// under it with room for the engine. 0 for an unknown profile.
+func SoftMemoryLimit(profile string) int64 { return profiles[profile].goMemory }
 
 // inMemoryProfile serves Config.InMemory (tests). Badger keeps every value
 // in the LSM in memory mode and refuses one at or above ValueThreshold, so
