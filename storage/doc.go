@@ -182,7 +182,9 @@
 // Config.Memory picks one of two sets of Badger options (options.go): small,
 // the default, for a 256 MiB device, and default, for 1 GiB or more. Once a
 // second the maintenance loop asks the kernel to page out each new table
-// that stopped changing (pageout_linux.go). On 32-bit ARM, Badger's tables
+// that stopped changing (pageout_linux.go): since Badger reclaims a table's
+// pages itself once written or checked (third_party/badger), that is what
+// opening the table and its first reads faulted back. On 32-bit ARM, Badger's tables
 // are built with a fixed copy of ristretto (third_party/ristretto). The
 // figures, the measurements and the proofs: docs/design.md.
 //

@@ -26,6 +26,7 @@ type profile struct {
 	numL0Tables      int
 	numL0TablesStall int
 	numCompactors    int
+	builders         int // Badger's CompactionBuilders: tables a compaction finishes at once
 	blockCacheSize   int64
 	indexCacheSize   int64
 	valueLogFileSize int64
@@ -44,6 +45,7 @@ var profiles = map[string]profile{
 		numL0Tables:      3,
 		numL0TablesStall: 8,
 		numCompactors:    2,
+		builders:         1,
 		blockCacheSize:   0,
 		indexCacheSize:   0,
 		valueLogFileSize: 32 << 20,
@@ -58,6 +60,7 @@ var profiles = map[string]profile{
 		numL0Tables:      4,
 		numL0TablesStall: 12,
 		numCompactors:    2,
+		builders:         8,
 		blockCacheSize:   32 << 20,
 		indexCacheSize:   16 << 20,
 		valueLogFileSize: 128 << 20,
@@ -83,6 +86,7 @@ var inMemoryProfile = profile{
 	numL0Tables:      3,
 	numL0TablesStall: 8,
 	numCompactors:    2,
+	builders:         1,
 	valueLogFileSize: 32 << 20,
 	valueThreshold:   1 << 20,
 }
@@ -114,6 +118,7 @@ func badgerOptions(cfg Config, log *slog.Logger) badger.Options {
 	opt.NumLevelZeroTables = p.numL0Tables
 	opt.NumLevelZeroTablesStall = p.numL0TablesStall
 	opt.NumCompactors = p.numCompactors
+	opt.CompactionBuilders = p.builders
 	opt.Compression = options.None
 	opt.BlockCacheSize = p.blockCacheSize
 	opt.IndexCacheSize = p.indexCacheSize

@@ -16,8 +16,11 @@ import (
 // tablePager gives back the resident pages of LSM tables that Badger has
 // just written. Badger builds each table in memory and copies it into a
 // fresh memory-mapped file (table.CreateTable), so every page of a new table
-// starts resident and counted in the process's RSS; a backlog's tables then
-// show up as RSS that grows with the backlog although no read needs them.
+// used to start resident and counted in the process's RSS; a backlog's tables
+// then showed up as RSS that grows with the backlog although no read needs
+// them. edgeq's Badger now reclaims them right after the copy
+// (third_party/badger/README.edgeq.md); what is left for the pager is what
+// opening the table (its index) and its first reads fault back.
 // Once per maintenance tick the pager reads /proc/self/maps and asks the
 // kernel to reclaim each new table mapping, once it is written
 // (madvise MADV_PAGEOUT, Linux 5.4 and later: the pages are clean after

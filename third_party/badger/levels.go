@@ -961,7 +961,7 @@ func (s *levelsController) compactBuildTables(
 	}
 
 	res := make(chan *table.Table, 3)
-	inflightBuilders := y.NewThrottle(8 + len(cd.splits))
+	inflightBuilders := y.NewThrottle(max(s.kv.opt.CompactionBuilders, 1) + len(cd.splits)) // edgeq: was 8
 	for _, kr := range cd.splits {
 		// Initiate Do here so we can register the goroutines for buildTables too.
 		if err := inflightBuilders.Do(); err != nil {

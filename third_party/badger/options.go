@@ -74,6 +74,7 @@ type Options struct {
 	ValueLogMaxEntries uint32
 
 	NumCompactors        int
+	CompactionBuilders   int // edgeq: tables a compaction builds at once, beyond its sub-compactions
 	CompactL0OnClose     bool
 	LmaxCompaction       bool
 	ZSTDCompressionLevel int
@@ -135,6 +136,7 @@ func DefaultOptions(path string) Options {
 		MetricsEnabled:      true,
 
 		NumCompactors:           4, // Run at least 2 compactors. Zero-th compactor prioritizes L0.
+		CompactionBuilders:      8, // edgeq: upstream's fixed figure
 		NumLevelZeroTables:      5,
 		NumLevelZeroTablesStall: 15,
 		NumMemtables:            5,
