@@ -149,6 +149,12 @@ func TestProfiles(t *testing.T) {
 			if opt.BaseTableSize != opt.MemTableSize {
 				t.Errorf("BaseTableSize %d != MemTableSize %d (see docs/design.md, 32-bit ARM)", opt.BaseTableSize, opt.MemTableSize)
 			}
+			// Each table a compaction builds holds a buffer of twice the
+			// table size on the Go heap: a 256 MiB box has room for few
+			// (docs/BENCHMARKS.md, "Peak memory without tuning").
+			if name == ProfileSmall && opt.CompactionBuilders != 1 {
+				t.Errorf("CompactionBuilders %d, want 1", opt.CompactionBuilders)
+			}
 			if opt.SyncWrites || opt.DetectConflicts || opt.NumVersionsToKeep != 1 {
 				t.Errorf("SyncWrites %v, DetectConflicts %v, NumVersionsToKeep %d; want false, false, 1",
 					opt.SyncWrites, opt.DetectConflicts, opt.NumVersionsToKeep)
