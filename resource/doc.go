@@ -32,7 +32,8 @@
 //     host.SensorsTemperatures is unreliable on Raspberry Pi kernels).
 //   - Go memory: runtime/metrics memory that a collection cannot free (all
 //     runtime memory less released and free heap and dead objects) against
-//     GOMEMLIMIT (debug.SetMemoryLimit(-1)); known only when GOMEMLIMIT is set.
+//     GOMEMLIMIT (debug.SetMemoryLimit(-1)); known only when a soft limit is set
+//     (GOMEMLIMIT, or the one edgeq serve derives).
 //     Usage.Transient (the transports' bounded buffers in use, such as MQTT
 //     messages waiting for their commit) is left out: the daemon's own
 //     ingest burst is not memory pressure and must not shed unrelated work.
