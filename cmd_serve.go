@@ -234,12 +234,13 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	defer signal.Stop(hup)
 
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // as it was, once the daemon is done
-	setMemoryLimit(log, e, s.cfg.Storage.Memory)
+	derived := setMemoryLimit(log, e, s.cfg.Storage.Memory)
 
 	dc, err := s.daemonConfig(log)
 	if err != nil {
 		return err
 	}
+	dc.GoMemoryDerived = derived
 	d, err := daemon.New(dc)
 	if err != nil {
 		return err

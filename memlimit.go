@@ -28,12 +28,18 @@ func memoryLimit(gomemlimit, root, profile string) (limit int64, source string) 
 	return storage.SoftMemoryLimit(profile), "storage.memory"
 }
 
-// setMemoryLimit applies memoryLimit to the runtime and logs it.
-func setMemoryLimit(log *slog.Logger, e env, profile string) {
+// setMemoryLimit applies memoryLimit to the runtime and logs it. It
+// reports whether the limit is derived (not GOMEMLIMIT): such a limit steers
+// the GC only, and the governor does not shed on Go memory against it
+// (daemon.Config.GoMemoryDerived): on a box without a cgroup limit nothing
+// kills the process at that figure, and in a cgroup the governor watches
+// the cgroup's own limit.
+func setMemoryLimit(log *slog.Logger, e env, profile string) (derived bool) {
 	gomemlimit, _ := e.getenv("GOMEMLIMIT")
 	limit, source := memoryLimit(gomemlimit, "/", profile)
 	if limit > 0 {
 		debug.SetMemoryLimit(limit)
 	}
 	log.Info("go memory limit", "mib", debug.SetMemoryLimit(-1)>>20, "source", source)
+	return limit > 0
 }

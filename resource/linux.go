@@ -48,6 +48,7 @@ type LinuxSampler struct {
 	cg         cgroupFiles   // guarded by mu
 	zones      []string      // guarded by mu: thermal zone temp files
 	rtm        []metrics.Sample
+	noGoMem    bool // set before the first Sample: Go memory is not a signal
 
 	psiHost [3]string // cpu, memory, io under root/proc/pressure
 	vmstat  string
@@ -325,7 +326,17 @@ func (s *LinuxSampler) sampleThermal(out *Sample) {
 	}
 }
 
+// IgnoreGoMemory leaves Go memory out of the samples, for a soft memory
+// limit that only steers the garbage collector: one that edgeq serve derived
+// from its cgroup's limit or its store profile, whose memory the cgroup and
+// host signals already watch, as opposed to a GOMEMLIMIT that an operator
+// sized below a hard limit. Call it before the first Sample.
+func (s *LinuxSampler) IgnoreGoMemory() { s.noGoMem = true }
+
 func (s *LinuxSampler) sampleGoMem(out *Sample) {
+	if s.noGoMem {
+		return
+	}
 	limit := debug.SetMemoryLimit(-1)
 	if limit <= 0 || limit == math.MaxInt64 {
 		return // GOMEMLIMIT unset: nothing to be near

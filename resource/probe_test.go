@@ -286,6 +286,15 @@ func TestLinuxSamplerGoMemory(t *testing.T) {
 		t.Fatalf("GoMem = %d of %d (known %v), want some of 1GiB", got.GoMem, got.GoMemLimit, got.Known.Has(SignalGoMemory))
 	}
 
+	s := NewLinuxSampler("", "testdata/psi-present")
+	s.IgnoreGoMemory()
+	if got, err = s.Sample(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got.Known.Has(SignalGoMemory) {
+		t.Fatal("GoMemory known although ignored (a derived soft limit)")
+	}
+
 	debug.SetMemoryLimit(math.MaxInt64)
 	got, err = NewLinuxSampler("", "testdata/psi-present").Sample(context.Background())
 	if err != nil {

@@ -16,6 +16,10 @@ import (
 type Config struct {
 	DataDir string // the store's directory
 	Memory  string // the store's memory profile (storage.Config.Memory)
+	// GoMemoryDerived says the Go soft memory limit is serve's own, derived
+	// from the cgroup's limit or the profile, not GOMEMLIMIT: it steers the
+	// GC only, and the governor does not shed on Go memory against it.
+	GoMemoryDerived bool
 	// Engine configures the engine; the daemon sets its Logger, OnEvent,
 	// OnAlert and the Handler of every queue listed in Handlers.
 	Engine engine.Config

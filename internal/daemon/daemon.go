@@ -156,7 +156,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	rc := d.cfg.Governor
 	rc.Logger = d.log
-	if d.gov, err = newGovernor(rc, d.cfg.DataDir, d.eng, d.mqtt.inHand); err != nil {
+	if d.gov, err = newGovernor(rc, d.cfg.DataDir, d.cfg.GoMemoryDerived, d.eng, d.mqtt.inHand); err != nil {
 		return fmt.Errorf("create governor: %w", err)
 	}
 	d.group.Go(func() { _ = d.gov.run(d.bg) })

@@ -28,8 +28,12 @@ var _ httpapi.Governor = (*governorLink)(nil)
 // sampler (the store's directory and the root file system), the engine's
 // usage and symptoms, and the bytes the transports hold in their bounded
 // buffers (transient).
-func newGovernor(rc resource.Config, dataDir string, eng *engine.Engine, transient func() uint64) (*governorLink, error) {
-	g, err := resource.New(rc, resource.NewLinuxSampler(dataDir, "/"), func() resource.Usage {
+func newGovernor(rc resource.Config, dataDir string, goMemDerived bool, eng *engine.Engine, transient func() uint64) (*governorLink, error) {
+	sampler := resource.NewLinuxSampler(dataDir, "/")
+	if goMemDerived {
+		sampler.IgnoreGoMemory()
+	}
+	g, err := resource.New(rc, sampler, func() resource.Usage {
 		running, limit := eng.Workers()
 		s := eng.Symptoms()
 		return resource.Usage{Running: running, Limit: limit, CommitP99: s.CommitP99, WaitP99: s.WaitP99, Transient: transient()}
