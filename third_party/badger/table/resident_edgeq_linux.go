@@ -2,16 +2,23 @@
 
 package table
 
-import "golang.org/x/sys/unix"
+import (
+	"github.com/dgraph-io/ristretto/v2/z"
+	"golang.org/x/sys/unix"
+)
 
-// dropResident asks the kernel to reclaim the pages of a table's mapping
-// (MADV_PAGEOUT, Linux 5.4 and later), or before 5.4 at least to unmap them
-// from the process (MADV_DONTNEED: they stay in the page cache). A later
-// read faults back what it touches. Table files are never written through
-// their mapping after CreateTable's msync, so no data is at stake.
-func dropResident(b []byte) {
-	if len(b) == 0 || unix.Madvise(b, unix.MADV_PAGEOUT) == nil {
+// dropResident unmaps a table's pages from the process (MADV_DONTNEED) and
+// then drops them from the page cache (POSIX_FADV_DONTNEED, which also
+// flushes the per-CPU page lists that keep just-written pages from
+// reclaim). A later read faults back what it touches, from the file. Table
+// files are never written through their mapping after CreateTable's msync,
+// so no data is at stake.
+func dropResident(mf *z.MmapFile) {
+	if len(mf.Data) == 0 {
 		return
 	}
-	_ = unix.Madvise(b, unix.MADV_DONTNEED)
+	_ = unix.Madvise(mf.Data, unix.MADV_DONTNEED)
+	if mf.Fd != nil {
+		_ = unix.Fadvise(int(mf.Fd.Fd()), 0, 0, unix.FADV_DONTNEED)
+	}
 }

@@ -4,4 +4,6 @@
 
 package table
 
-func dropResident([]byte) {}
+import "github.com/dgraph-io/ristretto/v2/z"
+
+func dropResident(*z.MmapFile) {}

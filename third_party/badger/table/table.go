@@ -258,7 +258,7 @@ func CreateTable(fname string, builder *Builder) (*Table, error) {
 	if err := z.Msync(mf.Data); err != nil {
 		return nil, y.Wrapf(err, "while calling msync on %s", fname)
 	}
-	dropResident(mf.Data) // edgeq: the copy left every page resident
+	dropResident(mf) // edgeq: the copy left every page resident
 	return OpenTable(mf, *builder.opts)
 }
 
@@ -704,7 +704,7 @@ func (t *Table) readTableIndex() (*fb.TableIndex, error) {
 // VerifyChecksum verifies checksum for all blocks of table. This function is called by
 // OpenTable() function. This function is also called inside levelsController.VerifyChecksum().
 func (t *Table) VerifyChecksum() error {
-	defer dropResident(t.Data) // edgeq: read for the check only
+	defer dropResident(t.MmapFile) // edgeq: read for the check only
 	ti := t.fetchIndex()
 	for i := 0; i < ti.OffsetsLength(); i++ {
 		b, err := t.block(i, true)
