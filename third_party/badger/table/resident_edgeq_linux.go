@@ -12,13 +12,12 @@ import (
 // flushes the per-CPU page lists that keep just-written pages from
 // reclaim). A later read faults back what it touches, from the file. Table
 // files are never written through their mapping after CreateTable's msync,
-// so no data is at stake.
+// so no data is at stake. An in-memory table (no file) is left alone: its
+// Data is the Go heap, which MADV_DONTNEED would zero.
 func dropResident(mf *z.MmapFile) {
-	if len(mf.Data) == 0 {
+	if mf == nil || mf.Fd == nil || len(mf.Data) == 0 {
 		return
 	}
 	_ = unix.Madvise(mf.Data, unix.MADV_DONTNEED)
-	if mf.Fd != nil {
-		_ = unix.Fadvise(int(mf.Fd.Fd()), 0, 0, unix.FADV_DONTNEED)
-	}
+	_ = unix.Fadvise(int(mf.Fd.Fd()), 0, 0, unix.FADV_DONTNEED)
 }
