@@ -33,7 +33,8 @@
 //   - Go memory: runtime/metrics memory that a collection cannot free (all
 //     runtime memory less released and free heap and dead objects) against
 //     GOMEMLIMIT (debug.SetMemoryLimit(-1)); known only when a soft limit is set
-//     (GOMEMLIMIT, or the one edgeq serve derives).
+//     and the sampler was not told to ignore it (IgnoreGoMemory: a limit that
+//     edgeq serve derived steers the GC only).
 //     Usage.Transient (the transports' bounded buffers in use, such as MQTT
 //     messages waiting for their commit) is left out: the daemon's own
 //     ingest burst is not memory pressure and must not shed unrelated work.
