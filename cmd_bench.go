@@ -39,7 +39,10 @@ func benchCommand(e env) *cli.Command {
 			"--coalesce turns on the client's group commit (concurrent enqueues share batch\n" +
 			"requests, concurrent acks share POST /v1/acks); --lease-max 1 makes consumers\n" +
 			"take one job at a time, and --pipeline has each consumer lease its next job while\n" +
-			"the last one's ack is in flight.",
+			"the last one's ack is in flight.\n\n" +
+			"With --pid, the daemon's CPU time (user plus system, from /proc/PID/stat) over\n" +
+			"the run is reported, and divided by the jobs enqueued (by those consumed when\n" +
+			"there are no producers): the daemon's CPU per job without the load generator's.",
 		Flags: clientCommandFlags(
 			&cli.IntFlag{Name: "producers", Value: 64, Usage: "concurrent enqueuers"},
 			&cli.IntFlag{Name: "consumers", Value: 0, Usage: "concurrent lease-and-ack workers"},
@@ -53,6 +56,7 @@ func benchCommand(e env) *cli.Command {
 			&cli.IntFlag{Name: "in-flight", Value: 1, Usage: "with --coalesce: grouped requests in flight at once (1 to 16)"},
 			&cli.IntFlag{Name: "lease-max", Value: engine.MaxLease, Usage: "jobs a consumer leases at once (1 to 100)"},
 			&cli.BoolFlag{Name: "pipeline", Usage: "consumers lease the next jobs while the last ack is in flight"},
+			&cli.IntFlag{Name: "pid", Usage: "the daemon's process id: report its CPU time over the run, and per job (Linux)"},
 		),
 		Action: func(c *cli.Context) error { return bench(c, e) },
 	}
@@ -109,6 +113,17 @@ func bench(c *cli.Context, e env) error {
 	if c.IsSet("count") {
 		cfg.Duration = 0
 	}
+	pid := c.Int("pid")
+	var cpu0 time.Duration
+	if c.IsSet("pid") {
+		if pid <= 0 {
+			return usageErrorf("--pid: want a process id above 0, got %d", pid)
+		}
+		var err error
+		if cpu0, err = procCPU(pid); err != nil {
+			return fmt.Errorf("--pid %d: read its CPU time: %w", pid, err)
+		}
+	}
 	conns := cfg.Producers + cfg.Consumers
 	hc := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
@@ -129,6 +144,13 @@ func bench(c *cli.Context, e env) error {
 	defer stop()
 	var progress io.Writer = c.App.ErrWriter
 	r := runBench(ctx, cl, cfg, progress)
+	if c.IsSet("pid") {
+		cpu1, err := procCPU(pid)
+		if err != nil {
+			return fmt.Errorf("--pid %d: read its CPU time: %w", pid, err)
+		}
+		r.DaemonCPU = newDaemonCPU(pid, cpu1-cpu0, r)
+	}
 	// Clean up also after an interrupt, which cancelled ctx.
 	cleanCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), clientTimeout)
 	defer cancel()
@@ -200,6 +222,7 @@ type benchResult struct {
 	Latency     map[string]latencySum `json:"latency_ms"` // by request: enqueue, batch, lease, ack
 	Errors      map[string]int64      `json:"errors"`     // by code
 	Purged      int                   `json:"purged"`     // jobs left in the queue and purged at the end
+	DaemonCPU   *daemonCPU            `json:"daemon_cpu,omitempty"`
 }
 
 // latencySum are percentiles in milliseconds.
@@ -470,6 +493,9 @@ func printBench(w io.Writer, r benchResult) {
 		r.Config.Queue, r.Config.Producers, r.Config.Consumers, r.Config.Payload, r.Config.Batch, r.ElapsedS)
 	fmt.Fprintf(w, "enqueued %d jobs (%.0f jobs/s)\n", r.Enqueued, r.EnqueueRate)
 	fmt.Fprintf(w, "consumed %d jobs (%.0f jobs/s)\n", r.Consumed, r.ConsumeRate)
+	if d := r.DaemonCPU; d != nil {
+		fmt.Fprintf(w, "daemon (pid %d) CPU %.2fs: %.1f µs per job %s\n", d.PID, d.Seconds, d.USPerJob, d.Per)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "request\tcount\tp50 ms\tp90 ms\tp99 ms\tmax ms\t")
 	for _, name := range []string{"enqueue", "batch", "lease", "ack"} {

@@ -127,3 +127,19 @@ func TestBenchCleansUp(t *testing.T) {
 		t.Errorf("bench --keep: %+v, %+v, queues %v: want its 10 jobs kept", r, res, ready())
 	}
 }
+
+// TestParseProcStat reads utime and stime after a command name that holds
+// spaces and parentheses, and refuses what is not /proc/PID/stat.
+func TestParseProcStat(t *testing.T) {
+	t.Parallel()
+	const stat = "4242 (edgeq) (x y) S 1 4242 4242 0 -1 4194560 9117 0 0 0 250 130 0 0 20 0 12 0 1234 1700000000 4000 18446744073709551615 1 1 0 0 0 0 0 0 2143420159 0 0 0 17 1 0 0 0 0 0\n"
+	got, err := parseProcStat(stat)
+	if want := 3800 * time.Millisecond; err != nil || got != want {
+		t.Errorf("parseProcStat = %v, %v; want %v (380 ticks)", got, err, want)
+	}
+	for _, bad := range []string{"", "4242 edgeq S 1", "4242 (edgeq) S 1 2 3", "4242 (edgeq) S 1 4242 4242 0 -1 4194560 9117 0 0 0 x 130 0"} {
+		if _, err := parseProcStat(bad); err == nil {
+			t.Errorf("parseProcStat(%q) accepted", bad)
+		}
+	}
+}
