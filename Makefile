@@ -23,6 +23,7 @@ FUZZ_TARGETS := \
 	./storage:FuzzRecord \
 	./transport/httpapi:FuzzDecodeBatch \
 	./transport/wire:FuzzAppendJSONString \
+	./transport/wire:FuzzBatchLineFast \
 	./transport/mqttapi:FuzzTopicQueue \
 	./transport/mqttapi:FuzzEnvelope \
 	.:FuzzParseConfig
