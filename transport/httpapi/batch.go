@@ -51,7 +51,8 @@ func decodeBatch(body []byte, maxPayload int) ([]BatchLine, error) {
 		if len(lines) == maxBatchLines {
 			return nil, invalidArg("body", "more than %d jobs in one batch", maxBatchLines)
 		}
-		var l BatchLine
+		lines = append(lines, BatchLine{})
+		l := &lines[len(lines)-1] // decoded in place: a local would escape
 		if err := l.UnmarshalJSON(line); err != nil {
 			return nil, &lineError{line: no, err: err}
 		}
@@ -62,7 +63,6 @@ func decodeBatch(body []byte, maxPayload int) ([]BatchLine, error) {
 				Sentinel: job.ErrTooLarge,
 			}}
 		}
-		lines = append(lines, l)
 	}
 	if len(lines) == 0 {
 		return nil, invalidArg("body", "no jobs (want one JSON object a line)")

@@ -2,8 +2,11 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -172,4 +175,62 @@ func FuzzDecodeBatch(f *testing.F) {
 			t.Fatalf("re-encoded body: %d lines, %v; want %d", len(again), err, len(lines))
 		}
 	})
+}
+
+// raceEnabled is set by race_test.go under the race detector.
+var raceEnabled bool
+
+// TestEnqueueBatchAllocs bounds the allocations of a batch of 100 jobs in
+// the handler: per job the payload and the fake engine's result, no more
+// (a line decoded on the heap, an id string for the answer and the
+// answer's reflection encoding took two more each).
+func TestEnqueueBatchAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random: allocations are not counted")
+	}
+	eng := newFakeEngine()
+	eng.discard = true
+	s, err := New(Config{}, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ndjson []byte
+	for range 100 {
+		line, _ := BatchLine{Payload: bytes.Repeat([]byte{0xfe}, 256)}.MarshalJSON()
+		ndjson = append(append(ndjson, line...), '\n')
+	}
+	body := &resettableBody{}
+	req := httptest.NewRequest("POST", "http://127.0.0.1/v1/queues/bench/batch", nil)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Body, req.ContentLength = body, int64(len(ndjson))
+	dw := &discardWriter{h: http.Header{}}
+	allocs := testing.AllocsPerRun(20, func() {
+		body.Reset(ndjson)
+		clear(dw.h)
+		s.ServeHTTP(dw, req)
+		if dw.code != http.StatusCreated {
+			t.Fatalf("status %d", dw.code)
+		}
+	})
+	if allocs > 240 {
+		t.Errorf("%.0f allocations for a batch of 100, want at most 240", allocs)
+	}
+}
+
+// TestBatchAnswer: the hand-encoded answer of a batch is what
+// encoding/json makes of BatchResponse.
+func TestBatchAnswer(t *testing.T) {
+	res := []job.Result{
+		{ID: 0x0123456789abcdef, State: job.StateReady, Durable: true},
+		{ID: 1, State: job.StateDelayed, Duplicate: true},
+		{ID: ^job.ID(0), State: job.State(200)},
+	}
+	want := BatchResponse{Jobs: []BatchResult{}}
+	for _, r := range res {
+		want.Jobs = append(want.Jobs, BatchResult{ID: r.ID.String(), State: r.State.String(), Durable: r.Durable, Duplicate: r.Duplicate})
+	}
+	wantJSON, _ := json.Marshal(want)
+	if got := appendBatchAnswer(nil, res); string(got) != string(wantJSON)+"\n" {
+		t.Errorf("batch answer\n got %s\nwant %s", got, wantJSON)
+	}
 }

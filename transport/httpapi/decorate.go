@@ -19,8 +19,9 @@ type withStatus struct {
 	retryAfter int
 }
 
-// enqueued is the hand-encoded answer of the single-job enqueue (the hot
-// path), pooled by the Server; decorate returns it to the pool once written.
+// enqueued is the hand-encoded answer of an enqueue, single-job or batch
+// (the hot paths), pooled by the Server; decorate returns it to the pool
+// once written, unless a large batch grew it beyond maxPooledBuffer.
 type enqueued struct {
 	status int
 	b      []byte
@@ -47,7 +48,9 @@ func (s *Server) write(w http.ResponseWriter, v any) {
 		w.Header()["Content-Type"] = jsonContentType
 		w.WriteHeader(v.status)
 		_, _ = w.Write(v.b)
-		s.resps.Put(v)
+		if cap(v.b) <= maxPooledBuffer {
+			s.resps.Put(v)
+		}
 	case answer:
 		writeAnswer(w, v)
 	case withStatus:

@@ -135,11 +135,10 @@ func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	out := BatchResponse{Jobs: make([]BatchResult, len(res))}
-	for i, r := range res {
-		out.Jobs[i] = BatchResult{ID: r.ID.String(), State: r.State.String(), Durable: r.Durable, Duplicate: r.Duplicate}
-	}
-	return withStatus{status: http.StatusCreated, v: out}, nil
+	a := s.resps.Get().(*enqueued)
+	a.status = http.StatusCreated
+	a.b = appendBatchAnswer(a.b[:0], res)
+	return a, nil
 }
 
 // readBatch checks a batch request and decodes its body under the body

@@ -218,11 +218,7 @@ func queuesToWire(qs []engine.QueueStats) []QueueStats {
 // appendResult encodes r as EnqueueResult JSON (byte for byte what
 // encoding/json writes, without its reflection).
 func appendResult(b []byte, r job.Result) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, `{"id":"`...)
-	for shift := 60; shift >= 0; shift -= 4 {
-		b = append(b, hex[(r.ID>>uint(shift))&0xf])
-	}
+	b = appendID(append(b, `{"id":"`...), r.ID)
 	b = append(b, `","queue":`...)
 	b = wire.AppendJSONString(b, r.Queue)
 	b = append(b, `,"state":`...)
@@ -232,4 +228,34 @@ func appendResult(b []byte, r job.Result) []byte {
 	b = append(b, `,"duplicate":`...)
 	b = strconv.AppendBool(b, r.Duplicate)
 	return append(b, "}\n"...)
+}
+
+// appendID appends id as its 16 hex digits (job.ID.String without the
+// string).
+func appendID(b []byte, id job.ID) []byte {
+	const hex = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b = append(b, hex[(id>>uint(shift))&0xf])
+	}
+	return b
+}
+
+// appendBatchAnswer appends the BatchResponse of res as encoding/json
+// writes it, newline included, without a string or reflection per job.
+func appendBatchAnswer(b []byte, res []job.Result) []byte {
+	b = append(b, `{"jobs":[`...)
+	for i, r := range res {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendID(append(b, `{"id":"`...), r.ID)
+		b = append(b, `","state":`...)
+		b = wire.AppendJSONString(b, r.State.String())
+		b = append(b, `,"durable":`...)
+		b = strconv.AppendBool(b, r.Durable)
+		b = append(b, `,"duplicate":`...)
+		b = strconv.AppendBool(b, r.Duplicate)
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
 }
