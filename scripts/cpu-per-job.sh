@@ -19,7 +19,7 @@ rounds=${3:-3}
 secs=${4:-10}
 repo=$(git rev-parse --show-toplevel)
 work=$(mktemp -d)
-port=17392
+port=""
 daemon=""
 
 cleanup() {
@@ -50,12 +50,19 @@ print(round(c["us_per_job"], 1), round(r["enqueued_per_s"] if c["per"] == "enque
 run() {
 	local bin=$1 dir
 	dir=$(mktemp -d "$work/data.XXXX")
+	# A port free now: never load another daemon that listens on a fixed one.
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	"$bin" serve --data-dir "$dir" --http-addr "127.0.0.1:$port" >"$dir.log" 2>&1 &
 	daemon=$!
 	for _ in $(seq 100); do
 		if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
 		sleep 0.1
 	done
+	if ! kill -0 "$daemon" 2>/dev/null; then
+		echo "daemon did not start:" >&2
+		cat "$dir.log" >&2
+		exit 1
+	fi
 	echo "$(load --producers 64) $(load --producers 8 --batch 100 --keep) $(load --producers 0 --consumers 8)"
 	kill "$daemon"
 	wait "$daemon" 2>/dev/null || true
