@@ -18,11 +18,13 @@ type fakeGovernor struct {
 	st resource.Status // guarded by mu
 }
 
-func (g *fakeGovernor) Status() ([]byte, error) {
+func (g *fakeGovernor) Status() resource.Status {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return json.Marshal(g.st)
+	return g.st
 }
+
+func (g *fakeGovernor) LevelChanges() uint64 { return 2 }
 
 func (g *fakeGovernor) Drill(level job.Level, d time.Duration) error {
 	g.mu.Lock()
@@ -37,16 +39,6 @@ func (g *fakeGovernor) ClearDrill() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.st.Drill = nil
-}
-
-func (g *fakeGovernor) Gauges() GovernorGauges {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	s := g.st.Sample
-	return GovernorGauges{Level: g.st.Level, Concurrency: g.st.Concurrency, LevelChanges: 2,
-		CPUPercent: s.CPUBusy, CPUKnown: s.Known.Has(resource.SignalCPU),
-		MemPercent: s.MemPercent(), MemKnown: s.Known.Has(resource.SignalMemory),
-		DiskFree: s.DiskFree, DiskKnown: s.Known.Has(resource.SignalDisk)}
 }
 
 // governorOf returns the raw "governor" member of a JSON object.
@@ -125,6 +117,36 @@ func TestGovernorServedJSON(t *testing.T) {
 				case ok && value(mf.GetMetric()[0]) != want:
 					t.Errorf("%s = %v, want %v", name, value(mf.GetMetric()[0]), want)
 				}
+			}
+		})
+	}
+}
+
+// TestGovernorStatsJSON: the wire form of a status, rounded, with null for
+// unknown figures and the drill in UTC.
+func TestGovernorStatsJSON(t *testing.T) {
+	until := time.Date(2026, 3, 1, 13, 1, 0, 0, time.FixedZone("CET", 3600))
+	s := resource.Sample{Known: resource.SignalCPU | resource.SignalLoad | resource.SignalMemory | resource.SignalDisk,
+		CPUBusy: 97.44, Cores: 4, MemUsed: 930 << 20, MemLimit: 1000 << 20, DiskFree: 10 << 30}
+	tests := []struct {
+		name string
+		st   resource.Status
+		want string
+	}{
+		{"known", resource.Status{Level: job.LevelHigh, Concurrency: 6, Reason: "memory 93.0%", Sample: s},
+			`{"level":"high","concurrency":6,"cpu_percent":97.4,"memory_percent":93,"disk_free_bytes":10737418240,"reason":"memory 93.0%","drill":null}`},
+		{"unknown and drill", resource.Status{Level: job.LevelCritical, Concurrency: 1, Reason: "drill until 2026-03-01T12:01:00Z",
+			Drill: &resource.DrillStatus{Level: job.LevelCritical, Until: until}},
+			`{"level":"critical","concurrency":1,"cpu_percent":null,"memory_percent":null,"disk_free_bytes":null,"reason":"drill until 2026-03-01T12:01:00Z","drill":{"level":"critical","until":"2026-03-01T12:01:00Z"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(governorStats(tt.st))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tt.want {
+				t.Fatalf("JSON =\n%s\nwant\n%s", b, tt.want)
 			}
 		})
 	}
