@@ -28,10 +28,6 @@ const (
 	workDefaultGrace = 30 * time.Second
 	// workNoTimeout stands for "no --timeout": the exec handler wants one.
 	workNoTimeout = 100 * 365 * 24 * time.Hour
-	// workReleaseDelay is the delay of the nack that releases a job at
-	// shutdown. A nack with delay 0 means the queue's backoff; this is the
-	// smallest delay that is not, so the job is ready again at once.
-	workReleaseDelay = time.Millisecond
 	// workRetryPause is the pause after a failed /lease before the next.
 	workRetryPause = time.Second
 	// workResolveTimeout bounds the ack, nack or fail of a finished job.
@@ -329,7 +325,7 @@ func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
 	case ctx.Err() != nil:
 		// Killed at the end of the grace period: hand the job back now.
 		ev.Event, ev.Error = "released", "worker shut down while the command ran"
-		_, err = w.cl.Nack(rctx, lj.ID, lease, workReleaseDelay, "released: "+ev.Error)
+		_, err = w.cl.Nack(rctx, lj.ID, lease, 0, "released: "+ev.Error)
 	case out.Verdict == engine.Ack:
 		ev.Event = "done"
 		err = w.cl.Ack(rctx, lj.ID, lease)
@@ -338,7 +334,7 @@ func (w *worker) runJob(ctx context.Context, lj httpapi.Job) {
 		err = w.cl.Fail(rctx, lj.ID, lease, out.Error)
 	default:
 		ev.Event = "retry"
-		ev.State, err = w.cl.Nack(rctx, lj.ID, lease, out.RetryAfter, out.Error)
+		ev.State, err = w.cl.Nack(rctx, lj.ID, lease, out.NackDelay(), out.Error)
 		if ev.State == "dead" { // its attempts are spent
 			ev.Event, ev.State = "dead", ""
 		}
