@@ -152,15 +152,6 @@ func benchCleanUp(ctx context.Context, cl *httpapi.Client, queue string, keep bo
 	return nil
 }
 
-// clientAddr is the daemon URL of the client flags.
-func clientAddr(c *cli.Context, e env) string {
-	addr := clientSetting(c, e, "addr", "EDGEQ_ADDR", defaultClient)
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	return addr
-}
-
 // benchResult is the outcome of a run; --json prints it.
 type benchResult struct {
 	Config      benchConfig           `json:"config"`
