@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"math"
 	"net/http"
 	"slices"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
-	"github.com/edgeq/edgeq/engine/memstore"
 )
 
 // fakeHistograms is what the fake engine answers to Histograms: fixed
@@ -300,34 +298,8 @@ func TestMetricsCollectorsPedantic(t *testing.T) {
 // TestMetricsRealEngine scrapes a server over a real engine: its histograms
 // come out under their names with the engine's buckets.
 func TestMetricsRealEngine(t *testing.T) {
-	eng, err := engine.New(engine.Config{}, memstore.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := eng.Stop(context.Background()); err != nil {
-			t.Errorf("engine Stop: %v", err)
-		}
-	})
-	s, err := New(Config{Addr: "127.0.0.1:0"}, eng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{}
-	t.Cleanup(func() {
-		hc.CloseIdleConnections()
-		if err := s.Shutdown(context.Background()); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	base := "http://" + s.Addr().String()
-	c := NewClient(base, "", hc)
+	rs := startRealServer(t, engine.Config{})
+	eng, base, hc, c := rs.eng, rs.base, rs.hc, rs.client
 	if _, err := c.Enqueue(t.Context(), "orders", []byte("x"), EnqueueOptions{}); err != nil {
 		t.Fatal(err)
 	}

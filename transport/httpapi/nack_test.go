@@ -1,46 +1,17 @@
 package httpapi
 
 import (
-	"context"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
-	"github.com/edgeq/edgeq/engine/memstore"
 )
 
 // TestClientNackDelay: the client's delay means what the API's does (SPEC
 // 5): 0 makes the job ready now, engine.NackBackoff waits for the queue's
 // backoff (an hour here), a positive delay delays it.
 func TestClientNackDelay(t *testing.T) {
-	eng, err := engine.New(engine.Config{Backoff: engine.Backoff{Initial: time.Hour, Max: time.Hour}}, memstore.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := eng.Stop(context.Background()); err != nil {
-			t.Errorf("engine Stop: %v", err)
-		}
-	})
-	s, err := New(Config{Addr: "127.0.0.1:0"}, eng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{}
-	t.Cleanup(func() {
-		hc.CloseIdleConnections()
-		if err := s.Shutdown(context.Background()); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	c := NewClient("http://"+s.Addr().String(), "", hc)
+	c := startRealServer(t, engine.Config{Backoff: engine.Backoff{Initial: time.Hour, Max: time.Hour}}).client
 	for _, tc := range []struct {
 		name  string
 		delay time.Duration
