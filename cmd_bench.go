@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/bits"
 	"net"
 	"net/http"
 	"slices"
@@ -84,34 +81,9 @@ func bench(c *cli.Context, e env) error {
 	if _, err := wantArgs(c); err != nil {
 		return err
 	}
-	cfg := benchConfig{
-		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Payload: c.Int("payload"),
-		Duration: c.Duration("duration"), Count: c.Int("count"), Batch: c.Int("batch"), Queue: c.String("queue"),
-		Coalesce: c.Bool("coalesce"), InFlight: c.Int("in-flight"), LeaseMax: c.Int("lease-max"), Pipeline: c.Bool("pipeline"),
-	}
-	switch {
-	case cfg.Producers < 0 || cfg.Consumers < 0 || cfg.Producers+cfg.Consumers == 0:
-		return usageErrorf("--producers, --consumers: want at least one of either")
-	case cfg.Producers > 10000 || cfg.Consumers > 10000:
-		return usageErrorf("--producers, --consumers: at most 10000 each")
-	case cfg.Payload < 0:
-		return usageErrorf("--payload: must not be negative")
-	case cfg.Count < 0:
-		return usageErrorf("--count: must not be negative")
-	case cfg.Count == 0 && cfg.Duration <= 0:
-		return usageErrorf("--duration: must be positive")
-	case cfg.Batch < 0 || cfg.Batch > 10000:
-		return usageErrorf("--batch: want 0 to 10000, got %d", cfg.Batch)
-	case cfg.InFlight < 1 || cfg.InFlight > 16:
-		return usageErrorf("--in-flight: want 1 to 16, got %d", cfg.InFlight)
-	case cfg.LeaseMax < 1 || cfg.LeaseMax > engine.MaxLease:
-		return usageErrorf("--lease-max: want 1 to %d, got %d", engine.MaxLease, cfg.LeaseMax)
-	}
-	if err := job.CheckQueueName(cfg.Queue); err != nil {
-		return usageErrorf("--queue: %v", err)
-	}
-	if c.IsSet("count") {
-		cfg.Duration = 0
+	cfg, err := benchConfigOf(c)
+	if err != nil {
+		return err
 	}
 	pid := c.Int("pid")
 	var cpu0 time.Duration
@@ -119,24 +91,13 @@ func bench(c *cli.Context, e env) error {
 		if pid <= 0 {
 			return usageErrorf("--pid: want a process id above 0, got %d", pid)
 		}
-		var err error
 		if cpu0, err = procCPU(pid); err != nil {
 			return fmt.Errorf("--pid %d: read its CPU time: %w", pid, err)
 		}
 	}
-	conns := cfg.Producers + cfg.Consumers
-	hc := &http.Client{Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        conns + 16,
-		MaxIdleConnsPerHost: conns + 16,
-		IdleConnTimeout:     90 * time.Second,
-	}}
-	cl := httpapi.NewClient(clientAddr(c, e), clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), hc)
-	if cfg.Coalesce {
-		if err := cl.Coalesce(httpapi.Coalescing{InFlight: cfg.InFlight}); err != nil {
-			return err
-		}
+	cl, err := benchClient(c, e, cfg)
+	if err != nil {
+		return err
 	}
 	defer cl.Close()
 
@@ -174,6 +135,60 @@ func bench(c *cli.Context, e env) error {
 	return nil
 }
 
+// benchConfigOf reads and checks the flags of a run.
+func benchConfigOf(c *cli.Context) (benchConfig, error) {
+	cfg := benchConfig{
+		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Payload: c.Int("payload"),
+		Duration: c.Duration("duration"), Count: c.Int("count"), Batch: c.Int("batch"), Queue: c.String("queue"),
+		Coalesce: c.Bool("coalesce"), InFlight: c.Int("in-flight"), LeaseMax: c.Int("lease-max"), Pipeline: c.Bool("pipeline"),
+	}
+	switch {
+	case cfg.Producers < 0 || cfg.Consumers < 0 || cfg.Producers+cfg.Consumers == 0:
+		return cfg, usageErrorf("--producers, --consumers: want at least one of either")
+	case cfg.Producers > 10000 || cfg.Consumers > 10000:
+		return cfg, usageErrorf("--producers, --consumers: at most 10000 each")
+	case cfg.Payload < 0:
+		return cfg, usageErrorf("--payload: must not be negative")
+	case cfg.Count < 0:
+		return cfg, usageErrorf("--count: must not be negative")
+	case cfg.Count == 0 && cfg.Duration <= 0:
+		return cfg, usageErrorf("--duration: must be positive")
+	case cfg.Batch < 0 || cfg.Batch > 10000:
+		return cfg, usageErrorf("--batch: want 0 to 10000, got %d", cfg.Batch)
+	case cfg.InFlight < 1 || cfg.InFlight > 16:
+		return cfg, usageErrorf("--in-flight: want 1 to 16, got %d", cfg.InFlight)
+	case cfg.LeaseMax < 1 || cfg.LeaseMax > engine.MaxLease:
+		return cfg, usageErrorf("--lease-max: want 1 to %d, got %d", engine.MaxLease, cfg.LeaseMax)
+	}
+	if err := job.CheckQueueName(cfg.Queue); err != nil {
+		return cfg, usageErrorf("--queue: %v", err)
+	}
+	if c.IsSet("count") {
+		cfg.Duration = 0
+	}
+	return cfg, nil
+}
+
+// benchClient is the client of a run: enough idle connections for every
+// producer and consumer, coalescing when asked.
+func benchClient(c *cli.Context, e env, cfg benchConfig) (*httpapi.Client, error) {
+	conns := cfg.Producers + cfg.Consumers
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns + 16,
+		MaxIdleConnsPerHost: conns + 16,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+	cl := httpapi.NewClient(clientAddr(c, e), clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), hc)
+	if cfg.Coalesce {
+		if err := cl.Coalesce(httpapi.Coalescing{InFlight: cfg.InFlight}); err != nil {
+			return nil, err
+		}
+	}
+	return cl, nil
+}
+
 // benchCleanUp purges the jobs a run left in its queue (r.Purged), or with
 // keep says how many stay, on w.
 func benchCleanUp(ctx context.Context, cl *httpapi.Client, queue string, keep bool, r *benchResult, w io.Writer) error {
@@ -200,15 +215,6 @@ func benchCleanUp(ctx context.Context, cl *httpapi.Client, queue string, keep bo
 		fmt.Fprintf(w, "purged %d jobs left in %s (--keep keeps them)\n", n, queue)
 	}
 	return nil
-}
-
-// clientAddr is the daemon URL of the client flags.
-func clientAddr(c *cli.Context, e env) string {
-	addr := clientSetting(c, e, "addr", "EDGEQ_ADDR", defaultClient)
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	return addr
 }
 
 // benchResult is the outcome of a run; --json prints it.
@@ -279,215 +285,6 @@ func (s *benchStats) merge(name string, h *histogram) {
 	s.hists[name].merge(h)
 }
 
-func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress io.Writer) benchResult {
-	st := &benchStats{hists: map[string]*histogram{}, errors: map[string]int64{}, allConsumed: make(chan struct{})}
-	if cfg.Producers == 0 {
-		st.consumeGoal = int64(cfg.Count)
-	}
-	runCtx, cancel := ctx, context.CancelFunc(func() {})
-	if cfg.Duration > 0 {
-		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
-	}
-	defer cancel()
-	// In --count mode, producers take jobs from budget; consumers stop once
-	// the count is consumed.
-	var budget atomic.Int64
-	budget.Store(int64(cfg.Count))
-	take := func(n int) int {
-		if cfg.Count == 0 {
-			return n
-		}
-		left := budget.Add(-int64(n))
-		if left >= 0 {
-			return n
-		}
-		return max(0, n+int(left))
-	}
-	var prodWG, consWG sync.WaitGroup
-	start := time.Now()
-	for range cfg.Producers {
-		prodWG.Go(func() { benchProducer(ctx, runCtx, cl, cfg, st, take) })
-	}
-	consCtx, consCancel := context.WithCancel(runCtx)
-	defer consCancel()
-	for range cfg.Consumers {
-		consWG.Go(func() { benchConsumer(ctx, consCtx, cl, cfg, st) })
-	}
-
-	// Progress every second until the producers are done and, in --count
-	// mode, the consumers have consumed what was asked.
-	prodDone := make(chan struct{})
-	go func() { prodWG.Wait(); close(prodDone) }()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	var lastEnq, lastCons int64
-	report := func() {
-		enq, cons := st.enqueued.Load(), st.consumed.Load()
-		fmt.Fprintf(progress, "\r%5.0fs  enqueued %d (%d/s)  consumed %d (%d/s)  errors %d   ",
-			time.Since(start).Seconds(), enq, enq-lastEnq, cons, cons-lastCons, st.errCount.Load())
-		lastEnq, lastCons = enq, cons
-	}
-	producing := cfg.Producers > 0
-	for {
-		if !producing {
-			wantConsumed := int64(cfg.Count)
-			if cfg.Producers > 0 {
-				wantConsumed = st.enqueued.Load()
-			}
-			if cfg.Consumers == 0 || runCtx.Err() != nil || (cfg.Count > 0 && st.consumed.Load() >= wantConsumed) {
-				break
-			}
-		}
-		select {
-		case <-prodDone:
-			producing = false
-			prodDone = nil
-			if cfg.Consumers > 0 && cfg.Count == 0 {
-				// Duration mode: consumers run to the deadline.
-				continue
-			}
-		case <-tick.C:
-			report()
-		case <-runCtx.Done():
-			producing = false
-		case <-st.allConsumed:
-		}
-	}
-	// Consuming a count ends when the count is consumed, not when the
-	// consumers' last long polls give up.
-	consumedAt := time.Since(start)
-	consCancel()
-	prodWG.Wait()
-	consWG.Wait()
-	elapsed := time.Since(start)
-	if st.consumeGoal > 0 && st.consumed.Load() >= st.consumeGoal {
-		elapsed = consumedAt
-	}
-	// The last line gives the averages of the whole run.
-	enq, cons := st.enqueued.Load(), st.consumed.Load()
-	fmt.Fprintf(progress, "\r%5.0fs  enqueued %d (%.0f/s)  consumed %d (%.0f/s)  errors %d   \n",
-		elapsed.Seconds(), enq, float64(enq)/elapsed.Seconds(), cons, float64(cons)/elapsed.Seconds(), st.errCount.Load())
-
-	r := benchResult{
-		Config: cfg, ElapsedS: elapsed.Seconds(),
-		Enqueued: st.enqueued.Load(), Consumed: st.consumed.Load(),
-		Latency: map[string]latencySum{}, Errors: st.errors,
-	}
-	r.EnqueueRate = float64(r.Enqueued) / elapsed.Seconds()
-	r.ConsumeRate = float64(r.Consumed) / elapsed.Seconds()
-	for name, h := range st.hists {
-		r.Latency[name] = h.summary()
-	}
-	return r
-}
-
-// benchProducer enqueues until the run (until) ends. Its requests run under ctx, not
-// until: one in flight at the end completes and is counted, so that the
-// count matches what the queue holds.
-func benchProducer(ctx, until context.Context, cl *httpapi.Client, cfg benchConfig, st *benchStats, take func(int) int) {
-	h := newHistogram()
-	name := "enqueue"
-	if cfg.Batch > 0 {
-		name = "batch"
-	}
-	defer st.merge(name, h)
-	payload := make([]byte, cfg.Payload)
-	_, _ = rand.Read(payload)
-	var lines []httpapi.BatchLine
-	for until.Err() == nil {
-		n := take(max(cfg.Batch, 1))
-		if n == 0 {
-			return
-		}
-		t0 := time.Now()
-		var err error
-		if cfg.Batch > 0 {
-			lines = lines[:0]
-			for range n {
-				lines = append(lines, httpapi.BatchLine{Payload: payload})
-			}
-			_, err = cl.EnqueueBatch(ctx, cfg.Queue, lines)
-		} else {
-			_, err = cl.Enqueue(ctx, cfg.Queue, payload, httpapi.EnqueueOptions{})
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			st.addErr(err)
-			var ae *httpapi.APIError
-			if errors.As(err, &ae) && ae.Temporary() {
-				pause(ctx, 10*time.Millisecond) // refused: do not spin
-			}
-			continue
-		}
-		h.record(time.Since(t0))
-		st.enqueued.Add(int64(n))
-	}
-}
-
-// benchConsumer leases and acks until the run (until) ends. Like the
-// producers' its requests run under ctx: a lease cancelled in flight could
-// leave its jobs leased until their TTR. With cfg.Pipeline the acks of one
-// lease's jobs run in a goroutine of their own while the next lease goes
-// out; the consumer waits for them before it acks again.
-func benchConsumer(ctx, until context.Context, cl *httpapi.Client, cfg benchConfig, st *benchStats) {
-	lh, ah := newHistogram(), newHistogram()
-	defer st.merge("lease", lh)
-	defer st.merge("ack", ah)
-	var acking sync.WaitGroup // the acks in flight; at most one group
-	defer acking.Wait()
-	for until.Err() == nil {
-		t0 := time.Now()
-		jobs, err := cl.Lease(ctx, cfg.Queue, cfg.LeaseMax, time.Second, 0)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			st.addErr(err)
-			pause(ctx, 100*time.Millisecond)
-			continue
-		}
-		if len(jobs) > 0 {
-			lh.record(time.Since(t0))
-		}
-		acking.Wait() // the histogram is the ack goroutine's until then
-		if cfg.Pipeline {
-			acking.Go(func() { benchAcks(ctx, cl, jobs, st, ah) })
-		} else {
-			benchAcks(ctx, cl, jobs, st, ah)
-		}
-	}
-}
-
-// benchAcks acks jobs one by one, recording each ack's latency in h.
-func benchAcks(ctx context.Context, cl *httpapi.Client, jobs []httpapi.Job, st *benchStats, h *histogram) {
-	actx, cancel := context.WithTimeout(ctx, clientTimeout)
-	defer cancel()
-	for _, j := range jobs {
-		t0 := time.Now()
-		if j.Lease == nil {
-			continue
-		}
-		if err := cl.Ack(actx, j.ID, j.Lease.ID); err != nil {
-			st.addErr(err)
-			continue
-		}
-		h.record(time.Since(t0))
-		st.consumedOne()
-	}
-}
-
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 func printBench(w io.Writer, r benchResult) {
 	fmt.Fprintf(w, "queue %s  producers %d  consumers %d  payload %dB  batch %d  elapsed %.2fs\n",
 		r.Config.Queue, r.Config.Producers, r.Config.Consumers, r.Config.Payload, r.Config.Batch, r.ElapsedS)
@@ -522,84 +319,4 @@ func printBench(w io.Writer, r benchResult) {
 		parts = append(parts, fmt.Sprintf("%s %d", c, r.Errors[c]))
 	}
 	fmt.Fprintf(w, "errors: %s\n", strings.Join(parts, ", "))
-}
-
-// histogram is a log-linear bucket histogram of durations (HDR style):
-// values below histSub nanoseconds are exact; above, each power of two is
-// split into histSub buckets, so a value is known within 1/histSub (under
-// 0.8%; the midpoint that quantiles report is within 0.4%). It is not safe
-// for concurrent use: each goroutine records into its own and they merge.
-type histogram struct {
-	counts [histBuckets]uint64
-	n      int64
-	max    int64
-}
-
-const (
-	histSubBits = 7
-	histSub     = 1 << histSubBits // buckets per power of two
-	histBuckets = histSub + (64-histSubBits)*histSub
-)
-
-func newHistogram() *histogram { return &histogram{} }
-
-func histIndex(v int64) int {
-	if v < histSub {
-		return int(max(v, 0))
-	}
-	shift := bits.Len64(uint64(v)) - histSubBits - 1 // v>>shift is in [histSub, 2*histSub)
-	return histSub + shift*histSub + int(v>>shift) - histSub
-}
-
-// histValue is the midpoint of bucket i.
-func histValue(i int) int64 {
-	if i < histSub {
-		return int64(i)
-	}
-	shift := (i - histSub) / histSub
-	low := int64(histSub+(i-histSub)%histSub) << shift
-	return low + (int64(1)<<shift)/2
-}
-
-func (h *histogram) record(d time.Duration) {
-	v := int64(d)
-	h.counts[histIndex(v)]++
-	h.n++
-	h.max = max(h.max, v)
-}
-
-func (h *histogram) merge(o *histogram) {
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-	h.n += o.n
-	h.max = max(h.max, o.max)
-}
-
-// quantile is the value at or below which a fraction q of the records lie.
-func (h *histogram) quantile(q float64) time.Duration {
-	if h.n == 0 {
-		return 0
-	}
-	rank := uint64(math.Ceil(q * float64(h.n)))
-	rank = max(rank, 1)
-	var seen uint64
-	for i, c := range h.counts {
-		seen += c
-		if seen >= rank {
-			return time.Duration(min(histValue(i), h.max))
-		}
-	}
-	return time.Duration(h.max)
-}
-
-func (h *histogram) summary() latencySum {
-	ms := func(d time.Duration) float64 { return math.Round(float64(d)/1e3) / 1e3 }
-	return latencySum{
-		Count: h.n,
-		P50:   ms(h.quantile(0.50)),
-		P90:   ms(h.quantile(0.90)),
-		P99:   ms(h.quantile(0.99)),
-		Max:   ms(time.Duration(h.max)),
-	}
 }

@@ -45,11 +45,13 @@ func deadCommand(e env) *cli.Command {
 					if limit < 1 || limit > 1000 {
 						return usageErrorf("--limit: want 1 to 1000, got %d", limit)
 					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					n, err := newClient(c, e).DeadRetry(ctx, q, limit)
+					var n int
+					err = request(c, e, "retry dead jobs of "+q, func(ctx context.Context, cl *httpapi.Client) (err error) {
+						n, err = cl.DeadRetry(ctx, q, limit)
+						return err
+					})
 					if err != nil {
-						return clientError("retry dead jobs of "+q, err)
+						return err
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, httpapi.MovedResult{Moved: n})
@@ -78,11 +80,14 @@ func deadList(c *cli.Context, e env) error {
 			return usageErrorf("--after: want a job id (16 hex digits), got %q", after)
 		}
 	}
-	ctx, cancel := callCtx(c)
-	defer cancel()
-	jobs, next, err := newClient(c, e).DeadList(ctx, q, after, limit)
+	var jobs []httpapi.Job
+	var next string
+	err = request(c, e, "list dead jobs of "+q, func(ctx context.Context, cl *httpapi.Client) (err error) {
+		jobs, next, err = cl.DeadList(ctx, q, after, limit)
+		return err
+	})
 	if err != nil {
-		return clientError("list dead jobs of "+q, err)
+		return err
 	}
 	if c.Bool("json") {
 		return printJSON(c.App.Writer, httpapi.JobList{Jobs: jobs, Next: next})

@@ -44,13 +44,17 @@ func clientSetting(c *cli.Context, e env, flag, envName, def string) string {
 	return def
 }
 
-func newClient(c *cli.Context, e env) *httpapi.Client {
+// clientAddr is the daemon URL of the client flags.
+func clientAddr(c *cli.Context, e env) string {
 	addr := clientSetting(c, e, "addr", "EDGEQ_ADDR", defaultClient)
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	token := clientSetting(c, e, "token", "EDGEQ_TOKEN", "")
-	return httpapi.NewClient(addr, token, nil)
+	return addr
+}
+
+func newClient(c *cli.Context, e env) *httpapi.Client {
+	return httpapi.NewClient(clientAddr(c, e), clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), nil)
 }
 
 func enqueueCommand(e env) *cli.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -22,11 +23,13 @@ func governorCommand(e env) *cli.Command {
 					if _, err := wantArgs(c); err != nil {
 						return err
 					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					g, err := newClient(c, e).Governor(ctx)
+					var g *httpapi.GovernorStats
+					err := request(c, e, "governor status", func(ctx context.Context, cl *httpapi.Client) (err error) {
+						g, err = cl.Governor(ctx)
+						return err
+					})
 					if err != nil {
-						return clientError("governor status", err)
+						return err
 					}
 					return printGovernor(c, g)
 				},
@@ -50,11 +53,13 @@ func governorCommand(e env) *cli.Command {
 					if d <= 0 {
 						return usageErrorf("--for: required, a positive duration such as 60s")
 					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					g, err := newClient(c, e).Drill(ctx, args[0], d)
+					var g httpapi.GovernorStats
+					err = request(c, e, "governor drill", func(ctx context.Context, cl *httpapi.Client) (err error) {
+						g, err = cl.Drill(ctx, args[0], d)
+						return err
+					})
 					if err != nil {
-						return clientError("governor drill", err)
+						return err
 					}
 					return printGovernor(c, &g)
 				},
@@ -67,11 +72,13 @@ func governorCommand(e env) *cli.Command {
 					if _, err := wantArgs(c); err != nil {
 						return err
 					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					g, err := newClient(c, e).ClearDrill(ctx)
+					var g httpapi.GovernorStats
+					err := request(c, e, "governor clear", func(ctx context.Context, cl *httpapi.Client) (err error) {
+						g, err = cl.ClearDrill(ctx)
+						return err
+					})
 					if err != nil {
-						return clientError("governor clear", err)
+						return err
 					}
 					return printGovernor(c, &g)
 				},

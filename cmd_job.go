@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"slices"
@@ -29,11 +30,14 @@ func jobCommand(e env) *cli.Command {
 					if err != nil {
 						return err
 					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					j, err := newClient(c, e).Job(ctx, id)
+					var j httpapi.Job
+					// The answer names the job.
+					err = request(c, e, "show job", func(ctx context.Context, cl *httpapi.Client) (err error) {
+						j, err = cl.Job(ctx, id)
+						return err
+					})
 					if err != nil {
-						return clientError("show job", err) // the answer names the job
+						return err
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, j)
@@ -51,10 +55,11 @@ func jobCommand(e env) *cli.Command {
 					if err != nil {
 						return err
 					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					if err := newClient(c, e).Cancel(ctx, id); err != nil {
-						return clientError("cancel job", err) // the answer names the job
+					err = request(c, e, "cancel job", func(ctx context.Context, cl *httpapi.Client) error {
+						return cl.Cancel(ctx, id) // the answer names the job
+					})
+					if err != nil {
+						return err
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, httpapi.OKResult{OK: true})

@@ -98,9 +98,16 @@ func queueArg(c *cli.Context) (string, error) {
 	return args[0], nil
 }
 
-// callCtx bounds one request of a client command.
-func callCtx(c *cli.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Context, clientTimeout)
+// request runs one request of a client command: call gets a client of the
+// daemon and the command's deadline (clientTimeout); a failure is reported
+// by clientError, naming what.
+func request(c *cli.Context, e env, what string, call func(context.Context, *httpapi.Client) error) error {
+	ctx, cancel := context.WithTimeout(c.Context, clientTimeout)
+	defer cancel()
+	if err := call(ctx, newClient(c, e)); err != nil {
+		return clientError(what, err)
+	}
+	return nil
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -128,11 +135,13 @@ func queueCommand(e env) *cli.Command {
 					if _, err := wantArgs(c); err != nil {
 						return err
 					}
-					ctx, cancel := callCtx(c)
-					defer cancel()
-					qs, err := newClient(c, e).Queues(ctx)
+					var qs []httpapi.QueueStats
+					err := request(c, e, "list queues", func(ctx context.Context, cl *httpapi.Client) (err error) {
+						qs, err = cl.Queues(ctx)
+						return err
+					})
 					if err != nil {
-						return clientError("list queues", err)
+						return err
 					}
 					if c.Bool("json") {
 						return printJSON(c.App.Writer, httpapi.QueueList{Queues: qs})
@@ -159,16 +168,14 @@ func queuePauseCommand(e env, name, usage string) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, cancel := callCtx(c)
-			defer cancel()
-			cl := newClient(c, e)
-			if name == "pause" {
-				err = cl.Pause(ctx, q)
-			} else {
-				err = cl.Resume(ctx, q)
-			}
+			err = request(c, e, name+" "+q, func(ctx context.Context, cl *httpapi.Client) error {
+				if name == "pause" {
+					return cl.Pause(ctx, q)
+				}
+				return cl.Resume(ctx, q)
+			})
 			if err != nil {
-				return clientError(name+" "+q, err)
+				return err
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, httpapi.PauseResult{Queue: q, Paused: name == "pause"})
@@ -201,11 +208,13 @@ func purgeCommand(e env, usage, verb, what string, call func(*httpapi.Client) fu
 			if err != nil {
 				return err
 			}
-			ctx, cancel := callCtx(c)
-			defer cancel()
-			n, err := call(newClient(c, e))(ctx, q)
+			var n int
+			err = request(c, e, verb+" "+q, func(ctx context.Context, cl *httpapi.Client) (err error) {
+				n, err = call(cl)(ctx, q)
+				return err
+			})
 			if err != nil {
-				return clientError(verb+" "+q, err)
+				return err
 			}
 			if c.Bool("json") {
 				return printJSON(c.App.Writer, httpapi.DeletedResult{Deleted: n})

@@ -28,10 +28,6 @@ const (
 	workDefaultGrace = 30 * time.Second
 	// workNoTimeout stands for "no --timeout": the exec handler wants one.
 	workNoTimeout = 100 * 365 * 24 * time.Hour
-	// workReleaseDelay is the delay of the nack that releases a job at
-	// shutdown. A nack with delay 0 means the queue's backoff; this is the
-	// smallest delay that is not, so the job is ready again at once.
-	workReleaseDelay = time.Millisecond
 	// workRetryPause is the pause after a failed /lease before the next.
 	workRetryPause = time.Second
 	// workResolveTimeout bounds the ack, nack or fail of a finished job.
@@ -399,7 +395,7 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 		err = w.cl.Fail(rctx, lj.ID, lease, out.Error)
 	default:
 		ev.Event = "retry"
-		ev.State, err = w.cl.Nack(rctx, lj.ID, lease, out.RetryAfter, out.Error)
+		ev.State, err = w.cl.Nack(rctx, lj.ID, lease, out.NackDelay(), out.Error)
 		if ev.State == "dead" { // its attempts are spent
 			ev.Event, ev.State = "dead", ""
 		}
@@ -409,7 +405,7 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 
 // release hands a job back to be ready at once.
 func (w *worker) release(ctx context.Context, id, lease, why string) error {
-	_, err := w.cl.Nack(ctx, id, lease, workReleaseDelay, "released: "+why)
+	_, err := w.cl.Nack(ctx, id, lease, 0, "released: "+why)
 	return err
 }
 

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/internal/daemon"
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/transport/httpapi"
@@ -105,4 +107,58 @@ func (c *Config) mqttConfig(password string) (*mqttapi.Config, error) {
 		Routes:     routes,
 		MaxPayload: int(c.MaxPayload),
 	}, nil
+}
+
+// engineConfig converts a validated configuration for engine.New.
+func (c *Config) engineConfig(log *slog.Logger) engine.Config {
+	sync, _ := engine.ParseSyncMode(c.Storage.Sync)
+	ec := engine.Config{
+		Logger:       log,
+		Sync:         sync,
+		SyncInterval: time.Duration(c.Storage.SyncInterval),
+		MaxPayload:   int(c.MaxPayload),
+		MaxAttempts:  c.Defaults.MaxAttempts,
+		TTR:          time.Duration(c.Defaults.TTR),
+		Backoff:      c.Defaults.Backoff.engine(),
+		DedupeWindow: time.Duration(c.Defaults.DedupeWindow),
+		StrictQueues: c.StrictQueues,
+		MaxQueues:    c.MaxQueues,
+		Workers:      c.Governor.Concurrency.Max, // 0: 2 × cores, for both
+		Queues:       make(map[string]engine.QueueConfig, len(c.Queues)),
+	}
+	for name, q := range c.Queues {
+		class, _ := job.ParseClass(q.Class)
+		qsync, _ := engine.ParseSyncMode(q.Sync)
+		ec.Queues[name] = engine.QueueConfig{
+			Class:       class,
+			Concurrency: q.Concurrency,
+			Reserve:     q.Reserve,
+			MaxAttempts: q.MaxAttempts,
+			TTR:         time.Duration(q.TTR),
+			Backoff:     q.Backoff.engine(),
+			Rate:        float64(q.Rate),
+			MaxDepth:    q.MaxDepth,
+			Sync:        qsync,
+			AlertAge:    time.Duration(q.AlertAge),
+			AlertDepth:  q.AlertDepth,
+			ShedAt:      q.ShedAt,
+			Breaker:     q.Breaker.engine(),
+		}
+	}
+	return ec
+}
+
+// defaultCoolDown is a breaker's cool-down when only failures is set (SPEC 8).
+const defaultCoolDown = 30 * time.Second
+
+func (b BreakerConfig) engine() engine.Breaker {
+	eb := engine.Breaker{Failures: b.Failures, CoolDown: time.Duration(b.CoolDown)}
+	if eb.Failures > 0 && eb.CoolDown == 0 {
+		eb.CoolDown = defaultCoolDown
+	}
+	return eb
+}
+
+func (b BackoffConfig) engine() engine.Backoff {
+	return engine.Backoff{Initial: time.Duration(b.Initial), Max: time.Duration(b.Max)}
 }

@@ -58,11 +58,11 @@ func BenchmarkDurableEnqueue(b *testing.B) {
 			wg.Wait()
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "jobs/s")
 			h := e.Histograms()
-			b.ReportMetric(float64(h["commit_batch_size"].Count), "batches")
-			b.ReportMetric(h["commit_batch_size"].Sum/float64(h["commit_batch_size"].Count), "ops/batch")
-			b.ReportMetric(h["commit_seconds"].Sum/float64(h["commit_seconds"].Count)*1e6, "us/batch")
-			b.ReportMetric(h["sync_ops"].Sum/float64(h["sync_ops"].Count), "ops/sync")
-			b.ReportMetric(h["sync_seconds"].Sum/float64(h["sync_seconds"].Count)*1e6, "us/sync")
+			b.ReportMetric(float64(h.CommitBatchSize.Count), "batches")
+			b.ReportMetric(h.CommitBatchSize.Sum/float64(h.CommitBatchSize.Count), "ops/batch")
+			b.ReportMetric(h.CommitSeconds.Sum/float64(h.CommitSeconds.Count)*1e6, "us/batch")
+			b.ReportMetric(h.SyncOps.Sum/float64(h.SyncOps.Count), "ops/sync")
+			b.ReportMetric(h.SyncSeconds.Sum/float64(h.SyncSeconds.Count)*1e6, "us/sync")
 		})
 	}
 }
@@ -137,9 +137,9 @@ func BenchmarkScheduler(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/time.Since(t0).Seconds(), "jobs/s")
 			h := e.Histograms()
-			b.ReportMetric(float64(h["commit_batch_size"].Count), "batches")
-			b.ReportMetric(h["commit_batch_size"].Sum/float64(h["commit_batch_size"].Count), "ops/batch")
-			b.ReportMetric(h["commit_seconds"].Sum/float64(h["commit_seconds"].Count)*1e6, "us/batch")
+			b.ReportMetric(float64(h.CommitBatchSize.Count), "batches")
+			b.ReportMetric(h.CommitBatchSize.Sum/float64(h.CommitBatchSize.Count), "ops/batch")
+			b.ReportMetric(h.CommitSeconds.Sum/float64(h.CommitSeconds.Count)*1e6, "us/batch")
 		})
 	}
 }

@@ -104,5 +104,8 @@
 // # Locks
 //
 // Engine.closeMu (held shared while pushing into the ring) → queue.mu (wake
-// channel) ; Engine.qmu (the queue map) is never held with another lock.
+// channel) ; Engine.qmu (the queue map) is never held with another lock;
+// neither is sched.mu, which guards the scheduler and the dispatch state of
+// every queue (queueSlots: running slots, breaker), touched only by the
+// scheduler's methods.
 package engine

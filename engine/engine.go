@@ -144,17 +144,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 			close(e.doneCh)
 			return
 		}
-		<-e.sched.done
-		finished := make(chan struct{})
-		go func() { e.sched.workers.Wait(); close(finished) }()
-		select {
-		case <-finished:
-		case <-ctx.Done():
-			err = fmt.Errorf("engine stop: running jobs cancelled: %w", ctx.Err())
-			e.sched.cancel()
-			<-finished
-		}
-		e.sched.cancel()
+		err = e.sched.drain(ctx)
 		close(e.commitStop)
 	})
 	<-e.doneCh
@@ -402,9 +392,7 @@ func (e *Engine) queueStats(q *queue, now, head time.Time) QueueStats {
 	e.qmu.RUnlock()
 	level := job.Level(e.level.Load())
 	qs.Shed = shedPaused(q, level) || shedRefused(q, level)
-	e.sched.mu.Lock()
-	qs.Running, qs.Breaker = q.running, q.breaker
-	e.sched.mu.Unlock()
+	qs.Running, qs.Breaker = e.sched.queueState(q)
 	return qs
 }
 

@@ -50,6 +50,15 @@ type Outcome struct {
 	TargetFailed bool
 }
 
+// NackDelay is the delay of the nack a Retry asks for: RetryAfter, or
+// NackBackoff (the queue's backoff) when it sets none.
+func (o Outcome) NackDelay() time.Duration {
+	if o.RetryAfter <= 0 {
+		return NackBackoff
+	}
+	return o.RetryAfter
+}
+
 // safeHandle runs h, turning a panic into a retry (since Go 1.21 panic(nil)
 // recovers a *runtime.PanicNilError, so every panic is caught) and a missing
 // verdict into Retry: a buggy handler fails its job, not the process. A

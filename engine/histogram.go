@@ -49,18 +49,23 @@ func (h *histogram) snapshot() Histogram {
 	return s
 }
 
-// Histograms snapshots the engine's histograms by metric name:
-// commit_seconds (a batch's commit and sync), commit_batch_size (ops per
-// batch), sync_seconds (one Store.Sync), sync_ops (ops answered after one
-// Store.Sync: the group commit) and enqueue_seconds (an enqueue from
-// admission to its answer).
-func (e *Engine) Histograms() map[string]Histogram {
-	return map[string]Histogram{
-		"commit_seconds":    e.hCommit.snapshot(),
-		"commit_batch_size": e.hBatch.snapshot(),
-		"sync_seconds":      e.hSync.snapshot(),
-		"sync_ops":          e.hSyncOps.snapshot(),
-		"enqueue_seconds":   e.hEnqueue.snapshot(),
+// Histograms is a snapshot of the engine's histograms, one field each.
+type Histograms struct {
+	CommitSeconds   Histogram // a batch's commit and sync
+	CommitBatchSize Histogram // ops per committed batch
+	SyncSeconds     Histogram // one Store.Sync
+	SyncOps         Histogram // ops answered after one Store.Sync: the group commit
+	EnqueueSeconds  Histogram // an enqueue from admission to its answer
+}
+
+// Histograms snapshots the engine's histograms. Safe for concurrent use.
+func (e *Engine) Histograms() Histograms {
+	return Histograms{
+		CommitSeconds:   e.hCommit.snapshot(),
+		CommitBatchSize: e.hBatch.snapshot(),
+		SyncSeconds:     e.hSync.snapshot(),
+		SyncOps:         e.hSyncOps.snapshot(),
+		EnqueueSeconds:  e.hEnqueue.snapshot(),
 	}
 }
 

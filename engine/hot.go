@@ -40,6 +40,9 @@ func hotCost(j *job.Job) int {
 // hotAdd keeps j, which just became ready in q, when q's tail is complete.
 func (e *Engine) hotAdd(q *queue, j *job.Job) {
 	t := &q.hot
+	if j.ID == t.taken {
+		t.taken = 0 // ready again (a nack): it leaves ready through hotRemove
+	}
 	if !t.complete {
 		return
 	}

@@ -154,3 +154,43 @@ func TestHotTailRetriesAndRestart(t *testing.T) {
 		}
 	})
 }
+
+// TestHotTailPurgeAfterNackNow: a job leased from the hot tail and nacked
+// back to ready at once is purged from the tail too, so that the next
+// lease does not take the purged job (it answered 503 "not found").
+func TestHotTailPurgeAfterNackNow(t *testing.T) {
+	e, err := engine.New(engine.Config{}, memstore.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	ctx := t.Context()
+	if _, err := e.Enqueue(ctx, job.New{Queue: "q", Payload: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := e.Lease(ctx, engine.LeaseRequest{Queue: "q", Max: 1})
+	if err != nil || len(js) != 1 {
+		t.Fatalf("Lease = %v, %v", js, err)
+	}
+	if st, err := e.Nack(ctx, js[0].ID, js[0].LeaseID, 0, "again"); err != nil || st != job.StateReady {
+		t.Fatalf("Nack(0) = %v, %v; want ready", st, err)
+	}
+	if n, err := e.Purge(ctx, "q"); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v; want 1", n, err)
+	}
+	r, err := e.Enqueue(ctx, job.New{Queue: "q", Payload: []byte("y")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err = e.Lease(ctx, engine.LeaseRequest{Queue: "q", Max: 10})
+	if err != nil || len(js) != 1 || js[0].ID != r.ID {
+		t.Fatalf("Lease after the purge = %v, %v; want only %s", js, err, r.ID)
+	}
+}

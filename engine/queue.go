@@ -39,14 +39,6 @@ type queue struct {
 
 	mu     sync.Mutex
 	wakeCh chan struct{} // guarded by mu; closed and replaced when jobs become ready
-
-	// Dispatch state, guarded by sched.mu.
-	running      int // in-process jobs, including slots whose lease is in flight
-	pending      int // slots whose lease is in flight
-	breaker      BreakerState
-	breakerUntil time.Time
-	probing      bool
-	failures     int // consecutive target failures
 }
 
 // pauseAt is the level from which dispatch of q is paused (SPEC 8).

@@ -41,11 +41,7 @@ func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
 			run = append(run, q)
 		}
 	}
-	s := e.sched
-	s.mu.Lock()
-	s.queues = run
-	s.mu.Unlock()
-	s.kick()
+	e.sched.setQueues(run)
 	for _, q := range all {
 		q.wake()
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"sync"
 	"time"
@@ -37,7 +38,9 @@ func (s BreakerState) String() string {
 // sched runs jobs of queues that have a Handler: the dispatcher goroutine
 // allocates free worker slots to queues, leases jobs for them through the
 // ring (so many leases share one commit and fsync), and runs each job in a
-// worker goroutine. All fields are guarded by mu unless said otherwise.
+// worker goroutine. All fields are guarded by mu unless said otherwise; so
+// is the dispatch state of each queue (queueSlots), which only sched's
+// methods touch.
 type sched struct {
 	e *Engine
 
@@ -50,16 +53,28 @@ type sched struct {
 	vnow     float64 // virtual time: the pass of the last class served
 	rr       map[job.Class]int
 	stopped  bool
-	idle     *sync.Cond // signalled when inflight drops to zero
-	queues   []*queue   // queues with a handler
+	idle     *sync.Cond             // signalled when inflight drops to zero
+	queues   []*queueSlots          // queues with a handler
+	slots    map[*queue]*queueSlots // every queue that had a handler: its breaker outlives a reload
 	weights  map[job.Class]int
-	reserved int // slots only critical queues may take (the governor\'s)
+	reserved int // slots only critical queues may take (the governor's)
 
 	poke    chan struct{} // cap 1: something changed, plan again
 	workers sync.WaitGroup
 	runCtx  context.Context // cancelled when the shutdown grace ends
 	cancel  context.CancelFunc
 	done    chan struct{} // closed when the dispatcher exits
+}
+
+// queueSlots is the dispatch state of one queue, guarded by sched.mu.
+type queueSlots struct {
+	q            *queue
+	running      int // in-process jobs, including slots whose lease is in flight
+	pending      int // slots whose lease is in flight
+	breaker      BreakerState
+	breakerUntil time.Time
+	probing      bool
+	failures     int // consecutive target failures
 }
 
 type classPass struct {
@@ -73,6 +88,7 @@ func newSched(e *Engine) *sched {
 		limit:   e.cfg.Workers,
 		passes:  make(map[job.Class]*classPass),
 		rr:      make(map[job.Class]int),
+		slots:   make(map[*queue]*queueSlots),
 		weights: make(map[job.Class]int),
 		poke:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -98,12 +114,44 @@ func (s *sched) kick() {
 	}
 }
 
+// slotsLocked answers q's dispatch state, made on first use.
+func (s *sched) slotsLocked(q *queue) *queueSlots {
+	d := s.slots[q]
+	if d == nil {
+		d = &queueSlots{q: q}
+		s.slots[q] = d
+	}
+	return d
+}
+
 // addQueue registers a queue that has a handler.
 func (s *sched) addQueue(q *queue) {
 	s.mu.Lock()
-	s.queues = append(s.queues, q)
+	s.queues = append(s.queues, s.slotsLocked(q))
 	s.mu.Unlock()
 	s.kick()
+}
+
+// setQueues replaces the queues that have a handler (a reload); a queue
+// keeps its running count and breaker.
+func (s *sched) setQueues(qs []*queue) {
+	s.mu.Lock()
+	s.queues = s.queues[:0:0]
+	for _, q := range qs {
+		s.queues = append(s.queues, s.slotsLocked(q))
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// queueState answers q's in-process jobs and breaker state.
+func (s *sched) queueState(q *queue) (running int, breaker BreakerState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.slots[q]; d != nil {
+		return d.running, d.breaker
+	}
+	return 0, BreakerClosed
 }
 
 // loop is the dispatcher goroutine.
@@ -114,7 +162,7 @@ func (s *sched) loop(stop <-chan struct{}) {
 	for {
 		plan, wake := s.plan(time.Now())
 		for _, a := range plan {
-			s.lease(a.q, a.n)
+			s.lease(a.d, a.n)
 		}
 		if len(plan) > 0 {
 			continue
@@ -136,8 +184,26 @@ func (s *sched) loop(stop <-chan struct{}) {
 	}
 }
 
+// drain waits for the dispatcher to exit (the engine closed stop) and for
+// the running jobs; when ctx ends first their context is cancelled and the
+// error says so. It returns once every worker has returned.
+func (s *sched) drain(ctx context.Context) error {
+	<-s.done
+	finished := make(chan struct{})
+	go func() { s.workers.Wait(); close(finished) }()
+	defer s.cancel()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		<-finished
+		return fmt.Errorf("engine stop: running jobs cancelled: %w", ctx.Err())
+	}
+}
+
 type alloc struct {
-	q *queue
+	d *queueSlots
 	n int
 }
 
@@ -156,29 +222,31 @@ func shedRefused(q *queue, level job.Level) bool {
 // levelNever marks a queue that is never shed.
 const levelNever job.Level = 255
 
-// eligible reports whether q may take one more slot now; it also answers
-// when a blocked breaker opens again (zero if not blocked by one).
-func (s *sched) eligibleLocked(q *queue, now time.Time) (bool, time.Time) {
+// eligibleLocked reports whether d's queue may take one more slot now; it
+// also answers when a blocked breaker opens again (zero if not blocked by
+// one).
+func (s *sched) eligibleLocked(d *queueSlots, now time.Time) (bool, time.Time) {
+	q := d.q
 	if q.paused.Load() || shedPaused(q, s.level) {
 		return false, time.Time{}
 	}
-	if q.ready.Load()-int64(q.pending) <= 0 {
+	if q.ready.Load()-int64(d.pending) <= 0 {
 		return false, time.Time{}
 	}
-	if c := q.conf().Concurrency; c > 0 && q.running >= c {
+	if c := q.conf().Concurrency; c > 0 && d.running >= c {
 		return false, time.Time{}
 	}
-	switch q.breaker {
+	switch d.breaker {
 	case BreakerOpen:
-		if now.Before(q.breakerUntil) {
-			return false, q.breakerUntil
+		if now.Before(d.breakerUntil) {
+			return false, d.breakerUntil
 		}
-		q.breaker = BreakerHalfOpen
-		q.probing = false
+		d.breaker = BreakerHalfOpen
+		d.probing = false
 		s.e.log.Info("breaker half-open", "queue", q.name)
 		fallthrough
 	case BreakerHalfOpen:
-		if q.probing {
+		if d.probing {
 			return false, time.Time{}
 		}
 	}
@@ -195,40 +263,40 @@ func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
 		return nil, wake
 	}
 	var out []alloc
-	take := func(q *queue) {
-		q.running++
-		q.pending++
+	take := func(d *queueSlots) {
+		d.running++
+		d.pending++
 		s.running++
-		if q.breaker == BreakerHalfOpen {
-			q.probing = true
+		if d.breaker == BreakerHalfOpen {
+			d.probing = true
 		}
 		for i := range out {
-			if out[i].q == q {
+			if out[i].d == d {
 				out[i].n++
 				return
 			}
 		}
-		out = append(out, alloc{q, 1})
+		out = append(out, alloc{d, 1})
 	}
 	for s.running < s.limit {
-		var cands []*queue
-		for _, q := range s.queues {
-			ok, reopen := s.eligibleLocked(q, now)
+		var cands []*queueSlots
+		for _, d := range s.queues {
+			ok, reopen := s.eligibleLocked(d, now)
 			if !reopen.IsZero() {
 				wake = min(wake, max(0, reopen.Sub(now)))
 			}
 			if ok {
-				cands = append(cands, q)
+				cands = append(cands, d)
 			}
 		}
 		if len(cands) == 0 {
 			break
 		}
 		// Unmet reserves first: a reserve is the operator's guarantee.
-		var pick *queue
-		for _, q := range cands {
-			if q.running < q.conf().Reserve {
-				pick = q
+		var pick *queueSlots
+		for _, d := range cands {
+			if d.running < d.q.conf().Reserve {
+				pick = d
 				break
 			}
 		}
@@ -247,9 +315,9 @@ func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
 	for _, cp := range s.passes {
 		cp.active = false
 	}
-	for _, q := range s.queues {
-		if ok, _ := s.eligibleLocked(q, now); ok || q.running > 0 {
-			s.pass(q.conf().Class).active = true
+	for _, d := range s.queues {
+		if ok, _ := s.eligibleLocked(d, now); ok || d.running > 0 {
+			s.pass(d.q.conf().Class).active = true
 		}
 	}
 	return out, wake
@@ -265,11 +333,11 @@ func (s *sched) pass(c job.Class) *classPass {
 }
 
 // roundRobinLocked picks the next candidate of class c in turn, nil if none.
-func (s *sched) roundRobinLocked(c job.Class, cands []*queue) *queue {
-	var of []*queue
-	for _, q := range cands {
-		if q.conf().Class == c {
-			of = append(of, q)
+func (s *sched) roundRobinLocked(c job.Class, cands []*queueSlots) *queueSlots {
+	var of []*queueSlots
+	for _, d := range cands {
+		if d.q.conf().Class == c {
+			of = append(of, d)
 		}
 	}
 	if len(of) == 0 {
@@ -286,11 +354,11 @@ func (s *sched) roundRobinLocked(c job.Class, cands []*queue) *queue {
 // time, so it is served at the next free slot and never waits behind
 // another class's backlog; every class with work is served in proportion
 // to its weight, so none starves.
-func (s *sched) strideLocked(cands []*queue) *queue {
+func (s *sched) strideLocked(cands []*queueSlots) *queueSlots {
 	var best job.Class
 	bestPass := 0.0
-	for _, q := range cands {
-		c := q.conf().Class
+	for _, d := range cands {
+		c := d.q.conf().Class
 		p := s.pass(c)
 		if !p.active && p.pass < s.vnow {
 			p.pass = s.vnow
@@ -310,34 +378,35 @@ func (s *sched) strideLocked(cands []*queue) *queue {
 	return s.roundRobinLocked(best, cands)
 }
 
-// lease asks the committer for n jobs of q; leased takes the answer (on the
-// syncer goroutine).
-func (s *sched) lease(q *queue, n int) {
+// lease asks the committer for n jobs of d's queue; leased takes the answer
+// (on the syncer goroutine).
+func (s *sched) lease(d *queueSlots, n int) {
 	s.mu.Lock()
 	s.inflight++
 	s.mu.Unlock()
-	o := &op{kind: opLease, q: q, max: n}
-	o.then = func(o *op) { s.leased(q, n, o) }
+	o := &op{kind: opLease, q: d.q, max: n}
+	o.then = func(o *op) { s.leased(d, n, o) }
 	if err := s.e.submitInternal(o); err != nil {
 		o.err = err
-		s.leased(q, n, o)
+		s.leased(d, n, o)
 	}
 }
 
 // leased takes a lease answer: it starts a worker per job and gives back the
 // slots that found no job.
-func (s *sched) leased(q *queue, want int, o *op) {
+func (s *sched) leased(d *queueSlots, want int, o *op) {
+	q := d.q
 	s.mu.Lock()
-	q.pending -= want
+	d.pending -= want
 	unused := want - len(o.jobs)
-	q.running -= unused
+	d.running -= unused
 	s.running -= unused
-	if unused > 0 && q.breaker == BreakerHalfOpen && len(o.jobs) == 0 {
-		q.probing = false
+	if unused > 0 && d.breaker == BreakerHalfOpen && len(o.jobs) == 0 {
+		d.probing = false
 	}
 	for _, j := range o.jobs {
 		s.workers.Add(1)
-		go s.run(q, j)
+		go s.run(d, j)
 	}
 	s.inflight--
 	if s.inflight == 0 {
@@ -353,8 +422,9 @@ func (s *sched) leased(q *queue, want int, o *op) {
 }
 
 // run is a worker: it runs one job and reports its outcome.
-func (s *sched) run(q *queue, j *job.Job) {
+func (s *sched) run(d *queueSlots, j *job.Job) {
 	defer s.workers.Done()
+	q := d.q
 	ctx, cancel := context.WithCancel(s.runCtx)
 	out := safeHandle(ctx, q.conf().Handler, j)
 	interrupted := s.runCtx.Err() != nil // shutdown, not the target's doing
@@ -366,54 +436,60 @@ func (s *sched) run(q *queue, j *job.Job) {
 	case Dead:
 		o.kind, o.text = opFail, truncate(out.Error, maxErrorLen)
 	default:
-		o.kind, o.text, o.delay = opNack, truncate(out.Error, maxErrorLen), out.RetryAfter
-		if out.RetryAfter <= 0 {
-			o.delay = NackBackoff
-		}
+		o.kind, o.text, o.delay = opNack, truncate(out.Error, maxErrorLen), out.NackDelay()
 	}
 	if err := s.e.submitInternal(o); err != nil {
 		s.e.log.Warn("job outcome not recorded; its lease will expire", "queue", q.name, "id", j.ID, "err", err)
 	}
 	now := time.Now()
 	s.mu.Lock()
-	q.running--
+	d.running--
 	s.running--
 	if !interrupted {
-		s.breakerLocked(q, out, now)
+		s.breakerLocked(d, out, now)
 	}
 	s.mu.Unlock()
 	s.kick()
 }
 
-// breakerLocked updates q's circuit breaker after an outcome.
-func (s *sched) breakerLocked(q *queue, out Outcome, now time.Time) {
-	b := q.conf().Breaker
+// breakerLocked updates d's circuit breaker after an outcome.
+func (s *sched) breakerLocked(d *queueSlots, out Outcome, now time.Time) {
+	b := d.q.conf().Breaker
 	if b.Failures <= 0 {
 		return
 	}
 	if out.TargetFailed {
-		q.failures++
-		if q.breaker == BreakerHalfOpen || (q.breaker == BreakerClosed && q.failures >= b.Failures) {
-			q.breaker, q.breakerUntil, q.probing = BreakerOpen, now.Add(b.CoolDown), false
-			s.e.log.Warn("breaker open", "queue", q.name, "failures", q.failures, "cool_down", b.CoolDown)
+		d.failures++
+		if d.breaker == BreakerHalfOpen || (d.breaker == BreakerClosed && d.failures >= b.Failures) {
+			d.breaker, d.breakerUntil, d.probing = BreakerOpen, now.Add(b.CoolDown), false
+			s.e.log.Warn("breaker open", "queue", d.q.name, "failures", d.failures, "cool_down", b.CoolDown)
 		}
 		return
 	}
-	q.failures = 0
-	if q.breaker != BreakerClosed {
-		q.breaker, q.probing = BreakerClosed, false
-		s.e.log.Info("breaker closed", "queue", q.name)
+	d.failures = 0
+	if d.breaker != BreakerClosed {
+		d.breaker, d.probing = BreakerClosed, false
+		s.e.log.Info("breaker closed", "queue", d.q.name)
 	}
 }
 
 // SetWorkers sets the global worker limit and how many of those slots only
 // critical queues may take (the governor moves both). Running jobs above a
 // lowered limit finish; no new ones start until below it.
-func (e *Engine) SetWorkers(n, reservedCritical int) {
-	s := e.sched
+func (e *Engine) SetWorkers(n, reservedCritical int) { e.sched.setLimit(n, reservedCritical) }
+
+func (s *sched) setLimit(n, reservedCritical int) {
 	s.mu.Lock()
 	s.limit = max(1, n)
 	s.reserved = min(max(0, reservedCritical), s.limit-1)
+	s.mu.Unlock()
+	s.kick()
+}
+
+// setLevel sets the level that pauses queues' dispatch.
+func (s *sched) setLevel(l job.Level) {
+	s.mu.Lock()
+	s.level = l
 	s.mu.Unlock()
 	s.kick()
 }
@@ -428,11 +504,7 @@ func (e *Engine) dispatchable(q *queue) bool {
 // drops, long polls waiting on the queues it paused wake.
 func (e *Engine) SetLevel(l job.Level) {
 	old := job.Level(e.level.Swap(uint32(l)))
-	s := e.sched
-	s.mu.Lock()
-	s.level = l
-	s.mu.Unlock()
-	s.kick()
+	e.sched.setLevel(l)
 	if l >= old {
 		return
 	}
@@ -450,8 +522,10 @@ func (e *Engine) SetLevel(l job.Level) {
 }
 
 // Workers answers the jobs running in-process and the worker limit.
-func (e *Engine) Workers() (running, limit int) {
-	s := e.sched
+func (e *Engine) Workers() (running, limit int) { return e.sched.usage() }
+
+// usage answers the slots in use and the worker limit.
+func (s *sched) usage() (running, limit int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.running, s.limit

@@ -264,6 +264,40 @@ func assess(s Sample, cfg Config, hold bool) (job.Level, cause) {
 		}
 		return enter
 	}
+	c := headroomCauses(s, cfg, th) | stallCauses(s, th)
+	cpuBusy := s.Known.Has(SignalCPU) && s.CPUBusy >= th(cfg.CPU.Enter, cfg.CPU.Exit)
+	if cpuBusy && s.Known.Has(SignalPSICPU) && s.PSICPU.Some10 >= th(psiCPUSomeEnter, psiCPUSomeExit) {
+		c |= causeCPUStall
+	}
+	sym := symptoms(s, cfg, hold)
+	if sym != 0 {
+		// Utilisation counts only when a symptom says it hurts.
+		if cpuBusy && c&causeCPUStall == 0 {
+			c |= causeCPUBusy
+		}
+		if s.Known.Has(SignalLoad) && s.Cores > 0 && s.Load1 >= th(runQueueEnter, runQueueExit)*float64(s.Cores) {
+			c |= causeRunQueue
+		}
+	}
+
+	lvl := job.LevelNormal
+	switch {
+	case c&(causeMemoryCritical|causeDiskCritical|causeGoMemCritical) != 0:
+		lvl = job.LevelCritical
+	case c&(causeMemoryHigh|causeMemoryThrash) != 0 || (c&harmCauses != 0 && sym != 0):
+		lvl = job.LevelHigh
+	case c != 0:
+		lvl = job.LevelElevated
+	}
+	if lvl > job.LevelNormal {
+		c |= sym
+	}
+	return lvl, c
+}
+
+// headroomCauses are the causes of memory, disk and Go memory running out;
+// th picks the enter or the exit threshold (assess).
+func headroomCauses(s Sample, cfg Config, th func(enter, exit float64) float64) cause {
 	var c cause
 	if s.Known.Has(SignalMemory) {
 		m := s.MemPercent()
@@ -295,6 +329,13 @@ func assess(s Sample, cfg Config, hold bool) (job.Level, cause) {
 			c |= causeGoMemCritical
 		}
 	}
+	return c
+}
+
+// stallCauses are the causes of memory and IO stalls (or, without memory
+// PSI, major faults) and heat; th as in headroomCauses.
+func stallCauses(s Sample, th func(enter, exit float64) float64) cause {
+	var c cause
 	if s.Known.Has(SignalPSIMemory) {
 		if s.PSIMemory.Some10 >= th(psiMemSomeEnter, psiMemSomeExit) {
 			c |= causeMemoryStall
@@ -308,37 +349,10 @@ func assess(s Sample, cfg Config, hold bool) (job.Level, cause) {
 	if s.Known.Has(SignalPSIIO) && s.PSIIO.Full10 >= th(psiIOFullEnter, psiIOFullExit) {
 		c |= causeIOStall
 	}
-	cpuBusy := s.Known.Has(SignalCPU) && s.CPUBusy >= th(cfg.CPU.Enter, cfg.CPU.Exit)
-	if cpuBusy && s.Known.Has(SignalPSICPU) && s.PSICPU.Some10 >= th(psiCPUSomeEnter, psiCPUSomeExit) {
-		c |= causeCPUStall
-	}
 	if s.Known.Has(SignalThermal) && s.TempC >= th(thermalEnter, thermalExit) {
 		c |= causeThermal
 	}
-	sym := symptoms(s, cfg, hold)
-	if sym != 0 {
-		// Utilisation counts only when a symptom says it hurts.
-		if cpuBusy && c&causeCPUStall == 0 {
-			c |= causeCPUBusy
-		}
-		if s.Known.Has(SignalLoad) && s.Cores > 0 && s.Load1 >= th(runQueueEnter, runQueueExit)*float64(s.Cores) {
-			c |= causeRunQueue
-		}
-	}
-
-	lvl := job.LevelNormal
-	switch {
-	case c&(causeMemoryCritical|causeDiskCritical|causeGoMemCritical) != 0:
-		lvl = job.LevelCritical
-	case c&(causeMemoryHigh|causeMemoryThrash) != 0 || (c&harmCauses != 0 && sym != 0):
-		lvl = job.LevelHigh
-	case c != 0:
-		lvl = job.LevelElevated
-	}
-	if lvl > job.LevelNormal {
-		c |= sym
-	}
-	return lvl, c
+	return c
 }
 
 // formatReason spells out causes with the sample's figures, most severe

@@ -158,6 +158,7 @@
 //	g.Go(func() error { return gov.Run(ctx) })
 //
 // Admission reads gov.Level() per request, dispatch reads
-// gov.Concurrency(); GET /v1/stats embeds gov.Status() (its JSON is the SPEC
-// block); the alerts topic and metrics Subscribe.
+// gov.Concurrency(); GET /v1/stats and /metrics read gov.Status(), a typed
+// value the HTTP API writes as the SPEC block; the alerts topic and metrics
+// Subscribe.
 package resource

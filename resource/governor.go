@@ -2,7 +2,6 @@ package resource
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,8 +49,9 @@ type Event struct {
 	Sample      Sample
 }
 
-// Status is the governor's current state, for GET /v1/stats and
-// `edgeq governor status`. Its JSON form is the SPEC §5 "governor" block.
+// Status is the governor's current state, for GET /v1/stats, /metrics and
+// `edgeq governor status`. The HTTP API writes it as the SPEC §5
+// "governor" block (transport/httpapi.GovernorStats).
 type Status struct {
 	Level            job.Level
 	Since            time.Time
@@ -408,44 +408,6 @@ func (s *subscriber) offer(ev Event) {
 		default:
 		}
 	}
-}
-
-// MarshalJSON writes the SPEC §5 governor block:
-//
-//	{"level","concurrency","cpu_percent","memory_percent","disk_free_bytes","reason","drill"}
-//
-// with null for a figure that is not known and "drill": {"level","until"}
-// or null.
-func (s Status) MarshalJSON() ([]byte, error) {
-	type drill struct {
-		Level string    `json:"level"`
-		Until time.Time `json:"until"`
-	}
-	out := struct {
-		Level         string   `json:"level"`
-		Concurrency   int      `json:"concurrency"`
-		CPUPercent    *float64 `json:"cpu_percent"`
-		MemoryPercent *float64 `json:"memory_percent"`
-		DiskFreeBytes *uint64  `json:"disk_free_bytes"`
-		Reason        string   `json:"reason"`
-		Drill         *drill   `json:"drill"`
-	}{Level: s.Level.String(), Concurrency: s.Concurrency, Reason: s.Reason}
-	if s.Sample.Known.Has(SignalCPU) {
-		v := round1(s.Sample.CPUBusy)
-		out.CPUPercent = &v
-	}
-	if s.Sample.Known.Has(SignalMemory) {
-		v := round1(s.Sample.MemPercent())
-		out.MemoryPercent = &v
-	}
-	if s.Sample.Known.Has(SignalDisk) {
-		v := s.Sample.DiskFree
-		out.DiskFreeBytes = &v
-	}
-	if s.Drill != nil {
-		out.Drill = &drill{Level: s.Drill.Level.String(), Until: s.Drill.Until.UTC()}
-	}
-	return json.Marshal(out)
 }
 
 // SetThresholds applies a new configuration's thresholds, dwell and

@@ -3,7 +3,6 @@ package resource
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -305,34 +304,6 @@ func TestNewErrors(t *testing.T) {
 	}
 	if limit, reserved := g.Concurrency(); limit != 4 || reserved != 1 || g.Level() != job.LevelNormal {
 		t.Fatalf("new governor: %s, %d, %d; want normal, 4, 1", g.Level(), limit, reserved)
-	}
-}
-
-func TestStatusJSON(t *testing.T) {
-	until := time.Date(2026, 3, 1, 12, 1, 0, 0, time.UTC)
-	s := healthy()
-	s.CPUBusy = 97.44
-	tests := []struct {
-		name string
-		st   Status
-		want string
-	}{
-		{"known", Status{Level: job.LevelHigh, Concurrency: 6, Reason: "memory 93.0%", Sample: withMem(s, 93)},
-			`{"level":"high","concurrency":6,"cpu_percent":97.4,"memory_percent":93,"disk_free_bytes":10737418240,"reason":"memory 93.0%","drill":null}`},
-		{"unknown and drill", Status{Level: job.LevelCritical, Concurrency: 1, Reason: "drill until 2026-03-01T12:01:00Z",
-			Drill: &DrillStatus{Level: job.LevelCritical, Until: until}},
-			`{"level":"critical","concurrency":1,"cpu_percent":null,"memory_percent":null,"disk_free_bytes":null,"reason":"drill until 2026-03-01T12:01:00Z","drill":{"level":"critical","until":"2026-03-01T12:01:00Z"}}`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			b, err := json.Marshal(tt.st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(b) != tt.want {
-				t.Fatalf("JSON =\n%s\nwant\n%s", b, tt.want)
-			}
-		})
 	}
 }
 

@@ -161,7 +161,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	}
 	d.group.Go(func() { _ = d.gov.run(d.bg) })
 	d.group.Go(func() {
-		runTrimmer(d.bg, d.log, func() uint64 { return d.eng.Histograms()["commit_batch_size"].Count })
+		runTrimmer(d.bg, d.log, func() uint64 { return d.eng.Histograms().CommitBatchSize.Count })
 	})
 	hc := d.cfg.HTTP
 	hc.Logger, hc.Governor, hc.MQTT = d.log, d.gov, d.mqtt.metrics

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +76,10 @@ func (l *governorLink) run(ctx context.Context) error {
 }
 
 // Status implements httpapi.Governor.
-func (l *governorLink) Status() ([]byte, error) { return json.Marshal(l.gov.Status()) }
+func (l *governorLink) Status() resource.Status { return l.gov.Status() }
+
+// LevelChanges implements httpapi.Governor.
+func (l *governorLink) LevelChanges() uint64 { return l.changes.Load() }
 
 // Drill implements httpapi.Governor; the engine sheds at once.
 func (l *governorLink) Drill(level job.Level, d time.Duration) error {
@@ -90,21 +92,4 @@ func (l *governorLink) Drill(level job.Level, d time.Duration) error {
 func (l *governorLink) ClearDrill() {
 	l.gov.ClearDrill()
 	l.apply()
-}
-
-// Gauges implements httpapi.Governor.
-func (l *governorLink) Gauges() httpapi.GovernorGauges {
-	st := l.gov.Status()
-	s := st.Sample
-	return httpapi.GovernorGauges{
-		Level:        st.Level,
-		Concurrency:  st.Concurrency,
-		LevelChanges: l.changes.Load(),
-		CPUPercent:   s.CPUBusy,
-		CPUKnown:     s.Known.Has(resource.SignalCPU),
-		MemPercent:   s.MemPercent(),
-		MemKnown:     s.Known.Has(resource.SignalMemory),
-		DiskFree:     s.DiskFree,
-		DiskKnown:    s.Known.Has(resource.SignalDisk),
-	}
 }

@@ -56,32 +56,47 @@ func readRuns(path string) ([]record, error) {
 
 func report(summarize, check string) error {
 	if check != "" {
-		runs, err := readRuns(check)
-		if err != nil {
+		if err := checkRuns(check); err != nil {
 			return err
-		}
-		var bad []string
-		for _, r := range runs {
-			id := r.System + " " + r.Workload
-			switch {
-			case r.Jobs == 0:
-				bad = append(bad, id+": no jobs done")
-			case r.Errors > 0:
-				bad = append(bad, fmt.Sprintf("%s: %d errors, first: %s", id, r.Errors, r.Error))
-			case r.CPU <= 0 || r.VmHWM <= 0 || r.CgPeak <= 0:
-				bad = append(bad, id+": no CPU time or memory measured")
-			case r.DevWIOs <= 0 || r.CgWIOs <= 0:
-				bad = append(bad, id+": no write to the card charged to the cgroup")
-			}
-		}
-		if len(bad) > 0 {
-			return errors.New(strings.Join(bad, "; "))
 		}
 	}
 	if summarize == "" {
 		return nil
 	}
-	runs, err := readRuns(summarize)
+	return summarizeRuns(summarize)
+}
+
+// checkRuns fails when a run of the file did no job, had errors or
+// measured no CPU, memory or write to the card.
+func checkRuns(path string) error {
+	runs, err := readRuns(path)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, r := range runs {
+		id := r.System + " " + r.Workload
+		switch {
+		case r.Jobs == 0:
+			bad = append(bad, id+": no jobs done")
+		case r.Errors > 0:
+			bad = append(bad, fmt.Sprintf("%s: %d errors, first: %s", id, r.Errors, r.Error))
+		case r.CPU <= 0 || r.VmHWM <= 0 || r.CgPeak <= 0:
+			bad = append(bad, id+": no CPU time or memory measured")
+		case r.DevWIOs <= 0 || r.CgWIOs <= 0:
+			bad = append(bad, id+": no write to the card charged to the cgroup")
+		}
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// summarizeRuns prints the Markdown table of the file's runs: one row per
+// workload and system, medians of its runs.
+func summarizeRuns(path string) error {
+	runs, err := readRuns(path)
 	if err != nil {
 		return err
 	}
@@ -112,30 +127,35 @@ func report(summarize, check string) error {
 		if (k.sys == "edgeq" || k.sys == "base") && strings.HasSuffix(k.w, "mixed") {
 			p50, p99 = median(g, func(r record) float64 { return r.E2EP50 }), median(g, func(r record) float64 { return r.E2EP99 })
 		}
-		var gov []string
-		for _, r := range g {
-			for _, c := range strings.Split(r.Governor, "#") {
-				if c = signals(c); c != "" && !slices.Contains(gov, c) {
-					gov = append(gov, c)
-				}
-			}
-		}
-		govs := "—"
-		if k.sys == "edgeq" || k.sys == "base" {
-			govs = "none"
-			if len(gov) > 0 {
-				govs = strings.Join(gov, "; ")
-			}
-		}
 		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %s |\n",
 			k.w, k.sys, len(g), median(g, func(r record) float64 { return r.Rate }), p50, p99,
 			per(func(r record) float64 { return r.CPU }), per(func(r record) float64 { return r.DevWBytes }),
 			per(func(r record) float64 { return r.Jbd2Blocks * 4096 }),
 			per(func(r record) float64 { return r.DevWIOs }), per(func(r record) float64 { return r.CgWIOs }),
 			median(g, func(r record) float64 { return r.CgPeak })/(1<<20), median(g, func(r record) float64 { return r.VmHWM })/(1<<20),
-			govs)
+			governorCell(k.sys, g))
 	}
 	return nil
+}
+
+// governorCell lists the governor's level changes in a group's runs: "—"
+// for a system other than edgeq, "none" when there were none.
+func governorCell(system string, g []record) string {
+	if system != "edgeq" && system != "base" {
+		return "—"
+	}
+	var gov []string
+	for _, r := range g {
+		for _, c := range strings.Split(r.Governor, "#") {
+			if c = signals(c); c != "" && !slices.Contains(gov, c) {
+				gov = append(gov, c)
+			}
+		}
+	}
+	if len(gov) == 0 {
+		return "none"
+	}
+	return strings.Join(gov, "; ")
 }
 
 func median(g []record, f func(record) float64) float64 {

@@ -106,30 +106,11 @@ func parseTrace(r io.Reader, from int, dir string) (traceStats, error) {
 			if path == "" || !strings.HasPrefix(path, "/") || len(args) < 3 {
 				continue // a socket or a pipe
 			}
-			n := args[2]
-			if name == "pwrite64" && len(args) >= 4 {
-				n = args[len(args)-2]
-			} else if name == "write" {
-				n = strings.TrimSuffix(strings.SplitN(args[len(args)-1], ")", 2)[0], " <unfinished ...>")
-			}
 			c := file(path)
 			c.writes++
-			if v, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64); err == nil {
-				c.bytes += v
-			}
+			c.bytes += writeLen(name, args)
 		case "mmap":
-			if len(args) < 5 {
-				continue
-			}
-			fd := traceFD.FindStringSubmatch(args[4])
-			if fd == nil {
-				continue
-			}
-			if res := traceResult.FindStringSubmatch(line); res != nil {
-				maps[res[1]] = fd[1]
-			} else {
-				pendingMmap[pid] = fd[1]
-			}
+			noteMmap(line, pid, args, maps, pendingMmap)
 		case "rename", "renameat", "renameat2", "ftruncate", "fallocate":
 			p := path
 			if q := traceQuoted.FindAllStringSubmatch(rest, -1); p == "" && len(q) > 0 {
@@ -139,6 +120,38 @@ func parseTrace(r io.Reader, from int, dir string) (traceStats, error) {
 		}
 	}
 	return st, sc.Err()
+}
+
+// writeLen is the byte count a traced write or pwrite64 call asked for.
+func writeLen(name string, args []string) int64 {
+	n := args[2]
+	if name == "pwrite64" && len(args) >= 4 {
+		n = args[len(args)-2]
+	} else if name == "write" {
+		n = strings.TrimSuffix(strings.SplitN(args[len(args)-1], ")", 2)[0], " <unfinished ...>")
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// noteMmap records the file a traced mmap maps: at its address in maps, or
+// in pending by pid while the call has not returned yet.
+func noteMmap(line, pid string, args []string, maps, pending map[string]string) {
+	if len(args) < 5 {
+		return
+	}
+	fd := traceFD.FindStringSubmatch(args[4])
+	if fd == nil {
+		return
+	}
+	if res := traceResult.FindStringSubmatch(line); res != nil {
+		maps[res[1]] = fd[1]
+	} else {
+		pending[pid] = fd[1]
+	}
 }
 
 // kindOf names the kind of Badger or edgeq file at path.

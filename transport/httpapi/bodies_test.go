@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,15 +15,7 @@ import (
 // their connection's share of the body budget; past it a request is
 // refused with 503 while another connection is served.
 func TestBodiesPerConnection(t *testing.T) {
-	dir := t.TempDir()
-	certPEM, keyPEM, pool := selfSigned(t)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, pool := selfSignedFiles(t)
 	// A batch body is at most 1 MiB here; a connection may hold 2 MiB.
 	ts := mustStartServer(t, Config{TLSCert: certFile, TLSKey: keyFile, MaxPayload: 16 << 10, MaxBodies: 8 << 20})
 	if ts.bodies.perConn != 2<<20 {

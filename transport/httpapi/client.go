@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
 )
 
@@ -209,12 +210,13 @@ func (c *Client) Ack(ctx context.Context, id, lease string) error {
 	return c.jobCall(ctx, http.MethodPost, id, "/ack", url.Values{"lease": {lease}}, nil)
 }
 
-// Nack sends a leased job back for a retry after delay (0: the queue's
-// backoff) and answers the state it went to ("delayed", "ready" or "dead"
-// once its attempts are spent).
+// Nack sends a leased job back for a retry after delay, as the API's
+// delay says: 0 makes it ready now, engine.NackBackoff waits for the
+// queue's backoff. It answers the state the job went to ("delayed",
+// "ready" or "dead" once its attempts are spent).
 func (c *Client) Nack(ctx context.Context, id, lease string, delay time.Duration, reason string) (string, error) {
 	q := url.Values{"lease": {lease}}
-	if delay != 0 {
+	if delay != engine.NackBackoff {
 		q.Set("delay", delay.String())
 	}
 	if reason != "" {

@@ -267,15 +267,7 @@ func TestClientErrors(t *testing.T) {
 }
 
 func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	certPEM, keyPEM, pool := selfSigned(t)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, pool := selfSignedFiles(t)
 	ts := mustStartServer(t, Config{TLSCert: certFile, TLSKey: keyFile})
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	c := NewClient("https://"+ts.Addr().String(), "", hc)
@@ -290,6 +282,22 @@ func TestTLS(t *testing.T) {
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
+// selfSignedFiles writes a selfSigned certificate and its key to files of
+// a temporary directory.
+func selfSignedFiles(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	dir := t.TempDir()
+	certPEM, keyPEM, pool := selfSigned(t)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile, pool
+}
+
 func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

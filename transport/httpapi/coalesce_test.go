@@ -13,37 +13,14 @@ import (
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
-	"github.com/edgeq/edgeq/engine/memstore"
 )
 
-// realServer serves the API over a real engine on the in-memory store.
-func realServer(t *testing.T) (*engine.Engine, string) {
+// coalesceServer is a real server for the coalescing tests: its engine and
+// URL.
+func coalesceServer(t *testing.T) (*engine.Engine, string) {
 	t.Helper()
-	eng, err := engine.New(engine.Config{}, memstore.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := eng.Stop(context.Background()); err != nil {
-			t.Errorf("engine Stop: %v", err)
-		}
-	})
-	s, err := New(Config{Addr: "127.0.0.1:0"}, eng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Shutdown(context.Background()); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return eng, "http://" + s.Addr().String()
+	rs := startRealServer(t, engine.Config{})
+	return rs.eng, rs.base
 }
 
 // gate is a RoundTripper that counts requests by path and holds the first
@@ -129,7 +106,7 @@ func enqueueAll(c *Client, queue string, opts []EnqueueOptions) (answers []enque
 // gets its own job's answer (id, duplicate flag, durability), and every job
 // is stored with the payload and options it was given.
 func TestCoalesceEnqueue(t *testing.T) {
-	eng, base := realServer(t)
+	eng, base := coalesceServer(t)
 	c, g := coalescingClient(t, base, Coalescing{})
 	first, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
 	waitRequests(t, g, 1) // the first request is in the gate
@@ -186,7 +163,7 @@ func TestCoalesceEnqueue(t *testing.T) {
 // TestCoalesceRefusalIsOwn: a job the daemon refuses fails only its own
 // caller; the others of its batch are sent again alone and stored.
 func TestCoalesceRefusalIsOwn(t *testing.T) {
-	eng, base := realServer(t)
+	eng, base := coalesceServer(t)
 	c, g := coalescingClient(t, base, Coalescing{})
 	_, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
 	waitRequests(t, g, 1)
@@ -214,7 +191,7 @@ func TestCoalesceRefusalIsOwn(t *testing.T) {
 // TestCoalesceGiveUp: a caller whose context ends while its job waits
 // gets the context's error, and its job is never sent.
 func TestCoalesceGiveUp(t *testing.T) {
-	eng, base := realServer(t)
+	eng, base := coalesceServer(t)
 	c, g := coalescingClient(t, base, Coalescing{})
 	_, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
 	waitRequests(t, g, 1)
@@ -264,7 +241,7 @@ func waitRequests(t *testing.T, g *gate, n int) {
 // request is in flight go in one POST /v1/acks, and each caller gets its
 // own ack's answer.
 func TestCoalesceAcks(t *testing.T) {
-	eng, base := realServer(t)
+	eng, base := coalesceServer(t)
 	plain := NewClient(base, "", nil)
 	t.Cleanup(plain.CloseIdleConnections)
 	for range 6 {
@@ -326,7 +303,7 @@ func TestCoalesceAcks(t *testing.T) {
 // TestCoalesceInFlight: with InFlight 2, a call made while one request is
 // held goes out in a second request at once instead of waiting for it.
 func TestCoalesceInFlight(t *testing.T) {
-	eng, base := realServer(t)
+	eng, base := coalesceServer(t)
 	c, g := coalescingClient(t, base, Coalescing{InFlight: 2})
 	first, wait1 := enqueueAll(c, "q", []EnqueueOptions{{}})
 	waitRequests(t, g, 1)

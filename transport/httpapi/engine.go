@@ -68,6 +68,6 @@ type Monitor interface {
 	Ready() error
 	// Shedding answers the governor's level and the queues it sheds.
 	Shedding() engine.Shedding
-	// Histograms snapshots the engine's histograms by name (read at scrape time).
-	Histograms() map[string]engine.Histogram
+	// Histograms snapshots the engine's histograms (read at scrape time).
+	Histograms() engine.Histograms
 }

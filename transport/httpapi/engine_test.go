@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"net/http"
 	"testing"
 	"time"
 
@@ -14,12 +15,20 @@ import (
 // The real engine satisfies the interface this package declares.
 var _ Engine = (*engine.Engine)(nil)
 
-// TestRealEngine wires the server to a real engine over the in-memory store
-// (STYLE: transports are tested against a real engine too): one job through
-// enqueue, lease and ack, a batch and a refusal. The fake-engine tests cover
-// every answer; this one guards the wiring.
-func TestRealEngine(t *testing.T) {
-	eng, err := engine.New(engine.Config{}, memstore.New())
+// realServer is a server on 127.0.0.1 over a real engine and the in-memory
+// store.
+type realServer struct {
+	eng    *engine.Engine
+	base   string // the server's URL
+	hc     *http.Client
+	client *Client
+}
+
+// startRealServer starts a realServer of an engine of cfg; when the test
+// ends the server shuts down, then the engine stops.
+func startRealServer(t *testing.T, cfg engine.Config) realServer {
+	t.Helper()
+	eng, err := engine.New(cfg, memstore.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,15 +47,25 @@ func TestRealEngine(t *testing.T) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
+	hc := &http.Client{}
 	// Registered after the engine's cleanup, so it runs first: stop ingest,
 	// then the engine.
 	t.Cleanup(func() {
+		hc.CloseIdleConnections()
 		if err := s.Shutdown(context.Background()); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	c := NewClient("http://"+s.Addr().String(), "", nil)
-	t.Cleanup(c.CloseIdleConnections)
+	base := "http://" + s.Addr().String()
+	return realServer{eng: eng, base: base, hc: hc, client: NewClient(base, "", hc)}
+}
+
+// TestRealEngine wires the server to a real engine over the in-memory store
+// (STYLE: transports are tested against a real engine too): one job through
+// enqueue, lease and ack, a batch and a refusal. The fake-engine tests cover
+// every answer; this one guards the wiring.
+func TestRealEngine(t *testing.T) {
+	c := startRealServer(t, engine.Config{}).client
 	ctx := t.Context()
 
 	res, err := c.Enqueue(ctx, "q", []byte(`{"a":1}`), EnqueueOptions{ContentType: "application/json", Headers: map[string]string{"X": "y"}})

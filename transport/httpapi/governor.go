@@ -9,31 +9,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/resource"
 )
 
 // Governor is the resource governor as the API uses it (internal/daemon adapts
 // resource.Governor to it). Its methods must be safe for concurrent use.
 type Governor interface {
-	// Status is the governor block of GET /v1/stats as JSON (SPEC 5).
-	Status() ([]byte, error)
+	// Status is the governor's state: the block of GET /v1/stats and the
+	// figures of /metrics.
+	Status() resource.Status
+	// LevelChanges counts the level changes since the daemon started.
+	LevelChanges() uint64
 	// Drill forces level for d; ClearDrill ends a drill.
 	Drill(level job.Level, d time.Duration) error
 	ClearDrill()
-	// Gauges are the figures for /metrics; ok is false for unknown ones.
-	Gauges() GovernorGauges
-}
-
-// GovernorGauges are the governor's figures exported as metrics.
-type GovernorGauges struct {
-	Level        job.Level
-	Concurrency  int
-	LevelChanges uint64
-	CPUPercent   float64
-	CPUKnown     bool
-	MemPercent   float64
-	MemKnown     bool
-	DiskFree     uint64
-	DiskKnown    bool
 }
 
 // DrillRequest is the body of POST /v1/governor/drill.
@@ -45,20 +34,37 @@ type DrillRequest struct {
 // maxDrillBody bounds the drill request body.
 const maxDrillBody = 4 << 10
 
-func (s *Server) governorBlock() (*GovernorStats, error) {
+// governorBlock is the governor block of GET /v1/stats and the drill
+// answers; nil when no governor runs.
+func (s *Server) governorBlock() *GovernorStats {
 	if s.gov == nil {
-		return nil, nil
+		return nil
 	}
-	data, err := s.gov.Status()
-	if err != nil {
-		return nil, err
-	}
-	var g GovernorStats
-	if err := json.Unmarshal(data, &g); err != nil {
-		return nil, fmt.Errorf("governor status: %w", err)
-	}
-	return &g, nil
+	return governorStats(s.gov.Status())
 }
+
+// governorStats is st in its SPEC §5 wire form: null for a figure the
+// governor does not know, percentages to one decimal.
+func governorStats(st resource.Status) *GovernorStats {
+	g := &GovernorStats{Level: st.Level.String(), Concurrency: st.Concurrency, Reason: st.Reason}
+	s := st.Sample
+	if s.Known.Has(resource.SignalCPU) {
+		g.CPUPercent = new(round1(s.CPUBusy))
+	}
+	if s.Known.Has(resource.SignalMemory) {
+		g.MemoryPercent = new(round1(s.MemPercent()))
+	}
+	if s.Known.Has(resource.SignalDisk) {
+		g.DiskFreeBytes = new(s.DiskFree)
+	}
+	if st.Drill != nil {
+		g.Drill = &DrillState{Level: st.Drill.Level.String(), Until: st.Drill.Until.UTC()}
+	}
+	return g
+}
+
+// round1 rounds a percentage to one decimal, as the governor logs it.
+func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
 
 // drill serves POST /v1/governor/drill.
 func (s *Server) drill(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -86,7 +92,7 @@ func (s *Server) drill(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, fmt.Errorf("%w: %v", job.ErrInvalidArgument, err)
 	}
 	s.log.Warn("governor drill", "level", level, "duration", d, "remote", r.RemoteAddr)
-	return s.governorBlock()
+	return s.governorBlock(), nil
 }
 
 // clearDrill serves DELETE /v1/governor/drill.
@@ -96,7 +102,7 @@ func (s *Server) clearDrill(w http.ResponseWriter, r *http.Request) (any, error)
 	}
 	s.gov.ClearDrill()
 	s.log.Info("governor drill cleared", "remote", r.RemoteAddr)
-	return s.governorBlock()
+	return s.governorBlock(), nil
 }
 
 // governorCollector exports the governor's figures at scrape time.
@@ -126,17 +132,18 @@ func (c *governorCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *governorCollector) Collect(ch chan<- prometheus.Metric) {
-	g := c.gov.Gauges()
-	ch <- prometheus.MustNewConstMetric(c.level, prometheus.GaugeValue, float64(g.Level))
-	ch <- prometheus.MustNewConstMetric(c.conc, prometheus.GaugeValue, float64(g.Concurrency))
-	ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(g.LevelChanges))
-	if g.CPUKnown {
-		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.GaugeValue, g.CPUPercent)
+	st := c.gov.Status()
+	s := st.Sample
+	ch <- prometheus.MustNewConstMetric(c.level, prometheus.GaugeValue, float64(st.Level))
+	ch <- prometheus.MustNewConstMetric(c.conc, prometheus.GaugeValue, float64(st.Concurrency))
+	ch <- prometheus.MustNewConstMetric(c.changes, prometheus.CounterValue, float64(c.gov.LevelChanges()))
+	if s.Known.Has(resource.SignalCPU) {
+		ch <- prometheus.MustNewConstMetric(c.cpu, prometheus.GaugeValue, s.CPUBusy)
 	}
-	if g.MemKnown {
-		ch <- prometheus.MustNewConstMetric(c.mem, prometheus.GaugeValue, g.MemPercent)
+	if s.Known.Has(resource.SignalMemory) {
+		ch <- prometheus.MustNewConstMetric(c.mem, prometheus.GaugeValue, s.MemPercent())
 	}
-	if g.DiskKnown {
-		ch <- prometheus.MustNewConstMetric(c.disk, prometheus.GaugeValue, float64(g.DiskFree))
+	if s.Known.Has(resource.SignalDisk) {
+		ch <- prometheus.MustNewConstMetric(c.disk, prometheus.GaugeValue, float64(s.DiskFree))
 	}
 }

@@ -242,47 +242,55 @@ func b2f(b bool) float64 {
 }
 
 // histogramCollector exports the engine's histograms (Monitor.Histograms) at
-// scrape time under fixed names; names the engine does not answer are
-// skipped.
+// scrape time under fixed names.
 type histogramCollector struct {
 	eng   Monitor
-	descs map[string]*prometheus.Desc // by the engine's histogram name
+	hists []exportedHistogram
+}
+
+// exportedHistogram is one engine histogram and its metric.
+type exportedHistogram struct {
+	desc *prometheus.Desc
+	pick func(engine.Histograms) engine.Histogram
 }
 
 func newHistogramCollector(eng Monitor) *histogramCollector {
-	return &histogramCollector{eng: eng, descs: map[string]*prometheus.Desc{
-		"commit_seconds":    prometheus.NewDesc("edgeq_commit_seconds", "Time to commit and sync one batch of the committer.", nil, nil),
-		"commit_batch_size": prometheus.NewDesc("edgeq_commit_batch_size", "Operations per committed batch.", nil, nil),
-		"sync_seconds":      prometheus.NewDesc("edgeq_sync_seconds", "Time of one fsync of the store (a group commit).", nil, nil),
-		"sync_ops":          prometheus.NewDesc("edgeq_sync_ops", "Operations made durable by one fsync of the store (the group commit's size).", nil, nil),
-		"enqueue_seconds":   prometheus.NewDesc("edgeq_enqueue_seconds", "Time of an enqueue from admission to its answer.", nil, nil),
+	return &histogramCollector{eng: eng, hists: []exportedHistogram{
+		{prometheus.NewDesc("edgeq_commit_seconds", "Time to commit and sync one batch of the committer.", nil, nil),
+			func(h engine.Histograms) engine.Histogram { return h.CommitSeconds }},
+		{prometheus.NewDesc("edgeq_commit_batch_size", "Operations per committed batch.", nil, nil),
+			func(h engine.Histograms) engine.Histogram { return h.CommitBatchSize }},
+		{prometheus.NewDesc("edgeq_sync_seconds", "Time of one fsync of the store (a group commit).", nil, nil),
+			func(h engine.Histograms) engine.Histogram { return h.SyncSeconds }},
+		{prometheus.NewDesc("edgeq_sync_ops", "Operations made durable by one fsync of the store (the group commit's size).", nil, nil),
+			func(h engine.Histograms) engine.Histogram { return h.SyncOps }},
+		{prometheus.NewDesc("edgeq_enqueue_seconds", "Time of an enqueue from admission to its answer.", nil, nil),
+			func(h engine.Histograms) engine.Histogram { return h.EnqueueSeconds }},
 	}}
 }
 
 // Describe implements prometheus.Collector.
 func (c *histogramCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d
+	for _, x := range c.hists {
+		ch <- x.desc
 	}
 }
 
 // Collect implements prometheus.Collector; it is safe for concurrent use
 // as long as Monitor.Histograms is.
 func (c *histogramCollector) Collect(ch chan<- prometheus.Metric) {
-	for name, h := range c.eng.Histograms() {
-		d := c.descs[name]
-		if d == nil {
-			continue
-		}
+	hs := c.eng.Histograms()
+	for _, x := range c.hists {
+		h := x.pick(hs)
 		buckets := make(map[float64]uint64, len(h.Bounds))
 		for i, b := range h.Bounds {
 			if i < len(h.Counts) {
 				buckets[b] = h.Counts[i]
 			}
 		}
-		m, err := prometheus.NewConstHistogram(d, h.Count, h.Sum, buckets)
+		m, err := prometheus.NewConstHistogram(x.desc, h.Count, h.Sum, buckets)
 		if err != nil {
-			m = prometheus.NewInvalidMetric(d, err)
+			m = prometheus.NewInvalidMetric(x.desc, err)
 		}
 		ch <- m
 	}

@@ -8,9 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -136,15 +134,7 @@ func TestStatusPageAuth(t *testing.T) {
 // TestStatusPageTLS serves the page and the stats behind it over TLS with a
 // generated certificate and a token.
 func TestStatusPageTLS(t *testing.T) {
-	dir := t.TempDir()
-	certPEM, keyPEM, pool := selfSigned(t)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	certFile, keyFile, pool := selfSignedFiles(t)
 	ts := mustStartServer(t, Config{TLSCert: certFile, TLSKey: keyFile, Token: "s3cret"})
 	ts.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	ts.base = "https://" + ts.Addr().String()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // OnEvent publishes a job event to {prefix}/events/{queue} when
@@ -124,17 +125,12 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 func notice(reason, topic, key string, at time.Time) []byte {
 	b := make([]byte, 0, 96+len(topic)+len(key))
 	b = append(b, `{"reason":`...)
-	b = appendJSONString(b, reason)
+	b = wire.AppendJSONString(b, reason)
 	b = append(b, `,"topic":`...)
-	b = appendJSONString(b, topic)
+	b = wire.AppendJSONString(b, topic)
 	b = append(b, `,"key":`...)
-	b = appendJSONString(b, key)
+	b = wire.AppendJSONString(b, key)
 	b = append(b, `,"at":"`...)
 	b = at.UTC().AppendFormat(b, time.RFC3339Nano)
 	return append(b, `"}`...)
-}
-
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
 }
