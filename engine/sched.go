@@ -366,7 +366,7 @@ func (s *sched) run(q *queue, j *job.Job) {
 	case Dead:
 		o.kind, o.text = opFail, truncate(out.Error, maxErrorLen)
 	default:
-		o.kind, o.text, o.delay = opNack, truncate(out.Error, maxErrorLen), out.RetryAfter
+		o.kind, o.text, o.delay, o.keep = opNack, truncate(out.Error, maxErrorLen), out.RetryAfter, out.Unreached
 		if out.RetryAfter <= 0 {
 			o.delay = NackBackoff
 		}
