@@ -23,18 +23,19 @@ import (
 // key that is absent keeps its default; in a queue, zero means "the value
 // under defaults".
 type Config struct {
-	DataDir         string                 `yaml:"data_dir"`
-	MaxPayload      Size                   `yaml:"max_payload"`
-	HTTP            HTTPConfig             `yaml:"http"`
-	Storage         StorageConfig          `yaml:"storage"`
-	MQTT            MQTTConfig             `yaml:"mqtt"`
-	Governor        GovernorConfig         `yaml:"governor"`
-	Defaults        DefaultsConfig         `yaml:"defaults"`
-	StrictQueues    bool                   `yaml:"strict_queues"`
-	MaxQueues       int                    `yaml:"max_queues"`
-	ShutdownTimeout Duration               `yaml:"shutdown_timeout"`
-	Log             LogConfig              `yaml:"log"`
-	Queues          map[string]QueueConfig `yaml:"queues"`
+	DataDir         string                  `yaml:"data_dir"`
+	MaxPayload      Size                    `yaml:"max_payload"`
+	HTTP            HTTPConfig              `yaml:"http"`
+	Storage         StorageConfig           `yaml:"storage"`
+	MQTT            MQTTConfig              `yaml:"mqtt"`
+	Governor        GovernorConfig          `yaml:"governor"`
+	Defaults        DefaultsConfig          `yaml:"defaults"`
+	StrictQueues    bool                    `yaml:"strict_queues"`
+	MaxQueues       int                     `yaml:"max_queues"`
+	ShutdownTimeout Duration                `yaml:"shutdown_timeout"`
+	Log             LogConfig               `yaml:"log"`
+	Uplinks         map[string]UplinkConfig `yaml:"uplinks"`
+	Queues          map[string]QueueConfig  `yaml:"queues"`
 }
 
 // HTTPConfig is the HTTP API listener.
@@ -168,6 +169,7 @@ type HandlerConfig struct {
 	URL     string            `yaml:"url"`
 	Topic   string            `yaml:"topic"`
 	Headers map[string]string `yaml:"headers"`
+	Uplink  string            `yaml:"uplink"`
 }
 
 // BreakerConfig opens a handler's circuit after Failures consecutive
@@ -255,6 +257,7 @@ func (c *Config) Validate() error {
 
 	c.validateMQTT(&v)
 	c.validateGovernor(&v)
+	c.validateUplinks(&v)
 
 	d := c.Defaults
 	if d.MaxAttempts < 1 {
@@ -419,6 +422,8 @@ func (c *Config) validateHandler(v *validator, key string, h *HandlerConfig) {
 		"url":     h.URL != "",
 		"topic":   h.Topic != "",
 		"headers": len(h.Headers) > 0,
+		"uplink":  h.Uplink != "",
+		"timeout": h.Timeout != 0,
 	}
 	var own []string
 	switch h.Type {
@@ -451,14 +456,25 @@ func (c *Config) validateHandler(v *validator, key string, h *HandlerConfig) {
 		if c.MQTT.Broker == "" {
 			v.add(key+".type", "mqtt handlers need mqtt.broker")
 		}
+	case "uplink":
+		// The uplink's own timeout bounds a batch's acknowledgements.
+		own = []string{"uplink"}
+		if _, ok := c.Uplinks[h.Uplink]; !ok && h.Uplink != "" {
+			v.add(key+".uplink", "unknown uplink %q (not under uplinks:)", h.Uplink)
+		} else if h.Uplink == "" {
+			v.add(key+".uplink", "required for uplink handlers")
+		}
 	case "":
-		v.add(key+".type", "required (exec, http or mqtt)")
+		v.add(key+".type", "required (exec, http, mqtt or uplink)")
 		return
 	default:
-		v.add(key+".type", "unknown handler type %q (want exec, http or mqtt)", h.Type)
+		v.add(key+".type", "unknown handler type %q (want exec, http, mqtt or uplink)", h.Type)
 		return
 	}
-	for _, f := range []string{"command", "url", "topic", "headers"} {
+	if h.Type != "uplink" {
+		own = append(own, "timeout")
+	}
+	for _, f := range []string{"command", "url", "topic", "headers", "uplink", "timeout"} {
 		if used[f] && !slices.Contains(own, f) {
 			v.add(key+"."+f, "not used by %s handlers", h.Type)
 		}
@@ -499,10 +515,18 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 			AlertAge:    time.Duration(q.AlertAge),
 			AlertDepth:  q.AlertDepth,
 			ShedAt:      q.ShedAt,
-			Breaker:     q.Breaker.engine(),
+			Breaker:     q.breaker().engine(),
 		}
 	}
 	return ec
+}
+
+// breaker is q's breaker: its own, else an uplink handler's default.
+func (q QueueConfig) breaker() BreakerConfig {
+	if q.Breaker == (BreakerConfig{}) && q.Handler != nil && q.Handler.Type == "uplink" {
+		return defaultUplinkBreaker
+	}
+	return q.Breaker
 }
 
 // defaultCoolDown is a breaker's cool-down when only failures is set (SPEC 8).

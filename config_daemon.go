@@ -34,6 +34,7 @@ func (c *Config) daemonConfig(token string, log *slog.Logger) daemon.Config {
 		Memory:   c.Storage.Memory,
 		Engine:   c.engineConfig(log),
 		Handlers: c.handlers(),
+		Uplinks:  c.uplinks(),
 		Governor: c.resourceConfig(log),
 		HTTP: httpapi.Config{
 			Addr:       c.HTTP.Addr,
@@ -57,7 +58,7 @@ func (c *Config) handlers() map[string]daemon.Handler {
 	for name, q := range c.Queues {
 		if h := q.Handler; h != nil {
 			hs[name] = daemon.Handler{Type: h.Type, Command: h.Command, URL: h.URL, Headers: h.Headers,
-				Topic: h.Topic, Timeout: time.Duration(h.Timeout)}
+				Topic: h.Topic, Uplink: h.Uplink, Timeout: time.Duration(h.Timeout)}
 		}
 	}
 	return hs

@@ -16,6 +16,7 @@ import (
 	"github.com/edgeq/edgeq/storage"
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/transport/uplink"
 )
 
 // ErrStopped is Reload's answer once Run has returned.
@@ -51,6 +52,7 @@ type Daemon struct {
 	gov        *governorLink
 	srv        *httpapi.Server
 	mc         *mqttapi.Client // nil until MQTT started
+	uplinks    map[string]*uplink.Uplink
 	stopLevels func()
 
 	// group is every background goroutine (governor, trimmer, watchdog);
@@ -148,7 +150,10 @@ func (d *Daemon) start(ctx context.Context) error {
 	ec.Logger = d.log
 	ec.OnEvent, ec.OnAlert = d.mqtt.onEvent, d.mqtt.onAlert
 	var err error
-	if d.release, err = buildHandlers(d.cfg.Handlers, ec.Queues, nil); err != nil {
+	if err := d.startUplinks(ctx); err != nil {
+		return err
+	}
+	if d.release, err = buildHandlers(d.cfg.Handlers, ec.Queues, nil, d.uplinks); err != nil {
 		return &ConfigError{Err: err}
 	}
 	if err := d.startEngine(ctx, ec); err != nil {
@@ -183,6 +188,28 @@ func (d *Daemon) start(ctx context.Context) error {
 	// through the shutdown so a slow drain is not killed as hung.
 	notifyReady(d.log)
 	d.group.Go(func() { watchdog(d.bg, d.log, d.eng.Heartbeat) })
+	return nil
+}
+
+// startUplinks connects the uplinks. One whose server cannot be reached
+// redials in the background (offline is normal); one whose server answers
+// without its stream is a configuration error.
+func (d *Daemon) startUplinks(ctx context.Context) error {
+	d.uplinks = make(map[string]*uplink.Uplink, len(d.cfg.Uplinks))
+	for _, uc := range d.cfg.Uplinks {
+		uc.Logger = d.log
+		u, err := uplink.New(uc)
+		if err != nil {
+			return &ConfigError{Err: err}
+		}
+		d.uplinks[uc.Name] = u
+		if err := u.Start(ctx); err != nil {
+			return &ConfigError{Err: err}
+		}
+	}
+	if len(d.uplinks) > 0 {
+		d.group.Go(func() { watchUplinks(d.bg, d.log, d.uplinks) })
+	}
 	return nil
 }
 
@@ -245,7 +272,7 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 		return err
 	}
 	queues := maps.Clone(cfg.Engine.Queues)
-	release, err := buildHandlers(cfg.Handlers, queues, d.mqtt.c.Load())
+	release, err := buildHandlers(cfg.Handlers, queues, d.mqtt.c.Load(), d.uplinks)
 	if err != nil {
 		release()
 		return err

@@ -20,6 +20,7 @@ type Stats struct {
 	JobsFailed   uint64    `json:"jobs_failed"`
 	Batches      uint64    `json:"batches"`
 	Reconnects   uint64    `json:"reconnects"`
+	Alerting     bool      `json:"alerting"`      // down longer than alert_after
 	Rate         float64   `json:"rate"`          // jobs/s over the last full second
 	Bandwidth    float64   `json:"bandwidth"`     // bytes/s over the last full second
 	MaxRate      float64   `json:"max_rate"`      // 0: no cap
@@ -39,6 +40,7 @@ type stats struct {
 	failed      atomic.Uint64
 	batches     atomic.Uint64
 	reconnects  atomic.Uint64
+	alerting    atomic.Bool
 	sizes       [len(BatchBuckets) + 1]atomic.Uint64
 
 	mu sync.Mutex // guards the rate window
@@ -105,6 +107,7 @@ func (s *stats) snapshot(now time.Time) Stats {
 		JobsFailed:   s.failed.Load(),
 		Batches:      s.batches.Load(),
 		Reconnects:   s.reconnects.Load(),
+		Alerting:     s.alerting.Load(),
 		Compression:  1,
 		BatchBuckets: BatchBuckets[:],
 		BatchSizes:   make([]uint64, len(s.sizes)),
@@ -139,4 +142,12 @@ func (u *Uplink) DownFor(now time.Time) time.Duration {
 		return 0
 	}
 	return now.Sub(time.Unix(0, t))
+}
+
+// CheckAlert raises u's alert when it has been down longer than
+// AlertAfter at now and clears it once u is up; changed says whether this
+// call did either. Safe for concurrent use.
+func (u *Uplink) CheckAlert(now time.Time) (raised, changed bool) {
+	raised = u.cfg.AlertAfter > 0 && u.DownFor(now) > u.cfg.AlertAfter
+	return raised, u.stats.alerting.Swap(raised) != raised
 }
