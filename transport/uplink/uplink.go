@@ -177,10 +177,10 @@ func New(cfg Config) (*Uplink, error) {
 	}
 	u.stats.init(time.Now())
 	if cfg.MaxRate > 0 {
-		u.jobs = emptyLimiter(cfg.MaxRate, max(cfg.Batch.MaxJobs, int(cfg.MaxRate)))
+		u.jobs = emptyLimiter(cfg.MaxRate, cfg.Batch.MaxJobs)
 	}
 	if cfg.MaxBandwidth > 0 {
-		u.bytes = emptyLimiter(float64(cfg.MaxBandwidth), int(max(int64(cfg.Batch.MaxBytes), cfg.MaxBandwidth)))
+		u.bytes = emptyLimiter(float64(cfg.MaxBandwidth), cfg.Batch.MaxBytes)
 	}
 	var err error
 	switch cfg.Type {
@@ -193,8 +193,9 @@ func New(cfg Config) (*Uplink, error) {
 	return u, nil
 }
 
-// emptyLimiter is a limiter at r per second with burst b that starts
-// empty: a drain after an outage starts at the cap, not a burst above it.
+// emptyLimiter is a limiter at r per second that starts empty, with a
+// burst of one batch: a drain after an outage starts at the cap and never
+// runs more than one batch above it.
 func emptyLimiter(r float64, b int) *rate.Limiter {
 	l := rate.NewLimiter(rate.Limit(r), b)
 	l.AllowN(time.Now(), b)
