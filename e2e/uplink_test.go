@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +22,11 @@ import (
 // jetStream runs an in-process JetStream server on 127.0.0.1 with stream
 // EDGE on edge.> (dedupe window 10m) and answers its URL and the stream.
 func jetStream(t *testing.T) (string, jetstream.Stream) {
+	url, st, _ := jetStreamServer(t)
+	return url, st
+}
+
+func jetStreamServer(t *testing.T) (string, jetstream.Stream, *server.Server) {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -41,7 +50,7 @@ func jetStream(t *testing.T) (string, jetstream.Stream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.ClientURL(), st
+	return s.ClientURL(), st, s
 }
 
 // streamCount answers how many messages the stream holds.
@@ -150,4 +159,92 @@ func doJSON(c *http.Client, req *http.Request, out any) (int, error) {
 		return resp.StatusCode, nil
 	}
 	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+}
+
+// TestUplinkSeenFromTheBox: /v1/stats, `edgeq stats` and /metrics show an
+// uplink, connected and then down with its queue's backlog, and its alert
+// once it is down longer than alert_after.
+func TestUplinkSeenFromTheBox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary; skipped in -short")
+	}
+	url, stream, srv := jetStreamServer(t)
+	conf := filepath.Join(t.TempDir(), "edgeq.yaml")
+	config := fmt.Sprintf(`uplinks:
+  cloud: {type: nats, url: %q, stream: EDGE, subject: "edge.{queue}", max_rate: 500, alert_after: 1s}
+queues:
+  telemetry: {handler: {type: uplink, uplink: cloud}}
+  events: {class: high, handler: {type: uplink, uplink: cloud}}
+`, url)
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, t.TempDir(), "--config", conf)
+	c := &http.Client{Timeout: 10 * time.Second}
+	enqueue := func(n int) {
+		for range n {
+			if code, err := call(t.Context(), c, "POST", d.base+"/v1/queues/telemetry/jobs", []byte(`{"t":1}`), nil); err != nil || code != 201 {
+				t.Fatalf("enqueue: %d %v", code, err)
+			}
+		}
+	}
+	uplinkStats := func() map[string]any {
+		var doc struct {
+			Uplinks []map[string]any `json:"uplinks"`
+		}
+		if code, err := call(t.Context(), c, "GET", d.base+"/v1/stats", nil, &doc); err != nil || code != 200 || len(doc.Uplinks) != 1 {
+			t.Fatalf("stats: %d %v %+v", code, err, doc)
+		}
+		return doc.Uplinks[0]
+	}
+	enqueue(5)
+	deadline := time.Now().Add(10 * time.Second)
+	for streamCount(t, stream) < 5 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	up := uplinkStats()
+	if up["name"] != "cloud" || up["connected"] != true || up["jobs_sent"] != 5.0 || up["max_rate"] != 500.0 ||
+		up["last_success"] == nil || fmt.Sprint(up["queues"]) != "[events telemetry]" {
+		t.Errorf("uplink while up: %v", up)
+	}
+	out, err := exec.Command(binary(t), "stats", "--addr", d.addr).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("UPLINK")) || !regexp.MustCompile(`(?m)^cloud\s+nats\s+up\s`).Match(out) {
+		t.Errorf("edgeq stats: %v\n%s", err, out)
+	}
+	metrics := func() string {
+		resp, err := c.Get(d.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for _, want := range []string{`edgeq_uplink_connected{uplink="cloud"} 1`, `edgeq_uplink_jobs_sent_total{uplink="cloud"} 5`,
+		`edgeq_uplink_batch_size_count{uplink="cloud"}`, `edgeq_uplink_max_rate{uplink="cloud"} 500`} {
+		if m := metrics(); !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	enqueue(3)
+	deadline = time.Now().Add(10 * time.Second)
+	for up = uplinkStats(); up["alerting"] != true && time.Now().Before(deadline); up = uplinkStats() {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if up["connected"] != false || up["alerting"] != true || up["backlog_jobs"].(float64) < 3 || up["down_for_s"].(float64) < 1 {
+		t.Errorf("uplink while down: %v", up)
+	}
+	if m := metrics(); !strings.Contains(m, `edgeq_uplink_alert{uplink="cloud"} 1`) || !strings.Contains(m, `edgeq_uplink_connected{uplink="cloud"} 0`) {
+		t.Errorf("/metrics while down lacks the alert")
+	}
+	out, _ = exec.Command(binary(t), "stats", "--addr", d.addr).CombinedOutput()
+	if !regexp.MustCompile(`(?m)^cloud\s+nats\s+down \S+ ALERT\s`).Match(out) {
+		t.Errorf("edgeq stats while down:\n%s", out)
+	}
+	if !strings.Contains(d.log.String(), "uplink alert raised") {
+		t.Errorf("no alert in the log:\n%s", d.log)
+	}
 }

@@ -46,14 +46,18 @@ type Daemon struct {
 	mqtt mqttLink
 
 	// Set by start and read by Run's goroutine only (reload runs on it).
-	release    func() // releases the current handlers' resources
-	store      *storage.Badger
-	eng        *engine.Engine // nil until the engine started
-	gov        *governorLink
-	srv        *httpapi.Server
-	mc         *mqttapi.Client // nil until MQTT started
-	uplinks    map[string]*uplink.Uplink
-	stopLevels func()
+	release func() // releases the current handlers' resources
+	store   *storage.Badger
+	eng     *engine.Engine // nil until the engine started
+	gov     *governorLink
+	srv     *httpapi.Server
+	mc      *mqttapi.Client // nil until MQTT started
+	uplinks map[string]*uplink.Uplink
+
+	// uplinkQueues maps each uplink to the queues that send through it; set
+	// by start and reload, read by the HTTP API's stats.
+	uplinkQueues atomic.Pointer[map[string][]string]
+	stopLevels   func()
 
 	// group is every background goroutine (governor, trimmer, watchdog);
 	// stop cancels bg and waits for the group.
@@ -156,6 +160,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if d.release, err = buildHandlers(d.cfg.Handlers, ec.Queues, nil, d.uplinks); err != nil {
 		return &ConfigError{Err: err}
 	}
+	d.uplinkQueues.Store(uplinkQueues(d.cfg.Handlers))
 	if err := d.startEngine(ctx, ec); err != nil {
 		return err
 	}
@@ -170,6 +175,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	})
 	hc := d.cfg.HTTP
 	hc.Logger, hc.Governor, hc.MQTT = d.log, d.gov, d.mqtt.metrics
+	if len(d.uplinks) > 0 {
+		hc.Uplinks = d.uplinkStats
+	}
 	srv, err := httpapi.New(hc, d.eng)
 	if err == nil {
 		err = srv.Start()
@@ -290,5 +298,6 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 	d.gov.apply()
 	d.release()
 	d.release = release
+	d.uplinkQueues.Store(uplinkQueues(cfg.Handlers))
 	return nil
 }
