@@ -248,3 +248,28 @@ queues:
 		t.Errorf("no alert in the log:\n%s", d.log)
 	}
 }
+
+// TestUplinkMissingStreamStopsStart: a server that answers without the
+// uplink's stream stops edgeq at start with an error naming the uplink
+// and the stream, exit 78 (a configuration error); edgeq creates nothing.
+func TestUplinkMissingStreamStopsStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary; skipped in -short")
+	}
+	url, _ := jetStream(t)
+	conf := filepath.Join(t.TempDir(), "edgeq.yaml")
+	config := fmt.Sprintf("uplinks:\n  cloud: {type: nats, url: %q, stream: NOPE, subject: \"edge.{queue}\"}\n"+
+		"queues:\n  telemetry: {handler: {type: uplink, uplink: cloud}}\n", url)
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := spawnDaemon(t, t.TempDir(), "--config", conf)
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("edgeq still running with a missing stream:\n%s", d.log)
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != 78 || !strings.Contains(d.log.String(), `uplinks.cloud: stream "NOPE" not found`) {
+		t.Errorf("exit %d, log:\n%s\nwant 78 and an error naming uplinks.cloud and stream \"NOPE\"", code, d.log)
+	}
+}

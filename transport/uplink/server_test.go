@@ -97,7 +97,18 @@ func clientURL(s *server.Server) string { return s.ClientURL() }
 // replicas copies, retrying while a cluster elects its meta leader.
 func createStream(t *testing.T, urls string, replicas int, maxMsgSize int32) jetstream.Stream {
 	t.Helper()
-	nc, err := nats.Connect(urls)
+	return createStreamWith(t, urls, replicas, maxMsgSize)
+}
+
+// createStreamTLS creates stream EDGE over mutual TLS.
+func createStreamTLS(t *testing.T, url, ca, cert, key string) jetstream.Stream {
+	t.Helper()
+	return createStreamWith(t, url, 1, 0, nats.RootCAs(ca), nats.ClientCert(cert, key))
+}
+
+func createStreamWith(t *testing.T, urls string, replicas int, maxMsgSize int32, opts ...nats.Option) jetstream.Stream {
+	t.Helper()
+	nc, err := nats.Connect(urls, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,3 +130,25 @@ func TestStalledConnectionRedialled(t *testing.T) {
 		t.Errorf("stream holds %d, want the jobs before and after the stall", msgs)
 	}
 }
+
+// TestReconnectDelayBacksOffWithJitter: the wait doubles from 250ms to
+// 30s, each drawn from the upper half of its step, so a fleet that lost
+// its link together does not redial together.
+func TestReconnectDelayBacksOffWithJitter(t *testing.T) {
+	for _, tt := range []struct {
+		attempts int
+		step     time.Duration
+	}{{1, 500 * time.Millisecond}, {2, time.Second}, {4, 4 * time.Second}, {7, reconnectMax}, {100, reconnectMax}} {
+		seen := map[time.Duration]bool{}
+		for range 50 {
+			d := reconnectDelay(tt.attempts)
+			if d < tt.step/2 || d >= tt.step {
+				t.Fatalf("attempt %d: %v, want in [%v, %v)", tt.attempts, d, tt.step/2, tt.step)
+			}
+			seen[d] = true
+		}
+		if len(seen) < 10 {
+			t.Errorf("attempt %d: %d distinct waits in 50, want jitter", tt.attempts, len(seen))
+		}
+	}
+}
