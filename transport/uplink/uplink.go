@@ -23,9 +23,6 @@ const (
 	DefaultTimeout  = 10 * time.Second
 )
 
-// Types are the uplink types this package builds.
-var Types = []string{"nats"}
-
 // Config configures one uplink. Zero values mean the defaults.
 type Config struct {
 	Name string // the key under uplinks:, for logs and errors
