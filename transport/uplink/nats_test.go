@@ -56,7 +56,7 @@ func handleAll(h engine.Handler, jobs []*job.Job) []engine.Outcome {
 func TestNATSBatchesWithHeaders(t *testing.T) {
 	s := jsServer(t, 0, t.TempDir())
 	stream := createStream(t, s.ClientURL(), 1, 0)
-	u := startUplink(t, Config{URL: s.ClientURL(), Batch: Batch{MaxJobs: 20, Linger: time.Second}})
+	u := startUplink(t, Config{URL: s.ClientURL(), Batch: Batch{MaxJobs: 40, Linger: time.Second}})
 	jobs := make([]*job.Job, 40)
 	for i := range jobs {
 		jobs[i] = newJob("telemetry", []byte(`{"t":21.5}`))
@@ -67,12 +67,26 @@ func TestNATSBatchesWithHeaders(t *testing.T) {
 		}
 	}
 	st := u.Stats()
-	if st.JobsSent != 40 || st.Batches != 2 || !st.Connected {
-		t.Errorf("stats %+v: want 40 jobs in 2 batches of 20, connected", st)
+	if st.JobsSent != 40 || st.Batches != 1 || !st.Connected {
+		t.Errorf("stats %+v: want 40 jobs in one batch, connected", st)
 	}
 	msgs, ids := streamIDs(t, stream)
 	if msgs != 40 || len(ids) != 40 {
 		t.Fatalf("stream holds %d messages with %d ids, want 40 and 40", msgs, len(ids))
+	}
+	// The calls raced each other into the batch; the stream holds the
+	// jobs in the order they were enqueued (by id) all the same.
+	var last job.ID
+	for seq := uint64(1); seq <= 40; seq++ {
+		m, err := stream.GetMsg(t.Context(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := job.ParseID(m.Header.Get(HeaderMsgID))
+		if id <= last {
+			t.Fatalf("message %d holds job %s after job %s: out of order", seq, id, last)
+		}
+		last = id
 	}
 	m, err := stream.GetMsg(t.Context(), 1)
 	if err != nil {

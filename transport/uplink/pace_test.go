@@ -167,6 +167,10 @@ func TestPacingAccounting(t *testing.T) {
 				if took < tt.want*9/10 || took > tt.want*11/10 {
 					t.Errorf("2000 jobs took %v, want %v ± 10%%", took, tt.want)
 				}
+				st := u.Stats()
+				if st.JobsSent != 2000 || st.BatchSizes[4] == 0 || st.BatchSizes[5]+st.BatchSizes[6] != 0 {
+					t.Errorf("stats %+v: want 2000 jobs, full batches of 20 and none larger", st)
+				}
 			})
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -332,6 +333,9 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) error {
 	if !u.pub.connected() {
 		return errDown
 	}
+	// Calls race each other to the batcher: within a batch, jobs go out in
+	// the order they were enqueued.
+	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.j.ID, b.j.ID) })
 	errs := u.pub.publish(ctx, batch)
 	sent, sentBytes := 0, 0
 	for i, it := range batch {
