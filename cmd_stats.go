@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -134,6 +135,40 @@ func printStats(w io.Writer, doc httpapi.StatsDoc) {
 			fmtSeconds(q.OldestReadyAgeS), fmtRate(q.InRate), fmtRate(q.OutRate), eta, queueFlags(q))
 	}
 	_ = tw.Flush()
+	printUplinks(w, doc.Uplinks)
+}
+
+// printUplinks writes the uplink table: state (up, down for how long,
+// ALERT past alert_after), the backlog of its queues, what it sent, its
+// rates against their caps ("-": no cap), its last acknowledgement.
+func printUplinks(w io.Writer, ups []httpapi.UplinkStats) {
+	if len(ups) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := newTable(w)
+	fmt.Fprintln(tw, "UPLINK	TYPE	STATE	BACKLOG	OLDEST	SENT	BYTES	BATCHES	JOBS/S	MAX	BYTES/S	MAX	LAST OK")
+	for _, u := range ups {
+		state := "up"
+		if !u.Connected {
+			state = "down " + fmtSeconds(u.DownForS)
+		}
+		if u.Alerting {
+			state += " ALERT"
+		}
+		last := cmp.Or(u.LastSuccess, "never")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			u.Name, u.Type, state, u.BacklogJobs, fmtSeconds(u.OldestAgeS), u.JobsSent, u.BytesSent, u.Batches,
+			fmtRate(u.Rate), capOrDash(u.MaxRate), fmtRate(u.Bandwidth), capOrDash(float64(u.MaxBandwidth)), last)
+	}
+	_ = tw.Flush()
+}
+
+func capOrDash(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmtRate(v)
 }
 
 func queueFlags(q httpapi.QueueStats) string {

@@ -12,18 +12,19 @@ import (
 // key that is absent keeps its default; in a queue, zero means "the value
 // under defaults".
 type Config struct {
-	DataDir         string                 `yaml:"data_dir"`
-	MaxPayload      Size                   `yaml:"max_payload"`
-	HTTP            HTTPConfig             `yaml:"http"`
-	Storage         StorageConfig          `yaml:"storage"`
-	MQTT            MQTTConfig             `yaml:"mqtt"`
-	Governor        GovernorConfig         `yaml:"governor"`
-	Defaults        DefaultsConfig         `yaml:"defaults"`
-	StrictQueues    bool                   `yaml:"strict_queues"`
-	MaxQueues       int                    `yaml:"max_queues"`
-	ShutdownTimeout Duration               `yaml:"shutdown_timeout"`
-	Log             LogConfig              `yaml:"log"`
-	Queues          map[string]QueueConfig `yaml:"queues"`
+	DataDir         string                  `yaml:"data_dir"`
+	MaxPayload      Size                    `yaml:"max_payload"`
+	HTTP            HTTPConfig              `yaml:"http"`
+	Storage         StorageConfig           `yaml:"storage"`
+	MQTT            MQTTConfig              `yaml:"mqtt"`
+	Governor        GovernorConfig          `yaml:"governor"`
+	Defaults        DefaultsConfig          `yaml:"defaults"`
+	StrictQueues    bool                    `yaml:"strict_queues"`
+	MaxQueues       int                     `yaml:"max_queues"`
+	ShutdownTimeout Duration                `yaml:"shutdown_timeout"`
+	Log             LogConfig               `yaml:"log"`
+	Uplinks         map[string]UplinkConfig `yaml:"uplinks"`
+	Queues          map[string]QueueConfig  `yaml:"queues"`
 }
 
 // HTTPConfig is the HTTP API listener.
@@ -157,6 +158,7 @@ type HandlerConfig struct {
 	URL     string            `yaml:"url"`
 	Topic   string            `yaml:"topic"`
 	Headers map[string]string `yaml:"headers"`
+	Uplink  string            `yaml:"uplink"`
 }
 
 // BreakerConfig opens a handler's circuit after Failures consecutive

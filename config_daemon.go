@@ -36,6 +36,7 @@ func (c *Config) daemonConfig(token string, log *slog.Logger) daemon.Config {
 		Memory:   c.Storage.Memory,
 		Engine:   c.engineConfig(log),
 		Handlers: c.handlers(),
+		Uplinks:  c.uplinks(),
 		Governor: c.resourceConfig(log),
 		HTTP: httpapi.Config{
 			Addr:       c.HTTP.Addr,
@@ -59,7 +60,7 @@ func (c *Config) handlers() map[string]daemon.Handler {
 	for name, q := range c.Queues {
 		if h := q.Handler; h != nil {
 			hs[name] = daemon.Handler{Type: h.Type, Command: h.Command, URL: h.URL, Headers: h.Headers,
-				Topic: h.Topic, Timeout: time.Duration(h.Timeout)}
+				Topic: h.Topic, Uplink: h.Uplink, Timeout: time.Duration(h.Timeout)}
 		}
 	}
 	return hs
@@ -142,10 +143,18 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 			AlertAge:    time.Duration(q.AlertAge),
 			AlertDepth:  q.AlertDepth,
 			ShedAt:      q.ShedAt,
-			Breaker:     q.Breaker.engine(),
+			Breaker:     q.breaker().engine(),
 		}
 	}
 	return ec
+}
+
+// breaker is q's breaker: its own, else an uplink handler's default.
+func (q QueueConfig) breaker() BreakerConfig {
+	if q.Breaker == (BreakerConfig{}) && q.Handler != nil && q.Handler.Type == "uplink" {
+		return defaultUplinkBreaker
+	}
+	return q.Breaker
 }
 
 // defaultCoolDown is a breaker's cool-down when only failures is set (SPEC 8).

@@ -94,6 +94,9 @@ func TestReferenceConfigIsDefaults(t *testing.T) {
 	if len(cfg.HTTP.Hosts) == 0 {
 		cfg.HTTP.Hosts = nil
 	}
+	if len(cfg.Uplinks) == 0 {
+		cfg.Uplinks = nil
+	}
 	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("configs/edgeq.yaml decodes to\n%+v\nwant defaultConfig()\n%+v", cfg, want)
 	}
@@ -159,6 +162,37 @@ func TestReferenceQueueExample(t *testing.T) {
 	}
 }
 
+// TestReferenceUplinkExample parses the commented uplinks example of
+// configs/edgeq.yaml with a queue that uses it.
+func TestReferenceUplinkExample(t *testing.T) {
+	b, err := os.ReadFile("configs/edgeq.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\n#uplinks:\n")
+	if !ok {
+		t.Fatal("no #uplinks: example in configs/edgeq.yaml")
+	}
+	example := "uplinks:\n"
+	for _, l := range strings.Split(after, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			break
+		}
+		example += l[1:] + "\n"
+	}
+	example += "queues: {telemetry: {handler: {type: uplink, uplink: cloud}}}\n"
+	cfg, _, err := decodeConfig([]byte(example))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatalf("example:\n%s\n%v", example, err)
+	}
+	if u := cfg.Uplinks["cloud"]; u.Type != "nats" || u.Batch.MaxJobs != 100 {
+		t.Errorf("cloud = %+v", u)
+	}
+}
+
 func TestBadConfigs(t *testing.T) {
 	tests := []struct {
 		name string
@@ -215,6 +249,17 @@ func TestBadConfigs(t *testing.T) {
 		{"not a mapping", "hello\n", "want a mapping", 0},
 		{"two documents", "log: {level: info}\n---\nlog: {level: debug}\n", "a second YAML document", 2},
 		{"merge key", "base: &b {level: info}\nlog:\n  <<: *b\n", "not supported", 0},
+		{"uplink unknown type", "uplinks: {cloud: {type: kafka}}\n", `uplinks.cloud.type: unknown uplink type "kafka"`, 1},
+		{"uplink without url", "uplinks:\n  cloud: {type: nats, stream: EDGE, subject: e}\n", "uplinks.cloud.url: required for nats uplinks", 2},
+		{"uplink subject wildcard", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: 'edge.*'}}\n", `uplinks.cloud.subject: "edge.*" must be a subject without wildcards`, 0},
+		{"uplink subject placeholder", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: 'edge.{id}'}}\n", "uplinks.cloud.subject: \"edge.{id}\": the only placeholder is {queue}", 0},
+		{"uplink batch", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e, batch: {max_jobs: -1}}}\n", "uplinks.cloud.batch.max_jobs: must not be negative", 0},
+		{"uplink unknown key", "uplinks: {cloud: {type: nats, creds: x}}\n", "uplinks.cloud.creds: unknown key", 0},
+		{"uplink tls cert only", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e, tls: {cert: c.pem}}}\n", "uplinks.cloud.tls: cert and key go together", 0},
+		{"unknown uplink", "queues: {t: {handler: {type: uplink, uplink: cloud}}}\n", `queues.t.handler.uplink: unknown uplink "cloud"`, 0},
+		{"uplink handler without uplink", "queues: {t: {handler: {type: uplink}}}\n", "queues.t.handler.uplink: required for uplink handlers", 0},
+		{"uplink handler timeout", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e}}\nqueues: {t: {handler: {type: uplink, uplink: cloud, timeout: 5s}}}\n", "queues.t.handler.timeout: not used by uplink handlers", 0},
+		{"uplink field on exec", "queues: {t: {handler: {type: exec, command: [x], uplink: cloud}}}\n", "queues.t.handler.uplink: not used by exec handlers", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,6 +284,43 @@ func TestBadConfigs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUplinkShapeFromIssue parses the uplinks: section exactly as issue 19
+// gives it, with two queues sharing the uplink.
+func TestUplinkShapeFromIssue(t *testing.T) {
+	const data = `
+uplinks:
+  cloud: {type: nats, url: "nats://hub:4222", stream: EDGE, subject: "edge.{queue}",
+          creds_file: "", tls: {ca: "", cert: "", key: ""},
+          batch: {max_jobs: 100, max_bytes: 256KiB, linger: 50ms}, max_rate: 0, max_bandwidth: 0}
+queues:
+  telemetry: {class: normal, handler: {type: uplink, uplink: cloud}}
+  alarms: {class: critical, handler: {type: uplink, uplink: cloud}, breaker: {failures: 1, cool_down: 2s}}
+`
+	cfg, _, err := decodeConfig([]byte(data))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.uplinks()
+	if len(u) != 1 || u[0].Name != "cloud" || u[0].URL != "nats://hub:4222" || u[0].Stream != "EDGE" ||
+		u[0].Subject != "edge.{queue}" || u[0].Batch.MaxJobs != 100 || u[0].Batch.MaxBytes != 256<<10 || u[0].Batch.Linger != 50*time.Millisecond {
+		t.Errorf("uplinks = %+v", u)
+	}
+	hs := cfg.handlers()
+	if hs["telemetry"].Type != "uplink" || hs["telemetry"].Uplink != "cloud" || hs["alarms"].Uplink != "cloud" {
+		t.Errorf("handlers = %+v", hs)
+	}
+	ec := cfg.engineConfig(nil)
+	if b := ec.Queues["telemetry"].Breaker; b.Failures != 3 || b.CoolDown != 5*time.Second {
+		t.Errorf("telemetry breaker = %+v, want the uplink default 3 failures, 5s", b)
+	}
+	if b := ec.Queues["alarms"].Breaker; b.Failures != 1 || b.CoolDown != 2*time.Second {
+		t.Errorf("alarms breaker = %+v, want its own", b)
 	}
 }
 

@@ -60,6 +60,7 @@ func (c *Config) Validate() error {
 
 	c.validateMQTT(&v)
 	c.validateGovernor(&v)
+	c.validateUplinks(&v)
 
 	d := c.Defaults
 	if d.MaxAttempts < 1 {
@@ -224,6 +225,8 @@ func (c *Config) validateHandler(v *validator, key string, h *HandlerConfig) {
 		"url":     h.URL != "",
 		"topic":   h.Topic != "",
 		"headers": len(h.Headers) > 0,
+		"uplink":  h.Uplink != "",
+		"timeout": h.Timeout != 0,
 	}
 	var own []string
 	switch h.Type {
@@ -256,14 +259,25 @@ func (c *Config) validateHandler(v *validator, key string, h *HandlerConfig) {
 		if c.MQTT.Broker == "" {
 			v.add(key+".type", "mqtt handlers need mqtt.broker")
 		}
+	case "uplink":
+		// The uplink's own timeout bounds a batch's acknowledgements.
+		own = []string{"uplink"}
+		if _, ok := c.Uplinks[h.Uplink]; !ok && h.Uplink != "" {
+			v.add(key+".uplink", "unknown uplink %q (not under uplinks:)", h.Uplink)
+		} else if h.Uplink == "" {
+			v.add(key+".uplink", "required for uplink handlers")
+		}
 	case "":
-		v.add(key+".type", "required (exec, http or mqtt)")
+		v.add(key+".type", "required (exec, http, mqtt or uplink)")
 		return
 	default:
-		v.add(key+".type", "unknown handler type %q (want exec, http or mqtt)", h.Type)
+		v.add(key+".type", "unknown handler type %q (want exec, http, mqtt or uplink)", h.Type)
 		return
 	}
-	for _, f := range []string{"command", "url", "topic", "headers"} {
+	if h.Type != "uplink" {
+		own = append(own, "timeout")
+	}
+	for _, f := range []string{"command", "url", "topic", "headers", "uplink", "timeout"} {
 		if used[f] && !slices.Contains(own, f) {
 			v.add(key+"."+f, "not used by %s handlers", h.Type)
 		}

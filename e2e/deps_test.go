@@ -46,6 +46,10 @@ func TestDependencyDirection(t *testing.T) {
 			"the governor only measures and decides a level; the daemon hands it to the engine, so the engine can be tested without a governor and the other way round"},
 		{".", false, []string{mod + "internal/crashfs", "github.com/hanwen/go-fuse"}, nil,
 			"the crash-simulating file system is for tests: the binary must not grow by it"},
+		{".", false, []string{"github.com/nats-io/nats-server"}, nil,
+			"the in-process JetStream server is what the uplink tests publish to: the binary only speaks to one (nats.go)"},
+		{"transport/uplink", false, []string{mod + "storage", mod + "transport/httpapi", mod + "transport/mqttapi", "github.com/dgraph-io/badger", "github.com/nats-io/nats-server"}, nil,
+			"an uplink is a handler over the engine's contract and its own client; it knows no store, no other transport and no server"},
 	}
 	for _, r := range rules {
 		t.Run(r.pkg, func(t *testing.T) {

@@ -396,10 +396,11 @@ func (e *Engine) applyAck(b *batch, o *op, l lease) error {
 }
 
 // applyNack retries the leased job j after its delay, or dead-letters it
-// when its attempts are spent.
+// when its attempts are spent. A job that never reached the target (keep)
+// gets its attempt back and is always retried.
 func (e *Engine) applyNack(b *batch, o *op, q *queue, j *job.Job) error {
 	e.c.leases.remove(o.id)
-	if j.Attempt >= j.MaxAttempts {
+	if j.Attempt >= j.MaxAttempts && !o.keep {
 		o.state = job.StateDead
 		return e.toDead(b, q, j, o.text)
 	}
@@ -409,6 +410,9 @@ func (e *Engine) applyNack(b *batch, o *op, q *queue, j *job.Job) error {
 	}
 	next := e.toReady(b, q, j, b.now.Add(delay))
 	next.LastError = o.text
+	if o.keep && next.Attempt > 0 {
+		next.Attempt--
+	}
 	if delay > 0 {
 		next.State, next.ReadySeq = job.StateDelayed, 0
 	}

@@ -48,6 +48,11 @@ type Outcome struct {
 	// the job (a network error, 5xx, timeout): it counts towards the
 	// queue's circuit breaker.
 	TargetFailed bool
+	// Unreached, with Retry, says the job never reached the target (an
+	// uplink that is down): the retry gives the attempt back, so an outage
+	// of any length never sends a job dead. Set it only when the target
+	// cannot have acted on the job.
+	Unreached bool
 }
 
 // NackDelay is the delay of the nack a Retry asks for: RetryAfter, or

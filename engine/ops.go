@@ -43,6 +43,7 @@ type op struct {
 	from  job.State // opMove: the state moved out of
 	pull  bool      // opAck, opFail: a pull worker's answer, remembered (finishedLeases)
 	acks  []op      // opAckBatch: one opAck each, answered through their err
+	keep  bool      // opNack: the job never reached the target; give the attempt back
 
 	results []job.Result
 	jobs    []*job.Job

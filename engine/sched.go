@@ -436,7 +436,7 @@ func (s *sched) run(d *queueSlots, j *job.Job) {
 	case Dead:
 		o.kind, o.text = opFail, truncate(out.Error, maxErrorLen)
 	default:
-		o.kind, o.text, o.delay = opNack, truncate(out.Error, maxErrorLen), out.NackDelay()
+		o.kind, o.text, o.delay, o.keep = opNack, truncate(out.Error, maxErrorLen), out.NackDelay(), out.Unreached
 	}
 	if err := s.e.submitInternal(o); err != nil {
 		s.e.log.Warn("job outcome not recorded; its lease will expire", "queue", q.name, "id", j.ID, "err", err)

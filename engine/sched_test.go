@@ -441,3 +441,31 @@ func TestReconfigureLive(t *testing.T) {
 		}
 	})
 }
+
+// TestUnreachedTargetKeepsAttempts is an uplink that is down (issue 19):
+// its retries say the job never reached the target, so an outage longer
+// than max_attempts tries never sends a job dead, and the job keeps the
+// attempts it had for failures of its own.
+func TestUnreachedTargetKeepsAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := engine.Outcome{Verdict: engine.Retry, Error: "uplink down", TargetFailed: true, Unreached: true}
+		outs := make([]engine.Outcome, 10)
+		for i := range outs {
+			outs[i] = down
+		}
+		h := &scripted{outs: outs}
+		e := startSched(t, engine.Config{Workers: 1, Backoff: engine.Backoff{Initial: time.Second, Max: time.Second}, Queues: map[string]engine.QueueConfig{
+			"up": {Handler: h, MaxAttempts: 2},
+		}}, memstore.New())
+		e.EnqueueBatch(t.Context(), "up", make([]job.New, 1))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if got := h.count(); got != 11 {
+			t.Fatalf("ran %d times, want 10 unreached tries and the one that made it", got)
+		}
+		s := stats(t, e, "up")
+		if s.Dead != 0 || s.CompletedTotal != 1 {
+			t.Fatalf("after 10 unreached tries with max_attempts 2: %+v, want the job done, none dead", s)
+		}
+	})
+}

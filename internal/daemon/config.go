@@ -8,6 +8,7 @@ import (
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/transport/uplink"
 )
 
 // Config is everything the daemon runs with, settled and validated by its
@@ -25,6 +26,10 @@ type Config struct {
 	Engine engine.Config
 	// Handlers are the in-process handlers, by queue (SPEC 7).
 	Handlers map[string]Handler
+	// Uplinks are the upstream connections handlers of type "uplink" name
+	// (issue 19); the daemon sets their Logger. A reload keeps the running
+	// ones.
+	Uplinks []uplink.Config
 	// Governor configures the resource governor; the daemon sets its Logger.
 	Governor resource.Config
 	// HTTP configures the HTTP API; the daemon sets its Logger, Governor and
@@ -40,7 +45,8 @@ type Config struct {
 }
 
 // Handler is a queue's in-process handler: Type "exec" runs Command,
-// "http" posts to URL with Headers, "mqtt" publishes to Topic. Timeout
+// "http" posts to URL with Headers, "mqtt" publishes to Topic, "uplink"
+// sends through the uplink named Uplink. Timeout
 // bounds one run; 0 means the handler's default.
 type Handler struct {
 	Type    string
@@ -48,5 +54,6 @@ type Handler struct {
 	URL     string
 	Headers map[string]string
 	Topic   string
+	Uplink  string
 	Timeout time.Duration
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/edgeq/edgeq/storage"
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/transport/uplink"
 )
 
 // ErrStopped is Reload's answer once Run has returned.
@@ -45,13 +46,18 @@ type Daemon struct {
 	mqtt mqttLink
 
 	// Set by start and read by Run's goroutine only (reload runs on it).
-	release    func() // releases the current handlers' resources
-	store      *storage.Badger
-	eng        *engine.Engine // nil until the engine started
-	gov        *governorLink
-	srv        *httpapi.Server
-	mc         *mqttapi.Client // nil until MQTT started
-	stopLevels func()
+	release func() // releases the current handlers' resources
+	store   *storage.Badger
+	eng     *engine.Engine // nil until the engine started
+	gov     *governorLink
+	srv     *httpapi.Server
+	mc      *mqttapi.Client // nil until MQTT started
+	uplinks map[string]*uplink.Uplink
+
+	// uplinkQueues maps each uplink to the queues that send through it; set
+	// by start and reload, read by the HTTP API's stats.
+	uplinkQueues atomic.Pointer[map[string][]string]
+	stopLevels   func()
 
 	// group is every background goroutine (governor, trimmer, watchdog);
 	// stop cancels bg and waits for the group.
@@ -148,9 +154,13 @@ func (d *Daemon) start(ctx context.Context) error {
 	ec.Logger = d.log
 	ec.OnEvent, ec.OnAlert = d.mqtt.onEvent, d.mqtt.onAlert
 	var err error
-	if d.release, err = buildHandlers(d.cfg.Handlers, ec.Queues, nil); err != nil {
+	if err := d.startUplinks(ctx); err != nil {
+		return err
+	}
+	if d.release, err = buildHandlers(d.cfg.Handlers, ec.Queues, nil, d.uplinks); err != nil {
 		return &ConfigError{Err: err}
 	}
+	d.uplinkQueues.Store(uplinkQueues(d.cfg.Handlers))
 	if err := d.startEngine(ctx, ec); err != nil {
 		return err
 	}
@@ -165,6 +175,9 @@ func (d *Daemon) start(ctx context.Context) error {
 	})
 	hc := d.cfg.HTTP
 	hc.Logger, hc.Governor, hc.MQTT = d.log, d.gov, d.mqtt.metrics
+	if len(d.uplinks) > 0 {
+		hc.Uplinks = d.uplinkStats
+	}
 	srv, err := httpapi.New(hc, d.eng)
 	if err == nil {
 		err = srv.Start()
@@ -183,6 +196,28 @@ func (d *Daemon) start(ctx context.Context) error {
 	// through the shutdown so a slow drain is not killed as hung.
 	notifyReady(d.log)
 	d.group.Go(func() { watchdog(d.bg, d.log, d.eng.Heartbeat) })
+	return nil
+}
+
+// startUplinks connects the uplinks. One whose server cannot be reached
+// redials in the background (offline is normal); one whose server answers
+// without its stream is a configuration error.
+func (d *Daemon) startUplinks(ctx context.Context) error {
+	d.uplinks = make(map[string]*uplink.Uplink, len(d.cfg.Uplinks))
+	for _, uc := range d.cfg.Uplinks {
+		uc.Logger = d.log
+		u, err := uplink.New(uc)
+		if err != nil {
+			return &ConfigError{Err: err}
+		}
+		d.uplinks[uc.Name] = u
+		if err := u.Start(ctx); err != nil {
+			return &ConfigError{Err: err}
+		}
+	}
+	if len(d.uplinks) > 0 {
+		d.group.Go(func() { watchUplinks(d.bg, d.log, d.uplinks) })
+	}
 	return nil
 }
 
@@ -245,7 +280,7 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 		return err
 	}
 	queues := maps.Clone(cfg.Engine.Queues)
-	release, err := buildHandlers(cfg.Handlers, queues, d.mqtt.c.Load())
+	release, err := buildHandlers(cfg.Handlers, queues, d.mqtt.c.Load(), d.uplinks)
 	if err != nil {
 		release()
 		return err
@@ -263,5 +298,6 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 	d.gov.apply()
 	d.release()
 	d.release = release
+	d.uplinkQueues.Store(uplinkQueues(cfg.Handlers))
 	return nil
 }

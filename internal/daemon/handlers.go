@@ -7,13 +7,15 @@ import (
 	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
 	httphandler "github.com/edgeq/edgeq/engine/handler/http"
 	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/transport/uplink"
 )
 
 // buildHandlers creates the in-process handler of every queue in handlers
 // and sets it in queues. It answers a function that releases their
 // resources, also when it fails. An MQTT handler is bound to mc, unless mc
-// is nil: until it is bound its jobs are retried as target failures.
-func buildHandlers(handlers map[string]Handler, queues map[string]engine.QueueConfig, mc *mqttapi.Client) (release func(), err error) {
+// is nil: until it is bound its jobs are retried as target failures. An
+// uplink handler sends through its uplink among uplinks.
+func buildHandlers(handlers map[string]Handler, queues map[string]engine.QueueConfig, mc *mqttapi.Client, uplinks map[string]*uplink.Uplink) (release func(), err error) {
 	var idle []func()
 	release = func() {
 		for _, f := range idle {
@@ -42,6 +44,12 @@ func buildHandlers(handlers map[string]Handler, queues map[string]engine.QueueCo
 				x.Bind(mc)
 			}
 			handler = x
+		case "uplink":
+			u, ok := uplinks[h.Uplink]
+			if !ok {
+				return release, fmt.Errorf("queues.%s.handler.uplink: %q is not a running uplink (a reload cannot add one: restart)", name, h.Uplink)
+			}
+			handler = u.Handler(queues[name].Class)
 		default:
 			return release, fmt.Errorf("queues.%s.handler.type: unknown type %q", name, h.Type)
 		}

@@ -12,7 +12,7 @@ import (
 // stop stops what start started, in the order of STYLE.md: MQTT ingest
 // first (what is in hand is committed and acked, the rest stays with the
 // broker for the next session), then the HTTP API, the engine and the
-// store (shutdown), then the background goroutines, which it waits for,
+// store (shutdown), the uplinks, then the background goroutines, which it waits for,
 // and last the handlers' resources.
 func (d *Daemon) stop() error {
 	if d.mc != nil {
@@ -23,6 +23,10 @@ func (d *Daemon) stop() error {
 		cancel()
 	}
 	err := d.shutdown()
+	// After the engine: its running jobs wait on their uplink until then.
+	for _, u := range d.uplinks {
+		u.Stop()
+	}
 	if d.stopLevels != nil {
 		d.stopLevels()
 	}

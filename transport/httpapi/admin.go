@@ -116,15 +116,19 @@ func (s *Server) deadPurge(w http.ResponseWriter, r *http.Request) (any, error) 
 }
 
 // stats serves GET /v1/stats. The governor block is null when no governor
-// is wired to the server.
+// is wired to the server; the uplinks block is absent without uplinks.
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) (any, error) {
 	st := s.eng.Stats()
-	return StatsDoc{
+	doc := StatsDoc{
 		Governor:   s.governorBlock(),
 		Queues:     queuesToWire(st.Queues),
 		UptimeS:    st.Uptime.Seconds(),
 		StoreShort: st.StoreShort,
-	}, nil
+	}
+	if s.uplinks != nil {
+		doc.Uplinks = s.uplinks()
+	}
+	return doc, nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) (any, error) {

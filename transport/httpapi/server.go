@@ -45,6 +45,9 @@ type Config struct {
 	// MQTT, when set, is read at each scrape of /metrics for the MQTT
 	// transport's series; it answers ok false while MQTT is off.
 	MQTT func() (st MQTTStats, ok bool)
+	// Uplinks, when set, is read by /v1/stats and each scrape of /metrics
+	// for the uplinks' block and series.
+	Uplinks func() []UplinkStats
 }
 
 // Server timeouts. Nothing may cut a request shorter than the longest long
@@ -60,7 +63,8 @@ const (
 // Server serves the HTTP API. Its methods are safe for concurrent use.
 type Server struct {
 	eng         Engine
-	gov         Governor // nil: no governor
+	uplinks     func() []UplinkStats // nil: no uplinks
+	gov         Governor             // nil: no governor
 	log         *slog.Logger
 	addr        string
 	maxPayload  int
@@ -139,7 +143,8 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.resps.New = func() any { return &enqueued{b: make([]byte, 0, 192)} }
-	s.metrics = newMetricsHandler(eng, s.gov, cfg.MQTT, s.log)
+	s.metrics = newMetricsHandler(eng, s.gov, cfg.MQTT, cfg.Uplinks, s.log)
+	s.uplinks = cfg.Uplinks
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routeTable() {
 		s.mux.HandleFunc(rt.pattern, rt.handler)

@@ -107,6 +107,7 @@ type StatsDoc struct {
 	Queues     []QueueStats   `json:"queues"`
 	UptimeS    float64        `json:"uptime_s"`
 	StoreShort bool           `json:"store_short,omitempty"`
+	Uplinks    []UplinkStats  `json:"uplinks,omitempty"`
 }
 
 // StateResult answers nack: the state the job went to (delayed, ready or dead).

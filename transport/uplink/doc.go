@@ -1,0 +1,33 @@
+// Package uplink carries jobs from the box to a cloud engine (issue 19):
+// a named upstream connection that queues use as their handler
+// (handler: {type: uplink, uplink: NAME}), several queues sharing one.
+//
+// The engine calls a handler once per job, with a queue's concurrency
+// bounding the calls in flight. An [Uplink] coalesces those concurrent
+// calls into batches (Batch: MaxJobs, MaxBytes, Linger), paces each batch
+// (MaxRate jobs/s, MaxBandwidth bytes/s) and answers each call with its own
+// job's acknowledgement, so one success acks every job that made it and a
+// partial failure acks exactly those. Jobs of critical and high queues
+// join a batch before the others.
+//
+// Types: nats publishes to a JetStream stream that must exist (checked at
+// Start; edgeq never creates it), on a subject that expands {queue}, with
+// the job id as Nats-Msg-Id so the stream drops a resend after a crash,
+// Edgeq-Queue and the job's own headers; a job is acked on its PubAck.
+//
+// Offline is normal: while the connection is down, a job is answered at
+// once with a retry that says it never reached the target
+// (engine.Outcome.Unreached) and counts towards the queue's breaker: it
+// costs no attempt, so an outage never sends a job dead. nats.go redials
+// with exponential backoff and jitter; a batch that gets no acknowledgement
+// within Timeout has its jobs retried the same way and the connection torn
+// down and redialled.
+//
+// # Goroutines
+//
+// Start starts one batcher goroutine, the only one that publishes; nats.go
+// runs its own connection goroutines. Stop ends the batcher and closes the
+// connection; it waits for both. Handler calls block on the batcher or
+// their context, whichever comes first. An Uplink is safe for concurrent
+// use.
+package uplink

@@ -1,0 +1,414 @@
+package uplink
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultMaxJobs  = 100
+	DefaultMaxBytes = 256 << 10
+	DefaultLinger   = 50 * time.Millisecond
+	DefaultTimeout  = 10 * time.Second
+)
+
+// Config configures one uplink. Zero values mean the defaults.
+type Config struct {
+	Name string // the key under uplinks:, for logs and errors
+	Type string // "nats"
+	// URL is the server (nats://host:4222; several separated by commas).
+	URL string
+	// Stream is the JetStream stream that must exist; edgeq never creates it.
+	Stream string
+	// Subject is the message subject; {queue} expands to the job's queue.
+	Subject string
+	// CredsFile is a NATS credentials file (JWT and NKey seed); "" for none.
+	CredsFile string
+	TLS       TLSFiles
+	Batch     Batch
+	// MaxRate caps the jobs sent per second; 0: no cap.
+	MaxRate float64
+	// MaxBandwidth caps the payload bytes sent per second; 0: no cap.
+	MaxBandwidth int64
+	// Timeout bounds the wait for a batch's acknowledgements; a connection
+	// that gives none within it is torn down and redialled.
+	Timeout time.Duration
+	// AlertAfter raises an alert once the uplink has been down this long;
+	// 0: never.
+	AlertAfter time.Duration
+	Logger     *slog.Logger
+}
+
+// TLSFiles names the CA that signs the server and an optional client
+// certificate.
+type TLSFiles struct{ CA, Cert, Key string }
+
+// Batch bounds one batch: at most MaxJobs jobs and MaxBytes payload bytes
+// (a single larger job goes alone), sent once full or Linger after its
+// first job arrived.
+type Batch struct {
+	MaxJobs  int
+	MaxBytes int
+	Linger   time.Duration
+}
+
+// Validate checks cfg; errors name the key under uplinks.NAME.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Type {
+	case "nats":
+		if c.URL == "" {
+			bad("url", "required for nats uplinks")
+		}
+		if c.Stream == "" {
+			bad("stream", "required for nats uplinks")
+		}
+		if c.Subject == "" {
+			bad("subject", "required for nats uplinks")
+		} else if err := checkSubject(c.Subject); err != nil {
+			bad("subject", "%v", err)
+		}
+	case "":
+		bad("type", "required (nats)")
+	default:
+		bad("type", "unknown uplink type %q (want nats)", c.Type)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		bad("tls", "cert and key go together")
+	}
+	if c.Batch.MaxJobs < 0 {
+		bad("batch.max_jobs", "must not be negative")
+	}
+	if c.Batch.MaxBytes < 0 {
+		bad("batch.max_bytes", "must not be negative")
+	}
+	if c.Batch.Linger < 0 {
+		bad("batch.linger", "must not be negative")
+	}
+	if c.MaxRate < 0 {
+		bad("max_rate", "must not be negative")
+	}
+	if c.MaxBandwidth < 0 {
+		bad("max_bandwidth", "must not be negative")
+	}
+	if c.Timeout < 0 {
+		bad("timeout", "must not be negative")
+	}
+	if c.AlertAfter < 0 {
+		bad("alert_after", "must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// publisher sends a batch over one upstream connection.
+type publisher interface {
+	// start connects; an unreachable server is not an error (offline is
+	// normal), a server that answers without the stream is.
+	start(ctx context.Context) error
+	// publish sends batch and answers one error per job, nil for each job
+	// the server acknowledged.
+	publish(ctx context.Context, batch []*item) []error
+	connected() bool
+	close()
+}
+
+// item is one handler call waiting for its job's acknowledgement.
+type item struct {
+	j    *job.Job
+	done chan error // buffered: the batcher never blocks on it
+}
+
+// errDown answers jobs offered while the uplink has no connection.
+var errDown = errors.New("not connected")
+
+// Uplink is one named upstream connection that queues use as their
+// handler: it coalesces concurrent handler calls into batches, paces them
+// and answers each call with its own job's acknowledgement. Safe for
+// concurrent use; Start starts its one goroutine, Stop ends it.
+type Uplink struct {
+	cfg   Config
+	log   *slog.Logger
+	pub   publisher
+	high  chan *item // critical and high queues, taken first
+	low   chan *item
+	jobs  *rate.Limiter // nil: no cap
+	bytes *rate.Limiter // nil: no cap
+	stats stats
+
+	startOnce, stopOnce sync.Once
+	cancel              context.CancelFunc
+	wg                  sync.WaitGroup
+	stopped             chan struct{} // closed by Stop
+}
+
+// New builds an uplink from a validated cfg; it connects nothing until
+// Start.
+func New(cfg Config) (*Uplink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("uplinks.%s.%w", cfg.Name, err)
+	}
+	cfg.Batch.MaxJobs = cmp.Or(cfg.Batch.MaxJobs, DefaultMaxJobs)
+	cfg.Batch.MaxBytes = cmp.Or(cfg.Batch.MaxBytes, DefaultMaxBytes)
+	cfg.Batch.Linger = cmp.Or(cfg.Batch.Linger, DefaultLinger)
+	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
+	u := &Uplink{
+		cfg:     cfg,
+		log:     cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "uplink", "uplink", cfg.Name),
+		high:    make(chan *item),
+		low:     make(chan *item),
+		stopped: make(chan struct{}),
+	}
+	u.stats.init(time.Now())
+	if cfg.MaxRate > 0 {
+		u.jobs = emptyLimiter(cfg.MaxRate, cfg.Batch.MaxJobs)
+	}
+	if cfg.MaxBandwidth > 0 {
+		u.bytes = emptyLimiter(float64(cfg.MaxBandwidth), cfg.Batch.MaxBytes)
+	}
+	var err error
+	switch cfg.Type {
+	case "nats":
+		u.pub, err = newNATS(cfg, u.log, &u.stats)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uplinks.%s: %w", cfg.Name, err)
+	}
+	return u, nil
+}
+
+// emptyLimiter is a limiter at r per second that starts empty, with a
+// burst of one batch: a drain after an outage starts at the cap and never
+// runs more than one batch above it.
+func emptyLimiter(r float64, b int) *rate.Limiter {
+	l := rate.NewLimiter(rate.Limit(r), b)
+	l.AllowN(time.Now(), b)
+	return l
+}
+
+// Name is the uplink's key under uplinks:.
+func (u *Uplink) Name() string { return u.cfg.Name }
+
+// Start connects and starts the batcher. A server that cannot be reached
+// is retried in the background; one that answers without the stream is an
+// error naming the uplink and the stream.
+func (u *Uplink) Start(ctx context.Context) error {
+	var err error
+	u.startOnce.Do(func() {
+		if err = u.pub.start(ctx); err != nil {
+			err = fmt.Errorf("uplinks.%s: %w", u.cfg.Name, err)
+			return
+		}
+		var bg context.Context
+		bg, u.cancel = context.WithCancel(context.Background())
+		u.wg.Go(func() { u.run(bg) })
+	})
+	return err
+}
+
+// Stop ends the batcher, answering the calls waiting for it, and closes
+// the connection. Idempotent; safe before Start. Call it once the engine
+// has stopped, so no handler call is running.
+func (u *Uplink) Stop() {
+	u.stopOnce.Do(func() {
+		close(u.stopped)
+		if u.cancel != nil {
+			u.cancel()
+		}
+		u.wg.Wait()
+		u.pub.close()
+	})
+}
+
+// Handler answers the engine.Handler of a queue of class c that sends its
+// jobs through u.
+func (u *Uplink) Handler(c job.Class) engine.Handler {
+	ch := u.low
+	if c <= job.ClassHigh {
+		ch = u.high
+	}
+	return engine.HandlerFunc(func(ctx context.Context, j *job.Job) engine.Outcome {
+		return u.handle(ctx, ch, j)
+	})
+}
+
+// handle offers j to the batcher and waits for its acknowledgement.
+func (u *Uplink) handle(ctx context.Context, ch chan *item, j *job.Job) engine.Outcome {
+	if !u.pub.connected() {
+		return u.outcome(errDown)
+	}
+	it := &item{j: j, done: make(chan error, 1)}
+	select {
+	case ch <- it:
+	case <-u.stopped:
+		return u.outcome(errDown)
+	case <-ctx.Done():
+		return engine.Outcome{Verdict: engine.Retry, Error: "interrupted", Unreached: true}
+	}
+	select {
+	case err := <-it.done:
+		return u.outcome(err)
+	case <-ctx.Done():
+		// It may be on the wire: the stream's dedupe drops the resend.
+		return engine.Outcome{Verdict: engine.Retry, Error: "interrupted"}
+	}
+}
+
+// outcome maps a job's publish error to its verdict: a link that is down
+// or stalled is the target's failure and costs no attempt; a job the
+// server refuses is retried as any failure; one too large never fits.
+func (u *Uplink) outcome(err error) engine.Outcome {
+	if err == nil {
+		return engine.Outcome{Verdict: engine.Ack}
+	}
+	msg := fmt.Sprintf("uplink %s: %v", u.cfg.Name, err)
+	var refused *refusedError
+	switch {
+	case errors.Is(err, errTooLarge):
+		return engine.Outcome{Verdict: engine.Dead, Error: msg}
+	case errors.As(err, &refused):
+		return engine.Outcome{Verdict: engine.Retry, Error: msg}
+	}
+	return engine.Outcome{Verdict: engine.Retry, Error: msg, TargetFailed: true, Unreached: true}
+}
+
+// errTooLarge is a job larger than the server takes in one message.
+var errTooLarge = errors.New("job larger than the server's maximum payload")
+
+// refusedError is the server's refusal of one job (a JetStream API error):
+// the link works, the job counts an attempt.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return "refused: " + e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// run is the batcher: it takes batches, paces and publishes them, and
+// answers each job. It owns carry.
+func (u *Uplink) run(ctx context.Context) {
+	var carry *item // the job that did not fit the last batch
+	for {
+		batch, next, ok := u.collect(ctx, carry)
+		if !ok {
+			if next != nil {
+				next.done <- errDown
+			}
+			return
+		}
+		carry = next
+		if err := u.runOnce(ctx, batch); err != nil {
+			for _, it := range batch {
+				it.done <- err
+			}
+		}
+	}
+}
+
+// runOnce paces and publishes one batch and answers its jobs; an error is
+// the whole batch's.
+func (u *Uplink) runOnce(ctx context.Context, batch []*item) error {
+	n := 0
+	for _, it := range batch {
+		n += len(it.j.Payload)
+	}
+	if err := waitN(ctx, u.jobs, len(batch)); err != nil {
+		return errDown
+	}
+	if err := waitN(ctx, u.bytes, n); err != nil {
+		return errDown
+	}
+	if !u.pub.connected() {
+		return errDown
+	}
+	// Calls race each other to the batcher: within a batch, jobs go out in
+	// the order they were enqueued.
+	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.j.ID, b.j.ID) })
+	errs := u.pub.publish(ctx, batch)
+	sent, sentBytes := 0, 0
+	for i, it := range batch {
+		if errs[i] == nil {
+			sent++
+			sentBytes += len(it.j.Payload)
+		}
+		it.done <- errs[i]
+	}
+	u.stats.sent(time.Now(), len(batch), sent, sentBytes)
+	return nil
+}
+
+// waitN takes n tokens from l, in bursts when n is above its burst; a nil
+// l is no cap.
+func waitN(ctx context.Context, l *rate.Limiter, n int) error {
+	if l == nil {
+		return nil
+	}
+	for n > 0 {
+		k := min(n, l.Burst())
+		if err := l.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// collect gathers the next batch: it waits for a first job, then takes
+// more until the batch is full or lingered long enough, critical and high
+// jobs first. A job that would overflow max_bytes is answered as next.
+// ok is false once ctx ended.
+func (u *Uplink) collect(ctx context.Context, carry *item) (batch []*item, next *item, ok bool) {
+	first := carry
+	if first == nil {
+		select {
+		case first = <-u.high:
+		default:
+			select {
+			case first = <-u.high:
+			case first = <-u.low:
+			case <-ctx.Done():
+				return nil, nil, false
+			}
+		}
+	}
+	batch = append(batch, first)
+	size := len(first.j.Payload)
+	linger := time.NewTimer(u.cfg.Batch.Linger)
+	defer linger.Stop()
+	for len(batch) < u.cfg.Batch.MaxJobs && size < u.cfg.Batch.MaxBytes {
+		var it *item
+		select {
+		case it = <-u.high:
+		default:
+			select {
+			case it = <-u.high:
+			case it = <-u.low:
+			case <-linger.C:
+				return batch, nil, true
+			case <-ctx.Done():
+				for _, b := range batch {
+					b.done <- errDown
+				}
+				return nil, nil, false
+			}
+		}
+		if size+len(it.j.Payload) > u.cfg.Batch.MaxBytes {
+			return batch, it, true
+		}
+		batch = append(batch, it)
+		size += len(it.j.Payload)
+	}
+	return batch, nil, true
+}
