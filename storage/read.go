@@ -131,42 +131,58 @@ func (r reader) iterate(prefix, start []byte, fn func(item *badger.Item) (bool, 
 	return nil
 }
 
+// collectRef completes ref from item's value with fill and appends it to
+// refs; it answers whether fewer than max are collected. An error names
+// the index and the key.
+func collectRef(refs *[]store.Ref, max int, index string, item *badger.Item, ref store.Ref, fill func(v []byte, ref *store.Ref) error) (bool, error) {
+	if err := item.Value(func(v []byte) error { return fill(v, &ref) }); err != nil {
+		return false, fmt.Errorf("%s index %x: %w", index, item.Key(), err)
+	}
+	*refs = append(*refs, ref)
+	return len(*refs) < max, nil
+}
+
 func (r reader) Ready(queue string, after uint64, max int) (refs []store.Ref, err error) {
 	defer r.b.recovered(&err, "read ready index")
+	err = r.seqIndex(prefixReady, "ready", queue, after, max, func(item *badger.Item, seq uint64) (bool, error) {
+		return collectRef(&refs, max, "ready", item, store.Ref{Queue: queue, Seq: seq}, func(v []byte, ref *store.Ref) error {
+			id, at, err := decodeReadyValue(v)
+			ref.ID, ref.At = id, fromNanos(at)
+			return err
+		})
+	})
+	return refs, err
+}
+
+// seqIndex walks queue's entries of a per-queue index keyed by sequence
+// (ready, dead) from after+1, calling fn with each entry's sequence until
+// it returns false, at most max entries wanted. It seeks straight to
+// after+1: the engine's cursor keeps reads off the tombstones of consumed
+// entries at the start of the prefix.
+func (r reader) seqIndex(kind byte, index, queue string, after uint64, max int, fn func(item *badger.Item, seq uint64) (bool, error)) error {
 	if r.b.closed.Load() {
-		return nil, ErrClosed
+		return ErrClosed
 	}
-	prefix, err := queuePrefix(prefixReady, queue)
+	prefix, err := queuePrefix(kind, queue)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	first, ok := nextSeq(after)
 	if !ok || max <= 0 {
-		return nil, nil
+		return nil
 	}
-	// Seek straight to after+1: the engine's cursor keeps reads off the
-	// tombstones of consumed entries at the start of the prefix.
 	start := binary.BigEndian.AppendUint64(bytes.Clone(prefix), first)
 	err = r.iterate(prefix, start, func(item *badger.Item) (bool, error) {
 		k := item.Key()
 		if len(k) != len(prefix)+8 {
-			return false, fmt.Errorf("ready index: %w %x", errBadKey, k)
+			return false, fmt.Errorf("%s index: %w %x", index, errBadKey, k)
 		}
-		ref := store.Ref{Queue: queue, Seq: binary.BigEndian.Uint64(k[len(prefix):])}
-		if err := item.Value(func(v []byte) error {
-			id, at, err := decodeReadyValue(v)
-			ref.ID, ref.At = id, fromNanos(at)
-			return err
-		}); err != nil {
-			return false, fmt.Errorf("ready index %x: %w", k, err)
-		}
-		refs = append(refs, ref)
-		return len(refs) < max, nil
+		return fn(item, binary.BigEndian.Uint64(k[len(prefix):]))
 	})
 	if err != nil {
-		return nil, translate("read ready index", err)
+		return translate("read "+index+" index", err)
 	}
-	return refs, nil
+	return nil
 }
 
 func (r reader) Due(kind store.TimedIndex, from store.Ref, until time.Time, max int) (refs []store.Ref, next time.Time, err error) {
@@ -223,30 +239,11 @@ func (r reader) Due(kind store.TimedIndex, from store.Ref, until time.Time, max 
 
 func (r reader) Dead(queue string, after job.ID, max int) (ids []job.ID, err error) {
 	defer r.b.recovered(&err, "read dead index")
-	if r.b.closed.Load() {
-		return nil, ErrClosed
-	}
-	prefix, err := queuePrefix(prefixDead, queue)
-	if err != nil {
-		return nil, err
-	}
-	first, ok := nextSeq(uint64(after))
-	if !ok || max <= 0 {
-		return nil, nil
-	}
-	start := binary.BigEndian.AppendUint64(bytes.Clone(prefix), first)
-	err = r.iterate(prefix, start, func(item *badger.Item) (bool, error) {
-		k := item.Key()
-		if len(k) != len(prefix)+8 {
-			return false, fmt.Errorf("dead index: %w %x", errBadKey, k)
-		}
-		ids = append(ids, job.ID(binary.BigEndian.Uint64(k[len(prefix):])))
+	err = r.seqIndex(prefixDead, "dead", queue, uint64(after), max, func(_ *badger.Item, seq uint64) (bool, error) {
+		ids = append(ids, job.ID(seq))
 		return len(ids) < max, nil
 	})
-	if err != nil {
-		return nil, translate("read dead index", err)
-	}
-	return ids, nil
+	return ids, err
 }
 
 func (r reader) Leased(after job.ID, max int) (refs []store.Ref, err error) {
@@ -264,16 +261,11 @@ func (r reader) Leased(after job.ID, max int) (refs []store.Ref, err error) {
 		if err != nil {
 			return false, fmt.Errorf("leased index %x: %w", k, err)
 		}
-		ref := store.Ref{ID: id}
-		if err := item.Value(func(v []byte) error {
+		return collectRef(&refs, max, "leased", item, store.Ref{ID: id}, func(v []byte, ref *store.Ref) error {
 			at, _, _, q, err := splitLeasedValue(v)
 			ref.At, ref.Queue = fromNanos(at), string(q)
 			return err
-		}); err != nil {
-			return false, fmt.Errorf("leased index %x: %w", k, err)
-		}
-		refs = append(refs, ref)
-		return len(refs) < max, nil
+		})
 	})
 	if err != nil {
 		return nil, translate("read leased index", err)
