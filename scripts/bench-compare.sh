@@ -15,27 +15,9 @@ set -euo pipefail
 old=${1:?usage: bench-compare.sh OLD NEW [ROUNDS]}
 new=${2:?usage: bench-compare.sh OLD NEW [ROUNDS]}
 rounds=${3:-3}
-repo=$(git rev-parse --show-toplevel)
-work=$(mktemp -d)
-port=17391
-daemon=""
-
-cleanup() {
-	if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; fi
-	for side in old new; do
-		if [ -d "$work/$side" ]; then git -C "$repo" worktree remove --force "$work/$side" >/dev/null 2>&1 || true; fi
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-for side in old new; do
-	rev=$old
-	if [ "$side" = new ]; then rev=$new; fi
-	git -C "$repo" worktree add --detach "$work/$side" "$rev" >/dev/null 2>&1
-	(cd "$work/$side" && go test -c -o "$work/$side.e2e" ./e2e/ && go build -o "$work/$side.edgeq" .)
-	echo "built $side = $(git -C "$repo" rev-parse --short "$rev")" >&2
-done
+. "$(dirname "$0")/lib/revisions.sh"
+build() { go test -c -o "$work/$1.e2e" ./e2e/ && go build -o "$work/$1.edgeq" .; }
+revisions_build "$old" "$new" build
 
 # field NAME UNIT: the value before UNIT on the benchmark line NAME.
 field() {
@@ -45,17 +27,10 @@ field() {
 http_run() {
 	local bin=$1 dir
 	dir=$(mktemp -d "$work/data.XXXX")
-	"$bin" serve --data-dir "$dir" --http-addr "127.0.0.1:$port" >"$dir.log" 2>&1 &
-	daemon=$!
-	for _ in $(seq 100); do
-		if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
-		sleep 0.1
-	done
+	daemon_start "$bin" "$dir"
 	"$work/new.edgeq" bench --addr "http://127.0.0.1:$port" --producers 64 --payload 256 --duration 10s --json 2>/dev/null |
 		python3 -c 'import json,sys; print(round(json.load(sys.stdin)["enqueued_per_s"]))'
-	kill "$daemon"
-	wait "$daemon" 2>/dev/null || true
-	daemon=""
+	daemon_stop
 	rm -rf "$dir" "$dir.log"
 }
 

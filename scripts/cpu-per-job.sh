@@ -17,27 +17,9 @@ old=${1:?usage: cpu-per-job.sh OLD NEW [ROUNDS] [SECONDS]}
 new=${2:?usage: cpu-per-job.sh OLD NEW [ROUNDS] [SECONDS]}
 rounds=${3:-3}
 secs=${4:-10}
-repo=$(git rev-parse --show-toplevel)
-work=$(mktemp -d)
-port=""
-daemon=""
-
-cleanup() {
-	if [ -n "$daemon" ]; then kill "$daemon" 2>/dev/null || true; fi
-	for side in old new; do
-		if [ -d "$work/$side" ]; then git -C "$repo" worktree remove --force "$work/$side" >/dev/null 2>&1 || true; fi
-	done
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-for side in old new; do
-	rev=$old
-	if [ "$side" = new ]; then rev=$new; fi
-	git -C "$repo" worktree add --detach "$work/$side" "$rev" >/dev/null 2>&1
-	(cd "$work/$side" && go build -o "$work/$side.edgeq" .)
-	echo "built $side = $(git -C "$repo" rev-parse --short "$rev")" >&2
-done
+. "$(dirname "$0")/lib/revisions.sh"
+build() { go build -o "$work/$1.edgeq" .; }
+revisions_build "$old" "$new" build
 
 # load ARGS...: one bench run against the daemon; prints "µs/job jobs/s".
 load() {
@@ -50,23 +32,9 @@ print(round(c["us_per_job"], 1), round(r["enqueued_per_s"] if c["per"] == "enque
 run() {
 	local bin=$1 dir
 	dir=$(mktemp -d "$work/data.XXXX")
-	# A port free now: never load another daemon that listens on a fixed one.
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	"$bin" serve --data-dir "$dir" --http-addr "127.0.0.1:$port" >"$dir.log" 2>&1 &
-	daemon=$!
-	for _ in $(seq 100); do
-		if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then break; fi
-		sleep 0.1
-	done
-	if ! kill -0 "$daemon" 2>/dev/null; then
-		echo "daemon did not start:" >&2
-		cat "$dir.log" >&2
-		exit 1
-	fi
+	daemon_start "$bin" "$dir"
 	echo "$(load --producers 64) $(load --producers 8 --batch 100 --keep) $(load --producers 0 --consumers 8)"
-	kill "$daemon"
-	wait "$daemon" 2>/dev/null || true
-	daemon=""
+	daemon_stop
 	rm -rf "$dir" "$dir.log"
 }
 
