@@ -1019,11 +1019,13 @@ type fullStore struct {
 	reserved atomic.Int64
 }
 
-func (s *fullStore) Reserve(bytes int) error {
+func (s *fullStore) Reserve(jobs []job.New) error {
 	if s.full.Load() {
 		return fmt.Errorf("%w: no room", job.ErrDiskFull)
 	}
-	s.reserved.Add(int64(bytes))
+	for _, n := range jobs {
+		s.reserved.Add(int64(len(n.Payload)))
+	}
 	return nil
 }
 

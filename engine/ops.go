@@ -194,34 +194,14 @@ func (e *Engine) admit(q *queue, n int, now time.Time) error {
 	return nil
 }
 
-// spaceReserver is a Store that can run out of space (storage.Badger):
-// Reserve admits an enqueue of about bytes bytes or refuses it with an error
-// wrapping job.ErrDiskFull, so that the store keeps the room its own files
-// need (and the backlog can still be leased, acked and purged). The engine
-// asks it for every enqueue, of every class, after the queue's own rules.
-type spaceReserver interface {
-	Reserve(bytes int) error
-}
-
-// jobOverheadBytes is what reserve counts for a job beyond its payload,
-// key and headers: its keys, record fields and index entries.
-const jobOverheadBytes = 256
-
-// reserve asks a store that can run out of space to admit the bytes of
-// jobs; every queue, critical included, is refused when it cannot.
+// reserve asks a store that can run out of space (store.SpaceReserver) to
+// admit jobs; every queue, critical included, is refused when it cannot.
 func (e *Engine) reserve(jobs []job.New) error {
-	r, ok := e.store.(spaceReserver)
+	r, ok := e.store.(store.SpaceReserver)
 	if !ok {
 		return nil
 	}
-	n := 0
-	for i := range jobs {
-		n += len(jobs[i].Payload) + len(jobs[i].Key) + jobOverheadBytes
-		for k, v := range jobs[i].Headers {
-			n += len(k) + len(v)
-		}
-	}
-	if err := r.Reserve(n); err != nil {
+	if err := r.Reserve(jobs); err != nil {
 		return job.Retry(err, 5*time.Second)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/engine/store"
 )
 
@@ -105,4 +106,20 @@ func (t *txn) fits(op string, ws []write) error {
 			op, badger.ErrTxnTooBig, t.count+int64(len(ws)), size)
 	}
 	return nil
+}
+
+// jobOverheadBytes is what Reserve counts for a job beyond its payload, key
+// and headers: its keys, record fields and index entries.
+const jobOverheadBytes = 256
+
+// reserveCost is the room Reserve asks for jobs on the disk.
+func reserveCost(jobs []job.New) int {
+	n := 0
+	for i := range jobs {
+		n += len(jobs[i].Payload) + len(jobs[i].Key) + jobOverheadBytes
+		for k, v := range jobs[i].Headers {
+			n += len(k) + len(v)
+		}
+	}
+	return n
 }

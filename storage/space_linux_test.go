@@ -76,7 +76,7 @@ func TestFullDisk(t *testing.T) {
 		for id := n + 1; id <= n+64; id++ {
 			bytes += len(backlogPayload(id)) + 256
 		}
-		if refused = s.Reserve(bytes); refused != nil {
+		if refused = s.reserveBytes(bytes); refused != nil {
 			break
 		}
 		tx := s.Begin()
@@ -117,7 +117,7 @@ func TestFullDisk(t *testing.T) {
 		t.Fatalf("open on a full disk: %v", err)
 	}
 	defer s.Close()
-	if err := s.Reserve(1); !errors.Is(err, job.ErrDiskFull) {
+	if err := s.Reserve([]job.New{{Queue: "q", Payload: []byte("x")}}); !errors.Is(err, job.ErrDiskFull) {
 		t.Errorf("Reserve on a full disk = %v, want job.ErrDiskFull", err)
 	}
 	readAll(t, s, n)

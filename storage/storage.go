@@ -110,6 +110,7 @@ type Badger struct {
 }
 
 var _ store.Store = (*Badger)(nil)
+var _ store.SpaceReserver = (*Badger)(nil)
 
 // Open opens (or creates) the store of cfg. A Badger panic during Open is
 // returned as an error. When the directory is held by another process the
@@ -188,7 +189,12 @@ func (b *Badger) forgetSpace() {
 // than the store needs for its own next files (doc.go, "Full disk"). It
 // reads the file system's free space at least once per MiB admitted. Safe
 // for concurrent use; in memory it always admits.
-func (b *Badger) Reserve(bytes int) error {
+func (b *Badger) Reserve(jobs []job.New) error {
+	return b.reserveBytes(reserveCost(jobs))
+}
+
+// reserveBytes admits an enqueue of about bytes bytes (Reserve).
+func (b *Badger) reserveBytes(bytes int) error {
 	if b.space == nil || b.closed.Load() {
 		return nil
 	}

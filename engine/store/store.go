@@ -32,6 +32,16 @@ type Store interface {
 	Sync() error
 }
 
+// SpaceReserver is a Store that can run out of space (storage.Badger):
+// Reserve admits an enqueue of jobs or refuses it with an error wrapping
+// job.ErrDiskFull, so that the store keeps the room its own files need (and
+// the backlog can still be leased, acked and purged). The store counts what
+// the jobs will take on its disk. The engine asks it for every enqueue, of
+// every class, after the queue's own rules.
+type SpaceReserver interface {
+	Reserve(jobs []job.New) error
+}
+
 // ReadTx reads jobs and indexes.
 type ReadTx interface {
 	// Job reads a job; the payload only when payload is true (Payload is
