@@ -13,28 +13,6 @@ import (
 // Default class weights (SPEC 8).
 var defaultWeights = map[job.Class]int{job.ClassHigh: 8, job.ClassNormal: 4, job.ClassLow: 2, job.ClassBulk: 1}
 
-// Breaker configures a queue's circuit breaker: after Failures consecutive
-// target failures the queue stops dispatching for CoolDown, then probes
-// with one job.
-type Breaker struct {
-	Failures int
-	CoolDown time.Duration
-}
-
-// BreakerState is a circuit breaker's state.
-type BreakerState uint8
-
-// Breaker states.
-const (
-	BreakerClosed BreakerState = iota
-	BreakerOpen
-	BreakerHalfOpen
-)
-
-func (s BreakerState) String() string {
-	return [...]string{"closed", "open", "half-open"}[s]
-}
-
 // sched runs jobs of queues that have a Handler: the dispatcher goroutine
 // allocates free worker slots to queues, leases jobs for them through the
 // ring (so many leases share one commit and fsync), and runs each job in a
@@ -450,27 +428,6 @@ func (s *sched) run(d *queueSlots, j *job.Job) {
 	}
 	s.mu.Unlock()
 	s.kick()
-}
-
-// breakerLocked updates d's circuit breaker after an outcome.
-func (s *sched) breakerLocked(d *queueSlots, out Outcome, now time.Time) {
-	b := d.q.conf().Breaker
-	if b.Failures <= 0 {
-		return
-	}
-	if out.TargetFailed {
-		d.failures++
-		if d.breaker == BreakerHalfOpen || (d.breaker == BreakerClosed && d.failures >= b.Failures) {
-			d.breaker, d.breakerUntil, d.probing = BreakerOpen, now.Add(b.CoolDown), false
-			s.e.log.Warn("breaker open", "queue", d.q.name, "failures", d.failures, "cool_down", b.CoolDown)
-		}
-		return
-	}
-	d.failures = 0
-	if d.breaker != BreakerClosed {
-		d.breaker, d.probing = BreakerClosed, false
-		s.e.log.Info("breaker closed", "queue", d.q.name)
-	}
 }
 
 // SetWorkers sets the global worker limit and how many of those slots only
