@@ -1144,6 +1144,15 @@ func buildL0Table(iter y.Iterator, dropPrefixes [][]byte, bopts table.Options,
 
 // handleMemTableFlush must be run serially.
 func (db *DB) handleMemTableFlush(mt *memTable, dropPrefixes [][]byte) error {
+	// edgeq: the table outlives the WAL, so the values it points to must be
+	// durable before it is (a value-log file rotated away from was synced
+	// by doneWriting). Not for a memtable replayed at Open: its values were
+	// synced then, and the value log may still be opening.
+	if !db.opt.InMemory && !mt.replayed {
+		if err := db.vlog.sync(); err != nil {
+			return y.Wrap(err, "while syncing the value log before a flush")
+		}
+	}
 	bopts := buildTableOptions(db)
 	itr := mt.sl.NewUniIterator(false)
 	// edgeq: versions shadowed in this memtable are dropped (buildL0Table),

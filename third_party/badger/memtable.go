@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,9 @@ type memTable struct {
 	maxVersion uint64
 	opt        Options
 	buf        *bytes.Buffer
+	// replayed (edgeq): opened from a WAL at Open, which fsynced the values
+	// it points to (vlogEnds); a flush syncs the value log for the others.
+	replayed bool
 }
 
 func (db *DB) openMemTables(opt Options) error {
@@ -50,6 +54,11 @@ func (db *DB) openMemTables(opt Options) error {
 		return errFile(err, db.opt.Dir, "Unable to open mem dir.")
 	}
 
+	// edgeq: replay stops where the WAL points past the durable value log.
+	ends, err := newVlogEnds(db)
+	if err != nil {
+		return err
+	}
 	var fids []int
 	for _, file := range files {
 		if !strings.HasSuffix(file.Name(), memFileExt) {
@@ -72,7 +81,10 @@ func (db *DB) openMemTables(opt Options) error {
 		if db.opt.ReadOnly {
 			flags = os.O_RDONLY
 		}
-		mt, err := db.openMemTable(fid, flags)
+		mt, err := db.openMemTable(fid, flags, ends.past)
+		if err == nil && ends.err != nil {
+			err = ends.err // edgeq: the WAL stays for the next Open
+		}
 		if err == z.NewFile && !db.opt.ReadOnly {
 			// edgeq: an empty WAL (a power cut kept its deletion's
 			// truncation, not its unlink) holds nothing: delete it.
@@ -82,6 +94,7 @@ func (db *DB) openMemTables(opt Options) error {
 		if err != nil {
 			return y.Wrapf(err, "while opening fid: %d", fid)
 		}
+		mt.replayed = true // edgeq
 		// If this memtable is empty we don't need to add it. This is a
 		// memtable that was completely truncated.
 		if mt.sl.Empty() {
@@ -100,7 +113,9 @@ func (db *DB) openMemTables(opt Options) error {
 
 const memFileExt string = ".mem"
 
-func (db *DB) openMemTable(fid, flags int) (*memTable, error) {
+// openMemTable opens the WAL fid; replaying it, it stops before the first
+// transaction that holds an entry stopBefore answers true for (edgeq).
+func (db *DB) openMemTable(fid, flags int, stopBefore func(*Entry) bool) (*memTable, error) {
 	filepath := db.mtFilePath(fid)
 	s := skl.NewSkiplist(arenaSize(db.opt))
 	mt := &memTable{
@@ -119,6 +134,8 @@ func (db *DB) openMemTable(fid, flags int) (*memTable, error) {
 		registry: db.registry,
 		writeAt:  vlogHeaderSize,
 		opt:      db.opt,
+
+		stopBefore: stopBefore,
 	}
 	lerr := mt.wal.open(filepath, flags, 2*db.opt.MemTableSize)
 	if lerr != z.NewFile && lerr != nil {
@@ -141,7 +158,7 @@ func (db *DB) openMemTable(fid, flags int) (*memTable, error) {
 }
 
 func (db *DB) newMemTable() (*memTable, error) {
-	mt, err := db.openMemTable(db.nextMemFid, os.O_CREATE|os.O_RDWR)
+	mt, err := db.openMemTable(db.nextMemFid, os.O_CREATE|os.O_RDWR, nil)
 	if err == z.NewFile {
 		db.nextMemFid++
 		return mt, nil
@@ -268,6 +285,116 @@ type logFile struct {
 	registry *KeyRegistry
 	writeAt  uint32
 	opt      Options
+
+	// stopBefore, set on a WAL replayed at Open (edgeq), answers whether
+	// iterate must stop before the transaction holding this entry.
+	stopBefore func(*Entry) bool
+}
+
+// vlogEnds answers, for the WALs replayed at Open, whether an entry's value
+// pointer lies past the recovered end of its value-log file (edgeq). A WAL
+// record can reach the disk before the value it points to: the WAL is a
+// shared mapping the kernel writes back on its own, and only an fsync of
+// the value log orders the value first. After a power cut such a record
+// names bytes that are gone. Every later record was written after it and
+// synced with it or not at all (a Sync fsyncs the value log after the
+// writes it covers), so replay drops it and everything after it, in this
+// WAL and in the later ones: only writes that no Sync acknowledged.
+//
+// The value-log files it reads are fsynced: after a crash of the process
+// alone, what it read may sit only in the page cache, and the memtables
+// replayed here are flushed to tables that outlive their WALs.
+type vlogEnds struct {
+	db      *DB
+	maxFid  uint32            // the newest value-log file in the directory
+	any     bool              // whether there is any value-log file
+	ends    map[uint32]uint32 // recovered end by file, read once
+	stopped bool              // past answered true: every later entry is dropped
+	err     error             // a value-log file could not be read
+}
+
+func newVlogEnds(db *DB) (*vlogEnds, error) {
+	v := &vlogEnds{db: db, ends: map[uint32]uint32{}}
+	files, err := os.ReadDir(db.opt.ValueDir)
+	if err != nil {
+		return nil, errFile(err, db.opt.ValueDir, "Unable to open value log dir.")
+	}
+	for _, file := range files {
+		if name, ok := strings.CutSuffix(file.Name(), ".vlog"); ok {
+			if fid, err := strconv.ParseUint(name, 10, 32); err == nil && uint32(fid) >= v.maxFid {
+				v.maxFid, v.any = uint32(fid), true
+			}
+		}
+	}
+	return v, nil
+}
+
+func (v *vlogEnds) past(e *Entry) bool {
+	if v.stopped {
+		return true
+	}
+	if e.meta&bitValuePointer == 0 {
+		return false
+	}
+	var vp valuePointer
+	vp.Decode(e.Value)
+	end, ok := v.end(vp.Fid)
+	if !ok || vp.Offset+vp.Len <= end {
+		return false
+	}
+	v.stopped = true
+	v.db.opt.Warningf("WAL replay stops at a value past the end (%d) of value-log file %d, at %d+%d: "+
+		"a power cut lost it before a sync; it and every later write are dropped",
+		end, vp.Fid, vp.Offset, vp.Len)
+	return true
+}
+
+// end is the offset after the last valid entry of value-log file fid; ok
+// is false for a file older than the newest that is gone (the value-log GC
+// deleted it, after moving what was live in it), which is left to upstream's
+// handling.
+func (v *vlogEnds) end(fid uint32) (end uint32, ok bool) {
+	if end, ok := v.ends[fid]; ok {
+		return end, true
+	}
+	path := vlogFilePath(v.db.opt.ValueDir, fid)
+	fi, err := os.Stat(path)
+	switch {
+	case os.IsNotExist(err) && v.any && fid < v.maxFid:
+		return 0, false
+	case os.IsNotExist(err):
+		end = 0 // never made durable: nothing in it survived
+	case err != nil:
+		v.setErr(err)
+		return 0, false
+	case fi.Size() <= vlogHeaderSize:
+		end = vlogHeaderSize
+	default:
+		lf := &logFile{fid: fid, path: path, registry: v.db.registry, opt: v.db.opt}
+		if err := lf.open(path, os.O_RDONLY, 0); err != nil {
+			v.setErr(y.Wrapf(err, "while reading value-log file %s for WAL replay", path))
+			return 0, false
+		}
+		end, err = lf.iterate(true, vlogHeaderSize, func(Entry, valuePointer) error { return nil })
+		if err == nil && !v.db.opt.ReadOnly {
+			err = lf.Fd.Sync()
+		}
+		if cerr := lf.MmapFile.Close(-1); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			v.setErr(y.Wrapf(err, "while reading value-log file %s for WAL replay", path))
+			return 0, false
+		}
+	}
+	v.ends[fid] = end
+	return end, true
+}
+
+func (v *vlogEnds) setErr(err error) {
+	if v.err == nil {
+		v.err = err
+	}
 }
 
 func (lf *logFile) Truncate(end int64) error {
@@ -412,10 +539,10 @@ func (lf *logFile) generateIV(offset uint32) []byte {
 }
 
 func (lf *logFile) doneWriting(offset uint32) error {
-	if lf.opt.SyncWrites {
-		if err := lf.Sync(); err != nil {
-			return y.Wrapf(err, "Unable to sync value log: %q", lf.path)
-		}
+	// edgeq: always, not only with SyncWrites: a flush syncs only the newest
+	// value-log file before it writes a table pointing into older ones.
+	if err := lf.Sync(); err != nil {
+		return y.Wrapf(err, "Unable to sync value log: %q", lf.path)
 	}
 
 	// Before we were acquiring a lock here on lf.lock, because we were invalidating the file
@@ -500,6 +627,9 @@ loop:
 			if err != nil || lastCommit != txnTs {
 				break loop
 			}
+			if lf.stopBefore != nil && slices.ContainsFunc(entries, lf.stopBefore) { // edgeq
+				break loop
+			}
 			// Got the end of txn. Now we can store them.
 			lastCommit = 0
 			validEndOffset = read.recordOffset
@@ -520,6 +650,9 @@ loop:
 			if lastCommit != 0 {
 				// This is most likely an entry which was moved as part of GC.
 				// We shouldn't get this entry in the middle of a transaction.
+				break loop
+			}
+			if lf.stopBefore != nil && lf.stopBefore(e) { // edgeq
 				break loop
 			}
 			validEndOffset = read.recordOffset
