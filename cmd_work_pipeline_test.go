@@ -153,7 +153,7 @@ func TestWorkReleasesLeasedAhead(t *testing.T) {
 		t.Errorf("%d commands started, want 1", n)
 	}
 
-	ids = enqueueN(t, addr, "noahead", "a", "b")
+	enqueueN(t, addr, "noahead", "a", "b")
 	dir = t.TempDir()
 	stop = startWork(t, addr, "noahead", "--prefetch", "0", "--ttr", "1m", "--grace", "300ms", "--wait", "200ms", "--", "sh", "-c", gateScript, "sh", dir)
 	eventually(t, 10*time.Second, "first command started", func() bool { return startedCount(t, dir) == 1 })

@@ -90,9 +90,6 @@ func jsCluster(t *testing.T) []*server.Server {
 	return servers
 }
 
-// clientURL is a server's client URL.
-func clientURL(s *server.Server) string { return s.ClientURL() }
-
 // createStream creates stream EDGE on edge.> with a long dedupe window and
 // replicas copies, retrying while a cluster elects its meta leader.
 func createStream(t *testing.T, urls string, replicas int, maxMsgSize int32) jetstream.Stream {
