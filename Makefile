@@ -34,9 +34,12 @@ TOOLSDIR    ?= $(CURDIR)/.tools
 STATICCHECK := $(TOOLSDIR)/staticcheck-$(STATICCHECK_VERSION)
 
 # make torture: power cuts (e2e TestPowerCutTorture on internal/crashfs).
-# MODES: crashfs modes, comma-separated (drop, tear, reorder).
+# MODES: crashfs modes, comma-separated (drop, tear, reorder). TARGETS: the
+# cut points aimed at (random, wal, vlog, table, flushed, compacted, gc,
+# checkpoint, manifest); empty, all in turn.
 ROUNDS ?= 30
 MODES  ?= drop,tear,reorder
+TARGETS ?=
 
 BENCHTIME  ?= 1s
 BENCHCOUNT ?= 5
@@ -95,7 +98,7 @@ test: ## run every test, with the race detector when cgo is available
 	cd third_party/badger && go test -count=1 -run Edgeq .
 
 torture: ## ROUNDS power cuts (default 30) under load, each checked (e2e TestPowerCutTorture; skips, saying why, without /dev/fuse or root)
-	TORTURE_ROUNDS=$(ROUNDS) TORTURE_MODES=$(MODES) go test -count=1 -timeout 60m -run '^TestPowerCutTorture$$' -v ./e2e/
+	TORTURE_ROUNDS=$(ROUNDS) TORTURE_MODES=$(MODES) TORTURE_TARGETS=$(TARGETS) go test -count=1 -timeout 60m -run '^TestPowerCutTorture$$' -v ./e2e/
 
 test-python: ## test the Python client and worker (clients/python) against the real daemon
 	@command -v python3 >/dev/null || { echo "python3 not found: the Python client's tests need Python 3.9 or later" >&2; exit 1; }

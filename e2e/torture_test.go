@@ -70,8 +70,30 @@ const (
 	cutManifest   = "MANIFEST rewritten"
 )
 
-// cutTargets are the cut points the rounds aim at, in turn.
-var cutTargets = []string{cutRandom, cutWAL, cutVlog, cutTable, cutFlushed, cutCompacted, cutGC, cutCheckpoint, cutManifest}
+// cutTargets are the cut points the rounds aim at, in turn, by the short
+// names TORTURE_TARGETS takes.
+var cutTargets = []struct{ name, point string }{
+	{"random", cutRandom}, {"wal", cutWAL}, {"vlog", cutVlog}, {"table", cutTable}, {"flushed", cutFlushed},
+	{"compacted", cutCompacted}, {"gc", cutGC}, {"checkpoint", cutCheckpoint}, {"manifest", cutManifest},
+}
+
+// tortureTargets are the cut points of TORTURE_TARGETS (a comma list of
+// cutTargets' names, to aim every round at a few, e.g. gc); unset, all.
+func tortureTargets(t *testing.T) []string {
+	t.Helper()
+	var points, names []string
+	for _, c := range cutTargets {
+		names = append(names, c.name)
+	}
+	for _, name := range strings.Split(cmp.Or(os.Getenv("TORTURE_TARGETS"), strings.Join(names, ",")), ",") {
+		i := slices.Index(names, strings.TrimSpace(name))
+		if i < 0 {
+			t.Fatalf("TORTURE_TARGETS: unknown cut point %q (want some of %s)", name, strings.Join(names, ", "))
+		}
+		points = append(points, cutTargets[i].point)
+	}
+	return points
+}
 
 // dirState is a data directory's names and their inodes.
 type dirState map[string]uint64
@@ -377,8 +399,9 @@ func TestPowerCutTorture(t *testing.T) {
 	}
 	rounds := envInt(t, "TORTURE_ROUNDS", 0)
 	modes := tortureModes(t)
+	targets := tortureTargets(t)
 	seed := uint64(envInt(t, "TORTURE_SEED", int(time.Now().UnixNano()%1e9)))
-	t.Logf("TORTURE_ROUNDS=%d TORTURE_SEED=%d TORTURE_MODES=%s", rounds, seed, os.Getenv("TORTURE_MODES"))
+	t.Logf("TORTURE_ROUNDS=%d TORTURE_SEED=%d TORTURE_MODES=%s TORTURE_TARGETS=%s", rounds, seed, os.Getenv("TORTURE_MODES"), os.Getenv("TORTURE_TARGETS"))
 	rng := rand.New(rand.NewPCG(seed, seed))
 	bin := tortureBinary(t)
 
@@ -436,7 +459,7 @@ func TestPowerCutTorture(t *testing.T) {
 			})
 		}
 		wg.Go(func() { publish(ctx, t, broker, round) })
-		target := cutTargets[round%len(cutTargets)]
+		target := targets[round%len(targets)]
 		got := waitCut(backing, target, rng, 6*time.Second, seen)
 		d.kill()
 		cancel()
