@@ -365,6 +365,26 @@ func waitN(ctx context.Context, l *rate.Limiter, n int) error {
 	return nil
 }
 
+// receive takes the next job, a critical or high one when one waits, else
+// whichever comes first; nil once done or timeout (nil: never) fires.
+func (u *Uplink) receive(done <-chan struct{}, timeout <-chan time.Time) *item {
+	select {
+	case it := <-u.high:
+		return it
+	default:
+	}
+	select {
+	case it := <-u.high:
+		return it
+	case it := <-u.low:
+		return it
+	case <-timeout:
+		return nil
+	case <-done:
+		return nil
+	}
+}
+
 // collect gathers the next batch: it waits for a first job, then takes
 // more until the batch is full or lingered long enough, critical and high
 // jobs first. A job that would overflow max_bytes is answered as next.
@@ -372,15 +392,8 @@ func waitN(ctx context.Context, l *rate.Limiter, n int) error {
 func (u *Uplink) collect(ctx context.Context, carry *item) (batch []*item, next *item, ok bool) {
 	first := carry
 	if first == nil {
-		select {
-		case first = <-u.high:
-		default:
-			select {
-			case first = <-u.high:
-			case first = <-u.low:
-			case <-ctx.Done():
-				return nil, nil, false
-			}
+		if first = u.receive(ctx.Done(), nil); first == nil {
+			return nil, nil, false
 		}
 	}
 	batch = append(batch, first)
@@ -388,21 +401,16 @@ func (u *Uplink) collect(ctx context.Context, carry *item) (batch []*item, next 
 	linger := time.NewTimer(u.cfg.Batch.Linger)
 	defer linger.Stop()
 	for len(batch) < u.cfg.Batch.MaxJobs && size < u.cfg.Batch.MaxBytes {
-		var it *item
-		select {
-		case it = <-u.high:
-		default:
-			select {
-			case it = <-u.high:
-			case it = <-u.low:
-			case <-linger.C:
-				return batch, nil, true
-			case <-ctx.Done():
-				for _, b := range batch {
-					b.done <- errDown
-				}
-				return nil, nil, false
+		it := u.receive(ctx.Done(), linger.C)
+		switch {
+		case it != nil:
+		case ctx.Err() != nil:
+			for _, b := range batch {
+				b.done <- errDown
 			}
+			return nil, nil, false
+		default: // lingered long enough
+			return batch, nil, true
 		}
 		if size+len(it.j.Payload) > u.cfg.Batch.MaxBytes {
 			return batch, it, true
