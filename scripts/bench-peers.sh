@@ -31,6 +31,7 @@
 # drain"), OUT (results directory; bench-peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/peers.sh
 
 RUNS=${RUNS:-3}
 DURATION=${DURATION:-8}
@@ -52,14 +53,8 @@ for w in $WORKLOADS; do [[ $w =~ ^(ingest1|ingest64|drain)$ ]] || die "WORKLOADS
 want=()
 command -v redis-server >/dev/null || want+=(redis-server)
 command -v beanstalkd >/dev/null || want+=(beanstalkd)
-if [ ${#want[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-	log "installing ${want[*]} with apt-get"
-	export DEBIAN_FRONTEND=noninteractive
-	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${want[@]}"; } >/dev/null 2>&1 ||
-		die "apt-get could not install ${want[*]}"
-	for svc in redis-server beanstalkd; do
-		command -v systemctl >/dev/null && systemctl stop $svc 2>/dev/null || true
-	done
+if [ ${#want[@]} -gt 0 ]; then
+	install_peers "${want[@]}" || die "apt-get could not install ${want[*]}"
 fi
 for t in redis-server beanstalkd python3; do command -v $t >/dev/null || die "$t not found"; done
 

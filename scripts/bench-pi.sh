@@ -26,6 +26,7 @@
 # figures of time and CPU are then strace's, not edgeq's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/peers.sh
 
 SMOKE=${SMOKE:-0}
 if [ "$SMOKE" = 1 ]; then
@@ -94,15 +95,8 @@ for s in $SYSTEMS; do
 	beanstalkd) command -v beanstalkd >/dev/null || [ -x /usr/bin/beanstalkd ] || want+=(beanstalkd) ;;
 	esac
 done
-if [ ${#want[@]} -gt 0 ] && command -v apt-get >/dev/null; then
-	log "installing ${want[*]} with apt-get"
-	export DEBIAN_FRONTEND=noninteractive
-	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${want[@]}"; } >/dev/null 2>&1 ||
-		log "apt-get could not install ${want[*]}"
-	# Debian starts the packaged services; the benchmark runs its own.
-	for svc in redis-server beanstalkd; do
-		command -v systemctl >/dev/null && systemctl stop $svc 2>/dev/null || true
-	done
+if [ ${#want[@]} -gt 0 ]; then
+	install_peers "${want[@]}" || log "apt-get could not install ${want[*]}"
 fi
 systems=()
 for s in $SYSTEMS; do
