@@ -127,7 +127,7 @@
 // prefetch values; Counts, Dead and the ready key scan read no value they do
 // not need.
 //
-// # Job record (version 2)
+// # Job record (versions 2 and 3)
 //
 // One version byte (2), then: uvarint ID, string Queue, byte State, varint
 // Attempt, varint MaxAttempts, varint CreatedAt, RunAt, ExpiresAt (UnixNano,
@@ -150,6 +150,14 @@
 // (the same fields without the payload section, the payload always under its
 // own key) was never released: decoding refuses it ("record version 1
 // (pre-release format) is not supported").
+//
+// Version 3 is version 2 with optional fields between LeaseExpires and the
+// payload section: a uvarint count (at least 1), then that many uvarint tag
+// and string value pairs, tags strictly increasing, values non-empty
+// (extFields in record.go lists them). A job whose optional fields are all
+// empty is written as version 2, so a store that never used them stays
+// readable by the release before them; a tag this build does not know is
+// refused as written by a newer release.
 //
 // # Payload frame
 //

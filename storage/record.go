@@ -18,7 +18,79 @@ import (
 const (
 	recordV1 byte = 1
 	recordV2 byte = 2
+	recordV3 byte = 3 // version 2 plus optional fields (extFields)
 )
+
+// extField is an optional job field of record version 3: stored as a tag
+// and a string after LeaseExpires, only when get returns non-empty. A
+// record whose optional fields are all empty is written as version 2, so a
+// store written without them stays readable by the release before them.
+// Tags are never reused; a record with a tag this build does not know is
+// refused (it was written by a newer release).
+type extField struct {
+	tag  uint64
+	name string
+	get  func(*job.Job) string
+	set  func(*job.Job, string) error
+}
+
+// extFields lists the optional fields in increasing tag order.
+var extFields = []extField{}
+
+// appendExt appends j's optional fields (count, then tag and string each)
+// and reports whether there were any.
+func appendExt(b []byte, j *job.Job) ([]byte, bool) {
+	n := 0
+	for i := range extFields {
+		if extFields[i].get(j) != "" {
+			n++
+		}
+	}
+	if n == 0 {
+		return b, false
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for i := range extFields {
+		if v := extFields[i].get(j); v != "" {
+			b = binary.AppendUvarint(b, extFields[i].tag)
+			b = appendString(b, v)
+		}
+	}
+	return b, true
+}
+
+// readExt reads the optional fields into j: tags strictly increasing, each
+// known, each non-empty.
+func (d *decoder) readExt(j *job.Job) error {
+	n := d.uvarint()
+	if d.err != nil {
+		return fmt.Errorf("%w: %v", errBadRecord, d.err)
+	}
+	if n == 0 || n > uint64(len(extFields)) {
+		return fmt.Errorf("%w: %d optional fields", errBadRecord, n)
+	}
+	next := 0
+	for range n {
+		tag, v := d.uvarint(), d.string()
+		if d.err != nil {
+			return fmt.Errorf("%w: %v", errBadRecord, d.err)
+		}
+		for next < len(extFields) && extFields[next].tag < tag {
+			next++
+		}
+		if next == len(extFields) || extFields[next].tag != tag {
+			return fmt.Errorf("%w: optional field %d unknown or out of order (written by a newer release?)", errBadRecord, tag)
+		}
+		if v == "" {
+			return fmt.Errorf("%w: optional field %s empty", errBadRecord, extFields[next].name)
+		}
+		if err := extFields[next].set(j, v); err != nil {
+			return fmt.Errorf("%w: optional field %s: %v", errBadRecord, extFields[next].name, err)
+		}
+		next++
+	}
+	return nil
+}
 
 // inlinePayloadMax is the largest payload, in bytes, that a record carries
 // inline; a larger one has its own payload key. Badger's cost is per entry,
@@ -86,6 +158,10 @@ func encodeRecord(j *job.Job, section []byte) []byte {
 	b = binary.AppendUvarint(b, j.ReadySeq)
 	b = appendString(b, j.LeaseID)
 	b = binary.AppendVarint(b, nanos(j.LeaseExpires))
+	b, ext := appendExt(b, j)
+	if ext {
+		b[0] = recordV3
+	}
 	return append(b, section...)
 }
 
@@ -105,7 +181,7 @@ func decodeRecord(b []byte) (j *job.Job, section []byte, err error) {
 		return nil, nil, fmt.Errorf("%w: empty", errBadRecord)
 	case b[0] == recordV1:
 		return nil, nil, fmt.Errorf("%w: record version 1 (pre-release format) is not supported", errBadRecord)
-	case b[0] != recordV2:
+	case b[0] != recordV2 && b[0] != recordV3:
 		return nil, nil, fmt.Errorf("%w: unknown version %d", errBadRecord, b[0])
 	}
 	d := decoder{b: b[1:]}
@@ -136,6 +212,11 @@ func decodeRecord(b []byte) (j *job.Job, section []byte, err error) {
 	j.ReadySeq = d.uvarint()
 	j.LeaseID = d.string()
 	j.LeaseExpires = fromNanos(d.varint())
+	if b[0] == recordV3 && d.err == nil {
+		if err := d.readExt(j); err != nil {
+			return nil, nil, err
+		}
+	}
 	section = d.b
 	size := d.uvarint()
 	where := d.byte()
