@@ -18,6 +18,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/edgeq/edgeq/internal/daemon"
+	"github.com/edgeq/edgeq/storage"
 )
 
 // override is a serve flag, and its EDGEQ_* variable, that overrides one
@@ -134,6 +135,7 @@ type serveSettings struct {
 	token string  // "" when the HTTP API is open
 	// mqttPassword is the MQTT password file's first line, read by checkHost.
 	mqttPassword string
+	storeKey     []byte // the store's encryption key, read by checkHost; nil: none
 	path         string // the configuration file, "" when none: SIGHUP re-reads it
 	// overlay lays the flags and variables over a configuration read from
 	// path, as at the start, and resolves DataDir; it answers which keys
@@ -201,7 +203,7 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 	if err := annotate(joinProblems(decodeErr, cfg.Validate(), hostErr), file, lines, sources); err != nil {
 		return serveSettings{}, err
 	}
-	return serveSettings{cfg: cfg, token: sec.token, mqttPassword: sec.mqttPassword, path: file, overlay: overlay}, nil
+	return serveSettings{cfg: cfg, token: sec.token, mqttPassword: sec.mqttPassword, storeKey: sec.storeKey, path: file, overlay: overlay}, nil
 }
 
 // isLoopback reports whether a listen address reaches only this host. An
@@ -251,7 +253,9 @@ func runDaemon(ctx context.Context, s serveSettings, e env) error {
 	err = d.Run(ctx)
 	stopHUP()
 	wg.Wait()
-	if ce := (*daemon.ConfigError)(nil); errors.As(err, &ce) {
+	// A key that does not open the store is the configuration's fault:
+	// restarting cannot help (exit 78 stops systemd's restarts).
+	if ce := (*daemon.ConfigError)(nil); errors.As(err, &ce) || errors.Is(err, storage.ErrKeyMismatch) {
 		return &exitError{code: exitConfig, err: err}
 	}
 	return err

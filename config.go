@@ -50,6 +50,9 @@ type StorageConfig struct {
 	Sync         string   `yaml:"sync"`
 	SyncInterval Duration `yaml:"sync_interval"`
 	Memory       string   `yaml:"memory"`
+	// EncryptionKeyFile holds the key that encrypts the store at rest
+	// (32 bytes, raw or hex); "" leaves the store unencrypted.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
 }
 
 // MQTTConfig is the MQTT client; it is off while Broker is empty.

@@ -18,6 +18,7 @@ import (
 // client id it cannot make exits 78.
 func (s serveSettings) daemonConfig(log *slog.Logger) (daemon.Config, error) {
 	dc := s.cfg.daemonConfig(s.token, log)
+	dc.EncryptionKey = s.storeKey
 	if s.cfg.MQTT.Broker != "" {
 		mc, err := s.cfg.mqttConfig(s.mqttPassword)
 		if err != nil {

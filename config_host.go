@@ -10,6 +10,7 @@ import (
 	"time"
 
 	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
+	"github.com/edgeq/edgeq/storage"
 )
 
 // secrets are what checkHost read from the files the configuration names,
@@ -17,6 +18,7 @@ import (
 type secrets struct {
 	token        string // the HTTP API's bearer token; "" when it is open
 	mqttPassword string // the MQTT password file's first line
+	storeKey     []byte // the store's encryption key; nil when it is not encrypted
 }
 
 // hostCheck says what checkHost may skip or allow.
@@ -47,6 +49,11 @@ func checkHost(cfg *Config, hc hostCheck) (sec secrets, err error) {
 		return sec, v.err()
 	}
 
+	if f := cfg.Storage.EncryptionKeyFile; f != "" {
+		if sec.storeKey, err = storage.ReadKeyFile(f); err != nil {
+			v.add("storage.encryption_key_file", "%v", err)
+		}
+	}
 	v.keyPair("http.tls", cfg.HTTP.TLS.Cert, cfg.HTTP.TLS.Key)
 	if m := cfg.MQTT; m.Broker != "" {
 		if m.PasswordFile != "" {

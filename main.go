@@ -82,6 +82,7 @@ func newApp(e env) *cli.App {
 			governorCommand(e),
 			benchCommand(e),
 			configCommand(e),
+			storageCommand(e),
 			versionCommand(),
 			helpCommand(),
 		},

@@ -235,6 +235,18 @@
 // during the flush), compacts every level into one (Flatten), then runs the
 // value-log GC (up to four files a run).
 //
+// # Encryption
+//
+// Config.EncryptionKey hands Badger its master key (encrypt.go): Badger
+// encrypts tables, value logs and write-ahead logs with AES-CTR under data
+// keys kept in its KEYREGISTRY, which the master key encrypts. Nothing in
+// the layout above changes; the checkpoint and the reserve file hold no job
+// data. Badger refuses an encrypted store without a block cache, so an
+// encrypted store gets a small one, and an index cache so that decrypted
+// table indexes are bounded instead of kept whole on the heap. Open maps
+// Badger's key mismatch to ErrKeyMismatch; RotateKey rewrites the registry
+// under a new key while holding Badger's directory lock.
+//
 // # In memory
 //
 // Config.InMemory runs Badger without files, for tests. Badger keeps every

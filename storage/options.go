@@ -124,6 +124,11 @@ func badgerOptions(cfg Config, log *slog.Logger) badger.Options {
 	opt.IndexCacheSize = p.indexCacheSize
 	opt.ValueLogFileSize = p.valueLogFileSize
 	opt.ValueThreshold = p.valueThreshold
+	if len(cfg.EncryptionKey) > 0 {
+		opt.EncryptionKey = cfg.EncryptionKey
+		opt.BlockCacheSize = max(opt.BlockCacheSize, encryptedBlockCache)
+		opt.IndexCacheSize = max(opt.IndexCacheSize, encryptedIndexCache)
+	}
 
 	// An SD card rots: check a table block's checksum when it is read.
 	// (Badger's table iterators then treat a damaged block as absent keys,

@@ -33,6 +33,9 @@ type Config struct {
 	// Logger receives the store's logs and Badger's warnings and errors.
 	// Nil discards them.
 	Logger *slog.Logger
+	// EncryptionKey, when set (KeySize bytes), encrypts everything Badger
+	// writes (encrypt.go). A store keeps the choice made at its creation.
+	EncryptionKey []byte
 }
 
 // Validate checks cfg and names the offending field.
@@ -42,6 +45,9 @@ func (c Config) Validate() error {
 		return errors.New("storage.dir: must be empty for an in-memory store")
 	case !c.InMemory && c.Dir == "":
 		return errors.New("storage.dir: required")
+	}
+	if n := len(c.EncryptionKey); n != 0 && n != KeySize {
+		return fmt.Errorf("storage.encryption_key_file: the key must be %d bytes, got %d", KeySize, n)
 	}
 	if _, ok := profiles[cmp.Or(c.Memory, ProfileSmall)]; !ok {
 		return fmt.Errorf("storage.memory: unknown profile %q (want small or default)", c.Memory)
@@ -173,7 +179,7 @@ func Open(cfg Config) (*Badger, error) {
 		b.wg.Go(b.maintain)
 		b.wg.Go(b.verifyTables)
 	}
-	log.Info("store open", "dir", cfg.Dir, "memory", cfg.Memory, "in_memory", cfg.InMemory, "seq", seq)
+	log.Info("store open", "dir", cfg.Dir, "memory", cfg.Memory, "in_memory", cfg.InMemory, "encrypted", len(cfg.EncryptionKey) > 0, "seq", seq)
 	return b, nil
 }
 
@@ -218,6 +224,12 @@ func (b *Badger) openError(err error) error {
 	}
 	if isNoSpace(err) {
 		return fmt.Errorf("open store %s: %w: %w", b.cfg.Dir, job.ErrDiskFull, err)
+	}
+	if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+		if len(b.cfg.EncryptionKey) == 0 {
+			return fmt.Errorf("open store %s: it is encrypted and no key was given (storage.encryption_key_file): %w", b.cfg.Dir, keyError(err))
+		}
+		return fmt.Errorf("open store %s: %w", b.cfg.Dir, keyError(err))
 	}
 	return fmt.Errorf("open store %s: %w", b.cfg.Dir, err)
 }

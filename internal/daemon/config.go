@@ -17,6 +17,9 @@ import (
 type Config struct {
 	DataDir string // the store's directory
 	Memory  string // the store's memory profile (storage.Config.Memory)
+	// EncryptionKey encrypts the store at rest (storage.Config.EncryptionKey);
+	// nil: not encrypted.
+	EncryptionKey []byte
 	// GoMemoryDerived says the Go soft memory limit is serve's own, derived
 	// from the cgroup's limit or the profile, not GOMEMLIMIT: it steers the
 	// GC only, and the governor does not shed on Go memory against it.

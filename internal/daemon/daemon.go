@@ -226,7 +226,7 @@ func (d *Daemon) startUplinks(ctx context.Context) error {
 // answers errStoppedEarly. A directory held by another process fails with
 // a message that says so (storage.ErrLocked).
 func (d *Daemon) startEngine(ctx context.Context, ec engine.Config) error {
-	store, err := storage.Open(storage.Config{Dir: d.cfg.DataDir, Memory: d.cfg.Memory, Logger: d.log})
+	store, err := storage.Open(storage.Config{Dir: d.cfg.DataDir, Memory: d.cfg.Memory, EncryptionKey: d.cfg.EncryptionKey, Logger: d.log})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
