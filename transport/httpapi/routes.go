@@ -41,6 +41,7 @@ func (s *Server) routeTable() []route {
 		{"DELETE /v1/queues/{q}/dead", s.decorate(s.deadPurge)},
 		{"POST /v1/queues/{q}/move", s.decorate(s.move)},
 		{"GET /v1/stats", s.decorate(s.stats)},
+		{"GET /v1/stats/history", s.decorate(s.statsHistory)},
 		{"POST /v1/governor/drill", s.decorate(s.drill)},
 		{"DELETE /v1/governor/drill", s.decorate(s.clearDrill)},
 		{"GET /metrics", s.metrics.ServeHTTP},
