@@ -32,6 +32,7 @@ func (s *Server) routeTable() []route {
 		{"POST /v1/jobs/{id}/extend", s.decorate(s.extend)},
 		{"GET /v1/jobs/{id}", s.decorate(s.getJob)},
 		{"DELETE /v1/jobs/{id}", s.decorate(s.cancel)},
+		{"POST /v1/jobs/{id}/retry", s.decorate(s.retry)},
 		{"GET /v1/queues", s.decorate(s.listQueues)},
 		{"GET /v1/queues/{q}", s.decorate(s.getQueue)},
 		{"POST /v1/queues/{q}/pause", s.decorate(s.pause)},
