@@ -18,7 +18,7 @@ import (
 func jobCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "job",
-		Usage: "show or cancel one job",
+		Usage: "show, cancel or retry one job",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "show",
@@ -65,6 +65,29 @@ func jobCommand(e env) *cli.Command {
 						return printJSON(c.App.Writer, httpapi.OKResult{OK: true})
 					}
 					_, err = fmt.Fprintf(c.App.Writer, "cancelled %s\n", id)
+					return err
+				},
+			},
+			{
+				Name:      "retry",
+				Usage:     "move a dead job back to ready, its attempts reset",
+				ArgsUsage: "ID",
+				Flags:     clientCommandFlags(),
+				Action: func(c *cli.Context) error {
+					id, err := jobArg(c)
+					if err != nil {
+						return err
+					}
+					err = request(c, e, "retry job", func(ctx context.Context, cl *httpapi.Client) error {
+						return cl.RetryDead(ctx, id) // the answer names the job
+					})
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return printJSON(c.App.Writer, httpapi.OKResult{OK: true})
+					}
+					_, err = fmt.Fprintf(c.App.Writer, "retried %s: ready again, attempts reset\n", id)
 					return err
 				},
 			},

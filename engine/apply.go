@@ -28,6 +28,8 @@ func (e *Engine) apply(b *batch, o *op) error {
 		return e.applyAckBatch(b, o)
 	case opCancel:
 		return e.applyCancel(b, o)
+	case opRetry:
+		return e.applyRetry(b, o)
 	case opPurge:
 		return e.applyPurge(b, o)
 	case opDeadRetry, opDeadPurge:

@@ -34,6 +34,26 @@ func (e *Engine) applyCancel(b *batch, o *op) error {
 	return nil
 }
 
+// applyRetry moves one dead job back to ready with its attempts reset.
+func (e *Engine) applyRetry(b *batch, o *op) error {
+	j, err := b.txn.Job(o.id, false)
+	if errors.Is(err, job.ErrNotFound) {
+		o.err = fmt.Errorf("job %s: %w", o.id, job.ErrNotFound)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if j.State != job.StateDead {
+		o.err = fmt.Errorf("job %s is %s, not dead: %w", o.id, j.State, job.ErrConflict)
+		return nil
+	}
+	q := e.internalQueue(j.Queue)
+	next := e.toReady(b, q, j, b.now)
+	next.Attempt = 0
+	return e.transition(b, q, j, next)
+}
+
 // internalQueue returns the queue of a stored job, creating its state when
 // needed (a stored job's queue exists even under strict_queues).
 func (e *Engine) internalQueue(name string) *queue {

@@ -452,11 +452,24 @@ func TestFailDeadListRetryPurge(t *testing.T) {
 		if j.ID != ids[0] || j.Attempt != 1 {
 			t.Errorf("retried job %s attempt %d, want %s attempt 1 (attempts reset)", j.ID, j.Attempt, ids[0])
 		}
-		n, err := e.DeadPurge(t.Context(), "f")
-		if err != nil || n != 2 {
-			t.Fatalf("DeadPurge = %d, %v; want 2", n, err)
+		// One dead job by id: the newest, out of order; then not again.
+		if err := e.RetryDead(t.Context(), ids[4]); err != nil {
+			t.Fatalf("RetryDead: %v", err)
 		}
-		if s := stats(t, e, "f"); s.Dead != 0 || s.Ready != 2 || s.Leased != 1 {
+		if err := e.RetryDead(t.Context(), ids[4]); !errors.Is(err, job.ErrConflict) {
+			t.Errorf("RetryDead of a ready job = %v, want ErrConflict", err)
+		}
+		if err := e.RetryDead(t.Context(), 999); !errors.Is(err, job.ErrNotFound) {
+			t.Errorf("RetryDead of no job = %v, want ErrNotFound", err)
+		}
+		if got, _ := e.Job(t.Context(), ids[4]); got.State != job.StateReady || got.Attempt != 0 {
+			t.Errorf("retried job %+v, want ready with attempts reset", got)
+		}
+		n, err := e.DeadPurge(t.Context(), "f")
+		if err != nil || n != 1 {
+			t.Fatalf("DeadPurge = %d, %v; want 1", n, err)
+		}
+		if s := stats(t, e, "f"); s.Dead != 0 || s.Ready != 3 || s.Leased != 1 {
 			t.Errorf("stats = %+v", s)
 		}
 	})

@@ -25,6 +25,7 @@ const (
 	opDeadPurge
 	opMove
 	opAckBatch
+	opRetry
 )
 
 // op is one request to the committer: its inputs, then its answer. The
@@ -331,6 +332,12 @@ func (e *Engine) Job(ctx context.Context, id job.ID) (*job.Job, error) {
 // Cancel deletes a job that is not leased (job.ErrConflict while it is).
 func (e *Engine) Cancel(ctx context.Context, id job.ID) error {
 	return e.submit(ctx, &op{kind: opCancel, id: id})
+}
+
+// RetryDead moves one dead job back to ready, its attempts reset
+// (job.ErrConflict when the job is not dead).
+func (e *Engine) RetryDead(ctx context.Context, id job.ID) error {
+	return e.submit(ctx, &op{kind: opRetry, id: id})
 }
 
 // Pause stops dispatch of a queue; ingest continues.

@@ -37,6 +37,15 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) (any, error) {
 	return OKResult{OK: true}, s.eng.Cancel(r.Context(), id)
 }
 
+// retry serves POST /v1/jobs/{id}/retry: one dead job back to ready.
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) (any, error) {
+	id, err := s.noQueryID(r)
+	if err != nil {
+		return nil, err
+	}
+	return OKResult{OK: true}, s.eng.RetryDead(r.Context(), id)
+}
+
 func (s *Server) noQueryID(r *http.Request) (job.ID, error) {
 	if err := parseQuery(r.URL.RawQuery); err != nil {
 		return 0, err

@@ -260,6 +260,12 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 	return c.jobCall(ctx, http.MethodDelete, id, "", nil, nil)
 }
 
+// RetryDead moves one dead job back to ready, its attempts reset
+// (POST /v1/jobs/{id}/retry; 409 conflict when it is not dead).
+func (c *Client) RetryDead(ctx context.Context, id string) error {
+	return c.jobCall(ctx, http.MethodPost, id, "/retry", nil, nil)
+}
+
 func (c *Client) jobCall(ctx context.Context, method, id, suffix string, q url.Values, out any) error {
 	if _, err := job.ParseID(id); err != nil {
 		return err

@@ -48,6 +48,8 @@ type Admin interface {
 	// Job reads a job with its payload.
 	Job(ctx context.Context, id job.ID) (*job.Job, error)
 	Cancel(ctx context.Context, id job.ID) error
+	// RetryDead moves one dead job back to ready, attempts reset.
+	RetryDead(ctx context.Context, id job.ID) error
 	Pause(ctx context.Context, queue string) error
 	Resume(ctx context.Context, queue string) error
 	// Purge deletes a queue's ready and delayed jobs.

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -457,6 +458,20 @@ func (f *fakeEngine) DeadRetry(ctx context.Context, queue string, limit int) (in
 		}
 	}
 	return n, nil
+}
+
+func (f *fakeEngine) RetryDead(ctx context.Context, id job.ID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j := f.jobs[id]
+	switch {
+	case j == nil:
+		return fmt.Errorf("job %s: %w", id, job.ErrNotFound)
+	case j.State != job.StateDead:
+		return fmt.Errorf("job %s is %s, not dead: %w", id, j.State, job.ErrConflict)
+	}
+	j.State, j.Attempt = job.StateReady, 0
+	return nil
 }
 
 func (f *fakeEngine) DeadPurge(ctx context.Context, queue string) (int, error) {

@@ -48,6 +48,9 @@ type Config struct {
 	// Uplinks, when set, is read by /v1/stats and each scrape of /metrics
 	// for the uplinks' block and series.
 	Uplinks func() []UplinkStats
+	// HistoryEvery is how often the status page's history is sampled
+	// (GET /v1/stats/history); 0: every 10 s, an hour in 360 samples.
+	HistoryEvery time.Duration
 }
 
 // Server timeouts. Nothing may cut a request shorter than the longest long
@@ -64,6 +67,7 @@ const (
 type Server struct {
 	eng         Engine
 	uplinks     func() []UplinkStats // nil: no uplinks
+	history     *history             // the status page's charts, sampled while started
 	gov         Governor             // nil: no governor
 	log         *slog.Logger
 	addr        string
@@ -145,6 +149,10 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	s.resps.New = func() any { return &enqueued{b: make([]byte, 0, 192)} }
 	s.metrics = newMetricsHandler(eng, s.gov, cfg.MQTT, cfg.Uplinks, s.log)
 	s.uplinks = cfg.Uplinks
+	if cfg.HistoryEvery < 0 {
+		return nil, fmt.Errorf("httpapi: HistoryEvery: must not be negative, got %v", cfg.HistoryEvery)
+	}
+	s.history = &history{every: cmp.Or(cfg.HistoryEvery, defaultHistoryInt)}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routeTable() {
 		s.mux.HandleFunc(rt.pattern, rt.handler)
@@ -277,6 +285,7 @@ func (s *Server) Start() error {
 		srv.RegisterOnShutdown(s.testHookShutdown)
 	}
 	s.srv, s.ln = srv, ln
+	s.wg.Go(func() { s.history.run(s.drainCtx, s) })
 	s.wg.Go(func() {
 		var err error
 		if s.tlsConfig != nil {
