@@ -44,6 +44,8 @@ func TestDependencyDirection(t *testing.T) {
 			"the wire format is a leaf both transports import: it must not pull in HTTP, the engine or either transport"},
 		{"resource", false, []string{mod + "engine", mod + "transport", mod + "storage"}, []string{mod + "engine/job"},
 			"the governor only measures and decides a level; the daemon hands it to the engine, so the engine can be tested without a governor and the other way round"},
+		{"client", false, []string{mod + "storage", "github.com/dgraph-io/badger", mod + "internal/"}, nil,
+			"a program that only talks to the daemon links no store and no daemon internals"},
 		{".", false, []string{mod + "internal/crashfs", "github.com/hanwen/go-fuse"}, nil,
 			"the crash-simulating file system is for tests: the binary must not grow by it"},
 		{".", false, []string{"github.com/nats-io/nats-server"}, nil,
