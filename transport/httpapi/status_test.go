@@ -195,7 +195,10 @@ func TestStatusPageHeadless(t *testing.T) {
 	if bin == "" {
 		t.Skip("chromium is not on PATH: the status page was not rendered in a browser (the static checks of TestStatusPage still ran)")
 	}
-	ts := mustStartServer(t, Config{})
+	ts := mustStartServer(t, Config{Uplinks: func() []UplinkStats {
+		return []UplinkStats{{Name: "cloud", Type: "nats", Connected: false, DownForS: 125, Alerting: true, Queues: []string{"telemetry", "alarms"},
+			BacklogJobs: 4321, OldestAgeS: 130, JobsSent: 99, BytesSent: 2048, MaxRate: 200, Compression: 1}}
+	}})
 	ts.eng.put(job.Job{Queue: "orders-eu", State: job.StateReady})
 	ts.eng.with(func(f *fakeEngine) {
 		f.extraQ = []engine.QueueStats{{Name: `<i id="xss">bold</i>`, Breaker: engine.BreakerOpen, Alerting: true}}
@@ -224,6 +227,11 @@ func TestStatusPageHeadless(t *testing.T) {
 	}
 	if !strings.Contains(dom, "breaker open") || !strings.Contains(dom, "backlog alert") {
 		t.Errorf("rendered DOM lacks the breaker and alert tags:\n%s", dom)
+	}
+	for _, want := range []string{`<td class="name" title="cloud">cloud</td>`, "down 2m05s", ">alert<", "<td>4321</td>", "<td>0.0 / 200</td>", "telemetry, alarms"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("rendered DOM lacks the uplink's %q:\n%s", want, dom)
+		}
 	}
 	if !strings.Contains(dom, "<polyline") {
 		t.Errorf("rendered DOM lacks a sparkline:\n%s", dom)
