@@ -84,7 +84,9 @@
 //
 // Index values carry what a Ref needs (the queue of a delayed, expiry or
 // leased entry; the id and RunAt of a ready one), so Ready, Due,
-// Leased and Counts never read records. A leased value is LeaseExpires (8
+// Leased and the counts of Counts never read records (its Bytes, the
+// payload sizes, come from one pass over the records: Counts runs only at
+// recovery). A leased value is LeaseExpires (8
 // bytes, the time encoding of keys), uvarint Attempt (the int's 64-bit two's
 // complement), string LeaseID (uvarint length, bytes), then the queue (the
 // rest); decoding checks every length and the queue and returns an error on

@@ -364,6 +364,23 @@ func (r reader) Counts() (counts map[string]store.Counts, err error) {
 			return nil, translate("count indexes", err)
 		}
 	}
+	// Bytes: the payload size is in the record. A record that says ready
+	// may be leased (doc.go, "Lease overlay"): either way it counts.
+	err = r.iterate([]byte{prefixMeta}, []byte{prefixMeta}, func(item *badger.Item) (bool, error) {
+		return true, item.Value(func(v []byte) error {
+			j, _, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("record %x: %w", item.Key(), err)
+			}
+			if j.State != job.StateDead {
+				at([]byte(j.Queue)).Bytes += int64(j.Size)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, translate("count payload bytes", err)
+	}
 	counts = make(map[string]store.Counts, len(m))
 	for q, c := range m {
 		counts[q] = *c

@@ -57,9 +57,15 @@ func (t *txn) Fits(op store.Op) bool {
 		}
 		bytes += headerBytes(n.Headers)
 	}
-	if j := op.Change; j != nil {
+	change := func(j *job.Job) {
 		entries += changeWrites
 		bytes += changeBytes + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue) + headerBytes(j.Headers)
+	}
+	if op.Change != nil {
+		change(op.Change)
+	}
+	for _, j := range op.Delete {
+		change(j)
 	}
 	return t.room(entries, bytes)
 }

@@ -252,6 +252,9 @@ func (t *txn) Counts() (map[string]store.Counts, error) {
 		case job.StateDead:
 			c.Dead++
 		}
+		if j.State != job.StateDead {
+			c.Bytes += int64(j.Size)
+		}
 		out[j.Queue] = c
 	}
 	return out, nil
@@ -281,6 +284,7 @@ func (t *txn) Fits(op store.Op) bool {
 	if op.Change != nil {
 		n += 6
 	}
+	n += 6 * len(op.Delete)
 	return t.entries+n <= t.limit()
 }
 

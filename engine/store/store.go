@@ -66,7 +66,9 @@ type ReadTx interface {
 	Dedupe(queue, key string) (id job.ID, ok bool, err error)
 	// Seq reads the sequence high-water mark (0 in a new store).
 	Seq() (uint64, error)
-	// Counts counts the index entries of every queue that has any.
+	// Counts counts the index entries of every queue that has any, and
+	// the payload bytes of its jobs that are not dead. It runs at recovery
+	// only: it may read every record.
 	Counts() (map[string]Counts, error)
 }
 
@@ -122,7 +124,8 @@ type Txn interface {
 }
 
 // Op is what one operation of the engine is about to write, in the engine's
-// terms, for Txn.Fits: the store turns it into its own cost. Set one field.
+// terms, for Txn.Fits: the store turns it into its own cost. Set Enqueue
+// (and Delete) or Change.
 type Op struct {
 	// Enqueue is the jobs an enqueue creates: for each, a Create and, when
 	// it has a Key, a PutDedupe.
@@ -130,6 +133,9 @@ type Op struct {
 	// Change is the job of one state change: next of an Update, or the job
 	// a Delete removes.
 	Change *job.Job
+	// Delete, with Enqueue, is the jobs the enqueue evicts: a Delete each,
+	// in the same transaction.
+	Delete []*job.Job
 }
 
 // TimedIndex names an index ordered by time.
@@ -152,9 +158,11 @@ type Ref struct {
 	At    time.Time // RunAt (ready: when it became ready; delayed), ExpiresAt or LeaseExpires
 }
 
-// Counts are a queue's index sizes.
+// Counts are a queue's index sizes, and Bytes the payload bytes (Size) of
+// its ready, delayed and leased jobs: what the engine's max_bytes bounds.
 type Counts struct {
 	Ready, Delayed, Leased, Dead int64
+	Bytes                        int64
 }
 
 // Index rules that every Store keeps (the conformance suite checks them):

@@ -245,6 +245,9 @@ func model(jobs ...*job.Job) snapshot {
 			s.Dead[j.Queue] = append(s.Dead[j.Queue], j.ID)
 			c.Dead++
 		}
+		if j.State != job.StateDead {
+			c.Bytes += int64(max(j.Size, len(j.Payload))) // Size is unset in a fixture before it is written
+		}
 		s.Counts[j.Queue] = c
 		if (j.State == job.StateReady || j.State == job.StateDelayed) && !j.ExpiresAt.IsZero() {
 			expiry = append(expiry, j)

@@ -277,7 +277,7 @@ func testUpdateKeepsPayload(t *testing.T, h Harness) {
 					if err := tx.Update(next, again); err != nil {
 						t.Fatalf("second Update(%d): %v", prev.ID, err)
 					}
-					again.Payload = want[i].Payload
+					again.Payload, again.Size = want[i].Payload, len(want[i].Payload)
 					want[i] = again
 					checkJob(t, tx, want[i], true)
 				}

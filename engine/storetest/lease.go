@@ -347,8 +347,8 @@ func testLeaseReopen(t *testing.T, h Harness) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if c["q"] != (store.Counts{Leased: 2}) || c["other"] != (store.Counts{Leased: 1}) {
-					t.Errorf("Counts after restart = %v, want 2 leased in q, 1 in other", c)
+				if c["q"] != (store.Counts{Leased: 2, Bytes: int64(2 * n)}) || c["other"] != (store.Counts{Leased: 1, Bytes: int64(n)}) {
+					t.Errorf("Counts after restart = %v, want 2 leased in q, 1 in other, %d payload bytes each", c, n)
 				}
 				checkIndexes(t, r, leased...)
 			})
