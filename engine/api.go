@@ -17,6 +17,7 @@ type QueueStats struct {
 	Delayed        int64
 	Leased         int64
 	Dead           int64
+	Bytes          int64         // payload bytes of the ready, delayed and leased jobs (what max_bytes bounds)
 	OldestReadyAge time.Duration // 0 when nothing is ready
 	EnqueuedTotal  uint64
 	CompletedTotal uint64
@@ -24,6 +25,7 @@ type QueueStats struct {
 	DeadTotal      uint64
 	RejectedTotal  uint64
 	Rejected       map[string]uint64 // RejectedTotal by reason (RejectReasons)
+	Evicted        map[string]uint64 // jobs accepted then dropped by the queue's bounds, by reason (EvictReasons)
 	Alerting       bool              // backlog alert raised (alert_age or alert_depth crossed)
 	AlertsTotal    uint64            // backlog alerts raised so far
 	Concurrency    int               // the queue's cap on in-process jobs, 0: none

@@ -62,6 +62,24 @@ func (e *Engine) applyEnqueue(b *batch, o *op) error {
 		return nil
 	}
 	o.q = q
+	victims, refusal, err := e.makeRoom(b, q, o.news)
+	if err != nil {
+		return err
+	}
+	if refusal != nil {
+		o.err = refusal
+		return nil
+	}
+	if len(victims) > 0 {
+		ok, err := e.evictFor(b, q, o.news, victims)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			o.err = fmt.Errorf("%w: evicting %d jobs for these does not fit one transaction; send fewer at once", job.ErrTooLarge, len(victims))
+			return nil
+		}
+	}
 	o.results = make([]job.Result, len(o.news))
 	for i := range o.news {
 		if o.results[i], err = e.enqueueOne(b, q, &o.news[i]); err != nil {
@@ -146,11 +164,17 @@ func cmpOr(a, b time.Duration) time.Duration {
 // entered accounts for j arriving in its state: counters, timed scans and
 // wake-ups.
 func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
+	if j.State != job.StateDead {
+		q.bytes.Add(int64(j.Size))
+	}
 	switch j.State {
 	case job.StateReady:
 		q.ready.Add(1)
 		e.hotAdd(q, j)
 		b.wakeQueue(q)
+		if maxAge := q.conf().MaxAge; maxAge > 0 {
+			e.c.aged.note(j.CreatedAt.Add(maxAge))
+		}
 	case job.StateDelayed:
 		q.delayed.Add(1)
 		e.c.delayed.note(j.RunAt)
@@ -166,8 +190,11 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 	}
 }
 
-// left accounts for job id leaving state s.
-func (e *Engine) left(q *queue, s job.State, id job.ID) {
+// left accounts for job id, of size payload bytes, leaving state s.
+func (e *Engine) left(q *queue, s job.State, id job.ID, size int) {
+	if s != job.StateDead {
+		q.bytes.Add(-int64(size))
+	}
 	switch s {
 	case job.StateReady:
 		e.hotRemove(q, id)
@@ -191,7 +218,7 @@ func (e *Engine) transition(b *batch, q *queue, prev, next *job.Job) error {
 	if err := b.txn.Update(prev, next); err != nil {
 		return err // the store names the job
 	}
-	e.left(q, prev.State, prev.ID)
+	e.left(q, prev.State, prev.ID, prev.Size)
 	e.entered(b, q, next)
 	b.wrote(q)
 	return nil
@@ -389,7 +416,7 @@ func (e *Engine) applyAck(b *batch, o *op, l lease) error {
 	if o.pull {
 		e.c.finished.add(o.id, o.lease, opAck)
 	}
-	e.left(q, job.StateLeased, o.id)
+	e.left(q, job.StateLeased, o.id, l.size)
 	q.completed.Add(1)
 	q.out.add(b.now, 1)
 	b.wrote(q)

@@ -29,7 +29,7 @@ func (e *Engine) applyCancel(b *batch, o *op) error {
 	if err := b.txn.Delete(j); err != nil {
 		return fmt.Errorf("cancel: %w", err)
 	}
-	e.left(q, j.State, j.ID)
+	e.left(q, j.State, j.ID, j.Size)
 	b.wrote(q)
 	return nil
 }
@@ -87,7 +87,7 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 		if err := b.txn.Delete(j); err != nil {
 			return fmt.Errorf("purge: %w", err)
 		}
-		e.left(q, j.State, j.ID)
+		e.left(q, j.State, j.ID, j.Size)
 		b.wrote(q)
 		o.n++
 		return nil
@@ -154,7 +154,7 @@ func (e *Engine) applyDead(b *batch, o *op) error {
 			if err := b.txn.Delete(j); err != nil {
 				return fmt.Errorf("purge dead: %w", err)
 			}
-			e.left(q, job.StateDead, j.ID)
+			e.left(q, job.StateDead, j.ID, j.Size)
 			b.wrote(q)
 		} else {
 			next := e.toReady(b, q, j, b.now)

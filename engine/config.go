@@ -61,9 +61,16 @@ type QueueConfig struct {
 	Rate        float64 // admitted jobs per second; 0: unlimited
 	Burst       int     // token bucket size; 0: max(1, Rate)
 	MaxDepth    int64   // ready+delayed+leased cap; 0: unlimited
-	Sync        SyncMode
-	AlertAge    time.Duration
-	AlertDepth  int64
+	MaxBytes    int64   // cap on the payload bytes of ready+delayed+leased jobs; 0: unlimited
+	// OnFull is what an enqueue over MaxDepth or MaxBytes does:
+	// OnFullReject ("" too) or OnFullEvictOldest.
+	OnFull string
+	// MaxAge, when set, drops a waiting job enqueued longer ago than it
+	// (ReasonExpiredAge); 0: never.
+	MaxAge     time.Duration
+	Sync       SyncMode
+	AlertAge   time.Duration
+	AlertDepth int64
 	// ShedAt overrides the class's shedding: from this level (normal,
 	// elevated, high, critical) dispatch pauses and new jobs are refused;
 	// "never" exempts the queue. "" keeps the class default.
@@ -157,6 +164,14 @@ func (c Config) Validate() error {
 			return fmt.Errorf("queues.%s.rate: must not be negative", name)
 		case q.MaxDepth < 0:
 			return fmt.Errorf("queues.%s.max_depth: must not be negative", name)
+		case q.MaxBytes < 0:
+			return fmt.Errorf("queues.%s.max_bytes: must not be negative", name)
+		case q.MaxAge < 0:
+			return fmt.Errorf("queues.%s.max_age: must not be negative", name)
+		case q.OnFull != "" && q.OnFull != OnFullReject && q.OnFull != OnFullEvictOldest:
+			return fmt.Errorf("queues.%s.on_full: %q is not %s or %s", name, q.OnFull, OnFullReject, OnFullEvictOldest)
+		case q.OnFull == OnFullEvictOldest && !q.bounded():
+			return fmt.Errorf("queues.%s.on_full: %s needs max_depth or max_bytes", name, OnFullEvictOldest)
 		case q.Backoff.Max > 0 && q.Backoff.Initial > q.Backoff.Max:
 			return fmt.Errorf("queues.%s.backoff: initial %s is above max %s", name, q.Backoff.Initial, q.Backoff.Max)
 		case q.Breaker.Failures < 0 || q.Breaker.CoolDown < 0:

@@ -54,6 +54,7 @@
 //	acks.go         many acks in one op (AckBatch): one commit, each answered
 //	apply_admin.go  cancel, purge, dead-letter retry and purge
 //	maintain.go     timed scans: delayed jobs, deadlines, expired leases
+//	bound.go        a queue's bounds: max_depth, max_bytes, on_full, max_age
 //	sched.go        in-process dispatch: worker slots, classes, circuit breakers
 //	recover.go      the in-memory state rebuilt from the store (Start, failed commits)
 //
@@ -92,6 +93,16 @@
 //     last the store's space: a Store that can run out of it answers
 //     Reserve, which refuses every class with job.ErrDiskFull) writes
 //     nothing.
+//   - A queue's bounds (max_depth, max_bytes) are decided in the committer,
+//     which alone changes the counts they compare, so concurrent enqueues
+//     never take a queue past them (admission only refuses early). Under
+//     on_full evict_oldest, the jobs evicted for an enqueue are deleted in
+//     the transaction that creates the new ones (Txn.Fits is asked for
+//     both), so neither is durable without the other, and none is evicted
+//     for a refused enqueue; a leased job is never evicted. Evicted and
+//     aged-out (max_age) jobs are the only jobs dropped after they were
+//     accepted, and only in queues that ask for it: each is counted and
+//     delivered as an EventEvicted.
 //   - When a commit fails, every op of the batch is answered with an error
 //     (job.ErrUnavailable or job.ErrDiskFull) and, once the syncer has
 //     answered the batches before it, the in-memory state is rebuilt from

@@ -47,10 +47,11 @@ type Engine struct {
 	ready     atomic.Bool
 	failed    atomic.Pointer[error] // last commit failure, cleared by the next success
 
-	c        committer   // owned by the committer goroutine (and Start, before it runs)
-	syncLost atomic.Bool // a sync failed: the committer marks the store dirty again
-	sched    *sched
-	level    atomic.Uint32 // job.Level set by the governor
+	c         committer   // owned by the committer goroutine (and Start, before it runs)
+	syncLost  atomic.Bool // a sync failed: the committer marks the store dirty again
+	ageRescan atomic.Bool // a reload may have set a max_age: the committer looks at every queue again
+	sched     *sched
+	level     atomic.Uint32 // job.Level set by the governor
 	// rejected counts refusals of jobs for no existing queue, by index in
 	// RejectReasons (Refused).
 	rejected [len(RejectReasons)]atomic.Uint64

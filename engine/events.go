@@ -11,9 +11,10 @@ type EventKind uint8
 
 // Job events (SPEC 6 "events").
 const (
-	EventDone  EventKind = iota + 1 // acked
-	EventRetry                      // will run again (nack, lease expiry, handler retry)
-	EventDead                       // dead-lettered
+	EventDone    EventKind = iota + 1 // acked
+	EventRetry                        // will run again (nack, lease expiry, handler retry)
+	EventDead                         // dead-lettered
+	EventEvicted                      // dropped by its queue's bounds: Error is the reason (EvictReasons)
 )
 
 func (k EventKind) String() string {
@@ -24,6 +25,8 @@ func (k EventKind) String() string {
 		return "retry"
 	case EventDead:
 		return "dead"
+	case EventEvicted:
+		return "evicted"
 	}
 	return "unknown"
 }
@@ -35,7 +38,7 @@ type Event struct {
 	Queue   string
 	ID      job.ID
 	Attempt int
-	Error   string // last_error for retry and dead
+	Error   string // last_error for retry and dead; the reason for evicted
 	At      time.Time
 }
 

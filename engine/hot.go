@@ -105,7 +105,13 @@ func (e *Engine) hotRemove(q *queue, id job.ID) {
 			c := hotCost(t.jobs[i])
 			t.bytes -= c
 			e.c.hotBytes -= c
-			t.jobs = append(t.jobs[:i], t.jobs[i+1:]...)
+			if i == t.head {
+				// The head (an eviction, an aged-out job): no copy.
+				t.jobs[i] = nil
+				t.head++
+			} else {
+				t.jobs = append(t.jobs[:i], t.jobs[i+1:]...)
+			}
 			return
 		}
 	}

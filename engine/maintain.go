@@ -43,15 +43,16 @@ const maintenanceStep = 256
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (e *Engine) maintenanceDue(now time.Time) bool {
-	if e.c.delayed.due(now) || e.c.expiry.due(now) {
+	if e.c.delayed.due(now) || e.c.expiry.due(now) || e.c.aged.due(now) || e.ageRescan.Load() {
 		return true
 	}
 	t := e.c.leases.next()
 	return !t.IsZero() && !t.After(now)
 }
 
-// maintain promotes due delayed jobs, dead-letters jobs past their deadline
-// and takes back expired leases, a bounded number of each per batch.
+// maintain promotes due delayed jobs, dead-letters jobs past their
+// deadline, takes back expired leases and drops jobs past their queue's
+// max_age, a bounded number of each per batch.
 func (e *Engine) maintain(b *batch) error {
 	now := b.now
 	for i := 0; i < maintenanceStep; i++ {
@@ -94,6 +95,9 @@ func (e *Engine) maintain(b *batch) error {
 		if err != nil {
 			return err
 		}
+	}
+	if e.ageRescan.Swap(false) || e.c.aged.due(now) {
+		return e.dropAged(b)
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func (e *Engine) Move(ctx context.Context, r MoveRequest) (moved, remaining int,
 	if r.DryRun {
 		return min(r.Limit, left()), left(), nil
 	}
-	if err := e.admit(to, 0, time.Now()); err != nil {
+	if err := e.admit(to, 0, 0, time.Now()); err != nil {
 		return 0, left(), err // the target is shed
 	}
 	step := moveStep
@@ -141,7 +141,7 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 		if err := b.txn.Update(j, next); err != nil {
 			return fmt.Errorf("move: %w", err)
 		}
-		e.left(q, j.State, j.ID)
+		e.left(q, j.State, j.ID, j.Size)
 		e.entered(b, o.to, next)
 		o.to.enqueued.Add(1)
 		o.to.in.add(b.now, 1)

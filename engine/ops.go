@@ -121,7 +121,7 @@ func (e *Engine) enqueueBatch(ctx context.Context, queue string, jobs []job.New)
 			return nil, err
 		}
 	}
-	if err := e.admit(q, len(jobs), now); err != nil {
+	if err := e.admit(q, len(jobs), int64(payloadBytes(jobs)), now); err != nil {
 		return nil, err
 	}
 	if err := e.reserve(jobs); err != nil {
@@ -178,14 +178,15 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 	return nil
 }
 
-// admit applies the queue's admission rules: maximum depth and rate. A
-// refused job changes nothing.
-func (e *Engine) admit(q *queue, n int, now time.Time) error {
+// admit applies the queue's admission rules to n jobs of bytes payload
+// bytes: bounds (max_depth, max_bytes) and rate. A refused job changes
+// nothing.
+func (e *Engine) admit(q *queue, n int, bytes int64, now time.Time) error {
 	if at, level := q.refuseAt(), job.Level(e.level.Load()); at != levelNever && level >= at {
 		return job.Retry(fmt.Errorf("%w: queue %q (%s) is shed at governor level %s", job.ErrShed, q.name, q.conf().Class, level), ShedRetryAfter)
 	}
-	if q.conf().MaxDepth > 0 && q.depth()+int64(n) > q.conf().MaxDepth {
-		return job.Retry(fmt.Errorf("%w: queue %q holds %d jobs, max_depth is %d", job.ErrQueueFull, q.name, q.depth(), q.conf().MaxDepth), time.Second)
+	if err := q.admitBounds(n, bytes); err != nil {
+		return err
 	}
 	if b := q.bucket.Load(); b != nil {
 		if ok, wait := b.take(n, now); !ok {

@@ -20,7 +20,8 @@ type committer struct {
 	finished *finishedLeases
 	delayed  timedScan
 	expiry   timedScan
-	dirty    bool // committed but not synced (SyncInterval queues)
+	aged     timedScan // when the head of a queue with a max_age ages out (bound.go)
+	dirty    bool      // committed but not synced (SyncInterval queues)
 	// hotBytes is what every queue's hot tail holds (hot.go).
 	hotBytes int
 	synced   time.Time
@@ -177,7 +178,7 @@ func (e *Engine) sleep(d time.Duration) bool {
 // nextWake is how long the committer may sleep when idle.
 func (e *Engine) nextWake(now time.Time) time.Duration {
 	wake := now.Add(time.Minute)
-	for _, t := range []time.Time{e.c.delayed.next, e.c.expiry.next, e.c.leases.next()} {
+	for _, t := range []time.Time{e.c.delayed.next, e.c.expiry.next, e.c.aged.next, e.c.leases.next()} {
 		if !t.IsZero() && t.Before(wake) {
 			wake = t
 		}

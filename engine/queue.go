@@ -18,9 +18,12 @@ type queue struct {
 	cfg  atomic.Pointer[QueueConfig] // resolved against the engine defaults; replaced whole by Reconfigure
 
 	ready, delayed, leased, dead atomic.Int64
+	bytes                        atomic.Int64 // payload bytes of the ready, delayed and leased jobs
 
 	enqueued, completed, retried, deadTotal, rejected atomic.Uint64
 	rejectedBy                                        [len(RejectReasons)]atomic.Uint64
+	evictedBy                                         [len(EvictReasons)]atomic.Uint64
+	evictLog                                          evictLog // owned by the committer
 
 	live     atomic.Bool // registered in Engine.queues (adopt)
 	paused   atomic.Bool
@@ -198,12 +201,14 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 		Delayed:        q.delayed.Load(),
 		Leased:         q.leased.Load(),
 		Dead:           q.dead.Load(),
+		Bytes:          q.bytes.Load(),
 		EnqueuedTotal:  q.enqueued.Load(),
 		CompletedTotal: q.completed.Load(),
 		RetriedTotal:   q.retried.Load(),
 		DeadTotal:      q.deadTotal.Load(),
 		RejectedTotal:  q.rejected.Load(),
 		Rejected:       q.rejectedByReason(),
+		Evicted:        q.evictedByReason(),
 		Alerting:       q.alerting.Load(),
 		AlertsTotal:    q.alerts.Load(),
 		Concurrency:    q.conf().Concurrency,
@@ -267,6 +272,14 @@ func (q *queue) rejectedByReason() map[string]uint64 {
 	m := make(map[string]uint64, len(RejectReasons))
 	for i, r := range RejectReasons {
 		m[r] = q.rejectedBy[i].Load()
+	}
+	return m
+}
+
+func (q *queue) evictedByReason() map[string]uint64 {
+	m := make(map[string]uint64, len(EvictReasons))
+	for i, r := range EvictReasons {
+		m[r] = q.evictedBy[i].Load()
 	}
 	return m
 }

@@ -56,6 +56,7 @@ func (e *Engine) load() error {
 		q.delayed.Store(0)
 		q.leased.Store(0)
 		q.dead.Store(0)
+		q.bytes.Store(0)
 		q.cursor.Store(0)
 	}
 	e.qmu.RUnlock()
@@ -65,6 +66,7 @@ func (e *Engine) load() error {
 		q.delayed.Store(c.Delayed)
 		q.leased.Store(c.Leased)
 		q.dead.Store(c.Dead)
+		q.bytes.Store(c.Bytes)
 	}
 	e.qmu.RLock()
 	for _, q := range e.queues {
@@ -83,6 +85,7 @@ func (e *Engine) load() error {
 	}
 	e.c.delayed = timedScan{next: now}
 	e.c.expiry = timedScan{next: now}
+	e.c.aged = timedScan{next: now}
 	return nil
 }
 

@@ -42,6 +42,7 @@ func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
 		}
 	}
 	e.sched.setQueues(run)
+	e.ageRescan.Store(true) // a max_age may be new
 	for _, q := range all {
 		q.wake()
 	}
