@@ -124,14 +124,14 @@ func printStats(w io.Writer, doc httpapi.StatsDoc) {
 		return
 	}
 	tw := newTable(w)
-	fmt.Fprintln(tw, "QUEUE\tCLASS\tREADY\tDELAYED\tLEASED\tRUNNING\tDEAD\tOLDEST\tIN/S\tOUT/S\tDRAIN\tFLAGS")
+	fmt.Fprintln(tw, "QUEUE\tCLASS\tREADY\tDELAYED\tLEASED\tRUNNING\tDEAD\tBYTES\tOLDEST\tIN/S\tOUT/S\tDRAIN\tFLAGS")
 	for _, q := range doc.Queues {
 		eta := "-"
 		if q.DrainETAS != nil {
 			eta = fmtSeconds(*q.DrainETAS)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			q.Name, q.Class, q.Ready, q.Delayed, q.Leased, q.Running, q.Dead,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			q.Name, q.Class, q.Ready, q.Delayed, q.Leased, q.Running, q.Dead, fmtBytes(uint64(max(0, q.Bytes))),
 			fmtSeconds(q.OldestReadyAgeS), fmtRate(q.InRate), fmtRate(q.OutRate), eta, queueFlags(q))
 	}
 	_ = tw.Flush()
@@ -147,7 +147,7 @@ func printUplinks(w io.Writer, ups []httpapi.UplinkStats) {
 	}
 	fmt.Fprintln(w)
 	tw := newTable(w)
-	fmt.Fprintln(tw, "UPLINK	TYPE	STATE	BACKLOG	OLDEST	SENT	BYTES	BATCHES	JOBS/S	MAX	BYTES/S	MAX	LAST OK")
+	fmt.Fprintln(tw, "UPLINK	TYPE	STATE	BACKLOG	BACKLOG BYTES	OLDEST	SENT	BYTES	BATCHES	JOBS/S	MAX	BYTES/S	MAX	LAST OK")
 	for _, u := range ups {
 		state := "up"
 		if !u.Connected {
@@ -157,8 +157,8 @@ func printUplinks(w io.Writer, ups []httpapi.UplinkStats) {
 			state += " ALERT"
 		}
 		last := cmp.Or(u.LastSuccess, "never")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			u.Name, u.Type, state, u.BacklogJobs, fmtSeconds(u.OldestAgeS), u.JobsSent, u.BytesSent, u.Batches,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
+			u.Name, u.Type, state, u.BacklogJobs, fmtBytes(uint64(max(0, u.BacklogBytes))), fmtSeconds(u.OldestAgeS), u.JobsSent, u.BytesSent, u.Batches,
 			fmtRate(u.Rate), capOrDash(u.MaxRate), fmtRate(u.Bandwidth), capOrDash(float64(u.MaxBandwidth)), last)
 	}
 	_ = tw.Flush()

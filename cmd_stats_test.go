@@ -20,16 +20,16 @@ func TestStats(t *testing.T) {
 	if !strings.HasPrefix(lines[0], "governor: ") || !strings.HasPrefix(lines[1], "uptime: ") {
 		t.Errorf("stats head =\n%s", out)
 	}
-	got := normalise(t, lines[3], 7, 8, 9, 10)
-	want := "QUEUE CLASS READY DELAYED LEASED RUNNING DEAD OLDEST IN/S OUT/S DRAIN FLAGS\n" +
-		"mail normal 2 0 0 0 0 ~ ~ ~ ~ paused\n"
+	got := normalise(t, lines[3], 8, 9, 10, 11)
+	want := "QUEUE CLASS READY DELAYED LEASED RUNNING DEAD BYTES OLDEST IN/S OUT/S DRAIN FLAGS\n" +
+		"mail normal 2 0 0 0 0 2B ~ ~ ~ ~ paused\n"
 	if got != want {
 		t.Errorf("stats table =\n%s\nwant\n%s", got, want)
 	}
 
 	var doc httpapi.StatsDoc
 	decodeJSON(t, mustCLI(t, addr, "stats", "--json"), &doc)
-	if len(doc.Queues) != 1 || doc.Queues[0].Ready != 2 || !doc.Queues[0].Paused || doc.UptimeS <= 0 {
+	if len(doc.Queues) != 1 || doc.Queues[0].Ready != 2 || doc.Queues[0].Bytes != 2 || !doc.Queues[0].Paused || doc.UptimeS <= 0 {
 		t.Errorf("stats --json = %+v", doc)
 	}
 }

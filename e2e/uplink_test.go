@@ -237,6 +237,12 @@ queues:
 	if up["connected"] != false || up["alerting"] != true || up["backlog_jobs"].(float64) < 3 || up["down_for_s"].(float64) < 1 {
 		t.Errorf("uplink while down: %v", up)
 	}
+	if jobs, bytes := up["backlog_jobs"].(float64), up["backlog_bytes"]; bytes != jobs*7 { // each payload is {"t":1}
+		t.Errorf("uplink while down: backlog_bytes %v for %v jobs of 7 bytes", bytes, jobs)
+	}
+	if m := metrics(); !strings.Contains(m, `edgeq_uplink_backlog_bytes{uplink="cloud"} `) {
+		t.Errorf("/metrics lacks edgeq_uplink_backlog_bytes")
+	}
 	if m := metrics(); !strings.Contains(m, `edgeq_uplink_alert{uplink="cloud"} 1`) || !strings.Contains(m, `edgeq_uplink_connected{uplink="cloud"} 0`) {
 		t.Errorf("/metrics while down lacks the alert")
 	}

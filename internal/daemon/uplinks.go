@@ -75,6 +75,7 @@ func (d *Daemon) uplinkStats() []httpapi.UplinkStats {
 				continue
 			}
 			w.BacklogJobs += qs.Ready + qs.Delayed + qs.Leased
+			w.BacklogBytes += qs.Bytes
 			w.OldestAgeS = max(w.OldestAgeS, qs.OldestReadyAge.Seconds())
 		}
 		out = append(out, w)

@@ -61,6 +61,8 @@ type statsCollector struct {
 	retried     *prometheus.Desc
 	dead        *prometheus.Desc
 	rejected    *prometheus.Desc
+	evicted     *prometheus.Desc
+	bytes       *prometheus.Desc
 	oldest      *prometheus.Desc
 	paused      *prometheus.Desc
 	shed        *prometheus.Desc
@@ -86,6 +88,8 @@ func newStatsCollector(eng Monitor) *statsCollector {
 		retried:   prometheus.NewDesc("edgeq_jobs_retried_total", "Attempts of a queue's jobs that were retried.", q, nil),
 		dead:      prometheus.NewDesc("edgeq_jobs_dead_total", "Jobs of a queue moved to the dead-letter set.", q, nil),
 		rejected:  prometheus.NewDesc("edgeq_jobs_rejected_total", "Jobs refused for a queue, by reason (invalid, too_large, queue_full, rate_limited, shed, disk_full, unavailable), on every transport; queue=\"\" for jobs naming no existing queue.", []string{"queue", "reason"}, nil),
+		evicted:   prometheus.NewDesc("edgeq_jobs_evicted_total", "Jobs a queue accepted then dropped by its bounds, by reason (evicted: on_full evict_oldest; expired_age: older than max_age).", []string{"queue", "reason"}, nil),
+		bytes:     prometheus.NewDesc("edgeq_queue_bytes", "Payload bytes of a queue's ready, delayed and leased jobs (what max_bytes bounds).", q, nil),
 		oldest:    prometheus.NewDesc("edgeq_queue_oldest_age_seconds", "Age of the oldest ready job of a queue; 0 when none is ready.", q, nil),
 		paused:    prometheus.NewDesc("edgeq_queue_paused", "1 while dispatch of a queue is paused.", q, nil),
 		shed:      prometheus.NewDesc("edgeq_queue_shed", "1 while a queue's new jobs are shed by the governor.", q, nil),
@@ -106,7 +110,7 @@ func newStatsCollector(eng Monitor) *statsCollector {
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.depth, c.enqueued, c.completed, c.retried, c.dead, c.rejected, c.oldest, c.paused, c.shed, c.info,
+		c.depth, c.enqueued, c.completed, c.retried, c.dead, c.rejected, c.evicted, c.bytes, c.oldest, c.paused, c.shed, c.info,
 		c.breaker, c.running, c.alerting, c.alertsTotal, c.drainETA, c.inRate, c.outRate, c.short, c.uptime,
 	} {
 		ch <- d
@@ -155,6 +159,10 @@ func (c *statsCollector) collectQueue(emit emitFunc, q engine.QueueStats, own bo
 	for _, reason := range engine.RejectReasons {
 		emit(c.rejected, prometheus.CounterValue, float64(q.Rejected[reason]), n, reason)
 	}
+	for _, reason := range engine.EvictReasons {
+		emit(c.evicted, prometheus.CounterValue, float64(q.Evicted[reason]), n, reason)
+	}
+	emit(c.bytes, prometheus.GaugeValue, float64(q.Bytes), n)
 	emit(c.oldest, prometheus.GaugeValue, q.OldestReadyAge.Seconds(), n)
 	emit(c.running, prometheus.GaugeValue, float64(q.Running), n)
 	emit(c.alertsTotal, prometheus.CounterValue, float64(q.AlertsTotal), n)
@@ -215,7 +223,8 @@ func splitQueues(qs []engine.QueueStats, n int) (own, rest []engine.QueueStats) 
 
 // sumQueues adds up qs under otherQueue.
 func sumQueues(qs []engine.QueueStats) engine.QueueStats {
-	s := engine.QueueStats{Name: otherQueue, Rejected: make(map[string]uint64, len(engine.RejectReasons))}
+	s := engine.QueueStats{Name: otherQueue, Rejected: make(map[string]uint64, len(engine.RejectReasons)),
+		Evicted: make(map[string]uint64, len(engine.EvictReasons))}
 	for _, q := range qs {
 		s.Ready += q.Ready
 		s.Delayed += q.Delayed
@@ -227,6 +236,10 @@ func sumQueues(qs []engine.QueueStats) engine.QueueStats {
 		s.DeadTotal += q.DeadTotal
 		for r, n := range q.Rejected {
 			s.Rejected[r] += n
+		}
+		s.Bytes += q.Bytes
+		for r, n := range q.Evicted {
+			s.Evicted[r] += n
 		}
 		s.OldestReadyAge = max(s.OldestReadyAge, q.OldestReadyAge)
 		s.Running += q.Running

@@ -133,7 +133,7 @@ func TestMetricsExposition(t *testing.T) {
 		f.extraQ = []engine.QueueStats{
 			{Name: "b", Class: job.ClassCritical, Running: 3, Concurrency: 4, Breaker: engine.BreakerHalfOpen,
 				Alerting: true, AlertsTotal: 2, DrainETA: &eta, InRate: 1.5, OutRate: 2.25, RejectedTotal: 6,
-				Rejected: map[string]uint64{"queue_full": 6}},
+				Rejected: map[string]uint64{"queue_full": 6}, Bytes: 640, Evicted: map[string]uint64{"evicted": 7, "expired_age": 1}},
 			{Name: "c", Breaker: engine.BreakerOpen},
 		}
 	})
@@ -151,6 +151,8 @@ func TestMetricsExposition(t *testing.T) {
 		{"edgeq_jobs_retried_total", dto.MetricType_COUNTER, q},
 		{"edgeq_jobs_dead_total", dto.MetricType_COUNTER, q},
 		{"edgeq_jobs_rejected_total", dto.MetricType_COUNTER, []string{"queue", "reason"}},
+		{"edgeq_jobs_evicted_total", dto.MetricType_COUNTER, []string{"queue", "reason"}},
+		{"edgeq_queue_bytes", dto.MetricType_GAUGE, q},
 		{"edgeq_queue_oldest_age_seconds", dto.MetricType_GAUGE, q},
 		{"edgeq_queue_paused", dto.MetricType_GAUGE, q},
 		{"edgeq_queue_shed", dto.MetricType_GAUGE, q},
@@ -209,6 +211,10 @@ func TestMetricsExposition(t *testing.T) {
 		{"edgeq_queue_depth", []string{"queue", "a", "state", "dead"}, 1},
 		{"edgeq_jobs_rejected_total", []string{"queue", "b", "reason", "queue_full"}, 6},
 		{"edgeq_jobs_rejected_total", []string{"queue", "b", "reason", "shed"}, 0},
+		{"edgeq_jobs_evicted_total", []string{"queue", "b", "reason", "evicted"}, 7},
+		{"edgeq_jobs_evicted_total", []string{"queue", "b", "reason", "expired_age"}, 1},
+		{"edgeq_jobs_evicted_total", []string{"queue", "c", "reason", "evicted"}, 0},
+		{"edgeq_queue_bytes", []string{"queue", "b"}, 640},
 		{"edgeq_queue_breaker_state", []string{"queue", "a"}, 0},
 		{"edgeq_queue_breaker_state", []string{"queue", "b"}, 2},
 		{"edgeq_queue_breaker_state", []string{"queue", "c"}, 1},

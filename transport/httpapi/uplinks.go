@@ -14,6 +14,7 @@ type UplinkStats struct {
 	Alerting     bool     `json:"alerting"`               // down longer than alert_after
 	Queues       []string `json:"queues"`                 // the queues that send through it
 	BacklogJobs  int64    `json:"backlog_jobs"`           // ready, delayed and leased jobs of its queues
+	BacklogBytes int64    `json:"backlog_bytes"`          // their payload bytes
 	OldestAgeS   float64  `json:"oldest_age_s"`           // the oldest ready job among its queues
 	JobsSent     uint64   `json:"jobs_sent"`
 	BytesSent    uint64   `json:"bytes_sent"`
@@ -32,7 +33,8 @@ type UplinkStats struct {
 // uplinkCollector exports the uplinks' stats, read at scrape time.
 type uplinkCollector struct {
 	stats                                                    func() []UplinkStats
-	connected, downFor, alerting, backlog, oldest            *prometheus.Desc
+	connected, downFor, alerting, backlog, backlogBytes      *prometheus.Desc
+	oldest                                                   *prometheus.Desc
 	jobsSent, bytesSent, jobsFailed, reconnects, compression *prometheus.Desc
 	batchSize, rate, maxRate, bandwidth, maxBandwidth        *prometheus.Desc
 }
@@ -46,6 +48,7 @@ func newUplinkCollector(stats func() []UplinkStats) *uplinkCollector {
 		downFor:      d("edgeq_uplink_down_seconds", "Seconds an uplink has been down; 0 while up."),
 		alerting:     d("edgeq_uplink_alert", "1 while an uplink has been down longer than its alert_after."),
 		backlog:      d("edgeq_uplink_backlog_jobs", "Ready, delayed and leased jobs of the queues that send through an uplink."),
+		backlogBytes: d("edgeq_uplink_backlog_bytes", "Payload bytes of the ready, delayed and leased jobs of the queues that send through an uplink."),
 		oldest:       d("edgeq_uplink_oldest_age_seconds", "Age of the oldest ready job among an uplink's queues."),
 		jobsSent:     d("edgeq_uplink_jobs_sent_total", "Jobs an uplink's server acknowledged."),
 		bytesSent:    d("edgeq_uplink_bytes_sent_total", "Payload bytes of the jobs an uplink's server acknowledged."),
@@ -62,7 +65,7 @@ func newUplinkCollector(stats func() []UplinkStats) *uplinkCollector {
 
 // Describe implements prometheus.Collector.
 func (c *uplinkCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.connected, c.downFor, c.alerting, c.backlog, c.oldest, c.jobsSent, c.bytesSent,
+	for _, d := range []*prometheus.Desc{c.connected, c.downFor, c.alerting, c.backlog, c.backlogBytes, c.oldest, c.jobsSent, c.bytesSent,
 		c.jobsFailed, c.reconnects, c.compression, c.batchSize, c.rate, c.maxRate, c.bandwidth, c.maxBandwidth} {
 		ch <- d
 	}
@@ -81,6 +84,7 @@ func (c *uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.downFor, u.DownForS)
 		g(c.alerting, b2f(u.Alerting))
 		g(c.backlog, float64(u.BacklogJobs))
+		g(c.backlogBytes, float64(u.BacklogBytes))
 		g(c.oldest, u.OldestAgeS)
 		n(c.jobsSent, u.JobsSent)
 		n(c.bytesSent, u.BytesSent)

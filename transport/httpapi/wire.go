@@ -74,6 +74,11 @@ type QueueStats struct {
 	Running  int    `json:"running"`  // in-process jobs running now
 	Breaker  string `json:"breaker"`  // "closed", "open" or "half-open"
 	Alerting bool   `json:"alerting"` // a backlog alert is raised
+	// Bounds (issue 19): payload bytes of the ready, delayed and leased
+	// jobs (what max_bytes bounds), and jobs accepted then dropped
+	// (on_full evict_oldest, max_age).
+	Bytes        int64  `json:"bytes"`
+	EvictedTotal uint64 `json:"evicted_total"`
 }
 
 // QueueList answers GET /v1/queues.
@@ -192,6 +197,10 @@ func queueStatsToWire(q engine.QueueStats) QueueStats {
 		Running:         q.Running,
 		Breaker:         q.Breaker.String(),
 		Alerting:        q.Alerting,
+		Bytes:           q.Bytes,
+	}
+	for _, n := range q.Evicted {
+		w.EvictedTotal += n
 	}
 	if q.DrainETA != nil {
 		eta := q.DrainETA.Seconds()

@@ -505,3 +505,36 @@ func TestStopBeforeStartAndTwice(t *testing.T) {
 		t.Error("Start after Stop succeeded")
 	}
 }
+
+// TestEvictedAnnounced: a job evicted by its queue's on_full evict_oldest
+// is announced on {prefix}/rejected/{queue} with reason evicted and its id,
+// with job events off; its eviction is not a job event on {prefix}/events.
+func TestEvictedAnnounced(t *testing.T) {
+	b := startBroker(t)
+	h := new(hooks)
+	eng := newEngine(t, engine.Config{OnEvent: h.event, Queues: map[string]engine.QueueConfig{
+		"tele": {MaxDepth: 1, OnFull: engine.OnFullEvictOldest},
+	}})
+	c := startClient(t, Config{Broker: b.url()}, eng)
+	h.c.Store(c)
+	rejected := b.subscribe("edgeq/rejected/#")
+	pc := publisher(t, b)
+	publish(t, pc, "edgeq/jobs/tele", []byte("old"))
+	eventually(t, "enqueue", func() bool { return c.Stats().Enqueued == 1 })
+	first, err := eng.QueueStats("tele")
+	if err != nil || first.Ready != 1 {
+		t.Fatalf("stats = %+v, %v", first, err)
+	}
+	publish(t, pc, "edgeq/jobs/tele", []byte("new"))
+	pk := rejected.next(t)
+	var n struct{ Reason, ID, Queue, At string }
+	if err := json.Unmarshal(pk.Payload, &n); err != nil {
+		t.Fatalf("notice %s: %v", pk.Payload, err)
+	}
+	if pk.TopicName != "edgeq/rejected/tele" || n.Reason != engine.ReasonEvicted || n.ID != job.ID(1).String() || n.Queue != "tele" {
+		t.Errorf("notice on %s = %s, want reason evicted for job %s", pk.TopicName, pk.Payload, job.ID(1))
+	}
+	if _, err := time.Parse(time.RFC3339Nano, n.At); err != nil {
+		t.Errorf("notice at: %v", err)
+	}
+}

@@ -15,10 +15,15 @@ import (
 )
 
 // OnEvent publishes a job event to {prefix}/events/{queue} when
-// Config.Events is on. It never blocks (engine.Config.OnEvent runs on the
-// committer): a full buffer drops the event and counts it in
-// Stats.Dropped.
+// Config.Events is on, and a job its queue dropped (engine.EventEvicted)
+// to {prefix}/rejected/{queue} always. It never blocks
+// (engine.Config.OnEvent runs on the committer): a full buffer drops the
+// event and counts it in Stats.Dropped.
 func (c *Client) OnEvent(ev engine.Event) {
+	if ev.Kind == engine.EventEvicted {
+		c.publish(c.cfg.Prefix+"/rejected/"+ev.Queue, evictedNotice(ev), false)
+		return
+	}
 	if !c.cfg.Events {
 		return
 	}
@@ -119,6 +124,21 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 	case <-ctx.Done():
 		return engine.Outcome{Verdict: engine.Retry, Error: "mqtt: " + ctx.Err().Error(), TargetFailed: true}
 	}
+}
+
+// evictedNotice is the JSON of the notice of a job its queue accepted then
+// dropped: reason (engine.EvictReasons), id, queue and when.
+func evictedNotice(ev engine.Event) []byte {
+	b := make([]byte, 0, 96+len(ev.Queue))
+	b = append(b, `{"reason":`...)
+	b = wire.AppendJSONString(b, ev.Error)
+	b = append(b, `,"id":"`...)
+	b = append(b, ev.ID.String()...)
+	b = append(b, `","queue":`...)
+	b = wire.AppendJSONString(b, ev.Queue)
+	b = append(b, `,"at":"`...)
+	b = ev.At.UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...)
 }
 
 // notice is the JSON of a rejection notice.
