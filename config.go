@@ -144,6 +144,9 @@ type QueueConfig struct {
 	Backoff     BackoffConfig  `yaml:"backoff"`
 	Rate        Rate           `yaml:"rate"`
 	MaxDepth    int64          `yaml:"max_depth"`
+	MaxBytes    Size           `yaml:"max_bytes"`
+	MaxAge      Duration       `yaml:"max_age"`
+	OnFull      string         `yaml:"on_full"`
 	Sync        string         `yaml:"sync"`
 	AlertAge    Duration       `yaml:"alert_age"`
 	AlertDepth  int64          `yaml:"alert_depth"`

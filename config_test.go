@@ -155,7 +155,7 @@ func TestReferenceQueueExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("example:\n%s\n%v", example, err)
 	}
-	for _, q := range []string{"notify", "webhook"} {
+	for _, q := range []string{"notify", "webhook", "telemetry"} {
 		if _, ok := cfg.Queues[q]; !ok {
 			t.Errorf("queue %s missing from the example", q)
 		}
@@ -215,6 +215,11 @@ func TestBadConfigs(t *testing.T) {
 		{"sync mode", "storage:\n  sync: sometimes\n", `storage.sync: unknown sync mode "sometimes"`, 2},
 		{"memory profile", "storage: {memory: huge}\n", `storage.memory: unknown memory profile "huge"`, 0},
 		{"shed_at", "queues: {a: {shed_at: panic}}\n", `queues.a.shed_at: unknown level "panic"`, 0},
+		{"negative max_bytes", "queues: {a: {max_bytes: -1}}\n", `queues.a.max_bytes: invalid size "-1"`, 0},
+		{"bad max_bytes", "queues: {a: {max_bytes: 1XB}}\n", `queues.a.max_bytes: invalid size "1XB"`, 0},
+		{"negative max_age", "queues: {a: {max_age: -1h}}\n", "queues.a.max_age: must not be negative", 0},
+		{"unknown on_full", "queues: {a: {max_depth: 5, on_full: drop_newest}}\n", `queues.a.on_full: unknown policy "drop_newest" (want reject or evict_oldest)`, 0},
+		{"evict_oldest unbounded", "queues: {a: {on_full: evict_oldest, max_age: 1h}}\n", "queues.a.on_full: evict_oldest needs max_depth or max_bytes", 0},
 		{"exec without command", "queues: {a: {handler: {type: exec}}}\n", "queues.a.handler.command: required for exec handlers", 0},
 		{"http bad url", "queues: {a: {handler: {type: http, url: 'ftp://x'}}}\n", `queues.a.handler.url: invalid URL "ftp://x"`, 0},
 		{"unknown handler", "queues: {a: {handler: {type: grpc}}}\n", `queues.a.handler.type: unknown handler type "grpc"`, 0},
@@ -455,4 +460,24 @@ func FuzzParseConfig(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestQueueBoundsConfig: max_bytes takes sizes, max_age a duration and
+// on_full a policy, and they reach the engine.
+func TestQueueBoundsConfig(t *testing.T) {
+	cfg, _, err := decodeConfig([]byte("queues:\n  tele: {max_depth: 1000, max_bytes: 64MiB, max_age: 24h, on_full: evict_oldest}\n  plain: {max_bytes: 1024}\n"))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := cfg.engineConfig(nil)
+	if got, want := ec.Queues["tele"], (engine.QueueConfig{MaxDepth: 1000, MaxBytes: 64 << 20, MaxAge: 24 * time.Hour, OnFull: engine.OnFullEvictOldest}); got.MaxDepth != want.MaxDepth ||
+		got.MaxBytes != want.MaxBytes || got.MaxAge != want.MaxAge || got.OnFull != want.OnFull {
+		t.Errorf("tele = %+v, want the bounds of %+v", got, want)
+	}
+	if got := ec.Queues["plain"]; got.MaxBytes != 1024 || got.OnFull != "" {
+		t.Errorf("plain = %+v, want max_bytes 1024 and the default on_full", got)
+	}
 }

@@ -198,6 +198,16 @@ func (c *Config) validateQueue(v *validator, name string, q QueueConfig) {
 	if q.MaxDepth < 0 {
 		v.add(key+".max_depth", "must not be negative")
 	}
+	v.notNegative(key+".max_age", q.MaxAge)
+	switch q.OnFull {
+	case "", engine.OnFullReject:
+	case engine.OnFullEvictOldest:
+		if q.MaxDepth <= 0 && q.MaxBytes <= 0 {
+			v.add(key+".on_full", "%s needs max_depth or max_bytes", engine.OnFullEvictOldest)
+		}
+	default:
+		v.add(key+".on_full", "unknown policy %q (want %s or %s)", q.OnFull, engine.OnFullReject, engine.OnFullEvictOldest)
+	}
 	if _, err := engine.ParseSyncMode(q.Sync); err != nil {
 		v.add(key+".sync", "%v", err)
 	}
