@@ -30,7 +30,8 @@ func statsCommand(e env) *cli.Command {
 	return &cli.Command{
 		Name:  "stats",
 		Usage: "show the governor and every queue of a running daemon",
-		Description: "The table has, for each queue, its jobs by state, the age of its oldest ready job,\n" +
+		Description: "The table has, for each queue, its jobs by state, the payload bytes of its ready,\n" +
+			"delayed and leased jobs (BYTES, what max_bytes bounds), the age of its oldest ready job,\n" +
 			"its in and out rates (jobs per second over the last minute) and the time to drain\n" +
 			"its backlog at the current rates (\"-\" when the backlog is not shrinking).\n" +
 			"--json prints the daemon's GET /v1/stats document (one a line with --watch).",
@@ -147,7 +148,7 @@ func printUplinks(w io.Writer, ups []httpapi.UplinkStats) {
 	}
 	fmt.Fprintln(w)
 	tw := newTable(w)
-	fmt.Fprintln(tw, "UPLINK	TYPE	STATE	BACKLOG	BACKLOG BYTES	OLDEST	SENT	BYTES	BATCHES	JOBS/S	MAX	BYTES/S	MAX	LAST OK")
+	fmt.Fprintln(tw, "UPLINK	TYPE	STATE	BACKLOG	BACKLOG-BYTES	OLDEST	SENT	BYTES	BATCHES	JOBS/S	MAX	BYTES/S	MAX	LAST OK")
 	for _, u := range ups {
 		state := "up"
 		if !u.Connected {
