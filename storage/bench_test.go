@@ -19,6 +19,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/engine/store"
 )
 
 // BenchmarkRawGroupCommit is Badger's ceiling for edgeq's durable enqueue:
@@ -321,4 +322,58 @@ func BenchmarkRawConcurrentCommit(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
 		})
 	}
+}
+
+// BenchmarkCountsBacklog is what recovery's Counts costs on a backlog of
+// 100,000 jobs (EDGEQ_BACKLOG_JOBS sets the number; the payloads of
+// backlogPayload, most inline): the index counts alone, which read no
+// record, against the whole of Counts, whose payload bytes (max_bytes)
+// take one more pass over the records. Their ratio is what the bytes add.
+//
+//	go test -run x -bench CountsBacklog -count 3 ./storage/
+func BenchmarkCountsBacklog(b *testing.B) {
+	n := 100_000
+	if s := os.Getenv("EDGEQ_BACKLOG_JOBS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			b.Fatalf("EDGEQ_BACKLOG_JOBS=%q: want a positive integer", s)
+		}
+		n = v
+	}
+	s, err := Open(Config{Dir: b.TempDir(), Logger: testLoggerB(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	tx := s.Begin()
+	for id := 1; id <= n; id++ {
+		j := backlogJob(id)
+		if !tx.Fits(store.Op{Change: j}) {
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			tx = s.Begin()
+		}
+		if err := tx.Create(j); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	noop := func([]byte) *store.Counts { return new(store.Counts) }
+	b.Run("indexes", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.View(func(r store.ReadTx) error { return r.(reader).countIndexes(noop) }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("indexes+bytes", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.View(func(r store.ReadTx) error { _, err := r.Counts(); return err }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

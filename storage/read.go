@@ -321,6 +321,21 @@ func (r reader) Counts() (counts map[string]store.Counts, err error) {
 		}
 		return c
 	}
+	if err := r.countIndexes(at); err != nil {
+		return nil, err
+	}
+	if err := r.countBytes(at); err != nil {
+		return nil, err
+	}
+	counts = make(map[string]store.Counts, len(m))
+	for q, c := range m {
+		counts[q] = *c
+	}
+	return counts, nil
+}
+
+// countIndexes counts the index entries of each queue, reading no record.
+func (r reader) countIndexes(at func(queue []byte) *store.Counts) error {
 	// Ready and dead: the queue is in the key.
 	for _, p := range []byte{prefixReady, prefixDead} {
 		err := r.iterate([]byte{p}, []byte{p}, func(item *badger.Item) (bool, error) {
@@ -338,7 +353,7 @@ func (r reader) Counts() (counts map[string]store.Counts, err error) {
 			return true, nil
 		})
 		if err != nil {
-			return nil, translate("count indexes", err)
+			return translate("count indexes", err)
 		}
 	}
 	// Delayed and leased: the queue is in the value.
@@ -361,12 +376,17 @@ func (r reader) Counts() (counts map[string]store.Counts, err error) {
 			})
 		})
 		if err != nil {
-			return nil, translate("count indexes", err)
+			return translate("count indexes", err)
 		}
 	}
-	// Bytes: the payload size is in the record. A record that says ready
-	// may be leased (doc.go, "Lease overlay"): either way it counts.
-	err = r.iterate([]byte{prefixMeta}, []byte{prefixMeta}, func(item *badger.Item) (bool, error) {
+	return nil
+}
+
+// countBytes adds up the payload sizes of each queue's jobs that are not
+// dead, from one pass over the records. A record that says ready may be
+// leased (doc.go, "Lease overlay"): either way it counts.
+func (r reader) countBytes(at func(queue []byte) *store.Counts) error {
+	err := r.iterate([]byte{prefixMeta}, []byte{prefixMeta}, func(item *badger.Item) (bool, error) {
 		return true, item.Value(func(v []byte) error {
 			j, _, err := decodeRecord(v)
 			if err != nil {
@@ -378,14 +398,7 @@ func (r reader) Counts() (counts map[string]store.Counts, err error) {
 			return nil
 		})
 	})
-	if err != nil {
-		return nil, translate("count payload bytes", err)
-	}
-	counts = make(map[string]store.Counts, len(m))
-	for q, c := range m {
-		counts[q] = *c
-	}
-	return counts, nil
+	return translate("count payload bytes", err)
 }
 
 // snapshot is a read-only transaction over committed data, opened at the
