@@ -42,6 +42,7 @@ func Run(t *testing.T, h Harness) {
 		{"ReadYourWrites", testReadYourWrites},
 		{"Discard", testDiscard},
 		{"Fits", testFits},
+		{"FitsEvict", testFitsEvict},
 		{"Reopen", testReopen},
 		{"LeaseReadBack", testLeaseReadBack},
 		{"LeaseExtend", testLeaseExtend},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -283,6 +284,44 @@ func testFits(t *testing.T, h Harness) {
 				t.Error("an empty transaction does not fit one state change")
 			}
 		})
+	}
+}
+
+// testFitsEvict: an enqueue's evictions (Op.Delete) count in Fits. A
+// transaction takes an evicting enqueue (one new job, one old deleted) for
+// as long as Fits says yes, and no write up to then may fail; an enqueue
+// that would delete a million jobs never fits.
+func testFitsEvict(t *testing.T, h Harness) {
+	s := h.Open(t)
+	const limit = 1_000_000
+	create(t, s, mkJob(1, "q", job.StateReady))
+	tx := s.Begin()
+	defer tx.Discard()
+	old := readJob(t, tx, 1)
+	news := []job.New{{Queue: "q", Payload: []byte("new"), ContentType: "text/plain"}}
+	if many := slices.Repeat([]*job.Job{old}, limit); tx.Fits(store.Op{Enqueue: news, Delete: many}) {
+		t.Fatalf("an enqueue that deletes %d jobs fits an empty transaction", limit)
+	}
+	n := 0
+	for ; n < limit; n++ {
+		victim := mkJob(job.ID(2*n+10), "q", job.StateReady)
+		victim.Payload, victim.Size = nil, len(victim.Payload)
+		if !tx.Fits(store.Op{Enqueue: news, Delete: []*job.Job{victim}}) {
+			break
+		}
+		if err := tx.Delete(victim); err != nil {
+			t.Fatalf("Delete #%d after Fits said yes: %v", n, err)
+		}
+		j := mkJob(job.ID(2*n+11), "q", job.StateReady, func(j *job.Job) { j.Payload = news[0].Payload })
+		if err := tx.Create(j); err != nil {
+			t.Fatalf("Create #%d after Fits said yes: %v", n, err)
+		}
+	}
+	if n == 0 || n == limit {
+		t.Fatalf("Fits allowed %d evicting enqueues, want some and fewer than %d", n, limit)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("Commit of %d evicting enqueues that Fits allowed: %v", n, err)
 	}
 }
 
