@@ -94,7 +94,7 @@ func TestServe(t *testing.T) {
 	defer store.Close()
 	var counts map[string]contract.Counts
 	if err := store.View(func(tx contract.ReadTx) (err error) {
-		counts, err = tx.Counts()
+		counts, err = tx.Counts(nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -132,7 +132,7 @@ func printStats(w io.Writer, doc httpapi.StatsDoc) {
 			eta = fmtSeconds(*q.DrainETAS)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			q.Name, q.Class, q.Ready, q.Delayed, q.Leased, q.Running, q.Dead, fmtBytes(uint64(max(0, q.Bytes))),
+			q.Name, q.Class, q.Ready, q.Delayed, q.Leased, q.Running, q.Dead, fmtKnownBytes(q.Bytes),
 			fmtSeconds(q.OldestReadyAgeS), fmtRate(q.InRate), fmtRate(q.OutRate), eta, queueFlags(q))
 	}
 	_ = tw.Flush()
@@ -159,7 +159,7 @@ func printUplinks(w io.Writer, ups []httpapi.UplinkStats) {
 		}
 		last := cmp.Or(u.LastSuccess, "never")
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n",
-			u.Name, u.Type, state, u.BacklogJobs, fmtBytes(uint64(max(0, u.BacklogBytes))), fmtSeconds(u.OldestAgeS), u.JobsSent, u.BytesSent, u.Batches,
+			u.Name, u.Type, state, u.BacklogJobs, fmtKnownBytes(u.BacklogBytes), fmtSeconds(u.OldestAgeS), u.JobsSent, u.BytesSent, u.Batches,
 			fmtRate(u.Rate), capOrDash(u.MaxRate), fmtRate(u.Bandwidth), capOrDash(float64(u.MaxBandwidth)), last)
 	}
 	_ = tw.Flush()
@@ -266,4 +266,13 @@ func fmtBytes(n uint64) string {
 // that run until interrupted.
 func signalContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+}
+
+// fmtKnownBytes formats a byte count the daemon may not know ("-": not
+// counted at its start, as no max_bytes asked for it).
+func fmtKnownBytes(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmtBytes(uint64(max(0, *n)))
 }

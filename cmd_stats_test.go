@@ -29,7 +29,7 @@ func TestStats(t *testing.T) {
 
 	var doc httpapi.StatsDoc
 	decodeJSON(t, mustCLI(t, addr, "stats", "--json"), &doc)
-	if len(doc.Queues) != 1 || doc.Queues[0].Ready != 2 || doc.Queues[0].Bytes != 2 || !doc.Queues[0].Paused || doc.UptimeS <= 0 {
+	if len(doc.Queues) != 1 || doc.Queues[0].Ready != 2 || doc.Queues[0].Bytes == nil || *doc.Queues[0].Bytes != 2 || !doc.Queues[0].Paused || doc.UptimeS <= 0 {
 		t.Errorf("stats --json = %+v", doc)
 	}
 }

@@ -83,15 +83,17 @@ func TestBoundsOverHTTP(t *testing.T) {
 		Queues []struct {
 			Name  string
 			Ready int64
-			Bytes int64
+			Bytes *int64
 		}
 	}
 	if code, err := call(t.Context(), c, "GET", d.base+"/v1/stats", nil, &doc); err != nil || code != 200 {
 		t.Fatalf("stats: %d %v", code, err)
 	}
+	// tele is bounded by depth only: a restart does not read its records
+	// to count its bytes (null).
 	for _, q := range doc.Queues {
-		if q.Name == "tele" && (q.Ready != 3 || q.Bytes != 15) {
-			t.Errorf("tele after the restart: %d ready, %d bytes; want 3 and 15", q.Ready, q.Bytes)
+		if q.Name == "tele" && (q.Ready != 3 || q.Bytes != nil) {
+			t.Errorf("tele after the restart: %d ready, bytes %v; want 3 and null (not counted)", q.Ready, q.Bytes)
 		}
 	}
 	var leased struct{ Jobs []apiJob }

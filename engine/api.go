@@ -18,6 +18,7 @@ type QueueStats struct {
 	Leased         int64
 	Dead           int64
 	Bytes          int64         // payload bytes of the ready, delayed and leased jobs (what max_bytes bounds)
+	BytesUnknown   bool          // Bytes were not counted at the start (no max_bytes then): Bytes is only what changed since
 	OldestReadyAge time.Duration // 0 when nothing is ready
 	EnqueuedTotal  uint64
 	CompletedTotal uint64

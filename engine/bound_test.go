@@ -73,9 +73,27 @@ func TestQueueBytes(t *testing.T) {
 		if err := e.Stop(t.Context()); err != nil {
 			t.Fatal(err)
 		}
+		// A restart counts the bytes of the queues bounded by bytes only:
+		// counting reads each job's record.
 		again := start(t, st, engine.Config{})
-		if got := stats(t, again, "q").Bytes; got != 70 {
-			t.Errorf("Bytes after a restart = %d, want 70", got)
+		if got := stats(t, again, "q"); !got.BytesUnknown {
+			t.Errorf("after a restart without max_bytes: Bytes %d known, want unknown (not counted)", got.Bytes)
+		}
+		err := again.Reconfigure(map[string]engine.QueueConfig{"q": {MaxBytes: 1000}})
+		if !errors.Is(err, job.ErrInvalidArgument) || !strings.Contains(err.Error(), "queues.q.max_bytes") {
+			t.Errorf("a reload that bounds an uncounted queue by bytes: %v, want it refused naming queues.q.max_bytes", err)
+		}
+		if err := again.Stop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		bounded := start(t, st, engine.Config{Queues: map[string]engine.QueueConfig{"q": {MaxBytes: 1000}}})
+		if got := stats(t, bounded, "q"); got.Bytes != 70 || got.BytesUnknown {
+			t.Errorf("Bytes after a restart with max_bytes = %d (unknown %v), want 70", got.Bytes, got.BytesUnknown)
+		}
+		fresh := start(t, memstore.New(), engine.Config{})
+		enqueue(t, fresh, job.New{Queue: "new", Payload: payload(5, 'e')})
+		if got := stats(t, fresh, "new"); got.Bytes != 5 || got.BytesUnknown {
+			t.Errorf("a queue that was empty at the start: Bytes %d (unknown %v), want 5", got.Bytes, got.BytesUnknown)
 		}
 	})
 }

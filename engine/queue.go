@@ -19,6 +19,10 @@ type queue struct {
 
 	ready, delayed, leased, dead atomic.Int64
 	bytes                        atomic.Int64 // payload bytes of the ready, delayed and leased jobs
+	// bytesUnknown: the queue held jobs at the last start, when no
+	// max_bytes asked for their bytes to be counted (recover.go); bytes
+	// then holds only the changes since.
+	bytesUnknown atomic.Bool
 
 	enqueued, completed, retried, deadTotal, rejected atomic.Uint64
 	rejectedBy                                        [len(RejectReasons)]atomic.Uint64
@@ -202,6 +206,7 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 		Leased:         q.leased.Load(),
 		Dead:           q.dead.Load(),
 		Bytes:          q.bytes.Load(),
+		BytesUnknown:   q.bytesUnknown.Load(),
 		EnqueuedTotal:  q.enqueued.Load(),
 		CompletedTotal: q.completed.Load(),
 		RetriedTotal:   q.retried.Load(),

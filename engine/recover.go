@@ -24,7 +24,11 @@ func (e *Engine) load() error {
 		if seq, err = tx.Seq(); err != nil {
 			return fmt.Errorf("read seq: %w", err)
 		}
-		if counts, err = tx.Counts(); err != nil {
+		// Bytes are counted for the queues bounded by bytes only: counting
+		// reads each job's record, and a restart must not read a large
+		// backlog of a queue that does not need it.
+		bytesOf := func(q string) bool { return e.queueConfig(q).MaxBytes > 0 }
+		if counts, err = tx.Counts(bytesOf); err != nil {
 			return fmt.Errorf("count jobs: %w", err)
 		}
 		var after job.ID
@@ -57,6 +61,7 @@ func (e *Engine) load() error {
 		q.leased.Store(0)
 		q.dead.Store(0)
 		q.bytes.Store(0)
+		q.bytesUnknown.Store(false)
 		q.cursor.Store(0)
 	}
 	e.qmu.RUnlock()
@@ -67,6 +72,7 @@ func (e *Engine) load() error {
 		q.leased.Store(c.Leased)
 		q.dead.Store(c.Dead)
 		q.bytes.Store(c.Bytes)
+		q.bytesUnknown.Store(c.Ready+c.Delayed+c.Leased > 0 && e.queueConfig(name).MaxBytes == 0)
 	}
 	e.qmu.RLock()
 	for _, q := range e.queues {

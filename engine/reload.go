@@ -1,6 +1,11 @@
 package engine
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/edgeq/edgeq/engine/job"
+)
 
 // Reconfigure applies a new queue configuration while the engine runs
 // (SIGHUP): classes, caps, reserves, rates, depths, sync modes, alerts,
@@ -18,6 +23,9 @@ func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
 	e.qmu.RUnlock()
 	next.Queues = queues
 	if err := next.Validate(); err != nil {
+		return err
+	}
+	if err := e.checkBytesKnown(queues); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -47,5 +55,19 @@ func (e *Engine) Reconfigure(queues map[string]QueueConfig) error {
 		q.wake()
 	}
 	e.log.Info("queues reconfigured", "configured", len(queues))
+	return nil
+}
+
+// checkBytesKnown refuses a max_bytes on a queue whose bytes were not
+// counted at the start (recover.go): its bound would be checked against
+// the bytes enqueued since, not those it holds.
+func (e *Engine) checkBytesKnown(queues map[string]QueueConfig) error {
+	e.qmu.RLock()
+	defer e.qmu.RUnlock()
+	for name, qc := range queues {
+		if q := e.queues[name]; qc.MaxBytes > 0 && q != nil && q.bytesUnknown.Load() {
+			return fmt.Errorf("%w: queues.%s.max_bytes: the queue held jobs at the start, when it had no max_bytes, so its bytes were not counted: restart to apply it", job.ErrInvalidArgument, name)
+		}
+	}
 	return nil
 }

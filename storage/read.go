@@ -307,7 +307,7 @@ func (r reader) Seq() (seq uint64, err error) {
 	return binary.BigEndian.Uint64(v), nil
 }
 
-func (r reader) Counts() (counts map[string]store.Counts, err error) {
+func (r reader) Counts(bytesOf func(queue string) bool) (counts map[string]store.Counts, err error) {
 	defer r.b.recovered(&err, "count indexes")
 	if r.b.closed.Load() {
 		return nil, ErrClosed
@@ -324,7 +324,13 @@ func (r reader) Counts() (counts map[string]store.Counts, err error) {
 	if err := r.countIndexes(at); err != nil {
 		return nil, err
 	}
-	if err := r.countBytes(at); err != nil {
+	want := map[string]*store.Counts{}
+	for q, c := range m {
+		if bytesOf != nil && c.Ready+c.Delayed+c.Leased > 0 && bytesOf(q) {
+			want[q] = c
+		}
+	}
+	if err := r.countBytes(want); err != nil {
 		return nil, err
 	}
 	counts = make(map[string]store.Counts, len(m))
@@ -382,23 +388,84 @@ func (r reader) countIndexes(at func(queue []byte) *store.Counts) error {
 	return nil
 }
 
-// countBytes adds up the payload sizes of each queue's jobs that are not
-// dead, from one pass over the records. A record that says ready may be
-// leased (doc.go, "Lease overlay"): either way it counts.
-func (r reader) countBytes(at func(queue []byte) *store.Counts) error {
-	err := r.iterate([]byte{prefixMeta}, []byte{prefixMeta}, func(item *badger.Item) (bool, error) {
-		return true, item.Value(func(v []byte) error {
-			j, _, err := decodeRecord(v)
+// countBytes adds up the payload sizes of the ready, delayed and leased
+// jobs of the queues in want, reading only their records: the ready index
+// of each, one pass over the delayed and leased indexes (the queue is in
+// their values), then each job's record. Its cost follows those queues'
+// jobs, not the store's: a restart does not read a million-job backlog of
+// a queue nobody bounds by bytes.
+func (r reader) countBytes(want map[string]*store.Counts) error {
+	if len(want) == 0 {
+		return nil
+	}
+	add := func(id job.ID, c *store.Counts) error {
+		j, err := r.Job(id, false)
+		if err != nil {
+			return err
+		}
+		c.Bytes += int64(j.Size)
+		return nil
+	}
+	for q, c := range want {
+		var after uint64
+		for {
+			refs, err := r.Ready(q, after, 1000)
 			if err != nil {
-				return fmt.Errorf("record %x: %w", item.Key(), err)
+				return err
 			}
-			if j.State != job.StateDead {
-				at([]byte(j.Queue)).Bytes += int64(j.Size)
+			for _, ref := range refs {
+				if err := add(ref.ID, c); err != nil {
+					return err
+				}
+				after = ref.Seq
+			}
+			if len(refs) < 1000 {
+				break
+			}
+		}
+	}
+	var ids []job.ID
+	var of []*store.Counts
+	err := r.iterate([]byte{prefixDelayed}, []byte{prefixDelayed}, func(item *badger.Item) (bool, error) {
+		return true, item.Value(func(v []byte) error {
+			if c := want[string(v)]; c != nil {
+				_, id, err := decodeTimedKey(prefixDelayed, item.Key())
+				if err != nil {
+					return fmt.Errorf("delayed index %x: %w", item.Key(), err)
+				}
+				ids, of = append(ids, id), append(of, c)
 			}
 			return nil
 		})
 	})
-	return translate("count payload bytes", err)
+	if err != nil {
+		return translate("count payload bytes", err)
+	}
+	err = r.iterate([]byte{prefixLeased}, []byte{prefixLeased}, func(item *badger.Item) (bool, error) {
+		return true, item.Value(func(v []byte) error {
+			_, _, _, q, err := splitLeasedValue(v)
+			if err != nil {
+				return fmt.Errorf("leased index %x: %w", item.Key(), err)
+			}
+			if c := want[string(q)]; c != nil {
+				id, err := decodeIDKey(prefixLeased, item.Key())
+				if err != nil {
+					return fmt.Errorf("leased index %x: %w", item.Key(), err)
+				}
+				ids, of = append(ids, id), append(of, c)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return translate("count payload bytes", err)
+	}
+	for i, id := range ids {
+		if err := add(id, of[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // snapshot is a read-only transaction over committed data, opened at the
@@ -451,9 +518,9 @@ func (t *txn) Leased(after job.ID, max int) ([]store.Ref, error) {
 }
 
 // Counts reads committed data (see store.Txn).
-func (t *txn) Counts() (map[string]store.Counts, error) {
+func (t *txn) Counts(bytesOf func(queue string) bool) (map[string]store.Counts, error) {
 	if err := t.check(); err != nil {
 		return nil, err
 	}
-	return t.snapshot().Counts()
+	return t.snapshot().Counts(bytesOf)
 }

@@ -238,7 +238,7 @@ func (t *txn) Seq() (uint64, error) {
 	return t.s.seq, nil
 }
 
-func (t *txn) Counts() (map[string]store.Counts, error) {
+func (t *txn) Counts(bytesOf func(queue string) bool) (map[string]store.Counts, error) {
 	out := make(map[string]store.Counts)
 	for _, j := range t.committed() {
 		c := out[j.Queue]
@@ -252,7 +252,7 @@ func (t *txn) Counts() (map[string]store.Counts, error) {
 		case job.StateDead:
 			c.Dead++
 		}
-		if j.State != job.StateDead {
+		if j.State != job.StateDead && bytesOf != nil && bytesOf(j.Queue) {
 			c.Bytes += int64(j.Size)
 		}
 		out[j.Queue] = c

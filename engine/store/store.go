@@ -66,10 +66,11 @@ type ReadTx interface {
 	Dedupe(queue, key string) (id job.ID, ok bool, err error)
 	// Seq reads the sequence high-water mark (0 in a new store).
 	Seq() (uint64, error)
-	// Counts counts the index entries of every queue that has any, and
-	// the payload bytes of its jobs that are not dead. It runs at recovery
-	// only: it may read every record.
-	Counts() (map[string]Counts, error)
+	// Counts counts the index entries of every queue that has any and, for
+	// the queues bytesOf reports true (none when nil), the payload bytes of
+	// their ready, delayed and leased jobs, reading those jobs' records
+	// only. It runs at recovery.
+	Counts(bytesOf func(queue string) bool) (map[string]Counts, error)
 }
 
 // Txn is the single write transaction of the committer. Nothing is visible
@@ -159,7 +160,8 @@ type Ref struct {
 }
 
 // Counts are a queue's index sizes, and Bytes the payload bytes (Size) of
-// its ready, delayed and leased jobs: what the engine's max_bytes bounds.
+// its ready, delayed and leased jobs (what the engine's max_bytes bounds)
+// when they were asked for.
 type Counts struct {
 	Ready, Delayed, Leased, Dead int64
 	Bytes                        int64

@@ -343,12 +343,22 @@ func testLeaseReopen(t *testing.T, h Harness) {
 				if !slices.Equal(got, want) {
 					t.Errorf("Leased after restart = %v, want %v", got, want)
 				}
-				c, err := r.Counts()
+				c, err := r.Counts(func(string) bool { return true })
 				if err != nil {
 					t.Fatal(err)
 				}
 				if c["q"] != (store.Counts{Leased: 2, Bytes: int64(2 * n)}) || c["other"] != (store.Counts{Leased: 1, Bytes: int64(n)}) {
 					t.Errorf("Counts after restart = %v, want 2 leased in q, 1 in other, %d payload bytes each", c, n)
+				}
+				// Bytes only for the queues asked about.
+				if c, err = r.Counts(func(q string) bool { return q == "other" }); err != nil {
+					t.Fatal(err)
+				}
+				if c["q"] != (store.Counts{Leased: 2}) || c["other"] != (store.Counts{Leased: 1, Bytes: int64(n)}) {
+					t.Errorf("Counts of other's bytes only = %v, want q's bytes left at 0", c)
+				}
+				if c, err = r.Counts(nil); err != nil || c["other"].Bytes != 0 {
+					t.Errorf("Counts(nil) = %v, %v; want no bytes counted", c, err)
 				}
 				checkIndexes(t, r, leased...)
 			})

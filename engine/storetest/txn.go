@@ -269,7 +269,7 @@ func testFits(t *testing.T, h Harness) {
 			}
 			t.Logf("Fits allowed %d jobs", n)
 			view(t, s, func(r store.ReadTx) {
-				c, err := r.Counts()
+				c, err := r.Counts(func(string) bool { return true })
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -69,14 +69,20 @@ func (d *Daemon) uplinkStats() []httpapi.UplinkStats {
 		if !st.LastSuccess.IsZero() {
 			w.LastSuccess = st.LastSuccess.UTC().Format(time.RFC3339Nano)
 		}
+		var bytes int64
+		known := true
 		for _, q := range w.Queues {
 			qs, err := d.eng.QueueStats(q)
 			if err != nil {
 				continue
 			}
 			w.BacklogJobs += qs.Ready + qs.Delayed + qs.Leased
-			w.BacklogBytes += qs.Bytes
+			bytes += qs.Bytes
+			known = known && !qs.BytesUnknown
 			w.OldestAgeS = max(w.OldestAgeS, qs.OldestReadyAge.Seconds())
+		}
+		if known {
+			w.BacklogBytes = &bytes
 		}
 		out = append(out, w)
 	}

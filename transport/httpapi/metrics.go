@@ -162,7 +162,9 @@ func (c *statsCollector) collectQueue(emit emitFunc, q engine.QueueStats, own bo
 	for _, reason := range engine.EvictReasons {
 		emit(c.evicted, prometheus.CounterValue, float64(q.Evicted[reason]), n, reason)
 	}
-	emit(c.bytes, prometheus.GaugeValue, float64(q.Bytes), n)
+	if !q.BytesUnknown {
+		emit(c.bytes, prometheus.GaugeValue, float64(q.Bytes), n)
+	}
 	emit(c.oldest, prometheus.GaugeValue, q.OldestReadyAge.Seconds(), n)
 	emit(c.running, prometheus.GaugeValue, float64(q.Running), n)
 	emit(c.alertsTotal, prometheus.CounterValue, float64(q.AlertsTotal), n)
@@ -238,6 +240,7 @@ func sumQueues(qs []engine.QueueStats) engine.QueueStats {
 			s.Rejected[r] += n
 		}
 		s.Bytes += q.Bytes
+		s.BytesUnknown = s.BytesUnknown || q.BytesUnknown
 		for r, n := range q.Evicted {
 			s.Evicted[r] += n
 		}

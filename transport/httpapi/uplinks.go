@@ -14,7 +14,7 @@ type UplinkStats struct {
 	Alerting     bool     `json:"alerting"`               // down longer than alert_after
 	Queues       []string `json:"queues"`                 // the queues that send through it
 	BacklogJobs  int64    `json:"backlog_jobs"`           // ready, delayed and leased jobs of its queues
-	BacklogBytes int64    `json:"backlog_bytes"`          // their payload bytes
+	BacklogBytes *int64   `json:"backlog_bytes"`          // their payload bytes; null when a queue's were not counted at the start
 	OldestAgeS   float64  `json:"oldest_age_s"`           // the oldest ready job among its queues
 	JobsSent     uint64   `json:"jobs_sent"`
 	BytesSent    uint64   `json:"bytes_sent"`
@@ -84,7 +84,9 @@ func (c *uplinkCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.downFor, u.DownForS)
 		g(c.alerting, b2f(u.Alerting))
 		g(c.backlog, float64(u.BacklogJobs))
-		g(c.backlogBytes, float64(u.BacklogBytes))
+		if u.BacklogBytes != nil {
+			g(c.backlogBytes, float64(*u.BacklogBytes))
+		}
 		g(c.oldest, u.OldestAgeS)
 		n(c.jobsSent, u.JobsSent)
 		n(c.bytesSent, u.BytesSent)

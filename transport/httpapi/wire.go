@@ -77,7 +77,7 @@ type QueueStats struct {
 	// Bounds (issue 19): payload bytes of the ready, delayed and leased
 	// jobs (what max_bytes bounds), and jobs accepted then dropped
 	// (on_full evict_oldest, max_age).
-	Bytes        int64  `json:"bytes"`
+	Bytes        *int64 `json:"bytes"` // null when not counted at the start (no max_bytes then)
 	EvictedTotal uint64 `json:"evicted_total"`
 }
 
@@ -197,7 +197,7 @@ func queueStatsToWire(q engine.QueueStats) QueueStats {
 		Running:         q.Running,
 		Breaker:         q.Breaker.String(),
 		Alerting:        q.Alerting,
-		Bytes:           q.Bytes,
+		Bytes:           knownBytes(q.Bytes, q.BytesUnknown),
 	}
 	for _, n := range q.Evicted {
 		w.EvictedTotal += n
@@ -268,4 +268,12 @@ func appendBatchAnswer(b []byte, res []job.Result) []byte {
 		b = append(b, '}')
 	}
 	return append(b, "]}\n"...)
+}
+
+// knownBytes is a byte count for the wire: null when it is not known.
+func knownBytes(n int64, unknown bool) *int64 {
+	if unknown {
+		return nil
+	}
+	return &n
 }
