@@ -22,6 +22,7 @@ FUZZ_TARGETS := \
 	./storage:FuzzKeyCodec \
 	./storage:FuzzRecord \
 	./transport/httpapi:FuzzDecodeBatch \
+	./transport/native:FuzzFrame \
 	./transport/wire:FuzzAppendJSONString \
 	./transport/wire:FuzzBatchLineFast \
 	./transport/mqttapi:FuzzTopicQueue \

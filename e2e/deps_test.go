@@ -38,6 +38,8 @@ func TestDependencyDirection(t *testing.T) {
 			"the conformance suite tests the store contract (engine/store) and no particular store or engine"},
 		{"transport/httpapi", false, []string{mod + "storage", "github.com/dgraph-io/badger", "github.com/eclipse/paho.mqtt.golang"}, nil,
 			"the HTTP API speaks to the engine through the interfaces it declares, never to the store or MQTT"},
+		{"transport/native", false, []string{mod + "storage", mod + "transport/mqttapi", "github.com/dgraph-io/badger", "github.com/eclipse/paho.mqtt.golang"}, nil,
+			"the native protocol speaks to the engine through the interface it declares and shares only the HTTP API's error table and client types"},
 		{"transport/mqttapi", false, []string{mod + "transport/httpapi", "github.com/prometheus"}, nil,
 			"MQTT ingest shares only the wire format (transport/wire) with HTTP; net/http's server and Prometheus do not belong in it"},
 		{"transport/wire", false, []string{"net/http", mod + "engine", mod + "storage", mod + "transport/", "github.com/"}, []string{mod + "engine/job"},

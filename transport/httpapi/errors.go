@@ -104,6 +104,29 @@ func classify(err error, shuttingDown bool) answer {
 	return a
 }
 
+// ErrorAnswer is err as every transport answers it (SPEC §5), through
+// errorTable: its code, its message and the seconds to wait before a retry
+// (0: none). shuttingDown turns a cancelled context into shutting_down.
+// The native protocol (transport/native) answers with it, so that both
+// transports refuse alike. Safe for concurrent use.
+func ErrorAnswer(err error, shuttingDown bool) (code, message string, retryAfterS int) {
+	a := classify(err, shuttingDown)
+	return a.code, a.message, a.retryAfter
+}
+
+// ErrorForCode is the *APIError of a refusal with code, message and
+// retryAfterS as another transport carried it: its Status is the one the
+// HTTP API answers the code with (500 for a code it does not know), so that
+// Temporary and errors.Is work alike.
+func ErrorForCode(code, message string, retryAfterS int) *APIError {
+	return &APIError{
+		Status:     statusForCode(&ErrorBody{Code: code}),
+		Code:       code,
+		Message:    message,
+		RetryAfter: time.Duration(retryAfterS) * time.Second,
+	}
+}
+
 // retrySeconds rounds d up to whole seconds, at least 1.
 func retrySeconds(d time.Duration) int {
 	s := int((d + time.Second - 1) / time.Second)

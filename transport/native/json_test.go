@@ -1,0 +1,5 @@
+package native
+
+import "encoding/json"
+
+func jsonDecode(b []byte, v any) error { return json.Unmarshal(b, v) }
