@@ -37,6 +37,10 @@ func benchCommand(e env) *cli.Command {
 			"requests, concurrent acks share POST /v1/acks); --lease-max 1 makes consumers\n" +
 			"take one job at a time, and --pipeline has each consumer lease its next job while\n" +
 			"the last one's ack is in flight.\n\n" +
+			"--native ADDR sends the job operations over the native protocol (unix:///path or\n" +
+			"native://host:port, docs/protocol.md), pipelined on --native-conns connections,\n" +
+			"each consumer's long polls on one of its own; the purge at the end still goes to\n" +
+			"--addr over HTTP.\n\n" +
 			"With --pid, the daemon's CPU time (user plus system, from /proc/PID/stat) over\n" +
 			"the run is reported, and divided by the jobs enqueued (by those consumed when\n" +
 			"there are no producers): the daemon's CPU per job without the load generator's.",
@@ -54,6 +58,8 @@ func benchCommand(e env) *cli.Command {
 			&cli.IntFlag{Name: "lease-max", Value: engine.MaxLease, Usage: "jobs a consumer leases at once (1 to 100)"},
 			&cli.BoolFlag{Name: "pipeline", Usage: "consumers lease the next jobs while the last ack is in flight"},
 			&cli.IntFlag{Name: "pid", Usage: "the daemon's process id: report its CPU time over the run, and per job (Linux)"},
+			nativeFlag(),
+			&cli.IntFlag{Name: "native-conns", Value: 2, Usage: "with --native: connections the producers' and acks' pipelined calls share (1 to 1024)"},
 		),
 		Action: func(c *cli.Context) error { return bench(c, e) },
 	}
@@ -75,13 +81,17 @@ type benchConfig struct {
 	InFlight  int           `json:"in_flight,omitempty"`
 	LeaseMax  int           `json:"lease_max"`
 	Pipeline  bool          `json:"pipeline,omitempty"`
+	// Native: the job operations went over the native protocol (--native),
+	// on NativeConns shared connections.
+	Native      bool `json:"native,omitempty"`
+	NativeConns int  `json:"native_conns,omitempty"`
 }
 
 func bench(c *cli.Context, e env) error {
 	if _, err := wantArgs(c); err != nil {
 		return err
 	}
-	cfg, err := benchConfigOf(c)
+	cfg, err := benchConfigOf(c, e)
 	if err != nil {
 		return err
 	}
@@ -100,11 +110,20 @@ func bench(c *cli.Context, e env) error {
 		return err
 	}
 	defer cl.Close()
+	var jc jobClient = cl
+	if cfg.Native {
+		nc, err := nativeClient(c, e, cfg.NativeConns)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		jc = nc
+	}
 
 	ctx, stop := signalContext(c.Context)
 	defer stop()
 	var progress io.Writer = c.App.ErrWriter
-	r := runBench(ctx, cl, cfg, progress)
+	r := runBench(ctx, jc, cfg, progress)
 	if c.IsSet("pid") {
 		cpu1, err := procCPU(pid)
 		if err != nil {
@@ -136,11 +155,14 @@ func bench(c *cli.Context, e env) error {
 }
 
 // benchConfigOf reads and checks the flags of a run.
-func benchConfigOf(c *cli.Context) (benchConfig, error) {
+func benchConfigOf(c *cli.Context, e env) (benchConfig, error) {
 	cfg := benchConfig{
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Payload: c.Int("payload"),
 		Duration: c.Duration("duration"), Count: c.Int("count"), Batch: c.Int("batch"), Queue: c.String("queue"),
 		Coalesce: c.Bool("coalesce"), InFlight: c.Int("in-flight"), LeaseMax: c.Int("lease-max"), Pipeline: c.Bool("pipeline"),
+	}
+	if cfg.Native = clientSetting(c, e, "native", "EDGEQ_NATIVE", "") != ""; cfg.Native {
+		cfg.NativeConns = c.Int("native-conns")
 	}
 	switch {
 	case cfg.Producers < 0 || cfg.Consumers < 0 || cfg.Producers+cfg.Consumers == 0:
@@ -157,6 +179,10 @@ func benchConfigOf(c *cli.Context) (benchConfig, error) {
 		return cfg, usageErrorf("--batch: want 0 to 10000, got %d", cfg.Batch)
 	case cfg.InFlight < 1 || cfg.InFlight > 16:
 		return cfg, usageErrorf("--in-flight: want 1 to 16, got %d", cfg.InFlight)
+	case cfg.Native && (cfg.NativeConns < 1 || cfg.NativeConns > 1024):
+		return cfg, usageErrorf("--native-conns: want 1 to 1024, got %d", cfg.NativeConns)
+	case cfg.Native && cfg.Coalesce:
+		return cfg, usageErrorf("--coalesce: the HTTP client's; --native pipelines on its own")
 	case cfg.LeaseMax < 1 || cfg.LeaseMax > engine.MaxLease:
 		return cfg, usageErrorf("--lease-max: want 1 to %d, got %d", engine.MaxLease, cfg.LeaseMax)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
-func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress io.Writer) benchResult {
+func runBench(ctx context.Context, cl jobClient, cfg benchConfig, progress io.Writer) benchResult {
 	st := &benchStats{hists: map[string]*histogram{}, errors: map[string]int64{}, allConsumed: make(chan struct{})}
 	if cfg.Producers == 0 {
 		st.consumeGoal = int64(cfg.Count)
@@ -56,7 +56,7 @@ func runBench(ctx context.Context, cl *httpapi.Client, cfg benchConfig, progress
 // benchProducer enqueues until the run (until) ends. Its requests run under ctx, not
 // until: one in flight at the end completes and is counted, so that the
 // count matches what the queue holds.
-func benchProducer(ctx, until context.Context, cl *httpapi.Client, cfg benchConfig, st *benchStats, take func(int) int) {
+func benchProducer(ctx, until context.Context, cl jobClient, cfg benchConfig, st *benchStats, take func(int) int) {
 	h := newHistogram()
 	name := "enqueue"
 	if cfg.Batch > 0 {
@@ -103,7 +103,7 @@ func benchProducer(ctx, until context.Context, cl *httpapi.Client, cfg benchConf
 // leave its jobs leased until their TTR. With cfg.Pipeline the acks of one
 // lease's jobs run in a goroutine of their own while the next lease goes
 // out; the consumer waits for them before it acks again.
-func benchConsumer(ctx, until context.Context, cl *httpapi.Client, cfg benchConfig, st *benchStats) {
+func benchConsumer(ctx, until context.Context, cl jobClient, cfg benchConfig, st *benchStats) {
 	lh, ah := newHistogram(), newHistogram()
 	defer st.merge("lease", lh)
 	defer st.merge("ack", ah)
@@ -133,7 +133,7 @@ func benchConsumer(ctx, until context.Context, cl *httpapi.Client, cfg benchConf
 }
 
 // benchAcks acks jobs one by one, recording each ack's latency in h.
-func benchAcks(ctx context.Context, cl *httpapi.Client, jobs []httpapi.Job, st *benchStats, h *histogram) {
+func benchAcks(ctx context.Context, cl jobClient, jobs []httpapi.Job, st *benchStats, h *histogram) {
 	actx, cancel := context.WithTimeout(ctx, clientTimeout)
 	defer cancel()
 	for _, j := range jobs {

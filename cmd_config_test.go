@@ -68,6 +68,7 @@ func TestValidateChecksWhatServeChecks(t *testing.T) {
 		{"token file missing", "http:\n  token_file: " + missing + "\n", "2: http.token_file: open " + missing, false},
 		{"token file empty", "http:\n  addr: 0.0.0.0:7070\n  token_file: " + empty + "\n", "3: http.token_file: " + empty + " is empty", false},
 		{"listener without token", "http:\n  addr: 0.0.0.0:7070\n", "2: http.addr: refusing to serve 0.0.0.0:7070 without a token", true},
+		{"native listener without token", "native:\n  listen: 0.0.0.0:7701\n", "2: native.listen: refusing to serve 0.0.0.0:7701 without a token", true},
 		{"http tls cert missing", "http:\n  tls:\n    cert: " + missing + "\n    key: " + key + "\n", "3: http.tls.cert: open " + missing, false},
 		{"http tls pair mismatch", "http:\n  tls: {cert: " + notPEM + ", key: " + key + "}\n", "2: http.tls: " + notPEM + " and " + key, false},
 		{"mqtt password file missing", "mqtt:\n  broker: tcp://127.0.0.1:1883\n  password_file: " + missing + "\n", "3: mqtt.password_file: open " + missing, false},

@@ -51,6 +51,9 @@ func workCommand(e env) *cli.Command {
 			"SIGINT or SIGTERM the worker stops leasing, releases the jobs it leased ahead, lets\n" +
 			"running commands finish for --grace, then kills their process groups and releases\n" +
 			"their jobs.\n\n" +
+			"With --native ADDR (unix:///path or native://host:port) it speaks the native\n" +
+			"protocol (docs/protocol.md) instead of HTTP: each long poll on a connection of its\n" +
+			"own, the acks and other answers pipelined on shared ones.\n\n" +
 			"It says on standard error when it starts (queue, concurrency, command), and a line\n" +
 			"per job that fails (with --verbose, per job); --json prints these on standard\n" +
 			"output instead, one JSON object a line: {\"event\":\"start\",\"queue\",\"concurrency\",\n" +
@@ -64,6 +67,7 @@ func workCommand(e env) *cli.Command {
 			&cli.DurationFlag{Name: "grace", Value: workDefaultGrace, Usage: "on SIGINT or SIGTERM, how long running commands may finish"},
 			&cli.DurationFlag{Name: "timeout", Usage: "kill a command that runs longer, and retry its job", DefaultText: "none"},
 			&cli.BoolFlag{Name: "verbose", Usage: "a line per job, also for those done"},
+			nativeFlag(),
 		),
 		Action: func(c *cli.Context) error { return work(c, e) },
 	}
@@ -119,9 +123,18 @@ func work(c *cli.Context, e env) error {
 		w.prefetch = w.concurrency
 	}
 	w.h = h
-	w.cl = newClient(c, e)
-	if err := w.cl.Coalesce(httpapi.Coalescing{}); err != nil { // acks in POST /v1/acks batches
+	nc, err := nativeClient(c, e, 0)
+	if err != nil {
 		return err
+	}
+	if nc != nil {
+		w.cl = nc
+	} else {
+		hc := newClient(c, e)
+		if err := hc.Coalesce(httpapi.Coalescing{}); err != nil { // acks in POST /v1/acks batches
+			return err
+		}
+		w.cl = hc
 	}
 	defer w.cl.Close()
 	ctx, stop := signalContext(c.Context)
@@ -164,7 +177,7 @@ type workEvent struct {
 // worker is the pull loop of `edgeq work`: it owns the goroutines that run
 // commands and waits for them before run returns.
 type worker struct {
-	cl          *httpapi.Client
+	cl          jobClient // HTTP, or the native protocol with --native
 	h           *exechandler.Handler
 	queue       string
 	concurrency int

@@ -15,6 +15,7 @@ type Config struct {
 	DataDir         string                  `yaml:"data_dir"`
 	MaxPayload      Size                    `yaml:"max_payload"`
 	HTTP            HTTPConfig              `yaml:"http"`
+	Native          NativeConfig            `yaml:"native"`
 	Storage         StorageConfig           `yaml:"storage"`
 	MQTT            MQTTConfig              `yaml:"mqtt"`
 	Governor        GovernorConfig          `yaml:"governor"`
@@ -37,6 +38,18 @@ type HTTPConfig struct {
 	BodiesInFlight Size `yaml:"bodies_in_flight"`
 	// BodyIdleTimeout cuts off a request body that stops moving.
 	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
+}
+
+// NativeConfig is the native protocol's listeners (docs/protocol.md); it
+// is off while Listen and Socket are both empty.
+type NativeConfig struct {
+	Listen      string   `yaml:"listen"`        // TCP HOST:PORT
+	Socket      string   `yaml:"socket"`        // unix socket path
+	SocketMode  string   `yaml:"socket_mode"`   // octal file mode of the socket
+	MaxFrame    Size     `yaml:"max_frame"`     // 0: 8 x max_payload, at least 1MiB
+	MaxInFlight int      `yaml:"max_in_flight"` // requests of one connection not yet answered
+	MaxConns    int      `yaml:"max_conns"`
+	IdleTimeout Duration `yaml:"idle_timeout"`
 }
 
 // ServerTLSFiles names a server certificate and its key.
@@ -186,6 +199,7 @@ func defaultConfig() *Config {
 	return &Config{
 		MaxPayload: defaultMaxPayload,
 		HTTP:       HTTPConfig{Addr: defaultHTTPAddr, BodiesInFlight: 16 * MiB, BodyIdleTimeout: Duration(10 * time.Second)},
+		Native:     NativeConfig{SocketMode: "0660", MaxInFlight: 128, MaxConns: 1024, IdleTimeout: Duration(5 * time.Minute)},
 		Storage:    StorageConfig{Sync: "always", SyncInterval: Duration(time.Second), Memory: "small"},
 		MQTT:       MQTTConfig{Prefix: "edgeq"},
 		Governor: GovernorConfig{

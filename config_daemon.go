@@ -12,6 +12,7 @@ import (
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/transport/native"
 )
 
 // daemonConfig maps serve's settings to the daemon's configuration; an MQTT
@@ -49,9 +50,31 @@ func (c *Config) daemonConfig(token string, log *slog.Logger) daemon.Config {
 			BodyIdle:   time.Duration(c.HTTP.BodyIdleTimeout),
 			MaxPayload: int(c.MaxPayload),
 		},
+		Native:          c.nativeConfig(token),
 		ShutdownTimeout: time.Duration(c.ShutdownTimeout),
 		Logger:          log,
 		Version:         version,
+	}
+}
+
+// nativeConfig maps the native block: off (nil) without a listener; the
+// TCP listener takes the HTTP API's token.
+func (c *Config) nativeConfig(token string) *native.Config {
+	n := c.Native
+	if n.Listen == "" && n.Socket == "" {
+		return nil
+	}
+	mode, _ := parseSocketMode(n.SocketMode)
+	return &native.Config{
+		Listen:      n.Listen,
+		Socket:      n.Socket,
+		SocketMode:  mode,
+		Token:       token,
+		MaxPayload:  int(c.MaxPayload),
+		MaxFrame:    int(n.MaxFrame),
+		MaxInFlight: n.MaxInFlight,
+		MaxConns:    n.MaxConns,
+		IdleTimeout: time.Duration(n.IdleTimeout),
 	}
 }
 

@@ -45,6 +45,9 @@ func checkHost(cfg *Config, hc hostCheck) (sec secrets, err error) {
 	if addr := cfg.HTTP.Addr; cfg.HTTP.TokenFile == "" && !hc.allowOpen && checkHostPort(addr) == nil && !isLoopback(addr) {
 		v.add("http.addr", "refusing to serve %s without a token: set http.token_file (--token-file) or pass --insecure-no-auth", addr)
 	}
+	if addr := cfg.Native.Listen; cfg.HTTP.TokenFile == "" && !hc.allowOpen && addr != "" && checkHostPort(addr) == nil && !isLoopback(addr) {
+		v.add("native.listen", "refusing to serve %s without a token: set http.token_file (--token-file) or pass --insecure-no-auth", addr)
+	}
 	if hc.offline {
 		return sec, v.err()
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,8 @@ func (c *Config) Validate() error {
 			v.add(fmt.Sprintf("http.hosts[%d]", i), "want a host name without port or scheme, got %q", h)
 		}
 	}
+
+	c.validateNative(&v)
 
 	if _, err := engine.ParseSyncMode(c.Storage.Sync); err != nil {
 		v.add("storage.sync", "%v", err)
@@ -404,4 +407,48 @@ func (e *ConfigError) Error() string {
 		b.WriteString(p.String())
 	}
 	return b.String()
+}
+
+// validateNative checks the native protocol's block.
+func (c *Config) validateNative(v *validator) {
+	n := c.Native
+	if n.Listen != "" {
+		if err := checkHostPort(n.Listen); err != nil {
+			v.add("native.listen", "%v", err)
+		}
+	}
+	if n.Socket != "" && len(n.Socket) > maxSocketPath {
+		v.add("native.socket", "%d bytes, the longest socket path is %d", len(n.Socket), maxSocketPath)
+	}
+	if _, err := parseSocketMode(n.SocketMode); err != nil {
+		v.add("native.socket_mode", "%v", err)
+	}
+	switch minFrame := c.MaxPayload + 1*KiB; {
+	case n.MaxFrame < 0:
+		v.add("native.max_frame", "must not be negative")
+	case n.MaxFrame > 0 && n.MaxFrame < minFrame:
+		v.add("native.max_frame", "%s is below max_payload plus 1KiB (%s): the largest job would be refused", n.MaxFrame, minFrame)
+	case n.MaxFrame > 1<<31-1:
+		v.add("native.max_frame", "%s is above the limit of 2GiB-1", n.MaxFrame)
+	}
+	if n.MaxInFlight < 1 || n.MaxInFlight > 65536 {
+		v.add("native.max_in_flight", "want 1 to 65536, got %d", n.MaxInFlight)
+	}
+	if n.MaxConns < 1 {
+		v.add("native.max_conns", "must be positive")
+	}
+	v.positive("native.idle_timeout", n.IdleTimeout)
+}
+
+// maxSocketPath is the longest unix socket path Linux takes (sun_path
+// holds 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// parseSocketMode parses an octal file mode of at most 0777.
+func parseSocketMode(s string) (os.FileMode, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("want an octal file mode such as 0660, got %q", s)
+	}
+	return os.FileMode(m), nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/transport/native"
 	"github.com/edgeq/edgeq/transport/uplink"
 )
 
@@ -38,6 +39,9 @@ type Config struct {
 	// HTTP configures the HTTP API; the daemon sets its Logger, Governor and
 	// MQTT.
 	HTTP httpapi.Config
+	// Native configures the native protocol (docs/protocol.md); nil means
+	// it is off. The daemon sets its Logger.
+	Native *native.Config
 	// MQTT configures the MQTT client; nil means MQTT is off. The daemon
 	// sets its Logger.
 	MQTT *mqttapi.Config

@@ -16,6 +16,7 @@ import (
 	"github.com/edgeq/edgeq/storage"
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
+	"github.com/edgeq/edgeq/transport/native"
 	"github.com/edgeq/edgeq/transport/uplink"
 )
 
@@ -51,6 +52,7 @@ type Daemon struct {
 	eng     *engine.Engine // nil until the engine started
 	gov     *governorLink
 	srv     *httpapi.Server
+	nsrv    *native.Server  // nil while the native protocol is off
 	mc      *mqttapi.Client // nil until MQTT started
 	uplinks map[string]*uplink.Uplink
 
@@ -186,6 +188,9 @@ func (d *Daemon) start(ctx context.Context) error {
 		return fmt.Errorf("start http api: %w", err)
 	}
 	d.srv = srv
+	if err := d.startNative(); err != nil {
+		return err
+	}
 	if err := d.startMQTT(ctx, ec.Queues); err != nil {
 		return err
 	}
@@ -196,6 +201,29 @@ func (d *Daemon) start(ctx context.Context) error {
 	// through the shutdown so a slow drain is not killed as hung.
 	notifyReady(d.log)
 	d.group.Go(func() { watchdog(d.bg, d.log, d.eng.Heartbeat) })
+	return nil
+}
+
+// startNative starts the native protocol's listeners when configured.
+func (d *Daemon) startNative() error {
+	if d.cfg.Native == nil {
+		return nil
+	}
+	nc := *d.cfg.Native
+	nc.Logger = d.log
+	srv, err := native.New(nc, d.eng)
+	if err == nil {
+		err = srv.Start()
+	}
+	if err != nil {
+		return fmt.Errorf("start native protocol: %w", err)
+	}
+	d.nsrv = srv
+	attrs := []any{"socket", nc.Socket, "max_frame", srv.MaxFrame()}
+	if a := srv.Addr(); a != nil {
+		attrs = append(attrs, "addr", a.String())
+	}
+	d.log.Info("native protocol listening", attrs...)
 	return nil
 }
 

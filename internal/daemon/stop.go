@@ -38,8 +38,9 @@ func (d *Daemon) stop() error {
 	return err
 }
 
-// shutdown stops ingest first (the HTTP server answers 503 shutting_down
-// to new requests and lets those in flight finish), then the engine
+// shutdown stops ingest first (the native protocol and then the HTTP
+// server answer shutting_down to new requests and let those in flight
+// finish), then the engine
 // (dispatch stops, running jobs get the rest of shutdown_timeout, the ring
 // is flushed and synced), then the store. The store stays open when the
 // engine did not stop: its goroutines may still write, and the store
@@ -54,6 +55,11 @@ func (d *Daemon) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
+	if d.nsrv != nil {
+		if err := d.nsrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop native protocol: %w", err))
+		}
+	}
 	if d.srv != nil {
 		if err := d.srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop http api: %w", err))
