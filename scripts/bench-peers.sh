@@ -24,10 +24,18 @@
 #            asynq.Server of concurrency 8; beanstalkd reserve + delete;
 #            redis BLMOVE + LREM.
 #
+# edgeq-native is edgeq over its native protocol on a unix socket
+# (docs/protocol.md, issue 17's third lever): ingest1 edgeq bench --native
+# (64 goroutines pipelined on 2 connections); ingest64 pibench -system
+# edgeq-native (64 clients of one connection each, one job a request);
+# drain pibench's 8 workers lease max 1 + ack over it, and
+# edgeq-native-pipelined the same with edgeq bench --native --lease-max 1
+# --pipeline.
+#
 # Needs Go, redis-server and beanstalkd (installed with apt-get when missing
 # and we may). Servers listen on 127.0.0.1 only. Variables: RUNS (3),
 # DURATION (s, ingest; 8), BACKLOG (drain; 10000), TIMEOUT (s, drain; 90),
-# SYSTEMS ("edgeq asynq beanstalkd redis"), WORKLOADS ("ingest1 ingest64
+# SYSTEMS ("edgeq edgeq-native asynq beanstalkd redis"), WORKLOADS ("ingest1 ingest64
 # drain"), OUT (results directory; bench-peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +45,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-8}
 BACKLOG=${BACKLOG:-10000}
 TIMEOUT=${TIMEOUT:-90}
-SYSTEMS=${SYSTEMS:-edgeq asynq beanstalkd redis}
+SYSTEMS=${SYSTEMS:-edgeq edgeq-native asynq beanstalkd redis}
 WORKLOADS=${WORKLOADS:-ingest1 ingest64 drain}
 OUT=${OUT:-bench-peers}
 HTTP_PORT=17370 REDIS_PORT=16479 BEAN_PORT=11499
@@ -47,7 +55,7 @@ log() { echo "bench-peers: $*" >&2; }
 for v in RUNS DURATION BACKLOG TIMEOUT; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v: want a positive whole number, got '${!v}'"
 done
-for s in $SYSTEMS; do [[ $s =~ ^(edgeq|asynq|beanstalkd|redis)$ ]] || die "SYSTEMS: unknown system '$s'"; done
+for s in $SYSTEMS; do [[ $s =~ ^(edgeq|edgeq-native|asynq|beanstalkd|redis)$ ]] || die "SYSTEMS: unknown system '$s'"; done
 for w in $WORKLOADS; do [[ $w =~ ^(ingest1|ingest64|drain)$ ]] || die "WORKLOADS: unknown workload '$w'"; done
 
 want=()
@@ -59,6 +67,7 @@ fi
 for t in redis-server beanstalkd python3; do command -v $t >/dev/null || die "$t not found"; done
 
 work=$(mktemp -d /var/tmp/edgeq-peers.XXXXXX)
+SOCK=$work/edgeq.sock
 pid=""
 stop_server() {
 	[ -n "$pid" ] || return 0
@@ -92,7 +101,8 @@ start() {
 	rm -rf "$d"; mkdir -p "$d"
 	case $1 in
 	edgeq)
-		"$work/edgeq" serve --data-dir "$d" --http-addr "127.0.0.1:$HTTP_PORT" > "$2" 2>&1 &
+		printf 'native:\n  socket: %s\n' "$SOCK" > "$work/edgeq.yaml"
+		"$work/edgeq" serve --config "$work/edgeq.yaml" --data-dir "$d" --http-addr "127.0.0.1:$HTTP_PORT" > "$2" 2>&1 &
 		pid=$! PORT=$HTTP_PORT ;;
 	asynq | redis)
 		redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir "$d" --save "" \
@@ -122,7 +132,16 @@ load() {
 	local pb=("$work/pibench" -system "$1" -addr "127.0.0.1:$PORT" -queue bench)
 	local ab=("$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench)
 	local eb=("$work/edgeq" bench --addr "http://127.0.0.1:$PORT" --queue bench --json)
+	local nb=("$work/pibench" -system edgeq-native -addr "unix://$SOCK" -queue bench)
 	case $1/$2 in
+	edgeq-native/ingest1)
+		"${eb[@]}" --native "unix://$SOCK" --producers 64 --keep --duration "${DURATION}s" 2> /dev/null |
+			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["enqueued"], "jobs_per_s": round(r["enqueued_per_s"]), "errors": sum(r["errors"].values())}))' ;;
+	edgeq-native-pipelined/drain)
+		"${eb[@]}" --native "unix://$SOCK" --producers 0 --consumers 8 --lease-max 1 --pipeline --count "$BACKLOG" 2> /dev/null |
+			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["consumed"], "jobs_per_s": round(r["consumed_per_s"]), "errors": sum(r["errors"].values())}))' ;;
+	edgeq-native/ingest64) "${nb[@]}" -workload single -clients 64 -duration "${DURATION}s" ;;
+	edgeq-native/drain) "${nb[@]}" -workload drain -clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" ;;
 	edgeq/ingest1)
 		"${eb[@]}" --producers 64 --coalesce --keep --duration "${DURATION}s" 2> /dev/null |
 			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["enqueued"], "jobs_per_s": round(r["enqueued_per_s"]), "errors": sum(r["errors"].values())}))' ;;
@@ -174,6 +193,9 @@ for round in $(seq "$RUNS"); do
 			if [ "$sys" = edgeq ] && [ "$w" = drain ]; then
 				measure edgeq-pipelined drain "$round"
 				measure edgeq-pipelined-acks drain "$round"
+			fi
+			if [ "$sys" = edgeq-native ] && [ "$w" = drain ]; then
+				measure edgeq-native-pipelined drain "$round"
 			fi
 		done
 	done

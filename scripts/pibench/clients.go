@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/native"
 )
 
 // edgeq over HTTP.
@@ -82,6 +86,47 @@ func (e *edgeqClient) take() (bool, error) {
 	}
 	j := l.Jobs[0]
 	_, err = e.post("/v1/jobs/"+j.ID+"/ack?lease="+j.Lease.ID, "", nil, http.StatusOK)
+	return err == nil, err
+}
+
+// edgeq over its native protocol (docs/protocol.md): one connection per
+// client for enqueues and acks, one more for its long polls.
+type nativeClient struct {
+	c     *native.Client
+	queue string
+}
+
+func newNativeClient(o options) (*nativeClient, error) {
+	c, err := native.NewClient(o.addr, native.ClientConfig{Conns: 1, MaxIdlePolls: 1})
+	if err != nil {
+		return nil, err
+	}
+	return &nativeClient{c: c, queue: o.queue}, nil
+}
+
+func (n *nativeClient) close() { n.c.Close() }
+
+func (n *nativeClient) put(payloads [][]byte) error {
+	ctx := context.Background()
+	if len(payloads) == 1 {
+		_, err := n.c.Enqueue(ctx, n.queue, payloads[0], httpapi.EnqueueOptions{})
+		return err
+	}
+	lines := make([]httpapi.BatchLine, len(payloads))
+	for i, p := range payloads {
+		lines[i].Payload = p
+	}
+	_, err := n.c.EnqueueBatch(ctx, n.queue, lines)
+	return err
+}
+
+func (n *nativeClient) take() (bool, error) {
+	ctx := context.Background()
+	jobs, err := n.c.Lease(ctx, n.queue, 1, time.Second, 0)
+	if err != nil || len(jobs) == 0 {
+		return false, err
+	}
+	err = n.c.Ack(ctx, jobs[0].ID, jobs[0].Lease.ID)
 	return err == nil, err
 }
 

@@ -67,7 +67,7 @@ type client interface {
 
 func main() {
 	var o options
-	flag.StringVar(&o.system, "system", "edgeq", "edgeq, redis or beanstalkd")
+	flag.StringVar(&o.system, "system", "edgeq", "edgeq, edgeq-native (-addr unix:///path or native://host:port), redis or beanstalkd")
 	flag.StringVar(&o.workload, "workload", "single", "single, batch, prefill, drain, mixed, fill or wear")
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:7070", "the system's host:port")
 	flag.StringVar(&o.queue, "queue", "bench", "queue (Redis list, beanstalkd tube)")
@@ -123,8 +123,8 @@ var (
 
 func validate(o options) error {
 	switch {
-	case !slices.Contains([]string{"edgeq", "redis", "beanstalkd"}, o.system):
-		return fmt.Errorf("-system: want edgeq, redis or beanstalkd, got %q", o.system)
+	case !slices.Contains([]string{"edgeq", "edgeq-native", "redis", "beanstalkd"}, o.system):
+		return fmt.Errorf("-system: want edgeq, edgeq-native, redis or beanstalkd, got %q", o.system)
 	case !slices.Contains(workloads, o.workload):
 		return fmt.Errorf("-workload: want single, batch, prefill, drain, mixed, fill or wear, got %q", o.workload)
 	case o.workload == "mixed" && o.system != "edgeq":
@@ -164,6 +164,8 @@ func dial(o options) (client, error) {
 			return nil, err
 		}
 		return b, nil
+	case "edgeq-native":
+		return newNativeClient(o)
 	}
 	return newEdgeqClient(o), nil
 }

@@ -23,6 +23,7 @@ from .errors import (
     TransportError,
     Unauthorized,
 )
+from .native import NativeClient
 from .worker import Fail, Retry, Worker
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Job",
     "Lease",
     "LeaseLost",
+    "NativeClient",
     "NotFound",
     "PayloadTooLarge",
     "Retry",
