@@ -39,8 +39,8 @@ func benchCommand(e env) *cli.Command {
 			"the last one's ack is in flight.\n\n" +
 			"--native ADDR sends the job operations over the native protocol (unix:///path or\n" +
 			"native://host:port, docs/protocol.md), pipelined on --native-conns connections,\n" +
-			"each consumer's long polls on one of its own; the purge at the end still goes to\n" +
-			"--addr over HTTP.\n\n" +
+			"each consumer's long polls on one of its own; with --coalesce, concurrent\n" +
+			"enqueues share batch frames. The purge at the end still goes to --addr over HTTP.\n\n" +
 			"With --pid, the daemon's CPU time (user plus system, from /proc/PID/stat) over\n" +
 			"the run is reported, and divided by the jobs enqueued (by those consumed when\n" +
 			"there are no producers): the daemon's CPU per job without the load generator's.",
@@ -112,7 +112,7 @@ func bench(c *cli.Context, e env) error {
 	defer cl.Close()
 	var jc jobClient = cl
 	if cfg.Native {
-		nc, err := nativeClient(c, e, cfg.NativeConns)
+		nc, err := nativeClient(c, e, cfg.NativeConns, cfg.Coalesce)
 		if err != nil {
 			return err
 		}
@@ -181,8 +181,6 @@ func benchConfigOf(c *cli.Context, e env) (benchConfig, error) {
 		return cfg, usageErrorf("--in-flight: want 1 to 16, got %d", cfg.InFlight)
 	case cfg.Native && (cfg.NativeConns < 1 || cfg.NativeConns > 1024):
 		return cfg, usageErrorf("--native-conns: want 1 to 1024, got %d", cfg.NativeConns)
-	case cfg.Native && cfg.Coalesce:
-		return cfg, usageErrorf("--coalesce: the HTTP client's; --native pipelines on its own")
 	case cfg.LeaseMax < 1 || cfg.LeaseMax > engine.MaxLease:
 		return cfg, usageErrorf("--lease-max: want 1 to %d, got %d", engine.MaxLease, cfg.LeaseMax)
 	}

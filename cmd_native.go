@@ -36,13 +36,14 @@ func nativeFlag() cli.Flag {
 
 // nativeClient is the native client of --native (or EDGEQ_NATIVE), nil
 // when neither is set; conns is how many connections pipelined calls
-// share. It sends the token of the client flags.
-func nativeClient(c *cli.Context, e env, conns int) (*native.Client, error) {
+// share; coalesce groups concurrent enqueues into batch frames. It sends
+// the token of the client flags.
+func nativeClient(c *cli.Context, e env, conns int, coalesce bool) (*native.Client, error) {
 	addr := clientSetting(c, e, "native", "EDGEQ_NATIVE", "")
 	if addr == "" {
 		return nil, nil
 	}
-	cl, err := native.NewClient(addr, native.ClientConfig{Token: clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), Conns: conns})
+	cl, err := native.NewClient(addr, native.ClientConfig{Token: clientSetting(c, e, "token", "EDGEQ_TOKEN", ""), Conns: conns, Coalesce: coalesce})
 	if err != nil {
 		return nil, usageErrorf("--native: %v", err)
 	}

@@ -123,7 +123,7 @@ func work(c *cli.Context, e env) error {
 		w.prefetch = w.concurrency
 	}
 	w.h = h
-	nc, err := nativeClient(c, e, 0)
+	nc, err := nativeClient(c, e, 0, false)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,8 @@
 #
 # edgeq-native is edgeq over its native protocol on a unix socket
 # (docs/protocol.md, issue 17's third lever): ingest1 edgeq bench --native
-# (64 goroutines pipelined on 2 connections); ingest64 pibench -system
+# (64 goroutines pipelined on 2 connections), and edgeq-native-coalesce the
+# same with --coalesce (concurrent enqueues share batch frames); ingest64 pibench -system
 # edgeq-native (64 clients of one connection each, one job a request);
 # drain pibench's 8 workers lease max 1 + ack over it, and
 # edgeq-native-pipelined the same with edgeq bench --native --lease-max 1
@@ -137,6 +138,9 @@ load() {
 	edgeq-native/ingest1)
 		"${eb[@]}" --native "unix://$SOCK" --producers 64 --keep --duration "${DURATION}s" 2> /dev/null |
 			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["enqueued"], "jobs_per_s": round(r["enqueued_per_s"]), "errors": sum(r["errors"].values())}))' ;;
+	edgeq-native-coalesce/ingest1)
+		"${eb[@]}" --native "unix://$SOCK" --coalesce --producers 64 --keep --duration "${DURATION}s" 2> /dev/null |
+			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["enqueued"], "jobs_per_s": round(r["enqueued_per_s"]), "errors": sum(r["errors"].values())}))' ;;
 	edgeq-native-pipelined/drain)
 		"${eb[@]}" --native "unix://$SOCK" --producers 0 --consumers 8 --lease-max 1 --pipeline --count "$BACKLOG" 2> /dev/null |
 			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["consumed"], "jobs_per_s": round(r["consumed_per_s"]), "errors": sum(r["errors"].values())}))' ;;
@@ -196,6 +200,9 @@ for round in $(seq "$RUNS"); do
 			fi
 			if [ "$sys" = edgeq-native ] && [ "$w" = drain ]; then
 				measure edgeq-native-pipelined drain "$round"
+			fi
+			if [ "$sys" = edgeq-native ] && [ "$w" = ingest1 ]; then
+				measure edgeq-native-coalesce ingest1 "$round"
 			fi
 		done
 	done

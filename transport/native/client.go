@@ -56,6 +56,14 @@ type ClientConfig struct {
 	// MaxIdlePolls bounds the long-poll connections kept for reuse,
 	// default 64.
 	MaxIdlePolls int
+	// Coalesce sends concurrent Enqueue calls for one queue together in
+	// one batch frame while the previous one is in flight: one engine op
+	// and one answer for many jobs. Each caller gets its own answer; a
+	// batch refused for a reason that may be one job's (invalid_argument,
+	// payload_too_large, queue_full, rate_limited, unavailable,
+	// disk_full) is sent again job by job, so a refusal is the job's own.
+	// Payloads above 16 KiB always go alone.
+	Coalesce bool
 }
 
 // Client speaks the native protocol, with the same methods, types and
@@ -73,10 +81,13 @@ type Client struct {
 	next   atomic.Uint32
 	shared []sharedSlot
 
+	coalesce bool
+
 	mu     sync.Mutex
-	polls  []*clientConn  // guarded by mu: idle long-poll connections
-	closed bool           // guarded by mu
-	wg     sync.WaitGroup // every connection's reader and writer
+	polls  []*clientConn    // guarded by mu: idle long-poll connections
+	lanes  map[string]*lane // guarded by mu: coalesced enqueues by queue
+	closed bool             // guarded by mu
+	wg     sync.WaitGroup   // every connection's reader and writer, and the lanes' senders
 }
 
 type sharedSlot struct {
@@ -96,6 +107,8 @@ func NewClient(addr string, cfg ClientConfig) (*Client, error) {
 		maxIdlePolls: max(cfg.MaxIdlePolls, 0),
 		dialer:       net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second},
 		shared:       make([]sharedSlot, max(cfg.Conns, 0)),
+		coalesce:     cfg.Coalesce,
+		lanes:        map[string]*lane{},
 	}
 	if len(c.shared) == 0 {
 		c.shared = make([]sharedSlot, 2)
@@ -244,8 +257,17 @@ func hasWait(ps []param) bool {
 }
 
 // Enqueue enqueues one job, answered once it is durable; a duplicate key
-// answers the first job's id with Duplicate set.
+// answers the first job's id with Duplicate set. With Coalesce,
+// concurrent calls for a queue share batch frames.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload []byte, o httpapi.EnqueueOptions) (httpapi.EnqueueResult, error) {
+	if c.coalesce && len(payload) <= coalesceMaxPayload {
+		return c.enqueueCoalesced(ctx, queue, payload, o)
+	}
+	return c.enqueueOne(ctx, queue, payload, o)
+}
+
+// enqueueOne enqueues one job in a frame of its own.
+func (c *Client) enqueueOne(ctx context.Context, queue string, payload []byte, o httpapi.EnqueueOptions) (httpapi.EnqueueResult, error) {
 	body, err := c.call(ctx, opEnqueue, queue, enqueueParams(nil, &o), payload)
 	if err != nil {
 		return httpapi.EnqueueResult{}, err

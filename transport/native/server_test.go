@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -610,4 +611,81 @@ func pollRead(s *Server) bool {
 		}
 	}
 	return false
+}
+
+// countingEngine counts the batches its engine is given.
+type countingEngine struct {
+	*engine.Engine
+	batches atomic.Int64
+}
+
+func (e *countingEngine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
+	e.batches.Add(1)
+	return e.Engine.EnqueueBatch(ctx, queue, jobs)
+}
+
+// TestCoalesce: concurrent enqueues share batch frames, each answered with
+// its own id, and a job the daemon refuses gets its own refusal while the
+// others of its batch are stored.
+func TestCoalesce(t *testing.T) {
+	st := startStack(t, engine.Config{}, "")
+	ce := &countingEngine{Engine: st.eng}
+	srv, err := New(Config{Listen: "127.0.0.1:0"}, ce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(context.Background()) }()
+	c, err := NewClient("native://"+srv.Addr().String(), ClientConfig{Coalesce: true, Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 200
+	ids := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			o := httpapi.EnqueueOptions{}
+			if i == 7 {
+				o.Delay, o.RunAt = time.Second, time.Now() // refused: both
+			}
+			r, err := c.Enqueue(t.Context(), "co", []byte{byte(i), byte(i >> 8)}, o)
+			ids[i], errs[i] = r.ID, err
+		})
+	}
+	wg.Wait()
+	if !errors.Is(errs[7], job.ErrInvalidArgument) {
+		t.Errorf("job 7: %v, want its own invalid_argument", errs[7])
+	}
+	seen := map[string]bool{}
+	for i, id := range ids {
+		if i == 7 {
+			continue
+		}
+		if errs[i] != nil || id == "" || seen[id] {
+			t.Fatalf("job %d: id %q, %v", i, id, errs[i])
+		}
+		seen[id] = true
+	}
+	qs, err := st.eng.QueueStats("co")
+	if err != nil || qs.Ready != n-1 {
+		t.Fatalf("queue holds %+v, %v; want %d ready", qs, err, n-1)
+	}
+	if b := ce.batches.Load(); b == 0 || b >= n/2 {
+		t.Errorf("%d batch frames for %d concurrent enqueues, want a few", b, n)
+	}
+	jobs, err := c.Lease(t.Context(), "co", 100, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		b := j.Body()
+		if i := int(b[0]) | int(b[1])<<8; ids[i] != j.ID {
+			t.Errorf("job %d answered %s, stored as %s", i, ids[i], j.ID)
+		}
+	}
 }
