@@ -613,14 +613,24 @@ func pollRead(s *Server) bool {
 	return false
 }
 
-// countingEngine counts the batches its engine is given.
+// countingEngine counts the batches and jobs its engine is given; its
+// enqueues wait for gate.
 type countingEngine struct {
 	*engine.Engine
-	batches atomic.Int64
+	batches, jobs atomic.Int64
+	gate          chan struct{}
+}
+
+func (e *countingEngine) Enqueue(ctx context.Context, n job.New) (job.Result, error) {
+	e.jobs.Add(1)
+	<-e.gate
+	return e.Engine.Enqueue(ctx, n)
 }
 
 func (e *countingEngine) EnqueueBatch(ctx context.Context, queue string, jobs []job.New) ([]job.Result, error) {
 	e.batches.Add(1)
+	e.jobs.Add(int64(len(jobs)))
+	<-e.gate
 	return e.Engine.EnqueueBatch(ctx, queue, jobs)
 }
 
@@ -629,7 +639,7 @@ func (e *countingEngine) EnqueueBatch(ctx context.Context, queue string, jobs []
 // others of its batch are stored.
 func TestCoalesce(t *testing.T) {
 	st := startStack(t, engine.Config{}, "")
-	ce := &countingEngine{Engine: st.eng}
+	ce := &countingEngine{Engine: st.eng, gate: make(chan struct{})}
 	srv, err := New(Config{Listen: "127.0.0.1:0"}, ce)
 	if err != nil {
 		t.Fatal(err)
@@ -644,48 +654,80 @@ func TestCoalesce(t *testing.T) {
 	}
 	defer c.Close()
 	const n = 200
-	ids := make([]string, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			o := httpapi.EnqueueOptions{}
-			if i == 7 {
-				o.Delay, o.RunAt = time.Second, time.Now() // refused: both
-			}
-			r, err := c.Enqueue(t.Context(), "co", []byte{byte(i), byte(i >> 8)}, o)
-			ids[i], errs[i] = r.ID, err
-		})
+	// wave enqueues n jobs into queue at once, job bad with both delay
+	// and run_at (refused), and answers their ids and errors.
+	wave := func(queue string, bad int, started func()) ([]string, []error) {
+		ids, errs := make([]string, n), make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				o := httpapi.EnqueueOptions{}
+				if i == bad {
+					o.Delay, o.RunAt = time.Second, time.Now()
+				}
+				r, err := c.Enqueue(t.Context(), queue, []byte{byte(i), byte(i >> 8)}, o)
+				ids[i], errs[i] = r.ID, err
+			})
+		}
+		started()
+		wg.Wait()
+		return ids, errs
 	}
-	wg.Wait()
-	if !errors.Is(errs[7], job.ErrInvalidArgument) {
-		t.Errorf("job 7: %v, want its own invalid_argument", errs[7])
-	}
+
+	// The first frame is held in the engine until the other jobs wait
+	// for the next: they go in a batch.
+	ids, errs := wave("co", -1, func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for laneWaiting(c, "co")+int(ce.jobs.Load()) < n && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		close(ce.gate)
+	})
 	seen := map[string]bool{}
 	for i, id := range ids {
-		if i == 7 {
-			continue
-		}
 		if errs[i] != nil || id == "" || seen[id] {
 			t.Fatalf("job %d: id %q, %v", i, id, errs[i])
 		}
 		seen[id] = true
 	}
-	qs, err := st.eng.QueueStats("co")
-	if err != nil || qs.Ready != n-1 {
-		t.Fatalf("queue holds %+v, %v; want %d ready", qs, err, n-1)
-	}
 	if b := ce.batches.Load(); b == 0 || b >= n/2 {
 		t.Errorf("%d batch frames for %d concurrent enqueues, want a few", b, n)
 	}
-	jobs, err := c.Lease(t.Context(), "co", 100, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, j := range jobs {
-		b := j.Body()
-		if i := int(b[0]) | int(b[1])<<8; ids[i] != j.ID {
-			t.Errorf("job %d answered %s, stored as %s", i, ids[i], j.ID)
+	for range 2 {
+		jobs, err := c.Lease(t.Context(), "co", 100, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			b := j.Body()
+			if i := int(b[0]) | int(b[1])<<8; ids[i] != j.ID {
+				t.Errorf("job %d answered %s, stored as %s", i, ids[i], j.ID)
+			}
 		}
 	}
+
+	// A refused job gets its own refusal; the others of its batch are
+	// sent again alone and stored.
+	_, errs = wave("co2", 7, func() {})
+	if !errors.Is(errs[7], job.ErrInvalidArgument) {
+		t.Errorf("job 7: %v, want its own invalid_argument", errs[7])
+	}
+	for i, err := range errs {
+		if i != 7 && err != nil {
+			t.Errorf("job %d: %v", i, err)
+		}
+	}
+	if qs, err := st.eng.QueueStats("co2"); err != nil || qs.Ready != n-1 {
+		t.Fatalf("queue holds %+v, %v; want %d ready", qs, err, n-1)
+	}
+}
+
+// laneWaiting is how many enqueues wait on queue's lane of c.
+func laneWaiting(c *Client, queue string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l := c.lanes[queue]; l != nil {
+		return len(l.waiting)
+	}
+	return 0
 }
