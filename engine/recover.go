@@ -54,6 +54,32 @@ func (e *Engine) load() error {
 		return err
 	}
 	e.c.seq, e.c.seqSet = seq, seq
+	e.setCounts(counts)
+	e.qmu.RLock()
+	for _, q := range e.queues {
+		e.hotReset(q)
+	}
+	e.qmu.RUnlock()
+	e.c.hotBytes = 0
+	e.c.leases = newLeaseTable()
+	// What a failed batch finished is not in the store: forget it all
+	// (a repeated answer then gets the 404 of an unknown job).
+	e.c.finished = newFinishedLeases()
+	// A lease's own TTR is not stored: after a restart, extend without a
+	// ttr renews by the job's (or its queue's) TTR.
+	for _, j := range held {
+		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size})
+	}
+	e.c.delayed = timedScan{next: now}
+	e.c.expiry = timedScan{next: now}
+	e.c.aged = timedScan{next: now}
+	return nil
+}
+
+// setCounts sets every queue's counts to what the store counted at start:
+// zero for the queues it holds no job of, and the bytes unknown for those
+// that hold jobs but were not counted (load counts bounded queues only).
+func (e *Engine) setCounts(counts map[string]store.Counts) {
 	e.qmu.RLock()
 	for _, q := range e.queues {
 		q.ready.Store(0)
@@ -74,25 +100,6 @@ func (e *Engine) load() error {
 		q.bytes.Store(c.Bytes)
 		q.bytesUnknown.Store(c.Ready+c.Delayed+c.Leased > 0 && e.queueConfig(name).MaxBytes == 0)
 	}
-	e.qmu.RLock()
-	for _, q := range e.queues {
-		e.hotReset(q)
-	}
-	e.qmu.RUnlock()
-	e.c.hotBytes = 0
-	e.c.leases = newLeaseTable()
-	// What a failed batch finished is not in the store: forget it all
-	// (a repeated answer then gets the 404 of an unknown job).
-	e.c.finished = newFinishedLeases()
-	// A lease's own TTR is not stored: after a restart, extend without a
-	// ttr renews by the job's (or its queue's) TTR.
-	for _, j := range held {
-		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size})
-	}
-	e.c.delayed = timedScan{next: now}
-	e.c.expiry = timedScan{next: now}
-	e.c.aged = timedScan{next: now}
-	return nil
 }
 
 // recover loads the state at start and gives back every lease: no worker
