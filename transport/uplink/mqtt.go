@@ -1,0 +1,428 @@
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+)
+
+// mqttSchemes are the URL schemes of an mqtt uplink, and whether each
+// speaks TLS.
+var mqttSchemes = map[string]bool{"tcp": false, "mqtt": false, "ssl": true, "tls": true, "mqtts": true}
+
+// mqttKeepAlive is the interval of the MQTT keepalive pings.
+const mqttKeepAlive = 30 * time.Second
+
+// mqttPub publishes each job of a batch as one QoS 1 message (MQTT 3.1.1,
+// paho.mqtt.golang) over its own connection to a cloud broker; the
+// batch's publishes are in flight together and each job is acked on its
+// PUBACK. run owns the connection: it dials, waits for the connection's
+// loss and redials with backoff and jitter, each connection a new paho
+// client with a clean session (a job whose PUBACK did not come is retried
+// by the engine, not resent by paho).
+type mqttPub struct {
+	cfg      Config
+	log      *slog.Logger
+	stats    *stats
+	password string
+	tls      *tls.Config // nil: plain TCP
+	topic    []topicPart
+
+	cur    atomic.Pointer[mqttConn] // the live connection; nil while down
+	cancel context.CancelFunc       // ends run; set by start
+	wg     sync.WaitGroup           // run
+}
+
+// mqttConn is one connection: a paho client and its socket.
+type mqttConn struct {
+	pc       mqtt.Client
+	lost     chan struct{} // closed once the connection is lost or torn down
+	lostOnce sync.Once
+	mu       sync.Mutex
+	nc       net.Conn // guarded by mu; nil before the dial
+}
+
+func newMQTT(cfg Config, log *slog.Logger, st *stats) (*mqttPub, error) {
+	p := &mqttPub{cfg: cfg, log: log, stats: st}
+	var err error
+	if p.topic, err = parseTopic(cfg.Topic); err != nil {
+		return nil, fmt.Errorf("topic: %w", err)
+	}
+	if cfg.PasswordFile != "" {
+		b, err := os.ReadFile(cfg.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("password_file: %w", err)
+		}
+		p.password, _, _ = strings.Cut(string(b), "\n")
+		p.password = strings.TrimRight(p.password, "\r")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if mqttSchemes[u.Scheme] {
+		if p.tls, err = clientTLS(cfg.TLS, cfg.ALPN); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// clientTLS builds the TLS configuration of a client that trusts files.CA
+// (the system's roots when "") and presents files' certificate, if any.
+func clientTLS(files TLSFiles, alpn []string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: alpn}
+	if files.CA != "" {
+		pem, err := os.ReadFile(files.CA)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca: no PEM certificate in %s", files.CA)
+		}
+	}
+	if files.Cert != "" {
+		cert, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// start dials once, then leaves redialling to run; a broker that cannot
+// be reached or refuses the connection is not an error (offline is
+// normal), it is logged and redialled.
+func (p *mqttPub) start(ctx context.Context) error {
+	c, err := p.dial(ctx)
+	if err != nil {
+		p.stats.down(time.Now())
+		p.log.Warn("uplink offline at start; redialling in the background", "url", p.cfg.URL, "err", err)
+	} else {
+		p.up(c)
+	}
+	var bg context.Context
+	bg, p.cancel = context.WithCancel(context.Background())
+	p.wg.Go(func() { p.run(bg, c) })
+	return nil
+}
+
+func (p *mqttPub) up(c *mqttConn) {
+	p.cur.Store(c)
+	p.stats.up()
+	p.log.Info("uplink connected", "url", p.cfg.URL)
+}
+
+// run waits for the loss of connection c (nil: down) and redials after
+// each, until ctx ends; then it disconnects.
+func (p *mqttPub) run(ctx context.Context, c *mqttConn) {
+	for attempt := 1; ; attempt++ {
+		if c != nil {
+			select {
+			case <-c.lost:
+				p.cur.CompareAndSwap(c, nil)
+				p.stats.down(time.Now())
+				c, attempt = nil, 1
+			case <-ctx.Done():
+				p.cur.Store(nil)
+				c.pc.Disconnect(250)
+				c.teardown()
+				return
+			}
+		}
+		wait := time.NewTimer(reconnectDelay(attempt))
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		}
+		next, err := p.dial(ctx)
+		if err != nil {
+			p.log.Debug("uplink redial", "attempt", attempt, "err", err)
+			continue
+		}
+		c = next
+		p.stats.reconnects.Add(1)
+		p.up(c)
+	}
+}
+
+// dial connects a new paho client, bounded by the timeout and ctx.
+func (p *mqttPub) dial(ctx context.Context) (*mqttConn, error) {
+	c := &mqttConn{lost: make(chan struct{})}
+	o := mqtt.NewClientOptions().
+		AddBroker(p.cfg.URL).
+		SetClientID(p.cfg.ClientID).
+		SetUsername(p.cfg.Username).
+		SetPassword(p.password).
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(p.cfg.Timeout).
+		SetWriteTimeout(p.cfg.Timeout).
+		SetKeepAlive(mqttKeepAlive).
+		SetPingTimeout(p.cfg.Timeout).
+		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+			return c.open(ctx, u, p.tls, p.cfg.Timeout)
+		}).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			p.log.Warn("uplink down", "err", err)
+			c.teardown()
+		})
+	c.pc = mqtt.NewClient(o)
+	tok := c.pc.Connect()
+	if !tok.WaitTimeout(2 * p.cfg.Timeout) {
+		c.teardown()
+		tok.Wait()
+		return nil, errors.New("no CONNACK within the timeout")
+	}
+	if err := tok.Error(); err != nil {
+		c.teardown()
+		return nil, err
+	}
+	return c, nil
+}
+
+// open dials the broker's socket, over TLS when tc is set.
+func (c *mqttConn) open(ctx context.Context, u *url.URL, tc *tls.Config, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	var nc net.Conn
+	var err error
+	if tc != nil {
+		nc, err = (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", u.Host)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", u.Host)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.nc = nc
+	c.mu.Unlock()
+	return nc, nil
+}
+
+// teardown makes every read and write of c's socket fail at once, so that
+// paho ends the connection (and closes the socket) whatever state the link
+// is in, and marks c lost. Idempotent. Closing the socket instead would
+// leave paho waiting: it takes a closed socket's error for a disconnect of
+// its own and ignores it.
+func (c *mqttConn) teardown() {
+	c.mu.Lock()
+	if c.nc != nil {
+		c.nc.SetDeadline(time.Unix(1, 0))
+	}
+	c.mu.Unlock()
+	c.lostOnce.Do(func() { close(c.lost) })
+}
+
+func (p *mqttPub) connected() bool { return p.cur.Load() != nil }
+
+func (p *mqttPub) close() {
+	if p.cancel != nil {
+		p.cancel()
+		p.wg.Wait()
+	}
+}
+
+// publish sends each job of batch as one QoS 1 message, all in flight
+// together, and waits for their PUBACKs; the jobs without one within the
+// timeout get errStalled and the connection is torn down (run redials).
+func (p *mqttPub) publish(ctx context.Context, batch []*item) []error {
+	errs := make([]error, len(batch))
+	c := p.cur.Load()
+	if c == nil {
+		for i := range errs {
+			errs[i] = errDown
+		}
+		return errs
+	}
+	toks := make([]mqtt.Token, len(batch))
+	for i, it := range batch {
+		toks[i] = c.pc.Publish(p.topicOf(it.j.Queue, it.j.ID.String(), it.j.Headers), 1, false, it.j.Payload)
+	}
+	timer := time.NewTimer(p.cfg.Timeout)
+	defer timer.Stop()
+	var stalled error
+	for i, tok := range toks {
+		if stalled == nil {
+			select {
+			case <-tok.Done():
+			case <-timer.C:
+				stalled = errStalled
+			case <-ctx.Done():
+				stalled = errDown
+			}
+		}
+		select {
+		case <-tok.Done():
+			errs[i] = tok.Error()
+		default:
+			errs[i] = stalled
+		}
+	}
+	if stalled != nil && ctx.Err() == nil {
+		p.log.Warn("uplink stalled; redialling", "timeout", p.cfg.Timeout)
+		if p.cur.CompareAndSwap(c, nil) {
+			p.stats.down(time.Now())
+		}
+		c.teardown()
+	}
+	return errs
+}
+
+// topicPart is a literal part of a topic template or, when ph is set, a
+// placeholder: "queue", "id" or "header.NAME".
+type topicPart struct{ lit, ph string }
+
+const headerPrefix = "header."
+
+// parseTopic parses a topic template.
+func parseTopic(s string) ([]topicPart, error) {
+	var parts []topicPart
+	for rest := s; rest != ""; {
+		open := strings.IndexByte(rest, '{')
+		if open < 0 {
+			open = len(rest)
+		}
+		if i := strings.IndexByte(rest[:open], '}'); i >= 0 {
+			return nil, fmt.Errorf("%q: } without {", s)
+		}
+		if open > 0 {
+			parts = append(parts, topicPart{lit: rest[:open]})
+		}
+		if open == len(rest) {
+			break
+		}
+		end := strings.IndexByte(rest[open:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("%q: unclosed {", s)
+		}
+		ph := rest[open+1 : open+end]
+		if ph != "queue" && ph != "id" && (!strings.HasPrefix(ph, headerPrefix) || len(ph) == len(headerPrefix)) {
+			return nil, fmt.Errorf("%q: unknown placeholder {%s} (want {queue}, {id} or {header.NAME})", s, ph)
+		}
+		parts = append(parts, topicPart{ph: ph})
+		rest = rest[open+end+1:]
+	}
+	return parts, nil
+}
+
+// checkTopic accepts a topic template for publishing: placeholders known,
+// no wildcards.
+func checkTopic(s string) error {
+	parts, err := parseTopic(s)
+	if err != nil {
+		return err
+	}
+	for _, pt := range parts {
+		if strings.ContainsAny(pt.lit, "+#\x00") {
+			return fmt.Errorf("%q must not hold the wildcards + or # (or NUL)", s)
+		}
+	}
+	return nil
+}
+
+// topicUnsafe replaces what a header's value must not bring into a topic:
+// a level separator, wildcards, NUL.
+var topicUnsafe = strings.NewReplacer("/", "_", "+", "_", "#", "_", "\x00", "_")
+
+// topicOf expands the topic template for a job of queue with id and
+// headers; a header the job lacks expands to "".
+func (p *mqttPub) topicOf(queue, id string, headers map[string]string) string {
+	var b strings.Builder
+	for _, pt := range p.topic {
+		switch {
+		case pt.ph == "":
+			b.WriteString(pt.lit)
+		case pt.ph == "queue":
+			b.WriteString(queue)
+		case pt.ph == "id":
+			b.WriteString(id)
+		default:
+			b.WriteString(topicUnsafe.Replace(header(headers, pt.ph[len(headerPrefix):])))
+		}
+	}
+	return b.String()
+}
+
+// header answers headers' value for name, matched exactly or else without
+// regard to case.
+func header(headers map[string]string, name string) string {
+	if v, ok := headers[name]; ok {
+		return v
+	}
+	for k, v := range headers {
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// validateMQTT checks the keys of an mqtt uplink.
+func (c Config) validateMQTT(bad func(key, format string, args ...any)) {
+	tlsURL := false
+	if c.URL == "" {
+		bad("url", "required for mqtt uplinks")
+	} else if u, err := url.Parse(c.URL); err != nil {
+		bad("url", "%q: %v", c.URL, err)
+	} else if secure, ok := mqttSchemes[u.Scheme]; !ok {
+		bad("url", "%q: want tcp://, mqtt://, ssl://, tls:// or mqtts://", c.URL)
+	} else if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
+		bad("url", "%q: want host:port", c.URL)
+	} else {
+		tlsURL = secure
+	}
+	if c.ClientID == "" {
+		bad("client_id", "required for mqtt uplinks")
+	}
+	switch c.Protocol {
+	case "", "3.1.1":
+	case "5":
+		bad("protocol", "MQTT 5 is not built into edgeq (want 3.1.1)")
+	default:
+		bad("protocol", "unknown protocol %q (want 3.1.1)", c.Protocol)
+	}
+	if c.Topic == "" {
+		bad("topic", "required for mqtt uplinks")
+	} else if err := checkTopic(c.Topic); err != nil {
+		bad("topic", "%v", err)
+	}
+	if c.URL != "" && !tlsURL {
+		if len(c.ALPN) > 0 {
+			bad("alpn", "needs a TLS url (ssl://, tls:// or mqtts://)")
+		}
+		if c.TLS != (TLSFiles{}) {
+			bad("tls", "needs a TLS url (ssl://, tls:// or mqtts://)")
+		}
+	}
+	if slices.Contains(c.ALPN, "") {
+		bad("alpn", "an empty protocol name")
+	}
+	for _, f := range []struct {
+		key string
+		set bool
+	}{{"stream", c.Stream != ""}, {"subject", c.Subject != ""}, {"creds_file", c.CredsFile != ""}} {
+		if f.set {
+			bad(f.key, "not used by mqtt uplinks")
+		}
+	}
+}
