@@ -67,6 +67,9 @@ func (b *mqttBroker) start() {
 		b.t.Fatal(err)
 	}
 	err := srv.Subscribe("#", 1, func(_ *mochi.Client, _ packets.Subscription, pk packets.Packet) {
+		if strings.HasPrefix(pk.TopicName, "$") { // the broker's own $SYS topics
+			return
+		}
 		b.in.mu.Lock()
 		b.in.pks = append(b.in.pks, pk)
 		b.in.mu.Unlock()
