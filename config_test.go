@@ -267,7 +267,7 @@ func TestBadConfigs(t *testing.T) {
 		{"uplink unknown key", "uplinks: {cloud: {type: nats, creds: x}}\n", "uplinks.cloud.creds: unknown key", 0},
 		{"uplink tls cert only", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e, tls: {cert: c.pem}}}\n", "uplinks.cloud.tls: cert and key go together", 0},
 		{"uplink mqtt topic placeholder", "uplinks: {cloud: {type: mqtt, url: 'ssl://iot:8883', client_id: site, topic: 's/{site}'}}\n", `uplinks.cloud.topic: "s/{site}": unknown placeholder {site} (want {queue}, {id} or {header.NAME})`, 0},
-		{"uplink mqtt protocol 5", "uplinks: {cloud: {type: mqtt, url: 'ssl://iot:8883', client_id: site, topic: t, protocol: 5}}\n", "uplinks.cloud.protocol: MQTT 5 is not built into edgeq (want 3.1.1)", 0},
+		{"uplink mqtt protocol", "uplinks: {cloud: {type: mqtt, url: 'ssl://iot:8883', client_id: site, topic: t, protocol: 4}}\n", `uplinks.cloud.protocol: unknown protocol "4" (want 3.1.1 or 5)`, 0},
 		{"uplink mqtt alpn on tcp", "uplinks: {cloud: {type: mqtt, url: 'tcp://b:1883', client_id: site, topic: t, alpn: [x-amzn-mqtt-ca]}}\n", "uplinks.cloud.alpn: needs a TLS url", 0},
 		{"uplink mqtt without client id", "uplinks: {cloud: {type: mqtt, url: 'ssl://iot:8883', topic: t}}\n", "uplinks.cloud.client_id: required for mqtt uplinks", 0},
 		{"uplink nats with topic", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e, topic: t}}\n", "uplinks.cloud.topic: not used by nats uplinks", 0},

@@ -14,7 +14,8 @@
 // Start; edgeq never creates it), on a subject that expands {queue}, with
 // the job id as Nats-Msg-Id so the stream drops a resend after a crash,
 // Edgeq-Queue and the job's own headers; a job is acked on its PubAck.
-// mqtt publishes each job as one QoS 1 message (MQTT 3.1.1) over its own
+// mqtt publishes each job as one QoS 1 message (MQTT 3.1.1, or 5 with the
+// job id, queue and headers as user properties) over its own
 // connection to a cloud broker, on a topic that expands {queue}, {id} and
 // {header.NAME}; a batch's publishes are in flight together and each job
 // is acked on its PUBACK.

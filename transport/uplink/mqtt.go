@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -26,13 +29,13 @@ var mqttSchemes = map[string]bool{"tcp": false, "mqtt": false, "ssl": true, "tls
 // mqttKeepAlive is the interval of the MQTT keepalive pings.
 const mqttKeepAlive = 30 * time.Second
 
-// mqttPub publishes each job of a batch as one QoS 1 message (MQTT 3.1.1,
-// paho.mqtt.golang) over its own connection to a cloud broker; the
-// batch's publishes are in flight together and each job is acked on its
-// PUBACK. run owns the connection: it dials, waits for the connection's
-// loss and redials with backoff and jitter, each connection a new paho
-// client with a clean session (a job whose PUBACK did not come is retried
-// by the engine, not resent by paho).
+// mqttPub publishes each job of a batch as one QoS 1 message (MQTT 3.1.1
+// with paho.mqtt.golang, MQTT 5 with paho.golang) over its own connection
+// to a cloud broker; the batch's publishes are in flight together and each
+// job is acked on its PUBACK. run owns the connection: it dials, waits for
+// the connection's loss and redials with backoff and jitter, each
+// connection a new client with a clean session (a job whose PUBACK did not
+// come is retried by the engine, not resent by the client library).
 type mqttPub struct {
 	cfg      Config
 	log      *slog.Logger
@@ -46,9 +49,11 @@ type mqttPub struct {
 	wg     sync.WaitGroup           // run
 }
 
-// mqttConn is one connection: a paho client and its socket.
+// mqttConn is one connection: a client, of MQTT 3.1.1 (pc) or 5 (pc5),
+// and its socket.
 type mqttConn struct {
-	pc       mqtt.Client
+	pc       mqtt.Client   // nil for MQTT 5
+	pc5      *paho.Client  // nil for MQTT 3.1.1
 	lost     chan struct{} // closed once the connection is lost or torn down
 	lostOnce sync.Once
 	mu       sync.Mutex
@@ -140,8 +145,7 @@ func (p *mqttPub) run(ctx context.Context, c *mqttConn) {
 				c, attempt = nil, 1
 			case <-ctx.Done():
 				p.cur.Store(nil)
-				c.pc.Disconnect(250)
-				c.teardown()
+				c.disconnect()
 				return
 			}
 		}
@@ -163,8 +167,11 @@ func (p *mqttPub) run(ctx context.Context, c *mqttConn) {
 	}
 }
 
-// dial connects a new paho client, bounded by the timeout and ctx.
+// dial connects a new client, bounded by the timeout and ctx.
 func (p *mqttPub) dial(ctx context.Context) (*mqttConn, error) {
+	if p.cfg.Protocol == "5" {
+		return p.dial5(ctx)
+	}
 	c := &mqttConn{lost: make(chan struct{})}
 	o := mqtt.NewClientOptions().
 		AddBroker(p.cfg.URL).
@@ -198,6 +205,58 @@ func (p *mqttPub) dial(ctx context.Context) (*mqttConn, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// dial5 connects a new MQTT 5 client, bounded by the timeout and ctx.
+func (p *mqttPub) dial5(ctx context.Context) (*mqttConn, error) {
+	u, err := url.Parse(p.cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	c := &mqttConn{lost: make(chan struct{})}
+	nc, err := c.open(ctx, u, p.tls, p.cfg.Timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.pc5 = paho.NewClient(paho.ClientConfig{
+		// The batch's publishes write concurrently.
+		Conn:          packets.NewThreadSafeConn(nc),
+		PacketTimeout: p.cfg.Timeout,
+		OnClientError: func(err error) {
+			p.log.Warn("uplink down", "err", err)
+			c.teardown()
+		},
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			p.log.Warn("uplink down: the broker disconnected", "reason", d.ReasonCode)
+			c.teardown()
+		},
+	})
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	_, err = c.pc5.Connect(cctx, &paho.Connect{
+		ClientID:     p.cfg.ClientID,
+		KeepAlive:    uint16(mqttKeepAlive / time.Second),
+		CleanStart:   true,
+		Username:     p.cfg.Username,
+		UsernameFlag: p.cfg.Username != "",
+		Password:     []byte(p.password),
+		PasswordFlag: p.password != "",
+	})
+	if err != nil {
+		c.teardown()
+		return nil, err
+	}
+	return c, nil
+}
+
+// disconnect ends c at Stop.
+func (c *mqttConn) disconnect() {
+	if c.pc5 != nil {
+		c.pc5.Disconnect(&paho.Disconnect{ReasonCode: 0})
+	} else {
+		c.pc.Disconnect(250)
+	}
+	c.teardown()
 }
 
 // open dials the broker's socket, over TLS when tc is set.
@@ -254,6 +313,23 @@ func (p *mqttPub) publish(ctx context.Context, batch []*item) []error {
 		}
 		return errs
 	}
+	if c.pc5 != nil {
+		p.publish5(ctx, c, batch, errs)
+	} else {
+		p.publish3(ctx, c, batch, errs)
+	}
+	if slices.Contains(errs, errStalled) && ctx.Err() == nil {
+		p.log.Warn("uplink stalled; redialling", "timeout", p.cfg.Timeout)
+		if p.cur.CompareAndSwap(c, nil) {
+			p.stats.down(time.Now())
+		}
+		c.teardown()
+	}
+	return errs
+}
+
+// publish3 publishes batch over MQTT 3.1.1 into errs.
+func (p *mqttPub) publish3(ctx context.Context, c *mqttConn, batch []*item, errs []error) {
 	toks := make([]mqtt.Token, len(batch))
 	for i, it := range batch {
 		toks[i] = c.pc.Publish(p.topicOf(it.j.Queue, it.j.ID.String(), it.j.Headers), 1, false, it.j.Payload)
@@ -278,14 +354,42 @@ func (p *mqttPub) publish(ctx context.Context, batch []*item) []error {
 			errs[i] = stalled
 		}
 	}
-	if stalled != nil && ctx.Err() == nil {
-		p.log.Warn("uplink stalled; redialling", "timeout", p.cfg.Timeout)
-		if p.cur.CompareAndSwap(c, nil) {
-			p.stats.down(time.Now())
-		}
-		c.teardown()
+}
+
+// publish5 publishes batch over MQTT 5 into errs, one goroutine a job
+// (paho.golang's Publish waits for its PUBACK), all awaited.
+func (p *mqttPub) publish5(ctx context.Context, c *mqttConn, batch []*item, errs []error) {
+	pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, it := range batch {
+		wg.Go(func() {
+			resp, err := c.pc5.Publish(pctx, p.message5(it.j.Queue, it.j.ID.String(), it.j.ContentType, it.j.Headers, it.j.Payload))
+			switch {
+			case err == nil:
+			case resp != nil && resp.ReasonCode >= 0x80:
+				errs[i] = &refusedError{err: err}
+			case ctx.Err() != nil:
+				errs[i] = errDown
+			case pctx.Err() != nil:
+				errs[i] = errStalled
+			default:
+				errs[i] = err
+			}
+		})
 	}
-	return errs
+	wg.Wait()
+}
+
+// message5 is a job as an MQTT 5 message: its id, queue and headers as
+// user properties, its content type as the message's.
+func (p *mqttPub) message5(queue, id, contentType string, headers map[string]string, payload []byte) *paho.Publish {
+	props := &paho.PublishProperties{ContentType: contentType}
+	props.User.Add(HeaderJobID, id).Add(HeaderQueue, queue)
+	for _, k := range slices.Sorted(maps.Keys(headers)) {
+		props.User.Add(k, headers[k])
+	}
+	return &paho.Publish{QoS: 1, Topic: p.topicOf(queue, id, headers), Payload: payload, Properties: props}
 }
 
 // topicPart is a literal part of a topic template or, when ph is set, a
@@ -395,11 +499,9 @@ func (c Config) validateMQTT(bad func(key, format string, args ...any)) {
 		bad("client_id", "required for mqtt uplinks")
 	}
 	switch c.Protocol {
-	case "", "3.1.1":
-	case "5":
-		bad("protocol", "MQTT 5 is not built into edgeq (want 3.1.1)")
+	case "", "3.1.1", "5":
 	default:
-		bad("protocol", "unknown protocol %q (want 3.1.1)", c.Protocol)
+		bad("protocol", "unknown protocol %q (want 3.1.1 or 5)", c.Protocol)
 	}
 	if c.Topic == "" {
 		bad("topic", "required for mqtt uplinks")

@@ -510,8 +510,7 @@ func TestMQTTConfigValidate(t *testing.T) {
 		{"scheme", func(c *Config) { c.URL = "ws://iot.example:443" }, `url: "ws://iot.example:443": want tcp://, mqtt://, ssl://, tls:// or mqtts://`},
 		{"no port", func(c *Config) { c.URL = "ssl://iot.example" }, "url: \"ssl://iot.example\": want host:port"},
 		{"alpn without tls", func(c *Config) { c.URL = "tcp://b:1883"; c.ALPN = []string{"x"} }, "alpn: needs a TLS url"},
-		{"protocol 5", func(c *Config) { c.Protocol = "5" }, `protocol: MQTT 5 is not built into edgeq (want 3.1.1)`},
-		{"protocol", func(c *Config) { c.Protocol = "3" }, `protocol: unknown protocol "3" (want 3.1.1)`},
+		{"protocol", func(c *Config) { c.Protocol = "3" }, `protocol: unknown protocol "3" (want 3.1.1 or 5)`},
 		{"nats key", func(c *Config) { c.Stream = "EDGE" }, "stream: not used by mqtt uplinks"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -526,5 +525,115 @@ func TestMQTTConfigValidate(t *testing.T) {
 	n := Config{Name: "cloud", Type: "nats", URL: "nats://h:4222", Stream: "E", Subject: "e", Topic: "t"}
 	if err := n.Validate(); err == nil || !strings.Contains(err.Error(), "topic: not used by nats uplinks") {
 		t.Errorf("nats with topic: %v", err)
+	}
+}
+
+// TestMQTT5UserProperties: with protocol 5 the job's id, queue and own
+// headers travel as user properties, its content type as the message's.
+func TestMQTT5UserProperties(t *testing.T) {
+	b := startMQTTBroker(t, nil)
+	u := startMQTTUplink(t, Config{URL: b.url("tcp"), Protocol: "5", Batch: Batch{MaxJobs: 10, Linger: time.Second}})
+	jobs := make([]*job.Job, 10)
+	for i := range jobs {
+		jobs[i] = newJob("telemetry", []byte(`{"t":21.5}`))
+		jobs[i].ContentType = "application/json"
+	}
+	for i, o := range handleAll(u.Handler(job.ClassNormal), jobs) {
+		if o.Verdict != engine.Ack {
+			t.Fatalf("job %d: %+v, want ack", i, o)
+		}
+	}
+	byID := map[string]packets.Packet{}
+	for _, pk := range b.waitReceived(t, 10) {
+		props := map[string]string{}
+		for _, up := range pk.Properties.User {
+			props[up.Key] = up.Val
+		}
+		if props[HeaderQueue] != "telemetry" || props["Sensor"] != "t1" || pk.Properties.ContentType != "application/json" || pk.FixedHeader.Qos != 1 {
+			t.Errorf("%s: user properties %v, content type %q, qos %d", pk.TopicName, props, pk.Properties.ContentType, pk.FixedHeader.Qos)
+		}
+		byID[props[HeaderJobID]] = pk
+	}
+	for _, j := range jobs {
+		if pk, ok := byID[j.ID.String()]; !ok || !strings.HasSuffix(pk.TopicName, "/"+j.ID.String()) {
+			t.Errorf("job %s: no message with its id as %s", j.ID, HeaderJobID)
+		}
+	}
+	if st := u.Stats(); st.JobsSent != 10 || st.Batches != 1 {
+		t.Errorf("stats %+v: want 10 jobs in one batch", st)
+	}
+}
+
+// TestMQTT5RefusedJobCostsAnAttempt: an MQTT 5 broker refuses one message
+// with a PUBACK reason code; that job is retried as an ordinary failure
+// (an attempt spent, the link not blamed) and the connection stays up.
+func TestMQTT5RefusedJobCostsAnAttempt(t *testing.T) {
+	b := &mqttBroker{t: t, in: &mqttInbox{more: make(chan struct{}, 1)}}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = l.Addr().String()
+	l.Close()
+	srv := mochi.New(&mochi.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err := srv.AddHook(new(auth.Hook), &auth.Options{Ledger: &auth.Ledger{
+		Auth: auth.AuthRules{{Allow: true}},
+		ACL:  auth.ACLRules{{Filters: auth.Filters{"deny/#": auth.Deny, "telemetry/#": auth.ReadWrite}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "t", Address: b.addr})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	u := startMQTTUplink(t, Config{URL: b.url("tcp"), Protocol: "5", Topic: "{queue}/{id}", Batch: Batch{Linger: time.Millisecond}})
+	h := u.Handler(job.ClassNormal)
+	o := h.Handle(t.Context(), newJob("deny", []byte("x")))
+	if o.Verdict != engine.Retry || o.Unreached || o.TargetFailed || !strings.Contains(o.Error, "refused") {
+		t.Fatalf("refused job: %+v, want a retry that spends an attempt", o)
+	}
+	if o := h.Handle(t.Context(), newJob("telemetry", []byte("x"))); o.Verdict != engine.Ack {
+		t.Fatalf("after the refusal: %+v, want ack", o)
+	}
+	if st := u.Stats(); st.Reconnects != 0 || !st.Connected {
+		t.Errorf("stats %+v: want the connection kept", st)
+	}
+}
+
+// TestMQTT5StalledConnectionRedialled: as TestMQTTStalledConnectionRedialled,
+// over MQTT 5.
+func TestMQTT5StalledConnectionRedialled(t *testing.T) {
+	b := startMQTTBroker(t, nil)
+	p := newStallProxy(t, b.addr)
+	u := startMQTTUplink(t, Config{URL: "tcp://" + p.l.Addr().String(), Protocol: "5", Timeout: 500 * time.Millisecond, Batch: Batch{Linger: time.Millisecond}})
+	h := u.Handler(job.ClassNormal)
+	if o := h.Handle(t.Context(), newJob("telemetry", []byte("a"))); o.Verdict != engine.Ack {
+		t.Fatalf("before the stall: %+v, want ack", o)
+	}
+	p.stall()
+	if o := h.Handle(t.Context(), newJob("telemetry", []byte("b"))); o.Verdict != engine.Retry || !o.Unreached || !o.TargetFailed {
+		t.Fatalf("stalled: %+v, want an unreached retry", o)
+	}
+	deliver(t, h, newJob("telemetry", []byte("c")))
+	if st := u.Stats(); st.Reconnects == 0 {
+		t.Errorf("stats %+v: want a reconnect", st)
+	}
+}
+
+// TestMQTT5MutualTLS: protocol 5 over mutual TLS with ALPN.
+func TestMQTT5MutualTLS(t *testing.T) {
+	p := newPKI(t)
+	ccert, ckey := p.issue(t, "site-0042", x509.ExtKeyUsageClientAuth)
+	b := startMQTTBroker(t, mqttTLS(t, p, "x-amzn-mqtt-ca"))
+	u := startMQTTUplink(t, Config{URL: b.url("ssl"), Protocol: "5", TLS: TLSFiles{CA: p.caPath}, ALPN: []string{"x-amzn-mqtt-ca"}, Timeout: time.Second})
+	if u.Stats().Connected {
+		t.Error("connected without a client certificate")
+	}
+	u.Stop()
+	u = startMQTTUplink(t, Config{URL: b.url("ssl"), Protocol: "5", TLS: TLSFiles{CA: p.caPath, Cert: ccert, Key: ckey}, ALPN: []string{"x-amzn-mqtt-ca"}})
+	if o := u.Handler(job.ClassNormal).Handle(t.Context(), newJob("telemetry", []byte("x"))); o.Verdict != engine.Ack {
+		t.Fatalf("over mutual TLS: %+v, want ack", o)
 	}
 }

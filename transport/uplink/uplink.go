@@ -42,7 +42,7 @@ type Config struct {
 	ClientID     string
 	Username     string
 	PasswordFile string
-	// Protocol is the MQTT version: "" or "3.1.1".
+	// Protocol is the MQTT version: "" or "3.1.1", or "5".
 	Protocol string
 	// Topic is an mqtt uplink's topic; {queue}, {id} and {header.NAME}
 	// expand to the job's queue, id and header NAME.
