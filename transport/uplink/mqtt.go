@@ -249,8 +249,13 @@ func (p *mqttPub) dial5(ctx context.Context) (*mqttConn, error) {
 	return c, nil
 }
 
-// disconnect ends c at Stop.
+// disconnect ends c at Stop; a link that stalls does not hold it up.
 func (c *mqttConn) disconnect() {
+	c.mu.Lock()
+	if c.nc != nil {
+		c.nc.SetWriteDeadline(time.Now().Add(250 * time.Millisecond))
+	}
+	c.mu.Unlock()
 	if c.pc5 != nil {
 		c.pc5.Disconnect(&paho.Disconnect{ReasonCode: 0})
 	} else {
