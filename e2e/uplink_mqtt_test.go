@@ -83,7 +83,8 @@ func TestUplinkMQTT(t *testing.T) {
   cloud: {type: mqtt, url: "tcp://%s", client_id: site-0042, topic: "sites/site-0042/{queue}/{header.sensor}/{id}",
           batch: {max_jobs: 20, linger: 5ms}, timeout: 2s}
 queues:
-  telemetry: {concurrency: 20, handler: {type: uplink, uplink: cloud}, breaker: {failures: 3, cool_down: 200ms}}
+  telemetry: {concurrency: 20, handler: {type: uplink, uplink: cloud}, breaker: {failures: 3, cool_down: 200ms},
+              backoff: {initial: 50ms, max: 200ms}}
 `, b.addr)
 	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
