@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,6 +266,11 @@ func TestBadConfigs(t *testing.T) {
 		{"uplink batch", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e, batch: {max_jobs: -1}}}\n", "uplinks.cloud.batch.max_jobs: must not be negative", 0},
 		{"uplink unknown key", "uplinks: {cloud: {type: nats, creds: x}}\n", "uplinks.cloud.creds: unknown key", 0},
 		{"uplink tls cert only", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e, tls: {cert: c.pem}}}\n", "uplinks.cloud.tls: cert and key go together", 0},
+		{"uplink mqtt topic placeholder", "uplinks: {cloud: {type: mqtt, url: 'ssl://iot:8883', client_id: site, topic: 's/{site}'}}\n", `uplinks.cloud.topic: "s/{site}": unknown placeholder {site} (want {queue}, {id} or {header.NAME})`, 0},
+		{"uplink mqtt protocol", "uplinks: {cloud: {type: mqtt, url: 'ssl://iot:8883', client_id: site, topic: t, protocol: 4}}\n", `uplinks.cloud.protocol: unknown protocol "4" (want 3.1.1 or 5)`, 0},
+		{"uplink mqtt alpn on tcp", "uplinks: {cloud: {type: mqtt, url: 'tcp://b:1883', client_id: site, topic: t, alpn: [x-amzn-mqtt-ca]}}\n", "uplinks.cloud.alpn: needs a TLS url", 0},
+		{"uplink mqtt without client id", "uplinks: {cloud: {type: mqtt, url: 'ssl://iot:8883', topic: t}}\n", "uplinks.cloud.client_id: required for mqtt uplinks", 0},
+		{"uplink nats with topic", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e, topic: t}}\n", "uplinks.cloud.topic: not used by nats uplinks", 0},
 		{"unknown uplink", "queues: {t: {handler: {type: uplink, uplink: cloud}}}\n", `queues.t.handler.uplink: unknown uplink "cloud"`, 0},
 		{"uplink handler without uplink", "queues: {t: {handler: {type: uplink}}}\n", "queues.t.handler.uplink: required for uplink handlers", 0},
 		{"uplink handler timeout", "uplinks: {cloud: {type: nats, url: 'nats://h:4222', stream: EDGE, subject: e}}\nqueues: {t: {handler: {type: uplink, uplink: cloud, timeout: 5s}}}\n", "queues.t.handler.timeout: not used by uplink handlers", 0},
@@ -330,6 +336,32 @@ queues:
 	}
 	if b := ec.Queues["alarms"].Breaker; b.Failures != 1 || b.CoolDown != 2*time.Second {
 		t.Errorf("alarms breaker = %+v, want its own", b)
+	}
+}
+
+// TestUplinkMQTTShape maps an mqtt uplink's keys to the uplink package.
+func TestUplinkMQTTShape(t *testing.T) {
+	const data = `
+uplinks:
+  aws: {type: mqtt, url: "ssl://iot.example:443", client_id: site-0042, username: site, password_file: /etc/p,
+        protocol: "3.1.1", topic: "sites/site-0042/{queue}/{id}", alpn: [x-amzn-mqtt-ca],
+        tls: {ca: ca.pem, cert: c.pem, key: k.pem}, timeout: 5s}
+queues:
+  telemetry: {handler: {type: uplink, uplink: aws}}
+`
+	cfg, _, err := decodeConfig([]byte(data))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := cfg.uplinks()
+	if len(u) != 1 || u[0].Type != "mqtt" || u[0].URL != "ssl://iot.example:443" || u[0].ClientID != "site-0042" ||
+		u[0].Username != "site" || u[0].PasswordFile != "/etc/p" || u[0].Protocol != "3.1.1" ||
+		u[0].Topic != "sites/site-0042/{queue}/{id}" || !slices.Equal(u[0].ALPN, []string{"x-amzn-mqtt-ca"}) ||
+		u[0].TLS.Cert != "c.pem" || u[0].Timeout != 5*time.Second {
+		t.Errorf("uplinks = %+v", u)
 	}
 }
 

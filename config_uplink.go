@@ -19,7 +19,13 @@ type UplinkConfig struct {
 	Stream       string         `yaml:"stream"`
 	Subject      string         `yaml:"subject"`
 	CredsFile    string         `yaml:"creds_file"`
+	ClientID     string         `yaml:"client_id"`
+	Username     string         `yaml:"username"`
+	PasswordFile string         `yaml:"password_file"`
+	Protocol     string         `yaml:"protocol"`
+	Topic        string         `yaml:"topic"`
 	TLS          ClientTLSFiles `yaml:"tls"`
+	ALPN         []string       `yaml:"alpn"`
 	Batch        UplinkBatch    `yaml:"batch"`
 	MaxRate      Rate           `yaml:"max_rate"`
 	MaxBandwidth Size           `yaml:"max_bandwidth"`
@@ -68,7 +74,13 @@ func (u UplinkConfig) uplink(name string) uplink.Config {
 		Stream:       u.Stream,
 		Subject:      u.Subject,
 		CredsFile:    u.CredsFile,
+		ClientID:     u.ClientID,
+		Username:     u.Username,
+		PasswordFile: u.PasswordFile,
+		Protocol:     u.Protocol,
+		Topic:        u.Topic,
 		TLS:          uplink.TLSFiles{CA: u.TLS.CA, Cert: u.TLS.Cert, Key: u.TLS.Key},
+		ALPN:         u.ALPN,
 		Batch:        uplink.Batch{MaxJobs: u.Batch.MaxJobs, MaxBytes: int(u.Batch.MaxBytes), Linger: time.Duration(u.Batch.Linger)},
 		MaxRate:      float64(u.MaxRate),
 		MaxBandwidth: int64(u.MaxBandwidth),

@@ -54,7 +54,9 @@ func TestDependencyDirection(t *testing.T) {
 			"the in-process JetStream server is what the uplink tests publish to: the binary only speaks to one (nats.go)"},
 		{".", false, []string{"github.com/chromedp"}, nil,
 			"chromedp drives a browser in the status page's tests: the page itself is one embedded file"},
-		{"transport/uplink", false, []string{mod + "storage", mod + "transport/httpapi", mod + "transport/mqttapi", "github.com/dgraph-io/badger", "github.com/nats-io/nats-server"}, nil,
+		{".", false, []string{"github.com/mochi-mqtt/server"}, nil,
+			"the in-process MQTT broker is what the mqtt transport and uplink tests publish to: the binary only speaks to one (paho)"},
+		{"transport/uplink", false, []string{mod + "storage", mod + "transport/httpapi", mod + "transport/mqttapi", "github.com/dgraph-io/badger", "github.com/nats-io/nats-server", "github.com/mochi-mqtt/server"}, nil,
 			"an uplink is a handler over the engine's contract and its own client; it knows no store, no other transport and no server"},
 	}
 	for _, r := range rules {

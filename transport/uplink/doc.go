@@ -14,20 +14,26 @@
 // Start; edgeq never creates it), on a subject that expands {queue}, with
 // the job id as Nats-Msg-Id so the stream drops a resend after a crash,
 // Edgeq-Queue and the job's own headers; a job is acked on its PubAck.
+// mqtt publishes each job as one QoS 1 message (MQTT 3.1.1, or 5 with the
+// job id, queue and headers as user properties) over its own
+// connection to a cloud broker, on a topic that expands {queue}, {id} and
+// {header.NAME}; a batch's publishes are in flight together and each job
+// is acked on its PUBACK.
 //
 // Offline is normal: while the connection is down, a job is answered at
 // once with a retry that says it never reached the target
 // (engine.Outcome.Unreached) and counts towards the queue's breaker: it
-// costs no attempt, so an outage never sends a job dead. nats.go redials
-// with exponential backoff and jitter; a batch that gets no acknowledgement
-// within Timeout has its jobs retried the same way and the connection torn
-// down and redialled.
+// costs no attempt, so an outage never sends a job dead. nats.go, and the
+// mqtt type's own loop, redial with exponential backoff and jitter; a
+// batch that gets no acknowledgement within Timeout has its jobs retried
+// the same way and the connection torn down and redialled.
 //
 // # Goroutines
 //
 // Start starts one batcher goroutine, the only one that publishes; nats.go
-// runs its own connection goroutines. Stop ends the batcher and closes the
-// connection; it waits for both. Handler calls block on the batcher or
-// their context, whichever comes first. An Uplink is safe for concurrent
-// use.
+// runs its own connection goroutines; the mqtt type runs one goroutine that
+// owns its connection (dials, redials, disconnects at Stop) besides paho's.
+// Stop ends the batcher and closes the connection; it waits for both.
+// Handler calls block on the batcher or their context, whichever comes
+// first. An Uplink is safe for concurrent use.
 package uplink

@@ -20,10 +20,11 @@ const (
 	reconnectMax = 30 * time.Second
 )
 
-// Headers a NATS message carries besides the job's own.
+// Headers a NATS message (and an MQTT 5 one) carries besides the job's own.
 const (
 	HeaderMsgID = "Nats-Msg-Id" // the job id: the stream drops a resend
 	HeaderQueue = "Edgeq-Queue"
+	HeaderJobID = "Edgeq-Job-Id" // the job id, as an MQTT 5 user property
 )
 
 // natsPub publishes to a JetStream stream over one nats.Conn, which

@@ -27,8 +27,9 @@ const (
 // Config configures one uplink. Zero values mean the defaults.
 type Config struct {
 	Name string // the key under uplinks:, for logs and errors
-	Type string // "nats"
-	// URL is the server (nats://host:4222; several separated by commas).
+	Type string // "nats" or "mqtt"
+	// URL is the server (nats://host:4222, several separated by commas;
+	// tcp://, ssl://, tls:// or mqtts://host:port for mqtt).
 	URL string
 	// Stream is the JetStream stream that must exist; edgeq never creates it.
 	Stream string
@@ -36,8 +37,21 @@ type Config struct {
 	Subject string
 	// CredsFile is a NATS credentials file (JWT and NKey seed); "" for none.
 	CredsFile string
-	TLS       TLSFiles
-	Batch     Batch
+	// ClientID, Username and PasswordFile (its first line is the password)
+	// identify an mqtt uplink to its broker.
+	ClientID     string
+	Username     string
+	PasswordFile string
+	// Protocol is the MQTT version: "" or "3.1.1", or "5".
+	Protocol string
+	// Topic is an mqtt uplink's topic; {queue}, {id} and {header.NAME}
+	// expand to the job's queue, id and header NAME.
+	Topic string
+	TLS   TLSFiles
+	// ALPN are the protocols offered in the TLS handshake of an mqtt
+	// uplink (AWS IoT Core takes x-amzn-mqtt-ca on port 443).
+	ALPN  []string
+	Batch Batch
 	// MaxRate caps the jobs sent per second; 0: no cap.
 	MaxRate float64
 	// MaxBandwidth caps the payload bytes sent per second; 0: no cap.
@@ -83,10 +97,21 @@ func (c Config) Validate() error {
 		} else if err := checkSubject(c.Subject); err != nil {
 			bad("subject", "%v", err)
 		}
+		for _, f := range []struct {
+			key string
+			set bool
+		}{{"client_id", c.ClientID != ""}, {"username", c.Username != ""}, {"password_file", c.PasswordFile != ""},
+			{"protocol", c.Protocol != ""}, {"topic", c.Topic != ""}, {"alpn", len(c.ALPN) > 0}} {
+			if f.set {
+				bad(f.key, "not used by nats uplinks")
+			}
+		}
+	case "mqtt":
+		c.validateMQTT(bad)
 	case "":
-		bad("type", "required (nats)")
+		bad("type", "required (nats or mqtt)")
 	default:
-		bad("type", "unknown uplink type %q (want nats)", c.Type)
+		bad("type", "unknown uplink type %q (want nats or mqtt)", c.Type)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
@@ -184,9 +209,11 @@ func New(cfg Config) (*Uplink, error) {
 	switch cfg.Type {
 	case "nats":
 		u.pub, err = newNATS(cfg, u.log, &u.stats)
+	case "mqtt":
+		u.pub, err = newMQTT(cfg, u.log, &u.stats)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("uplinks.%s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("uplinks.%s.%w", cfg.Name, err)
 	}
 	return u, nil
 }
