@@ -58,14 +58,15 @@ func measure(u *Uplink, warm, d time.Duration) (jobs, bytes float64) {
 }
 
 // capped checks that got, measured on the wall clock, is at most 10% above
-// the cap want, and not far below it. A loaded machine can only slow the
-// drain below the cap, never push it above: the lower bound is loose, and
+// the cap want, and that the drain goes on at all. A loaded machine can only
+// slow the drain below the cap, never push it above: at a load of 30 on 2
+// cores it ran at 0.45 of a 200 kB/s cap, so the lower bound is a fifth;
 // TestPacingAccounting holds the drain to the cap within 10% on synctest's
 // clock.
 func capped(t *testing.T, what string, got, want float64) {
 	t.Helper()
-	if got > want*1.1 || got < want*0.5 {
-		t.Errorf("%s = %.1f/s, want at most %.0f/s + 10%% (and not below half of it)", what, got, want)
+	if got > want*1.1 || got < want*0.2 {
+		t.Errorf("%s = %.1f/s, want at most %.0f/s + 10%% (and not below a fifth of it)", what, got, want)
 	}
 }
 
