@@ -47,6 +47,7 @@ type op struct {
 	acks  []op            // opAckBatch: one opAck each, answered through their err
 	keep  bool            // opNack: the job never reached the target; give the attempt back. opSchedule: delete the record
 	sched *store.Schedule // opSchedule: the record written; text is the overlap key, n counts the runs skipped
+	runs  []time.Time     // opSchedule: the run time of each of news
 
 	results []job.Result
 	jobs    []*job.Job

@@ -22,6 +22,9 @@ type ScheduleRun struct {
 	// Jobs are the runs to enqueue; none when only the record moves (runs
 	// skipped). Their Key is ignored: OverlapKey takes its place.
 	Jobs []job.New
+	// Times are the run times of Jobs, one each: Record.Fired becomes the
+	// latest of those enqueued.
+	Times []time.Time
 	// OverlapKey, when set, skips a run while the job that the key names
 	// (the schedule's last run) is ready, delayed or leased; a run that is
 	// enqueued takes the key.
@@ -33,6 +36,7 @@ type ScheduleRun struct {
 type ScheduleFired struct {
 	Results []job.Result // the runs enqueued
 	Skipped int          // runs skipped for OverlapKey
+	Fired   time.Time    // Record.Fired as written
 }
 
 // FireSchedule enqueues the runs of a schedule and writes its record in one
@@ -43,7 +47,10 @@ func (e *Engine) FireSchedule(ctx context.Context, run ScheduleRun) (ScheduleFir
 	if len(run.OverlapKey) > store.MaxScheduleKey {
 		return ScheduleFired{}, fmt.Errorf("%w: overlap key: longer than %d bytes", job.ErrInvalidArgument, store.MaxScheduleKey)
 	}
-	o := &op{kind: opSchedule, sched: &run.Record, text: run.OverlapKey}
+	if len(run.Times) != len(run.Jobs) {
+		return ScheduleFired{}, fmt.Errorf("%w: %d run times for %d runs", job.ErrInvalidArgument, len(run.Times), len(run.Jobs))
+	}
+	o := &op{kind: opSchedule, sched: &run.Record, text: run.OverlapKey, runs: run.Times}
 	if len(run.Jobs) > 0 {
 		rs, err := e.admitRun(run)
 		if err != nil {
@@ -55,7 +62,7 @@ func (e *Engine) FireSchedule(ctx context.Context, run ScheduleRun) (ScheduleFir
 	if err := e.submit(ctx, o); err != nil {
 		return ScheduleFired{}, err
 	}
-	return ScheduleFired{Results: o.results, Skipped: o.n}, nil
+	return ScheduleFired{Results: o.results, Skipped: o.n, Fired: run.Record.Fired}, nil
 }
 
 // admitRun checks and admits the runs of a schedule as EnqueueBatch does.
@@ -140,7 +147,7 @@ func (e *Engine) applySchedule(b *batch, o *op) error {
 		}
 		o.q = q
 		for i := range o.news {
-			if err := e.fireOne(b, q, o, &o.news[i]); err != nil {
+			if err := e.fireOne(b, q, o, i); err != nil {
 				return err
 			}
 		}
@@ -163,7 +170,7 @@ func (e *Engine) applySchedule(b *batch, o *op) error {
 
 // fireOne enqueues one run, or skips it while the job that holds the
 // overlap key (o.text) is still waiting or running.
-func (e *Engine) fireOne(b *batch, q *queue, o *op, n *job.New) error {
+func (e *Engine) fireOne(b *batch, q *queue, o *op, i int) error {
 	key := o.text
 	if key != "" {
 		id, found, err := b.txn.Dedupe(q.name, key)
@@ -181,7 +188,7 @@ func (e *Engine) fireOne(b *batch, q *queue, o *op, n *job.New) error {
 			}
 		}
 	}
-	r, err := e.enqueueOne(b, q, n)
+	r, err := e.enqueueOne(b, q, &o.news[i])
 	if err != nil {
 		return err
 	}
@@ -191,5 +198,8 @@ func (e *Engine) fireOne(b *batch, q *queue, o *op, n *job.New) error {
 		}
 	}
 	o.results = append(o.results, r)
+	if o.runs[i].After(o.sched.Fired) {
+		o.sched.Fired = o.runs[i]
+	}
 	return nil
 }

@@ -31,14 +31,14 @@ func TestFireScheduleOverlap(t *testing.T) {
 			t.Helper()
 			run := time.Unix(int64(at), 0)
 			r, err := e.FireSchedule(t.Context(), engine.ScheduleRun{
-				Queue: "q", Jobs: []job.New{{Payload: []byte("tick"), Key: "ignored"}}, OverlapKey: "schedule:s",
-				Record: store.Schedule{Name: "s", Last: run, Fired: run},
+				Queue: "q", Jobs: []job.New{{Payload: []byte("tick"), Key: "ignored"}}, Times: []time.Time{run}, OverlapKey: "schedule:s",
+				Record: store.Schedule{Name: "s", Last: run},
 			})
 			if err != nil {
 				t.Fatalf("FireSchedule: %v", err)
 			}
-			if ss := storedSchedules(t, e); len(ss) != 1 || !ss[0].Last.Equal(run) {
-				t.Fatalf("records after firing at %d = %+v", at, ss)
+			if ss := storedSchedules(t, e); len(ss) != 1 || !ss[0].Last.Equal(run) || (len(r.Results) == 1) != ss[0].Fired.Equal(run) {
+				t.Fatalf("records after firing at %d (%+v) = %+v", at, r, ss)
 			}
 			return r
 		}
@@ -81,7 +81,7 @@ func TestFireScheduleOneCommit(t *testing.T) {
 		st := memstore.New()
 		e := start(t, st, engine.Config{Queues: map[string]engine.QueueConfig{"small": {MaxDepth: 1}}})
 		run := func(q string) engine.ScheduleRun {
-			return engine.ScheduleRun{Queue: q, Jobs: []job.New{{}}, Record: store.Schedule{Name: "s", Last: time.Unix(9, 0)}}
+			return engine.ScheduleRun{Queue: q, Jobs: []job.New{{}}, Times: []time.Time{{}}, Record: store.Schedule{Name: "s", Last: time.Unix(9, 0)}}
 		}
 		enqueue(t, e, job.New{Queue: "small"})
 		if _, err := e.FireSchedule(t.Context(), run("small")); !errors.Is(err, job.ErrQueueFull) {
