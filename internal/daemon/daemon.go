@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/schedule"
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/storage"
 	"github.com/edgeq/edgeq/transport/httpapi"
@@ -54,7 +55,10 @@ type Daemon struct {
 	srv     *httpapi.Server
 	nsrv    *native.Server  // nil while the native protocol is off
 	mc      *mqttapi.Client // nil until MQTT started
-	uplinks map[string]*uplink.Uplink
+	sched   *schedule.Scheduler
+	// stopSched stops the scheduler; nil when it does not run.
+	stopSched func()
+	uplinks   map[string]*uplink.Uplink
 
 	// uplinkQueues maps each uplink to the queues that send through it; set
 	// by start and reload, read by the HTTP API's stats.
@@ -175,8 +179,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.group.Go(func() {
 		runTrimmer(d.bg, d.log, func() uint64 { return d.eng.Histograms().CommitBatchSize.Count })
 	})
+	if err := d.startSchedules(); err != nil {
+		return err
+	}
 	hc := d.cfg.HTTP
-	hc.Logger, hc.Governor, hc.MQTT = d.log, d.gov, d.mqtt.metrics
+	hc.Logger, hc.Governor, hc.MQTT, hc.Schedules = d.log, d.gov, d.mqtt.metrics, d.sched
 	if len(d.uplinks) > 0 {
 		hc.Uplinks = d.uplinkStats
 	}
