@@ -120,7 +120,7 @@ func (s *Scheduler) Put(ctx context.Context, name string, spec Spec) (Status, bo
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	now := s.clock.Now()
+	now := s.clock.Now().Truncate(time.Second) // an @every schedule runs on whole seconds
 	s.mu.Lock()
 	old := s.entries[name]
 	s.mu.Unlock()

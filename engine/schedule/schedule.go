@@ -196,7 +196,7 @@ func decode(b []byte) (*compiled, error) {
 // Run fires schedules until ctx ends; it returns nil then.
 func (s *Scheduler) Run(ctx context.Context) error {
 	now := s.clock.Now()
-	if err := s.start(ctx, now); err != nil {
+	if err := s.start(ctx, now.Truncate(time.Second)); err != nil {
 		return err
 	}
 	prevWall, prevMono := now, time.Now()
