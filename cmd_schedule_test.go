@@ -72,4 +72,7 @@ func TestScheduleCommands(t *testing.T) {
 	if st.Schedules == nil || st.Schedules.Count != 1 {
 		t.Errorf("stats schedules = %+v, want count 1", st.Schedules)
 	}
+	if out := mustCLI(t, addr, "stats"); !strings.Contains(out, "\nschedules: 1  fired 0  skipped 0  refused 0\n") {
+		t.Errorf("stats does not show the schedules:\n%s", out)
+	}
 }

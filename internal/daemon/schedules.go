@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/edgeq/edgeq/engine/schedule"
 )
@@ -12,7 +13,7 @@ import (
 func (d *Daemon) startSchedules() error {
 	sch, err := schedule.New(schedule.Config{Schedules: d.cfg.Schedules, Logger: d.log}, d.eng)
 	if err != nil {
-		return &ConfigError{Err: err}
+		return fmt.Errorf("start schedules: %w", err)
 	}
 	ctx, cancel := context.WithCancel(d.bg)
 	done := make(chan struct{})
