@@ -3,8 +3,11 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -150,5 +153,56 @@ func TestScheduleSurvivesSIGKILL(t *testing.T) {
 	}
 	if len(once) >= len(all) {
 		t.Errorf("catch_up once ran %d times, catch_up all %d: once ran the missed runs one by one", len(once), len(all))
+	}
+}
+
+// TestScheduleReload: SIGHUP applies the file's schedules: a new one is
+// listed and runs, a removed one is gone.
+func TestScheduleReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary; skipped in -short")
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "edgeq.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(conf, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("schedules:\n  old: {cron: \"@daily\", queue: q}\n")
+	d := startDaemon(t, filepath.Join(dir, "data"), "--config", conf)
+	c := &apiClient{t: t, hc: &http.Client{Timeout: 10 * time.Second}, base: d.base}
+	names := func() []string {
+		var list struct{ Schedules []scheduleDoc }
+		c.ok("GET", "/v1/schedules", "", 200, &list)
+		var out []string
+		for _, s := range list.Schedules {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	if got := names(); !slices.Equal(got, []string{"old"}) {
+		t.Fatalf("schedules = %q", got)
+	}
+	write("schedules:\n  new: {cron: \"@every 1s\", queue: q}\n")
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Equal(names(), []string{"new"}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("schedules %q 10s after SIGHUP:\n%s", names(), d.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var doc scheduleDoc
+	for doc.LastFireAt == nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		c.ok("GET", "/v1/schedules/new", "", 200, &doc)
+	}
+	if doc.LastFireAt == nil || doc.Source != "file" {
+		t.Errorf("the reloaded schedule did not run: %+v", doc)
+	}
+	if strings.Contains(d.log.String(), "key=schedules") {
+		t.Errorf("the reload said schedules need a restart:\n%s", d.log)
 	}
 }

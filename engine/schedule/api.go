@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -92,7 +93,10 @@ func (s *Scheduler) checkAPI(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	if s.file[name] != nil {
+	s.mu.Lock()
+	_, file := s.file[name]
+	s.mu.Unlock()
+	if file {
 		return fmt.Errorf("%w: schedule %q is %s; change it there", job.ErrConflict, name, errConfigured)
 	}
 	return nil
@@ -167,6 +171,60 @@ func (s *Scheduler) Delete(ctx context.Context, name string) error {
 	s.mu.Unlock()
 	s.nudge()
 	s.log.Info("schedule deleted", "schedule", name)
+	return nil
+}
+
+// SetFile replaces the schedules of the configuration file (a reload): a
+// new or changed one counts its runs from now, an unchanged one keeps its
+// state, a removed one stops (and its name is free for the API). It
+// refuses what Config.Validate refuses, changing nothing.
+func (s *Scheduler) SetFile(ctx context.Context, specs map[string]Spec) error {
+	if err := (Config{Schedules: specs}).Validate(); err != nil {
+		return err
+	}
+	file := make(map[string]*compiled, len(specs))
+	for name, spec := range specs {
+		file[name], _ = compile(spec) // checked by Validate
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	now := s.clock.Now().Truncate(time.Second)
+	var fresh []*entry
+	s.mu.Lock()
+	for name := range s.file {
+		if file[name] == nil {
+			delete(s.entries, name)
+			s.log.Info("schedule removed from the configuration file", "schedule", name)
+		}
+	}
+	for name, c := range file {
+		old := s.entries[name]
+		if old != nil && old.file && reflect.DeepEqual(old.c.spec, c.spec) {
+			continue
+		}
+		e := &entry{name: name, c: c, file: true, last: now}
+		if old != nil {
+			e.fired, e.runs = old.fired, old.runs
+			if !old.file {
+				s.log.Warn("the configuration file defines a schedule made through the API; the file's wins", "schedule", name)
+			}
+		}
+		s.planLocked(e, now)
+		s.entries[name] = e
+		fresh = append(fresh, e)
+	}
+	s.file = file
+	s.mu.Unlock()
+	for _, e := range fresh {
+		if err := s.eng.PutSchedule(ctx, store.Schedule{Name: e.name, Last: now, Fired: e.fired}); err != nil {
+			s.log.Warn("schedule change not stored: a restart before its next run counts from then", "schedule", e.name, "err", err)
+			continue
+		}
+		s.mu.Lock()
+		e.saved = true
+		s.mu.Unlock()
+	}
+	s.nudge()
 	return nil
 }
 

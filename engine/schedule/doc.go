@@ -14,7 +14,7 @@
 // the queue's idempotency index). A run more than a minute late counts as
 // missed. Schedules come from the configuration file (read-only through
 // the API; one of the file takes over a stored API schedule of the same
-// name) and from the API (stored with the jobs).
+// name; SetFile applies a reload) and from the API (stored with the jobs).
 //
 // # Clock
 //

@@ -111,16 +111,16 @@ type Scheduler struct {
 	eng   Engine
 	clock Clock
 	log   *slog.Logger
-	file  map[string]*compiled
 
 	// writeMu orders the writes of schedule records: a run and an API
 	// change of the same schedule never interleave. Held across the
 	// engine's commit; taken before mu.
 	writeMu sync.Mutex
 	mu      sync.Mutex
-	entries map[string]*entry // guarded by mu
-	wake    chan struct{}     // nudges Run after a change; buffered 1
-	total   [4]atomic.Uint64  // runs by result, in the order of Results
+	file    map[string]*compiled // the configuration file's; guarded by mu
+	entries map[string]*entry    // guarded by mu
+	wake    chan struct{}        // nudges Run after a change; buffered 1
+	total   [4]atomic.Uint64     // runs by result, in the order of Results
 }
 
 // entry is one schedule; its fields are guarded by Scheduler.mu.
@@ -196,8 +196,8 @@ func decode(b []byte) (*compiled, error) {
 // Run fires schedules until ctx ends; it returns nil then.
 func (s *Scheduler) Run(ctx context.Context) error {
 	now := s.clock.Now()
-	if err := s.start(ctx, now.Truncate(time.Second)); err != nil {
-		return err
+	if s.start(ctx, now.Truncate(time.Second)) != nil {
+		return nil // ctx ended
 	}
 	prevWall, prevMono := now, time.Now()
 	for {
@@ -221,7 +221,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // start writes a record for each schedule that has none, so that its
-// runs are counted from now across a restart, and plans every next run.
+// runs are counted from now across a restart, and plans every next run. It
+// fails only when ctx ends.
 func (s *Scheduler) start(ctx context.Context, now time.Time) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -238,9 +239,11 @@ func (s *Scheduler) start(ctx context.Context, now time.Time) error {
 	for _, e := range fresh {
 		if err := s.eng.PutSchedule(ctx, store.Schedule{Name: e.name, Last: now}); err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return ctx.Err()
 			}
-			return fmt.Errorf("schedule %s: store its start: %w", e.name, err)
+			// It runs all the same; its first run stores it.
+			s.log.Warn("schedule start not stored: a restart before its first run counts from then", "schedule", e.name, "err", err)
+			continue
 		}
 		s.mu.Lock()
 		e.saved = true

@@ -389,3 +389,44 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("Validate named a good schedule: %v", err)
 	}
 }
+
+// TestSetFile: a reload keeps an unchanged schedule's state, restarts a
+// changed one from now, starts a new one, stops a removed one (whose name
+// the API may then take) and refuses a bad file whole.
+func TestSetFile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := &fakeClock{}
+		clock.set(utc("2026-01-01T00:00:00Z"))
+		r := boot(t, memstore.New(), clock, engine.Config{}, map[string]Spec{
+			"same":    {Cron: "@every 10s", Queue: "same"},
+			"changed": {Cron: "@every 10s", Queue: "changed"},
+			"gone":    {Cron: "@every 10s", Queue: "gone"},
+		})
+		clock.untilS("2026-01-01T00:00:25Z")
+		if err := r.s.SetFile(t.Context(), map[string]Spec{"same": {Cron: "@every 10s", Queue: "same", Overlap: "bad"}}); err == nil {
+			t.Fatal("SetFile of a bad schedule: no error")
+		}
+		if len(r.s.List()) != 3 {
+			t.Fatalf("a refused reload changed the schedules: %+v", r.s.List())
+		}
+		err := r.s.SetFile(t.Context(), map[string]Spec{
+			"same":    {Cron: "@every 10s", Queue: "same"},
+			"changed": {Cron: "@every 7s", Queue: "changed"},
+			"new":     {Cron: "@every 10s", Queue: "new"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.untilS("2026-01-01T00:00:41Z")
+		r.wantRuns("same", "unchanged", "2026-01-01T00:00:10Z", "2026-01-01T00:00:20Z", "2026-01-01T00:00:30Z", "2026-01-01T00:00:40Z")
+		r.wantRuns("changed", "changed", "2026-01-01T00:00:10Z", "2026-01-01T00:00:20Z", "2026-01-01T00:00:32Z", "2026-01-01T00:00:39Z")
+		r.wantRuns("new", "new", "2026-01-01T00:00:35Z")
+		r.wantRuns("gone", "removed", "2026-01-01T00:00:10Z", "2026-01-01T00:00:20Z")
+		if _, _, err := r.s.Put(t.Context(), "gone", Spec{Cron: "@daily", Queue: "q"}); err != nil {
+			t.Errorf("Put of a name the file no longer has: %v", err)
+		}
+		if _, _, err := r.s.Put(t.Context(), "new", Spec{Cron: "@daily", Queue: "q"}); !errors.Is(err, job.ErrConflict) {
+			t.Errorf("Put of the file's new schedule = %v, want ErrConflict", err)
+		}
+	})
+}

@@ -123,9 +123,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Reload applies a configuration while Run serves: load, called on Run's
 // goroutine between systemd's RELOADING=1 and READY=1, answers it, and
-// its queues (Engine.Queues and Handlers) and governor thresholds replace
-// the running ones; its other fields are ignored. A load error or a
-// refused configuration leaves the running one as it was. Reload waits
+// its queues (Engine.Queues and Handlers), schedules and governor
+// thresholds replace the running ones; its other fields are ignored. A
+// load error or a refused configuration leaves the running one as it
+// was. Reload waits
 // for Run to serve and answers ErrStopped once Run has returned. Safe for
 // concurrent use.
 func (d *Daemon) Reload(ctx context.Context, load func() (Config, error)) error {
@@ -314,6 +315,9 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 	if err != nil {
 		return err
 	}
+	if err := (schedule.Config{Schedules: cfg.Schedules}).Validate(); err != nil {
+		return err
+	}
 	queues := maps.Clone(cfg.Engine.Queues)
 	release, err := buildHandlers(cfg.Handlers, queues, d.mqtt.c.Load(), d.uplinks)
 	if err != nil {
@@ -331,6 +335,9 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 		return err
 	}
 	d.gov.apply()
+	if err := d.sched.SetFile(d.bg, cfg.Schedules); err != nil {
+		d.log.Error("schedules not reloaded", "err", err) // validated above: not expected
+	}
 	d.release()
 	d.release = release
 	d.uplinkQueues.Store(uplinkQueues(cfg.Handlers))
