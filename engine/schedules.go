@@ -81,7 +81,7 @@ func (e *Engine) admitRun(run ScheduleRun) (*queue, error) {
 			return nil, err
 		}
 	}
-	if err := e.admit(q, len(run.Jobs), now); err != nil {
+	if err := e.admit(q, len(run.Jobs), int64(payloadBytes(run.Jobs)), now); err != nil {
 		return nil, err
 	}
 	return q, e.reserve(run.Jobs)
@@ -124,7 +124,8 @@ func (e *Engine) Schedules() ([]store.Schedule, error) {
 }
 
 // applySchedule writes a schedule's record (o.keep: deletes it) and
-// enqueues its runs, if any, in the same transaction.
+// enqueues its runs, if any, in the same transaction. A run the queue's
+// bounds refuse refuses the whole op: the record is not written either.
 func (e *Engine) applySchedule(b *batch, o *op) error {
 	if payload := payloadBytes(o.news); b.writes > 0 && b.payload+payload > maxTxnPayload {
 		if err := e.rotate(b); err != nil {
@@ -140,20 +141,9 @@ func (e *Engine) applySchedule(b *batch, o *op) error {
 		return nil
 	}
 	if len(o.news) > 0 {
-		q, err := e.adopt(o.q)
-		if err != nil {
-			o.err = err
-			return nil
+		if err := e.enqueueRuns(b, o); err != nil || o.err != nil {
+			return err
 		}
-		o.q = q
-		for i := range o.news {
-			if err := e.fireOne(b, q, o, i); err != nil {
-				return err
-			}
-		}
-		b.payload += payloadBytes(o.news)
-		q.in.add(b.now, len(o.results))
-		b.wrote(q)
 	}
 	if o.keep {
 		err = b.txn.DeleteSchedule(o.sched.Name)
@@ -168,38 +158,87 @@ func (e *Engine) applySchedule(b *batch, o *op) error {
 	return nil
 }
 
-// fireOne enqueues one run, or skips it while the job that holds the
-// overlap key (o.text) is still waiting or running.
-func (e *Engine) fireOne(b *batch, q *queue, o *op, i int) error {
-	key := o.text
-	if key != "" {
-		id, found, err := b.txn.Dedupe(q.name, key)
-		if err != nil {
-			return fmt.Errorf("overlap key: %w", err)
-		}
-		if found {
-			j, err := b.txn.Job(id, false)
-			switch {
-			case err == nil && (j.State == job.StateReady || j.State == job.StateDelayed || j.State == job.StateLeased):
-				o.n++
-				return nil
-			case err != nil && !errors.Is(err, job.ErrNotFound):
-				return err
-			}
-		}
+// enqueueRuns enqueues the runs of o that overlap does not skip, within
+// the queue's bounds (evicting for them, as an enqueue does).
+func (e *Engine) enqueueRuns(b *batch, o *op) error {
+	q, err := e.adopt(o.q)
+	if err != nil {
+		o.err = err
+		return nil
 	}
-	r, err := e.enqueueOne(b, q, &o.news[i])
+	o.q = q
+	runs, times := o.news, o.runs
+	if key := o.text; key != "" {
+		waiting, err := e.overlaps(b, q, key)
+		if err != nil {
+			return err
+		}
+		// A run enqueued here waits (ready) while the next is considered.
+		keep := 1
+		if waiting {
+			keep = 0
+		}
+		o.n = len(runs) - keep
+		runs, times = runs[:keep], times[:keep]
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	victims, refusal, err := e.makeRoom(b, q, runs)
 	if err != nil {
 		return err
 	}
-	if key != "" {
-		if err := b.txn.PutDedupe(q.name, key, r.ID, overlapKeyTTL); err != nil {
-			return fmt.Errorf("put overlap key: %w", err)
+	if refusal != nil {
+		o.err = refusal
+		return nil
+	}
+	if len(victims) > 0 {
+		ok, err := e.evictFor(b, q, runs, victims)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			o.err = fmt.Errorf("%w: evicting %d jobs for runs of schedule %s does not fit one transaction", job.ErrTooLarge, len(victims), o.sched.Name)
+			return nil
 		}
 	}
-	o.results = append(o.results, r)
-	if o.runs[i].After(o.sched.Fired) {
-		o.sched.Fired = o.runs[i]
+	for i := range runs {
+		r, err := e.enqueueOne(b, q, &runs[i])
+		if err != nil {
+			return err
+		}
+		if o.text != "" {
+			if err := b.txn.PutDedupe(q.name, o.text, r.ID, overlapKeyTTL); err != nil {
+				return fmt.Errorf("put overlap key: %w", err)
+			}
+		}
+		o.results = append(o.results, r)
+		if times[i].After(o.sched.Fired) {
+			o.sched.Fired = times[i]
+		}
 	}
+	b.payload += payloadBytes(runs)
+	q.in.add(b.now, len(runs))
+	b.wrote(q)
 	return nil
+}
+
+// overlaps reports whether the job that holds the overlap key is still
+// ready, delayed or leased.
+func (e *Engine) overlaps(b *batch, q *queue, key string) (bool, error) {
+	id, found, err := b.txn.Dedupe(q.name, key)
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("overlap key: %w", err)
+		}
+		return false, err
+	}
+	j, err := b.txn.Job(id, false)
+	switch {
+	case errors.Is(err, job.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return j.State == job.StateReady || j.State == job.StateDelayed || j.State == job.StateLeased, nil
 }

@@ -112,3 +112,23 @@ func TestFireScheduleOneCommit(t *testing.T) {
 		}
 	})
 }
+
+// TestFireScheduleEvicts: a run into a full queue with on_full
+// evict_oldest evicts the oldest waiting job, as an enqueue does.
+func TestFireScheduleEvicts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, memstore.New(), engine.Config{Queues: map[string]engine.QueueConfig{"b": {MaxDepth: 1, OnFull: engine.OnFullEvictOldest}}})
+		old := enqueue(t, e, job.New{Queue: "b"})
+		r, err := e.FireSchedule(t.Context(), engine.ScheduleRun{Queue: "b", Jobs: []job.New{{}}, Times: []time.Time{time.Unix(5, 0)},
+			Record: store.Schedule{Name: "s", Last: time.Unix(5, 0)}})
+		if err != nil || len(r.Results) != 1 {
+			t.Fatalf("run into a full evicting queue = %+v, %v", r, err)
+		}
+		if _, err := e.Job(t.Context(), old.ID); !errors.Is(err, job.ErrNotFound) {
+			t.Errorf("the oldest job = %v, want evicted", err)
+		}
+		if ss := storedSchedules(t, e); len(ss) != 1 || !ss[0].Fired.Equal(time.Unix(5, 0)) {
+			t.Errorf("records = %+v", ss)
+		}
+	})
+}
