@@ -119,7 +119,12 @@ func printStats(w io.Writer, doc httpapi.StatsDoc) {
 	if doc.StoreShort {
 		fmt.Fprintln(w, "store: SHORT (acknowledged writes were lost; see the daemon's log)")
 	}
-	fmt.Fprintf(w, "uptime: %s\n\n", fmtSeconds(doc.UptimeS))
+	fmt.Fprintf(w, "uptime: %s\n", fmtSeconds(doc.UptimeS))
+	if s := doc.Schedules; s != nil && s.Count > 0 {
+		fmt.Fprintf(w, "schedules: %d  fired %d  skipped %d  refused %d\n", s.Count, s.Runs["fired"],
+			s.Runs["skipped_overlap"]+s.Runs["skipped_missed"], s.Runs["refused"])
+	}
+	fmt.Fprintln(w)
 	if len(doc.Queues) == 0 {
 		fmt.Fprintln(w, "no queues")
 		return

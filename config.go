@@ -12,20 +12,21 @@ import (
 // key that is absent keeps its default; in a queue, zero means "the value
 // under defaults".
 type Config struct {
-	DataDir         string                  `yaml:"data_dir"`
-	MaxPayload      Size                    `yaml:"max_payload"`
-	HTTP            HTTPConfig              `yaml:"http"`
-	Native          NativeConfig            `yaml:"native"`
-	Storage         StorageConfig           `yaml:"storage"`
-	MQTT            MQTTConfig              `yaml:"mqtt"`
-	Governor        GovernorConfig          `yaml:"governor"`
-	Defaults        DefaultsConfig          `yaml:"defaults"`
-	StrictQueues    bool                    `yaml:"strict_queues"`
-	MaxQueues       int                     `yaml:"max_queues"`
-	ShutdownTimeout Duration                `yaml:"shutdown_timeout"`
-	Log             LogConfig               `yaml:"log"`
-	Uplinks         map[string]UplinkConfig `yaml:"uplinks"`
-	Queues          map[string]QueueConfig  `yaml:"queues"`
+	DataDir         string                    `yaml:"data_dir"`
+	MaxPayload      Size                      `yaml:"max_payload"`
+	HTTP            HTTPConfig                `yaml:"http"`
+	Native          NativeConfig              `yaml:"native"`
+	Storage         StorageConfig             `yaml:"storage"`
+	MQTT            MQTTConfig                `yaml:"mqtt"`
+	Governor        GovernorConfig            `yaml:"governor"`
+	Defaults        DefaultsConfig            `yaml:"defaults"`
+	StrictQueues    bool                      `yaml:"strict_queues"`
+	MaxQueues       int                       `yaml:"max_queues"`
+	ShutdownTimeout Duration                  `yaml:"shutdown_timeout"`
+	Log             LogConfig                 `yaml:"log"`
+	Uplinks         map[string]UplinkConfig   `yaml:"uplinks"`
+	Queues          map[string]QueueConfig    `yaml:"queues"`
+	Schedules       map[string]ScheduleConfig `yaml:"schedules"`
 }
 
 // HTTPConfig is the HTTP API listener.

@@ -51,6 +51,7 @@ func (c *Config) daemonConfig(token string, log *slog.Logger) daemon.Config {
 			MaxPayload: int(c.MaxPayload),
 		},
 		Native:          c.nativeConfig(token),
+		Schedules:       c.schedules(),
 		ShutdownTimeout: time.Duration(c.ShutdownTimeout),
 		Logger:          log,
 		Version:         version,

@@ -98,6 +98,9 @@ func TestReferenceConfigIsDefaults(t *testing.T) {
 	if len(cfg.Uplinks) == 0 {
 		cfg.Uplinks = nil
 	}
+	if len(cfg.Schedules) == 0 {
+		cfg.Schedules = nil
+	}
 	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
 		t.Errorf("configs/edgeq.yaml decodes to\n%+v\nwant defaultConfig()\n%+v", cfg, want)
 	}
@@ -515,5 +518,39 @@ func TestQueueBoundsConfig(t *testing.T) {
 	}
 	if got := ec.Queues["plain"]; got.MaxBytes != 1024 || got.OnFull != "" {
 		t.Errorf("plain = %+v, want max_bytes 1024 and the default on_full", got)
+	}
+}
+
+// TestReferenceScheduleExample parses the commented schedules example of
+// configs/edgeq.yaml, which says it is valid as it stands.
+func TestReferenceScheduleExample(t *testing.T) {
+	b, err := os.ReadFile("configs/edgeq.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "\n#schedules:\n")
+	if !ok {
+		t.Fatal("no #schedules: example in configs/edgeq.yaml")
+	}
+	example := "schedules:\n"
+	for _, l := range strings.Split(after, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			break
+		}
+		example += l[1:] + "\n"
+	}
+	cfg, _, err := decodeConfig([]byte(example))
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		t.Fatalf("example:\n%s\n%v", example, err)
+	}
+	s := cfg.schedules()["nightly-backup"]
+	if s.Cron != "30 2 * * *" || s.Timezone != "Europe/Berlin" || string(s.Payload) != `{"target":"/mnt/usb"}` || s.Overlap != "skip" {
+		t.Errorf("nightly-backup = %+v", s)
+	}
+	if _, ok := cfg.Schedules["heartbeat"]; !ok {
+		t.Error("heartbeat missing from the example")
 	}
 }

@@ -88,6 +88,7 @@ func (c *Config) Validate() error {
 	for _, name := range slices.Sorted(maps.Keys(c.Queues)) {
 		c.validateQueue(&v, name, c.Queues[name])
 	}
+	c.validateSchedules(&v)
 	return v.err()
 }
 

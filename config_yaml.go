@@ -175,6 +175,12 @@ func (d *nodeDecoder) add(path string, line int, format string, args ...any) {
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
+// anyNodeUnmarshaler is a yaml.Unmarshaler that takes a value of any kind,
+// not only a scalar (JSONValue).
+type anyNodeUnmarshaler interface{ takesAnyNode() }
+
+var anyNodeType = reflect.TypeFor[anyNodeUnmarshaler]()
+
 func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
@@ -189,7 +195,7 @@ func (d *nodeDecoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		return // an empty value keeps the default
 	}
 	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
-		if n.Kind != yaml.ScalarNode {
+		if n.Kind != yaml.ScalarNode && !reflect.PointerTo(v.Type()).Implements(anyNodeType) {
 			d.add(path, n.Line, "want a single value, got %s", nodeKind(n))
 		} else if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
 			d.add(path, n.Line, "%v", err)

@@ -75,6 +75,7 @@ func newApp(e env) *cli.App {
 			enqueueCommand(e),
 			statsCommand(e),
 			queueCommand(e),
+			scheduleCommand(e),
 			deadCommand(e),
 			jobCommand(e),
 			workCommand(e),

@@ -45,7 +45,8 @@ func reloadOnHUP(ctx context.Context, d *daemon.Daemon, s serveSettings, hup <-c
 // variables of the start over it and validates it, for daemon.Reload, which
 // applies what can change while the daemon runs: the queues (classes, caps,
 // reserves, rates, depths, sync modes, alerts, shedding, handlers,
-// breakers) and the governor's thresholds, dwell and concurrency bounds.
+// breakers), the schedules and the governor's thresholds, dwell and
+// concurrency bounds.
 // The other keys need a restart: it answers those whose value differs from
 // the running one, for the log. Jobs, leases and connections are untouched.
 func reloadConfig(s serveSettings, log *slog.Logger) (dc daemon.Config, restart []string, err error) {
@@ -69,7 +70,7 @@ func reloadConfig(s serveSettings, log *slog.Logger) (dc daemon.Config, restart 
 // reloadable are the keys a reload applies (reloadConfig); a key under one
 // of them is reloadable too.
 var reloadable = []string{
-	"queues",
+	"queues", "schedules",
 	"governor.dwell", "governor.cpu", "governor.memory", "governor.disk_min_free", "governor.concurrency",
 }
 

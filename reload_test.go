@@ -17,6 +17,7 @@ func TestRestartKeys(t *testing.T) {
 		{"nothing", func(c *Config) {}, nil},
 		{"strict_queues", func(c *Config) { c.StrictQueues = true }, []string{"strict_queues"}},
 		{"queues", func(c *Config) { c.Queues = map[string]QueueConfig{"a": {Class: "bulk"}} }, nil},
+		{"schedules", func(c *Config) { c.Schedules = map[string]ScheduleConfig{"a": {Cron: "@daily", Queue: "q"}} }, nil},
 		{"governor thresholds", func(c *Config) {
 			c.Governor.CPU.Enter, c.Governor.Dwell, c.Governor.Concurrency.Max, c.Governor.DiskMinFree = 95, Duration(1), 3, 1
 		}, nil},

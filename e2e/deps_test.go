@@ -36,6 +36,8 @@ func TestDependencyDirection(t *testing.T) {
 			"the in-memory store implements the store contract (engine/store) like storage does; importing the engine would let it lean on the engine's internals, and the engine's tests import it"},
 		{"engine/storetest", false, []string{mod + "engine", mod + "storage", "github.com/"}, []string{mod + "engine/job", mod + "engine/store"},
 			"the conformance suite tests the store contract (engine/store) and no particular store or engine"},
+		{"engine/schedule", false, []string{mod + "storage", mod + "transport", mod + "resource", "github.com/dgraph-io/badger", "net/http", "github.com/eclipse/paho.mqtt.golang", "github.com/prometheus"}, nil,
+			"the scheduler fires through the engine's calls and stores through the engine's one writer; it knows no store, transport or governor"},
 		{"transport/httpapi", false, []string{mod + "storage", "github.com/dgraph-io/badger", "github.com/eclipse/paho.mqtt.golang"}, nil,
 			"the HTTP API speaks to the engine through the interfaces it declares, never to the store or MQTT"},
 		{"transport/native", false, []string{mod + "storage", mod + "transport/mqttapi", "github.com/dgraph-io/badger", "github.com/eclipse/paho.mqtt.golang"}, nil,

@@ -36,6 +36,8 @@ func (e *Engine) apply(b *batch, o *op) error {
 		return e.applyDead(b, o)
 	case opMove:
 		return e.applyMove(b, o)
+	case opSchedule:
+		return e.applySchedule(b, o)
 	}
 	return fmt.Errorf("unknown op kind %d", o.kind)
 }

@@ -26,6 +26,7 @@ const (
 	opMove
 	opAckBatch
 	opRetry
+	opSchedule
 )
 
 // op is one request to the committer: its inputs, then its answer. The
@@ -40,11 +41,13 @@ type op struct {
 	text  string
 	ttr   time.Duration
 	max   int
-	to    *queue    // opMove
-	from  job.State // opMove: the state moved out of
-	pull  bool      // opAck, opFail: a pull worker's answer, remembered (finishedLeases)
-	acks  []op      // opAckBatch: one opAck each, answered through their err
-	keep  bool      // opNack: the job never reached the target; give the attempt back
+	to    *queue          // opMove
+	from  job.State       // opMove: the state moved out of
+	pull  bool            // opAck, opFail: a pull worker's answer, remembered (finishedLeases)
+	acks  []op            // opAckBatch: one opAck each, answered through their err
+	keep  bool            // opNack: the job never reached the target; give the attempt back. opSchedule: delete the record
+	sched *store.Schedule // opSchedule: the record written; text is the overlap key, n counts the runs skipped
+	runs  []time.Time     // opSchedule: the run time of each of news
 
 	results []job.Result
 	jobs    []*job.Job

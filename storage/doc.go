@@ -71,6 +71,7 @@
 //	0x08    dedupe    queue 0x00 form key         id(8), with a Badger TTL
 //	0x09    sequence  (none)                      seq(8)
 //	0x0a    reclaim   (none)                      (empty), written and dropped by reclaim
+//	0x10    schedule  name                        version(1) Last(8) Fired(8), then 1 and the spec of an API schedule
 //
 // A payload of up to 512 bytes (inlinePayloadMax) lives in the record; a
 // larger one has its own key, so that a state change rewrites only the small

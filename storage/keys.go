@@ -24,6 +24,8 @@ const (
 	prefixDedupe  byte = 0x08 // queue 0x00 form key → id, with a Badger TTL
 	prefixSeq     byte = 0x09 // (nothing) → seq
 	prefixReclaim byte = 0x0a // (nothing) → (empty), written and dropped by reclaim
+	// 0x0b..0x0f are left to other keyspaces of jobs.
+	prefixSchedule byte = 0x10 // name → version Last Fired [1 spec]
 )
 
 // maxQueueLen bounds a queue name in a key (SPEC 2: at most 64 bytes).

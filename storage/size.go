@@ -67,7 +67,8 @@ func (t *txn) Fits(op store.Op) bool {
 	for _, j := range op.Delete {
 		change(j)
 	}
-	return t.room(entries, bytes)
+	se, sb := scheduleFits(op.Schedule)
+	return t.room(entries+se, bytes+sb)
 }
 
 func headerBytes(h map[string]string) int {

@@ -8,6 +8,7 @@
 package memstore
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 	"sync"
@@ -20,9 +21,10 @@ import (
 // Store is an in-memory store.Store.
 type Store struct {
 	mu     sync.RWMutex
-	jobs   map[job.ID]*job.Job // guarded by mu
-	dedupe map[string]dedupe   // guarded by mu
-	seq    uint64              // guarded by mu
+	jobs   map[job.ID]*job.Job       // guarded by mu
+	dedupe map[string]dedupe         // guarded by mu
+	seq    uint64                    // guarded by mu
+	scheds map[string]store.Schedule // guarded by mu
 
 	// MaxEntries bounds a transaction (Fits); 0 means 10000.
 	MaxEntries int
@@ -55,7 +57,7 @@ var _ store.Store = (*Store)(nil)
 
 // New returns an empty store.
 func New() *Store {
-	return &Store{jobs: make(map[job.ID]*job.Job), dedupe: make(map[string]dedupe)}
+	return &Store{jobs: make(map[job.ID]*job.Job), dedupe: make(map[string]dedupe), scheds: make(map[string]store.Schedule)}
 }
 
 func (s *Store) now() time.Time {
@@ -67,7 +69,7 @@ func (s *Store) now() time.Time {
 
 // Begin opens the write transaction.
 func (s *Store) Begin() store.Txn {
-	return &txn{s: s, jobs: make(map[job.ID]*job.Job), dedupe: make(map[string]dedupe)}
+	return &txn{s: s, jobs: make(map[job.ID]*job.Job), dedupe: make(map[string]dedupe), scheds: make(map[string]*store.Schedule)}
 }
 
 // View reads committed data.
@@ -92,6 +94,7 @@ type txn struct {
 	jobs    map[job.ID]*job.Job
 	dedupe  map[string]dedupe
 	seq     *uint64
+	scheds  map[string]*store.Schedule // a nil record is a delete
 	entries int
 }
 
@@ -285,6 +288,9 @@ func (t *txn) Fits(op store.Op) bool {
 		n += 6
 	}
 	n += 6 * len(op.Delete)
+	if op.Schedule != nil {
+		n += 2
+	}
 	return t.entries+n <= t.limit()
 }
 
@@ -330,6 +336,50 @@ func (t *txn) SetSeq(seq uint64) error {
 	return nil
 }
 
+// Schedules overlays the transaction's writes on the committed records.
+func (t *txn) Schedules() ([]store.Schedule, error) {
+	m := make(map[string]store.Schedule)
+	func() {
+		if !t.view {
+			t.s.mu.RLock()
+			defer t.s.mu.RUnlock()
+		}
+		for n, s := range t.s.scheds {
+			m[n] = s
+		}
+	}()
+	for n, s := range t.scheds {
+		if s == nil {
+			delete(m, n)
+		} else {
+			m[n] = *s
+		}
+	}
+	out := make([]store.Schedule, 0, len(m))
+	for _, s := range m {
+		s.Spec = bytes.Clone(s.Spec)
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (t *txn) PutSchedule(s store.Schedule) error {
+	if err := job.CheckQueueName(s.Name); err != nil {
+		return fmt.Errorf("schedule name: %w", err)
+	}
+	t.write(1)
+	s.Spec = bytes.Clone(s.Spec)
+	t.scheds[s.Name] = &s
+	return nil
+}
+
+func (t *txn) DeleteSchedule(name string) error {
+	t.write(1)
+	t.scheds[name] = nil
+	return nil
+}
+
 func (t *txn) Commit() error {
 	t.s.mu.Lock()
 	defer t.s.mu.Unlock()
@@ -349,6 +399,13 @@ func (t *txn) Commit() error {
 	}
 	if t.seq != nil {
 		t.s.seq = *t.seq
+	}
+	for n, sc := range t.scheds {
+		if sc == nil {
+			delete(t.s.scheds, n)
+		} else {
+			t.s.scheds[n] = *sc
+		}
 	}
 	return nil
 }

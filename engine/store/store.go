@@ -71,6 +71,9 @@ type ReadTx interface {
 	// their ready, delayed and leased jobs, reading those jobs' records
 	// only. It runs at recovery.
 	Counts(bytesOf func(queue string) bool) (map[string]Counts, error)
+	// Schedules reads every stored schedule, sorted by name. A Txn's read
+	// sees its own writes.
+	Schedules() ([]Schedule, error)
 }
 
 // Txn is the single write transaction of the committer. Nothing is visible
@@ -117,6 +120,11 @@ type Txn interface {
 	PutDedupe(queue, key string, id job.ID, ttl time.Duration) error
 	// SetSeq stores the sequence high-water mark.
 	SetSeq(seq uint64) error
+	// PutSchedule writes a schedule's record whole, replacing the one of
+	// the same name. s.Name follows SPEC 2's queue-name pattern.
+	PutSchedule(s Schedule) error
+	// DeleteSchedule removes a schedule's record; an absent one is no error.
+	DeleteSchedule(name string) error
 	// Commit makes the writes visible and atomic (not yet synced). After
 	// Commit or Discard the Txn must not be used.
 	Commit() error
@@ -126,7 +134,7 @@ type Txn interface {
 
 // Op is what one operation of the engine is about to write, in the engine's
 // terms, for Txn.Fits: the store turns it into its own cost. Set Enqueue
-// (and Delete) or Change.
+// (and Delete) or Change, or Schedule (with Enqueue for a schedule's run).
 type Op struct {
 	// Enqueue is the jobs an enqueue creates: for each, a Create and, when
 	// it has a Key, a PutDedupe.
@@ -137,7 +145,29 @@ type Op struct {
 	// Delete, with Enqueue, is the jobs the enqueue evicts: a Delete each,
 	// in the same transaction.
 	Delete []*job.Job
+	// Schedule is a PutSchedule or DeleteSchedule of this record, plus one
+	// PutDedupe of a key of up to MaxScheduleKey bytes (a run's overlap
+	// key).
+	Schedule *Schedule
 }
+
+// Schedule is the stored record of one schedule (package engine/schedule
+// gives it its meaning; a store keeps it whole).
+type Schedule struct {
+	Name string
+	// Spec is the definition of a schedule made through the API, opaque
+	// to the store; nil for a schedule of the configuration file, whose
+	// record keeps only its times.
+	Spec []byte
+	// Last is the run time up to which runs are accounted for (enqueued or
+	// skipped); zero before the first.
+	Last time.Time
+	// Fired is the run time of the last run enqueued; zero before the first.
+	Fired time.Time
+}
+
+// MaxScheduleKey bounds the dedupe key that Op.Schedule counts.
+const MaxScheduleKey = 128
 
 // TimedIndex names an index ordered by time.
 type TimedIndex uint8

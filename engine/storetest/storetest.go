@@ -39,6 +39,7 @@ func Run(t *testing.T, h Harness) {
 		{"LeasedPagination", testLeasedPagination},
 		{"Dedupe", testDedupe},
 		{"Seq", testSeq},
+		{"Schedules", testSchedules},
 		{"ReadYourWrites", testReadYourWrites},
 		{"Discard", testDiscard},
 		{"Fits", testFits},

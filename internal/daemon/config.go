@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/schedule"
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
@@ -45,6 +46,9 @@ type Config struct {
 	// MQTT configures the MQTT client; nil means MQTT is off. The daemon
 	// sets its Logger.
 	MQTT *mqttapi.Config
+	// Schedules are the configuration file's schedules, by name; the daemon
+	// runs them and those made through the API (engine/schedule).
+	Schedules map[string]schedule.Spec
 	// ShutdownTimeout bounds a clean stop (shutdown_timeout).
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/schedule"
 	"github.com/edgeq/edgeq/resource"
 	"github.com/edgeq/edgeq/storage"
 	"github.com/edgeq/edgeq/transport/httpapi"
@@ -54,7 +55,10 @@ type Daemon struct {
 	srv     *httpapi.Server
 	nsrv    *native.Server  // nil while the native protocol is off
 	mc      *mqttapi.Client // nil until MQTT started
-	uplinks map[string]*uplink.Uplink
+	sched   *schedule.Scheduler
+	// stopSched stops the scheduler; nil when it does not run.
+	stopSched func()
+	uplinks   map[string]*uplink.Uplink
 
 	// uplinkQueues maps each uplink to the queues that send through it; set
 	// by start and reload, read by the HTTP API's stats.
@@ -119,9 +123,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // Reload applies a configuration while Run serves: load, called on Run's
 // goroutine between systemd's RELOADING=1 and READY=1, answers it, and
-// its queues (Engine.Queues and Handlers) and governor thresholds replace
-// the running ones; its other fields are ignored. A load error or a
-// refused configuration leaves the running one as it was. Reload waits
+// its queues (Engine.Queues and Handlers), schedules and governor
+// thresholds replace the running ones; its other fields are ignored. A
+// load error or a refused configuration leaves the running one as it
+// was. Reload waits
 // for Run to serve and answers ErrStopped once Run has returned. Safe for
 // concurrent use.
 func (d *Daemon) Reload(ctx context.Context, load func() (Config, error)) error {
@@ -175,8 +180,11 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.group.Go(func() {
 		runTrimmer(d.bg, d.log, func() uint64 { return d.eng.Histograms().CommitBatchSize.Count })
 	})
+	if err := d.startSchedules(); err != nil {
+		return err
+	}
 	hc := d.cfg.HTTP
-	hc.Logger, hc.Governor, hc.MQTT = d.log, d.gov, d.mqtt.metrics
+	hc.Logger, hc.Governor, hc.MQTT, hc.Schedules = d.log, d.gov, d.mqtt.metrics, d.sched
 	if len(d.uplinks) > 0 {
 		hc.Uplinks = d.uplinkStats
 	}
@@ -307,6 +315,9 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 	if err != nil {
 		return err
 	}
+	if err := (schedule.Config{Schedules: cfg.Schedules}).Validate(); err != nil {
+		return err
+	}
 	queues := maps.Clone(cfg.Engine.Queues)
 	release, err := buildHandlers(cfg.Handlers, queues, d.mqtt.c.Load(), d.uplinks)
 	if err != nil {
@@ -324,6 +335,9 @@ func (d *Daemon) reload(load func() (Config, error)) error {
 		return err
 	}
 	d.gov.apply()
+	if err := d.sched.SetFile(d.bg, cfg.Schedules); err != nil {
+		d.log.Error("schedules not reloaded", "err", err) // validated above: not expected
+	}
 	d.release()
 	d.release = release
 	d.uplinkQueues.Store(uplinkQueues(cfg.Handlers))

@@ -22,6 +22,7 @@ func (d *Daemon) stop() error {
 		}
 		cancel()
 	}
+	d.stopSchedules()
 	err := d.shutdown()
 	// After the engine: its running jobs wait on their uplink until then.
 	for _, u := range d.uplinks {

@@ -133,6 +133,7 @@ func (s *Server) stats(w http.ResponseWriter, r *http.Request) (any, error) {
 		Queues:     queuesToWire(st.Queues),
 		UptimeS:    st.Uptime.Seconds(),
 		StoreShort: st.StoreShort,
+		Schedules:  s.scheduleStats(),
 	}
 	if s.uplinks != nil {
 		doc.Uplinks = s.uplinks()

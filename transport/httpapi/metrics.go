@@ -16,7 +16,7 @@ import (
 // newMetricsHandler serves /metrics from a registry of its own (never the
 // global one): the engine's stats and histograms, read at scrape time, plus
 // the Go runtime and process collectors.
-func newMetricsHandler(eng Monitor, gov Governor, mqttStats func() (MQTTStats, bool), uplinks func() []UplinkStats, log *slog.Logger) http.Handler {
+func newMetricsHandler(eng Monitor, gov Governor, mqttStats func() (MQTTStats, bool), uplinks func() []UplinkStats, sch Schedules, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		newStatsCollector(eng),
@@ -29,6 +29,9 @@ func newMetricsHandler(eng Monitor, gov Governor, mqttStats func() (MQTTStats, b
 	}
 	if mqttStats != nil {
 		reg.MustRegister(newMQTTCollector(mqttStats))
+	}
+	if sch != nil {
+		reg.MustRegister(newScheduleCollector(sch))
 	}
 	if uplinks != nil {
 		reg.MustRegister(newUplinkCollector(uplinks))

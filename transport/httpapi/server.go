@@ -51,6 +51,9 @@ type Config struct {
 	// HistoryEvery is how often the status page's history is sampled
 	// (GET /v1/stats/history); 0: every 10 s, an hour in 360 samples.
 	HistoryEvery time.Duration
+	// Schedules, when set, serves /v1/schedules and the schedules' block
+	// of /v1/stats and series of /metrics.
+	Schedules Schedules
 }
 
 // Server timeouts. Nothing may cut a request shorter than the longest long
@@ -69,6 +72,7 @@ type Server struct {
 	uplinks     func() []UplinkStats // nil: no uplinks
 	history     *history             // the status page's charts, sampled while started
 	gov         Governor             // nil: no governor
+	schedules   Schedules            // nil: no scheduler
 	log         *slog.Logger
 	addr        string
 	maxPayload  int
@@ -119,6 +123,7 @@ func New(cfg Config, eng Engine) (*Server, error) {
 		addr:       cmp.Or(cfg.Addr, "127.0.0.1:7070"),
 		maxPayload: cmp.Or(cfg.MaxPayload, 1<<20),
 		gov:        cfg.Governor,
+		schedules:  cfg.Schedules,
 		auth:       cfg.Token != "",
 		tokenSum:   sha256.Sum256([]byte(cfg.Token)),
 		done:       make(chan struct{}),
@@ -147,7 +152,7 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.bufs.New = func() any { return new(bytes.Buffer) }
 	s.resps.New = func() any { return &enqueued{b: make([]byte, 0, 192)} }
-	s.metrics = newMetricsHandler(eng, s.gov, cfg.MQTT, cfg.Uplinks, s.log)
+	s.metrics = newMetricsHandler(eng, s.gov, cfg.MQTT, cfg.Uplinks, cfg.Schedules, s.log)
 	s.uplinks = cfg.Uplinks
 	if cfg.HistoryEvery < 0 {
 		return nil, fmt.Errorf("httpapi: HistoryEvery: must not be negative, got %v", cfg.HistoryEvery)

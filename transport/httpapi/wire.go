@@ -113,6 +113,7 @@ type StatsDoc struct {
 	UptimeS    float64        `json:"uptime_s"`
 	StoreShort bool           `json:"store_short,omitempty"`
 	Uplinks    []UplinkStats  `json:"uplinks,omitempty"`
+	Schedules  *ScheduleStats `json:"schedules,omitempty"`
 }
 
 // StateResult answers nack: the state the job went to (delayed, ready or dead).
