@@ -79,7 +79,14 @@ func queueState(t *testing.T, base, q string) map[string]any {
 // writes a screenshot (docs/status.png is one).
 func TestStatusPageInBrowser(t *testing.T) {
 	ctx := browser(t)
-	d := startDaemon(t, t.TempDir())
+	conf := filepath.Join(t.TempDir(), "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("schedules:\n  nightly: {cron: \"0 3 * * *\", queue: reports}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, t.TempDir(), "--config", conf)
+	if code, err := call(t.Context(), http.DefaultClient, "PUT", d.base+"/v1/schedules/hourly-sync", []byte(`{"cron":"@every 1h","queue":"sync"}`), nil); err != nil || code != 201 {
+		t.Fatalf("PUT schedule: %d %v", code, err)
+	}
 	for i := range 30 {
 		for _, q := range []string{"orders", "telemetry"} {
 			if code, err := call(t.Context(), http.DefaultClient, "POST", d.base+"/v1/queues/"+q+"/jobs", fmt.Appendf(nil, `{"n":%d}`, i), nil); err != nil || code != 201 {
@@ -102,6 +109,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	// Charts: the server's first sample and the page's own polls.
 	waitJS(t, ctx, "charts drawn with data",
 		`Array.from(document.querySelectorAll("#charts svg")).filter(s => +s.dataset.points >= 2).length >= 4`)
+
+	// Schedules: the file's and the API's; only the API's can be deleted here.
+	waitJS(t, ctx, "schedules listed",
+		`document.querySelectorAll("#schedules tr").length === 2 && document.querySelectorAll("#schedules button[data-act=unschedule]").length === 1 && document.querySelector("#schedules").textContent.includes("@every 1h")`)
 
 	// Pause from the page.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-act="pause"][data-q="orders"]`)),
