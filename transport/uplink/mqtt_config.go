@@ -138,7 +138,8 @@ func (c Config) validateMQTT(bad func(key, format string, args ...any)) {
 	for _, f := range []struct {
 		key string
 		set bool
-	}{{"stream", c.Stream != ""}, {"subject", c.Subject != ""}, {"creds_file", c.CredsFile != ""}} {
+	}{{"stream", c.Stream != ""}, {"subject", c.Subject != ""}, {"creds_file", c.CredsFile != ""},
+		{"headers", len(c.Headers) > 0}, {"token_file", c.TokenFile != ""}, {"compress", c.Compress != ""}} {
 		if f.set {
 			bad(f.key, "not used by mqtt uplinks")
 		}

@@ -25,7 +25,7 @@ type Stats struct {
 	Bandwidth    float64   `json:"bandwidth"`     // bytes/s over the last full second
 	MaxRate      float64   `json:"max_rate"`      // 0: no cap
 	MaxBandwidth int64     `json:"max_bandwidth"` // 0: no cap
-	Compression  float64   `json:"compression"`   // wire bytes / payload bytes; 1: none
+	Compression  float64   `json:"compression"`   // bytes sent / bytes before compression; 1: none
 	BatchSizes   []uint64  `json:"batch_sizes"`   // counts by BatchBuckets, then the rest
 	BatchBuckets []int     `json:"batch_buckets"` // the histogram's upper bounds
 }
@@ -40,6 +40,8 @@ type stats struct {
 	failed      atomic.Uint64
 	batches     atomic.Uint64
 	reconnects  atomic.Uint64
+	rawBytes    atomic.Uint64 // bodies before compression
+	wireBytes   atomic.Uint64 // the same bodies as sent
 	alerting    atomic.Bool
 	sizes       [len(BatchBuckets) + 1]atomic.Uint64
 
@@ -85,6 +87,12 @@ func (s *stats) sent(now time.Time, n, ok, okBytes int) {
 	s.mu.Unlock()
 }
 
+// compressed records a body of raw bytes sent as wire bytes.
+func (s *stats) compressed(raw, wire int) {
+	s.rawBytes.Add(uint64(raw))
+	s.wireBytes.Add(uint64(wire))
+}
+
 // rollLocked moves the window to now's second.
 func (s *stats) rollLocked(now time.Time) {
 	sec := now.Unix()
@@ -111,6 +119,9 @@ func (s *stats) snapshot(now time.Time) Stats {
 		Compression:  1,
 		BatchBuckets: BatchBuckets[:],
 		BatchSizes:   make([]uint64, len(s.sizes)),
+	}
+	if raw := s.rawBytes.Load(); raw > 0 {
+		st.Compression = float64(s.wireBytes.Load()) / float64(raw)
 	}
 	if t := s.downSince.Load(); t != 0 {
 		st.DownSince = time.Unix(0, t)

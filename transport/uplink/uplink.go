@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -27,9 +28,10 @@ const (
 // Config configures one uplink. Zero values mean the defaults.
 type Config struct {
 	Name string // the key under uplinks:, for logs and errors
-	Type string // "nats" or "mqtt"
+	Type string // "nats", "mqtt" or "http"
 	// URL is the server (nats://host:4222, several separated by commas;
-	// tcp://, ssl://, tls:// or mqtts://host:port for mqtt).
+	// tcp://, ssl://, tls:// or mqtts://host:port for mqtt), or the
+	// collector's endpoint (https://host/path) for http.
 	URL string
 	// Stream is the JetStream stream that must exist; edgeq never creates it.
 	Stream string
@@ -47,7 +49,13 @@ type Config struct {
 	// Topic is an mqtt uplink's topic; {queue}, {id} and {header.NAME}
 	// expand to the job's queue, id and header NAME.
 	Topic string
-	TLS   TLSFiles
+	// Headers are sent with each http request.
+	Headers map[string]string
+	// TokenFile holds a token sent as Authorization: Bearer (http).
+	TokenFile string
+	// Compress is the http body's encoding: "", gzip or zstd.
+	Compress string
+	TLS      TLSFiles
 	// ALPN are the protocols offered in the TLS handshake of an mqtt
 	// uplink (AWS IoT Core takes x-amzn-mqtt-ca on port 443).
 	ALPN  []string
@@ -101,17 +109,20 @@ func (c Config) Validate() error {
 			key string
 			set bool
 		}{{"client_id", c.ClientID != ""}, {"username", c.Username != ""}, {"password_file", c.PasswordFile != ""},
-			{"protocol", c.Protocol != ""}, {"topic", c.Topic != ""}, {"alpn", len(c.ALPN) > 0}} {
+			{"protocol", c.Protocol != ""}, {"topic", c.Topic != ""}, {"alpn", len(c.ALPN) > 0},
+			{"headers", len(c.Headers) > 0}, {"token_file", c.TokenFile != ""}, {"compress", c.Compress != ""}} {
 			if f.set {
 				bad(f.key, "not used by nats uplinks")
 			}
 		}
 	case "mqtt":
 		c.validateMQTT(bad)
+	case "http":
+		c.validateHTTP(bad)
 	case "":
-		bad("type", "required (nats or mqtt)")
+		bad("type", "required (nats, mqtt or http)")
 	default:
-		bad("type", "unknown uplink type %q (want nats or mqtt)", c.Type)
+		bad("type", "unknown uplink type %q (want nats, mqtt or http)", c.Type)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		bad("tls", "cert and key go together")
@@ -211,6 +222,8 @@ func New(cfg Config) (*Uplink, error) {
 		u.pub, err = newNATS(cfg, u.log, &u.stats)
 	case "mqtt":
 		u.pub, err = newMQTT(cfg, u.log, &u.stats)
+	case "http":
+		u.pub, err = newHTTP(cfg, u.log, &u.stats)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("uplinks.%s.%w", cfg.Name, err)
@@ -370,9 +383,12 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) error {
 			sent++
 			sentBytes += len(it.j.Payload)
 		}
+	}
+	// Counted before the answers, so that an acked job is in the stats.
+	u.stats.sent(time.Now(), len(batch), sent, sentBytes)
+	for i, it := range batch {
 		it.done <- errs[i]
 	}
-	u.stats.sent(time.Now(), len(batch), sent, sentBytes)
 	return nil
 }
 
