@@ -75,6 +75,7 @@ func checkHost(cfg *Config, hc hostCheck) (sec secrets, err error) {
 		}
 		v.keyPair("mqtt.tls", m.TLS.Cert, m.TLS.Key)
 	}
+	cfg.checkUplinkFiles(&v)
 	for _, name := range slices.Sorted(maps.Keys(cfg.Queues)) {
 		if h := cfg.Queues[name].Handler; h != nil && h.Type == "exec" && len(h.Command) > 0 && h.Command[0] != "" {
 			if _, err := newExecHandler(h); err != nil {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,23 +16,26 @@ import (
 // UplinkConfig is one named upstream connection under uplinks: (issue 19);
 // queues use it with handler: {type: uplink, uplink: NAME}.
 type UplinkConfig struct {
-	Type         string         `yaml:"type"`
-	URL          string         `yaml:"url"`
-	Stream       string         `yaml:"stream"`
-	Subject      string         `yaml:"subject"`
-	CredsFile    string         `yaml:"creds_file"`
-	ClientID     string         `yaml:"client_id"`
-	Username     string         `yaml:"username"`
-	PasswordFile string         `yaml:"password_file"`
-	Protocol     string         `yaml:"protocol"`
-	Topic        string         `yaml:"topic"`
-	TLS          ClientTLSFiles `yaml:"tls"`
-	ALPN         []string       `yaml:"alpn"`
-	Batch        UplinkBatch    `yaml:"batch"`
-	MaxRate      Rate           `yaml:"max_rate"`
-	MaxBandwidth Size           `yaml:"max_bandwidth"`
-	Timeout      Duration       `yaml:"timeout"`
-	AlertAfter   Duration       `yaml:"alert_after"`
+	Type         string            `yaml:"type"`
+	URL          string            `yaml:"url"`
+	Stream       string            `yaml:"stream"`
+	Subject      string            `yaml:"subject"`
+	CredsFile    string            `yaml:"creds_file"`
+	ClientID     string            `yaml:"client_id"`
+	Username     string            `yaml:"username"`
+	PasswordFile string            `yaml:"password_file"`
+	Protocol     string            `yaml:"protocol"`
+	Topic        string            `yaml:"topic"`
+	Headers      map[string]string `yaml:"headers"`
+	TokenFile    string            `yaml:"token_file"`
+	Compress     string            `yaml:"compress"`
+	TLS          ClientTLSFiles    `yaml:"tls"`
+	ALPN         []string          `yaml:"alpn"`
+	Batch        UplinkBatch       `yaml:"batch"`
+	MaxRate      Rate              `yaml:"max_rate"`
+	MaxBandwidth Size              `yaml:"max_bandwidth"`
+	Timeout      Duration          `yaml:"timeout"`
+	AlertAfter   Duration          `yaml:"alert_after"`
 }
 
 // UplinkBatch bounds one batch of an uplink.
@@ -79,6 +84,9 @@ func (u UplinkConfig) uplink(name string) uplink.Config {
 		PasswordFile: u.PasswordFile,
 		Protocol:     u.Protocol,
 		Topic:        u.Topic,
+		Headers:      u.Headers,
+		TokenFile:    u.TokenFile,
+		Compress:     u.Compress,
 		TLS:          uplink.TLSFiles{CA: u.TLS.CA, Cert: u.TLS.Cert, Key: u.TLS.Key},
 		ALPN:         u.ALPN,
 		Batch:        uplink.Batch{MaxJobs: u.Batch.MaxJobs, MaxBytes: int(u.Batch.MaxBytes), Linger: time.Duration(u.Batch.Linger)},
@@ -96,4 +104,28 @@ func (c *Config) uplinks() []uplink.Config {
 		us = append(us, c.Uplinks[name].uplink(name))
 	}
 	return us
+}
+
+// checkUplinkFiles checks that each uplink's token, CA and client
+// certificate files can be read and hold what they should, as the uplink
+// reads them when it starts.
+func (c *Config) checkUplinkFiles(v *validator) {
+	for _, name := range slices.Sorted(maps.Keys(c.Uplinks)) {
+		u, key := c.Uplinks[name], "uplinks."+name
+		if u.TokenFile != "" {
+			if b, err := os.ReadFile(u.TokenFile); err != nil {
+				v.add(key+".token_file", "%v", err)
+			} else if strings.TrimSpace(string(b)) == "" {
+				v.add(key+".token_file", "%s is empty", u.TokenFile)
+			}
+		}
+		if u.TLS.CA != "" {
+			if pem, err := os.ReadFile(u.TLS.CA); err != nil {
+				v.add(key+".tls.ca", "%v", err)
+			} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+				v.add(key+".tls.ca", "no PEM certificate in %s", u.TLS.CA)
+			}
+		}
+		v.keyPair(key+".tls", u.TLS.Cert, u.TLS.Key)
+	}
 }
