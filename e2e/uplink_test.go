@@ -2,15 +2,18 @@ package e2e
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -277,5 +280,117 @@ func TestUplinkMissingStreamStopsStart(t *testing.T) {
 	}
 	if code := d.cmd.ProcessState.ExitCode(); code != 78 || !strings.Contains(d.log.String(), `uplinks.cloud: stream "NOPE" not found`) {
 		t.Errorf("exit %d, log:\n%s\nwant 78 and an error naming uplinks.cloud and stream \"NOPE\"", code, d.log)
+	}
+}
+
+// TestUplinkHTTP: the real binary drains a backlog to an HTTP collector
+// as gzip NDJSON batches with the token from token_file; a job the
+// collector lists as failed is sent again, and /v1/stats shows the
+// uplink's compression.
+func TestUplinkHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the real binary; skipped in -short")
+	}
+	var (
+		mu       sync.Mutex
+		got      = map[string]int{} // guarded by mu
+		failOnce string             // guarded by mu: the job answered failed once
+		bad      []string           // guarded by mu: what the collector did not like
+	)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil || r.Header.Get("Content-Encoding") != "gzip" || r.Header.Get("Authorization") != "Bearer t0ken" ||
+			r.Header.Get("Edgeq-Batch") == "" || r.Header.Get("Content-Type") != "application/x-ndjson" {
+			bad = append(bad, fmt.Sprintf("request %v: %v", r.Header, err))
+			w.WriteHeader(400)
+			return
+		}
+		var failed []string
+		dec := json.NewDecoder(zr)
+		for dec.More() {
+			var l struct {
+				ID      string          `json:"id"`
+				Queue   string          `json:"queue"`
+				Payload json.RawMessage `json:"payload"`
+			}
+			if err := dec.Decode(&l); err != nil || l.Queue != "telemetry" || !strings.HasPrefix(string(l.Payload), `{"n":`) {
+				bad = append(bad, fmt.Sprintf("line %+v: %v", l, err))
+				continue
+			}
+			if failOnce == "" {
+				failOnce = l.ID
+				failed = append(failed, l.ID)
+				continue
+			}
+			got[l.ID]++
+		}
+		w.WriteHeader(207)
+		json.NewEncoder(w).Encode(map[string]any{"failed": failed})
+	}))
+	t.Cleanup(collector.Close)
+
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "edgeq.yaml")
+	config := fmt.Sprintf(`governor: {concurrency: {max: 64}}
+uplinks:
+  cloud: {type: http, url: %q, token_file: %q, compress: gzip, batch: {max_jobs: 50, linger: 5ms}}
+queues:
+  telemetry: {class: normal, concurrency: 50, handler: {type: uplink, uplink: cloud}}
+`, collector.URL+"/ingest", token)
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, t.TempDir(), "--config", conf)
+	c := &http.Client{Timeout: 10 * time.Second}
+	var body bytes.Buffer
+	for i := range 300 {
+		fmt.Fprintf(&body, "{\"payload\": {\"n\": %d, \"unit\": \"celsius\", \"value\": 21.5}}\n", i)
+	}
+	var res struct {
+		Jobs []struct{ ID string } `json:"jobs"`
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "POST", d.base+"/v1/queues/telemetry/batch", &body)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	if code, err := doJSON(c, req, &res); err != nil || code != 201 || len(res.Jobs) != 300 {
+		t.Fatalf("enqueue: %d %v (%d jobs)", code, err, len(res.Jobs))
+	}
+	arrived := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for arrived() < len(res.Jobs) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	for _, j := range res.Jobs {
+		if got[j.ID] != 1 {
+			t.Errorf("job %s arrived %d times, want once", j.ID, got[j.ID])
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("the collector refused: %v", bad)
+	}
+	mu.Unlock()
+	var doc struct {
+		Uplinks []struct {
+			Type        string  `json:"type"`
+			JobsSent    int     `json:"jobs_sent"`
+			JobsFailed  int     `json:"jobs_failed"`
+			Compression float64 `json:"compression"`
+		} `json:"uplinks"`
+	}
+	if code, err := call(t.Context(), c, "GET", d.base+"/v1/stats", nil, &doc); err != nil || code != 200 || len(doc.Uplinks) != 1 {
+		t.Fatalf("stats: %d %v %+v", code, err, doc)
+	}
+	if u := doc.Uplinks[0]; u.Type != "http" || u.JobsSent != 300 || u.JobsFailed != 1 || u.Compression <= 0 || u.Compression >= 0.5 {
+		t.Errorf("uplink stats %+v, want http, 300 sent, 1 failed, gzip's ratio", u)
 	}
 }
