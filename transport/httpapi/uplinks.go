@@ -20,7 +20,7 @@ type UplinkStats struct {
 	BytesSent    uint64   `json:"bytes_sent"`
 	JobsFailed   uint64   `json:"jobs_failed"`
 	Reconnects   uint64   `json:"reconnects"`
-	Compression  float64  `json:"compression"` // bytes on the wire per payload byte; 1: none
+	Compression  float64  `json:"compression"` // bytes sent per byte before compression; 1: none
 	Batches      uint64   `json:"batches"`
 	BatchBuckets []int    `json:"batch_buckets"` // upper bounds of BatchSizes' buckets
 	BatchSizes   []uint64 `json:"batch_sizes"`   // batches by size, one more bucket than bounds
@@ -54,7 +54,7 @@ func newUplinkCollector(stats func() []UplinkStats) *uplinkCollector {
 		bytesSent:    d("edgeq_uplink_bytes_sent_total", "Payload bytes of the jobs an uplink's server acknowledged."),
 		jobsFailed:   d("edgeq_uplink_jobs_failed_total", "Jobs of an uplink's batches that were not acknowledged (retried)."),
 		reconnects:   d("edgeq_uplink_reconnects_total", "Connections an uplink made after its first."),
-		compression:  d("edgeq_uplink_compression_ratio", "Bytes on the wire per payload byte; 1 without compression."),
+		compression:  d("edgeq_uplink_compression_ratio", "Bytes sent per byte before compression; 1 without compression."),
 		batchSize:    d("edgeq_uplink_batch_size", "Jobs per batch an uplink sent."),
 		rate:         d("edgeq_uplink_rate", "Jobs per second an uplink sent over the last full second."),
 		maxRate:      d("edgeq_uplink_max_rate", "An uplink's max_rate in jobs per second; 0: no cap."),

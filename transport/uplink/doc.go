@@ -19,6 +19,12 @@
 // connection to a cloud broker, on a topic that expands {queue}, {id} and
 // {header.NAME}; a batch's publishes are in flight together and each job
 // is acked on its PUBACK.
+// http posts each batch as one NDJSON request (a line per job, see
+// wireLine), compressed when Compress says so ([Compress], shared with
+// other types); a 2xx acks every job but those its body lists as failed
+// ({"failed": [ids]}), 408, 429, 502, 503, 504 and link errors leave the
+// batch unreached (no request before Retry-After or the backoff), any
+// other status fails the batch's jobs as an ordinary failure.
 //
 // Offline is normal: while the connection is down, a job is answered at
 // once with a retry that says it never reached the target
@@ -31,7 +37,7 @@
 // # Goroutines
 //
 // Start starts one batcher goroutine, the only one that publishes; nats.go
-// runs its own connection goroutines; the mqtt type runs one goroutine that
+// and net/http run their own connection goroutines; the mqtt type runs one goroutine that
 // owns its connection (dials, redials, disconnects at Stop) besides paho's.
 // Stop ends the batcher and closes the connection; it waits for both.
 // Handler calls block on the batcher or their context, whichever comes
