@@ -1,0 +1,350 @@
+// Command uplinkbench measures issue 19's uplink figures on this machine
+// (docs/BENCHMARKS.md, "Uplinks"); each round runs its baseline beside it:
+//
+//   - drain: jobs/s from a backlog of -n jobs in a Badger store into a
+//     JetStream stream (file storage, in-process server on 127.0.0.1) with
+//     batches of 100 and with max_jobs 1, against a raw nats.go
+//     async-publish loop and a synchronous one into the same stream, and
+//     against the same drain with a handler that acks at once (the
+//     engine's own ceiling on this store);
+//   - latency: a critical job enqueued every 100ms during the batched
+//     drain, from enqueue to its arrival at a core NATS subscriber;
+//   - wire: bytes on the wire per 256 B JSON telemetry job over an http
+//     uplink in batches of 100, with no compression, gzip and zstd.
+//
+// It prints one line per round and the medians. Not part of make test.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/storage"
+	"github.com/edgeq/edgeq/transport/uplink"
+)
+
+func main() {
+	n := flag.Int("n", 100000, "backlog jobs per drain")
+	rounds := flag.Int("rounds", 3, "rounds; medians are printed")
+	wireJobs := flag.Int("wire-jobs", 10000, "jobs per wire measurement")
+	syncMode := flag.String("sync", "always", "the store's sync: always (each commit fsynced) or interval (1s)")
+	flag.Parse()
+	ctx := context.Background()
+	mode := engine.SyncAlways
+	if *syncMode == "interval" {
+		mode = engine.SyncInterval
+	}
+	var batched, single, noop, async, syncPub, wire [3][]float64
+	var lat []time.Duration
+	var latMax time.Duration
+	for r := range *rounds {
+		b, l := drain(ctx, *n, 100, true, mode)
+		s, _ := drain(ctx, *n, 1, false, mode)
+		o, _ := drain(ctx, *n, 0, false, mode)
+		noop[0] = append(noop[0], o)
+		a := rawPublish(ctx, *n, true)
+		sp := rawPublish(ctx, *n, false)
+		batched[0], single[0], async[0], syncPub[0] = append(batched[0], b), append(single[0], s), append(async[0], a), append(syncPub[0], sp)
+		slices.Sort(l)
+		lat = append(lat, l[len(l)/2])
+		latMax = max(latMax, l[len(l)-1])
+		fmt.Printf("round %d drain: batch 100 %.0f jobs/s, max_jobs 1 %.0f jobs/s, no-op handler %.0f jobs/s, raw async %.0f msg/s, raw sync %.0f msg/s; batch/async %.2f, batch/no-op %.2f; critical p50 %v max %v\n",
+			r+1, b, s, o, a, sp, b/a, b/o, l[len(l)/2].Round(time.Millisecond), l[len(l)-1].Round(time.Millisecond))
+		for i, enc := range []string{"", "gzip", "zstd"} {
+			wire[i] = append(wire[i], wireBytes(ctx, *wireJobs, enc, uint64(r)))
+		}
+		fmt.Printf("round %d wire bytes/job: none %.1f, gzip %.1f, zstd %.1f\n", r+1, wire[0][r], wire[1][r], wire[2][r])
+	}
+	ratios := make([]float64, len(batched[0]))
+	singles := make([]float64, len(batched[0]))
+	ofNoop := make([]float64, len(batched[0]))
+	for i := range ratios {
+		ratios[i] = batched[0][i] / async[0][i]
+		singles[i] = single[0][i] / async[0][i]
+		ofNoop[i] = batched[0][i] / noop[0][i]
+	}
+	fmt.Printf("median drain: batch 100 %.0f jobs/s, max_jobs 1 %.0f jobs/s, no-op handler %.0f jobs/s, raw async %.0f msg/s, raw sync %.0f msg/s\n",
+		median(batched[0]), median(single[0]), median(noop[0]), median(async[0]), median(syncPub[0]))
+	fmt.Printf("median ratios: batch/async %.2f, max_jobs 1/async %.2f, batch/no-op %.2f\n", median(ratios), median(singles), median(ofNoop))
+	slices.Sort(lat)
+	fmt.Printf("critical latency during the drain: median of round medians %v, max %v\n", lat[len(lat)/2].Round(time.Millisecond), latMax.Round(time.Millisecond))
+	fmt.Printf("median wire bytes/job (256 B JSON, batches of 100): none %.1f, gzip %.1f, zstd %.1f\n", median(wire[0]), median(wire[1]), median(wire[2]))
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// jetStream runs a server with stream EDGE on edge.> (file storage, 10m
+// dedupe window) and answers it with its URL.
+func jetStream() (*server.Server, string, func()) {
+	dir, err := os.MkdirTemp("", "uplinkbench-js-")
+	must(err)
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	must(err)
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		log.Fatal("nats server not ready")
+	}
+	nc, err := nats.Connect(s.ClientURL())
+	must(err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	must(err)
+	_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "EDGE", Subjects: []string{"edge.>"},
+		Duplicates: 10 * time.Minute, Storage: jetstream.FileStorage})
+	must(err)
+	return s, s.ClientURL(), func() { s.Shutdown(); s.WaitForShutdown(); os.RemoveAll(dir) }
+}
+
+// telemetry answers a 256-byte JSON reading: varying figures and a random
+// 32-digit trace id, padded with random hex digits, so that compression
+// meets what a real reading gives it.
+func telemetry(r *rand.Rand, i int) []byte {
+	b := fmt.Appendf(nil, `{"site":"site-0042","sensor":"th-%03d","ts":%d,"temp_c":%.2f,"humidity":%.1f,"pressure_hpa":%.1f,"battery_v":%.3f,"rssi":%d,"seq":%d,"fw":"2.4.1","status":"ok","trace":"`,
+		r.IntN(64), 1764800000000+int64(i)*250, 15+r.Float64()*15, 30+r.Float64()*40, 990+r.Float64()*30, 3+r.Float64()*0.6, -90+r.IntN(40), i)
+	const hex = "0123456789abcdef"
+	for len(b) < 254 {
+		b = append(b, hex[r.IntN(16)])
+	}
+	return append(b[:254], '"', '}')
+}
+
+// drain fills a paused Badger-backed queue with n jobs, then resumes it
+// through a nats uplink of batch maxJobs (0: a handler that acks at once,
+// the engine's own ceiling) and answers jobs/s until the
+// queue is empty; with critical, it also enqueues a critical job every
+// 100ms meanwhile and answers their latencies to a core subscriber.
+func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncMode) (float64, []time.Duration) {
+	_, url, stop := jetStream()
+	defer stop()
+	dir, err := os.MkdirTemp("", "uplinkbench-store-")
+	must(err)
+	defer os.RemoveAll(dir)
+	store, err := storage.Open(storage.Config{Dir: dir})
+	must(err)
+	u, err := uplink.New(uplink.Config{Name: "cloud", Type: "nats", URL: url, Stream: "EDGE", Subject: "edge.{queue}",
+		Batch: uplink.Batch{MaxJobs: max(maxJobs, 1), Linger: 5 * time.Millisecond}})
+	must(err)
+	must(u.Start(ctx))
+	defer u.Stop()
+	handler := u.Handler(job.ClassNormal)
+	if maxJobs == 0 {
+		handler = engine.HandlerFunc(func(context.Context, *job.Job) engine.Outcome { return engine.Outcome{Verdict: engine.Ack} })
+	}
+	e, err := engine.New(engine.Config{
+		Workers: 256,
+		Sync:    mode,
+		Queues: map[string]engine.QueueConfig{
+			"backlog": {Class: job.ClassNormal, Concurrency: 200, Handler: handler},
+			"alarms":  {Class: job.ClassCritical, Concurrency: 4, Handler: u.Handler(job.ClassCritical)},
+		},
+	}, store)
+	must(err)
+	must(e.Start(ctx))
+	defer func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		e.Stop(sctx)
+		store.Close()
+	}()
+	must(e.Pause(ctx, "backlog"))
+	r := rand.New(rand.NewPCG(1, 2))
+	for left := n; left > 0; {
+		jobs := make([]job.New, min(left, 1000))
+		for i := range jobs {
+			jobs[i] = job.New{Payload: telemetry(r, left-i), ContentType: "application/json"}
+		}
+		_, err := e.EnqueueBatch(ctx, "backlog", jobs)
+		must(err)
+		left -= len(jobs)
+	}
+
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	var lats []time.Duration
+	if critical {
+		nc, err := nats.Connect(url)
+		must(err)
+		defer nc.Close()
+		_, err = nc.Subscribe("edge.alarms", func(m *nats.Msg) {
+			mu.Lock()
+			defer mu.Unlock()
+			if t, ok := sent[m.Header.Get(uplink.HeaderMsgID)]; ok {
+				lats = append(lats, time.Since(t))
+			}
+		})
+		must(err)
+		must(nc.Flush())
+	}
+	start := time.Now()
+	must(e.Resume(ctx, "backlog"))
+	var stopAlarms atomic.Bool
+	var wg sync.WaitGroup
+	if critical {
+		wg.Go(func() {
+			for !stopAlarms.Load() {
+				time.Sleep(100 * time.Millisecond)
+				mu.Lock()
+				res, err := e.Enqueue(ctx, job.New{Queue: "alarms", Payload: []byte(`{"alarm":"door"}`), ContentType: "application/json"})
+				if err == nil {
+					sent[res.ID.String()] = time.Now()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for {
+		st, err := e.QueueStats("backlog")
+		must(err)
+		if st.Ready+st.Leased+st.Delayed == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	el := time.Since(start)
+	stopAlarms.Store(true)
+	wg.Wait()
+	if critical {
+		time.Sleep(500 * time.Millisecond) // the last alarm's arrival
+	}
+	if st, _ := e.QueueStats("backlog"); st.Dead != 0 {
+		log.Fatalf("%d jobs dead", st.Dead)
+	}
+	if st := u.Stats(); st.Batches > 0 && os.Getenv("UPLINKBENCH_VERBOSE") != "" {
+		fmt.Fprintf(os.Stderr, "max_jobs %d: %d batches, %.1f jobs each\n", maxJobs, st.Batches, float64(st.JobsSent)/float64(st.Batches))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return float64(n) / el.Seconds(), lats
+}
+
+// rawPublish publishes n telemetry messages with Nats-Msg-Id into the
+// stream with nats.go alone, asynchronously (4000 in flight) or one at a
+// time, and answers msg/s once all are acknowledged.
+func rawPublish(ctx context.Context, n int, async bool) float64 {
+	_, url, stop := jetStream()
+	defer stop()
+	nc, err := nats.Connect(url)
+	must(err)
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4000))
+	must(err)
+	r := rand.New(rand.NewPCG(1, 2))
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		m := nats.NewMsg("edge.backlog")
+		m.Data = telemetry(r, i)
+		m.Header.Set(uplink.HeaderMsgID, fmt.Sprint(i+1))
+		m.Header.Set(uplink.HeaderQueue, "backlog")
+		msgs[i] = m
+	}
+	start := time.Now()
+	for _, m := range msgs {
+		if async {
+			_, err = js.PublishMsgAsync(m, jetstream.WithStallWait(10*time.Second))
+		} else {
+			_, err = js.PublishMsg(ctx, m)
+		}
+		must(err)
+	}
+	if async {
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(time.Minute):
+			log.Fatal("async publishes not acknowledged")
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// countConn counts the bytes a server connection reads.
+type countConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countConn) Read(p []byte) (int, error) {
+	k, err := c.Conn.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+type countListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countConn{c, l.n}, nil
+}
+
+// wireBytes sends n telemetry jobs through an http uplink in batches of
+// 100 with compression enc and answers the bytes the collector read per
+// job: request lines, headers and bodies.
+func wireBytes(ctx context.Context, n int, enc string, seed uint64) float64 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	must(err)
+	var read atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := r.Body.Read(buf); err != nil {
+				break
+			}
+		}
+	})}
+	go srv.Serve(countListener{l, &read})
+	defer srv.Close()
+	u, err := uplink.New(uplink.Config{Name: "collector", Type: "http", URL: "http://" + l.Addr().String() + "/ingest", Compress: enc,
+		Batch: uplink.Batch{MaxJobs: 100, Linger: time.Second}})
+	must(err)
+	must(u.Start(ctx))
+	defer u.Stop()
+	h := u.Handler(job.ClassNormal)
+	r := rand.New(rand.NewPCG(seed, 7))
+	for i := 0; i < n; i += 100 {
+		var wg sync.WaitGroup
+		for k := range 100 {
+			j := &job.Job{ID: job.ID(i + k + 1), Queue: "telemetry", ContentType: "application/json", Payload: telemetry(r, i+k)}
+			wg.Go(func() {
+				if o := h.Handle(ctx, j); o.Verdict != engine.Ack {
+					log.Fatalf("job %d: %+v", j.ID, o)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if st := u.Stats(); st.Batches != uint64(n/100) {
+		log.Fatalf("%d batches for %d jobs, want batches of 100", st.Batches, n)
+	}
+	return float64(read.Load()) / float64(n)
+}
