@@ -43,6 +43,7 @@ func main() {
 	n := flag.Int("n", 100000, "backlog jobs per drain")
 	rounds := flag.Int("rounds", 3, "rounds; medians are printed")
 	wireJobs := flag.Int("wire-jobs", 10000, "jobs per wire measurement")
+	flag.IntVar(&concurrency, "concurrency", 200, "the backlog queue's concurrency (jobs in flight, so batches in flight × max_jobs)")
 	syncMode := flag.String("sync", "always", "the store's sync: always (each commit fsynced) or interval (1s)")
 	flag.Parse()
 	ctx := context.Background()
@@ -86,6 +87,9 @@ func main() {
 	fmt.Printf("critical latency during the drain: median of round medians %v, max %v\n", lat[len(lat)/2].Round(time.Millisecond), latMax.Round(time.Millisecond))
 	fmt.Printf("median wire bytes/job (256 B JSON, batches of 100): none %.1f, gzip %.1f, zstd %.1f\n", median(wire[0]), median(wire[1]), median(wire[2]))
 }
+
+// concurrency is the backlog queue's concurrency (-concurrency).
+var concurrency int
 
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
@@ -157,10 +161,10 @@ func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncM
 		handler = engine.HandlerFunc(func(context.Context, *job.Job) engine.Outcome { return engine.Outcome{Verdict: engine.Ack} })
 	}
 	e, err := engine.New(engine.Config{
-		Workers: 256,
+		Workers: concurrency + 56,
 		Sync:    mode,
 		Queues: map[string]engine.QueueConfig{
-			"backlog": {Class: job.ClassNormal, Concurrency: 200, Handler: handler},
+			"backlog": {Class: job.ClassNormal, Concurrency: concurrency, Handler: handler},
 			"alarms":  {Class: job.ClassCritical, Concurrency: 4, Handler: u.Handler(job.ClassCritical)},
 		},
 	}, store)
