@@ -177,50 +177,16 @@ func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncM
 		store.Close()
 	}()
 	must(e.Pause(ctx, "backlog"))
-	r := rand.New(rand.NewPCG(1, 2))
-	for left := n; left > 0; {
-		jobs := make([]job.New, min(left, 1000))
-		for i := range jobs {
-			jobs[i] = job.New{Payload: telemetry(r, left-i), ContentType: "application/json"}
-		}
-		_, err := e.EnqueueBatch(ctx, "backlog", jobs)
-		must(err)
-		left -= len(jobs)
-	}
-
-	var mu sync.Mutex
-	sent := map[string]time.Time{}
-	var lats []time.Duration
+	fillBacklog(ctx, e, n)
+	var a *alarms
 	if critical {
-		nc, err := nats.Connect(url)
-		must(err)
-		defer nc.Close()
-		_, err = nc.Subscribe("edge.alarms", func(m *nats.Msg) {
-			mu.Lock()
-			defer mu.Unlock()
-			if t, ok := sent[m.Header.Get(uplink.HeaderMsgID)]; ok {
-				lats = append(lats, time.Since(t))
-			}
-		})
-		must(err)
-		must(nc.Flush())
+		a = watchAlarms(url)
+		defer a.nc.Close()
 	}
 	start := time.Now()
 	must(e.Resume(ctx, "backlog"))
-	var stopAlarms atomic.Bool
-	var wg sync.WaitGroup
-	if critical {
-		wg.Go(func() {
-			for !stopAlarms.Load() {
-				time.Sleep(100 * time.Millisecond)
-				mu.Lock()
-				res, err := e.Enqueue(ctx, job.New{Queue: "alarms", Payload: []byte(`{"alarm":"door"}`), ContentType: "application/json"})
-				if err == nil {
-					sent[res.ID.String()] = time.Now()
-				}
-				mu.Unlock()
-			}
-		})
+	if a != nil {
+		a.wg.Go(func() { a.enqueue(ctx, e) })
 	}
 	for {
 		st, err := e.QueueStats("backlog")
@@ -231,20 +197,81 @@ func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncM
 		time.Sleep(5 * time.Millisecond)
 	}
 	el := time.Since(start)
-	stopAlarms.Store(true)
-	wg.Wait()
-	if critical {
-		time.Sleep(500 * time.Millisecond) // the last alarm's arrival
-	}
 	if st, _ := e.QueueStats("backlog"); st.Dead != 0 {
 		log.Fatalf("%d jobs dead", st.Dead)
 	}
 	if st := u.Stats(); st.Batches > 0 && os.Getenv("UPLINKBENCH_VERBOSE") != "" {
 		fmt.Fprintf(os.Stderr, "max_jobs %d: %d batches, %.1f jobs each\n", maxJobs, st.Batches, float64(st.JobsSent)/float64(st.Batches))
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	return float64(n) / el.Seconds(), lats
+	if a == nil {
+		return float64(n) / el.Seconds(), nil
+	}
+	return float64(n) / el.Seconds(), a.stop()
+}
+
+// fillBacklog enqueues n telemetry jobs into queue backlog of e.
+func fillBacklog(ctx context.Context, e *engine.Engine, n int) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for left := n; left > 0; {
+		jobs := make([]job.New, min(left, 1000))
+		for i := range jobs {
+			jobs[i] = job.New{Payload: telemetry(r, left-i), ContentType: "application/json"}
+		}
+		_, err := e.EnqueueBatch(ctx, "backlog", jobs)
+		must(err)
+		left -= len(jobs)
+	}
+}
+
+// alarms enqueues a critical job every 100ms and times each from its
+// enqueue to its arrival at a core subscriber of its subject.
+type alarms struct {
+	nc   *nats.Conn
+	wg   sync.WaitGroup
+	done atomic.Bool
+	mu   sync.Mutex
+	sent map[string]time.Time // guarded by mu
+	lats []time.Duration      // guarded by mu
+}
+
+func watchAlarms(url string) *alarms {
+	a := &alarms{sent: map[string]time.Time{}}
+	var err error
+	a.nc, err = nats.Connect(url)
+	must(err)
+	_, err = a.nc.Subscribe("edge.alarms", func(m *nats.Msg) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if t, ok := a.sent[m.Header.Get(uplink.HeaderMsgID)]; ok {
+			a.lats = append(a.lats, time.Since(t))
+		}
+	})
+	must(err)
+	must(a.nc.Flush())
+	return a
+}
+
+func (a *alarms) enqueue(ctx context.Context, e *engine.Engine) {
+	for !a.done.Load() {
+		time.Sleep(100 * time.Millisecond)
+		a.mu.Lock()
+		res, err := e.Enqueue(ctx, job.New{Queue: "alarms", Payload: []byte(`{"alarm":"door"}`), ContentType: "application/json"})
+		if err == nil {
+			a.sent[res.ID.String()] = time.Now()
+		}
+		a.mu.Unlock()
+	}
+}
+
+// stop ends the alarms, waits for the last one's arrival and answers the
+// latencies.
+func (a *alarms) stop() []time.Duration {
+	a.done.Store(true)
+	a.wg.Wait()
+	time.Sleep(500 * time.Millisecond)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.lats)
 }
 
 // rawPublish publishes n telemetry messages with Nats-Msg-Id into the
