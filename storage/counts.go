@@ -68,15 +68,19 @@ func (r reader) countIndexes(at func(queue []byte) *store.Counts) error {
 			return translate("count indexes", err)
 		}
 	}
-	// Delayed and leased: the queue is in the value.
-	for _, p := range []byte{prefixDelayed, prefixLeased} {
+	// Delayed, done and leased: the queue is in the value.
+	for _, p := range []byte{prefixDelayed, prefixDone, prefixLeased} {
 		err := r.iterate([]byte{p}, []byte{p}, func(item *badger.Item) (bool, error) {
 			return true, item.Value(func(v []byte) error {
-				if p == prefixDelayed {
+				if p == prefixDelayed || p == prefixDone {
 					if err := checkValueQueue(v); err != nil {
-						return fmt.Errorf("delayed index %x: %w", item.Key(), err)
+						return fmt.Errorf("timed index %x: %w", item.Key(), err)
 					}
-					at(v).Delayed++
+					if p == prefixDelayed {
+						at(v).Delayed++
+					} else {
+						at(v).Done++
+					}
 					return nil
 				}
 				_, _, _, q, err := splitLeasedValue(v)

@@ -71,6 +71,7 @@
 //	0x08    dedupe    queue 0x00 form key         id(8), with a Badger TTL
 //	0x09    sequence  (none)                      seq(8)
 //	0x0a    reclaim   (none)                      (empty), written and dropped by reclaim
+//	0x0b    done      ExpiresAt(8) id(8)          queue: a retained done job, until ExpiresAt
 //	0x10    schedule  name                        version(1) Last(8) Fired(8), then 1 and the spec of an API schedule
 //
 // A payload of up to 512 bytes (inlinePayloadMax) lives in the record; a
@@ -83,8 +84,8 @@
 // copy of a job it created), or reads the record again: it needs no payload
 // from the caller.
 //
-// Index values carry what a Ref needs (the queue of a delayed, expiry or
-// leased entry; the id and RunAt of a ready one), so Ready, Due,
+// Index values carry what a Ref needs (the queue of a delayed, expiry, done
+// or leased entry; the id and RunAt of a ready one), so Ready, Due,
 // Leased and the counts of Counts never read records (its Bytes, the
 // payload sizes, come from one pass over the records: Counts runs only at
 // recovery). A leased value is LeaseExpires (8
@@ -160,7 +161,12 @@
 // (extFields in record.go lists them). A job whose optional fields are all
 // empty is written as version 2, so a store that never used them stays
 // readable by the release before them; a tag this build does not know is
-// refused as written by a newer release.
+// refused as written by a newer release. Tags: 2 result (a retained done
+// job's result bytes), 3 result_truncated ("1").
+//
+// A record in state done (5) is a finished job kept by its queue's
+// retain_done: its ExpiresAt is the end of the retention, its payload
+// stays, and its result is in the optional fields.
 //
 // # Payload frame
 //

@@ -24,7 +24,8 @@ const (
 	prefixDedupe  byte = 0x08 // queue 0x00 form key → id, with a Badger TTL
 	prefixSeq     byte = 0x09 // (nothing) → seq
 	prefixReclaim byte = 0x0a // (nothing) → (empty), written and dropped by reclaim
-	// 0x0b..0x0f are left to other keyspaces of jobs.
+	prefixDone    byte = 0x0b // ExpiresAt id → queue: retained done jobs
+	// 0x0c..0x0f are left to other keyspaces of jobs.
 	prefixSchedule byte = 0x10 // name → version Last Fired [1 spec]
 )
 
@@ -154,7 +155,7 @@ func decodeQueueKey(prefix byte, k []byte) (string, uint64, error) {
 	return q, binary.BigEndian.Uint64(rest), nil
 }
 
-// timedKey is prefix, time, id: the delayed and expiry indexes.
+// timedKey is prefix, time, id: the delayed, expiry and done indexes.
 func timedKey(prefix byte, at int64, id job.ID) []byte {
 	k := make([]byte, 17)
 	k[0] = prefix

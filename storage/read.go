@@ -196,6 +196,8 @@ func (r reader) Due(kind store.TimedIndex, from store.Ref, until time.Time, max 
 		prefix = prefixDelayed
 	case store.IndexExpiry:
 		prefix = prefixExpiry
+	case store.IndexDone:
+		prefix = prefixDone
 	default:
 		return nil, time.Time{}, fmt.Errorf("%w: timed index %d", job.ErrInvalidArgument, kind)
 	}

@@ -35,7 +35,27 @@ type extField struct {
 }
 
 // extFields lists the optional fields in increasing tag order.
-var extFields = []extField{}
+var extFields = []extField{
+	// A retained done job's result (bytes, kept as they came) and whether
+	// it was cut at the queue's max_result.
+	{tag: 2, name: "result",
+		get: func(j *job.Job) string { return string(j.Result) },
+		set: func(j *job.Job, v string) error { j.Result = []byte(v); return nil }},
+	{tag: 3, name: "result_truncated",
+		get: func(j *job.Job) string {
+			if j.ResultTruncated {
+				return "1"
+			}
+			return ""
+		},
+		set: func(j *job.Job, v string) error {
+			if v != "1" {
+				return fmt.Errorf("%q, want 1", v)
+			}
+			j.ResultTruncated = true
+			return nil
+		}},
+}
 
 // appendExt appends j's optional fields (count, then tag and string each)
 // and reports whether there were any.
@@ -124,7 +144,7 @@ func payloadSection(p []byte) []byte {
 // encodeRecord encodes every field of j except Payload and Size, then the
 // payload section (payloadSection, or the one decodeRecord returned).
 func encodeRecord(j *job.Job, section []byte) []byte {
-	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID) + len(section)
+	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID) + len(j.Result) + len(section)
 	for k, v := range j.Headers {
 		n += len(k) + len(v) + 4
 	}
@@ -223,7 +243,7 @@ func decodeRecord(b []byte) (j *job.Job, section []byte, err error) {
 	switch {
 	case d.err != nil:
 		return nil, nil, fmt.Errorf("%w: %v", errBadRecord, d.err)
-	case j.State < job.StateReady || j.State > job.StateDead:
+	case j.State < job.StateReady || j.State > job.StateDone:
 		return nil, nil, fmt.Errorf("%w: state %d", errBadRecord, j.State)
 	case where == payloadApart && size <= inlinePayloadMax:
 		return nil, nil, fmt.Errorf("%w: payload of %d bytes kept apart", errBadRecord, size)

@@ -59,7 +59,7 @@ func (t *txn) Fits(op store.Op) bool {
 	}
 	change := func(j *job.Job) {
 		entries += changeWrites
-		bytes += changeBytes + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue) + headerBytes(j.Headers)
+		bytes += changeBytes + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue) + len(j.Result) + headerBytes(j.Headers)
 	}
 	if op.Change != nil {
 		change(op.Change)

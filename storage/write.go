@@ -122,6 +122,11 @@ func indexEntries(j *job.Job) ([]indexEntry, error) {
 			return nil, err
 		}
 		out = append(out, indexEntry{k, []byte{}})
+	case job.StateDone:
+		if err := checkKeyQueue(j.Queue); err != nil {
+			return nil, err
+		}
+		out = append(out, indexEntry{timedKey(prefixDone, nanos(j.ExpiresAt), j.ID), []byte(j.Queue)})
 	default:
 		return nil, fmt.Errorf("%w: job %s: state %s cannot be stored", job.ErrInvalidArgument, j.ID, j.State)
 	}
@@ -255,7 +260,9 @@ func leaseOnly(prev, next *job.Job) bool {
 		maps.Equal(next.Headers, prev.Headers) &&
 		next.ContentType == prev.ContentType &&
 		next.LastError == prev.LastError &&
-		next.ReadySeq == prev.ReadySeq
+		next.ReadySeq == prev.ReadySeq &&
+		bytes.Equal(next.Result, prev.Result) &&
+		next.ResultTruncated == prev.ResultTruncated
 }
 
 func containsKey(es []indexEntry, key []byte) bool {

@@ -37,8 +37,9 @@ func ParseID(s string) (ID, error) {
 // State is where a job is in its life.
 type State uint8
 
-// States of a stored job. Done is never stored: a finished job is deleted;
-// it appears only in events.
+// States of a stored job. Done is stored only while a queue's retain_done
+// keeps a finished job (with its result, until ExpiresAt); otherwise a
+// finished job is deleted and Done appears only in events.
 const (
 	StateReady State = iota + 1
 	StateDelayed
@@ -125,7 +126,7 @@ type Job struct {
 	MaxAttempts int
 	CreatedAt   time.Time
 	RunAt       time.Time // when it became or becomes ready
-	ExpiresAt   time.Time // zero: no deadline
+	ExpiresAt   time.Time // zero: no deadline; for a done job, when it is deleted (retain_done)
 	TTR         time.Duration
 	Key         string // idempotency key, "" when none
 	Headers     map[string]string
@@ -141,6 +142,13 @@ type Job struct {
 	// LeaseID and LeaseExpires are set while the job is leased.
 	LeaseID      string
 	LeaseExpires time.Time
+
+	// Result is what a finished job answered (a worker's ack, an exec
+	// handler's stdout, an http handler's response body), at most the
+	// queue's max_result bytes; ResultTruncated says it was cut there.
+	// Kept only on a done job that its queue retains.
+	Result          []byte
+	ResultTruncated bool
 }
 
 // Clone returns a copy of j that shares no maps with it (the payload bytes

@@ -165,6 +165,8 @@ func (t *txn) Due(kind store.TimedIndex, from store.Ref, until time.Time, max in
 			at = j.RunAt
 		case kind == store.IndexExpiry && !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed):
 			at = j.ExpiresAt
+		case kind == store.IndexDone && j.State == job.StateDone:
+			at = j.ExpiresAt
 		default:
 			continue
 		}
@@ -254,6 +256,8 @@ func (t *txn) Counts(bytesOf func(queue string) bool) (map[string]store.Counts, 
 			c.Leased++
 		case job.StateDead:
 			c.Dead++
+		case job.StateDone:
+			c.Done++
 		}
 		if j.State != job.StateDead && bytesOf != nil && bytesOf(j.Queue) {
 			c.Bytes += int64(j.Size)

@@ -178,6 +178,9 @@ const (
 	IndexDelayed TimedIndex = iota + 1
 	// IndexExpiry holds ready and delayed jobs that have an ExpiresAt, by ExpiresAt.
 	IndexExpiry
+	// IndexDone holds retained done jobs by ExpiresAt, the end of their
+	// retention.
+	IndexDone
 )
 
 // Ref is an index entry: enough to find the job and account for it without
@@ -193,8 +196,8 @@ type Ref struct {
 // its ready, delayed and leased jobs (what the engine's max_bytes bounds)
 // when they were asked for.
 type Counts struct {
-	Ready, Delayed, Leased, Dead int64
-	Bytes                        int64
+	Ready, Delayed, Leased, Dead, Done int64
+	Bytes                              int64
 }
 
 // Index rules that every Store keeps (the conformance suite checks them):
@@ -202,4 +205,6 @@ type Counts struct {
 //   - StateDelayed: one delayed entry (RunAt, ID).
 //   - StateLeased: one leased entry (ID) with At = LeaseExpires.
 //   - StateDead: one dead entry (Queue, ID).
+//   - StateDone: one done entry (ExpiresAt, ID); a done job is retained
+//     (retain_done) with its Result until ExpiresAt.
 //   - Ready or delayed with a non-zero ExpiresAt: also an expiry entry (ExpiresAt, ID).

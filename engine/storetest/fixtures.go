@@ -49,6 +49,10 @@ func mkJob(id job.ID, queue string, st job.State, mods ...func(*job.Job)) *job.J
 	case job.StateDead:
 		j.Attempt = 5
 		j.LastError = "boom"
+	case job.StateDone:
+		j.Attempt = 1
+		j.ExpiresAt = sec(3600 + int(id))
+		j.Result = fmt.Appendf(nil, "result of %d", id)
 	}
 	for _, m := range mods {
 		m(j)
@@ -134,6 +138,10 @@ func jobDiff(got, want *job.Job, payload bool) string {
 	diff("LeaseID", got.LeaseID, want.LeaseID)
 	tm("LeaseExpires", got.LeaseExpires, want.LeaseExpires)
 	diff("Size", got.Size, len(want.Payload))
+	if !bytes.Equal(got.Result, want.Result) {
+		fmt.Fprintf(&b, "  Result: got %q, want %q\n", trunc(got.Result), trunc(want.Result))
+	}
+	diff("ResultTruncated", got.ResultTruncated, want.ResultTruncated)
 	switch {
 	case !payload && got.Payload != nil:
 		fmt.Fprintf(&b, "  Payload: got %d bytes, want nil (read without payload)\n", len(got.Payload))
@@ -155,6 +163,7 @@ type snapshot struct {
 	Ready   map[string][]string // queue → refs
 	Delayed []string
 	Expiry  []string
+	Done    []string
 	Leased  []string
 	Dead    map[string][]job.ID
 	Counts  map[string]store.Counts
@@ -194,7 +203,7 @@ func read(t *testing.T, r store.ReadTx, queues ...string) snapshot {
 			s.Dead[q] = ids
 		}
 	}
-	for _, kind := range []store.TimedIndex{store.IndexDelayed, store.IndexExpiry} {
+	for _, kind := range []store.TimedIndex{store.IndexDelayed, store.IndexExpiry, store.IndexDone} {
 		refs, next, err := r.Due(kind, store.Ref{}, farFuture, 1000)
 		if err != nil {
 			t.Fatalf("Due(%d): %v", kind, err)
@@ -203,10 +212,13 @@ func read(t *testing.T, r store.ReadTx, queues ...string) snapshot {
 			t.Errorf("Due(%d, until far future): next = %v, want zero", kind, next)
 		}
 		for _, ref := range refs {
-			if kind == store.IndexDelayed {
+			switch kind {
+			case store.IndexDelayed:
 				s.Delayed = append(s.Delayed, timedRef(ref))
-			} else {
+			case store.IndexExpiry:
 				s.Expiry = append(s.Expiry, timedRef(ref))
+			default:
+				s.Done = append(s.Done, timedRef(ref))
 			}
 		}
 	}
@@ -228,7 +240,7 @@ func model(jobs ...*job.Job) snapshot {
 	s := snapshot{Ready: map[string][]string{}, Dead: map[string][]job.ID{}, Counts: map[string]store.Counts{}}
 	sorted := slices.Clone(jobs)
 	slices.SortFunc(sorted, func(a, b *job.Job) int { return cmp.Compare(a.ID, b.ID) })
-	var ready, delayed, expiry []*job.Job
+	var ready, delayed, expiry, done []*job.Job
 	for _, j := range sorted {
 		c := s.Counts[j.Queue]
 		switch j.State {
@@ -244,6 +256,9 @@ func model(jobs ...*job.Job) snapshot {
 		case job.StateDead:
 			s.Dead[j.Queue] = append(s.Dead[j.Queue], j.ID)
 			c.Dead++
+		case job.StateDone:
+			done = append(done, j)
+			c.Done++
 		}
 		if j.State != job.StateDead {
 			c.Bytes += int64(max(j.Size, len(j.Payload))) // Size is unset in a fixture before it is written
@@ -269,6 +284,10 @@ func model(jobs ...*job.Job) snapshot {
 	slices.SortFunc(expiry, byTime(func(j *job.Job) time.Time { return j.ExpiresAt }))
 	for _, j := range expiry {
 		s.Expiry = append(s.Expiry, timedRef(store.Ref{ID: j.ID, Queue: j.Queue, At: j.ExpiresAt}))
+	}
+	slices.SortFunc(done, byTime(func(j *job.Job) time.Time { return j.ExpiresAt }))
+	for _, j := range done {
+		s.Done = append(s.Done, timedRef(store.Ref{ID: j.ID, Queue: j.Queue, At: j.ExpiresAt}))
 	}
 	return s
 }
@@ -305,6 +324,7 @@ func snapshotDiff(got, want snapshot) string {
 	}
 	list("Due(delayed)", got.Delayed, want.Delayed)
 	list("Due(expiry)", got.Expiry, want.Expiry)
+	list("Due(done)", got.Done, want.Done)
 	list("Leased", got.Leased, want.Leased)
 	for _, q := range slices.Sorted(maps.Keys(mergeKeys(got.Dead, want.Dead))) {
 		if !slices.Equal(got.Dead[q], want.Dead[q]) {

@@ -50,6 +50,7 @@ func Run(t *testing.T, h Harness) {
 		{"LeaseThenNack", testLeaseThenNack},
 		{"LeaseThenDelete", testLeaseThenDelete},
 		{"LeaseReopen", testLeaseReopen},
+		{"RetainedDone", testRetainedDone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
