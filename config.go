@@ -165,6 +165,8 @@ type QueueConfig struct {
 	AlertAge    Duration       `yaml:"alert_age"`
 	AlertDepth  int64          `yaml:"alert_depth"`
 	ShedAt      string         `yaml:"shed_at"`
+	RetainDone  Duration       `yaml:"retain_done"`
+	MaxResult   Size           `yaml:"max_result"`
 	Handler     *HandlerConfig `yaml:"handler"`
 	Breaker     BreakerConfig  `yaml:"breaker"`
 }
@@ -193,6 +195,7 @@ const (
 	defaultHTTPAddr   = "127.0.0.1:7070"
 	defaultDataDir    = "edgeq-data"
 	maxPayloadLimit   = 64 * MiB
+	maxResultLimit    = 1 * MiB // a retained job's result, kept in its record
 	defaultMaxPayload = 1 * MiB
 )
 

@@ -171,6 +171,8 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 			AlertAge:    time.Duration(q.AlertAge),
 			AlertDepth:  q.AlertDepth,
 			ShedAt:      q.ShedAt,
+			RetainDone:  time.Duration(q.RetainDone),
+			MaxResult:   int(q.MaxResult),
 			Breaker:     q.breaker().engine(),
 		}
 	}

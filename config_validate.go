@@ -219,6 +219,10 @@ func (c *Config) validateQueue(v *validator, name string, q QueueConfig) {
 	if q.AlertDepth < 0 {
 		v.add(key+".alert_depth", "must not be negative")
 	}
+	v.notNegative(key+".retain_done", q.RetainDone)
+	if q.MaxResult < 0 || q.MaxResult > maxResultLimit {
+		v.add(key+".max_result", "%s is outside 0..%s", q.MaxResult, Size(maxResultLimit))
+	}
 	if q.ShedAt != "" && !slices.Contains(shedLevels, q.ShedAt) {
 		v.add(key+".shed_at", "unknown level %q (want normal, elevated, high, critical or never)", q.ShedAt)
 	}

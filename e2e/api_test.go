@@ -60,7 +60,7 @@ func (c *apiClient) do(method, path, body string) apiAnswer {
 	if p, _, _ := strings.Cut(path, "?"); strings.HasSuffix(p, "/batch") {
 		req.Header.Set("Content-Type", "application/x-ndjson") // as the batch endpoint wants
 	}
-	if path == "/v1/acks" || strings.HasPrefix(path, "/v1/schedules/") {
+	if p, _, _ := strings.Cut(path, "?"); path == "/v1/acks" || strings.HasPrefix(path, "/v1/schedules/") || (strings.HasSuffix(p, "/ack") && body != "") {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)

@@ -62,7 +62,7 @@ func TestAckLeavesNoKeys(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // the retry delay is over
 	for _, j := range lease() {
-		if err := e.Ack(ctx, j.ID, j.LeaseID); err != nil {
+		if err := e.Ack(ctx, j.ID, j.LeaseID, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

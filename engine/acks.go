@@ -9,8 +9,9 @@ import (
 
 // AckRequest names a leased job and the lease it is held under.
 type AckRequest struct {
-	ID    job.ID
-	Lease string
+	ID     job.ID
+	Lease  string
+	Result []byte // kept when the queue retains done jobs (Ack)
 }
 
 // AckBatch acks up to MaxBatchJobs leased jobs in one op: one commit and at
@@ -28,7 +29,7 @@ func (e *Engine) AckBatch(ctx context.Context, acks []AckRequest) ([]error, erro
 	}
 	o := &op{kind: opAckBatch, acks: make([]op, len(acks))}
 	for i, a := range acks {
-		o.acks[i] = op{kind: opAck, id: a.ID, lease: a.Lease, pull: true}
+		o.acks[i] = op{kind: opAck, id: a.ID, lease: a.Lease, pull: true, result: a.Result}
 	}
 	if err := e.submit(ctx, o); err != nil {
 		return nil, err

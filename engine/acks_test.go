@@ -51,10 +51,10 @@ func TestAckBatch(t *testing.T) {
 			t.Errorf("stats after the batch: leased %d, completed %d; want 2 and 2", s.Leased, s.CompletedTotal)
 		}
 		// Each ack is remembered as a single one is: repeated alone, it answers nil.
-		if err := e.Ack(t.Context(), jobs[2].ID, jobs[2].LeaseID); err != nil {
+		if err := e.Ack(t.Context(), jobs[2].ID, jobs[2].LeaseID, nil); err != nil {
 			t.Errorf("Ack repeated after the batch = %v, want nil", err)
 		}
-		if err := e.Ack(t.Context(), jobs[1].ID, jobs[1].LeaseID); err != nil {
+		if err := e.Ack(t.Context(), jobs[1].ID, jobs[1].LeaseID, nil); err != nil {
 			t.Errorf("Ack of the job the batch refused = %v, want nil", err)
 		}
 	})
@@ -86,7 +86,7 @@ func TestAckBatchRefused(t *testing.T) {
 		if !errors.Is(err, job.ErrUnavailable) || errs != nil {
 			t.Errorf("AckBatch over a failing commit = %v, %v; want ErrUnavailable and no answers", errs, err)
 		}
-		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 			t.Errorf("Ack after the failed batch = %v, want nil", err)
 		}
 	})

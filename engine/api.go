@@ -19,6 +19,7 @@ type QueueStats struct {
 	Dead           int64
 	Bytes          int64         // payload bytes of the ready, delayed and leased jobs (what max_bytes bounds)
 	BytesUnknown   bool          // Bytes were not counted at the start (no max_bytes then): Bytes is only what changed since
+	Done           int64         // finished jobs retained (retain_done)
 	OldestReadyAge time.Duration // 0 when nothing is ready
 	EnqueuedTotal  uint64
 	CompletedTotal uint64

@@ -166,7 +166,7 @@ func cmpOr(a, b time.Duration) time.Duration {
 // entered accounts for j arriving in its state: counters, timed scans and
 // wake-ups.
 func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
-	if j.State != job.StateDead {
+	if j.State != job.StateDead && j.State != job.StateDone { // bytes: ready, delayed, leased
 		q.bytes.Add(int64(j.Size))
 	}
 	switch j.State {
@@ -186,6 +186,9 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 		q.dead.Add(1)
 		q.deadTotal.Add(1)
 		q.out.add(b.now, 1)
+	case job.StateDone:
+		q.done.Add(1)
+		e.c.done.note(j.ExpiresAt)
 	}
 	if !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed) {
 		e.c.expiry.note(j.ExpiresAt)
@@ -194,7 +197,7 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 
 // left accounts for job id, of size payload bytes, leaving state s.
 func (e *Engine) left(q *queue, s job.State, id job.ID, size int) {
-	if s != job.StateDead {
+	if s != job.StateDead && s != job.StateDone {
 		q.bytes.Add(-int64(size))
 	}
 	switch s {
@@ -209,6 +212,8 @@ func (e *Engine) left(q *queue, s job.State, id job.ID, size int) {
 		q.leased.Add(-1)
 	case job.StateDead:
 		q.dead.Add(-1)
+	case job.StateDone:
+		q.done.Add(-1)
 	}
 }
 
@@ -404,25 +409,45 @@ func (e *Engine) notLeased(b *batch, o *op) error {
 	return nil
 }
 
-// applyAck deletes the job leased under l.
+// applyAck deletes the job leased under l, or keeps it done with its
+// result when its queue retains finished jobs.
 func (e *Engine) applyAck(b *batch, o *op, l lease) error {
 	q := l.queue
-	j := &job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}
-	if err := e.stepFits(b, j); err != nil {
-		return err
-	}
-	if err := b.txn.Delete(j); err != nil {
-		return fmt.Errorf("ack: %w", err)
+	ev := Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now}
+	if retain := q.conf().RetainDone; retain > 0 {
+		j, err := b.txn.Job(o.id, false)
+		if err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		next := j.Clone()
+		next.State, next.LeaseID, next.LeaseExpires = job.StateDone, "", time.Time{}
+		next.ExpiresAt = b.now.Add(retain)
+		next.Result, next.ResultTruncated = o.result, false
+		if m := q.conf().MaxResult; len(o.result) > m {
+			next.Result, next.ResultTruncated = o.result[:m:m], true
+		}
+		if err := e.transition(b, q, j, next); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		ev.Result, ev.ResultTruncated = next.Result, next.ResultTruncated
+	} else {
+		j := &job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}
+		if err := e.stepFits(b, j); err != nil {
+			return err
+		}
+		if err := b.txn.Delete(j); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		e.left(q, job.StateLeased, o.id, l.size)
+		b.wrote(q)
 	}
 	e.c.leases.remove(o.id)
 	if o.pull {
 		e.c.finished.add(o.id, o.lease, opAck)
 	}
-	e.left(q, job.StateLeased, o.id, l.size)
 	q.completed.Add(1)
 	q.out.add(b.now, 1)
-	b.wrote(q)
-	b.event(Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now})
+	b.event(ev)
 	return nil
 }
 

@@ -60,7 +60,7 @@ func TestQueueBytes(t *testing.T) {
 		if got := stats(t, e, "q").Bytes; got != 100 {
 			t.Errorf("Bytes with one leased = %d, want 100 (leased jobs count)", got)
 		}
-		if err := e.Ack(t.Context(), a.ID, a.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), a.ID, a.LeaseID, nil); err != nil {
 			t.Fatal(err)
 		}
 		b := lease1(t, e, "q", time.Minute)

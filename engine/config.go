@@ -75,10 +75,20 @@ type QueueConfig struct {
 	// elevated, high, critical) dispatch pauses and new jobs are refused;
 	// "never" exempts the queue. "" keeps the class default.
 	ShedAt string
+	// RetainDone keeps a finished job (state done) with its result for
+	// this long; 0: a finished job is deleted at once.
+	RetainDone time.Duration
+	// MaxResult bounds the result kept with a retained job, in bytes,
+	// default DefaultMaxResult; a longer one is cut there and flagged
+	// (job.Job.ResultTruncated).
+	MaxResult int
 	// Handler runs the queue's jobs in-process; nil serves pull workers.
 	Handler Handler
 	Breaker Breaker
 }
+
+// DefaultMaxResult is the default of QueueConfig.MaxResult.
+const DefaultMaxResult = 4 << 10
 
 // DefaultMaxQueues is the default of Config.MaxQueues. A queue costs a few
 // KiB of memory and about 25 metric series; a thousand stay within a few
@@ -172,6 +182,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("queues.%s.on_full: %q is not %s or %s", name, q.OnFull, OnFullReject, OnFullEvictOldest)
 		case q.OnFull == OnFullEvictOldest && !q.bounded():
 			return fmt.Errorf("queues.%s.on_full: %s needs max_depth or max_bytes", name, OnFullEvictOldest)
+		case q.RetainDone < 0:
+			return fmt.Errorf("queues.%s.retain_done: must not be negative", name)
+		case q.MaxResult < 0:
+			return fmt.Errorf("queues.%s.max_result: must not be negative", name)
 		case q.Backoff.Max > 0 && q.Backoff.Initial > q.Backoff.Max:
 			return fmt.Errorf("queues.%s.backoff: initial %s is above max %s", name, q.Backoff.Initial, q.Backoff.Max)
 		case q.Breaker.Failures < 0 || q.Breaker.CoolDown < 0:

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -205,6 +206,7 @@ func (e *Engine) queueConfig(name string) QueueConfig {
 	if q.Sync == SyncDefault {
 		q.Sync = e.cfg.Sync
 	}
+	q.MaxResult = cmp.Or(q.MaxResult, DefaultMaxResult)
 	return q
 }
 

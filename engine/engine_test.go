@@ -113,7 +113,7 @@ func TestFinishedLeaseWindow(t *testing.T) {
 				t.Fatalf("Lease = %d jobs, %v", len(jobs), err)
 			}
 			for _, j := range jobs {
-				finish := e.Ack
+				finish := func(ctx context.Context, id job.ID, lease string) error { return e.Ack(ctx, id, lease, nil) }
 				if len(done)%2 == 1 {
 					finish = func(ctx context.Context, id job.ID, lease string) error { return e.Fail(ctx, id, lease, "bad") }
 				}
@@ -124,16 +124,16 @@ func TestFinishedLeaseWindow(t *testing.T) {
 			}
 		}
 		first, second, last := done[0], done[1], done[window]
-		if err := e.Ack(t.Context(), first.ID, first.LeaseID); !errors.Is(err, job.ErrNotFound) {
+		if err := e.Ack(t.Context(), first.ID, first.LeaseID, nil); !errors.Is(err, job.ErrNotFound) {
 			t.Errorf("Ack of the oldest of %d finished leases = %v, want ErrNotFound (forgotten)", window+1, err)
 		}
 		if err := e.Fail(t.Context(), second.ID, second.LeaseID, "bad"); err != nil {
 			t.Errorf("Fail repeated with the second oldest lease = %v, want nil", err)
 		}
-		if err := e.Ack(t.Context(), second.ID, second.LeaseID); !errors.Is(err, job.ErrLeaseLost) {
+		if err := e.Ack(t.Context(), second.ID, second.LeaseID, nil); !errors.Is(err, job.ErrLeaseLost) {
 			t.Errorf("Ack by a lease that failed the job = %v, want ErrLeaseLost", err)
 		}
-		if err := e.Ack(t.Context(), last.ID, last.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), last.ID, last.LeaseID, nil); err != nil {
 			t.Errorf("Ack repeated with the newest lease = %v, want nil", err)
 		}
 		if s := stats(t, e, "q"); s.CompletedTotal != window/2+1 || s.DeadTotal != window/2 {
@@ -160,16 +160,16 @@ func TestEnqueueLeaseAck(t *testing.T) {
 		if s := stats(t, e, "q"); s.Ready != 0 || s.Leased != 1 {
 			t.Errorf("stats after lease = %+v", s)
 		}
-		if err := e.Ack(t.Context(), j.ID, "wrong"); !errors.Is(err, job.ErrLeaseLost) {
+		if err := e.Ack(t.Context(), j.ID, "wrong", nil); !errors.Is(err, job.ErrLeaseLost) {
 			t.Errorf("Ack with a wrong lease = %v, want ErrLeaseLost", err)
 		}
-		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 			t.Fatalf("Ack: %v", err)
 		}
-		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 			t.Errorf("second Ack with the same lease = %v, want nil (a lost answer repeated)", err)
 		}
-		if err := e.Ack(t.Context(), j.ID, "wrong"); !errors.Is(err, job.ErrLeaseLost) {
+		if err := e.Ack(t.Context(), j.ID, "wrong", nil); !errors.Is(err, job.ErrLeaseLost) {
 			t.Errorf("Ack of the finished job with another lease = %v, want ErrLeaseLost", err)
 		}
 		if _, err := e.Job(t.Context(), j.ID); !errors.Is(err, job.ErrNotFound) {
@@ -296,7 +296,7 @@ func TestLeaseExpiryRequeuesThenDeadLetters(t *testing.T) {
 		if s := stats(t, e, "x"); s.Ready != 1 || s.Leased != 0 {
 			t.Fatalf("after the lease expired: %+v", s)
 		}
-		if err := e.Ack(t.Context(), j1.ID, j1.LeaseID); !errors.Is(err, job.ErrLeaseLost) {
+		if err := e.Ack(t.Context(), j1.ID, j1.LeaseID, nil); !errors.Is(err, job.ErrLeaseLost) {
 			t.Errorf("ack of an expired lease = %v, want ErrLeaseLost", err)
 		}
 		j2 := lease1(t, e, "x", 5*time.Second)
@@ -336,7 +336,7 @@ func TestExtend(t *testing.T) {
 		}
 		time.Sleep(9 * time.Second)
 		synctest.Wait()
-		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 			t.Errorf("ack within the extended lease: %v", err)
 		}
 	})
@@ -795,7 +795,7 @@ func TestStrictQueuesRemovedQueue(t *testing.T) {
 			t.Fatalf("lease from the removed queue's backlog = %d jobs, %v; want its 2 jobs", len(jobs), err)
 		}
 		for _, j := range jobs {
-			if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+			if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 				t.Errorf("ack of the removed queue's job: %v", err)
 			}
 		}
@@ -934,7 +934,7 @@ func TestBacklogAlertRaisedAndCleared(t *testing.T) {
 			t.Fatalf("alerting = %v after 6m, want [slow]", a)
 		}
 		j := lease1(t, e, "slow", 0)
-		e.Ack(t.Context(), j.ID, j.LeaseID)
+		e.Ack(t.Context(), j.ID, j.LeaseID, nil)
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
 		e.EnqueueBatch(t.Context(), "slow", make([]job.New, 101))
@@ -969,7 +969,7 @@ func TestEventsAfterCommit(t *testing.T) {
 		e.Nack(t.Context(), j.ID, j.LeaseID, engine.NackBackoff, "y")
 		enqueue(t, e, job.New{Queue: "ev"})
 		j = lease1(t, e, "ev", 0)
-		e.Ack(t.Context(), j.ID, j.LeaseID)
+		e.Ack(t.Context(), j.ID, j.LeaseID, nil)
 		mu.Lock()
 		defer mu.Unlock()
 		if want := []string{"retry", "dead", "done"}; !slices.Equal(got, want) {
@@ -1066,7 +1066,7 @@ func TestDiskFullRefusesEveryClass(t *testing.T) {
 			t.Errorf("alarm after the refusal: ready %d, rejected %d; want 1 and 1", s.Ready, s.RejectedTotal)
 		}
 		j := lease1(t, e, "alarm", time.Minute)
-		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 			t.Fatalf("ack on a full disk: %v", err)
 		}
 	})

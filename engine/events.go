@@ -39,7 +39,11 @@ type Event struct {
 	ID      job.ID
 	Attempt int
 	Error   string // last_error for retry and dead; the reason for evicted
-	At      time.Time
+	// Result is a done job's result, when its queue retains finished jobs
+	// (retain_done), cut at max_result (ResultTruncated).
+	Result          []byte
+	ResultTruncated bool
+	At              time.Time
 }
 
 // Alert is a backlog alert of a queue (SPEC 1.5): raised when the oldest

@@ -42,6 +42,10 @@ type Outcome struct {
 	Verdict Verdict
 	// Error becomes the job's last_error (bounded by the engine).
 	Error string
+	// Result, with Ack, is the job's result (an exec handler's stdout, an
+	// http handler's response body): kept when the queue retains done jobs.
+	// A string keeps Outcome comparable.
+	Result string
 	// RetryAfter overrides the backoff for a Retry (e.g. HTTP Retry-After).
 	RetryAfter time.Duration
 	// TargetFailed marks a failure of the handler's target rather than of

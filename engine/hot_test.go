@@ -46,7 +46,7 @@ func drainInOrder(t *testing.T, e *engine.Engine, q string, want []int, size int
 				t.Fatalf("job %d of %d (%s): payload %.20q, want %.20q", got, len(want), j.ID, j.Payload, p)
 			}
 			got++
-			if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+			if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 				t.Fatalf("Ack %s: %v", j.ID, err)
 			}
 		}

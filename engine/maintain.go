@@ -40,10 +40,16 @@ func (s *timedScan) due(now time.Time) bool { return !s.next.IsZero() && !s.next
 // Work done per batch by maintenance, per kind, so one batch stays short.
 const maintenanceStep = 256
 
+// doneStep bounds the retained done jobs one batch deletes at the end of
+// their retention: a backlog of them (a million that expire together) is
+// deleted a few at a time alongside ingest, and the scan seeks past what
+// it deleted, never walking the tombstones.
+const doneStep = 64
+
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (e *Engine) maintenanceDue(now time.Time) bool {
-	if e.c.delayed.due(now) || e.c.expiry.due(now) || e.c.aged.due(now) || e.ageRescan.Load() {
+	if e.c.delayed.due(now) || e.c.expiry.due(now) || e.c.aged.due(now) || e.ageRescan.Load() || e.c.done.due(now) {
 		return true
 	}
 	t := e.c.leases.next()
@@ -96,6 +102,25 @@ func (e *Engine) maintain(b *batch) error {
 			return err
 		}
 	}
+	if e.c.done.due(now) {
+		err := e.scanN(b, &e.c.done, store.IndexDone, doneStep, func(q *queue, j *job.Job) error {
+			if j.State != job.StateDone || j.ExpiresAt.After(now) {
+				return nil
+			}
+			if err := e.stepFits(b, j); err != nil {
+				return err
+			}
+			if err := b.txn.Delete(j); err != nil {
+				return fmt.Errorf("end retention: %w", err)
+			}
+			e.left(q, job.StateDone, j.ID, j.Size)
+			b.wrote(q)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
 	if e.ageRescan.Swap(false) || e.c.aged.due(now) {
 		return e.dropAged(b)
 	}
@@ -104,7 +129,12 @@ func (e *Engine) maintain(b *batch) error {
 
 // scan runs fn on the due entries of a timed index, one step's worth.
 func (e *Engine) scan(b *batch, s *timedScan, kind store.TimedIndex, fn func(*queue, *job.Job) error) error {
-	refs, next, err := b.txn.Due(kind, s.from, b.now, maintenanceStep)
+	return e.scanN(b, s, kind, maintenanceStep, fn)
+}
+
+// scanN runs fn on up to step due entries of a timed index.
+func (e *Engine) scanN(b *batch, s *timedScan, kind store.TimedIndex, step int, fn func(*queue, *job.Job) error) error {
+	refs, next, err := b.txn.Due(kind, s.from, b.now, step)
 	if err != nil {
 		return fmt.Errorf("scan timed index: %w", err)
 	}
@@ -123,7 +153,7 @@ func (e *Engine) scan(b *batch, s *timedScan, kind store.TimedIndex, fn func(*qu
 	}
 	// Index reads see committed data: entries added in this batch are not
 	// in refs or next, only in noted.
-	if len(refs) == maintenanceStep {
+	if len(refs) == step {
 		s.next = b.now // more to do in the next batch
 	} else {
 		s.next = earliest(next, s.noted)

@@ -48,6 +48,8 @@ type op struct {
 	keep  bool            // opNack: the job never reached the target; give the attempt back. opSchedule: delete the record
 	sched *store.Schedule // opSchedule: the record written; text is the overlap key, n counts the runs skipped
 	runs  []time.Time     // opSchedule: the run time of each of news
+	// result is opAck's result, kept when the queue retains done jobs.
+	result []byte
 
 	results []job.Result
 	jobs    []*job.Job
@@ -273,12 +275,14 @@ func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) 
 	}
 }
 
-// Ack finishes a leased job: it is deleted and never delivered again.
-// Repeated with the same lease (a lost answer), it answers nil again while
-// the lease is among the last 4096 that Ack or Fail finished since the
-// engine started; after a Fail by that lease it answers job.ErrLeaseLost.
-func (e *Engine) Ack(ctx context.Context, id job.ID, lease string) error {
-	return e.submit(ctx, &op{kind: opAck, id: id, lease: lease, pull: true})
+// Ack finishes a leased job: it is deleted, or kept in state done with
+// result when its queue retains finished jobs (retain_done), and never
+// delivered again. Repeated with the same lease (a lost answer), it answers
+// nil again while the lease is among the last 4096 that Ack or Fail
+// finished since the engine started; after a Fail by that lease it answers
+// job.ErrLeaseLost. The result is kept up to the queue's max_result bytes.
+func (e *Engine) Ack(ctx context.Context, id job.ID, lease string, result []byte) error {
+	return e.submit(ctx, &op{kind: opAck, id: id, lease: lease, pull: true, result: result})
 }
 
 // NackBackoff as the delay of Nack retries the job after the queue's

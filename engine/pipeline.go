@@ -21,6 +21,7 @@ type committer struct {
 	delayed  timedScan
 	expiry   timedScan
 	aged     timedScan // when the head of a queue with a max_age ages out (bound.go)
+	done     timedScan // retained done jobs, by the end of their retention
 	dirty    bool      // committed but not synced (SyncInterval queues)
 	// hotBytes is what every queue's hot tail holds (hot.go).
 	hotBytes int
@@ -178,7 +179,7 @@ func (e *Engine) sleep(d time.Duration) bool {
 // nextWake is how long the committer may sleep when idle.
 func (e *Engine) nextWake(now time.Time) time.Duration {
 	wake := now.Add(time.Minute)
-	for _, t := range []time.Time{e.c.delayed.next, e.c.expiry.next, e.c.aged.next, e.c.leases.next()} {
+	for _, t := range []time.Time{e.c.delayed.next, e.c.expiry.next, e.c.aged.next, e.c.done.next, e.c.leases.next()} {
 		if !t.IsZero() && t.Before(wake) {
 			wake = t
 		}

@@ -17,8 +17,8 @@ type queue struct {
 	name string
 	cfg  atomic.Pointer[QueueConfig] // resolved against the engine defaults; replaced whole by Reconfigure
 
-	ready, delayed, leased, dead atomic.Int64
-	bytes                        atomic.Int64 // payload bytes of the ready, delayed and leased jobs
+	ready, delayed, leased, dead, done atomic.Int64
+	bytes                              atomic.Int64 // payload bytes of the ready, delayed and leased jobs
 	// bytesUnknown: the queue held jobs at the last start, when no
 	// max_bytes asked for their bytes to be counted (recover.go); bytes
 	// then holds only the changes since.
@@ -207,6 +207,7 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 		Dead:           q.dead.Load(),
 		Bytes:          q.bytes.Load(),
 		BytesUnknown:   q.bytesUnknown.Load(),
+		Done:           q.done.Load(),
 		EnqueuedTotal:  q.enqueued.Load(),
 		CompletedTotal: q.completed.Load(),
 		RetriedTotal:   q.retried.Load(),

@@ -73,6 +73,7 @@ func (e *Engine) load() error {
 	e.c.delayed = timedScan{next: now}
 	e.c.expiry = timedScan{next: now}
 	e.c.aged = timedScan{next: now}
+	e.c.done = timedScan{next: now}
 	return nil
 }
 
@@ -88,6 +89,7 @@ func (e *Engine) setCounts(counts map[string]store.Counts) {
 		q.dead.Store(0)
 		q.bytes.Store(0)
 		q.bytesUnknown.Store(false)
+		q.done.Store(0)
 		q.cursor.Store(0)
 	}
 	e.qmu.RUnlock()
@@ -98,6 +100,7 @@ func (e *Engine) setCounts(counts map[string]store.Counts) {
 		q.leased.Store(c.Leased)
 		q.dead.Store(c.Dead)
 		q.bytes.Store(c.Bytes)
+		q.done.Store(c.Done)
 		q.bytesUnknown.Store(c.Ready+c.Delayed+c.Leased > 0 && e.queueConfig(name).MaxBytes == 0)
 	}
 }

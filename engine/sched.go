@@ -410,7 +410,7 @@ func (s *sched) run(d *queueSlots, j *job.Job) {
 	o := &op{id: j.ID, lease: j.LeaseID}
 	switch out.Verdict {
 	case Ack:
-		o.kind = opAck
+		o.kind, o.result = opAck, []byte(out.Result)
 	case Dead:
 		o.kind, o.text = opFail, truncate(out.Error, maxErrorLen)
 	default:

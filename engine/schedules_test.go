@@ -55,7 +55,7 @@ func TestFireScheduleOverlap(t *testing.T) {
 		if r := fire(3); r.Skipped != 1 {
 			t.Fatalf("run while the previous is leased = %+v, want skipped", r)
 		}
-		if err := e.Ack(t.Context(), j.ID, j.LeaseID); err != nil {
+		if err := e.Ack(t.Context(), j.ID, j.LeaseID, nil); err != nil {
 			t.Fatal(err)
 		}
 		if r := fire(4); len(r.Results) != 1 {

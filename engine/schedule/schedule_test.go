@@ -105,7 +105,7 @@ func (r *rig) runs(q string) []string {
 		}
 		for _, j := range jobs {
 			out = append(out, j.Headers[HeaderRunAt])
-			if err := r.e.Ack(r.t.Context(), j.ID, j.LeaseID); err != nil {
+			if err := r.e.Ack(r.t.Context(), j.ID, j.LeaseID, nil); err != nil {
 				r.t.Fatal(err)
 			}
 		}

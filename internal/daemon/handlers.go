@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/edgeq/edgeq/engine"
@@ -23,16 +24,22 @@ func buildHandlers(handlers map[string]Handler, queues map[string]engine.QueueCo
 		}
 	}
 	for name, h := range handlers {
+		// A queue that retains done jobs keeps a handler's result: one byte
+		// past max_result, so that the engine sees it was cut.
+		result := 0
+		if qc := queues[name]; qc.RetainDone > 0 {
+			result = cmp.Or(qc.MaxResult, engine.DefaultMaxResult) + 1
+		}
 		var handler engine.Handler
 		switch h.Type {
 		case "exec":
-			x, err := exechandler.New(exechandler.Config{Command: h.Command, Timeout: h.Timeout})
+			x, err := exechandler.New(exechandler.Config{Command: h.Command, Timeout: h.Timeout, Result: result})
 			if err != nil {
 				return release, fmt.Errorf("queues.%s.handler.%w", name, err)
 			}
 			handler = x
 		case "http":
-			x, err := httphandler.New(httphandler.Config{URL: h.URL, Headers: h.Headers, Timeout: h.Timeout})
+			x, err := httphandler.New(httphandler.Config{URL: h.URL, Headers: h.Headers, Timeout: h.Timeout, Result: int64(result)})
 			if err != nil {
 				return release, fmt.Errorf("queues.%s.handler.%w", name, err)
 			}

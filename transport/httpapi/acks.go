@@ -15,6 +15,10 @@ import (
 type AckItem struct {
 	ID    string `json:"id"`
 	Lease string `json:"lease"`
+	// Result (any JSON value) or ResultB64 is the job's result, kept when
+	// its queue retains done jobs (retain_done).
+	Result    json.RawMessage `json:"result,omitempty"`
+	ResultB64 []byte          `json:"result_b64,omitempty"`
 }
 
 // AcksRequest is the body of POST /v1/acks.
@@ -65,6 +69,56 @@ func (s *Server) acks(w http.ResponseWriter, r *http.Request) (any, error) {
 	return out, nil
 }
 
+// AckBody is the optional body of POST /v1/jobs/{id}/ack: the job's
+// result (see AckItem).
+type AckBody struct {
+	Result    json.RawMessage `json:"result,omitempty"`
+	ResultB64 []byte          `json:"result_b64,omitempty"`
+}
+
+// maxAckBody bounds the body of a single ack: a result past the queue's
+// max_result is cut there anyway.
+const maxAckBody = 1 << 20
+
+// readAckResult reads the optional result of a single ack; no body, no
+// result.
+func (s *Server) readAckResult(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if err := wantJSON(r, "application/json"); err != nil {
+		return nil, err
+	}
+	if r.ContentLength > maxAckBody {
+		return nil, &wire.FieldError{Field: "body", Msg: fmt.Sprintf("%d bytes, above the limit of %d", r.ContentLength, maxAckBody), Sentinel: job.ErrTooLarge}
+	}
+	b, err := s.openBody(w, r, maxAckBody)
+	if err != nil {
+		return nil, err
+	}
+	defer b.release()
+	buf := s.bufs.Get().(*bytes.Buffer)
+	defer s.putBuf(buf)
+	err = s.readAll(buf, http.MaxBytesReader(w, b, maxAckBody))
+	b.done()
+	if err != nil {
+		return nil, err
+	}
+	if buf.Len() == 0 {
+		return nil, nil
+	}
+	var req AckBody
+	dec := json.NewDecoder(buf)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, invalidArg("body", "want {\"result\": <JSON>} or {\"result_b64\": \"...\"}: %v", err)
+	}
+	if dec.More() {
+		return nil, invalidArg("body", "more than one JSON document")
+	}
+	return wire.ResultOf("body", req.Result, req.ResultB64) // the decoder copied them
+}
+
 // readAcks checks a POST /v1/acks request and decodes its body.
 func (s *Server) readAcks(w http.ResponseWriter, r *http.Request) ([]engine.AckRequest, error) {
 	if err := parseQuery(r.URL.RawQuery); err != nil {
@@ -112,7 +166,11 @@ func (s *Server) readAcks(w http.ResponseWriter, r *http.Request) ([]engine.AckR
 		if a.Lease == "" {
 			return nil, invalidArg(fmt.Sprintf("acks[%d].lease", i), "required (the lease id that /lease answered)")
 		}
-		out[i] = engine.AckRequest{ID: id, Lease: a.Lease}
+		result, err := wire.ResultOf(fmt.Sprintf("acks[%d]", i), a.Result, a.ResultB64)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = engine.AckRequest{ID: id, Lease: a.Lease, Result: result}
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 // Client speaks the HTTP API. It is safe for concurrent use. Its methods
@@ -208,6 +209,24 @@ func (c *Client) Ack(ctx context.Context, id, lease string) error {
 		return c.co.ack(ctx, id, lease)
 	}
 	return c.jobCall(ctx, http.MethodPost, id, "/ack", url.Values{"lease": {lease}}, nil)
+}
+
+// AckResult marks a leased job done with its result, which the daemon
+// keeps when the job's queue retains done jobs (retain_done): sent as
+// "result" when it is valid JSON, else as "result_b64". It is never
+// coalesced.
+func (c *Client) AckResult(ctx context.Context, id, lease string, result []byte) error {
+	if _, err := job.ParseID(id); err != nil {
+		return err
+	}
+	var body AckBody
+	body.Result, body.ResultB64 = wire.ResultFields(result)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("ack %s: %w", id, err)
+	}
+	hdr := func(h http.Header) { h.Set("Content-Type", "application/json") }
+	return c.do(ctx, http.MethodPost, "/v1/jobs/"+id+"/ack", url.Values{"lease": {lease}}, bytes.NewReader(b), hdr, nil)
 }
 
 // Nack sends a leased job back for a retry after delay, as the API's

@@ -33,7 +33,8 @@ type Producer interface {
 type Worker interface {
 	// Lease long-polls up to r.Wait itself; it returns early with ctx.
 	Lease(ctx context.Context, r engine.LeaseRequest) ([]*job.Job, error)
-	Ack(ctx context.Context, id job.ID, lease string) error
+	// Ack keeps result with the job when its queue retains done jobs.
+	Ack(ctx context.Context, id job.ID, lease string, result []byte) error
 	// AckBatch acks many jobs in one commit; it answers an error per ack
 	// (nil: acked) or one error for the whole call.
 	AckBatch(ctx context.Context, acks []engine.AckRequest) ([]error, error)

@@ -97,3 +97,29 @@ func TestRealEngine(t *testing.T) {
 	}
 
 }
+
+// TestClientAckResult: Client.AckResult sends a result that a queue with
+// retain_done keeps and Job shows: JSON as JSON, other bytes in base64.
+func TestClientAckResult(t *testing.T) {
+	c := startRealServer(t, engine.Config{Queues: map[string]engine.QueueConfig{"r": {RetainDone: time.Hour}}}).client
+	ctx := t.Context()
+	for _, tc := range []struct{ result, json, b64 string }{
+		{`{"rows":3}`, `{"rows":3}`, ""},
+		{"\x00raw", "", "\x00raw"},
+	} {
+		if _, err := c.Enqueue(ctx, "r", []byte("p"), EnqueueOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := c.Lease(ctx, "r", 1, time.Second, 0)
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("Lease = %d jobs, %v", len(jobs), err)
+		}
+		if err := c.AckResult(ctx, jobs[0].ID, jobs[0].Lease.ID, []byte(tc.result)); err != nil {
+			t.Fatalf("AckResult: %v", err)
+		}
+		j, err := c.Job(ctx, jobs[0].ID)
+		if err != nil || j.State != "done" || string(j.Result) != tc.json || string(j.ResultB64) != tc.b64 {
+			t.Errorf("job after AckResult(%q) = %+v, %v; want done with result %q / result_b64 %q", tc.result, j, err, tc.json, tc.b64)
+		}
+	}
+}

@@ -230,7 +230,7 @@ func (f *fakeEngine) leasedLocked(id job.ID, lease string) (*job.Job, error) {
 	return j, nil
 }
 
-func (f *fakeEngine) Ack(ctx context.Context, id job.ID, lease string) error {
+func (f *fakeEngine) Ack(ctx context.Context, id job.ID, lease string, _ []byte) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.errLocked("Ack"); err != nil {
@@ -259,7 +259,7 @@ func (f *fakeEngine) AckBatch(ctx context.Context, acks []engine.AckRequest) ([]
 	}
 	errs := make([]error, len(acks))
 	for i, a := range acks {
-		errs[i] = f.Ack(ctx, a.ID, a.Lease)
+		errs[i] = f.Ack(ctx, a.ID, a.Lease, a.Result)
 	}
 	return errs, nil
 }

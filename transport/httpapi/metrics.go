@@ -155,6 +155,7 @@ func (c *statsCollector) collectQueue(emit emitFunc, q engine.QueueStats, own bo
 	emit(c.depth, prometheus.GaugeValue, float64(q.Delayed), n, "delayed")
 	emit(c.depth, prometheus.GaugeValue, float64(q.Leased), n, "leased")
 	emit(c.depth, prometheus.GaugeValue, float64(q.Dead), n, "dead")
+	emit(c.depth, prometheus.GaugeValue, float64(q.Done), n, "done")
 	emit(c.enqueued, prometheus.CounterValue, float64(q.EnqueuedTotal), n)
 	emit(c.completed, prometheus.CounterValue, float64(q.CompletedTotal), n)
 	emit(c.retried, prometheus.CounterValue, float64(q.RetriedTotal), n)

@@ -530,8 +530,8 @@ func TestJobShowCancel(t *testing.T) {
 var queueStatsKeys = []string{"name", "class", "paused", "shed", "ready", "delayed", "leased", "dead",
 	"oldest_ready_age_s", "enqueued_total", "completed_total", "retried_total", "dead_total",
 	"rejected_total", "concurrency", "in_rate", "out_rate", "drain_eta_s",
-	// The only extras beyond SPEC §5.
-	"running", "breaker", "alerting", "bytes", "evicted_total"}
+	// The only extras beyond SPEC §5 ("done": retained finished jobs, issue 20).
+	"done", "running", "breaker", "alerting", "bytes", "evicted_total"}
 
 func TestQueues(t *testing.T) {
 	ts := mustStartServer(t, Config{})

@@ -71,6 +71,7 @@ type QueueStats struct {
 	OutRate         float64  `json:"out_rate"`
 	DrainETAS       *float64 `json:"drain_eta_s"`
 	// Beyond SPEC §5's list, for operators and the status page.
+	Done     int64  `json:"done"`     // finished jobs retained (retain_done)
 	Running  int    `json:"running"`  // in-process jobs running now
 	Breaker  string `json:"breaker"`  // "closed", "open" or "half-open"
 	Alerting bool   `json:"alerting"` // a backlog alert is raised
@@ -186,6 +187,7 @@ func queueStatsToWire(q engine.QueueStats) QueueStats {
 		Delayed:         q.Delayed,
 		Leased:          q.Leased,
 		Dead:            q.Dead,
+		Done:            q.Done,
 		OldestReadyAgeS: q.OldestReadyAge.Seconds(),
 		EnqueuedTotal:   q.EnqueuedTotal,
 		CompletedTotal:  q.CompletedTotal,

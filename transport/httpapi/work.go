@@ -75,7 +75,11 @@ func (s *Server) ack(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return OKResult{OK: true}, s.eng.Ack(r.Context(), id, lease)
+	result, err := s.readAckResult(w, r)
+	if err != nil {
+		return nil, err
+	}
+	return OKResult{OK: true}, s.eng.Ack(r.Context(), id, lease, result)
 }
 
 func (s *Server) nack(w http.ResponseWriter, r *http.Request) (any, error) {

@@ -404,7 +404,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 func TestEventsAndAlerts(t *testing.T) {
 	b := startBroker(t)
 	h := new(hooks)
-	eng := newEngine(t, engine.Config{OnEvent: h.event})
+	eng := newEngine(t, engine.Config{OnEvent: h.event, Queues: map[string]engine.QueueConfig{"kept": {RetainDone: time.Hour, MaxResult: 8}}})
 	c := startClient(t, Config{Broker: b.url(), Events: true}, eng)
 	h.c.Store(c)
 	events := b.subscribe("edgeq/events/#")
@@ -418,7 +418,7 @@ func TestEventsAndAlerts(t *testing.T) {
 	if err != nil || len(jobs) != 1 {
 		t.Fatalf("Lease = %v, %v", jobs, err)
 	}
-	if err := eng.Ack(t.Context(), jobs[0].ID, jobs[0].LeaseID); err != nil {
+	if err := eng.Ack(t.Context(), jobs[0].ID, jobs[0].LeaseID, nil); err != nil {
 		t.Fatal(err)
 	}
 	pk := events.next(t)
@@ -432,6 +432,31 @@ func TestEventsAndAlerts(t *testing.T) {
 	if err := json.Unmarshal(pk.Payload, &ev); err != nil || pk.TopicName != "edgeq/events/work" ||
 		ev.ID != res.ID.String() || ev.Event != "done" || ev.Attempt == nil {
 		t.Errorf("event %s %s (%v), want id %s done", pk.TopicName, pk.Payload, err, res.ID)
+	}
+	if strings.Contains(string(pk.Payload), "result") {
+		t.Errorf("event of a job without a result: %s", pk.Payload)
+	}
+
+	// A retained job's done event carries its result: JSON as JSON, other
+	// bytes in base64, cut at max_result and flagged.
+	for _, tc := range []struct{ result, want string }{
+		{`{"v":1}`, `"result":{"v":1}`},
+		{"\x00binary!!", `"result_b64":"AGJpbmFyeSE=","result_truncated":true`},
+	} {
+		if _, err := eng.Enqueue(t.Context(), job.New{Queue: "kept"}); err != nil {
+			t.Fatal(err)
+		}
+		jobs, err := eng.Lease(t.Context(), engine.LeaseRequest{Queue: "kept", Max: 1})
+		if err != nil || len(jobs) != 1 {
+			t.Fatalf("Lease = %v, %v", jobs, err)
+		}
+		if err := eng.Ack(t.Context(), jobs[0].ID, jobs[0].LeaseID, []byte(tc.result)); err != nil {
+			t.Fatal(err)
+		}
+		pk := events.next(t)
+		if !json.Valid(pk.Payload) || !strings.Contains(string(pk.Payload), tc.want) {
+			t.Errorf("done event %s, want it to hold %s", pk.Payload, tc.want)
+		}
 	}
 
 	c.OnLevel(job.Level(0), job.Level(1), "cpu", time.Now())

@@ -3,6 +3,7 @@ package mqttapi
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -34,6 +35,17 @@ func (c *Client) OnEvent(ev engine.Event) {
 	b = append(b, ev.Kind.String()...)
 	b = append(b, `","attempt":`...)
 	b = strconv.AppendInt(b, int64(ev.Attempt), 10)
+	if res, b64 := wire.ResultFields(ev.Result); res != nil {
+		b = append(b, `,"result":`...)
+		b = append(b, res...)
+	} else if b64 != nil {
+		b = append(b, `,"result_b64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, b64)
+		b = append(b, '"')
+	}
+	if ev.ResultTruncated {
+		b = append(b, `,"result_truncated":true`...)
+	}
 	b = append(b, '}')
 	c.publish(c.cfg.Prefix+"/events/"+ev.Queue, b, false)
 }

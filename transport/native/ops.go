@@ -25,7 +25,7 @@ type Engine interface {
 	// or EnqueueBatch.
 	Refused(queue string, n int, err error)
 	Lease(ctx context.Context, r engine.LeaseRequest) ([]*job.Job, error)
-	Ack(ctx context.Context, id job.ID, lease string) error
+	Ack(ctx context.Context, id job.ID, lease string, result []byte) error
 	AckBatch(ctx context.Context, acks []engine.AckRequest) ([]error, error)
 	Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error)
 	Fail(ctx context.Context, id job.ID, lease string, reason string) error
@@ -311,7 +311,7 @@ func (s *Server) ack(ctx context.Context, r request, b []byte) ([]byte, error) {
 	if err != nil {
 		return b, err
 	}
-	return b, s.eng.Ack(ctx, id, lease)
+	return b, s.eng.Ack(ctx, id, lease, nil) // the native ack carries no result
 }
 
 func (s *Server) nack(ctx context.Context, r request, b []byte) ([]byte, error) {

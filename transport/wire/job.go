@@ -36,6 +36,12 @@ type Job struct {
 	Payload     json.RawMessage   `json:"payload,omitempty"`
 	PayloadB64  []byte            `json:"payload_b64,omitzero"`
 	LastError   string            `json:"last_error"`
+	// Result is a retained done job's result: JSON when it is valid JSON,
+	// else base64 in ResultB64; ResultTruncated says it was cut at the
+	// queue's max_result.
+	Result          json.RawMessage `json:"result,omitempty"`
+	ResultB64       []byte          `json:"result_b64,omitempty"`
+	ResultTruncated bool            `json:"result_truncated,omitempty"`
 }
 
 // Body returns the payload bytes, whichever field carried them.
@@ -74,6 +80,8 @@ func FromJob(j *job.Job, withPayload bool) Job {
 	if w.Headers == nil {
 		w.Headers = emptyHeaders
 	}
+	w.Result, w.ResultB64 = ResultFields(j.Result)
+	w.ResultTruncated = j.ResultTruncated
 	if withPayload || j.Payload != nil {
 		if IsJSONType(j.ContentType) && json.Valid(j.Payload) {
 			w.Payload = j.Payload
@@ -85,6 +93,30 @@ func FromJob(j *job.Job, withPayload bool) Job {
 		}
 	}
 	return w
+}
+
+// ResultFields places a result in the result field (valid JSON) or the
+// result_b64 one (anything else), nil both for none.
+func ResultFields(r []byte) (json.RawMessage, []byte) {
+	switch {
+	case len(r) == 0:
+		return nil, nil
+	case json.Valid(r):
+		return r, nil
+	}
+	return nil, r
+}
+
+// ResultOf returns the result bytes an ack carries in result (a JSON
+// value, kept as its JSON text) or result_b64 (bytes), refusing both.
+func ResultOf(field string, result json.RawMessage, b64 []byte) ([]byte, error) {
+	if len(result) > 0 && len(b64) > 0 {
+		return nil, &FieldError{Field: field, Msg: "result and result_b64 together; send one", Sentinel: job.ErrInvalidArgument}
+	}
+	if len(result) > 0 {
+		return result, nil
+	}
+	return b64, nil
 }
 
 // FromJobs converts jobs with FromJob.

@@ -50,6 +50,9 @@ type Config struct {
 	StderrTail int
 	// Dir is the working directory; "" is the daemon's.
 	Dir string
+	// Result is how many bytes of the start of stdout a run keeps as the
+	// job's result (Outcome.Result, with Ack); 0: stdout is discarded.
+	Result int
 }
 
 // Handler runs a job's command. It is safe for concurrent use.
@@ -60,6 +63,7 @@ type Handler struct {
 	env     []string // PATH and Config.Env; the EDGEQ_* entries are added per job
 	timeout time.Duration
 	tail    int
+	result  int
 }
 
 var _ engine.Handler = (*Handler)(nil)
@@ -125,6 +129,7 @@ func New(cfg Config) (*Handler, error) {
 		env:     env,
 		timeout: cmp.Or(cfg.Timeout, DefaultTimeout),
 		tail:    cmp.Or(cfg.StderrTail, DefaultStderrTail),
+		result:  cfg.Result,
 	}, nil
 }
 
@@ -164,7 +169,11 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 		"EDGEQ_ATTEMPT="+strconv.Itoa(j.Attempt),
 	)
 	cmd.Stdin = bytes.NewReader(j.Payload)
-	cmd.Stdout = nil // /dev/null: discarded without a pipe or a goroutine
+	var stdout *headBuffer
+	if h.result > 0 {
+		stdout = &headBuffer{max: h.result}
+		cmd.Stdout = stdout
+	} // else /dev/null: discarded without a pipe or a goroutine
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// At the timeout or cancellation: SIGTERM to the group. After KillGrace
@@ -183,7 +192,11 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 	// Whatever the command left running in its group dies with it: a job's
 	// processes never outlive the job. ESRCH (nothing left) is the usual case.
 	_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
-	return h.outcome(ctx, err, stderr.String())
+	out := h.outcome(ctx, err, stderr.String())
+	if out.Verdict == engine.Ack && stdout != nil {
+		out.Result = string(stdout.buf)
+	}
+	return out
 }
 
 // outcome maps how the command ended to a verdict. Every failure but exit

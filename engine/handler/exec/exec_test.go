@@ -330,3 +330,20 @@ func TestHandleConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleResult: with Result set, the start of stdout is the outcome's
+// result, however much more the command writes; without it, stdout goes
+// nowhere.
+func TestHandleResult(t *testing.T) {
+	full := "converted\n" + string(make([]byte, 1<<10-len("converted\n")))
+	for _, tc := range []struct {
+		result int
+		want   string
+	}{{0, ""}, {5, "conve"}, {1 << 10, full}} {
+		h := mustNew(t, Config{Command: sh("cat >/dev/null; echo converted; head -c 100000 /dev/zero"), Result: tc.result})
+		out := h.Handle(t.Context(), testJob("in"))
+		if out.Verdict != engine.Ack || out.Result != tc.want {
+			t.Errorf("Result %d: Handle() = verdict %v, result %d bytes %.12q; want Ack, %d bytes %.12q", tc.result, out.Verdict, len(out.Result), out.Result, len(tc.want), tc.want)
+		}
+	}
+}

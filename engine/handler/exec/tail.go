@@ -65,3 +65,19 @@ func (t *tailBuffer) String() string {
 	}
 	return s
 }
+
+// headBuffer keeps the first max bytes written to it and drops the rest
+// (never failing, so the command is not cut off by a full result). Not safe
+// for concurrent use, like tailBuffer.
+type headBuffer struct {
+	buf []byte
+	max int
+}
+
+// Write keeps what fits; it never fails.
+func (h *headBuffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.buf); room > 0 {
+		h.buf = append(h.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}

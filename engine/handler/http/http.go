@@ -60,6 +60,9 @@ type Config struct {
 	// handler never follows redirects, whatever Client.CheckRedirect says:
 	// it uses a shallow copy of Client with its own CheckRedirect.
 	Client *http.Client
+	// Result is how many bytes of the start of a 2xx response's body are
+	// kept as the job's result (Outcome.Result); 0: none are read.
+	Result int64
 }
 
 // Handler sends jobs to a URL. It is safe for concurrent use.
@@ -69,6 +72,7 @@ type Handler struct {
 	header      http.Header // Config.Headers, canonical
 	timeout     time.Duration
 	maxResponse int64
+	result      int64
 	client      *http.Client
 	now         func() time.Time // for Retry-After dates
 }
@@ -127,6 +131,7 @@ func New(cfg Config) (*Handler, error) {
 		header:      header,
 		timeout:     cmp.Or(cfg.Timeout, DefaultTimeout),
 		maxResponse: cmp.Or(cfg.MaxResponse, DefaultMaxResponse),
+		result:      cfg.Result,
 		client:      &client,
 		now:         time.Now,
 	}, nil
@@ -179,7 +184,13 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 
 	verdict, targetFailed := classify(resp.StatusCode)
 	if verdict == engine.Ack {
-		return engine.Outcome{Verdict: engine.Ack}
+		out := engine.Outcome{Verdict: engine.Ack}
+		if h.result > 0 {
+			// A body cut short by the target still acks: the job was done.
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, h.result))
+			out.Result = string(b)
+		}
+		return out
 	}
 	out := engine.Outcome{Verdict: verdict, TargetFailed: targetFailed, Error: h.errorText(resp)}
 	if verdict == engine.Retry {

@@ -478,3 +478,20 @@ func TestTrimPartialRune(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleResult: with Result set, a 2xx body's first Result bytes are
+// the outcome's result; without it, none is read.
+func TestHandleResult(t *testing.T) {
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"stored":"s3://b/k"}`)
+	})
+	for _, tc := range []struct {
+		result int64
+		want   string
+	}{{0, ""}, {8, `{"stored`}, {1 << 10, `{"stored":"s3://b/k"}`}} {
+		h := mustNew(t, Config{URL: srv.URL, Result: tc.result})
+		if out := h.Handle(t.Context(), testJob()); out != (engine.Outcome{Verdict: engine.Ack, Result: tc.want}) {
+			t.Errorf("Result %d: Handle() = %+v, want Ack with result %q", tc.result, out, tc.want)
+		}
+	}
+}
