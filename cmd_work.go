@@ -32,6 +32,9 @@ const (
 	workRetryPause = time.Second
 	// workResolveTimeout bounds the ack, nack or fail of a finished job.
 	workResolveTimeout = 30 * time.Second
+	// workMaxResult is how much stdout --result sends: the largest
+	// max_result (the daemon cuts it at the queue's own).
+	workMaxResult = 1 << 20
 )
 
 func workCommand(e env) *cli.Command {
@@ -68,6 +71,7 @@ func workCommand(e env) *cli.Command {
 			&cli.DurationFlag{Name: "timeout", Usage: "kill a command that runs longer, and retry its job", DefaultText: "none"},
 			&cli.BoolFlag{Name: "verbose", Usage: "a line per job, also for those done"},
 			nativeFlag(),
+			&cli.BoolFlag{Name: "result", Usage: "send the command's stdout (its first MiB) with the ack as the job's result, kept by queues with retain_done"},
 		),
 		Action: func(c *cli.Context) error { return work(c, e) },
 	}
@@ -115,7 +119,11 @@ func work(c *cli.Context, e env) error {
 	if timeout == 0 {
 		timeout = workNoTimeout
 	}
-	h, err := exechandler.New(exechandler.Config{Command: argv, Timeout: timeout})
+	var result int
+	if c.Bool("result") {
+		result = workMaxResult
+	}
+	h, err := exechandler.New(exechandler.Config{Command: argv, Timeout: timeout, Result: result})
 	if err != nil {
 		return usageErrorf("work: %v", err)
 	}
@@ -128,6 +136,10 @@ func work(c *cli.Context, e env) error {
 		return err
 	}
 	if nc != nil {
+		if result > 0 {
+			nc.Close()
+			return usageErrorf("--result: the native protocol's ack carries no result; use the HTTP API")
+		}
 		w.cl = nc
 	} else {
 		hc := newClient(c, e)
@@ -402,7 +414,11 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 		err = w.release(rctx, lj.ID, lease, ev.Error)
 	case out.Verdict == engine.Ack:
 		ev.Event = "done"
-		err = w.cl.Ack(rctx, lj.ID, lease)
+		if ra, ok := w.cl.(resultAcker); ok && out.Result != "" {
+			err = ra.AckResult(rctx, lj.ID, lease, []byte(out.Result))
+		} else {
+			err = w.cl.Ack(rctx, lj.ID, lease)
+		}
 	case out.Verdict == engine.Dead:
 		ev.Event = "dead"
 		err = w.cl.Fail(rctx, lj.ID, lease, out.Error)
@@ -414,6 +430,11 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 		}
 	}
 	w.resolved(ev, lj.ID, err)
+}
+
+// resultAcker is a jobClient whose ack carries a result (the HTTP one).
+type resultAcker interface {
+	AckResult(ctx context.Context, id, lease string, result []byte) error
 }
 
 // release hands a job back to be ready at once.

@@ -271,3 +271,26 @@ func TestAnswerErrorNamesTheJobOnce(t *testing.T) {
 		t.Errorf("transport error: %q names the job %d times, want once", got, strings.Count(got, id))
 	}
 }
+
+// TestWorkResult (issue 20 item 4): with --result, the command's stdout is
+// sent with the ack and kept by a queue with retain_done.
+func TestWorkResult(t *testing.T) {
+	t.Parallel()
+	conf := filepath.Join(t.TempDir(), "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("queues: {w: {retain_done: 1h}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := startDaemon(t, "--config", conf)
+	cl := httpapi.NewClient("http://"+addr, "", nil)
+	defer cl.CloseIdleConnections()
+	ids := enqueueN(t, addr, "w", "7")
+	startWork(t, addr, "w", "--result", "--wait", "200ms", "--", "sh", "-c", `printf '{"square":%d}' $(( $(cat) * 7 ))`)
+	var j httpapi.Job
+	eventually(t, 10*time.Second, "job done", func() bool {
+		j, _ = showJob(t, cl, ids[0])
+		return j.State == "done"
+	})
+	if string(j.Result) != `{"square":49}` {
+		t.Errorf("result = %s (b64 %q), want {\"square\":49}", j.Result, j.ResultB64)
+	}
+}

@@ -76,9 +76,10 @@ type AckBody struct {
 	ResultB64 []byte          `json:"result_b64,omitempty"`
 }
 
-// maxAckBody bounds the body of a single ack: a result past the queue's
-// max_result is cut there anyway.
-const maxAckBody = 1 << 20
+// maxAckBody bounds the body of a single ack: room for a result of the
+// largest max_result (1 MiB) in base64; one past the queue's max_result is
+// cut there anyway.
+const maxAckBody = 2 << 20
 
 // readAckResult reads the optional result of a single ack; no body, no
 // result.

@@ -17,7 +17,8 @@
 //
 // The command runs without a shell, in an environment of PATH (the
 // daemon's), Config.Env and EDGEQ_JOB_ID, EDGEQ_QUEUE and EDGEQ_ATTEMPT,
-// which come last so that they always win. Stdout goes to /dev/null. Only
+// which come last so that they always win. Stdout goes to /dev/null, or its
+// first Config.Result bytes become the result of a job it acks. Only
 // the last Config.StderrTail bytes of stderr are kept, in a ring, so a
 // command that writes gigabytes costs a few kilobytes.
 //
