@@ -165,6 +165,7 @@ type QueueConfig struct {
 	AlertAge    Duration       `yaml:"alert_age"`
 	AlertDepth  int64          `yaml:"alert_depth"`
 	ShedAt      string         `yaml:"shed_at"`
+	KeyMode     string         `yaml:"key_mode"`
 	RetainDone  Duration       `yaml:"retain_done"`
 	MaxResult   Size           `yaml:"max_result"`
 	Handler     *HandlerConfig `yaml:"handler"`

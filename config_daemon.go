@@ -155,6 +155,7 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 	for name, q := range c.Queues {
 		class, _ := job.ParseClass(q.Class)
 		qsync, _ := engine.ParseSyncMode(q.Sync)
+		keyMode, _ := job.ParseKeyMode(q.KeyMode)
 		ec.Queues[name] = engine.QueueConfig{
 			Class:       class,
 			Concurrency: q.Concurrency,
@@ -171,6 +172,7 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 			AlertAge:    time.Duration(q.AlertAge),
 			AlertDepth:  q.AlertDepth,
 			ShedAt:      q.ShedAt,
+			KeyMode:     keyMode,
 			RetainDone:  time.Duration(q.RetainDone),
 			MaxResult:   int(q.MaxResult),
 			Breaker:     q.breaker().engine(),

@@ -224,6 +224,7 @@ func TestBadConfigs(t *testing.T) {
 		{"negative max_age", "queues: {a: {max_age: -1h}}\n", "queues.a.max_age: must not be negative", 0},
 		{"unknown on_full", "queues: {a: {max_depth: 5, on_full: drop_newest}}\n", `queues.a.on_full: unknown policy "drop_newest" (want reject or evict_oldest)`, 0},
 		{"evict_oldest unbounded", "queues: {a: {on_full: evict_oldest, max_age: 1h}}\n", "queues.a.on_full: evict_oldest needs max_depth or max_bytes", 0},
+		{"key_mode", "queues: {a: {key_mode: newest}}\n", `queues.a.key_mode: unknown mode "newest" (want window, active or replace)`, 0},
 		{"retain_done", "queues: {a: {retain_done: -1h}}\n", "queues.a.retain_done: must not be negative", 0},
 		{"max_result", "queues: {a: {max_result: 2MiB}}\n", "queues.a.max_result: 2MiB is outside 0..1MiB", 0},
 		{"exec without command", "queues: {a: {handler: {type: exec}}}\n", "queues.a.handler.command: required for exec handlers", 0},

@@ -219,6 +219,9 @@ func (c *Config) validateQueue(v *validator, name string, q QueueConfig) {
 	if q.AlertDepth < 0 {
 		v.add(key+".alert_depth", "must not be negative")
 	}
+	if _, err := job.ParseKeyMode(q.KeyMode); err != nil {
+		v.add(key+".key_mode", "unknown mode %q (want window, active or replace)", q.KeyMode)
+	}
 	v.notNegative(key+".retain_done", q.RetainDone)
 	if q.MaxResult < 0 || q.MaxResult > maxResultLimit {
 		v.add(key+".max_result", "%s is outside 0..%s", q.MaxResult, Size(maxResultLimit))

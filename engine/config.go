@@ -75,6 +75,9 @@ type QueueConfig struct {
 	// elevated, high, critical) dispatch pauses and new jobs are refused;
 	// "never" exempts the queue. "" keeps the class default.
 	ShedAt string
+	// KeyMode is what idempotency keys deduplicate against when a job does
+	// not say; 0: job.KeyWindow.
+	KeyMode job.KeyMode
 	// RetainDone keeps a finished job (state done) with its result for
 	// this long; 0: a finished job is deleted at once.
 	RetainDone time.Duration
@@ -182,6 +185,8 @@ func (c Config) Validate() error {
 			return fmt.Errorf("queues.%s.on_full: %q is not %s or %s", name, q.OnFull, OnFullReject, OnFullEvictOldest)
 		case q.OnFull == OnFullEvictOldest && !q.bounded():
 			return fmt.Errorf("queues.%s.on_full: %s needs max_depth or max_bytes", name, OnFullEvictOldest)
+		case q.KeyMode > job.KeyReplace:
+			return fmt.Errorf("queues.%s.key_mode: unknown mode %d", name, q.KeyMode)
 		case q.RetainDone < 0:
 			return fmt.Errorf("queues.%s.retain_done: must not be negative", name)
 		case q.MaxResult < 0:

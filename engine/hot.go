@@ -117,6 +117,32 @@ func (e *Engine) hotRemove(q *queue, id job.ID) {
 	}
 }
 
+// hotReplace puts j, a kept ready job of q whose payload was replaced,
+// in place of its old copy.
+func (e *Engine) hotReplace(q *queue, j *job.Job) {
+	t := &q.hot
+	for i := t.head; i < len(t.jobs); i++ {
+		if t.jobs[i].ID != j.ID {
+			continue
+		}
+		k := j.Clone()
+		if len(j.Payload) > hotPayloadMax {
+			k.Payload = nil
+		} else if j.Payload != nil {
+			k.Payload = append(make([]byte, 0, len(j.Payload)), j.Payload...)
+		}
+		d := hotCost(k) - hotCost(t.jobs[i])
+		if e.c.hotBytes+d > hotBudget {
+			e.hotDrop(q)
+			return
+		}
+		t.jobs[i] = k
+		t.bytes += d
+		e.c.hotBytes += d
+		return
+	}
+}
+
 // hotDrop makes q's tail incomplete and releases what it held.
 func (e *Engine) hotDrop(q *queue) {
 	t := &q.hot

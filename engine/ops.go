@@ -154,6 +154,10 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 		return fmt.Errorf("%w: expires_in: must not be negative", job.ErrInvalidArgument)
 	case len(n.Key) > maxKeyLen:
 		return fmt.Errorf("%w: key: longer than %d bytes", job.ErrInvalidArgument, maxKeyLen)
+	case n.KeyMode > job.KeyReplace:
+		return fmt.Errorf("%w: key_mode: unknown mode %d", job.ErrInvalidArgument, n.KeyMode)
+	case n.KeyMode != 0 && n.Key == "":
+		return fmt.Errorf("%w: key_mode: %s needs a key", job.ErrInvalidArgument, n.KeyMode)
 	case len(n.Headers) > maxHeaders:
 		return fmt.Errorf("%w: headers: more than %d", job.ErrInvalidArgument, maxHeaders)
 	}

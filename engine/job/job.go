@@ -164,6 +164,46 @@ func (j *Job) Clone() *Job {
 	return &c
 }
 
+// KeyMode says what an idempotency key deduplicates against.
+type KeyMode uint8
+
+// Key modes. The zero value is "the queue's", which defaults to KeyWindow.
+const (
+	// KeyWindow: a key seen within the dedupe window answers the job that
+	// first carried it, whatever became of that job.
+	KeyWindow KeyMode = iota + 1
+	// KeyActive: a key deduplicates only while its job is ready, delayed
+	// or leased; once that job is done, dead or gone, the key enqueues anew.
+	KeyActive
+	// KeyReplace: a key whose job is still waiting (ready or delayed) has
+	// that job's payload, content type and headers replaced, keeping its
+	// place; a leased job is not touched and a new one is enqueued behind
+	// it; a finished one is enqueued anew.
+	KeyReplace
+)
+
+var keyModeNames = [...]string{KeyWindow: "window", KeyActive: "active", KeyReplace: "replace"}
+
+func (m KeyMode) String() string {
+	if int(m) < len(keyModeNames) && keyModeNames[m] != "" {
+		return keyModeNames[m]
+	}
+	return "key_mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseKeyMode parses a key mode; "" is 0, the queue's.
+func ParseKeyMode(s string) (KeyMode, error) {
+	if s == "" {
+		return 0, nil
+	}
+	for i, n := range keyModeNames {
+		if n != "" && n == s {
+			return KeyMode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: key_mode: unknown mode %q (want window, active or replace)", ErrInvalidArgument, s)
+}
+
 // New is a request to enqueue one job.
 type New struct {
 	Queue       string
@@ -171,6 +211,7 @@ type New struct {
 	ContentType string
 	Headers     map[string]string
 	Key         string        // idempotency key, optional
+	KeyMode     KeyMode       // what Key deduplicates against; 0: the queue's
 	Delay       time.Duration // run after now+Delay; ignored when RunAt is set
 	RunAt       time.Time     // optional absolute run time
 	MaxAttempts int           // 0: the queue's default
@@ -186,4 +227,6 @@ type Result struct {
 	State     State
 	Durable   bool // fsynced before the answer
 	Duplicate bool // the key was seen within the dedupe window; ID is the first job's
+	// Replaced: the key's waiting job (ID) took this payload (KeyReplace).
+	Replaced bool
 }

@@ -97,6 +97,8 @@ type Txn interface {
 	// does not fit one is refused (job.ErrTooLarge).
 	Fits(op Op) bool
 	// Create writes a new job: payload, record and the index entry of j.State.
+	// It may follow a Delete of the same id in the same transaction: the
+	// job is then replaced whole, payload included (key_mode replace).
 	Create(j *job.Job) error
 	// Update rewrites a job's record (not its payload) and moves its index
 	// entries from those of prev to those of next. prev must be the stored

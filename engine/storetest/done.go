@@ -84,3 +84,46 @@ func testRetainedDone(t *testing.T, h Harness) {
 		checkIndexes(t, r)
 	})
 }
+
+// testReplace: Create after Delete of the same id in one transaction
+// replaces the job whole (key_mode replace): the new payload, small or
+// large, reads back, the index entries are the new job's, and nothing of
+// the old payload is left (a reopen reads the same).
+func testReplace(t *testing.T, h Harness) {
+	s := h.Open(t)
+	small := mkJob(1, "q", job.StateReady)
+	large := mkJob(2, "q", job.StateDelayed, func(j *job.Job) { j.Payload = bytes.Repeat([]byte("L"), 3000) })
+	create(t, s, small, large, mkJob(3, "q", job.StateReady))
+	toLarge := small.Clone()
+	toLarge.Payload = bytes.Repeat([]byte("n"), 2000)
+	toLarge.Headers, toLarge.ContentType = map[string]string{"v": "2"}, "application/json"
+	toSmall := large.Clone()
+	toSmall.Payload = []byte("tiny")
+	write(t, s, func(tx store.Txn) {
+		for _, u := range [][2]*job.Job{{small, toLarge}, {large, toSmall}} {
+			prev, err := tx.Job(u[0].ID, false)
+			if err != nil {
+				t.Fatalf("Job(%d): %v", u[0].ID, err)
+			}
+			if err := tx.Delete(prev); err != nil {
+				t.Fatalf("Delete(%d): %v", prev.ID, err)
+			}
+			if err := tx.Create(u[1]); err != nil {
+				t.Fatalf("Create(%d) after its Delete: %v", u[1].ID, err)
+			}
+			checkJob(t, tx, u[1], true)
+		}
+	})
+	check := func(s store.Store) {
+		t.Helper()
+		view(t, s, func(r store.ReadTx) {
+			checkJob(t, r, toLarge, true)
+			checkJob(t, r, toSmall, true)
+			checkIndexes(t, r, toLarge, toSmall, mkJob(3, "q", job.StateReady))
+		})
+	}
+	check(s)
+	if h.Reopen != nil {
+		check(h.Reopen(t, s))
+	}
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, h Harness) {
 		{"LeaseThenDelete", testLeaseThenDelete},
 		{"LeaseReopen", testLeaseReopen},
 		{"RetainedDone", testRetainedDone},
+		{"ReplaceInOneTxn", testReplace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

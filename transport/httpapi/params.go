@@ -88,9 +88,9 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 	if raw == "" {
 		return nil
 	}
-	var delay, runAt, maxAttempts, ttr, expiresIn, expiresAt string
+	var keyMode, delay, runAt, maxAttempts, ttr, expiresIn, expiresAt string
 	err := parseQuery(raw,
-		param{"key", &n.Key}, param{"delay", &delay}, param{"run_at", &runAt},
+		param{"key", &n.Key}, param{"key_mode", &keyMode}, param{"delay", &delay}, param{"run_at", &runAt},
 		param{"max_attempts", &maxAttempts}, param{"ttr", &ttr},
 		param{"expires_in", &expiresIn}, param{"expires_at", &expiresAt})
 	if err != nil {
@@ -98,6 +98,9 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 	}
 	if delay != "" && runAt != "" {
 		return wire.ErrDelayAndRunAt
+	}
+	if n.KeyMode, err = wire.ParseKeyMode(keyMode); err != nil {
+		return err
 	}
 	if n.Delay, err = wire.ParseDuration("delay", delay); err != nil {
 		return err

@@ -44,7 +44,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	a := s.resps.Get().(*enqueued)
 	a.status = http.StatusCreated
-	if res.Duplicate {
+	if res.Duplicate || res.Replaced { // nothing created
 		a.status = http.StatusOK
 	}
 	a.b = appendResult(a.b[:0], res)

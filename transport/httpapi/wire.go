@@ -18,8 +18,9 @@ type EnqueueResult struct {
 	ID        string `json:"id"`
 	Queue     string `json:"queue"`
 	State     string `json:"state"`
-	Durable   bool   `json:"durable"`   // fsynced before the answer
-	Duplicate bool   `json:"duplicate"` // the key was seen in the dedupe window; ID is the first job's
+	Durable   bool   `json:"durable"`            // fsynced before the answer
+	Duplicate bool   `json:"duplicate"`          // the key was seen in the dedupe window; ID is the first job's
+	Replaced  bool   `json:"replaced,omitempty"` // key_mode replace: the key's waiting job (ID) took this payload
 }
 
 // BatchResult answers one line of a batch, in line order.
@@ -28,6 +29,7 @@ type BatchResult struct {
 	State     string `json:"state"`
 	Durable   bool   `json:"durable"`
 	Duplicate bool   `json:"duplicate"`
+	Replaced  bool   `json:"replaced,omitempty"`
 }
 
 // BatchResponse answers POST /v1/queues/{q}/batch.
@@ -240,6 +242,9 @@ func appendResult(b []byte, r job.Result) []byte {
 	b = strconv.AppendBool(b, r.Durable)
 	b = append(b, `,"duplicate":`...)
 	b = strconv.AppendBool(b, r.Duplicate)
+	if r.Replaced {
+		b = append(b, `,"replaced":true`...)
+	}
 	return append(b, "}\n"...)
 }
 
@@ -268,6 +273,9 @@ func appendBatchAnswer(b []byte, res []job.Result) []byte {
 		b = strconv.AppendBool(b, r.Durable)
 		b = append(b, `,"duplicate":`...)
 		b = strconv.AppendBool(b, r.Duplicate)
+		if r.Replaced {
+			b = append(b, `,"replaced":true`...)
+		}
 		b = append(b, '}')
 	}
 	return append(b, "]}\n"...)

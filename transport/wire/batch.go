@@ -19,7 +19,7 @@ import (
 //
 //	{"payload": <JSON value>} or {"payload_b64": "..."}
 //
-// plus the options of EnqueueOptions as fields: content_type, key, delay,
+// plus the options of EnqueueOptions as fields: content_type, key, key_mode, delay,
 // run_at, max_attempts, ttr, expires_in, expires_at (durations as Go
 // durations, times as RFC 3339) and headers (an object of strings).
 //
@@ -36,6 +36,7 @@ type BatchLine struct {
 // defaults. ContentType "" is application/octet-stream.
 type EnqueueOptions struct {
 	Key         string
+	KeyMode     string // window, active or replace; "": the queue's
 	Delay       time.Duration
 	RunAt       time.Time
 	MaxAttempts int
@@ -86,6 +87,7 @@ func (l BatchLine) MarshalJSON() ([]byte, error) {
 	}
 	str("content_type", l.ContentType)
 	str("key", l.Key)
+	str("key_mode", l.KeyMode)
 	dur("delay", l.Delay)
 	tim("run_at", l.RunAt)
 	if l.MaxAttempts != 0 {
@@ -254,6 +256,10 @@ func (l *BatchLine) setOption(k string, v json.RawMessage) error {
 		l.ContentType, err = jsonString(k, v)
 	case "key":
 		l.Key, err = jsonString(k, v)
+	case "key_mode":
+		if l.KeyMode, err = jsonString(k, v); err == nil {
+			_, err = ParseKeyMode(l.KeyMode)
+		}
 	case "delay":
 		l.Delay, err = jsonDuration(k, v)
 	case "run_at":
@@ -293,6 +299,21 @@ func (l *BatchLine) setOption(k string, v json.RawMessage) error {
 		return InvalidArg(k, "unknown field")
 	}
 	return err
+}
+
+// ParseKeyMode parses a key_mode option, naming it when it is unknown.
+func ParseKeyMode(s string) (job.KeyMode, error) {
+	m, err := job.ParseKeyMode(s)
+	if err != nil {
+		return 0, &FieldError{Field: "key_mode", Msg: fmt.Sprintf("unknown mode %q (want window, active or replace)", s), Sentinel: job.ErrInvalidArgument}
+	}
+	return m, nil
+}
+
+// keyMode is the mode of a key_mode option already checked by setOption.
+func keyMode(s string) job.KeyMode {
+	m, _ := job.ParseKeyMode(s)
+	return m
 }
 
 func isNull(v json.RawMessage) bool { return string(v) == "null" }
@@ -343,6 +364,7 @@ func (l *BatchLine) ToNew(queue string) job.New {
 		ContentType: l.ContentType,
 		Headers:     l.Headers,
 		Key:         l.Key,
+		KeyMode:     keyMode(l.KeyMode),
 		Delay:       l.Delay,
 		RunAt:       l.RunAt,
 		MaxAttempts: l.MaxAttempts,
