@@ -152,6 +152,8 @@ func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) 
 		ContentType: n.ContentType,
 		Payload:     n.Payload,
 		Size:        len(n.Payload),
+		TraceParent: n.TraceParent,
+		TraceState:  n.TraceState,
 	}
 	if n.RunAt.After(now) {
 		j.State, j.RunAt = job.StateDelayed, n.RunAt

@@ -161,6 +161,9 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 	case len(n.Headers) > maxHeaders:
 		return fmt.Errorf("%w: headers: more than %d", job.ErrInvalidArgument, maxHeaders)
 	}
+	if err := job.CheckTrace(n.TraceParent, n.TraceState); err != nil {
+		return err
+	}
 	size := 0
 	for k, v := range n.Headers {
 		if k == "" {

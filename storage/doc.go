@@ -162,7 +162,8 @@
 // empty is written as version 2, so a store that never used them stays
 // readable by the release before them; a tag this build does not know is
 // refused as written by a newer release. Tags: 2 result (a retained done
-// job's result bytes), 3 result_truncated ("1").
+// job's result bytes), 3 result_truncated ("1"), 4 traceparent, 5
+// tracestate.
 //
 // A record in state done (5) is a finished job kept by its queue's
 // retain_done: its ExpiresAt is the end of the retention, its payload

@@ -55,6 +55,13 @@ var extFields = []extField{
 			j.ResultTruncated = true
 			return nil
 		}},
+	// The W3C trace context the job was enqueued with.
+	{tag: 4, name: "traceparent",
+		get: func(j *job.Job) string { return j.TraceParent },
+		set: func(j *job.Job, v string) error { j.TraceParent = v; return nil }},
+	{tag: 5, name: "tracestate",
+		get: func(j *job.Job) string { return j.TraceState },
+		set: func(j *job.Job, v string) error { j.TraceState = v; return nil }},
 }
 
 // appendExt appends j's optional fields (count, then tag and string each)
@@ -144,7 +151,7 @@ func payloadSection(p []byte) []byte {
 // encodeRecord encodes every field of j except Payload and Size, then the
 // payload section (payloadSection, or the one decodeRecord returned).
 func encodeRecord(j *job.Job, section []byte) []byte {
-	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID) + len(j.Result) + len(section)
+	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID) + len(j.Result) + len(j.TraceParent) + len(j.TraceState) + len(section)
 	for k, v := range j.Headers {
 		n += len(k) + len(v) + 4
 	}

@@ -262,7 +262,9 @@ func leaseOnly(prev, next *job.Job) bool {
 		next.LastError == prev.LastError &&
 		next.ReadySeq == prev.ReadySeq &&
 		bytes.Equal(next.Result, prev.Result) &&
-		next.ResultTruncated == prev.ResultTruncated
+		next.ResultTruncated == prev.ResultTruncated &&
+		next.TraceParent == prev.TraceParent &&
+		next.TraceState == prev.TraceState
 }
 
 func containsKey(es []indexEntry, key []byte) bool {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -149,6 +150,11 @@ type Job struct {
 	// Kept only on a done job that its queue retains.
 	Result          []byte
 	ResultTruncated bool
+
+	// TraceParent and TraceState are the W3C trace context the job was
+	// enqueued with ("" when none), passed unchanged to every attempt.
+	TraceParent string
+	TraceState  string
 }
 
 // Clone returns a copy of j that shares no maps with it (the payload bytes
@@ -218,6 +224,59 @@ type New struct {
 	TTR         time.Duration // 0: the queue's default
 	ExpiresIn   time.Duration // 0: none; ignored when ExpiresAt is set
 	ExpiresAt   time.Time     // optional absolute deadline
+	TraceParent string        // W3C traceparent, optional (CheckTrace)
+	TraceState  string        // W3C tracestate, optional; only with TraceParent
+}
+
+// CheckTrace checks a W3C trace context (traceparent, tracestate): a
+// traceparent of version 00 is exactly 2-32-16-2 lowercase hex digits; a
+// later version (not ff) may carry more after a '-'; the trace and parent
+// ids are not all zeros. A tracestate is at most 512 printable ASCII
+// characters, of at most 32 comma-separated members, and needs a
+// traceparent. Errors wrap ErrInvalidArgument and name the field.
+func CheckTrace(parent, state string) error {
+	if parent == "" {
+		if state != "" {
+			return fmt.Errorf("%w: tracestate: needs a traceparent", ErrInvalidArgument)
+		}
+		return nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("%w: traceparent: %q %s (want 00-<32 hex>-<16 hex>-<2 hex>)", ErrInvalidArgument, parent, why)
+	}
+	if len(parent) < 55 || (len(parent) > 55 && (parent[:2] == "00" || parent[55] != '-')) {
+		return bad("is malformed")
+	}
+	for i := range 55 {
+		c := parent[i]
+		if i == 2 || i == 35 || i == 52 {
+			if c != '-' {
+				return bad("is malformed")
+			}
+		} else if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return bad("is not lowercase hex")
+		}
+	}
+	switch {
+	case parent[:2] == "ff":
+		return bad("has the invalid version ff")
+	case parent[3:35] == "00000000000000000000000000000000":
+		return bad("has an all-zero trace id")
+	case parent[36:52] == "0000000000000000":
+		return bad("has an all-zero parent id")
+	}
+	if len(state) > 512 {
+		return fmt.Errorf("%w: tracestate: %d characters, at most 512", ErrInvalidArgument, len(state))
+	}
+	for i := 0; i < len(state); i++ {
+		if state[i] < 0x20 || state[i] > 0x7e {
+			return fmt.Errorf("%w: tracestate: not printable ASCII", ErrInvalidArgument)
+		}
+	}
+	if n := strings.Count(state, ",") + 1; state != "" && n > 32 {
+		return fmt.Errorf("%w: tracestate: %d members, at most 32", ErrInvalidArgument, n)
+	}
+	return nil
 }
 
 // Result answers one enqueue.

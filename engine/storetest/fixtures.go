@@ -142,6 +142,8 @@ func jobDiff(got, want *job.Job, payload bool) string {
 		fmt.Fprintf(&b, "  Result: got %q, want %q\n", trunc(got.Result), trunc(want.Result))
 	}
 	diff("ResultTruncated", got.ResultTruncated, want.ResultTruncated)
+	diff("TraceParent", got.TraceParent, want.TraceParent)
+	diff("TraceState", got.TraceState, want.TraceState)
 	switch {
 	case !payload && got.Payload != nil:
 		fmt.Fprintf(&b, "  Payload: got %d bytes, want nil (read without payload)\n", len(got.Payload))

@@ -28,6 +28,8 @@ func testCreateRead(t *testing.T, h Harness) {
 			j.ReadySeq = 99
 			j.TTR = 90 * time.Second
 			j.Payload = bytes.Repeat([]byte{0, 1, 2, 0xff}, 1000)
+			j.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+			j.TraceState = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
 		})},
 		{"delayed", mkJob(4, "q", job.StateDelayed)},
 		{"dead", mkJob(5, "q", job.StateDead)},

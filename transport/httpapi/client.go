@@ -109,6 +109,12 @@ func (c *Client) enqueueOne(ctx context.Context, queue string, payload []byte, o
 		for k, v := range o.Headers {
 			h.Set("Edgeq-Header-"+k, v)
 		}
+		if o.TraceParent != "" {
+			h.Set("Traceparent", o.TraceParent)
+		}
+		if o.TraceState != "" {
+			h.Set("Tracestate", o.TraceState)
+		}
 	}
 	err = c.do(ctx, http.MethodPost, p, enqueueQuery(&o), bytes.NewReader(payload), hdr, &res)
 	return res, err

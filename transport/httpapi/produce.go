@@ -29,6 +29,7 @@ func (s *Server) enqueue(w http.ResponseWriter, r *http.Request) (any, error) {
 	if n.Headers, err = jobHeaders(r.Header); err != nil {
 		return nil, s.refused(n.Queue, 1, err)
 	}
+	n.TraceParent, n.TraceState = r.Header.Get("Traceparent"), r.Header.Get("Tracestate")
 	n.ContentType = r.Header.Get("Content-Type")
 	if n.ContentType == "" {
 		n.ContentType = "application/octet-stream"

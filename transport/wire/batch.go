@@ -19,7 +19,8 @@ import (
 //
 //	{"payload": <JSON value>} or {"payload_b64": "..."}
 //
-// plus the options of EnqueueOptions as fields: content_type, key, key_mode, delay,
+// plus the options of EnqueueOptions as fields: content_type, key, key_mode,
+// traceparent, tracestate, delay,
 // run_at, max_attempts, ttr, expires_in, expires_at (durations as Go
 // durations, times as RFC 3339) and headers (an object of strings).
 //
@@ -37,6 +38,8 @@ type BatchLine struct {
 type EnqueueOptions struct {
 	Key         string
 	KeyMode     string // window, active or replace; "": the queue's
+	TraceParent string // W3C trace context, optional
+	TraceState  string
 	Delay       time.Duration
 	RunAt       time.Time
 	MaxAttempts int
@@ -88,6 +91,8 @@ func (l BatchLine) MarshalJSON() ([]byte, error) {
 	str("content_type", l.ContentType)
 	str("key", l.Key)
 	str("key_mode", l.KeyMode)
+	str("traceparent", l.TraceParent)
+	str("tracestate", l.TraceState)
 	dur("delay", l.Delay)
 	tim("run_at", l.RunAt)
 	if l.MaxAttempts != 0 {
@@ -256,6 +261,10 @@ func (l *BatchLine) setOption(k string, v json.RawMessage) error {
 		l.ContentType, err = jsonString(k, v)
 	case "key":
 		l.Key, err = jsonString(k, v)
+	case "traceparent":
+		l.TraceParent, err = jsonString(k, v)
+	case "tracestate":
+		l.TraceState, err = jsonString(k, v)
 	case "key_mode":
 		if l.KeyMode, err = jsonString(k, v); err == nil {
 			_, err = ParseKeyMode(l.KeyMode)
@@ -365,6 +374,8 @@ func (l *BatchLine) ToNew(queue string) job.New {
 		Headers:     l.Headers,
 		Key:         l.Key,
 		KeyMode:     keyMode(l.KeyMode),
+		TraceParent: l.TraceParent,
+		TraceState:  l.TraceState,
 		Delay:       l.Delay,
 		RunAt:       l.RunAt,
 		MaxAttempts: l.MaxAttempts,

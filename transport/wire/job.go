@@ -42,6 +42,9 @@ type Job struct {
 	Result          json.RawMessage `json:"result,omitempty"`
 	ResultB64       []byte          `json:"result_b64,omitempty"`
 	ResultTruncated bool            `json:"result_truncated,omitempty"`
+	// TraceParent and TraceState are the W3C trace context of the job.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // Body returns the payload bytes, whichever field carried them.
@@ -82,6 +85,7 @@ func FromJob(j *job.Job, withPayload bool) Job {
 	}
 	w.Result, w.ResultB64 = ResultFields(j.Result)
 	w.ResultTruncated = j.ResultTruncated
+	w.TraceParent, w.TraceState = j.TraceParent, j.TraceState
 	if withPayload || j.Payload != nil {
 		if IsJSONType(j.ContentType) && json.Valid(j.Payload) {
 			w.Payload = j.Payload

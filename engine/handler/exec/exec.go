@@ -168,6 +168,12 @@ func (h *Handler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
 		"EDGEQ_QUEUE="+j.Queue,
 		"EDGEQ_ATTEMPT="+strconv.Itoa(j.Attempt),
 	)
+	if j.TraceParent != "" {
+		cmd.Env = append(cmd.Env, "TRACEPARENT="+j.TraceParent)
+		if j.TraceState != "" {
+			cmd.Env = append(cmd.Env, "TRACESTATE="+j.TraceState)
+		}
+	}
 	cmd.Stdin = bytes.NewReader(j.Payload)
 	var stdout *headBuffer
 	if h.result > 0 {

@@ -216,6 +216,12 @@ func setJobHeaders(hdr http.Header, j *job.Job) error {
 	hdr.Set("Edgeq-Job-Id", id)
 	hdr.Set("Edgeq-Queue", j.Queue)
 	hdr.Set("Edgeq-Attempt", strconv.Itoa(j.Attempt))
+	if j.TraceParent != "" { // checked at enqueue (job.CheckTrace): valid header values
+		hdr.Set("Traceparent", j.TraceParent)
+		if j.TraceState != "" {
+			hdr.Set("Tracestate", j.TraceState)
+		}
+	}
 	for name, value := range j.Headers {
 		if !validToken(name) || !validValue(value) {
 			return fmt.Errorf("job header %q cannot be sent over HTTP", name)

@@ -495,3 +495,24 @@ func TestHandleResult(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleTraceContext: a job's W3C trace context goes out as the
+// traceparent and tracestate headers; a job without one sends neither.
+func TestHandleTraceContext(t *testing.T) {
+	var got []http.Header
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { got = append(got, r.Header.Clone()) })
+	h := mustNew(t, Config{URL: srv.URL})
+	j := testJob()
+	j.TraceParent, j.TraceState = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "rojo=1"
+	h.Handle(t.Context(), j)
+	h.Handle(t.Context(), testJob())
+	if len(got) != 2 {
+		t.Fatalf("%d requests, want 2", len(got))
+	}
+	if got[0].Get("Traceparent") != j.TraceParent || got[0].Get("Tracestate") != "rojo=1" {
+		t.Errorf("traced job's headers: %q %q", got[0].Get("Traceparent"), got[0].Get("Tracestate"))
+	}
+	if _, ok := got[1]["Traceparent"]; ok {
+		t.Errorf("a job without a trace context sent traceparent %q", got[1].Get("Traceparent"))
+	}
+}
