@@ -202,6 +202,7 @@ func (e *Engine) replaceOne(b *batch, q *queue, held *job.Job, n *job.New) (job.
 	if next.State == job.StateReady {
 		e.hotReplace(q, next)
 	}
+	q.bytes.Add(int64(next.Size - held.Size))
 	return job.Result{ID: next.ID, Queue: q.name, State: next.State, Replaced: true}, nil
 }
 

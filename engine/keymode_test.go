@@ -79,8 +79,8 @@ func TestKeyModes(t *testing.T) {
 		if !r.Replaced || r.Duplicate || r.ID != a.ID || r.State != job.StateReady {
 			t.Fatalf("replace of a ready job: %+v, want %s replaced", r, a.ID)
 		}
-		if qs, _ := e.QueueStats("r"); qs.Ready != 2 || qs.EnqueuedTotal != 2 {
-			t.Errorf("after a replace: ready %d, enqueued %d; want 2 and 2", qs.Ready, qs.EnqueuedTotal)
+		if qs, _ := e.QueueStats("r"); qs.Ready != 2 || qs.EnqueuedTotal != 2 || qs.Bytes != int64(len("v2")+len("other")) {
+			t.Errorf("after a replace: ready %d, enqueued %d, bytes %d; want 2, 2 and 7", qs.Ready, qs.EnqueuedTotal, qs.Bytes)
 		}
 		la := lease1(t, e, "r", 0)
 		if la.ID != a.ID || string(la.Payload) != "v2" || la.Headers["h"] != "2" || la.ContentType != "text/plain" {
