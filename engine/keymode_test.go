@@ -73,7 +73,7 @@ func TestKeyModes(t *testing.T) {
 	})
 
 	t.Run("replace", func(t *testing.T) {
-		a := enq(job.New{Queue: "r", Key: "set", Payload: []byte("v1"), Headers: map[string]string{"h": "1"}})
+		a := enq(job.New{Queue: "r", Key: "set", Payload: []byte("version one"), Headers: map[string]string{"h": "1"}})
 		b := enq(job.New{Queue: "r", Payload: []byte("other")})
 		r := enq(job.New{Queue: "r", Key: "set", Payload: []byte("v2"), ContentType: "text/plain", Headers: map[string]string{"h": "2"}})
 		if !r.Replaced || r.Duplicate || r.ID != a.ID || r.State != job.StateReady {
