@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -107,33 +106,11 @@ func payloadBytes(news []job.New) int {
 // enqueueOne creates the job n in q, or answers the job that holds its
 // dedupe key (replacing its payload, with job.KeyReplace).
 func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) {
-	mode := cmp.Or(n.KeyMode, q.conf().KeyMode, job.KeyWindow)
+	mode := keyModeOf(n, q)
 	if n.Key != "" {
-		id, dup, err := b.txn.Dedupe(q.name, n.Key)
-		if err != nil {
-			return job.Result{}, fmt.Errorf("dedupe: %w", err)
-		}
-		if dup {
-			held, err := b.txn.Job(id, false)
-			if errors.Is(err, job.ErrNotFound) {
-				held, err = nil, nil // finished and deleted
-			}
-			if err != nil {
-				return job.Result{}, err
-			}
-			state := job.StateDone
-			if held != nil {
-				state = held.State
-			}
-			waiting := state == job.StateReady || state == job.StateDelayed
-			switch {
-			case mode == job.KeyWindow, mode == job.KeyActive && (waiting || state == job.StateLeased):
-				return job.Result{ID: id, Queue: q.name, State: state, Duplicate: true}, nil
-			case mode == job.KeyReplace && waiting:
-				return e.replaceOne(b, q, held, n)
-			}
-			// active or replace, the key's job finished (or, replace,
-			// is leased): a new job, which takes the key.
+		res, done, err := e.dedupe(b, q, n, mode)
+		if done || err != nil {
+			return res, err
 		}
 	}
 	now := b.now
@@ -171,39 +148,6 @@ func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) 
 	e.entered(b, q, j)
 	q.enqueued.Add(1)
 	return job.Result{ID: j.ID, Queue: q.name, State: j.State}, nil
-}
-
-// keyTTL is how long j's dedupe key is kept: the dedupe window, from
-// enqueue in window mode; in the other modes, which ask whether the job is
-// still waiting, from when it becomes ready.
-func (e *Engine) keyTTL(mode job.KeyMode, j *job.Job, now time.Time) time.Duration {
-	if mode == job.KeyWindow {
-		return e.cfg.DedupeWindow
-	}
-	return e.cfg.DedupeWindow + max(0, j.RunAt.Sub(now))
-}
-
-// replaceOne gives the waiting job held (read without its payload) the
-// payload, content type and headers of n, keeping its id and its place
-// (ReadySeq, RunAt), and renews its key.
-func (e *Engine) replaceOne(b *batch, q *queue, held *job.Job, n *job.New) (job.Result, error) {
-	next := held.Clone()
-	next.Payload, next.Size = n.Payload, len(n.Payload)
-	next.ContentType, next.Headers = n.ContentType, n.Headers
-	if err := b.txn.Delete(held); err != nil {
-		return job.Result{}, fmt.Errorf("replace: %w", err)
-	}
-	if err := b.txn.Create(next); err != nil {
-		return job.Result{}, fmt.Errorf("replace: %w", err)
-	}
-	if err := b.txn.PutDedupe(q.name, n.Key, next.ID, e.keyTTL(job.KeyReplace, next, b.now)); err != nil {
-		return job.Result{}, fmt.Errorf("put dedupe key: %w", err)
-	}
-	if next.State == job.StateReady {
-		e.hotReplace(q, next)
-	}
-	q.bytes.Add(int64(next.Size - held.Size))
-	return job.Result{ID: next.ID, Queue: q.name, State: next.State, Replaced: true}, nil
 }
 
 func cmpOr(a, b time.Duration) time.Duration {
