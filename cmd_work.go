@@ -119,10 +119,7 @@ func work(c *cli.Context, e env) error {
 	if timeout == 0 {
 		timeout = workNoTimeout
 	}
-	var result int
-	if c.Bool("result") {
-		result = workMaxResult
-	}
+	result := workResult(c)
 	h, err := exechandler.New(exechandler.Config{Command: argv, Timeout: timeout, Result: result})
 	if err != nil {
 		return usageErrorf("work: %v", err)
@@ -430,6 +427,14 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 		}
 	}
 	w.resolved(ev, lj.ID, err)
+}
+
+// workResult is how much stdout --result keeps, 0 without it.
+func workResult(c *cli.Context) int {
+	if c.Bool("result") {
+		return workMaxResult
+	}
+	return 0
 }
 
 // resultAcker is a jobClient whose ack carries a result (the HTTP one).
