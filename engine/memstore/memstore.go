@@ -259,7 +259,7 @@ func (t *txn) Counts(bytesOf func(queue string) bool) (map[string]store.Counts, 
 		case job.StateDone:
 			c.Done++
 		}
-		if j.State != job.StateDead && bytesOf != nil && bytesOf(j.Queue) {
+		if j.State != job.StateDead && j.State != job.StateDone && bytesOf != nil && bytesOf(j.Queue) {
 			c.Bytes += int64(j.Size)
 		}
 		out[j.Queue] = c

@@ -262,7 +262,7 @@ func model(jobs ...*job.Job) snapshot {
 			done = append(done, j)
 			c.Done++
 		}
-		if j.State != job.StateDead {
+		if j.State != job.StateDead && j.State != job.StateDone { // ready, delayed and leased
 			c.Bytes += int64(max(j.Size, len(j.Payload))) // Size is unset in a fixture before it is written
 		}
 		s.Counts[j.Queue] = c
