@@ -133,6 +133,7 @@ func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) 
 		ExpiresAt:   n.ExpiresAt,
 		TTR:         cmpOr(n.TTR, q.conf().TTR),
 		Key:         n.Key,
+		Group:       n.Group,
 		Headers:     n.Headers,
 		ContentType: n.ContentType,
 		Payload:     n.Payload,

@@ -155,6 +155,11 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 	case len(n.Headers) > maxHeaders:
 		return fmt.Errorf("%w: headers: more than %d", job.ErrInvalidArgument, maxHeaders)
 	}
+	if n.Group != "" {
+		if err := job.CheckGroupName(n.Group); err != nil {
+			return err
+		}
+	}
 	size := 0
 	for k, v := range n.Headers {
 		if k == "" {

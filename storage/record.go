@@ -35,7 +35,12 @@ type extField struct {
 }
 
 // extFields lists the optional fields in increasing tag order.
-var extFields = []extField{}
+var extFields = []extField{
+	// Ordered groups (engine/groups.go).
+	{tag: 1, name: "group",
+		get: func(j *job.Job) string { return j.Group },
+		set: func(j *job.Job, v string) error { j.Group = v; return nil }},
+}
 
 // appendExt appends j's optional fields (count, then tag and string each)
 // and reports whether there were any.

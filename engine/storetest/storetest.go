@@ -50,6 +50,9 @@ func Run(t *testing.T, h Harness) {
 		{"LeaseThenNack", testLeaseThenNack},
 		{"LeaseThenDelete", testLeaseThenDelete},
 		{"LeaseReopen", testLeaseReopen},
+		{"GroupReady", testGroupReady},
+		{"GroupLeaseRetry", testGroupLeaseRetry},
+		{"GroupReopen", testGroupReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
