@@ -30,7 +30,15 @@ type QueueStats struct {
 	Alerting       bool              // backlog alert raised (alert_age or alert_depth crossed)
 	AlertsTotal    uint64            // backlog alerts raised so far
 	Concurrency    int               // the queue's cap on in-process jobs, 0: none
-	Running        int               // in-process jobs running now
+	// GroupConcurrency is the cap on one group's running jobs (1: in order).
+	GroupConcurrency int
+	// Groups counts the groups with work (ready, leased or a retry
+	// waiting); OldestGroup is the one whose head has been ready longest,
+	// OldestGroupAge that age ("" and 0 when no group has a ready job).
+	Groups         int
+	OldestGroup    string
+	OldestGroupAge time.Duration
+	Running        int // in-process jobs running now
 	Breaker        BreakerState
 	InRate         float64        // jobs/s admitted over the last minute
 	OutRate        float64        // jobs/s completed or dead-lettered over the last minute

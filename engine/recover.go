@@ -57,6 +57,14 @@ func (e *Engine) load() error {
 	e.setCounts(counts)
 	e.qmu.RLock()
 	for _, q := range e.queues {
+		q.resetGroups()
+	}
+	e.qmu.RUnlock()
+	if err := e.store.View(func(tx store.ReadTx) error { return e.loadGroups(tx, held) }); err != nil {
+		return err
+	}
+	e.qmu.RLock()
+	for _, q := range e.queues {
 		e.hotReset(q)
 	}
 	e.qmu.RUnlock()
@@ -68,7 +76,7 @@ func (e *Engine) load() error {
 	// A lease's own TTR is not stored: after a restart, extend without a
 	// ttr renews by the job's (or its queue's) TTR.
 	for _, j := range held {
-		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size})
+		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size, group: j.Group})
 	}
 	e.c.delayed = timedScan{next: now}
 	e.c.expiry = timedScan{next: now}
@@ -116,7 +124,7 @@ func (e *Engine) recover(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		b := &batch{txn: e.store.Begin(), now: time.Now()}
+		b := &batch{txn: e.store.Begin(), gen: e.c.nextTxn(), now: time.Now()}
 		err := func() error {
 			n := 0
 			for id, l := range e.c.leases.byJob {
