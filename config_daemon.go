@@ -120,7 +120,7 @@ func (c *Config) mqttConfig(password string) (*mqttapi.Config, error) {
 	}
 	routes := make([]mqttapi.Route, len(m.Routes))
 	for i, r := range m.Routes {
-		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField}
+		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField, GroupField: r.GroupField}
 	}
 	return &mqttapi.Config{
 		Broker:     m.Broker,
@@ -172,6 +172,8 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 			AlertDepth:  q.AlertDepth,
 			ShedAt:      q.ShedAt,
 			Breaker:     q.breaker().engine(),
+
+			GroupConcurrency: q.GroupConcurrency,
 		}
 	}
 	return ec

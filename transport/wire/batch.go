@@ -19,7 +19,7 @@ import (
 //
 //	{"payload": <JSON value>} or {"payload_b64": "..."}
 //
-// plus the options of EnqueueOptions as fields: content_type, key, delay,
+// plus the options of EnqueueOptions as fields: content_type, key, group, delay,
 // run_at, max_attempts, ttr, expires_in, expires_at (durations as Go
 // durations, times as RFC 3339) and headers (an object of strings).
 //
@@ -36,6 +36,7 @@ type BatchLine struct {
 // defaults. ContentType "" is application/octet-stream.
 type EnqueueOptions struct {
 	Key         string
+	Group       string // ordered group
 	Delay       time.Duration
 	RunAt       time.Time
 	MaxAttempts int
@@ -86,6 +87,7 @@ func (l BatchLine) MarshalJSON() ([]byte, error) {
 	}
 	str("content_type", l.ContentType)
 	str("key", l.Key)
+	str("group", l.Group)
 	dur("delay", l.Delay)
 	tim("run_at", l.RunAt)
 	if l.MaxAttempts != 0 {
@@ -254,6 +256,8 @@ func (l *BatchLine) setOption(k string, v json.RawMessage) error {
 		l.ContentType, err = jsonString(k, v)
 	case "key":
 		l.Key, err = jsonString(k, v)
+	case "group":
+		l.Group, err = jsonString(k, v)
 	case "delay":
 		l.Delay, err = jsonDuration(k, v)
 	case "run_at":
@@ -343,6 +347,7 @@ func (l *BatchLine) ToNew(queue string) job.New {
 		ContentType: l.ContentType,
 		Headers:     l.Headers,
 		Key:         l.Key,
+		Group:       l.Group,
 		Delay:       l.Delay,
 		RunAt:       l.RunAt,
 		MaxAttempts: l.MaxAttempts,
