@@ -258,6 +258,17 @@ func (q *queue) resetGroups() {
 	gs.mu.Unlock()
 }
 
+// reloadGroups forgets every queue's groups and rebuilds them from
+// committed data (load).
+func (e *Engine) reloadGroups(held []*job.Job) error {
+	e.qmu.RLock()
+	for _, q := range e.queues {
+		q.resetGroups()
+	}
+	e.qmu.RUnlock()
+	return e.store.View(func(tx store.ReadTx) error { return e.loadGroups(tx, held) })
+}
+
 // loadGroups rebuilds the groups of every queue from committed data: the
 // group-ready index, the retries waiting (delayed entries with a group and
 // a ReadySeq) and the held leases. It reads index entries, never records.

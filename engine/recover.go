@@ -55,12 +55,7 @@ func (e *Engine) load() error {
 	}
 	e.c.seq, e.c.seqSet = seq, seq
 	e.setCounts(counts)
-	e.qmu.RLock()
-	for _, q := range e.queues {
-		q.resetGroups()
-	}
-	e.qmu.RUnlock()
-	if err := e.store.View(func(tx store.ReadTx) error { return e.loadGroups(tx, held) }); err != nil {
+	if err := e.reloadGroups(held); err != nil {
 		return err
 	}
 	e.qmu.RLock()
