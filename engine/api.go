@@ -30,6 +30,11 @@ type QueueStats struct {
 	Alerting       bool              // backlog alert raised (alert_age or alert_depth crossed)
 	AlertsTotal    uint64            // backlog alerts raised so far
 	Concurrency    int               // the queue's cap on in-process jobs, 0: none
+	Running        int               // in-process jobs running now
+	Breaker        BreakerState
+	InRate         float64        // jobs/s admitted over the last minute
+	OutRate        float64        // jobs/s completed or dead-lettered over the last minute
+	DrainETA       *time.Duration // nil when the backlog is not shrinking
 	// GroupConcurrency is the cap on one group's running jobs (1: in order).
 	GroupConcurrency int
 	// Groups counts the groups with work (ready, leased or a retry
@@ -38,11 +43,6 @@ type QueueStats struct {
 	Groups         int
 	OldestGroup    string
 	OldestGroupAge time.Duration
-	Running        int // in-process jobs running now
-	Breaker        BreakerState
-	InRate         float64        // jobs/s admitted over the last minute
-	OutRate        float64        // jobs/s completed or dead-lettered over the last minute
-	DrainETA       *time.Duration // nil when the backlog is not shrinking
 }
 
 // Stats is a snapshot of the engine.
