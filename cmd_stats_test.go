@@ -93,6 +93,11 @@ func TestStatsGroups(t *testing.T) {
 		mustCLI(t, addr, "enqueue", "plc", "x", "--group", g)
 	}
 	mustCLI(t, addr, "enqueue", "mail", "y")
+	id := strings.TrimSpace(mustCLI(t, addr, "enqueue", "plc", "w", "--group", "press-3"))
+	if out := mustCLI(t, addr, "job", "show", id); !strings.Contains(out, "group:") || !strings.Contains(out, "press-3") {
+		t.Errorf("job show lacks the group:\n%s", out)
+	}
+	mustCLI(t, addr, "job", "cancel", id)
 	r := callCLI(t, addr, "enqueue", "plc", "z", "--group", "bad group")
 	if r.code == 0 || !strings.Contains(r.stderr, `group "bad group"`) {
 		t.Errorf("enqueue --group %q: exit %d, stderr %q; want a refusal naming it", "bad group", r.code, r.stderr)
