@@ -249,19 +249,6 @@ func (e *Engine) toReady(b *batch, q *queue, j *job.Job, runAt time.Time) *job.J
 	return next
 }
 
-// toRetry makes j ready again after a lease or a retry's delay: a job with
-// a group goes back to its place in its group (its ReadySeq), any other to
-// the back of its queue.
-func (e *Engine) toRetry(b *batch, q *queue, j *job.Job, runAt time.Time) *job.Job {
-	if j.Group == "" || j.ReadySeq == 0 {
-		return e.toReady(b, q, j, runAt)
-	}
-	next := j.Clone()
-	next.State, next.RunAt = job.StateReady, runAt
-	next.LeaseID, next.LeaseExpires = "", time.Time{}
-	return next
-}
-
 // toDead dead-letters j with reason.
 func (e *Engine) toDead(b *batch, q *queue, j *job.Job, reason string) error {
 	next := j.Clone()

@@ -337,3 +337,16 @@ func (q *queue) groupStats() (groups int, oldest string, headAt time.Time) {
 	}
 	return len(gs.byName), oldest, headAt
 }
+
+// toRetry makes j ready again after a lease or a retry's delay: a job with
+// a group goes back to its place in its group (its ReadySeq), any other to
+// the back of its queue.
+func (e *Engine) toRetry(b *batch, q *queue, j *job.Job, runAt time.Time) *job.Job {
+	if j.Group == "" || j.ReadySeq == 0 {
+		return e.toReady(b, q, j, runAt)
+	}
+	next := j.Clone()
+	next.State, next.RunAt = job.StateReady, runAt
+	next.LeaseID, next.LeaseExpires = "", time.Time{}
+	return next
+}

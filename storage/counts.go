@@ -146,23 +146,8 @@ func (r reader) countBytes(want map[string]*store.Counts) error {
 			}
 		}
 	}
-	for q, c := range want {
-		var from store.Ref
-		for {
-			refs, err := r.GroupReady(q, from, 1000)
-			if err != nil {
-				return err
-			}
-			for _, ref := range refs {
-				if err := add(ref.ID, c); err != nil {
-					return err
-				}
-				from = ref
-			}
-			if len(refs) < 1000 {
-				break
-			}
-		}
+	if err := r.groupBytes(want, add); err != nil {
+		return err
 	}
 	var ids []job.ID
 	var of []*store.Counts
@@ -207,6 +192,29 @@ func (r reader) countBytes(want map[string]*store.Counts) error {
 	for i, id := range ids {
 		if err := add(id, of[i]); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// groupBytes calls add on the ready jobs with a group of the queues in want.
+func (r reader) groupBytes(want map[string]*store.Counts, add func(job.ID, *store.Counts) error) error {
+	for q, c := range want {
+		var from store.Ref
+		for {
+			refs, err := r.GroupReady(q, from, 1000)
+			if err != nil {
+				return err
+			}
+			for _, ref := range refs {
+				if err := add(ref.ID, c); err != nil {
+					return err
+				}
+				from = ref
+			}
+			if len(refs) < 1000 {
+				break
+			}
 		}
 	}
 	return nil
