@@ -69,6 +69,7 @@ func enqueueCommand(e env) *cli.Command {
 			"rate limited, shed, shutting down): retry later.",
 		Flags: clientCommandFlags(
 			&cli.StringFlag{Name: "key", Usage: "idempotency key: a repeat within the dedupe window is not stored again"},
+			&cli.StringFlag{Name: "group", Usage: "ordered group: the queue runs a group's jobs in order, group_concurrency at a time"},
 			&cli.DurationFlag{Name: "delay", Usage: "run after this long, such as 30s", DefaultText: "at once"},
 			&cli.IntFlag{Name: "max-attempts", Usage: "attempts before the job goes dead", DefaultText: "the queue's"},
 			&cli.StringSliceFlag{Name: "header", Usage: "job header `NAME=VALUE` (repeatable)"},
@@ -91,6 +92,7 @@ func enqueue(c *cli.Context, e env) error {
 	}
 	o := httpapi.EnqueueOptions{
 		Key:         c.String("key"),
+		Group:       c.String("group"),
 		Delay:       c.Duration("delay"),
 		MaxAttempts: c.Int("max-attempts"),
 		TTR:         c.Duration("ttr"),

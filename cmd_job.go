@@ -123,6 +123,9 @@ func printJob(w io.Writer, j httpapi.Job) error {
 	if j.Key != "" {
 		row("key", j.Key)
 	}
+	if j.Group != "" {
+		row("group", j.Group)
+	}
 	if j.Lease != nil {
 		row("lease", j.Lease.ID+" until "+j.Lease.ExpiresAt.UTC().Format(time.RFC3339))
 	}

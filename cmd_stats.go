@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -141,7 +142,32 @@ func printStats(w io.Writer, doc httpapi.StatsDoc) {
 			fmtSeconds(q.OldestReadyAgeS), fmtRate(q.InRate), fmtRate(q.OutRate), eta, queueFlags(q))
 	}
 	_ = tw.Flush()
+	printGroups(w, doc.Queues)
 	printUplinks(w, doc.Uplinks)
+}
+
+// printGroups writes the ordered groups of the queues that have any with
+// work: how many, the oldest (its head's age) and the cap per group.
+func printGroups(w io.Writer, qs []httpapi.QueueStats) {
+	var tw *tabwriter.Writer
+	for _, q := range qs {
+		if q.Groups == 0 {
+			continue
+		}
+		if tw == nil {
+			fmt.Fprintln(w)
+			tw = newTable(w)
+			fmt.Fprintln(tw, "QUEUE\tGROUPS\tOLDEST GROUP\tAGE\tPER GROUP")
+		}
+		oldest := q.OldestGroup
+		if oldest == "" {
+			oldest = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", q.Name, q.Groups, oldest, fmtSeconds(q.OldestGroupAgeS), q.GroupConcurrency)
+	}
+	if tw != nil {
+		_ = tw.Flush()
+	}
 }
 
 // printUplinks writes the uplink table: state (up, down for how long,

@@ -81,3 +81,36 @@ func TestFormatters(t *testing.T) {
 		t.Errorf("governorLine(nil) = %q", got)
 	}
 }
+
+// TestStatsGroups: jobs enqueued with --group into a queue with
+// group_concurrency show in edgeq stats' group table; a bad group is
+// refused, naming it.
+func TestStatsGroups(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, "edgeq.yaml", "queues:\n  plc:\n    group_concurrency: 2\n")
+	addr := startDaemon(t, "--config", cfg)
+	for _, g := range []string{"press-1", "press-1", "press-2"} {
+		mustCLI(t, addr, "enqueue", "plc", "x", "--group", g)
+	}
+	mustCLI(t, addr, "enqueue", "mail", "y")
+	id := strings.TrimSpace(mustCLI(t, addr, "enqueue", "plc", "w", "--group", "press-3"))
+	if out := mustCLI(t, addr, "job", "show", id); !strings.Contains(out, "group:") || !strings.Contains(out, "press-3") {
+		t.Errorf("job show lacks the group:\n%s", out)
+	}
+	mustCLI(t, addr, "job", "cancel", id)
+	r := callCLI(t, addr, "enqueue", "plc", "z", "--group", "bad group")
+	if r.code == 0 || !strings.Contains(r.stderr, `group "bad group"`) {
+		t.Errorf("enqueue --group %q: exit %d, stderr %q; want a refusal naming it", "bad group", r.code, r.stderr)
+	}
+	out := mustCLI(t, addr, "stats")
+	i := strings.Index(out, "QUEUE  GROUPS")
+	if i < 0 {
+		t.Fatalf("stats has no group table:\n%s", out)
+	}
+	got := normalise(t, out[i:], 3)
+	want := "QUEUE GROUPS OLDEST GROUP AGE PER GROUP\n" +
+		"plc 2 press-1 ~ 2\n"
+	if got != want {
+		t.Errorf("group table =\n%s\nwant\n%s", got, want)
+	}
+}

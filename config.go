@@ -95,6 +95,9 @@ type RouteConfig struct {
 	Filter   string `yaml:"filter"`
 	Queue    string `yaml:"queue"`
 	KeyField string `yaml:"key_field"`
+	// GroupField names a top-level field of a JSON payload whose value
+	// becomes the job's ordered group.
+	GroupField string `yaml:"group_field"`
 }
 
 // ClientTLSFiles names the CA that signs the broker and an optional client
@@ -170,6 +173,8 @@ type QueueConfig struct {
 	MaxResult   Size           `yaml:"max_result"`
 	Handler     *HandlerConfig `yaml:"handler"`
 	Breaker     BreakerConfig  `yaml:"breaker"`
+	// GroupConcurrency caps the running jobs of one ordered group; 0: 1.
+	GroupConcurrency int `yaml:"group_concurrency"`
 }
 
 // HandlerConfig runs a queue's jobs inside edgeq (SPEC 7); a queue without

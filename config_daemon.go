@@ -120,7 +120,7 @@ func (c *Config) mqttConfig(password string) (*mqttapi.Config, error) {
 	}
 	routes := make([]mqttapi.Route, len(m.Routes))
 	for i, r := range m.Routes {
-		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField}
+		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField, GroupField: r.GroupField}
 	}
 	return &mqttapi.Config{
 		Broker:     m.Broker,
@@ -176,6 +176,8 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 			RetainDone:  time.Duration(q.RetainDone),
 			MaxResult:   int(q.MaxResult),
 			Breaker:     q.breaker().engine(),
+
+			GroupConcurrency: q.GroupConcurrency,
 		}
 	}
 	return ec

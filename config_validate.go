@@ -185,6 +185,7 @@ func (c *Config) validateQueue(v *validator, name string, q QueueConfig) {
 		v.add(key+".class", "%v", err)
 	}
 	v.notNegativeInt(key+".concurrency", q.Concurrency)
+	v.notNegativeInt(key+".group_concurrency", q.GroupConcurrency)
 	v.notNegativeInt(key+".reserve", q.Reserve)
 	if q.Concurrency > 0 && q.Reserve > q.Concurrency {
 		v.add(key+".reserve", "%d is above concurrency %d", q.Reserve, q.Concurrency)

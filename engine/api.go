@@ -36,6 +36,14 @@ type QueueStats struct {
 	InRate         float64        // jobs/s admitted over the last minute
 	OutRate        float64        // jobs/s completed or dead-lettered over the last minute
 	DrainETA       *time.Duration // nil when the backlog is not shrinking
+	// GroupConcurrency is the cap on one group's running jobs (1: in order).
+	GroupConcurrency int
+	// Groups counts the groups with work (ready, leased or a retry
+	// waiting); OldestGroup is the one whose head has been ready longest,
+	// OldestGroupAge that age ("" and 0 when no group has a ready job).
+	Groups         int
+	OldestGroup    string
+	OldestGroupAge time.Duration
 }
 
 // Stats is a snapshot of the engine.

@@ -125,6 +125,7 @@ func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) 
 		ExpiresAt:   n.ExpiresAt,
 		TTR:         cmpOr(n.TTR, q.conf().TTR),
 		Key:         n.Key,
+		Group:       n.Group,
 		Headers:     n.Headers,
 		ContentType: n.ContentType,
 		Payload:     n.Payload,
@@ -166,7 +167,9 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 	switch j.State {
 	case job.StateReady:
 		q.ready.Add(1)
-		e.hotAdd(q, j)
+		if j.Group == "" {
+			e.hotAdd(q, j)
+		}
 		b.wakeQueue(q)
 		if maxAge := q.conf().MaxAge; maxAge > 0 {
 			e.c.aged.note(j.CreatedAt.Add(maxAge))
@@ -187,17 +190,28 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 	if !j.ExpiresAt.IsZero() && (j.State == job.StateReady || j.State == job.StateDelayed) {
 		e.c.expiry.note(j.ExpiresAt)
 	}
+	if j.Group != "" {
+		e.groupEnter(b, q, j)
+	}
 }
 
-// left accounts for job id, of size payload bytes, leaving state s.
-func (e *Engine) left(q *queue, s job.State, id job.ID, size int) {
-	if s != job.StateDead && s != job.StateDone {
-		q.bytes.Add(-int64(size))
+// left accounts for j leaving its state: only ID, State, Size, Group and
+// ReadySeq are read.
+func (e *Engine) left(b *batch, q *queue, j *job.Job) {
+	if j.State != job.StateDead && j.State != job.StateDone {
+		q.bytes.Add(-int64(j.Size))
 	}
-	switch s {
+	if j.Group != "" {
+		e.groupLeave(b, q, j)
+	}
+	switch j.State {
 	case job.StateReady:
-		e.hotRemove(q, id)
-		if q.ready.Add(-1) == 0 && !q.hot.complete {
+		if j.Group != "" {
+			q.ready.Add(-1)
+			return
+		}
+		e.hotRemove(q, j.ID)
+		if q.ready.Add(-1) == q.groups.ready.Load() && !q.hot.complete {
 			e.hotReset(q) // nothing ready: the (empty) tail is complete again
 		}
 	case job.StateDelayed:
@@ -219,7 +233,7 @@ func (e *Engine) transition(b *batch, q *queue, prev, next *job.Job) error {
 	if err := b.txn.Update(prev, next); err != nil {
 		return err // the store names the job
 	}
-	e.left(q, prev.State, prev.ID, prev.Size)
+	e.left(b, q, prev)
 	e.entered(b, q, next)
 	b.wrote(q)
 	return nil
@@ -248,9 +262,33 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 	if !e.dispatchable(q) {
 		return nil
 	}
+	if q.groups.ready.Load() == 0 {
+		return e.leaseQueue(b, q, o, o.max)
+	}
+	// Groups and the jobs without one take turns.
+	for len(o.jobs) < o.max {
+		n := len(o.jobs)
+		did, err := e.leaseGrouped(b, q, o)
+		if err != nil {
+			return err
+		}
+		if len(o.jobs) < o.max && q.ready.Load() > q.groups.ready.Load() {
+			if err := e.leaseQueue(b, q, o, len(o.jobs)+1); err != nil {
+				return err
+			}
+		}
+		if !did && len(o.jobs) == n {
+			return nil
+		}
+	}
+	return nil
+}
+
+// leaseQueue leases ready jobs without a group for o until it holds max.
+func (e *Engine) leaseQueue(b *batch, q *queue, o *op, max int) error {
 	if q.hot.complete {
 		// Every ready job after the cursor is in memory (hot.go).
-		for len(o.jobs) < o.max {
+		for len(o.jobs) < max {
 			j, ok := e.hotTake(q)
 			if !ok {
 				return nil
@@ -271,8 +309,8 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 		}
 		return nil
 	}
-	for len(o.jobs) < o.max && q.ready.Load() > 0 {
-		refs, err := b.txn.Ready(q.name, q.cursor.Load(), o.max-len(o.jobs))
+	for len(o.jobs) < max && q.ready.Load() > q.groups.ready.Load() {
+		refs, err := b.txn.Ready(q.name, q.cursor.Load(), max-len(o.jobs))
 		if err != nil {
 			return fmt.Errorf("read ready index: %w", err)
 		}
@@ -323,7 +361,7 @@ func (e *Engine) leaseOne(b *batch, q *queue, o *op, j *job.Job) error {
 	if err := e.transition(b, q, j, next); err != nil {
 		return err
 	}
-	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size, ttr: ttr})
+	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size, group: j.Group, ttr: ttr})
 	o.jobs = append(o.jobs, next)
 	if q.conf().Class <= job.ClassHigh {
 		e.waitLat.add(b.now.Sub(j.RunAt), b.now)
@@ -361,7 +399,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		if err := e.transition(b, q, j, next); err != nil {
 			return err
 		}
-		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size, ttr: ttr})
+		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size, group: l.group, ttr: ttr})
 		o.at = next.LeaseExpires
 		return nil
 	case opFail:
@@ -425,14 +463,14 @@ func (e *Engine) applyAck(b *batch, o *op, l lease) error {
 		}
 		ev.Result, ev.ResultTruncated = next.Result, next.ResultTruncated
 	} else {
-		j := &job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size}
+		j := &job.Job{ID: o.id, Queue: q.name, State: job.StateLeased, Size: l.size, Group: l.group}
 		if err := e.stepFits(b, j); err != nil {
 			return err
 		}
 		if err := b.txn.Delete(j); err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
-		e.left(q, job.StateLeased, o.id, l.size)
+		e.left(b, q, j)
 		b.wrote(q)
 	}
 	e.c.leases.remove(o.id)
@@ -458,13 +496,16 @@ func (e *Engine) applyNack(b *batch, o *op, q *queue, j *job.Job) error {
 	if delay == NackBackoff {
 		delay = backoff(q.conf().Backoff, j.Attempt)
 	}
-	next := e.toReady(b, q, j, b.now.Add(delay))
+	next := e.toRetry(b, q, j, b.now.Add(delay))
 	next.LastError = o.text
 	if o.keep && next.Attempt > 0 {
 		next.Attempt--
 	}
 	if delay > 0 {
-		next.State, next.ReadySeq = job.StateDelayed, 0
+		next.State = job.StateDelayed
+		if next.Group == "" {
+			next.ReadySeq = 0
+		} // else it waits with its place, holding its group's slot
 	}
 	q.retried.Add(1)
 	o.state = next.State

@@ -29,7 +29,7 @@ func (e *Engine) applyCancel(b *batch, o *op) error {
 	if err := b.txn.Delete(j); err != nil {
 		return fmt.Errorf("cancel: %w", err)
 	}
-	e.left(q, j.State, j.ID, j.Size)
+	e.left(b, q, j)
 	b.wrote(q)
 	return nil
 }
@@ -87,7 +87,7 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 		if err := b.txn.Delete(j); err != nil {
 			return fmt.Errorf("purge: %w", err)
 		}
-		e.left(q, j.State, j.ID, j.Size)
+		e.left(b, q, j)
 		b.wrote(q)
 		o.n++
 		return nil
@@ -100,6 +100,17 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 		for _, r := range refs {
 			q.cursor.Store(r.Seq)
 			if err := del(r.ID); err != nil {
+				return err
+			}
+		}
+	}
+	if o.n < o.max && q.groups.ready.Load() > 0 {
+		ids, err := groupedReady(b, q, o.max-o.n)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := del(id); err != nil {
 				return err
 			}
 		}
@@ -129,6 +140,21 @@ func (e *Engine) applyPurge(b *batch, o *op) error {
 	return nil
 }
 
+// groupedReady lists up to max ready jobs of q that have a group, from the
+// start of its group-ready index (admin sweeps: each step is one commit, so
+// the next step does not see what this one took).
+func groupedReady(b *batch, q *queue, max int) ([]job.ID, error) {
+	refs, err := b.txn.GroupReady(q.name, store.Ref{}, max)
+	if err != nil {
+		return nil, fmt.Errorf("read group-ready index: %w", err)
+	}
+	ids := make([]job.ID, len(refs))
+	for i, r := range refs {
+		ids[i] = r.ID
+	}
+	return ids, nil
+}
+
 // applyDead retries or purges up to o.max dead jobs of o.q, oldest first.
 func (e *Engine) applyDead(b *batch, o *op) error {
 	q := o.q
@@ -154,7 +180,7 @@ func (e *Engine) applyDead(b *batch, o *op) error {
 			if err := b.txn.Delete(j); err != nil {
 				return fmt.Errorf("purge dead: %w", err)
 			}
-			e.left(q, job.StateDead, j.ID, j.Size)
+			e.left(b, q, j)
 			b.wrote(q)
 		} else {
 			next := e.toReady(b, q, j, b.now)

@@ -12,6 +12,7 @@ import (
 // when the current is full), then at most one sync.
 type batch struct {
 	txn        store.Txn
+	gen        uint64    // numbers txn: transactions begun by the engine count from 1
 	writes     int       // ops that wrote into txn
 	payload    int       // payload bytes written into txn: the store holds them in memory until Commit
 	now        time.Time // of the latest round of ops applied
@@ -59,6 +60,7 @@ func (e *Engine) rotate(b *batch) error {
 		return err
 	}
 	b.txn, b.writes, b.payload = e.store.Begin(), 0, 0
+	b.gen = e.c.nextTxn()
 	return nil
 }
 
@@ -67,6 +69,12 @@ func (e *Engine) rotate(b *batch) error {
 func (e *Engine) stepFits(b *batch, j *job.Job) error {
 	_, err := e.fits(b, store.Op{Change: j})
 	return err
+}
+
+// nextTxn numbers a transaction the committer begins.
+func (c *committer) nextTxn() uint64 {
+	c.txns++
+	return c.txns
 }
 
 func (b *batch) wakeQueue(q *queue) {

@@ -250,7 +250,7 @@ func (e *Engine) evict(b *batch, q *queue, j *job.Job, reason int) error {
 		// Taken from the head: every ready entry before it is consumed.
 		q.cursor.Store(j.ReadySeq)
 	}
-	e.left(q, j.State, j.ID, j.Size)
+	e.left(b, q, j)
 	b.wrote(q)
 	q.evictedBy[reason].Add(1)
 	b.event(Event{Kind: EventEvicted, Queue: q.name, ID: j.ID, Attempt: j.Attempt, Error: EvictReasons[reason], At: b.now})

@@ -88,6 +88,9 @@ type QueueConfig struct {
 	// Handler runs the queue's jobs in-process; nil serves pull workers.
 	Handler Handler
 	Breaker Breaker
+	// GroupConcurrency caps the leased jobs (and retries waiting) of one
+	// group of the queue; 0 means 1: each group runs strictly in order.
+	GroupConcurrency int
 }
 
 // DefaultMaxResult is the default of QueueConfig.MaxResult.
@@ -167,6 +170,8 @@ func (c Config) Validate() error {
 		switch {
 		case q.Concurrency < 0:
 			return fmt.Errorf("queues.%s.concurrency: must not be negative", name)
+		case q.GroupConcurrency < 0:
+			return fmt.Errorf("queues.%s.group_concurrency: must not be negative", name)
 		case q.Reserve < 0:
 			return fmt.Errorf("queues.%s.reserve: must not be negative", name)
 		case q.Concurrency > 0 && q.Reserve > q.Concurrency:

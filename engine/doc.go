@@ -56,6 +56,7 @@
 //	maintain.go     timed scans: delayed jobs, deadlines, expired leases
 //	bound.go        a queue's bounds: max_depth, max_bytes, on_full, max_age
 //	sched.go        in-process dispatch: worker slots, classes, circuit breakers
+//	groups.go       ordered groups: per-group order and concurrency, O(1) leases
 //	recover.go      the in-memory state rebuilt from the store (Start, failed commits)
 //
 // # Goroutines
@@ -112,11 +113,35 @@
 //     refused enqueue may still have been written (at least once, never
 //     accepted-then-lost).
 //
+// # Ordered groups
+//
+// A job may carry a Group. Its queue's GroupConcurrency (default 1) bounds
+// the group's slots: its leased jobs plus its retries waiting (a nacked or
+// expired job keeps its ReadySeq, its place, and holds its slot while
+// delayed), so with 1 a group runs strictly in order and a retry blocks only
+// its own group. A ready job with a group has a group-ready entry (Queue,
+// Group, ReadySeq) in the store instead of a ready entry, so the ready
+// cursor and the hot tail never see it and jobs without a group lease
+// exactly as before (one more atomic load). In memory (groups.go), per
+// queue: each group with work (its ready and slot counts, its cursor in the
+// group-ready index, the entries added in the open transaction), and a FIFO
+// of the runnable groups (ready jobs and a free slot). A lease pops a
+// group, takes its head (one index seek from its cursor) and queues the
+// group again if it is still runnable; a group leaves the FIFO when it is
+// blocked and rejoins when a slot frees, so blocked groups cost nothing per
+// lease: O(1) in the number of groups. Groups and the jobs without one take
+// turns. The scheduler sees ready minus the blocked grouped jobs, so a
+// blocked group keeps no worker spinning. At Start the groups are rebuilt
+// from the group-ready index, the delayed entries that carry a group (the
+// retries waiting) and the held leases: index entries only, no records.
+// The memory is a few dozen bytes per group with work.
+//
 // # Locks
 //
 // Engine.closeMu (held shared while pushing into the ring) → queue.mu (wake
 // channel) ; Engine.qmu (the queue map) is never held with another lock;
 // neither is sched.mu, which guards the scheduler and the dispatch state of
 // every queue (queueSlots: running slots, breaker), touched only by the
-// scheduler's methods.
+// scheduler's methods. queue.groups.mu (groups.go) is taken alone, by the
+// committer around its writes and by stats.
 package engine

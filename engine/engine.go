@@ -408,7 +408,8 @@ func (e *Engine) QueueStats(name string) (QueueStats, error) {
 	return e.queueStats(q, time.Now(), e.heads([]*queue{q})[0]), nil
 }
 
-// heads reads the RunAt of the oldest ready job of each queue.
+// heads reads the RunAt of the oldest ready job of each queue: without a
+// group from the ready index, with one from its group's head.
 func (e *Engine) heads(qs []*queue) []time.Time {
 	out := make([]time.Time, len(qs))
 	_ = e.store.View(func(tx store.ReadTx) error {
@@ -419,6 +420,12 @@ func (e *Engine) heads(qs []*queue) []time.Time {
 			refs, err := tx.Ready(q.name, q.cursor.Load(), 1)
 			if err == nil && len(refs) == 1 {
 				out[i] = refs[0].At
+			}
+			if q.groups.ready.Load() > 0 {
+				_, oldest, at := q.groupStats()
+				if oldest != "" {
+					out[i] = earliest(out[i], at)
+				}
 			}
 		}
 		return nil

@@ -154,5 +154,5 @@ func (e *Engine) hotDrop(q *queue) {
 // incomplete otherwise (after a load).
 func (e *Engine) hotReset(q *queue) {
 	e.hotDrop(q)
-	q.hot.complete = q.ready.Load() == 0
+	q.hot.complete = q.ready.Load() == q.groups.ready.Load()
 }

@@ -14,6 +14,7 @@ type lease struct {
 	expires time.Time
 	attempt int
 	size    int           // the job's payload size, for Txn.Delete at ack
+	group   string        // the job's group, "" when none
 	ttr     time.Duration // what extend without a ttr renews by: the lease's TTR, then the last one extend set
 }
 

@@ -90,7 +90,7 @@ func (e *Engine) maintain(b *batch) error {
 			if j.State != job.StateDelayed {
 				return nil
 			}
-			return e.transition(b, q, j, e.toReady(b, q, j, j.RunAt))
+			return e.transition(b, q, j, e.toRetry(b, q, j, j.RunAt))
 		})
 		if err != nil {
 			return err
@@ -118,7 +118,7 @@ func (e *Engine) maintain(b *batch) error {
 			if err := b.txn.Delete(j); err != nil {
 				return fmt.Errorf("end retention: %w", err)
 			}
-			e.left(q, job.StateDone, j.ID, j.Size)
+			e.left(b, q, j)
 			b.wrote(q)
 			return nil
 		})
@@ -178,7 +178,7 @@ func (e *Engine) requeue(b *batch, q *queue, j *job.Job, why string) error {
 	if j.Attempt >= j.MaxAttempts {
 		return e.toDead(b, q, j, fmt.Sprintf("%s after attempt %d of %d", why, j.Attempt, j.MaxAttempts))
 	}
-	next := e.toReady(b, q, j, b.now)
+	next := e.toRetry(b, q, j, b.now)
 	q.retried.Add(1)
 	b.event(Event{Kind: EventRetry, Queue: q.name, ID: j.ID, Attempt: j.Attempt, Error: why, At: b.now})
 	return e.transition(b, q, j, next)

@@ -113,6 +113,13 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 			q.cursor.Store(r.Seq)
 			ids = append(ids, r.ID)
 		}
+		if len(ids) < o.max && q.groups.ready.Load() > 0 {
+			grouped, err := groupedReady(b, q, o.max-len(ids))
+			if err != nil {
+				return err
+			}
+			ids = append(ids, grouped...)
+		}
 	}
 	if len(ids) > 0 {
 		to, err := e.adopt(o.to)
@@ -141,7 +148,7 @@ func (e *Engine) applyMove(b *batch, o *op) error {
 		if err := b.txn.Update(j, next); err != nil {
 			return fmt.Errorf("move: %w", err)
 		}
-		e.left(q, j.State, j.ID, j.Size)
+		e.left(b, q, j)
 		e.entered(b, o.to, next)
 		o.to.enqueued.Add(1)
 		o.to.in.add(b.now, 1)

@@ -164,6 +164,11 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 	if err := job.CheckTrace(n.TraceParent, n.TraceState); err != nil {
 		return err
 	}
+	if n.Group != "" {
+		if err := job.CheckGroupName(n.Group); err != nil {
+			return err
+		}
+	}
 	size := 0
 	for k, v := range n.Headers {
 		if k == "" {

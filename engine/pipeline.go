@@ -25,6 +25,7 @@ type committer struct {
 	dirty    bool      // committed but not synced (SyncInterval queues)
 	// hotBytes is what every queue's hot tail holds (hot.go).
 	hotBytes int
+	txns     uint64 // transactions begun (batch.gen)
 	synced   time.Time
 
 	open     *batch            // applied, not yet committed
@@ -110,7 +111,7 @@ func (e *Engine) takeOps(stopping bool) (now time.Time, busy bool) {
 		return now, false
 	}
 	if e.c.open == nil {
-		e.c.open = &batch{txn: e.store.Begin(), start: now}
+		e.c.open = &batch{txn: e.store.Begin(), gen: e.c.nextTxn(), start: now}
 	}
 	e.c.open.now = now
 	err := e.applyOps(e.c.open, e.c.buf[:n], !stopping && !e.c.open.maintained)

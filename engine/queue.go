@@ -40,7 +40,8 @@ type queue struct {
 
 	bucket atomic.Pointer[tokenBucket] // nil: no rate limit
 
-	hot hotTail // owned by the committer (hot.go)
+	hot    hotTail  // owned by the committer (hot.go)
+	groups groupSet // ordered groups (groups.go)
 
 	in, out rateWindow
 
@@ -220,6 +221,12 @@ func (q *queue) stats(now time.Time, head time.Time) QueueStats {
 		Concurrency:    q.conf().Concurrency,
 		InRate:         q.in.perSecond(now),
 		OutRate:        q.out.perSecond(now),
+	}
+	s.GroupConcurrency = groupLimit(q)
+	var groupHead time.Time
+	s.Groups, s.OldestGroup, groupHead = q.groupStats()
+	if s.OldestGroup != "" {
+		s.OldestGroupAge = max(0, now.Sub(groupHead))
 	}
 	if !head.IsZero() && s.Ready > 0 {
 		s.OldestReadyAge = max(0, now.Sub(head))

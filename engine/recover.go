@@ -55,6 +55,9 @@ func (e *Engine) load() error {
 	}
 	e.c.seq, e.c.seqSet = seq, seq
 	e.setCounts(counts)
+	if err := e.reloadGroups(held); err != nil {
+		return err
+	}
 	e.qmu.RLock()
 	for _, q := range e.queues {
 		e.hotReset(q)
@@ -68,7 +71,7 @@ func (e *Engine) load() error {
 	// A lease's own TTR is not stored: after a restart, extend without a
 	// ttr renews by the job's (or its queue's) TTR.
 	for _, j := range held {
-		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size})
+		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size, group: j.Group})
 	}
 	e.c.delayed = timedScan{next: now}
 	e.c.expiry = timedScan{next: now}
@@ -119,7 +122,7 @@ func (e *Engine) recover(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		b := &batch{txn: e.store.Begin(), now: time.Now()}
+		b := &batch{txn: e.store.Begin(), gen: e.c.nextTxn(), now: time.Now()}
 		err := func() error {
 			n := 0
 			for id, l := range e.c.leases.byJob {

@@ -68,19 +68,38 @@ func (r reader) countIndexes(at func(queue []byte) *store.Counts) error {
 			return translate("count indexes", err)
 		}
 	}
+	// Group-ready: ready jobs with a group; the queue is in the key.
+	err := r.iterate([]byte{prefixGroup}, []byte{prefixGroup}, func(item *badger.Item) (bool, error) {
+		q, rest, err := splitQueue(prefixGroup, item.Key())
+		if err == nil {
+			_, _, err = decodeGroupKey(rest)
+		}
+		if err != nil {
+			return false, fmt.Errorf("group-ready index %x: %w", item.Key(), err)
+		}
+		at([]byte(q)).Ready++
+		return true, nil
+	})
+	if err != nil {
+		return translate("count indexes", err)
+	}
 	// Delayed, done and leased: the queue is in the value.
 	for _, p := range []byte{prefixDelayed, prefixDone, prefixLeased} {
 		err := r.iterate([]byte{p}, []byte{p}, func(item *badger.Item) (bool, error) {
 			return true, item.Value(func(v []byte) error {
-				if p == prefixDelayed || p == prefixDone {
+				switch p {
+				case prefixDelayed:
+					q, _, _, err := decodeDelayedValue(v)
+					if err != nil {
+						return fmt.Errorf("delayed index %x: %w", item.Key(), err)
+					}
+					at(q).Delayed++
+					return nil
+				case prefixDone:
 					if err := checkValueQueue(v); err != nil {
-						return fmt.Errorf("timed index %x: %w", item.Key(), err)
+						return fmt.Errorf("done index %x: %w", item.Key(), err)
 					}
-					if p == prefixDelayed {
-						at(v).Delayed++
-					} else {
-						at(v).Done++
-					}
+					at(v).Done++
 					return nil
 				}
 				_, _, _, q, err := splitLeasedValue(v)
@@ -134,11 +153,18 @@ func (r reader) countBytes(want map[string]*store.Counts) error {
 			}
 		}
 	}
+	if err := r.groupBytes(want, add); err != nil {
+		return err
+	}
 	var ids []job.ID
 	var of []*store.Counts
 	err := r.iterate([]byte{prefixDelayed}, []byte{prefixDelayed}, func(item *badger.Item) (bool, error) {
 		return true, item.Value(func(v []byte) error {
-			if c := want[string(v)]; c != nil {
+			q, _, _, err := decodeDelayedValue(v)
+			if err != nil {
+				return fmt.Errorf("delayed index %x: %w", item.Key(), err)
+			}
+			if c := want[string(q)]; c != nil {
 				_, id, err := decodeTimedKey(prefixDelayed, item.Key())
 				if err != nil {
 					return fmt.Errorf("delayed index %x: %w", item.Key(), err)
@@ -173,6 +199,29 @@ func (r reader) countBytes(want map[string]*store.Counts) error {
 	for i, id := range ids {
 		if err := add(id, of[i]); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// groupBytes calls add on the ready jobs with a group of the queues in want.
+func (r reader) groupBytes(want map[string]*store.Counts, add func(job.ID, *store.Counts) error) error {
+	for q, c := range want {
+		var from store.Ref
+		for {
+			refs, err := r.GroupReady(q, from, 1000)
+			if err != nil {
+				return err
+			}
+			for _, ref := range refs {
+				if err := add(ref.ID, c); err != nil {
+					return err
+				}
+				from = ref
+			}
+			if len(refs) < 1000 {
+				break
+			}
 		}
 	}
 	return nil

@@ -64,7 +64,7 @@
 //	0x01    record    id(8)                       job record, small payload inline (below)
 //	0x02    payload   id(8)                       framed payload over 512 bytes (below)
 //	0x03    ready     queue 0x00 ReadySeq(8)      id(8) RunAt(8)
-//	0x04    delayed   RunAt(8) id(8)              queue
+//	0x04    delayed   RunAt(8) id(8)              queue [0x00 ReadySeq(8) group] (below)
 //	0x05    expiry    ExpiresAt(8) id(8)          queue
 //	0x06    leased    id(8)                       LeaseExpires(8) Attempt LeaseID queue (below)
 //	0x07    dead      queue 0x00 id(8)            (empty)
@@ -72,7 +72,17 @@
 //	0x09    sequence  (none)                      seq(8)
 //	0x0a    reclaim   (none)                      (empty), written and dropped by reclaim
 //	0x0b    done      ExpiresAt(8) id(8)          queue: a retained done job, until ExpiresAt
+//	0x0c    group     queue 0x00 group 0x00 Seq   id(8) RunAt(8): a ready job with a group
 //	0x10    schedule  name                        version(1) Last(8) Fired(8), then 1 and the spec of an API schedule
+//
+// A ready job with a group (1..128 bytes, no 0x00) has a group-ready entry
+// instead of a ready one, so the engine's ready cursor never meets it and
+// each group is read in ReadySeq order from its own position (the engine's
+// ordered groups, engine/groups.go). A delayed job with a group adds 0x00,
+// its ReadySeq and its group to the delayed value (a queue name holds no
+// 0x00, so values written before groups read the same): a retry waiting
+// keeps its place in its group, and the engine learns at start which
+// groups such retries hold without reading records.
 //
 // A payload of up to 512 bytes (inlinePayloadMax) lives in the record; a
 // larger one has its own key, so that a state change rewrites only the small

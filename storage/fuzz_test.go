@@ -35,6 +35,8 @@ func FuzzKeyCodec(f *testing.F) {
 		}
 		_, _, _, _ = decodeDedupeKey(raw)
 		_, _, _ = decodeReadyValue(raw)
+		_, _, _, _ = decodeDelayedValue(raw)
+		_, _, _ = decodeGroupKey(raw)
 		_, _, _ = decodeLeasedValue(raw)
 		_, _, _, _, _ = splitLeasedValue(raw)
 		_, _ = decodeIDValue(raw)
@@ -122,6 +124,31 @@ func FuzzKeyCodec(f *testing.F) {
 		}
 		if p, err := decodePayload(encodePayload([]byte(key))); err != nil || string(p) != key {
 			t.Errorf("payload %q: got %q, %v", key, p, err)
+		}
+		// Groups: key as the group. A delayed value without one is the
+		// queue alone, as before groups.
+		j := &job.Job{Queue: queue, Group: key, ReadySeq: seq}
+		if checkKeyGroup(key) != nil {
+			if _, err := groupKey(queue, key, seq); err == nil {
+				t.Errorf("groupKey accepted group %q", key)
+			}
+			j.Group = ""
+		} else {
+			gk, err := groupKey(queue, key, seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q, rest, err := splitQueue(prefixGroup, gk)
+			if err != nil || q != queue {
+				t.Fatalf("group key (%q, %q): queue %q, %v", queue, key, q, err)
+			}
+			if g, n, err := decodeGroupKey(rest); err != nil || string(g) != key || n != seq {
+				t.Errorf("group key (%q, %q, %d): got (%q, %d), %v", queue, key, seq, g, n, err)
+			}
+		}
+		dq, dg, dseq, err := decodeDelayedValue(delayedValue(j))
+		if err != nil || string(dq) != queue || string(dg) != j.Group || (j.Group != "" && dseq != seq) {
+			t.Errorf("delayed value (%q, %q, %d): got (%q, %q, %d), %v", queue, j.Group, seq, dq, dg, dseq, err)
 		}
 	})
 }

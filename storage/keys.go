@@ -1,11 +1,13 @@
 package storage
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/edgeq/edgeq/engine/job"
@@ -25,9 +27,13 @@ const (
 	prefixSeq     byte = 0x09 // (nothing) → seq
 	prefixReclaim byte = 0x0a // (nothing) → (empty), written and dropped by reclaim
 	prefixDone    byte = 0x0b // ExpiresAt id → queue: retained done jobs
-	// 0x0c..0x0f are left to other keyspaces of jobs.
+	prefixGroup   byte = 0x0c // queue 0x00 group 0x00 ReadySeq → id RunAt
+	// 0x0d..0x0f are left to other keyspaces of jobs.
 	prefixSchedule byte = 0x10 // name → version Last Fired [1 spec]
 )
+
+// maxGroupLen bounds a group name in a key (job.CheckGroupName: 128 bytes).
+const maxGroupLen = 128
 
 // maxQueueLen bounds a queue name in a key (SPEC 2: at most 64 bytes).
 const maxQueueLen = 64
@@ -126,6 +132,78 @@ func queueKey(prefix byte, q string, n uint64) ([]byte, error) {
 
 func readyKey(q string, seq uint64) ([]byte, error) { return queueKey(prefixReady, q, seq) }
 func deadKey(q string, id job.ID) ([]byte, error)   { return queueKey(prefixDead, q, uint64(id)) }
+
+// checkKeyGroup checks what the layout needs of a group name: 1 to 128
+// bytes and no 0x00, which terminates it in keys.
+func checkKeyGroup(g string) error {
+	if len(g) == 0 || len(g) > maxGroupLen || strings.IndexByte(g, 0) >= 0 {
+		return fmt.Errorf("%w: group name %q", job.ErrInvalidArgument, g)
+	}
+	return nil
+}
+
+// groupPrefix is prefixGroup, queue, 0x00, group, 0x00: the start of one
+// group's entries in the group-ready index.
+func groupPrefix(q, g string) ([]byte, error) {
+	if err := checkKeyGroup(g); err != nil {
+		return nil, err
+	}
+	k, err := queuePrefix(prefixGroup, q)
+	if err != nil {
+		return nil, err
+	}
+	k = append(k, g...)
+	return append(k, 0), nil
+}
+
+// groupKey is a group-ready key: groupPrefix, ReadySeq.
+func groupKey(q, g string, seq uint64) ([]byte, error) {
+	k, err := groupPrefix(q, g)
+	if err != nil {
+		return nil, err
+	}
+	return binary.BigEndian.AppendUint64(k, seq), nil
+}
+
+// decodeGroupKey splits the rest of a group-ready key after its queue
+// prefix: group, 0x00, ReadySeq.
+func decodeGroupKey(rest []byte) (g []byte, seq uint64, err error) {
+	i := bytes.IndexByte(rest, 0)
+	if i < 1 || i > maxGroupLen || len(rest) != i+9 {
+		return nil, 0, errBadKey
+	}
+	return rest[:i], binary.BigEndian.Uint64(rest[i+1:]), nil
+}
+
+// delayedValue is a delayed entry's value: the queue, and for a job with
+// a group 0x00, ReadySeq(8) and the group (a retry waiting keeps its
+// place in its group: the engine rebuilds its groups from these at start).
+func delayedValue(j *job.Job) []byte {
+	if j.Group == "" {
+		return []byte(j.Queue)
+	}
+	v := make([]byte, 0, len(j.Queue)+9+len(j.Group))
+	v = append(v, j.Queue...)
+	v = append(v, 0)
+	v = binary.BigEndian.AppendUint64(v, j.ReadySeq)
+	return append(v, j.Group...)
+}
+
+// decodeDelayedValue splits a delayed value; q and g share v's memory.
+func decodeDelayedValue(v []byte) (q, g []byte, seq uint64, err error) {
+	i := bytes.IndexByte(v, 0)
+	if i < 0 {
+		return v, nil, 0, checkValueQueue(v)
+	}
+	q, rest := v[:i], v[i+1:]
+	if err := checkValueQueue(q); err != nil {
+		return nil, nil, 0, err
+	}
+	if len(rest) < 9 || len(rest)-8 > maxGroupLen || bytes.IndexByte(rest[8:], 0) >= 0 {
+		return nil, nil, 0, errBadValue
+	}
+	return q, rest[8:], binary.BigEndian.Uint64(rest), nil
+}
 
 // splitQueue splits prefix, queue, 0x00, rest. It allocates the queue name.
 func splitQueue(prefix byte, k []byte) (q string, rest []byte, err error) {

@@ -154,6 +154,42 @@ func (r reader) Ready(queue string, after uint64, max int) (refs []store.Ref, er
 	return refs, err
 }
 
+func (r reader) GroupReady(queue string, from store.Ref, max int) (refs []store.Ref, err error) {
+	defer r.b.recovered(&err, "read group-ready index")
+	if r.b.closed.Load() {
+		return nil, ErrClosed
+	}
+	prefix, err := queuePrefix(prefixGroup, queue)
+	if err != nil || max <= 0 {
+		return nil, err
+	}
+	start := prefix
+	if from.Group != "" {
+		seq, ok := nextSeq(from.Seq)
+		if start, err = groupKey(queue, from.Group, seq); err != nil {
+			return nil, err
+		}
+		if !ok { // past the group's last possible entry: the next group
+			start = append(start[:len(start)-9], 1)
+		}
+	}
+	err = r.iterate(prefix, start, func(item *badger.Item) (bool, error) {
+		g, seq, err := decodeGroupKey(item.Key()[len(prefix):])
+		if err != nil {
+			return false, fmt.Errorf("group-ready index %x: %w", item.Key(), err)
+		}
+		return collectRef(&refs, max, "group-ready", item, store.Ref{Queue: queue, Group: string(g), Seq: seq}, func(v []byte, ref *store.Ref) error {
+			id, at, err := decodeReadyValue(v)
+			ref.ID, ref.At = id, fromNanos(at)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, translate("read group-ready index", err)
+	}
+	return refs, nil
+}
+
 // seqIndex walks queue's entries of a per-queue index keyed by sequence
 // (ready, dead) from after+1, calling fn with each entry's sequence until
 // it returns false, at most max entries wanted. It seeks straight to
@@ -222,6 +258,11 @@ func (r reader) Due(kind store.TimedIndex, from store.Ref, until time.Time, max 
 		}
 		ref := store.Ref{ID: id, At: at}
 		if err := item.Value(func(v []byte) error {
+			if prefix == prefixDelayed {
+				q, g, seq, err := decodeDelayedValue(v)
+				ref.Queue, ref.Group, ref.Seq = string(q), string(g), seq
+				return err
+			}
 			if err := checkValueQueue(v); err != nil {
 				return err
 			}
@@ -332,6 +373,14 @@ func (t *txn) Ready(queue string, after uint64, max int) ([]store.Ref, error) {
 		return nil, err
 	}
 	return t.snapshot().Ready(queue, after, max)
+}
+
+// GroupReady reads committed data (see store.Txn).
+func (t *txn) GroupReady(queue string, from store.Ref, max int) ([]store.Ref, error) {
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return t.snapshot().GroupReady(queue, from, max)
 }
 
 // Due reads committed data (see store.Txn).

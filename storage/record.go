@@ -36,6 +36,10 @@ type extField struct {
 
 // extFields lists the optional fields in increasing tag order.
 var extFields = []extField{
+	// Ordered groups (engine/groups.go).
+	{tag: 1, name: "group",
+		get: func(j *job.Job) string { return j.Group },
+		set: func(j *job.Job, v string) error { j.Group = v; return nil }},
 	// A retained done job's result (bytes, kept as they came) and whether
 	// it was cut at the queue's max_result.
 	{tag: 2, name: "result",

@@ -102,6 +102,9 @@ func indexEntries(j *job.Job) ([]indexEntry, error) {
 	switch j.State {
 	case job.StateReady:
 		k, err := readyKey(j.Queue, j.ReadySeq)
+		if j.Group != "" {
+			k, err = groupKey(j.Queue, j.Group, j.ReadySeq)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +113,12 @@ func indexEntries(j *job.Job) ([]indexEntry, error) {
 		if err := checkKeyQueue(j.Queue); err != nil {
 			return nil, err
 		}
-		out = append(out, indexEntry{timedKey(prefixDelayed, nanos(j.RunAt), j.ID), []byte(j.Queue)})
+		if j.Group != "" {
+			if err := checkKeyGroup(j.Group); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, indexEntry{timedKey(prefixDelayed, nanos(j.RunAt), j.ID), delayedValue(j)})
 	case job.StateLeased:
 		if err := checkKeyQueue(j.Queue); err != nil {
 			return nil, err
@@ -260,6 +268,7 @@ func leaseOnly(prev, next *job.Job) bool {
 		maps.Equal(next.Headers, prev.Headers) &&
 		next.ContentType == prev.ContentType &&
 		next.LastError == prev.LastError &&
+		next.Group == prev.Group &&
 		next.ReadySeq == prev.ReadySeq &&
 		bytes.Equal(next.Result, prev.Result) &&
 		next.ResultTruncated == prev.ResultTruncated &&

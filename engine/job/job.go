@@ -118,6 +118,17 @@ func CheckQueueName(name string) error {
 	return nil
 }
 
+var groupName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:@/+=-]{0,127}$`)
+
+// CheckGroupName returns ErrInvalidArgument, naming the group, when name is
+// not a valid group (^[A-Za-z0-9][A-Za-z0-9_.:@/+=-]{0,127}$).
+func CheckGroupName(name string) error {
+	if !groupName.MatchString(name) {
+		return fmt.Errorf("%w: group %q must match ^[A-Za-z0-9][A-Za-z0-9_.:@/+=-]{0,127}$", ErrInvalidArgument, name)
+	}
+	return nil
+}
+
 // Job is a stored job. Payload is nil when the job was read without it.
 type Job struct {
 	ID          ID
@@ -130,6 +141,10 @@ type Job struct {
 	ExpiresAt   time.Time // zero: no deadline; for a done job, when it is deleted (retain_done)
 	TTR         time.Duration
 	Key         string // idempotency key, "" when none
+	// Group orders the job with the other jobs of its group in its queue
+	// (ordered groups: the queue's GroupConcurrency bounds how many run at
+	// once); "" when none.
+	Group       string
 	Headers     map[string]string
 	ContentType string
 	Payload     []byte
@@ -218,6 +233,7 @@ type New struct {
 	Headers     map[string]string
 	Key         string        // idempotency key, optional
 	KeyMode     KeyMode       // what Key deduplicates against; 0: the queue's
+	Group       string        // ordered group, optional (CheckGroupName)
 	Delay       time.Duration // run after now+Delay; ignored when RunAt is set
 	RunAt       time.Time     // optional absolute run time
 	MaxAttempts int           // 0: the queue's default

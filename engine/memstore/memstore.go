@@ -138,11 +138,34 @@ func (t *txn) Job(id job.ID, payload bool) (*job.Job, error) {
 func (t *txn) Ready(queue string, after uint64, max int) ([]store.Ref, error) {
 	var refs []store.Ref
 	for _, j := range t.committed() {
-		if j.State == job.StateReady && j.Queue == queue && j.ReadySeq > after {
+		if j.State == job.StateReady && j.Group == "" && j.Queue == queue && j.ReadySeq > after {
 			refs = append(refs, store.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt})
 		}
 	}
 	sort.Slice(refs, func(a, b int) bool { return refs[a].Seq < refs[b].Seq })
+	if len(refs) > max {
+		refs = refs[:max]
+	}
+	return refs, nil
+}
+
+func (t *txn) GroupReady(queue string, from store.Ref, max int) ([]store.Ref, error) {
+	var refs []store.Ref
+	for _, j := range t.committed() {
+		if j.State != job.StateReady || j.Group == "" || j.Queue != queue {
+			continue
+		}
+		if j.Group < from.Group || (j.Group == from.Group && j.ReadySeq <= from.Seq) {
+			continue
+		}
+		refs = append(refs, store.Ref{ID: j.ID, Queue: j.Queue, Group: j.Group, Seq: j.ReadySeq, At: j.RunAt})
+	}
+	sort.Slice(refs, func(a, b int) bool {
+		if refs[a].Group != refs[b].Group {
+			return refs[a].Group < refs[b].Group
+		}
+		return refs[a].Seq < refs[b].Seq
+	})
 	if len(refs) > max {
 		refs = refs[:max]
 	}
@@ -171,6 +194,9 @@ func (t *txn) Due(kind store.TimedIndex, from store.Ref, until time.Time, max in
 			continue
 		}
 		r := store.Ref{ID: j.ID, Queue: j.Queue, At: at}
+		if kind == store.IndexDelayed && j.Group != "" {
+			r.Group, r.Seq = j.Group, j.ReadySeq
+		}
 		if from.ID != 0 && !refLess(from, r) {
 			continue
 		}

@@ -53,10 +53,17 @@ type ReadTx interface {
 	// Ready lists up to max entries of queue's ready index with
 	// ReadySeq > after, in ReadySeq order.
 	Ready(queue string, after uint64, max int) ([]Ref, error)
+	// GroupReady lists up to max entries of queue's group-ready index
+	// (the ready jobs that have a Group) after (from.Group, from.Seq), in
+	// (Group, ReadySeq) order: groups by byte order, each in ReadySeq
+	// order. The zero Ref starts at the beginning; Ref{Group: g} at g's
+	// first entry. Refs carry Group.
+	GroupReady(queue string, from Ref, max int) ([]Ref, error)
 	// Due lists up to max entries of the timed index kind whose time is at or
 	// before until, in time order, starting after the entry from (the zero Ref
 	// starts at the beginning). next is the time of the first entry after the
-	// returned ones, zero when there is none.
+	// returned ones, zero when there is none. A delayed entry of a job with a
+	// Group carries its Group and ReadySeq (Seq) too.
 	Due(kind TimedIndex, from Ref, until time.Time, max int) (refs []Ref, next time.Time, err error)
 	// Dead lists up to max ids of queue's dead jobs with id > after, in id order.
 	Dead(queue string, after job.ID, max int) ([]job.ID, error)
@@ -190,20 +197,24 @@ const (
 type Ref struct {
 	ID    job.ID
 	Queue string
-	Seq   uint64    // ReadySeq, for the ready index
+	Group string    // the job's group: group-ready and delayed entries
+	Seq   uint64    // ReadySeq: ready and group-ready entries, delayed entries of a job with a group
 	At    time.Time // RunAt (ready: when it became ready; delayed), ExpiresAt or LeaseExpires
 }
 
 // Counts are a queue's index sizes, and Bytes the payload bytes (Size) of
 // its ready, delayed and leased jobs (what the engine's max_bytes bounds)
 // when they were asked for.
+// Ready counts ready and group-ready entries.
 type Counts struct {
 	Ready, Delayed, Leased, Dead, Done int64
 	Bytes                              int64
 }
 
 // Index rules that every Store keeps (the conformance suite checks them):
-//   - StateReady: one ready entry (Queue, ReadySeq) with At = RunAt.
+//   - StateReady without a Group: one ready entry (Queue, ReadySeq) with At = RunAt.
+//   - StateReady with a Group: one group-ready entry (Queue, Group, ReadySeq)
+//     with At = RunAt, and no ready entry.
 //   - StateDelayed: one delayed entry (RunAt, ID).
 //   - StateLeased: one leased entry (ID) with At = LeaseExpires.
 //   - StateDead: one dead entry (Queue, ID).

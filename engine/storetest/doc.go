@@ -12,6 +12,7 @@
 // The subtests are grouped by topic: jobs.go (a job's record, transitions,
 // deletion and payload), indexes.go (index reads, order, pagination),
 // txn.go (idempotency keys, the sequence, what a transaction sees, Fits,
-// reopening) and lease.go (the lease as the engine writes it); fixtures.go
+// reopening), lease.go (the lease as the engine writes it) and groups.go
+// (the group-ready index, a group's retry, their restart); fixtures.go
 // holds the jobs they write and the index model they compare with.
 package storetest

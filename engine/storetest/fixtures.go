@@ -163,6 +163,7 @@ func trunc(p []byte) []byte {
 // snapshot is everything the indexes answer, in a comparable form.
 type snapshot struct {
 	Ready   map[string][]string // queue → refs
+	Groups  map[string][]string // queue → group-ready refs
 	Delayed []string
 	Expiry  []string
 	Done    []string
@@ -182,13 +183,17 @@ func readyRef(r store.Ref) string {
 	return fmt.Sprintf("%d/%s/seq=%d/at=%d", r.ID, r.Queue, r.Seq, nanos(r.At))
 }
 
+func groupRef(r store.Ref) string {
+	return fmt.Sprintf("%d/%s/%s/seq=%d/at=%d", r.ID, r.Queue, r.Group, r.Seq, nanos(r.At))
+}
+
 // timedRef formats a delayed, expiry or leased ref; Seq is not part of them.
 func timedRef(r store.Ref) string { return fmt.Sprintf("%d/%s/at=%d", r.ID, r.Queue, nanos(r.At)) }
 
 // read takes the snapshot of a store; queues are those to list.
 func read(t *testing.T, r store.ReadTx, queues ...string) snapshot {
 	t.Helper()
-	s := snapshot{Ready: map[string][]string{}, Dead: map[string][]job.ID{}}
+	s := snapshot{Ready: map[string][]string{}, Groups: map[string][]string{}, Dead: map[string][]job.ID{}}
 	for _, q := range queues {
 		refs, err := r.Ready(q, 0, 1000)
 		if err != nil {
@@ -196,6 +201,12 @@ func read(t *testing.T, r store.ReadTx, queues ...string) snapshot {
 		}
 		for _, ref := range refs {
 			s.Ready[q] = append(s.Ready[q], readyRef(ref))
+		}
+		if refs, err = r.GroupReady(q, store.Ref{}, 1000); err != nil {
+			t.Fatalf("GroupReady(%s): %v", q, err)
+		}
+		for _, ref := range refs {
+			s.Groups[q] = append(s.Groups[q], groupRef(ref))
 		}
 		ids, err := r.Dead(q, 0, 1000)
 		if err != nil {
@@ -239,7 +250,7 @@ func read(t *testing.T, r store.ReadTx, queues ...string) snapshot {
 
 // model is what the index rules of store.Store say the snapshot of jobs is.
 func model(jobs ...*job.Job) snapshot {
-	s := snapshot{Ready: map[string][]string{}, Dead: map[string][]job.ID{}, Counts: map[string]store.Counts{}}
+	s := snapshot{Ready: map[string][]string{}, Groups: map[string][]string{}, Dead: map[string][]job.ID{}, Counts: map[string]store.Counts{}}
 	sorted := slices.Clone(jobs)
 	slices.SortFunc(sorted, func(a, b *job.Job) int { return cmp.Compare(a.ID, b.ID) })
 	var ready, delayed, expiry, done []*job.Job
@@ -270,8 +281,14 @@ func model(jobs ...*job.Job) snapshot {
 			expiry = append(expiry, j)
 		}
 	}
-	slices.SortStableFunc(ready, func(a, b *job.Job) int { return cmp.Compare(a.ReadySeq, b.ReadySeq) })
+	slices.SortStableFunc(ready, func(a, b *job.Job) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.ReadySeq, b.ReadySeq))
+	})
 	for _, j := range ready {
+		if j.Group != "" {
+			s.Groups[j.Queue] = append(s.Groups[j.Queue], groupRef(store.Ref{ID: j.ID, Queue: j.Queue, Group: j.Group, Seq: j.ReadySeq, At: j.RunAt}))
+			continue
+		}
 		s.Ready[j.Queue] = append(s.Ready[j.Queue], readyRef(store.Ref{ID: j.ID, Queue: j.Queue, Seq: j.ReadySeq, At: j.RunAt}))
 	}
 	byTime := func(at func(*job.Job) time.Time) func(a, b *job.Job) int {
@@ -323,6 +340,9 @@ func snapshotDiff(got, want snapshot) string {
 	}
 	for _, q := range slices.Sorted(maps.Keys(mergeKeys(got.Ready, want.Ready))) {
 		list("Ready("+q+")", got.Ready[q], want.Ready[q])
+	}
+	for _, q := range slices.Sorted(maps.Keys(mergeKeys(got.Groups, want.Groups))) {
+		list("GroupReady("+q+")", got.Groups[q], want.Groups[q])
 	}
 	list("Due(delayed)", got.Delayed, want.Delayed)
 	list("Due(expiry)", got.Expiry, want.Expiry)

@@ -52,6 +52,9 @@ func Run(t *testing.T, h Harness) {
 		{"LeaseReopen", testLeaseReopen},
 		{"RetainedDone", testRetainedDone},
 		{"ReplaceInOneTxn", testReplace},
+		{"GroupReady", testGroupReady},
+		{"GroupLeaseRetry", testGroupLeaseRetry},
+		{"GroupReopen", testGroupReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

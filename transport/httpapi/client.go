@@ -122,7 +122,7 @@ func (c *Client) enqueueOne(ctx context.Context, queue string, payload []byte, o
 
 // enqueueQuery is the query string of an enqueue with options o.
 func enqueueQuery(o *EnqueueOptions) url.Values {
-	if o.Key == "" && o.KeyMode == "" && o.Delay == 0 && o.RunAt.IsZero() && o.MaxAttempts == 0 && o.TTR == 0 && o.ExpiresIn == 0 && o.ExpiresAt.IsZero() {
+	if o.Key == "" && o.KeyMode == "" && o.Group == "" && o.Delay == 0 && o.RunAt.IsZero() && o.MaxAttempts == 0 && o.TTR == 0 && o.ExpiresIn == 0 && o.ExpiresAt.IsZero() {
 		return nil // the common case of bench and scripts: no map
 	}
 	q := url.Values{}
@@ -133,6 +133,7 @@ func enqueueQuery(o *EnqueueOptions) url.Values {
 	}
 	set("key", o.Key)
 	set("key_mode", o.KeyMode)
+	set("group", o.Group)
 	set("delay", durParam(o.Delay))
 	set("run_at", timeParam(o.RunAt))
 	if o.MaxAttempts != 0 {

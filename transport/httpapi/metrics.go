@@ -67,6 +67,8 @@ type statsCollector struct {
 	evicted     *prometheus.Desc
 	bytes       *prometheus.Desc
 	oldest      *prometheus.Desc
+	groups      *prometheus.Desc
+	groupAge    *prometheus.Desc
 	paused      *prometheus.Desc
 	shed        *prometheus.Desc
 	info        *prometheus.Desc
@@ -94,6 +96,8 @@ func newStatsCollector(eng Monitor) *statsCollector {
 		evicted:   prometheus.NewDesc("edgeq_jobs_evicted_total", "Jobs a queue accepted then dropped by its bounds, by reason (evicted: on_full evict_oldest; expired_age: older than max_age).", []string{"queue", "reason"}, nil),
 		bytes:     prometheus.NewDesc("edgeq_queue_bytes", "Payload bytes of a queue's ready, delayed and leased jobs (what max_bytes bounds).", q, nil),
 		oldest:    prometheus.NewDesc("edgeq_queue_oldest_age_seconds", "Age of the oldest ready job of a queue; 0 when none is ready.", q, nil),
+		groups:    prometheus.NewDesc("edgeq_queue_groups", "Ordered groups of a queue with work (ready, leased or a retry waiting).", q, nil),
+		groupAge:  prometheus.NewDesc("edgeq_queue_oldest_group_age_seconds", "Age of the head of a queue's oldest ordered group; 0 when no group has a ready job.", q, nil),
 		paused:    prometheus.NewDesc("edgeq_queue_paused", "1 while dispatch of a queue is paused.", q, nil),
 		shed:      prometheus.NewDesc("edgeq_queue_shed", "1 while a queue's new jobs are shed by the governor.", q, nil),
 		info:      prometheus.NewDesc("edgeq_queue_info", "Always 1; labels a queue with its priority class.", []string{"queue", "class"}, nil),
@@ -113,7 +117,7 @@ func newStatsCollector(eng Monitor) *statsCollector {
 // Describe implements prometheus.Collector.
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.depth, c.enqueued, c.completed, c.retried, c.dead, c.rejected, c.evicted, c.bytes, c.oldest, c.paused, c.shed, c.info,
+		c.depth, c.enqueued, c.completed, c.retried, c.dead, c.rejected, c.evicted, c.bytes, c.oldest, c.groups, c.groupAge, c.paused, c.shed, c.info,
 		c.breaker, c.running, c.alerting, c.alertsTotal, c.drainETA, c.inRate, c.outRate, c.short, c.uptime,
 	} {
 		ch <- d
@@ -170,6 +174,8 @@ func (c *statsCollector) collectQueue(emit emitFunc, q engine.QueueStats, own bo
 		emit(c.bytes, prometheus.GaugeValue, float64(q.Bytes), n)
 	}
 	emit(c.oldest, prometheus.GaugeValue, q.OldestReadyAge.Seconds(), n)
+	emit(c.groups, prometheus.GaugeValue, float64(q.Groups), n)
+	emit(c.groupAge, prometheus.GaugeValue, q.OldestGroupAge.Seconds(), n)
 	emit(c.running, prometheus.GaugeValue, float64(q.Running), n)
 	emit(c.alertsTotal, prometheus.CounterValue, float64(q.AlertsTotal), n)
 	emit(c.inRate, prometheus.GaugeValue, q.InRate, n)
@@ -249,6 +255,8 @@ func sumQueues(qs []engine.QueueStats) engine.QueueStats {
 			s.Evicted[r] += n
 		}
 		s.OldestReadyAge = max(s.OldestReadyAge, q.OldestReadyAge)
+		s.Groups += q.Groups
+		s.OldestGroupAge = max(s.OldestGroupAge, q.OldestGroupAge)
 		s.Running += q.Running
 		s.AlertsTotal += q.AlertsTotal
 		s.InRate += q.InRate

@@ -90,7 +90,7 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 	}
 	var keyMode, delay, runAt, maxAttempts, ttr, expiresIn, expiresAt string
 	err := parseQuery(raw,
-		param{"key", &n.Key}, param{"key_mode", &keyMode}, param{"delay", &delay}, param{"run_at", &runAt},
+		param{"key", &n.Key}, param{"key_mode", &keyMode}, param{"group", &n.Group}, param{"delay", &delay}, param{"run_at", &runAt},
 		param{"max_attempts", &maxAttempts}, param{"ttr", &ttr},
 		param{"expires_in", &expiresIn}, param{"expires_at", &expiresAt})
 	if err != nil {

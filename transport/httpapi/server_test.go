@@ -531,7 +531,9 @@ var queueStatsKeys = []string{"name", "class", "paused", "shed", "ready", "delay
 	"oldest_ready_age_s", "enqueued_total", "completed_total", "retried_total", "dead_total",
 	"rejected_total", "concurrency", "in_rate", "out_rate", "drain_eta_s",
 	// The only extras beyond SPEC §5 ("done": retained finished jobs, issue 20).
-	"done", "running", "breaker", "alerting", "bytes", "evicted_total"}
+	"done", "running", "breaker", "alerting", "bytes", "evicted_total",
+	// Ordered groups (issue 20).
+	"group_concurrency", "groups", "oldest_group", "oldest_group_age_s"}
 
 func TestQueues(t *testing.T) {
 	ts := mustStartServer(t, Config{})

@@ -82,6 +82,13 @@ type QueueStats struct {
 	// (on_full evict_oldest, max_age).
 	Bytes        *int64 `json:"bytes"` // null when not counted at the start (no max_bytes then)
 	EvictedTotal uint64 `json:"evicted_total"`
+	// Ordered groups: the cap on one group's running jobs, the groups with
+	// work, and the group whose head has been ready longest with that age
+	// ("" and 0 when no group has a ready job).
+	GroupConcurrency int     `json:"group_concurrency"`
+	Groups           int     `json:"groups"`
+	OldestGroup      string  `json:"oldest_group"`
+	OldestGroupAgeS  float64 `json:"oldest_group_age_s"`
 }
 
 // QueueList answers GET /v1/queues.
@@ -204,6 +211,8 @@ func queueStatsToWire(q engine.QueueStats) QueueStats {
 		Alerting:        q.Alerting,
 		Bytes:           knownBytes(q.Bytes, q.BytesUnknown),
 	}
+	w.GroupConcurrency, w.Groups, w.OldestGroup = q.GroupConcurrency, q.Groups, q.OldestGroup
+	w.OldestGroupAgeS = q.OldestGroupAge.Seconds()
 	for _, n := range q.Evicted {
 		w.EvictedTotal += n
 	}

@@ -37,6 +37,9 @@ type Route struct {
 	// KeyField names a top-level field of a JSON payload whose value becomes
 	// the job's idempotency key; "" for none.
 	KeyField string
+	// GroupField names a top-level field of a JSON payload whose value
+	// becomes the job's ordered group; "" for none.
+	GroupField string
 }
 
 // TLSFiles names the CA that signs the broker and an optional client

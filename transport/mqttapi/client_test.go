@@ -278,6 +278,36 @@ func TestRouteKeyDedupeAndSubmit(t *testing.T) {
 	}
 }
 
+// TestRouteGroupAndSubmitGroup: a route's group_field and a submit
+// envelope's group put the job in an ordered group; a group that is not
+// valid refuses the message, as invalid.
+func TestRouteGroupAndSubmitGroup(t *testing.T) {
+	b := startBroker(t)
+	eng := newEngine(t, engine.Config{})
+	c := startClient(t, Config{Broker: b.url(), Routes: []Route{{Filter: "plc/+/command", Queue: "plc", GroupField: "device"}}}, eng)
+	pc := publisher(t, b)
+
+	publish(t, pc, "plc/p1/command", []byte(`{"device":"press-1","set":1}`))
+	publish(t, pc, "plc/p1/command", []byte(`{"device":"press-1","set":2}`))
+	publish(t, pc, "edgeq/submit/plc", []byte(`{"payload":{"set":3},"group":"press-2"}`))
+	publish(t, pc, "plc/p1/command", []byte(`{"device":"not valid","set":4}`))
+	eventually(t, "4 messages", func() bool { s := c.Stats(); return s.Enqueued+uint64(c.Rejected()) == 4 })
+	if s := c.Stats(); s.Enqueued != 3 || c.Rejected() != 1 {
+		t.Fatalf("stats = %+v, rejected %d; want 3 enqueued, 1 rejected", s, c.Rejected())
+	}
+	jobs, err := eng.Lease(t.Context(), engine.LeaseRequest{Queue: "plc", Max: 10})
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("Lease plc = %d jobs, %v; want the heads of press-1 and press-2", len(jobs), err)
+	}
+	got := map[string]string{}
+	for _, j := range jobs {
+		got[j.Group] = string(j.Payload)
+	}
+	if got["press-1"] != `{"device":"press-1","set":1}` || got["press-2"] != `{"set":3}` {
+		t.Errorf("leased by group %v, want press-1's first command and press-2's", got)
+	}
+}
+
 type rejectNotice struct {
 	Reason, Topic, Key, At string
 }

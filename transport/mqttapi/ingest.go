@@ -121,7 +121,7 @@ func (c *Client) classify(m mqtt.Message) item {
 		}
 		it.queue = q
 		if !submit {
-			return c.raw(it, payload, headers, "")
+			return c.raw(it, payload, headers, Route{})
 		}
 		// A base64 payload takes 4/3 of its size; options take little.
 		if len(payload) > c.cfg.MaxPayload/3*4+64<<10 {
@@ -144,7 +144,7 @@ func (c *Client) classify(m mqtt.Message) item {
 	for _, r := range c.cfg.Routes {
 		if matchFilter(r.Filter, topic) {
 			it.queue = r.Queue
-			return c.raw(it, payload, headers, r.KeyField)
+			return c.raw(it, payload, headers, r)
 		}
 	}
 	// A subscription of an older configuration, kept by the persistent
@@ -154,7 +154,7 @@ func (c *Client) classify(m mqtt.Message) item {
 }
 
 // raw makes a job of a payload taken as is.
-func (c *Client) raw(it item, payload []byte, headers map[string]string, keyField string) item {
+func (c *Client) raw(it item, payload []byte, headers map[string]string, r Route) item {
 	if len(payload) > c.cfg.MaxPayload {
 		it.reason = ReasonTooLarge
 		return it
@@ -163,7 +163,8 @@ func (c *Client) raw(it item, payload []byte, headers map[string]string, keyFiel
 	if json.Valid(payload) {
 		ct = "application/json"
 	}
-	it.n = job.New{Queue: it.queue, Payload: payload, ContentType: ct, Headers: headers, Key: keyFrom(payload, keyField)}
+	it.n = job.New{Queue: it.queue, Payload: payload, ContentType: ct, Headers: headers,
+		Key: keyFrom(payload, r.KeyField), Group: keyFrom(payload, r.GroupField)}
 	return it
 }
 

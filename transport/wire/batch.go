@@ -20,7 +20,7 @@ import (
 //	{"payload": <JSON value>} or {"payload_b64": "..."}
 //
 // plus the options of EnqueueOptions as fields: content_type, key, key_mode,
-// traceparent, tracestate, delay,
+// group, traceparent, tracestate, delay,
 // run_at, max_attempts, ttr, expires_in, expires_at (durations as Go
 // durations, times as RFC 3339) and headers (an object of strings).
 //
@@ -40,6 +40,7 @@ type EnqueueOptions struct {
 	KeyMode     string // window, active or replace; "": the queue's
 	TraceParent string // W3C trace context, optional
 	TraceState  string
+	Group       string // ordered group
 	Delay       time.Duration
 	RunAt       time.Time
 	MaxAttempts int
@@ -93,6 +94,7 @@ func (l BatchLine) MarshalJSON() ([]byte, error) {
 	str("key_mode", l.KeyMode)
 	str("traceparent", l.TraceParent)
 	str("tracestate", l.TraceState)
+	str("group", l.Group)
 	dur("delay", l.Delay)
 	tim("run_at", l.RunAt)
 	if l.MaxAttempts != 0 {
@@ -269,6 +271,8 @@ func (l *BatchLine) setOption(k string, v json.RawMessage) error {
 		if l.KeyMode, err = jsonString(k, v); err == nil {
 			_, err = ParseKeyMode(l.KeyMode)
 		}
+	case "group":
+		l.Group, err = jsonString(k, v)
 	case "delay":
 		l.Delay, err = jsonDuration(k, v)
 	case "run_at":
@@ -376,6 +380,7 @@ func (l *BatchLine) ToNew(queue string) job.New {
 		KeyMode:     keyMode(l.KeyMode),
 		TraceParent: l.TraceParent,
 		TraceState:  l.TraceState,
+		Group:       l.Group,
 		Delay:       l.Delay,
 		RunAt:       l.RunAt,
 		MaxAttempts: l.MaxAttempts,

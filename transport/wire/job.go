@@ -30,6 +30,7 @@ type Job struct {
 	RunAt       time.Time         `json:"run_at"`
 	ExpiresAt   time.Time         `json:"expires_at,omitzero"`
 	Key         string            `json:"key,omitempty"`
+	Group       string            `json:"group,omitempty"`
 	Lease       *Lease            `json:"lease,omitempty"`
 	Headers     map[string]string `json:"headers"`
 	ContentType string            `json:"content_type"`
@@ -70,6 +71,7 @@ func FromJob(j *job.Job, withPayload bool) Job {
 		CreatedAt:   j.CreatedAt.UTC(),
 		RunAt:       j.RunAt.UTC(),
 		Key:         j.Key,
+		Group:       j.Group,
 		Headers:     j.Headers,
 		ContentType: j.ContentType,
 		LastError:   j.LastError,
