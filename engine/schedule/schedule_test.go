@@ -23,7 +23,7 @@ type fakeClock struct{ off atomic.Int64 }
 
 func (c *fakeClock) Now() time.Time       { return time.Now().Add(time.Duration(c.off.Load())).Round(0) }
 func (c *fakeClock) jump(d time.Duration) { c.off.Add(int64(d)) }
-func (c *fakeClock) set(at time.Time)     { c.off.Store(int64(at.Sub(time.Now()))) }
+func (c *fakeClock) set(at time.Time)     { c.off.Store(int64(time.Until(at))) }
 func (c *fakeClock) until(at time.Time)   { time.Sleep(at.Sub(c.Now())) }
 func utc(s string) time.Time              { t, _ := time.Parse(time.RFC3339, s); return t }
 func (c *fakeClock) untilS(at string)     { c.until(utc(at)) }
