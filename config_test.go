@@ -94,6 +94,9 @@ func TestReferenceConfigIsDefaults(t *testing.T) {
 	if len(cfg.HTTP.Hosts) == 0 {
 		cfg.HTTP.Hosts = nil
 	}
+	if len(cfg.HTTP.Tokens) == 0 {
+		cfg.HTTP.Tokens = nil
+	}
 	if len(cfg.Uplinks) == 0 {
 		cfg.Uplinks = nil
 	}
@@ -224,6 +227,10 @@ func TestBadConfigs(t *testing.T) {
 		{"breaker without handler", "queues: {a: {breaker: {failures: 3}}}\n", "queues.a.breaker: needs a handler", 0},
 		{"http tls cert only", "http: {tls: {cert: c.pem}}\n", "http.tls.key: required when http.tls.cert is set", 0},
 		{"mqtt tls key only", "mqtt: {tls: {key: k.pem}}\n", "mqtt.tls.cert: required when mqtt.tls.key is set", 0},
+		{"token without name", "http: {tokens: [{file: t, roles: [read]}]}\n", "http.tokens[0].name: required", 0},
+		{"token named token_file", "http: {tokens: [{name: token_file, file: t, roles: [read]}]}\n", `http.tokens[0].name: "token_file" is the name of http.token_file's token`, 0},
+		{"token without file", "http: {tokens: [{name: a, roles: [read]}]}\n", "http.tokens[0].file: required", 0},
+		{"token without roles", "http: {tokens: [{name: a, file: t}]}\n", "http.tokens[0].roles: required", 0},
 		{"http addr", "http: {addr: localhost}\n", `http.addr: invalid address "localhost"`, 0},
 		{"concurrency min above max", "governor: {concurrency: {min: 4, max: 2}}\n", "governor.concurrency: min 4 is above max 2", 0},
 		{"invalid queue name", "queues: {Bad: {}}\n", "queues.Bad: invalid queue name", 0},

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/edgeq/edgeq/engine"
 	httphandler "github.com/edgeq/edgeq/engine/handler/http"
 	"github.com/edgeq/edgeq/engine/job"
+	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
 // Validate checks the whole configuration. It returns a *ConfigError that
@@ -44,6 +46,7 @@ func (c *Config) Validate() error {
 		v.add("http.bodies_in_flight", "must be positive")
 	}
 	v.positive("http.body_idle_timeout", c.HTTP.BodyIdleTimeout)
+	c.validateTokens(&v)
 	for i, h := range c.HTTP.Hosts {
 		if h == "" || strings.ContainsAny(h, ":/ ") {
 			v.add(fmt.Sprintf("http.hosts[%d]", i), "want a host name without port or scheme, got %q", h)
@@ -128,6 +131,49 @@ func (c *Config) validateMQTT(v *validator) {
 		}
 	}
 	v.bothOrNeither("mqtt.tls", m.TLS.Cert, m.TLS.Key)
+}
+
+// validateTokens checks http.tokens but for their files (checkHost reads
+// those).
+func (c *Config) validateTokens(v *validator) {
+	names := map[string]int{}
+	for i, t := range c.HTTP.Tokens {
+		key := fmt.Sprintf("http.tokens[%d]", i)
+		switch j, dup := names[t.Name]; {
+		case t.Name == "":
+			v.add(key+".name", "required")
+		case t.Name == httpapi.TokenFileName:
+			v.add(key+".name", "%q is the name of http.token_file's token", t.Name)
+		case dup:
+			v.add(key+".name", "%q is also the name of http.tokens[%d]", t.Name, j)
+		default:
+			names[t.Name] = i
+		}
+		if t.File == "" {
+			v.add(key+".file", "required")
+		}
+		if len(t.Roles) == 0 {
+			v.add(key+".roles", "required: some of %s", roleNames())
+		}
+		for _, r := range t.Roles {
+			if !slices.Contains(httpapi.Roles, httpapi.Role(r)) {
+				v.add(key+".roles", "unknown role %q (want some of %s)", r, roleNames())
+			}
+		}
+		for _, g := range t.Queues {
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				v.add(key+".queues", "bad glob %q (path.Match syntax: * ? [a-z])", g)
+			}
+		}
+	}
+}
+
+func roleNames() string {
+	var s []string
+	for _, r := range httpapi.Roles {
+		s = append(s, string(r))
+	}
+	return strings.Join(s, ", ")
 }
 
 func (c *Config) validateGovernor(v *validator) {
