@@ -76,6 +76,7 @@ type MQTTConfig struct {
 	Prefix       string         `yaml:"prefix"`
 	Events       bool           `yaml:"events"`
 	Routes       []RouteConfig  `yaml:"routes"`
+	StrictQueues bool           `yaml:"strict_queues"` // jobs/ and submit/ take only the routes' queues
 	TLS          ClientTLSFiles `yaml:"tls"`
 }
 

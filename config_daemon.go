@@ -101,15 +101,16 @@ func (c *Config) mqttConfig(password string) (*mqttapi.Config, error) {
 		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField}
 	}
 	return &mqttapi.Config{
-		Broker:     m.Broker,
-		ClientID:   id,
-		Username:   m.Username,
-		Password:   password,
-		TLS:        mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
-		Prefix:     m.topicPrefix(id),
-		Events:     m.Events,
-		Routes:     routes,
-		MaxPayload: int(c.MaxPayload),
+		Broker:       m.Broker,
+		ClientID:     id,
+		Username:     m.Username,
+		Password:     password,
+		TLS:          mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
+		Prefix:       m.topicPrefix(id),
+		Events:       m.Events,
+		Routes:       routes,
+		StrictQueues: m.StrictQueues,
+		MaxPayload:   int(c.MaxPayload),
 	}, nil
 }
 

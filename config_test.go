@@ -227,6 +227,7 @@ func TestBadConfigs(t *testing.T) {
 		{"breaker without handler", "queues: {a: {breaker: {failures: 3}}}\n", "queues.a.breaker: needs a handler", 0},
 		{"http tls cert only", "http: {tls: {cert: c.pem}}\n", "http.tls.key: required when http.tls.cert is set", 0},
 		{"mqtt tls key only", "mqtt: {tls: {key: k.pem}}\n", "mqtt.tls.cert: required when mqtt.tls.key is set", 0},
+		{"mqtt strict_queues without routes", "mqtt: {broker: 'tcp://h:1883', strict_queues: true}\n", "mqtt.strict_queues: no mqtt.routes name a queue", 0},
 		{"token without name", "http: {tokens: [{file: t, roles: [read]}]}\n", "http.tokens[0].name: required", 0},
 		{"token named token_file", "http: {tokens: [{name: token_file, file: t, roles: [read]}]}\n", `http.tokens[0].name: "token_file" is the name of http.token_file's token`, 0},
 		{"token without file", "http: {tokens: [{name: a, roles: [read]}]}\n", "http.tokens[0].file: required", 0},

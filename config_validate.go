@@ -130,6 +130,9 @@ func (c *Config) validateMQTT(v *validator) {
 			v.add(key+".queue", "unknown queue %q (strict_queues is on)", r.Queue)
 		}
 	}
+	if m.StrictQueues && len(m.Routes) == 0 {
+		v.add("mqtt.strict_queues", "no mqtt.routes name a queue: every message would be refused")
+	}
 	v.bothOrNeither("mqtt.tls", m.TLS.Cert, m.TLS.Key)
 }
 

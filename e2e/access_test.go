@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
@@ -212,5 +214,73 @@ func TestTokenFilesRefused(t *testing.T) {
 				t.Errorf("serve exited %d:\n%s\nwant 78 and %q", code, d.log, tc.want)
 			}
 		})
+	}
+}
+
+// TestMQTTStrictQueues (issue 21 item 1): with mqtt.strict_queues the real
+// binary takes {prefix}/jobs/{queue} only for the queues mqtt.routes name,
+// and refuses another queue with an invalid notice, creating nothing.
+func TestMQTTStrictQueues(t *testing.T) {
+	broker := "tcp://" + startMochi(t)
+	conf := filepath.Join(t.TempDir(), "edgeq.yaml")
+	yaml := "mqtt:\n  broker: " + broker + "\n  client_id: edgeq-strict\n  strict_queues: true\n" +
+		"  routes: [{filter: \"sensors/+\", queue: telemetry}]\n"
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notices := make(chan string, 16)
+	online := make(chan struct{}, 4)
+	watcher := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("strict-watch").
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
+			switch {
+			case string(m.Payload()) == "online":
+				online <- struct{}{}
+			case strings.HasPrefix(m.Topic(), "edgeq/rejected/"):
+				notices <- m.Topic() + " " + string(m.Payload())
+			}
+		}))
+	if tok := watcher.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher connect: %v", tok.Error())
+	}
+	defer watcher.Disconnect(0)
+	if tok := watcher.SubscribeMultiple(map[string]byte{"edgeq/status/edgeq-strict": 1, "edgeq/rejected/#": 1}, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("watcher subscribe: %v", tok.Error())
+	}
+	d := startDaemon(t, filepath.Join(t.TempDir(), "data"), "--config", conf)
+	select {
+	case <-online:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("edgeq did not come online on the broker:\n%s", d.log)
+	}
+	pub := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("strict-pub").SetCleanSession(true).SetAutoReconnect(false))
+	if tok := pub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publisher connect: %v", tok.Error())
+	}
+	defer pub.Disconnect(0)
+	for _, topic := range []string{"edgeq/jobs/billing", "edgeq/jobs/telemetry"} {
+		if tok := pub.Publish(topic, 1, false, "x"); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish to %s: %v", topic, tok.Error())
+		}
+	}
+	select {
+	case n := <-notices:
+		if !strings.HasPrefix(n, "edgeq/rejected/billing ") || !strings.Contains(n, `"reason":"invalid"`) {
+			t.Errorf("notice %s, want edgeq/rejected/billing with reason invalid", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no rejection notice for the queue no route names")
+	}
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		_, body = do(t, "GET", d.base+"/v1/queues/telemetry", "", nil)
+		if strings.Contains(body, `"ready":1`) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !strings.Contains(body, `"ready":1`) {
+		t.Errorf("telemetry after its message: %s, want one ready job", body)
+	}
+	if code, body := do(t, "GET", d.base+"/v1/queues/billing", "", nil); code != 404 {
+		t.Errorf("billing after its refused message: %d %s, want 404 (not created)", code, body)
 	}
 }
