@@ -43,6 +43,7 @@ var accessRoles = map[string]httpapi.Role{
 	"DELETE /v1/governor/drill":      httpapi.RoleAdmin,
 	"GET /healthz":                   httpapi.RolePublic,
 	"GET /{$}":                       httpapi.RolePublic,
+	"GET /v1/openapi.json":           httpapi.RolePublic,
 }
 
 // writeToken writes a token file closed to other users.

@@ -57,6 +57,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "GET /healthz", role: RolePublic, scope: scopeNone, handler: d(s.healthz)},
 		{pattern: "GET /readyz", role: RoleRead, scope: scopeNone, handler: d(s.readyz)},
 		{pattern: "GET /{$}", role: RolePublic, scope: scopeNone, handler: s.statusPage},
+		{pattern: "GET /v1/openapi.json", role: RolePublic, scope: scopeNone, handler: s.openapi},
 	}
 }
 
