@@ -247,7 +247,7 @@ func TestOpenAPIMatchesServer(t *testing.T) {
 		"OK": OKResult{}, "Pause": PauseResult{}, "Deleted": DeletedResult{}, "Moved": MovedResult{},
 		"MoveResult": MoveResult{}, "Health": Health{}, "Readiness": Readiness{}, "DrillRequest": DrillRequest{},
 		"AckRequest": AckItem{}, "AcksRequest": AcksRequest{}, "AckResult": AckResult{}, "AcksResponse": AcksResponse{},
-		"Uplink": UplinkStats{}, "Job": wire.Job{}, "Lease": wire.Lease{},
+		"Uplink": UplinkStats{}, "History": HistoryDoc{}, "QueueHistory": QueueHistory{}, "UplinkHistory": UplinkHistory{}, "Job": wire.Job{}, "Lease": wire.Lease{},
 	} {
 		want := jsonFields(reflect.TypeOf(v))
 		got := slices.Sorted(maps.Keys(doc.Components.Schemas[name].Properties))

@@ -50,7 +50,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "DELETE /v1/queues/{q}/dead", role: RoleAdmin, scope: scopeQueue, handler: d(s.deadPurge)},
 		{pattern: "POST /v1/queues/{q}/move", role: RoleAdmin, scope: scopeQueue, queryQueue: "to", handler: d(s.move)},
 		{pattern: "GET /v1/stats", role: RoleRead, scope: scopeList, handler: d(s.stats)},
-		{pattern: "GET /v1/stats/history", role: RoleRead, scope: scopeAll, handler: d(s.statsHistory)},
+		{pattern: "GET /v1/stats/history", role: RoleRead, scope: scopeList, handler: d(s.statsHistory)},
 		{pattern: "POST /v1/governor/drill", role: RoleAdmin, scope: scopeAll, handler: d(s.drill)},
 		{pattern: "DELETE /v1/governor/drill", role: RoleAdmin, scope: scopeAll, handler: d(s.clearDrill)},
 		{pattern: "GET /metrics", role: RoleRead, scope: scopeAll, handler: s.metrics.ServeHTTP},
