@@ -228,6 +228,24 @@ func TestUnauthorizedHint(t *testing.T) {
 	}
 }
 
+// TestForbiddenNamesRole (issue 21): a client command whose token lacks
+// the role exits 1 with the daemon's message naming the role, and the
+// command with an admin token works.
+func TestForbiddenNamesRole(t *testing.T) {
+	t.Parallel()
+	conf := writeFile(t, "edgeq.yaml", "http:\n  tokens:\n"+
+		"    - {name: grafana, file: "+writeFile(t, "read.token", "reader\n")+", roles: [read]}\n"+
+		"    - {name: ops, file: "+writeFile(t, "admin.token", "opsadmin\n")+", roles: [admin]}\n")
+	addr := startDaemon(t, "--config", conf)
+	mustCLI(t, addr, "enqueue", "mail", "x", "--token", "opsadmin")
+	r := callCLI(t, addr, "queue", "pause", "mail", "--token", "reader")
+	if r.code != exitFailure || !strings.Contains(r.stderr, `token "grafana" lacks the role admin`) || strings.Contains(r.stderr, "reader") {
+		t.Errorf("queue pause with a read token: code %d stderr %q, want exit 1 naming the token and the role admin", r.code, r.stderr)
+	}
+	mustCLI(t, addr, "queue", "list", "--token", "reader")
+	mustCLI(t, addr, "queue", "pause", "mail", "--token", "opsadmin")
+}
+
 // TestQueuePauseUnknown (issue 13 item 13): pausing a queue that does not
 // exist fails naming it and creates nothing.
 func TestQueuePauseUnknown(t *testing.T) {

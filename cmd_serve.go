@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgeq/edgeq/internal/daemon"
 	"github.com/edgeq/edgeq/storage"
+	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
 // override is a serve flag, and its EDGEQ_* variable, that overrides one
@@ -131,8 +132,9 @@ func serveCommand(e env) *cli.Command {
 // serveSettings is everything the daemon needs once flags, variables, the
 // file and defaults are settled.
 type serveSettings struct {
-	cfg   *Config // validated; DataDir resolved
-	token string  // "" when the HTTP API is open
+	cfg    *Config         // validated; DataDir resolved
+	token  string          // http.token_file's token, "" when none
+	tokens []httpapi.Token // http.tokens; with no token either, the HTTP API is open
 	// mqttPassword is the MQTT password file's first line, read by checkHost.
 	mqttPassword string
 	storeKey     []byte // the store's encryption key, read by checkHost; nil: none
@@ -203,7 +205,7 @@ func settleServe(c *cli.Context, e env) (serveSettings, error) {
 	if err := annotate(joinProblems(decodeErr, cfg.Validate(), hostErr), file, lines, sources); err != nil {
 		return serveSettings{}, err
 	}
-	return serveSettings{cfg: cfg, token: sec.token, mqttPassword: sec.mqttPassword, storeKey: sec.storeKey, path: file, overlay: overlay}, nil
+	return serveSettings{cfg: cfg, token: sec.token, tokens: sec.tokens, mqttPassword: sec.mqttPassword, storeKey: sec.storeKey, path: file, overlay: overlay}, nil
 }
 
 // isLoopback reports whether a listen address reaches only this host. An

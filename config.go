@@ -31,10 +31,12 @@ type Config struct {
 
 // HTTPConfig is the HTTP API listener.
 type HTTPConfig struct {
-	Addr      string         `yaml:"addr"`
-	TokenFile string         `yaml:"token_file"`
-	TLS       ServerTLSFiles `yaml:"tls"`
-	Hosts     []string       `yaml:"hosts"` // names clients may use in Host, besides IPs, localhost and addr's host
+	Addr      string `yaml:"addr"`
+	TokenFile string `yaml:"token_file"`
+	// Tokens are scoped tokens (issue 21), beside or instead of TokenFile.
+	Tokens []TokenConfig  `yaml:"tokens"`
+	TLS    ServerTLSFiles `yaml:"tls"`
+	Hosts  []string       `yaml:"hosts"` // names clients may use in Host, besides IPs, localhost and addr's host
 	// BodiesInFlight bounds the bytes of request bodies being read at once.
 	BodiesInFlight Size `yaml:"bodies_in_flight"`
 	// BodyIdleTimeout cuts off a request body that stops moving.
@@ -51,6 +53,16 @@ type NativeConfig struct {
 	MaxInFlight int      `yaml:"max_in_flight"` // requests of one connection not yet answered
 	MaxConns    int      `yaml:"max_conns"`
 	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// TokenConfig is one scoped token of the HTTP API: its name (logged,
+// never its value), the file holding it, its roles and the queue globs it
+// may touch (none: every queue).
+type TokenConfig struct {
+	Name   string   `yaml:"name"`
+	File   string   `yaml:"file"`
+	Roles  []string `yaml:"roles"`
+	Queues []string `yaml:"queues"`
 }
 
 // ServerTLSFiles names a server certificate and its key.
@@ -78,6 +90,7 @@ type MQTTConfig struct {
 	Prefix       string         `yaml:"prefix"`
 	Events       bool           `yaml:"events"`
 	Routes       []RouteConfig  `yaml:"routes"`
+	StrictQueues bool           `yaml:"strict_queues"` // jobs/ and submit/ take only the routes' queues
 	TLS          ClientTLSFiles `yaml:"tls"`
 }
 

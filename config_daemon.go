@@ -18,7 +18,7 @@ import (
 // daemonConfig maps serve's settings to the daemon's configuration; an MQTT
 // client id it cannot make exits 78.
 func (s serveSettings) daemonConfig(log *slog.Logger) (daemon.Config, error) {
-	dc := s.cfg.daemonConfig(s.token, log)
+	dc := s.cfg.daemonConfig(s.token, s.tokens, log)
 	dc.EncryptionKey = s.storeKey
 	if s.cfg.MQTT.Broker != "" {
 		mc, err := s.cfg.mqttConfig(s.mqttPassword)
@@ -31,8 +31,9 @@ func (s serveSettings) daemonConfig(log *slog.Logger) (daemon.Config, error) {
 }
 
 // daemonConfig maps a validated configuration, but for MQTT (mqttConfig),
-// to the daemon's; token is the HTTP API's bearer token, "" when it is open.
-func (c *Config) daemonConfig(token string, log *slog.Logger) daemon.Config {
+// to the daemon's; token (http.token_file's) and tokens (http.tokens') are
+// the HTTP API's bearer tokens, none when it is open.
+func (c *Config) daemonConfig(token string, tokens []httpapi.Token, log *slog.Logger) daemon.Config {
 	return daemon.Config{
 		DataDir:  c.DataDir,
 		Memory:   c.Storage.Memory,
@@ -43,6 +44,7 @@ func (c *Config) daemonConfig(token string, log *slog.Logger) daemon.Config {
 		HTTP: httpapi.Config{
 			Addr:       c.HTTP.Addr,
 			Token:      token,
+			Tokens:     tokens,
 			TLSCert:    c.HTTP.TLS.Cert,
 			TLSKey:     c.HTTP.TLS.Key,
 			Hosts:      c.HTTP.Hosts,
@@ -123,15 +125,16 @@ func (c *Config) mqttConfig(password string) (*mqttapi.Config, error) {
 		routes[i] = mqttapi.Route{Filter: r.Filter, Queue: r.Queue, KeyField: r.KeyField, GroupField: r.GroupField}
 	}
 	return &mqttapi.Config{
-		Broker:     m.Broker,
-		ClientID:   id,
-		Username:   m.Username,
-		Password:   password,
-		TLS:        mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
-		Prefix:     m.topicPrefix(id),
-		Events:     m.Events,
-		Routes:     routes,
-		MaxPayload: int(c.MaxPayload),
+		Broker:       m.Broker,
+		ClientID:     id,
+		Username:     m.Username,
+		Password:     password,
+		TLS:          mqttapi.TLSFiles{CA: m.TLS.CA, Cert: m.TLS.Cert, Key: m.TLS.Key},
+		Prefix:       m.topicPrefix(id),
+		Events:       m.Events,
+		Routes:       routes,
+		StrictQueues: m.StrictQueues,
+		MaxPayload:   int(c.MaxPayload),
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -11,14 +12,16 @@ import (
 
 	exechandler "github.com/edgeq/edgeq/engine/handler/exec"
 	"github.com/edgeq/edgeq/storage"
+	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
 // secrets are what checkHost read from the files the configuration names,
 // so that serve reads each of them once.
 type secrets struct {
-	token        string // the HTTP API's bearer token; "" when it is open
-	mqttPassword string // the MQTT password file's first line
-	storeKey     []byte // the store's encryption key; nil when it is not encrypted
+	token        string          // the HTTP API's bearer token (http.token_file); "" when none
+	tokens       []httpapi.Token // http.tokens with the values their files hold
+	mqttPassword string          // the MQTT password file's first line
+	storeKey     []byte          // the store's encryption key; nil when it is not encrypted
 }
 
 // hostCheck says what checkHost may skip or allow.
@@ -42,7 +45,10 @@ func checkHost(cfg *Config, hc hostCheck) (sec secrets, err error) {
 			v.add("http.token_file", "%s is empty", f)
 		}
 	}
-	if addr := cfg.HTTP.Addr; cfg.HTTP.TokenFile == "" && !hc.allowOpen && checkHostPort(addr) == nil && !isLoopback(addr) {
+	if !hc.offline {
+		sec.tokens = readTokens(&v, cfg.HTTP.Tokens, sec.token)
+	}
+	if addr := cfg.HTTP.Addr; cfg.HTTP.TokenFile == "" && len(cfg.HTTP.Tokens) == 0 && !hc.allowOpen && checkHostPort(addr) == nil && !isLoopback(addr) {
 		v.add("http.addr", "refusing to serve %s without a token: set http.token_file (--token-file) or pass --insecure-no-auth", addr)
 	}
 	if addr := cfg.Native.Listen; cfg.HTTP.TokenFile == "" && !hc.allowOpen && addr != "" && checkHostPort(addr) == nil && !isLoopback(addr) {
@@ -84,6 +90,53 @@ func checkHost(cfg *Config, hc hostCheck) (sec secrets, err error) {
 		}
 	}
 	return sec, v.err()
+}
+
+// readTokens reads the files of http.tokens: each must hold a token, be
+// closed to other users and hold a token no other holds (token_file's
+// included).
+func readTokens(v *validator, tcs []TokenConfig, tokenFile string) []httpapi.Token {
+	seen := map[string]string{}
+	if tokenFile != "" {
+		seen[tokenFile] = "http.token_file"
+	}
+	var out []httpapi.Token
+	for i, tc := range tcs {
+		key := fmt.Sprintf("http.tokens[%d].file", i)
+		if tc.File == "" {
+			continue // Validate names it
+		}
+		fi, err := os.Stat(tc.File)
+		if err != nil {
+			v.add(key, "%v", err)
+			continue
+		}
+		if perm := fi.Mode().Perm(); perm&0o007 != 0 {
+			v.add(key, "%s is open to other users (mode %04o): chmod o-rwx %s", tc.File, perm, tc.File)
+			continue
+		}
+		b, err := os.ReadFile(tc.File)
+		if err != nil {
+			v.add(key, "%v", err)
+			continue
+		}
+		tok := strings.TrimSpace(string(b))
+		switch other, dup := seen[tok]; {
+		case tok == "":
+			v.add(key, "%s is empty", tc.File)
+			continue
+		case dup:
+			v.add(key, "%s holds the same token as %s", tc.File, other)
+			continue
+		}
+		seen[tok] = fmt.Sprintf("http.tokens[%d]", i)
+		t := httpapi.Token{Name: tc.Name, Value: tok, Queues: tc.Queues}
+		for _, r := range tc.Roles {
+			t.Roles = append(t.Roles, httpapi.Role(r))
+		}
+		out = append(out, t)
+	}
+	return out
 }
 
 // keyPair checks a certificate and its key when both are named (Validate

@@ -95,6 +95,9 @@ func TestReferenceConfigIsDefaults(t *testing.T) {
 	if len(cfg.HTTP.Hosts) == 0 {
 		cfg.HTTP.Hosts = nil
 	}
+	if len(cfg.HTTP.Tokens) == 0 {
+		cfg.HTTP.Tokens = nil
+	}
 	if len(cfg.Uplinks) == 0 {
 		cfg.Uplinks = nil
 	}
@@ -236,6 +239,11 @@ func TestBadConfigs(t *testing.T) {
 		{"breaker without handler", "queues: {a: {breaker: {failures: 3}}}\n", "queues.a.breaker: needs a handler", 0},
 		{"http tls cert only", "http: {tls: {cert: c.pem}}\n", "http.tls.key: required when http.tls.cert is set", 0},
 		{"mqtt tls key only", "mqtt: {tls: {key: k.pem}}\n", "mqtt.tls.cert: required when mqtt.tls.key is set", 0},
+		{"mqtt strict_queues without routes", "mqtt: {broker: 'tcp://h:1883', strict_queues: true}\n", "mqtt.strict_queues: no mqtt.routes name a queue", 0},
+		{"token without name", "http: {tokens: [{file: t, roles: [read]}]}\n", "http.tokens[0].name: required", 0},
+		{"token named token_file", "http: {tokens: [{name: token_file, file: t, roles: [read]}]}\n", `http.tokens[0].name: "token_file" is the name of http.token_file's token`, 0},
+		{"token without file", "http: {tokens: [{name: a, roles: [read]}]}\n", "http.tokens[0].file: required", 0},
+		{"token without roles", "http: {tokens: [{name: a, file: t}]}\n", "http.tokens[0].roles: required", 0},
 		{"http addr", "http: {addr: localhost}\n", `http.addr: invalid address "localhost"`, 0},
 		{"native listen", "native: {listen: localhost}\n", `native.listen: invalid address "localhost"`, 0},
 		{"native socket mode", "native: {socket: /tmp/s, socket_mode: rw}\n", `native.socket_mode: want an octal file mode such as 0660, got "rw"`, 0},

@@ -45,6 +45,7 @@ func (c *Config) Validate() error {
 		v.add("http.bodies_in_flight", "must be positive")
 	}
 	v.positive("http.body_idle_timeout", c.HTTP.BodyIdleTimeout)
+	c.validateTokens(&v)
 	for i, h := range c.HTTP.Hosts {
 		if h == "" || strings.ContainsAny(h, ":/ ") {
 			v.add(fmt.Sprintf("http.hosts[%d]", i), "want a host name without port or scheme, got %q", h)
@@ -130,6 +131,9 @@ func (c *Config) validateMQTT(v *validator) {
 		case c.StrictQueues && !known:
 			v.add(key+".queue", "unknown queue %q (strict_queues is on)", r.Queue)
 		}
+	}
+	if m.StrictQueues && len(m.Routes) == 0 {
+		v.add("mqtt.strict_queues", "no mqtt.routes name a queue: every message would be refused")
 	}
 	v.bothOrNeither("mqtt.tls", m.TLS.Cert, m.TLS.Key)
 }

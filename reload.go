@@ -64,7 +64,7 @@ func reloadConfig(s serveSettings, log *slog.Logger) (dc daemon.Config, restart 
 	if err := annotate(joinProblems(err, cfg.Validate()), s.path, lines, sources); err != nil {
 		return dc, nil, err
 	}
-	return cfg.daemonConfig(s.token, log), restartKeys(s.cfg, cfg), nil
+	return cfg.daemonConfig(s.token, s.tokens, log), restartKeys(s.cfg, cfg), nil
 }
 
 // reloadable are the keys a reload applies (reloadConfig); a key under one

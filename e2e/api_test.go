@@ -39,6 +39,7 @@ type apiClient struct {
 	t    *testing.T
 	hc   *http.Client
 	base string
+	hdr  []string // header name and value pairs sent with every request
 }
 
 // apiAnswer is one answer: status, headers, body, and the error document
@@ -62,6 +63,9 @@ func (c *apiClient) do(method, path, body string) apiAnswer {
 	}
 	if p, _, _ := strings.Cut(path, "?"); path == "/v1/acks" || strings.HasPrefix(path, "/v1/schedules/") || (strings.HasSuffix(p, "/ack") && body != "") {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(c.hdr); i += 2 {
+		req.Header.Set(c.hdr[i], c.hdr[i+1])
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -186,3 +186,28 @@ func TestStatusPageInBrowserToken(t *testing.T) {
 		t.Fatalf("login: %v", err)
 	}
 }
+
+// TestStatusPageInBrowserReadToken: a token with only the read role sees
+// the queues but no buttons (GET /v1/whoami names its roles).
+func TestStatusPageInBrowserReadToken(t *testing.T) {
+	ctx := browser(t)
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "viewer.token")
+	if err := os.WriteFile(tok, []byte("viewer-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "edgeq.yaml")
+	if err := os.WriteFile(conf, []byte("http:\n  tokens:\n    - {name: viewer, file: "+tok+", roles: [read]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, t.TempDir(), "--config", conf)
+	if err := chromedp.Do(ctx, chromedp.Navigate(d.base+"/"), chromedp.WaitVisible(chromedp.CSS(`#login`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "viewer-secret"), chromedp.Click(chromedp.CSS(`#login button[type="submit"]`))); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	waitJS(t, ctx, "read token: no buttons", `document.body.classList.contains("ro")`)
+	var visible bool
+	if visible, _ = chromedp.Run(ctx, chromedp.Evaluate[bool](`Array.from(document.querySelectorAll("td.acts, th.acts")).some(e => getComputedStyle(e).display !== "none")`)); visible {
+		t.Error("a read-only token sees the actions column")
+	}
+}

@@ -203,7 +203,7 @@ func (d *Daemon) start(ctx context.Context) error {
 		return err
 	}
 	d.log.Info("listening", "addr", srv.Addr().String(), "data_dir", d.cfg.DataDir,
-		"sync", ec.Sync.String(), "auth", hc.Token != "", "version", d.cfg.Version)
+		"sync", ec.Sync.String(), "auth", hc.Token != "" || len(hc.Tokens) > 0, "version", d.cfg.Version)
 	// systemd: READY=1 only now (store open, leases requeued, listeners
 	// bound); WATCHDOG=1 while the committer's heartbeat is recent, kept up
 	// through the shutdown so a slow drain is not killed as hung.

@@ -54,7 +54,7 @@ func (s *Server) noQueryID(r *http.Request) (job.ID, error) {
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) (any, error) {
-	return QueueList{Queues: queuesToWire(s.eng.Stats().Queues)}, nil
+	return QueueList{Queues: queuesToWire(visibleQueues(r, s.eng.Stats().Queues, queueName))}, nil
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -124,13 +124,17 @@ func (s *Server) deadPurge(w http.ResponseWriter, r *http.Request) (any, error) 
 	return DeletedResult{Deleted: n}, err
 }
 
-// stats serves GET /v1/stats. The governor block is null when no governor
+// queueName is the name of a queue's stats.
+func queueName(q engine.QueueStats) string { return q.Name }
+
+// stats serves GET /v1/stats. A token limited to some queues sees those
+// only; the governor and uplink blocks are the box's. The governor block is null when no governor
 // is wired to the server; the uplinks block is absent without uplinks.
 func (s *Server) stats(w http.ResponseWriter, r *http.Request) (any, error) {
 	st := s.eng.Stats()
 	doc := StatsDoc{
 		Governor:   s.governorBlock(),
-		Queues:     queuesToWire(st.Queues),
+		Queues:     queuesToWire(visibleQueues(r, st.Queues, queueName)),
 		UptimeS:    st.Uptime.Seconds(),
 		StoreShort: st.StoreShort,
 		Schedules:  s.scheduleStats(),

@@ -3,10 +3,13 @@
 //
 // # Layout
 //
-//   - server.go: Config, Server (listener, site checks, authentication,
-//     shutdown); engine.go: the Engine interface this package consumes,
+//   - server.go: Config, Server (listener, site checks, shutdown);
+//     access.go: tokens, roles and queue globs, and guard, the one check of
+//     a request's token against its route's role and queues; engine.go: the Engine interface this package consumes,
 //     split by role (Producer, Worker, Admin, Monitor).
-//   - routes.go: the route table and the JSON 404/405 catch-all.
+//   - routes.go: the route table (each route with its role) and the JSON
+//     404/405 catch-all; openapi.go, openapi.json: the OpenAPI 3.1
+//     document of the routes, served at GET /v1/openapi.json.
 //   - decorate.go: handlers return (any, error); decorate writes every
 //     answer and error.
 //   - produce.go, work.go, acks.go, admin.go: one method per endpoint, by
@@ -39,11 +42,20 @@
 //
 // # What a web page cannot do
 //
-// Before authentication, ServeHTTP refuses with 403 forbidden a Host that is
+// Before any route runs, ServeHTTP refuses with 403 forbidden a Host that is
 // not an IP address, localhost, the listen address's host or a configured
 // name (DNS rebinding), and a state-changing request a browser marks as
 // cross-origin (http.CrossOriginProtection). JSON endpoints want a JSON
 // Content-Type, which no page can send to another origin unasked.
+//
+// # Access
+//
+// Every route declares one Role in the route table; New wraps each handler
+// in guard, which answers 401 without a known token and 403 when the
+// token lacks the role or, for a token limited to some queues, the queue
+// (scope says how a route names its queue). Handlers never check access;
+// the two list handlers filter by the token that guard hands them in the
+// request's context. Public routes (RolePublic) skip guard.
 //
 // # Shutdown
 //

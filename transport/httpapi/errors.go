@@ -181,11 +181,19 @@ type rateLog struct {
 }
 
 func (l *rateLog) log(log interface{ Error(string, ...any) }, err error) {
+	if dropped, ok := l.allow(); ok {
+		log.Error("internal error answered", "err", err, "dropped", dropped)
+	}
+}
+
+// allow reports whether a line may be logged now and how many were
+// dropped since the last one.
+func (l *rateLog) allow() (dropped int64, ok bool) {
 	now := time.Now().UnixNano()
 	last := l.last.Load()
 	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
 		l.dropped.Add(1)
-		return
+		return 0, false
 	}
-	log.Error("internal error answered", "err", err, "dropped", l.dropped.Swap(0))
+	return l.dropped.Swap(0), true
 }

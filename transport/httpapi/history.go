@@ -206,5 +206,7 @@ func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 // statsHistory serves GET /v1/stats/history.
 func (s *Server) statsHistory(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.history.doc(), nil
+	d := s.history.doc()
+	d.Queues = visibleQueues(r, d.Queues, func(q QueueHistory) string { return q.Name })
+	return d, nil
 }

@@ -10,50 +10,84 @@ import (
 	"github.com/edgeq/edgeq/engine/job"
 )
 
+// route is one endpoint: its pattern, the role a token needs for it, how
+// a token's queues limit it, and its handler. guard checks the role and
+// the queues; handlers never do.
 type route struct {
 	pattern string
-	handler http.HandlerFunc
+	role    Role
+	scope   scope
+	// queryQueue names a query parameter that names a second queue the
+	// route touches (scopeQueue), e.g. the target of a move.
+	queryQueue string
+	handler    http.HandlerFunc
 }
 
-// routeTable lists every endpoint of SPEC §5 served so far. Further ones
-// (move, governor drill, the status page) register here too; a status page
-// at the root must use the pattern "GET /{$}" so that the catch-all keeps
-// answering JSON 404s.
+// routeTable lists every endpoint of SPEC §5, each with its role (issue
+// 21); a status page at the root must use the pattern "GET /{$}" so that
+// the catch-all keeps answering JSON 404s.
 func (s *Server) routeTable() []route {
+	d := s.decorate
 	return []route{
-		{"POST /v1/queues/{q}/jobs", s.decorate(s.enqueue)},
-		{"DELETE /v1/queues/{q}/jobs", s.decorate(s.purge)},
-		{"POST /v1/queues/{q}/batch", s.decorate(s.enqueueBatch)},
-		{"POST /v1/queues/{q}/lease", s.decorate(s.lease)},
-		{"POST /v1/jobs/{id}/ack", s.decorate(s.ack)},
-		{"POST /v1/acks", s.decorate(s.acks)},
-		{"POST /v1/jobs/{id}/nack", s.decorate(s.nack)},
-		{"POST /v1/jobs/{id}/fail", s.decorate(s.fail)},
-		{"POST /v1/jobs/{id}/extend", s.decorate(s.extend)},
-		{"GET /v1/jobs/{id}", s.decorate(s.getJob)},
-		{"DELETE /v1/jobs/{id}", s.decorate(s.cancel)},
-		{"POST /v1/jobs/{id}/retry", s.decorate(s.retry)},
-		{"GET /v1/queues", s.decorate(s.listQueues)},
-		{"GET /v1/queues/{q}", s.decorate(s.getQueue)},
-		{"POST /v1/queues/{q}/pause", s.decorate(s.pause)},
-		{"POST /v1/queues/{q}/resume", s.decorate(s.resume)},
-		{"GET /v1/queues/{q}/dead", s.decorate(s.deadList)},
-		{"POST /v1/queues/{q}/dead/retry", s.decorate(s.deadRetry)},
-		{"DELETE /v1/queues/{q}/dead", s.decorate(s.deadPurge)},
-		{"POST /v1/queues/{q}/move", s.decorate(s.move)},
-		{"GET /v1/stats", s.decorate(s.stats)},
-		{"GET /v1/stats/history", s.decorate(s.statsHistory)},
-		{"GET /v1/schedules", s.decorate(s.listSchedules)},
-		{"GET /v1/schedules/{name}", s.decorate(s.getSchedule)},
-		{"PUT /v1/schedules/{name}", s.decorate(s.putSchedule)},
-		{"DELETE /v1/schedules/{name}", s.decorate(s.deleteSchedule)},
-		{"POST /v1/governor/drill", s.decorate(s.drill)},
-		{"DELETE /v1/governor/drill", s.decorate(s.clearDrill)},
-		{"GET /metrics", s.metrics.ServeHTTP},
-		{"GET /healthz", s.decorate(s.healthz)},
-		{"GET /readyz", s.decorate(s.readyz)},
-		{"GET /{$}", s.statusPage},
+		{pattern: "POST /v1/queues/{q}/jobs", role: RoleProduce, scope: scopeQueue, handler: d(s.enqueue)},
+		{pattern: "DELETE /v1/queues/{q}/jobs", role: RoleAdmin, scope: scopeQueue, handler: d(s.purge)},
+		{pattern: "POST /v1/queues/{q}/batch", role: RoleProduce, scope: scopeQueue, handler: d(s.enqueueBatch)},
+		{pattern: "POST /v1/queues/{q}/lease", role: RoleWork, scope: scopeQueue, handler: d(s.lease)},
+		{pattern: "POST /v1/jobs/{id}/ack", role: RoleWork, scope: scopeLease, handler: d(s.ack)},
+		{pattern: "POST /v1/acks", role: RoleWork, scope: scopeLease, handler: d(s.acks)},
+		{pattern: "POST /v1/jobs/{id}/nack", role: RoleWork, scope: scopeLease, handler: d(s.nack)},
+		{pattern: "POST /v1/jobs/{id}/fail", role: RoleWork, scope: scopeLease, handler: d(s.fail)},
+		{pattern: "POST /v1/jobs/{id}/extend", role: RoleWork, scope: scopeLease, handler: d(s.extend)},
+		{pattern: "GET /v1/jobs/{id}", role: RoleRead, scope: scopeJob, handler: d(s.getJob)},
+		{pattern: "DELETE /v1/jobs/{id}", role: RoleAdmin, scope: scopeJob, handler: d(s.cancel)},
+		{pattern: "POST /v1/jobs/{id}/retry", role: RoleAdmin, scope: scopeJob, handler: d(s.retry)},
+		{pattern: "GET /v1/queues", role: RoleRead, scope: scopeList, handler: d(s.listQueues)},
+		{pattern: "GET /v1/queues/{q}", role: RoleRead, scope: scopeQueue, handler: d(s.getQueue)},
+		{pattern: "POST /v1/queues/{q}/pause", role: RoleAdmin, scope: scopeQueue, handler: d(s.pause)},
+		{pattern: "POST /v1/queues/{q}/resume", role: RoleAdmin, scope: scopeQueue, handler: d(s.resume)},
+		{pattern: "GET /v1/queues/{q}/dead", role: RoleAdmin, scope: scopeQueue, handler: d(s.deadList)},
+		{pattern: "POST /v1/queues/{q}/dead/retry", role: RoleAdmin, scope: scopeQueue, handler: d(s.deadRetry)},
+		{pattern: "DELETE /v1/queues/{q}/dead", role: RoleAdmin, scope: scopeQueue, handler: d(s.deadPurge)},
+		{pattern: "POST /v1/queues/{q}/move", role: RoleAdmin, scope: scopeQueue, queryQueue: "to", handler: d(s.move)},
+		{pattern: "GET /v1/stats", role: RoleRead, scope: scopeList, handler: d(s.stats)},
+		{pattern: "GET /v1/stats/history", role: RoleRead, scope: scopeList, handler: d(s.statsHistory)},
+		{pattern: "GET /v1/schedules", role: RoleRead, scope: scopeAll, handler: d(s.listSchedules)},
+		{pattern: "GET /v1/schedules/{name}", role: RoleRead, scope: scopeAll, handler: d(s.getSchedule)},
+		{pattern: "PUT /v1/schedules/{name}", role: RoleAdmin, scope: scopeAll, handler: d(s.putSchedule)},
+		{pattern: "DELETE /v1/schedules/{name}", role: RoleAdmin, scope: scopeAll, handler: d(s.deleteSchedule)},
+		{pattern: "POST /v1/governor/drill", role: RoleAdmin, scope: scopeAll, handler: d(s.drill)},
+		{pattern: "DELETE /v1/governor/drill", role: RoleAdmin, scope: scopeAll, handler: d(s.clearDrill)},
+		{pattern: "GET /metrics", role: RoleRead, scope: scopeAll, handler: s.metrics.ServeHTTP},
+		{pattern: "GET /healthz", role: RolePublic, scope: scopeNone, handler: d(s.healthz)},
+		{pattern: "GET /readyz", role: RoleRead, scope: scopeNone, handler: d(s.readyz)},
+		{pattern: "GET /{$}", role: RolePublic, scope: scopeNone, handler: s.statusPage},
+		{pattern: "GET /v1/openapi.json", role: RolePublic, scope: scopeNone, handler: s.openapi},
+		{pattern: "GET /v1/whoami", role: RoleRead, scope: scopeNone, handler: d(s.whoami)},
 	}
+}
+
+// RouteInfo describes one endpoint: its method, path pattern and the role
+// a token needs for it (RolePublic: none).
+type RouteInfo struct {
+	Method, Path string
+	Role         Role
+}
+
+// Routes lists the endpoints a Server registers, in table order, for
+// documentation and tests. It is safe for concurrent use.
+func Routes() []RouteInfo {
+	// The table only takes method values of the Server; none is called.
+	s := &Server{metrics: http.NotFoundHandler()}
+	return s.routes()
+}
+
+func (s *Server) routes() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range s.routeTable() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		out = append(out, RouteInfo{Method: method, Path: path, Role: rt.role})
+	}
+	return out
 }
 
 // cleanPath reports whether p has no empty, "." or ".." segment (a

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -25,8 +23,11 @@ import (
 
 // Config configures a Server. Zero values mean defaults.
 type Config struct {
-	Addr            string // listen address, default "127.0.0.1:7070"
-	Token           string // "": no authentication; else "Authorization: Bearer Token" on every endpoint but /healthz
+	Addr  string // listen address, default "127.0.0.1:7070"
+	Token string // an admin token (named TokenFileName); with Tokens empty too, no authentication
+	// Tokens are scoped tokens (issue 21): each route needs a role, and a
+	// token limited to some queues touches those only.
+	Tokens          []Token
 	TLSCert, TLSKey string // PEM files; both or neither
 	MaxPayload      int    // bytes, default 1 MiB
 	// Hosts are the names clients may use in the Host header besides IP
@@ -76,8 +77,8 @@ type Server struct {
 	log         *slog.Logger
 	addr        string
 	maxPayload  int
-	auth        bool
-	tokenSum    [sha256.Size]byte
+	tokens      []authToken // none: the API is open
+	forbidLog   rateLog
 	bodies      bodyBudget
 	bodyIdle    time.Duration
 	hosts       map[string]bool // lowercased names allowed in Host besides IPs
@@ -124,10 +125,13 @@ func New(cfg Config, eng Engine) (*Server, error) {
 		maxPayload: cmp.Or(cfg.MaxPayload, 1<<20),
 		gov:        cfg.Governor,
 		schedules:  cfg.Schedules,
-		auth:       cfg.Token != "",
-		tokenSum:   sha256.Sum256([]byte(cfg.Token)),
 		done:       make(chan struct{}),
 	}
+	tokens, err := newAuthTokens(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.tokens = tokens
 	if cfg.MaxBodies < 0 || cfg.BodyIdle < 0 {
 		return nil, errors.New("httpapi: MaxBodies and BodyIdle must not be negative")
 	}
@@ -160,10 +164,10 @@ func New(cfg Config, eng Engine) (*Server, error) {
 	s.history = &history{every: cmp.Or(cfg.HistoryEvery, defaultHistoryInt)}
 	s.mux = http.NewServeMux()
 	for _, rt := range s.routeTable() {
-		s.mux.HandleFunc(rt.pattern, rt.handler)
+		s.mux.HandleFunc(rt.pattern, s.guard(rt))
 		s.paths = append(s.paths, splitPattern(rt.pattern))
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { s.writeError(w, s.miss(w, r)) })
+	s.mux.HandleFunc("/", s.missed)
 	return s, nil
 }
 
@@ -171,8 +175,9 @@ func New(cfg Config, eng Engine) (*Server, error) {
 // another server or in tests; Start serves it too.
 func (s *Server) Handler() http.Handler { return s }
 
-// ServeHTTP refuses what a web page could send, authenticates, refuses new
-// work while shutting down and routes.
+// ServeHTTP refuses what a web page could send, refuses new work while
+// shutting down and routes; each route authenticates and authorizes
+// (guard), and so does a miss.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if path != "/healthz" {
@@ -180,10 +185,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, err)
 			return
 		}
-	}
-	if path != "/healthz" && !(path == "/" && r.Method == http.MethodGet) && s.auth && !s.authorized(r) {
-		s.writeError(w, fmt.Errorf("%w: want Authorization: Bearer TOKEN", errUnauthorized))
-		return
 	}
 	if s.shutting.Load() && path != "/healthz" && path != "/readyz" && path != "/metrics" {
 		w.Header().Set("Connection", "close")
@@ -194,10 +195,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The mux would redirect to the cleaned path: a client that
 		// follows it lands on another endpoint ("/v1/queues//jobs" →
 		// "/v1/queues/jobs"). Answer the path as sent instead.
-		s.writeError(w, s.miss(w, r))
+		s.missed(w, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// missed answers a request no route takes: 401 without a token, as any
+// route would, else the refusal miss finds.
+func (s *Server) missed(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.authenticate(r); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	s.writeError(w, s.miss(w, r))
 }
 
 // checkSite refuses a Host that is not one of the server's names (DNS
@@ -230,18 +241,6 @@ func (s *Server) knownHost(host string) bool {
 		return true
 	}
 	return s.hosts[strings.ToLower(strings.TrimSuffix(host, "."))]
-}
-
-// authorized compares the bearer token in constant time; comparing hashes
-// also hides the token's length.
-func (s *Server) authorized(r *http.Request) bool {
-	const scheme = "Bearer "
-	v := r.Header.Get("Authorization")
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
-		return false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(v[len(scheme):])))
-	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
 }
 
 // serverLog carries net/http's error log into slog: failed TLS handshakes
@@ -302,7 +301,7 @@ func (s *Server) Start() error {
 			s.log.Error("http serve stopped", "err", err)
 		}
 	})
-	s.log.Info("http api listening", "addr", ln.Addr().String(), "tls", s.tlsConfig != nil, "auth", s.auth)
+	s.log.Info("http api listening", "addr", ln.Addr().String(), "tls", s.tlsConfig != nil, "auth", len(s.tokens) > 0)
 	return nil
 }
 

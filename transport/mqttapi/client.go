@@ -60,6 +60,10 @@ type Config struct {
 	Prefix   string // topic prefix, default "edgeq"
 	Events   bool   // publish job events to {prefix}/events/{queue}
 	Routes   []Route
+	// StrictQueues makes {prefix}/jobs/{queue} and {prefix}/submit/{queue}
+	// take only the queues that Routes name; a message for another queue is
+	// refused as invalid (issue 21).
+	StrictQueues bool
 	// MaxPayload is the largest job payload, default 1 MiB; a bigger message
 	// is refused as too_large before it is decoded.
 	MaxPayload int

@@ -120,6 +120,10 @@ func (c *Client) classify(m mqtt.Message) item {
 			return it
 		}
 		it.queue = q
+		if c.cfg.StrictQueues && !c.routed(q) {
+			it.reason = ReasonInvalid
+			return it
+		}
 		if !submit {
 			return c.raw(it, payload, headers, Route{})
 		}
@@ -151,6 +155,16 @@ func (c *Client) classify(m mqtt.Message) item {
 	// session, can still deliver here.
 	it.reason = ReasonInvalid
 	return it
+}
+
+// routed reports whether a route targets queue q.
+func (c *Client) routed(q string) bool {
+	for _, r := range c.cfg.Routes {
+		if r.Queue == q {
+			return true
+		}
+	}
+	return false
 }
 
 // raw makes a job of a payload taken as is.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,4 +142,50 @@ func TestInHandBoundsBytes(t *testing.T) {
 			t.Errorf("take after stop: counted %d bytes, want 10 and false", h.bytes())
 		}
 	})
+}
+
+// TestStrictQueues (issue 21): with StrictQueues, {prefix}/jobs/{queue}
+// and {prefix}/submit/{queue} take only the queues routes name; others are
+// acked, refused as invalid and noticed on {prefix}/rejected/{queue}.
+func TestStrictQueues(t *testing.T) {
+	eng := &refusingEngine{}
+	c, err := New(Config{Broker: "tcp://127.0.0.1:1", ClientID: "x", StrictQueues: true,
+		Routes: []Route{{Filter: "sensors/+", Queue: "telemetry"}}}, eng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(t.Context())
+	var (
+		mu    sync.Mutex
+		acked []string
+	)
+	msg := func(topic, payload string) mqtt.Message {
+		return fakeMsg{topic: topic, payload: []byte(payload), acked: &acked, mu: &mu}
+	}
+	c.runOnce([]mqtt.Message{
+		msg("edgeq/jobs/telemetry", "a"),
+		msg("edgeq/jobs/billing", "b"),
+		msg("edgeq/submit/billing", `{"payload":"c"}`),
+		msg("sensors/1", "d"),
+	})
+	if len(acked) != 4 {
+		t.Errorf("acked %v, want all four", acked)
+	}
+	slices.Sort(eng.stored)
+	if !slices.Equal(eng.stored, []string{"a", "d"}) {
+		t.Errorf("stored %v, want a and d", eng.stored)
+	}
+	if s := c.Stats(); s.Rejected[ReasonInvalid] != 2 {
+		t.Errorf("rejected %v, want 2 invalid", s.Rejected)
+	}
+	for range 2 {
+		select {
+		case m := <-c.out:
+			if m.topic != "edgeq/rejected/billing" || !strings.Contains(string(m.payload), `"reason":"invalid"`) {
+				t.Errorf("notice %s %s, want edgeq/rejected/billing with reason invalid", m.topic, m.payload)
+			}
+		default:
+			t.Fatal("fewer than 2 rejection notices")
+		}
+	}
 }
