@@ -75,7 +75,7 @@ DEB_VERSION := $(shell echo '$(VERSION)' | sed -E '/^v?[0-9]+\./!s/^/0.0.0~git/;
 # test and ristretto's allocator test). engine/handler/exec is left out: it
 # runs host processes, nothing architecture-specific, and its timing-based
 # tests flake under qemu.
-ARM_TARGETS := arm64:qemu-aarch64 arm/7:qemu-arm
+ARM_TARGETS ?= arm64:qemu-aarch64 arm/7:qemu-arm
 ARM_PKGS    := ./storage/ ./engine/ ./engine/ring/ ./engine/storetest/ ./engine/handler/ ./engine/handler/http/
 ARM_BACKLOG ?= 60000
 
