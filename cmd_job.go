@@ -45,52 +45,38 @@ func jobCommand(e env) *cli.Command {
 					return printJob(c.App.Writer, j)
 				},
 			},
-			{
-				Name:      "cancel",
-				Usage:     "delete a job that is not leased",
-				ArgsUsage: "ID",
-				Flags:     clientCommandFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := jobArg(c)
-					if err != nil {
-						return err
-					}
-					err = request(c, e, "cancel job", func(ctx context.Context, cl *httpapi.Client) error {
-						return cl.Cancel(ctx, id) // the answer names the job
-					})
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, httpapi.OKResult{OK: true})
-					}
-					_, err = fmt.Fprintf(c.App.Writer, "cancelled %s\n", id)
-					return err
-				},
-			},
-			{
-				Name:      "retry",
-				Usage:     "move a dead job back to ready, its attempts reset",
-				ArgsUsage: "ID",
-				Flags:     clientCommandFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := jobArg(c)
-					if err != nil {
-						return err
-					}
-					err = request(c, e, "retry job", func(ctx context.Context, cl *httpapi.Client) error {
-						return cl.RetryDead(ctx, id) // the answer names the job
-					})
-					if err != nil {
-						return err
-					}
-					if c.Bool("json") {
-						return printJSON(c.App.Writer, httpapi.OKResult{OK: true})
-					}
-					_, err = fmt.Fprintf(c.App.Writer, "retried %s: ready again, attempts reset\n", id)
-					return err
-				},
-			},
+			jobChange(e, "cancel", "delete a job that is not leased", "cancel job", "cancelled %s\n",
+				(*httpapi.Client).Cancel),
+			jobChange(e, "retry", "move a dead job back to ready, its attempts reset", "retry job",
+				"retried %s: ready again, attempts reset\n", (*httpapi.Client).RetryDead),
+		},
+	}
+}
+
+// jobChange is a job subcommand that changes one job by id (call) and
+// says so (done, with the id), or prints {"ok":true} with --json.
+func jobChange(e env, name, usage, what, done string, call func(*httpapi.Client, context.Context, string) error) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "ID",
+		Flags:     clientCommandFlags(),
+		Action: func(c *cli.Context) error {
+			id, err := jobArg(c)
+			if err != nil {
+				return err
+			}
+			err = request(c, e, what, func(ctx context.Context, cl *httpapi.Client) error {
+				return call(cl, ctx, id) // the answer names the job
+			})
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, httpapi.OKResult{OK: true})
+			}
+			_, err = fmt.Fprintf(c.App.Writer, done, id)
+			return err
 		},
 	}
 }
