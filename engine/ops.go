@@ -27,6 +27,7 @@ const (
 	opAckBatch
 	opRetry
 	opSchedule
+	opAckLease
 )
 
 // op is one request to the committer: its inputs, then its answer. The
@@ -44,7 +45,7 @@ type op struct {
 	to    *queue          // opMove
 	from  job.State       // opMove: the state moved out of
 	pull  bool            // opAck, opFail: a pull worker's answer, remembered (finishedLeases)
-	acks  []op            // opAckBatch: one opAck each, answered through their err
+	acks  []op            // opAckBatch, opAckLease: one opAck each, answered through their err
 	keep  bool            // opNack: the job never reached the target; give the attempt back. opSchedule: delete the record
 	sched *store.Schedule // opSchedule: the record written; text is the overlap key, n counts the runs skipped
 	runs  []time.Time     // opSchedule: the run time of each of news
@@ -233,17 +234,9 @@ func (e *Engine) reserve(jobs []job.New) error {
 // level (SPEC 8), hands out nothing; a long poll on it waits and wakes when
 // it is resumed or the level drops.
 func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) {
-	q, err := e.lookup(r.Queue)
+	q, err := e.checkLease(r)
 	if err != nil {
 		return nil, err
-	}
-	switch {
-	case r.Max < 1 || r.Max > MaxLease:
-		return nil, fmt.Errorf("%w: max: %d is outside 1..%d", job.ErrInvalidArgument, r.Max, MaxLease)
-	case r.Wait < 0 || r.Wait > MaxLeaseWait:
-		return nil, fmt.Errorf("%w: wait: %s is outside 0..%s", job.ErrInvalidArgument, r.Wait, MaxLeaseWait)
-	case r.TTR < 0:
-		return nil, fmt.Errorf("%w: ttr: must not be negative", job.ErrInvalidArgument)
 	}
 	var timer *time.Timer
 	for {
@@ -285,6 +278,24 @@ func (e *Engine) Lease(ctx context.Context, r LeaseRequest) ([]*job.Job, error) 
 			return []*job.Job{}, nil
 		}
 	}
+}
+
+// checkLease validates r and answers its queue, nil when it does not exist
+// yet.
+func (e *Engine) checkLease(r LeaseRequest) (*queue, error) {
+	q, err := e.lookup(r.Queue)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case r.Max < 1 || r.Max > MaxLease:
+		return nil, fmt.Errorf("%w: max: %d is outside 1..%d", job.ErrInvalidArgument, r.Max, MaxLease)
+	case r.Wait < 0 || r.Wait > MaxLeaseWait:
+		return nil, fmt.Errorf("%w: wait: %s is outside 0..%s", job.ErrInvalidArgument, r.Wait, MaxLeaseWait)
+	case r.TTR < 0:
+		return nil, fmt.Errorf("%w: ttr: must not be negative", job.ErrInvalidArgument)
+	}
+	return q, nil
 }
 
 // Ack finishes a leased job: it is deleted, or kept in state done with
