@@ -133,10 +133,14 @@ func (s *Server) readAcks(w http.ResponseWriter, r *http.Request) ([]engine.AckR
 	return s.readAcksBody(w, r, false)
 }
 
-// readAcksBody decodes a body of acks; none refused unless allowNone.
+// readAcksBody decodes a body of acks; none refused unless allowNone, and
+// then an empty body (even chunked, without a Content-Type) is none.
 func (s *Server) readAcksBody(w http.ResponseWriter, r *http.Request, allowNone bool) ([]engine.AckRequest, error) {
-	if err := wantJSON(r, "application/json"); err != nil {
-		return nil, err
+	typeChecked := !allowNone || r.ContentLength > 0
+	if typeChecked {
+		if err := wantJSON(r, "application/json"); err != nil {
+			return nil, err
+		}
 	}
 	if r.ContentLength > maxAcksBody {
 		return nil, &wire.FieldError{Field: "body", Msg: fmt.Sprintf("%d bytes, above the limit of %d", r.ContentLength, maxAcksBody), Sentinel: job.ErrTooLarge}
@@ -152,6 +156,14 @@ func (s *Server) readAcksBody(w http.ResponseWriter, r *http.Request, allowNone 
 	b.done()
 	if err != nil {
 		return nil, err
+	}
+	if !typeChecked {
+		if buf.Len() == 0 {
+			return nil, nil
+		}
+		if err := wantJSON(r, "application/json"); err != nil {
+			return nil, err
+		}
 	}
 	var req AcksRequest
 	dec := json.NewDecoder(buf)

@@ -34,7 +34,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, err
 	}
 	var acks []engine.AckRequest
-	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+	if r.ContentLength != 0 && r.Body != http.NoBody {
 		if acks, err = s.readAcksBody(w, r, true); err != nil {
 			return nil, err
 		}
