@@ -36,7 +36,8 @@ func benchCommand(e env) *cli.Command {
 			"--coalesce turns on the client's group commit (concurrent enqueues share batch\n" +
 			"requests, concurrent acks share POST /v1/acks); --lease-max 1 makes consumers\n" +
 			"take one job at a time, and --pipeline has each consumer lease its next job while\n" +
-			"the last one's ack is in flight.\n\n" +
+			"the last one's ack is in flight, or --ack-lease has each consumer ack the jobs it\n" +
+			"finished in its next lease request (one request and one commit for both).\n\n" +
 			"--native ADDR sends the job operations over the native protocol (unix:///path or\n" +
 			"native://host:port, docs/protocol.md), pipelined on --native-conns connections,\n" +
 			"each consumer's long polls on one of its own; with --coalesce, concurrent\n" +
@@ -57,6 +58,7 @@ func benchCommand(e env) *cli.Command {
 			&cli.IntFlag{Name: "in-flight", Value: 1, Usage: "with --coalesce: grouped requests in flight at once (1 to 16)"},
 			&cli.IntFlag{Name: "lease-max", Value: engine.MaxLease, Usage: "jobs a consumer leases at once (1 to 100)"},
 			&cli.BoolFlag{Name: "pipeline", Usage: "consumers lease the next jobs while the last ack is in flight"},
+			&cli.BoolFlag{Name: "ack-lease", Usage: "consumers ack the jobs they finished in their next lease request"},
 			&cli.IntFlag{Name: "pid", Usage: "the daemon's process id: report its CPU time over the run, and per job (Linux)"},
 			nativeFlag(),
 			&cli.IntFlag{Name: "native-conns", Value: 2, Usage: "with --native: connections the producers' and acks' pipelined calls share (1 to 1024)"},
@@ -81,6 +83,7 @@ type benchConfig struct {
 	InFlight  int           `json:"in_flight,omitempty"`
 	LeaseMax  int           `json:"lease_max"`
 	Pipeline  bool          `json:"pipeline,omitempty"`
+	AckLease  bool          `json:"ack_lease,omitempty"`
 	// Native: the job operations went over the native protocol (--native),
 	// on NativeConns shared connections.
 	Native      bool `json:"native,omitempty"`
@@ -160,6 +163,7 @@ func benchConfigOf(c *cli.Context, e env) (benchConfig, error) {
 		Producers: c.Int("producers"), Consumers: c.Int("consumers"), Payload: c.Int("payload"),
 		Duration: c.Duration("duration"), Count: c.Int("count"), Batch: c.Int("batch"), Queue: c.String("queue"),
 		Coalesce: c.Bool("coalesce"), InFlight: c.Int("in-flight"), LeaseMax: c.Int("lease-max"), Pipeline: c.Bool("pipeline"),
+		AckLease: c.Bool("ack-lease"),
 	}
 	if cfg.Native = clientSetting(c, e, "native", "EDGEQ_NATIVE", "") != ""; cfg.Native {
 		cfg.NativeConns = c.Int("native-conns")
@@ -181,6 +185,8 @@ func benchConfigOf(c *cli.Context, e env) (benchConfig, error) {
 		return cfg, usageErrorf("--in-flight: want 1 to 16, got %d", cfg.InFlight)
 	case cfg.Native && (cfg.NativeConns < 1 || cfg.NativeConns > 1024):
 		return cfg, usageErrorf("--native-conns: want 1 to 1024, got %d", cfg.NativeConns)
+	case cfg.AckLease && cfg.Pipeline:
+		return cfg, usageErrorf("--ack-lease, --pipeline: choose one (--ack-lease sends the acks with the next lease)")
 	case cfg.LeaseMax < 1 || cfg.LeaseMax > engine.MaxLease:
 		return cfg, usageErrorf("--lease-max: want 1 to %d, got %d", engine.MaxLease, cfg.LeaseMax)
 	}

@@ -32,7 +32,11 @@ func runBench(ctx context.Context, cl jobClient, cfg benchConfig, progress io.Wr
 	consCtx, consCancel := context.WithCancel(runCtx)
 	defer consCancel()
 	for range cfg.Consumers {
-		consWG.Go(func() { benchConsumer(ctx, consCtx, cl, cfg, st) })
+		if cfg.AckLease {
+			consWG.Go(func() { benchAckLeaser(ctx, consCtx, cl, cfg, st) })
+		} else {
+			consWG.Go(func() { benchConsumer(ctx, consCtx, cl, cfg, st) })
+		}
 	}
 
 	// Progress every second until the producers are done and, in --count
@@ -129,6 +133,53 @@ func benchConsumer(ctx, until context.Context, cl jobClient, cfg benchConfig, st
 		} else {
 			benchAcks(ctx, cl, jobs, st, ah)
 		}
+	}
+}
+
+// benchAckLeaser is a consumer that acks the jobs it leased in its next
+// lease request (--ack-lease), until the run (until) ends; then it acks
+// the last ones alone. A request that carries acks does not wait: when it
+// leases nothing, a plain long poll follows, so that the acks' answers
+// (and the count) are not held back by the wait.
+func benchAckLeaser(ctx, until context.Context, cl jobClient, cfg benchConfig, st *benchStats) {
+	lh, ah := newHistogram(), newHistogram()
+	defer st.merge("ack+lease", lh)
+	defer st.merge("ack", ah)
+	var held []httpapi.Job // leased, acked by the next request
+	defer func() { benchAcks(ctx, cl, held, st, ah) }()
+	done := make([]httpapi.AckItem, 0, cfg.LeaseMax)
+	for until.Err() == nil {
+		done = done[:0]
+		for _, j := range held {
+			if j.Lease != nil {
+				done = append(done, httpapi.AckItem{ID: j.ID, Lease: j.Lease.ID})
+			}
+		}
+		wait := time.Second
+		if len(done) > 0 {
+			wait = 0
+		}
+		t0 := time.Now()
+		jobs, errs, err := cl.AckLease(ctx, cfg.Queue, cfg.LeaseMax, wait, 0, done)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			st.addErr(err) // held is acked again: a repeated ack answers acked
+			pause(ctx, 100*time.Millisecond)
+			continue
+		}
+		for _, err := range errs {
+			if err != nil {
+				st.addErr(err)
+			} else {
+				st.consumedOne()
+			}
+		}
+		if len(jobs) > 0 {
+			lh.record(time.Since(t0))
+		}
+		held = jobs
 	}
 }
 

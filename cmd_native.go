@@ -17,6 +17,7 @@ type jobClient interface {
 	EnqueueBatch(ctx context.Context, queue string, lines []httpapi.BatchLine) ([]httpapi.BatchResult, error)
 	Lease(ctx context.Context, queue string, max int, wait, ttr time.Duration) ([]httpapi.Job, error)
 	Ack(ctx context.Context, id, lease string) error
+	AckLease(ctx context.Context, queue string, max int, wait, ttr time.Duration, acks []httpapi.AckItem) ([]httpapi.Job, []error, error)
 	Nack(ctx context.Context, id, lease string, delay time.Duration, reason string) (string, error)
 	Fail(ctx context.Context, id, lease, reason string) error
 	Extend(ctx context.Context, id, lease string, ttr time.Duration) (time.Time, error)

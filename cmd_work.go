@@ -49,8 +49,10 @@ func workCommand(e env) *cli.Command {
 			"(EX_DATAERR) sends it dead at once, any other status retries it with the tail of\n" +
 			"stderr as its last_error. The lease is extended at half its TTR while the command\n" +
 			"runs. While commands run, the worker already leases up to --prefetch more jobs\n" +
-			"(their leases extended too), so the next one starts as soon as a slot is free;\n" +
-			"acks go to the daemon in batches (POST /v1/acks) while the next jobs run. On\n" +
+			"(their leases extended too), so the next one starts as soon as a slot is free.\n" +
+			"A job's ack rides on the next lease request (one request and one commit on the\n" +
+			"daemon for both); while the worker long polls an empty queue, acks go alone, in\n" +
+			"batches (POST /v1/acks). On\n" +
 			"SIGINT or SIGTERM the worker stops leasing, releases the jobs it leased ahead, lets\n" +
 			"running commands finish for --grace, then kills their process groups and releases\n" +
 			"their jobs.\n\n" +
@@ -199,6 +201,7 @@ type worker struct {
 	events      io.Writer // --json: JSON lines instead of text ones; nil without
 
 	running atomic.Int64 // commands running
+	rides   ackRides     // acks for the lease loop's next request
 
 	logMu sync.Mutex // serialises lines on log
 }
@@ -296,6 +299,7 @@ type pipeline struct {
 }
 
 func (w *worker) leaseLoop(ctx, jobCtx context.Context, p *pipeline, wg *sync.WaitGroup) error {
+	defer func() { w.ackAlone(jobCtx, w.rides.stop()) }()
 	for {
 		// Wait for a free slot, then take every other free one.
 		select {
@@ -313,7 +317,7 @@ func (w *worker) leaseLoop(ctx, jobCtx context.Context, p *pipeline, wg *sync.Wa
 				break more
 			}
 		}
-		jobs, err := w.cl.Lease(ctx, w.queue, n, w.wait, w.ttr)
+		jobs, err := w.lease(ctx, jobCtx, n)
 		for range n - len(jobs) {
 			p.held <- struct{}{}
 		}
@@ -399,34 +403,52 @@ func (w *worker) runJob(ctx, jobCtx context.Context, p *pipeline, lj httpapi.Job
 	w.running.Add(-1)
 	p.run <- struct{}{}
 	stopExt()
+	// An ack is offered to the next lease request before the slot is
+	// freed: the freed slot is what sends that request.
+	var ride chan error
+	if _, withResult := w.cl.(resultAcker); jobCtx.Err() == nil && out.Verdict == engine.Ack && (!withResult || out.Result == "") {
+		ride = w.rides.offer(lj.ID, lease)
+	}
 	freeHeld()
 
 	rctx, cancel := resolveCtx()
 	defer cancel()
 	ev.Error = oneLine(out.Error, 200)
+	ev, err = w.answer(rctx, jobCtx, ev, lease, out, ride)
+	w.resolved(ev, lj.ID, err)
+}
+
+// answer tells the daemon how the command of job ev.ID ended, or waits
+// for the lease request that carries its ack (ride), and answers ev
+// completed and the daemon's error.
+func (w *worker) answer(ctx, jobCtx context.Context, ev workEvent, lease string, out engine.Outcome, ride chan error) (workEvent, error) {
+	var err error
 	switch {
+	case ride != nil:
+		ev.Event = "done"
+		err = <-ride
 	case jobCtx.Err() != nil:
 		// Killed at the end of the grace period: hand the job back now.
 		ev.Event, ev.Error = "released", "worker shut down while the command ran"
-		err = w.release(rctx, lj.ID, lease, ev.Error)
+		err = w.release(ctx, ev.ID, lease, ev.Error)
 	case out.Verdict == engine.Ack:
 		ev.Event = "done"
 		if ra, ok := w.cl.(resultAcker); ok && out.Result != "" {
-			err = ra.AckResult(rctx, lj.ID, lease, []byte(out.Result))
+			err = ra.AckResult(ctx, ev.ID, lease, []byte(out.Result))
 		} else {
-			err = w.cl.Ack(rctx, lj.ID, lease)
+			err = w.cl.Ack(ctx, ev.ID, lease)
 		}
 	case out.Verdict == engine.Dead:
 		ev.Event = "dead"
-		err = w.cl.Fail(rctx, lj.ID, lease, out.Error)
+		err = w.cl.Fail(ctx, ev.ID, lease, out.Error)
 	default:
 		ev.Event = "retry"
-		ev.State, err = w.cl.Nack(rctx, lj.ID, lease, out.NackDelay(), out.Error)
+		ev.State, err = w.cl.Nack(ctx, ev.ID, lease, out.NackDelay(), out.Error)
 		if ev.State == "dead" { // its attempts are spent
 			ev.Event, ev.State = "dead", ""
 		}
 	}
-	w.resolved(ev, lj.ID, err)
+	return ev, err
 }
 
 // workResult is how much stdout --result keeps, 0 without it.
@@ -465,34 +487,4 @@ func answerError(id string, err error) string {
 		return "answer the daemon: " + err.Error()
 	}
 	return fmt.Sprintf("job %s: answer the daemon: %v", id, err)
-}
-
-// extendLoop renews the lease at half of its remaining time until ctx ends.
-func (w *worker) extendLoop(ctx context.Context, id, lease string, expires time.Time) {
-	for {
-		every := max(time.Until(expires)/2, 5*time.Millisecond)
-		t := time.NewTimer(every)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, max(every, time.Second))
-		exp, err := w.cl.Extend(rctx, id, lease, w.ttr)
-		cancel()
-		switch {
-		case err == nil:
-			expires = exp
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, job.ErrLeaseLost), errors.Is(err, job.ErrNotFound):
-			w.logf("job %s: lease lost while the command runs: %v", id, err)
-			return
-		default:
-			// Try again soon: the lease may still be saved.
-			w.logf("job %s: extend lease: %v", id, oneLine(err.Error(), 200))
-			expires = time.Now().Add(2 * every)
-		}
-	}
 }

@@ -18,7 +18,8 @@ import (
 )
 
 // pathLog is a reverse proxy in front of a daemon that records the paths
-// of the requests it passes on.
+// of the requests it passes on (a lease that carries acks as "PATH with
+// acks").
 type pathLog struct {
 	mu    sync.Mutex
 	paths []string // guarded by mu
@@ -41,8 +42,12 @@ func proxy(t *testing.T, addr string) (string, *pathLog) {
 	rp := httputil.NewSingleHostReverseProxy(target)
 	pl := &pathLog{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if strings.HasSuffix(p, "/lease") && r.ContentLength > 0 {
+			p += " with acks"
+		}
 		pl.mu.Lock()
-		pl.paths = append(pl.paths, r.URL.Path)
+		pl.paths = append(pl.paths, p)
 		pl.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
@@ -68,8 +73,9 @@ func startedCount(t *testing.T, dir string) int {
 
 // TestWorkPipelines (issue 16 target 5): with --concurrency 1 the worker
 // leases the next job while the command runs (the queue shows two leased)
-// but runs one at a time; its acks go in POST /v1/acks; every job runs
-// once and is acked once.
+// but runs one at a time; its acks ride on its next lease requests (one
+// request and one commit for both); every job runs once and is acked
+// once.
 func TestWorkPipelines(t *testing.T) {
 	t.Parallel()
 	addr := startDaemon(t)
@@ -111,17 +117,20 @@ func TestWorkPipelines(t *testing.T) {
 	if err != nil || q.CompletedTotal != uint64(len(ids)) || q.RetriedTotal != 0 || q.Leased != 0 || q.Ready != 0 {
 		t.Errorf("queue stats %+v, %v: want %d completed, none retried or left", q, err, len(ids))
 	}
-	acks := 0
+	// Only the jobs that end while the worker long-polls an empty queue
+	// (its answer would wait for the poll), at most the 2 it holds, are
+	// acked alone.
+	rides, alone := 0, 0
 	for _, p := range pl.list() {
 		switch {
-		case p == "/v1/acks":
-			acks++
-		case strings.HasSuffix(p, "/ack"):
-			t.Errorf("a single ack %s, want acks in POST /v1/acks", p)
+		case strings.HasSuffix(p, "/lease with acks"):
+			rides++
+		case strings.HasSuffix(p, "/ack"), p == "/v1/acks":
+			alone++
 		}
 	}
-	if acks == 0 {
-		t.Errorf("no POST /v1/acks among %v", pl.list())
+	if rides < 2 || alone > 2 {
+		t.Errorf("%d lease requests with acks and %d acks alone among %v, want at least 2 and at most 2", rides, alone, pl.list())
 	}
 }
 

@@ -48,7 +48,8 @@ const answerTimeout = 10 * time.Second
 
 // Run leases jobs one at a time in each of Concurrency slots and runs h for
 // each, its lease extended at half its remaining time while h runs, until
-// ctx ends. Then it stops gracefully: it leases no more, lets the running
+// ctx ends. A job's ack rides on its slot's next lease request (one
+// request and one commit on the daemon for both, Client.AckLease). Then it stops gracefully: it leases no more, lets the running
 // handlers finish for up to Grace, then cancels their context and releases
 // their jobs (a nack with no delay, so they are ready again at once; the
 // attempt counts). It answers nil after such a stop, or the error that
@@ -99,10 +100,14 @@ func (w *Worker) Run(ctx context.Context, h Handler) error {
 	return nil
 }
 
-// slot leases and runs one job at a time until leaseCtx ends.
+// slot leases and runs one job at a time until leaseCtx ends. The ack of
+// a job that succeeded rides on the next lease request (one request and
+// one commit for both); at the end it is sent alone.
 func (w *Worker) slot(leaseCtx, jobCtx context.Context, fail context.CancelCauseFunc, h Handler, log *slog.Logger) {
+	var done []AckItem // acks for the next lease request
+	defer func() { w.ackAlone(jobCtx, done, log) }()
 	for leaseCtx.Err() == nil {
-		jobs, err := w.Client.Lease(leaseCtx, w.Queue, 1, cmp.Or(w.Wait, 30*time.Second), w.TTR)
+		jobs, errs, err := w.Client.AckLease(leaseCtx, w.Queue, 1, cmp.Or(w.Wait, 30*time.Second), w.TTR, done)
 		switch {
 		case leaseCtx.Err() != nil:
 			return
@@ -117,9 +122,29 @@ func (w *Worker) slot(leaseCtx, jobCtx context.Context, fail context.CancelCause
 			}
 			continue
 		}
-		for i := range jobs {
-			w.run(jobCtx, &jobs[i], h, log)
+		for i, err := range errs {
+			if err != nil {
+				log.Warn("answer the daemon", "job", done[i].ID, "err", err)
+			}
 		}
+		done = done[:0]
+		for i := range jobs {
+			if a := w.run(jobCtx, &jobs[i], h, log); a != nil {
+				done = append(done, *a)
+			}
+		}
+	}
+}
+
+// ackAlone sends the acks that no lease request took; an ack a lease
+// request may have made already answers nil again.
+func (w *Worker) ackAlone(jobCtx context.Context, done []AckItem, log *slog.Logger) {
+	for _, a := range done {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(jobCtx), answerTimeout)
+		if err := w.Client.Ack(ctx, a.ID, a.Lease); err != nil {
+			log.Warn("answer the daemon", "job", a.ID, "err", err)
+		}
+		cancel()
 	}
 }
 
@@ -137,12 +162,13 @@ func fatal(err error) bool {
 }
 
 // run runs h for one leased job, extending its lease meanwhile, and
-// answers the daemon.
-func (w *Worker) run(jobCtx context.Context, j *Job, h Handler, log *slog.Logger) {
+// answers the daemon; the ack of a job that succeeded it answers instead,
+// for the next lease request to carry.
+func (w *Worker) run(jobCtx context.Context, j *Job, h Handler, log *slog.Logger) *AckItem {
 	log = log.With("job", j.ID, "attempt", j.Attempt)
 	if j.Lease == nil {
 		log.Error("leased job without a lease")
-		return
+		return nil
 	}
 	lease := j.Lease.ID
 	ctx, cancel := context.WithCancel(jobCtx)
@@ -159,11 +185,11 @@ func (w *Worker) run(jobCtx context.Context, j *Job, h Handler, log *slog.Logger
 	switch {
 	case lost:
 		log.Warn("lease lost while the job ran: not answered", "err", err)
-		return
+		return nil
 	case jobCtx.Err() != nil:
 		_, answer = w.Client.Nack(actx, j.ID, lease, 0, "worker stopped before the job finished")
 	case err == nil:
-		answer = w.Client.Ack(actx, j.ID, lease)
+		return &AckItem{ID: j.ID, Lease: lease}
 	case errors.As(err, new(deadError)):
 		answer = w.Client.Fail(actx, j.ID, lease, err.Error())
 	default:
@@ -172,6 +198,7 @@ func (w *Worker) run(jobCtx context.Context, j *Job, h Handler, log *slog.Logger
 	if answer != nil {
 		log.Warn("answer the daemon", "err", answer)
 	}
+	return nil
 }
 
 // call runs h, turning a panic into an error.

@@ -61,7 +61,7 @@ func (c *apiClient) do(method, path, body string) apiAnswer {
 	if p, _, _ := strings.Cut(path, "?"); strings.HasSuffix(p, "/batch") {
 		req.Header.Set("Content-Type", "application/x-ndjson") // as the batch endpoint wants
 	}
-	if p, _, _ := strings.Cut(path, "?"); path == "/v1/acks" || strings.HasPrefix(path, "/v1/schedules/") || (strings.HasSuffix(p, "/ack") && body != "") {
+	if p, _, _ := strings.Cut(path, "?"); path == "/v1/acks" || strings.HasPrefix(path, "/v1/schedules/") || ((strings.HasSuffix(p, "/ack") || strings.HasSuffix(p, "/lease")) && body != "") {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(c.hdr); i += 2 {

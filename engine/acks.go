@@ -27,18 +27,67 @@ func (e *Engine) AckBatch(ctx context.Context, acks []AckRequest) ([]error, erro
 	case len(acks) > MaxBatchJobs:
 		return nil, fmt.Errorf("%w: acks: %d, at most %d in one call", job.ErrTooLarge, len(acks), MaxBatchJobs)
 	}
-	o := &op{kind: opAckBatch, acks: make([]op, len(acks))}
-	for i, a := range acks {
-		o.acks[i] = op{kind: opAck, id: a.ID, lease: a.Lease, pull: true, result: a.Result}
-	}
+	o := &op{kind: opAckBatch, acks: ackOps(acks)}
 	if err := e.submit(ctx, o); err != nil {
 		return nil, err
 	}
-	errs := make([]error, len(acks))
+	return o.ackErrs(), nil
+}
+
+// AckLease acks acks, each answered as AckBatch answers it, and leases as
+// Lease does, in one op: one commit and at most one sync for both, so that
+// a worker that finished its jobs and wants the next pays one round trip
+// and one fsync for the two. A refused ack never holds the lease back. When
+// nothing is ready at once and r.Wait is set, it long-polls as Lease does,
+// the acks committed and durable by then. The error it returns is the
+// whole call's: r or acks refused (nothing done), or the commit failed
+// (no answers; the acks may or may not have been made). Without acks it is
+// Lease.
+func (e *Engine) AckLease(ctx context.Context, acks []AckRequest, r LeaseRequest) ([]error, []*job.Job, error) {
+	if len(acks) == 0 {
+		jobs, err := e.Lease(ctx, r)
+		return nil, jobs, err
+	}
+	if len(acks) > MaxBatchJobs {
+		return nil, nil, fmt.Errorf("%w: acks: %d, at most %d in one call", job.ErrTooLarge, len(acks), MaxBatchJobs)
+	}
+	q, err := e.checkLease(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if q == nil {
+		q = e.registered(r.Queue)
+	}
+	o := &op{kind: opAckLease, acks: ackOps(acks), q: q, max: r.Max, ttr: r.TTR}
+	if err := e.submit(ctx, o); err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case len(o.jobs) > 0:
+		return o.ackErrs(), o.jobs, nil
+	case r.Wait <= 0:
+		return o.ackErrs(), []*job.Job{}, nil
+	}
+	jobs, err := e.Lease(ctx, r)
+	return o.ackErrs(), jobs, err
+}
+
+// ackOps are the opAck ops of acks.
+func ackOps(acks []AckRequest) []op {
+	ops := make([]op, len(acks))
+	for i, a := range acks {
+		ops[i] = op{kind: opAck, id: a.ID, lease: a.Lease, pull: true, result: a.Result}
+	}
+	return ops
+}
+
+// ackErrs answers the error of each of o.acks, in order.
+func (o *op) ackErrs() []error {
+	errs := make([]error, len(o.acks))
 	for i := range o.acks {
 		errs[i] = o.acks[i].err
 	}
-	return errs, nil
+	return errs
 }
 
 // applyAckBatch applies each ack of o in order, as applyLeased applies a
@@ -50,4 +99,15 @@ func (e *Engine) applyAckBatch(b *batch, o *op) error {
 		}
 	}
 	return nil
+}
+
+// applyAckLease applies o's acks, then its lease when its queue exists.
+func (e *Engine) applyAckLease(b *batch, o *op) error {
+	if err := e.applyAckBatch(b, o); err != nil {
+		return err
+	}
+	if o.q == nil {
+		return nil
+	}
+	return e.applyLease(b, o)
 }

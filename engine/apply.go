@@ -26,6 +26,8 @@ func (e *Engine) apply(b *batch, o *op) error {
 		return e.applyLeased(b, o)
 	case opAckBatch:
 		return e.applyAckBatch(b, o)
+	case opAckLease:
+		return e.applyAckLease(b, o)
 	case opCancel:
 		return e.applyCancel(b, o)
 	case opRetry:

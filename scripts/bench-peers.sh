@@ -33,11 +33,17 @@
 # edgeq-native-pipelined the same with edgeq bench --native --lease-max 1
 # --pipeline.
 #
+# edgeq-acklease and edgeq-native-acklease drain with edgeq bench
+# --lease-max 1 --ack-lease (HTTP, and native on the unix socket): each
+# worker acks the job it finished in its next lease request, one request
+# and one commit for both.
+#
 # Needs Go, redis-server and beanstalkd (installed with apt-get when missing
 # and we may). Servers listen on 127.0.0.1 only. Variables: RUNS (3),
 # DURATION (s, ingest; 8), BACKLOG (drain; 10000), TIMEOUT (s, drain; 90),
 # SYSTEMS ("edgeq edgeq-native asynq beanstalkd redis"), WORKLOADS ("ingest1 ingest64
-# drain"), OUT (results directory; bench-peers).
+# drain"), OUT (results directory; bench-peers), HTTP_PORT, REDIS_PORT,
+# BEAN_PORT (17370, 16479, 11499).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/peers.sh
@@ -49,7 +55,7 @@ TIMEOUT=${TIMEOUT:-90}
 SYSTEMS=${SYSTEMS:-edgeq edgeq-native asynq beanstalkd redis}
 WORKLOADS=${WORKLOADS:-ingest1 ingest64 drain}
 OUT=${OUT:-bench-peers}
-HTTP_PORT=17370 REDIS_PORT=16479 BEAN_PORT=11499
+HTTP_PORT=${HTTP_PORT:-17370} REDIS_PORT=${REDIS_PORT:-16479} BEAN_PORT=${BEAN_PORT:-11499}
 
 die() { echo "bench-peers: $*" >&2; exit 1; }
 log() { echo "bench-peers: $*" >&2; }
@@ -149,6 +155,11 @@ load() {
 	edgeq/ingest1)
 		"${eb[@]}" --producers 64 --coalesce --keep --duration "${DURATION}s" 2> /dev/null |
 			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["enqueued"], "jobs_per_s": round(r["enqueued_per_s"]), "errors": sum(r["errors"].values())}))' ;;
+	edgeq-acklease/drain | edgeq-native-acklease/drain)
+		local nat=()
+		[ "$1" = edgeq-native-acklease ] && nat=(--native "unix://$SOCK")
+		"${eb[@]}" "${nat[@]}" --producers 0 --consumers 8 --lease-max 1 --ack-lease --count "$BACKLOG" 2> /dev/null |
+			python3 -c 'import json,sys; r=json.load(sys.stdin); print(json.dumps({"jobs": r["consumed"], "jobs_per_s": round(r["consumed_per_s"]), "errors": sum(r["errors"].values())}))' ;;
 	edgeq-pipelined/drain | edgeq-pipelined-acks/drain)
 		local grouped=()
 		[ "$1" = edgeq-pipelined-acks ] && grouped=(--coalesce)
@@ -197,9 +208,11 @@ for round in $(seq "$RUNS"); do
 			if [ "$sys" = edgeq ] && [ "$w" = drain ]; then
 				measure edgeq-pipelined drain "$round"
 				measure edgeq-pipelined-acks drain "$round"
+				measure edgeq-acklease drain "$round"
 			fi
 			if [ "$sys" = edgeq-native ] && [ "$w" = drain ]; then
 				measure edgeq-native-pipelined drain "$round"
+				measure edgeq-native-acklease drain "$round"
 			fi
 			if [ "$sys" = edgeq-native ] && [ "$w" = ingest1 ]; then
 				measure edgeq-native-coalesce ingest1 "$round"
@@ -218,18 +231,18 @@ for r in runs:
 def med(rs, k):
     v = [r[k] for r in rs if r[k] is not None]
     return statistics.median(v) if v else None
-print("| workload | system | runs | jobs/s (median) | the runs | server CPU µs/job (median) | ratio vs asynq (per round) | ratio vs beanstalkd (per round) |")
-print("| --- | --- | --: | --: | --- | --: | --- | --- |")
+print("| workload | system | runs | jobs/s (median) | the runs | server CPU µs/job (median) | ratio vs asynq (per round) | ratio vs beanstalkd (per round) | ratio vs Redis (per round) |")
+print("| --- | --- | --: | --: | --- | --: | --- | --- | --- |")
 for (w, s), rs in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1])):
     rs.sort(key=lambda r: r["round"])
     def ratios(peer):
         ps = {r["round"]: r["jobs_per_s"] for r in by.get((w, peer), [])}
         v = [r["jobs_per_s"] / ps[r["round"]] for r in rs if ps.get(r["round"])]
         return "%.2f (%s)" % (statistics.median(v), " ".join("%.2f" % x for x in v)) if v and s != peer else "—"
-    print("| %s | %s | %d | %.0f | %s | %s | %s | %s |" % (w, s, len(rs), med(rs, "jobs_per_s"),
+    print("| %s | %s | %d | %.0f | %s | %s | %s | %s | %s |" % (w, s, len(rs), med(rs, "jobs_per_s"),
           " ".join(str(r["jobs_per_s"]) for r in rs),
           "%.0f" % med(rs, "server_cpu_us_per_job") if med(rs, "server_cpu_us_per_job") is not None else "—",
-          ratios("asynq"), ratios("beanstalkd")))
+          ratios("asynq"), ratios("beanstalkd"), ratios("redis")))
 errs = [r for r in runs if r["errors"]]
 if errs:
     print("\nruns with errors: " + "; ".join("%s %s round %d: %d" % (r["system"], r["workload"], r["round"], r["errors"]) for r in errs))

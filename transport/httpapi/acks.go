@@ -58,15 +58,20 @@ func (s *Server) acks(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := AcksResponse{Acks: make([]AckResult, len(reqs))}
+	return AcksResponse{Acks: ackResults(reqs, errs)}, nil
+}
+
+// ackResults answers each of reqs by its error (nil: acked).
+func ackResults(reqs []engine.AckRequest, errs []error) []AckResult {
+	out := make([]AckResult, len(reqs))
 	for i, e := range errs {
-		out.Acks[i] = AckResult{ID: reqs[i].ID.String(), Acked: e == nil}
+		out[i] = AckResult{ID: reqs[i].ID.String(), Acked: e == nil}
 		if e != nil {
 			a := classify(e, false)
-			out.Acks[i].Error = &ErrorBody{Code: a.code, Message: a.message, RetryAfterS: a.retryAfter}
+			out[i].Error = &ErrorBody{Code: a.code, Message: a.message, RetryAfterS: a.retryAfter}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // AckBody is the optional body of POST /v1/jobs/{id}/ack: the job's
@@ -125,8 +130,17 @@ func (s *Server) readAcks(w http.ResponseWriter, r *http.Request) ([]engine.AckR
 	if err := parseQuery(r.URL.RawQuery); err != nil {
 		return nil, err
 	}
-	if err := wantJSON(r, "application/json"); err != nil {
-		return nil, err
+	return s.readAcksBody(w, r, false)
+}
+
+// readAcksBody decodes a body of acks; none refused unless allowNone, and
+// then an empty body (even chunked, without a Content-Type) is none.
+func (s *Server) readAcksBody(w http.ResponseWriter, r *http.Request, allowNone bool) ([]engine.AckRequest, error) {
+	typeChecked := !allowNone || r.ContentLength > 0
+	if typeChecked {
+		if err := wantJSON(r, "application/json"); err != nil {
+			return nil, err
+		}
 	}
 	if r.ContentLength > maxAcksBody {
 		return nil, &wire.FieldError{Field: "body", Msg: fmt.Sprintf("%d bytes, above the limit of %d", r.ContentLength, maxAcksBody), Sentinel: job.ErrTooLarge}
@@ -143,6 +157,14 @@ func (s *Server) readAcks(w http.ResponseWriter, r *http.Request) ([]engine.AckR
 	if err != nil {
 		return nil, err
 	}
+	if !typeChecked {
+		if buf.Len() == 0 {
+			return nil, nil
+		}
+		if err := wantJSON(r, "application/json"); err != nil {
+			return nil, err
+		}
+	}
 	var req AcksRequest
 	dec := json.NewDecoder(buf)
 	dec.DisallowUnknownFields()
@@ -153,7 +175,7 @@ func (s *Server) readAcks(w http.ResponseWriter, r *http.Request) ([]engine.AckR
 		return nil, invalidArg("body", "more than one JSON document")
 	}
 	switch {
-	case len(req.Acks) == 0:
+	case len(req.Acks) == 0 && !allowNone:
 		return nil, invalidArg("acks", "none (want at least one {\"id\",\"lease\"})")
 	case len(req.Acks) > maxAcks:
 		return nil, invalidArg("acks", "%d, at most %d in one request", len(req.Acks), maxAcks)

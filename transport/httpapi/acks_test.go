@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/edgeq/edgeq/engine/job"
@@ -58,5 +60,17 @@ func TestClientAcks(t *testing.T) {
 	}
 	if _, err := c.Acks(t.Context(), nil); !errors.Is(err, job.ErrInvalidArgument) {
 		t.Errorf("Acks of none = %v, want ErrInvalidArgument before any request", err)
+	}
+}
+
+// TestLeaseEmptyBody: a lease whose body is empty, even sent chunked and
+// without a Content-Type, is a plain lease, as before leases took acks.
+func TestLeaseEmptyBody(t *testing.T) {
+	ts := mustStartServer(t, Config{})
+	ts.eng.put(job.Job{Queue: "w", State: job.StateReady, MaxAttempts: 3})
+	r := ts.do(t, "POST", "/v1/queues/w/lease", io.MultiReader(strings.NewReader("")))
+	r.wantStatus(t, 200)
+	if !strings.HasPrefix(string(r.body), `{"jobs":[{`) || strings.Contains(string(r.body), `"acks"`) {
+		t.Errorf("lease with an empty chunked body = %s, want a plain lease's answer", r.body)
 	}
 }

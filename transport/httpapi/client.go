@@ -192,6 +192,13 @@ func (c *Client) Lease(ctx context.Context, queue string, max int, wait, ttr tim
 	if err != nil {
 		return nil, err
 	}
+	var res JobList
+	err = c.do(ctx, http.MethodPost, p, leaseQuery(max, wait, ttr), nil, nil, &res)
+	return res.Jobs, err
+}
+
+// leaseQuery is the query of a lease request; zero values are left out.
+func leaseQuery(max int, wait, ttr time.Duration) url.Values {
 	q := url.Values{}
 	if max != 0 {
 		q.Set("max", strconv.Itoa(max))
@@ -202,9 +209,7 @@ func (c *Client) Lease(ctx context.Context, queue string, max int, wait, ttr tim
 	if ttr != 0 {
 		q.Set("ttr", ttr.String())
 	}
-	var res JobList
-	err = c.do(ctx, http.MethodPost, p, q, nil, nil, &res)
-	return res.Jobs, err
+	return q
 }
 
 // Ack marks a leased job done. With Coalesce, concurrent calls share
@@ -410,19 +415,7 @@ func (c *Client) Acks(ctx context.Context, acks []AckItem) ([]error, error) {
 	if len(res.Acks) != len(acks) {
 		return nil, fmt.Errorf("POST /v1/acks: %d answers to %d acks", len(res.Acks), len(acks))
 	}
-	errs := make([]error, len(acks))
-	for i, a := range res.Acks {
-		if a.Acked {
-			continue
-		}
-		e := &APIError{Status: statusForCode(a.Error), Code: "internal", Message: "ack not acked and no error"}
-		if a.Error != nil {
-			e.Code, e.Message = a.Error.Code, a.Error.Message
-			e.RetryAfter = time.Duration(a.Error.RetryAfterS) * time.Second
-		}
-		errs[i] = e
-	}
-	return errs, nil
+	return ackErrors(res.Acks), nil
 }
 
 // statusForCode is the HTTP status a single request answers with the

@@ -38,6 +38,9 @@ type Worker interface {
 	// AckBatch acks many jobs in one commit; it answers an error per ack
 	// (nil: acked) or one error for the whole call.
 	AckBatch(ctx context.Context, acks []engine.AckRequest) ([]error, error)
+	// AckLease acks acks (each answered as AckBatch answers it) and leases
+	// as Lease does, in one commit.
+	AckLease(ctx context.Context, acks []engine.AckRequest, r engine.LeaseRequest) ([]error, []*job.Job, error)
 	// Nack's delay is engine.NackBackoff for the queue's backoff.
 	Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error)
 	Fail(ctx context.Context, id job.ID, lease string, reason string) error

@@ -264,6 +264,15 @@ func (f *fakeEngine) AckBatch(ctx context.Context, acks []engine.AckRequest) ([]
 	return errs, nil
 }
 
+func (f *fakeEngine) AckLease(ctx context.Context, acks []engine.AckRequest, r engine.LeaseRequest) ([]error, []*job.Job, error) {
+	errs, err := f.AckBatch(ctx, acks)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := f.Lease(ctx, r)
+	return errs, jobs, err
+}
+
 func (f *fakeEngine) Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

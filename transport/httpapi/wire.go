@@ -50,6 +50,13 @@ type JobList struct {
 	Next string `json:"next,omitempty"`
 }
 
+// LeaseResult answers a lease that carried acks: the jobs leased, and each
+// ack's answer in request order (as POST /v1/acks answers them).
+type LeaseResult struct {
+	Jobs []Job       `json:"jobs"`
+	Acks []AckResult `json:"acks"`
+}
+
 // QueueStats is a queue's stats. Ages and ETAs are in seconds; rates are per
 // second over the last minute; DrainETAS is nil (null) when the backlog is
 // not shrinking.

@@ -11,7 +11,9 @@ import (
 
 // The workers' endpoints: lease, and what a lease holder does with a job.
 
-// lease serves POST /v1/queues/{q}/lease. Shutdown ends its long poll.
+// lease serves POST /v1/queues/{q}/lease. Shutdown ends its long poll. A
+// body of acks (as POST /v1/acks takes) is acked in the lease's own engine
+// op, each answered, before the jobs.
 func (s *Server) lease(w http.ResponseWriter, r *http.Request) (any, error) {
 	var maxArg, wait, ttr string
 	if err := parseQuery(r.URL.RawQuery, param{"max", &maxArg}, param{"wait", &wait}, param{"ttr", &ttr}); err != nil {
@@ -31,15 +33,28 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) (any, error) {
 	if req.TTR, err = wire.ParseDuration("ttr", ttr); err != nil {
 		return nil, err
 	}
+	var acks []engine.AckRequest
+	if r.ContentLength != 0 && r.Body != http.NoBody {
+		if acks, err = s.readAcksBody(w, r, true); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(s.drainCtx, cancel)
 	defer stop()
-	jobs, err := s.eng.Lease(ctx, req)
+	if len(acks) == 0 {
+		jobs, err := s.eng.Lease(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return JobList{Jobs: wire.FromJobs(jobs, true)}, nil
+	}
+	errs, jobs, err := s.eng.AckLease(ctx, acks, req)
 	if err != nil {
 		return nil, err
 	}
-	return JobList{Jobs: wire.FromJobs(jobs, true)}, nil
+	return LeaseResult{Jobs: wire.FromJobs(jobs, true), Acks: ackResults(acks, errs)}, nil
 }
 
 // jobID parses the {id} path value.

@@ -110,6 +110,42 @@ func (c *Client) EnqueueBatch(ctx context.Context, queue string, lines []httpapi
 // Lease leases up to max jobs (0: 1), waiting up to wait for the first one;
 // ttr 0 is the queue's. It answers an empty list when none came in time.
 func (c *Client) Lease(ctx context.Context, queue string, max int, wait, ttr time.Duration) ([]httpapi.Job, error) {
+	body, err := c.call(ctx, opLease, queue, leaseParams(max, wait, ttr), nil)
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{b: body}
+	jobs := decodeJobs(&d)
+	if d.end(); d.err != nil {
+		return nil, fmt.Errorf("native lease: decode answer: %w", d.err)
+	}
+	return jobs, nil
+}
+
+// AckLease acks the jobs a worker finished and leases its next ones in one
+// request (a lease carrying the acks, docs/protocol.md §4): one commit and
+// one fsync on the daemon for both. It answers as
+// httpapi.Client.AckLease does. Without acks it is Lease.
+func (c *Client) AckLease(ctx context.Context, queue string, max int, wait, ttr time.Duration, acks []httpapi.AckItem) ([]httpapi.Job, []error, error) {
+	if len(acks) == 0 {
+		jobs, err := c.Lease(ctx, queue, max, wait, ttr)
+		return jobs, nil, err
+	}
+	body, err := c.call(ctx, opLease, queue, leaseParams(max, wait, ttr), ackData(acks))
+	if err != nil {
+		return nil, nil, err
+	}
+	d := decoder{b: body}
+	errs := decodeAckAnswers(&d, len(acks))
+	jobs := decodeJobs(&d)
+	if d.end(); d.err != nil {
+		return nil, nil, fmt.Errorf("native lease: decode answer: %w", d.err)
+	}
+	return jobs, errs, nil
+}
+
+// leaseParams are the parameters of a lease; zero values are left out.
+func leaseParams(max int, wait, ttr time.Duration) []param {
 	var ps []param
 	if max != 0 {
 		ps = append(ps, param{"max", strconv.Itoa(max)})
@@ -120,20 +156,12 @@ func (c *Client) Lease(ctx context.Context, queue string, max int, wait, ttr tim
 	if ttr != 0 {
 		ps = append(ps, param{"ttr", ttr.String()})
 	}
-	body, err := c.call(ctx, opLease, queue, ps, nil)
-	if err != nil {
-		return nil, err
-	}
-	jobs, err := decodeJobs(body)
-	if err != nil {
-		return nil, fmt.Errorf("native lease: decode answer: %w", err)
-	}
-	return jobs, nil
+	return ps
 }
 
-// decodeJobs decodes a lease answer (docs/protocol.md §4).
-func decodeJobs(body []byte) ([]httpapi.Job, error) {
-	d := decoder{b: body}
+// decodeJobs decodes the jobs of a lease answer (docs/protocol.md §4); d
+// holds the first error.
+func decodeJobs(d *decoder) []httpapi.Job {
 	n := d.count("jobs", 16)
 	jobs := make([]httpapi.Job, n)
 	for i := range jobs {
@@ -168,10 +196,7 @@ func decodeJobs(body []byte) ([]httpapi.Job, error) {
 			j.PayloadB64 = p
 		}
 	}
-	if d.end(); d.err != nil {
-		return nil, d.err
-	}
-	return jobs, nil
+	return jobs
 }
 
 // Ack marks a leased job done.
@@ -183,19 +208,37 @@ func (c *Client) Ack(ctx context.Context, id, lease string) error {
 // Acks acks many leased jobs in one request and one commit: one error per
 // ack, in order (nil: acked), as httpapi.Client.Acks answers.
 func (c *Client) Acks(ctx context.Context, acks []httpapi.AckItem) ([]error, error) {
+	body, err := c.call(ctx, opAcks, "", nil, ackData(acks))
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{b: body}
+	errs := decodeAckAnswers(&d, len(acks))
+	if d.end(); d.err != nil {
+		return nil, fmt.Errorf("native acks: decode answer: %w", d.err)
+	}
+	return errs, nil
+}
+
+// ackData is the data of a list of acks (docs/protocol.md §4, acks).
+func ackData(acks []httpapi.AckItem) []byte {
 	data := binary.AppendUvarint(nil, uint64(len(acks)))
 	for _, a := range acks {
 		data = appendStr(data, a.ID)
 		data = appendStr(data, a.Lease)
 	}
-	body, err := c.call(ctx, opAcks, "", nil, data)
-	if err != nil {
-		return nil, err
-	}
-	d := decoder{b: body}
+	return data
+}
+
+// decodeAckAnswers decodes the answers to want acks: one error each, nil
+// when acked; d holds the first error.
+func decodeAckAnswers(d *decoder, want int) []error {
 	n := d.count("acks", 1)
-	if d.err == nil && n != len(acks) {
-		return nil, fmt.Errorf("native acks: %d answers to %d acks", n, len(acks))
+	if d.err == nil && n != want {
+		d.err = fmt.Errorf("%d answers to %d acks", n, want)
+	}
+	if d.err != nil {
+		return nil
 	}
 	errs := make([]error, n)
 	for i := range errs {
@@ -205,10 +248,7 @@ func (c *Client) Acks(ctx context.Context, acks []httpapi.AckItem) ([]error, err
 		code, msg := d.str("code"), d.str("message")
 		errs[i] = httpapi.ErrorForCode(code, msg, int(d.uvarint("retry_after_s")))
 	}
-	if d.end(); d.err != nil {
-		return nil, fmt.Errorf("native acks: decode answer: %w", d.err)
-	}
-	return errs, nil
+	return errs
 }
 
 // Nack sends a leased job back for a retry after delay (0: now;

@@ -27,6 +27,7 @@ type Engine interface {
 	Lease(ctx context.Context, r engine.LeaseRequest) ([]*job.Job, error)
 	Ack(ctx context.Context, id job.ID, lease string, result []byte) error
 	AckBatch(ctx context.Context, acks []engine.AckRequest) ([]error, error)
+	AckLease(ctx context.Context, acks []engine.AckRequest, r engine.LeaseRequest) ([]error, []*job.Job, error)
 	Nack(ctx context.Context, id job.ID, lease string, delay time.Duration, reason string) (job.State, error)
 	Fail(ctx context.Context, id job.ID, lease string, reason string) error
 	Extend(ctx context.Context, id job.ID, lease string, ttr time.Duration) (time.Time, error)
@@ -222,9 +223,6 @@ func (s *Server) batchJobs(r request) ([]job.New, error) {
 // lease serves op lease; Shutdown ends its long poll.
 func (s *Server) lease(ctx context.Context, r request, b []byte) ([]byte, error) {
 	var maxArg, wait, ttr string
-	if err := noData(r); err != nil {
-		return b, err
-	}
 	if err := setParams(r.params, paramSpec{"max", &maxArg}, paramSpec{"wait", &wait}, paramSpec{"ttr", &ttr}); err != nil {
 		return b, err
 	}
@@ -242,12 +240,24 @@ func (s *Server) lease(ctx context.Context, r request, b []byte) ([]byte, error)
 	if req.TTR, err = wire.ParseDuration("ttr", ttr); err != nil {
 		return b, err
 	}
+	var acks []engine.AckRequest
+	if len(r.data) > 0 {
+		if acks, err = decodeAckList(r.data, true); err != nil {
+			return b, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.drainCtx, cancel)
 	defer stop()
-	jobs, err := s.eng.Lease(ctx, req)
-	if err != nil {
+	var jobs []*job.Job
+	if len(r.data) > 0 {
+		var errs []error
+		if errs, jobs, err = s.eng.AckLease(ctx, acks, req); err != nil {
+			return b, err
+		}
+		b = s.appendAckAnswers(b, errs)
+	} else if jobs, err = s.eng.Lease(ctx, req); err != nil {
 		return b, err
 	}
 	b = binary.AppendUvarint(b, uint64(len(jobs)))
@@ -369,6 +379,12 @@ func (s *Server) acks(ctx context.Context, r request, b []byte) ([]byte, error) 
 	if err != nil {
 		return b, err
 	}
+	return s.appendAckAnswers(b, errs), nil
+}
+
+// appendAckAnswers appends the answer of each ack by its error (nil:
+// acked).
+func (s *Server) appendAckAnswers(b []byte, errs []error) []byte {
 	b = binary.AppendUvarint(b, uint64(len(errs)))
 	for _, e := range errs {
 		if e == nil {
@@ -381,7 +397,7 @@ func (s *Server) acks(ctx context.Context, r request, b []byte) ([]byte, error) 
 		b = appendStr(b, msg)
 		b = binary.AppendUvarint(b, uint64(retry))
 	}
-	return b, nil
+	return b
 }
 
 func decodeAcks(r request) ([]engine.AckRequest, error) {
@@ -391,12 +407,18 @@ func decodeAcks(r request) ([]engine.AckRequest, error) {
 	if err := setParams(r.params); err != nil {
 		return nil, err
 	}
-	d := decoder{b: r.data}
+	return decodeAckList(r.data, false)
+}
+
+// decodeAckList decodes a list of acks (docs/protocol.md §4, acks); none
+// is refused unless allowNone.
+func decodeAckList(data []byte, allowNone bool) ([]engine.AckRequest, error) {
+	d := decoder{b: data}
 	n := d.count("acks", 2)
 	switch {
 	case d.err != nil:
 		return nil, wire.InvalidArg("acks", "%v", d.err)
-	case n == 0:
+	case n == 0 && !allowNone:
 		return nil, wire.InvalidArg("acks", "none (want at least one id and lease)")
 	case n > engine.MaxBatchJobs:
 		return nil, wire.InvalidArg("acks", "%d, at most %d in one request", n, engine.MaxBatchJobs)

@@ -43,7 +43,10 @@ func FuzzFrame(f *testing.F) {
 			return
 		}
 		body := frame[frameHeader+1:]
-		_, _ = decodeJobs(body)
+		_ = decodeJobs(&decoder{b: body})
+		d := decoder{b: body}
+		_ = decodeAckAnswers(&d, 1)
+		_ = decodeJobs(&d)
 		_ = decodeError(body)
 		r, err := decodeRequest(body)
 		if err != nil {

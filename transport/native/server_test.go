@@ -21,6 +21,7 @@ import (
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/engine/memstore"
+	"github.com/edgeq/edgeq/engine/store"
 	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
@@ -46,7 +47,20 @@ type stack struct {
 // when the test ends (or earlier, by stop).
 func startStack(t *testing.T, ec engine.Config, token string) *stack {
 	t.Helper()
-	eng, err := engine.New(ec, memstore.New())
+	return startStackOn(t, ec, token, memstore.New(), nil)
+}
+
+// servedEngine is what both servers of a stack are given.
+type servedEngine interface {
+	httpapi.Engine
+	Engine
+}
+
+// startStackOn starts a stack on st; wrap, when set, is what both servers
+// are given instead of the engine itself.
+func startStackOn(t *testing.T, ec engine.Config, token string, ss store.Store, wrap func(*engine.Engine) servedEngine) *stack {
+	t.Helper()
+	eng, err := engine.New(ec, ss)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +72,11 @@ func startStack(t *testing.T, ec engine.Config, token string) *stack {
 			t.Errorf("engine Stop: %v", err)
 		}
 	})
-	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Token: token, MaxPayload: 64 << 10}, eng)
+	var served servedEngine = eng
+	if wrap != nil {
+		served = wrap(eng)
+	}
+	hs, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0", Token: token, MaxPayload: 64 << 10}, served)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +84,7 @@ func startStack(t *testing.T, ec engine.Config, token string) *stack {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(shortTempDir(t), "edgeq.sock")
-	ns, err := New(Config{Listen: "127.0.0.1:0", Socket: sock, Token: token, MaxPayload: 64 << 10}, eng)
+	ns, err := New(Config{Listen: "127.0.0.1:0", Socket: sock, Token: token, MaxPayload: 64 << 10}, served)
 	if err != nil {
 		t.Fatal(err)
 	}

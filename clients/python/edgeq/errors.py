@@ -91,6 +91,17 @@ _BY_CODE = {
 }
 
 
+# The HTTP status of each code (transport/httpapi/errors.go), for errors
+# that come without one (an ack answered inside a larger answer, the native
+# protocol), so that they are the same exceptions as a single request's.
+STATUS_OF = {
+    "invalid_argument": 400, "invalid_queue": 400, "unauthorized": 401, "forbidden": 403,
+    "not_found": 404, "unknown_queue": 404, "lease_lost": 409, "conflict": 409,
+    "payload_too_large": 413, "queue_full": 429, "rate_limited": 429, "shed": 429,
+    "disk_full": 503, "shutting_down": 503, "unavailable": 503,
+}
+
+
 def error_for(status: int, code: str, message: str, retry_after: Optional[float]) -> EdgeqError:
     """Builds the exception of a non-2xx answer: by code, else by status."""
     cls = _BY_CODE.get(code)

@@ -10,7 +10,7 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from .client import BatchJob, Duration, EnqueueResult, Job, Lease, Time, _options, encode_payload, go_duration
-from .errors import EdgeqError, TransportError, error_for
+from .errors import STATUS_OF, EdgeqError, TransportError, error_for
 
 __all__ = ["NativeClient"]
 
@@ -18,14 +18,7 @@ VERSION = "edgeq/1"
 
 _HELLO, _ENQUEUE, _BATCH, _LEASE, _ACK, _NACK, _FAIL, _EXTEND = 1, 2, 3, 4, 5, 6, 7, 8
 
-# The HTTP status of each code (transport/httpapi/errors.go), so that
-# errors are the same exceptions as the HTTP client's.
-_STATUS = {
-    "invalid_argument": 400, "invalid_queue": 400, "unauthorized": 401, "forbidden": 403,
-    "not_found": 404, "unknown_queue": 404, "lease_lost": 409, "conflict": 409,
-    "payload_too_large": 413, "queue_full": 429, "rate_limited": 429, "shed": 429,
-    "disk_full": 503, "shutting_down": 503, "unavailable": 503,
-}
+_STATUS = STATUS_OF
 
 
 def _uvarint(n: int) -> bytes:
@@ -207,6 +200,30 @@ class NativeClient:
             ps.append(("ttr", go_duration("ttr", ttr)))
         r = _Reader(self._call(_LEASE, queue, ps, b"", self.timeout + extra, _on_connect))
         return [_job(r) for _ in range(r.uvarint())]
+
+    def ack_lease(self, queue: str, acks: Iterable[Tuple[str, str]], max: int = 1, wait: Optional[Duration] = None,
+                  ttr: Optional[Duration] = None) -> Tuple[List[Job], List[Optional[EdgeqError]]]:
+        """As Client.ack_lease: a lease frame that carries the acks."""
+        acks = list(acks)
+        if not acks:
+            return self.lease(queue, max, wait, ttr), []
+        ps = [("max", str(max))]
+        extra = 0.0
+        if wait is not None:
+            ps.append(("wait", go_duration("wait", wait)))
+            extra = 60.0
+        if ttr is not None:
+            ps.append(("ttr", go_duration("ttr", ttr)))
+        data = _uvarint(len(acks)) + b"".join(_str(i) + _str(l) for i, l in acks)
+        r = _Reader(self._call(_LEASE, queue, ps, data, self.timeout + extra))
+        errs: List[Optional[EdgeqError]] = []
+        for _ in range(r.uvarint()):
+            if r.byte() == 1:
+                errs.append(None)
+                continue
+            code, msg, retry = r.str(), r.str(), r.uvarint()
+            errs.append(error_for(_STATUS.get(code, 500), code, msg, float(retry) if retry else None))
+        return [_job(r) for _ in range(r.uvarint())], errs
 
     def ack(self, job_id: str, lease: str) -> None:
         """As Client.ack."""

@@ -5,7 +5,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from .client import Client, Duration, Job
 from .errors import EdgeqError, LeaseLost, NotFound, RetryLater, TransportError
@@ -52,6 +52,9 @@ class Worker:
     returns. A second signal ends the grace period at once. A handler that
     can end early watches worker.stopping (a threading.Event).
 
+    A job's ack rides on the next lease request (client.ack_lease: one
+    request and one commit on the daemon for both); at stop it goes alone.
+
     wait is the long poll of each lease (at most 60s). run() raises the
     EdgeqError of a lease the daemon refuses for good (a bad queue name, a
     wrong token); it retries after 429, 503 and transport errors.
@@ -75,6 +78,7 @@ class Worker:
         # possibly while that thread holds it in _set_poll.
         self._mu = threading.RLock()
         self._poll: Any = None  # guarded by _mu: the connection of the lease in flight
+        self._acks: List[Tuple[str, str]] = []  # (id, lease) of jobs done, for the next lease request
 
     def stop(self) -> None:
         """Asks run() to return: no more leases, the running job gets the
@@ -100,12 +104,13 @@ class Worker:
             while not self.stopping.is_set():
                 self._run_once()
         finally:
+            self._ack_alone()
             for sig, h in restore:
                 signal.signal(sig, h)
 
     def _run_once(self) -> None:
         try:
-            jobs = self.client.lease(self.queue, 1, self.wait, self.ttr, _on_connect=self._set_poll)
+            jobs = self._lease()
         except (RetryLater, TransportError) as e:
             if self.stopping.is_set():
                 return
@@ -120,6 +125,29 @@ class Worker:
                 self._release(j, "worker stopped before the job started")
             else:
                 self._run_job(j)
+
+    def _lease(self) -> List[Job]:
+        """Leases the next job; with acks to send, in the same request,
+        which then does not wait (its acks' answers would wait with it):
+        the long poll is the next request's."""
+        if not self._acks:
+            return self.client.lease(self.queue, 1, self.wait, self.ttr, _on_connect=self._set_poll)
+        jobs, errs = self.client.ack_lease(self.queue, self._acks, 1, 0, self.ttr)
+        for (job_id, _), e in zip(self._acks, errs):
+            if e is not None:
+                log.error("job %s: answer the daemon: %s", job_id, e)
+        self._acks = []
+        return jobs
+
+    def _ack_alone(self) -> None:
+        """Sends the acks no lease request took (a repeat of one the daemon
+        made already is fine)."""
+        acks, self._acks = self._acks, []
+        for job_id, lease in acks:
+            try:
+                self.client.ack(job_id, lease)
+            except EdgeqError as e:
+                log.error("job %s: answer the daemon: %s", job_id, e)
 
     def _pause(self, seconds: float) -> None:
         """Sleeps until stop() or for seconds. It polls rather than waiting
@@ -168,7 +196,7 @@ class Worker:
         err = outcome[0]
         try:
             if err is None:
-                self.client.ack(j.id, j.lease.id)
+                self._acks.append((j.id, j.lease.id))
                 log.debug("job %s: done after attempt %d in %.3fs", j.id, j.attempt, took)
             elif isinstance(err, Fail):
                 self.client.fail(j.id, j.lease.id, _text(err))

@@ -103,3 +103,27 @@ class NativeClientTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AckLeaseTest(unittest.TestCase):
+    """ack_lease on both clients: each ack answered as a single ack would
+    be, a lost lease never holding the lease back, the next job leased."""
+
+    def test_both_clients(self):
+        http = edgeq.Client(d.url, d.token)
+        nat = edgeq.NativeClient(d.unix)
+        self.addCleanup(nat.close)
+        for c in (http, nat):
+            q = next_queue()
+            http.enqueue_batch(q, [b"a", b"b", b"next"])
+            a, b = http.lease(q, max=2)
+            jobs, errs = c.ack_lease(q, [(a.id, a.lease.id), (b.id, "wrong"), ("00000000000fffff", "l")], max=5)
+            self.assertIsNone(errs[0])
+            self.assertIsInstance(errs[1], edgeq.LeaseLost)
+            self.assertIsInstance(errs[2], edgeq.NotFound)
+            self.assertEqual([j.body for j in jobs], [b"next"])
+            jobs, errs = c.ack_lease(q, [(b.id, b.lease.id), (jobs[0].id, jobs[0].lease.id)], wait=0)
+            self.assertEqual((jobs, errs), ([], [None, None]))
+            st = http.queue(q)
+            self.assertEqual((st["completed_total"], st["leased"], st["ready"]), (3, 0, 0))
+            c.ack(a.id, a.lease.id)  # a repeat with the same lease is acked again

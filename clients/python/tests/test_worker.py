@@ -81,6 +81,26 @@ class WorkerTest(unittest.TestCase):
         self.assertIn(crash.state, ("delayed", "ready", "leased"))
         self.assertIn("KeyError", crash.last_error)
 
+    def test_acks_ride_on_leases(self):
+        class Counting(edgeq.Client):
+            acks = 0
+            rides = 0
+
+            def ack(self, job_id, lease):
+                Counting.acks += 1
+                return super().ack(job_id, lease)
+
+            def ack_lease(self, queue, acks, *args, **kw):
+                Counting.rides += 1
+                return super().ack_lease(queue, acks, *args, **kw)
+
+        c = Counting(d.url, d.token, timeout=10)
+        for i in range(5):
+            c.enqueue(self.q, {"n": i})
+        self.start(edgeq.Worker(c, self.q, lambda job: None, wait=1, grace=1))
+        self.assertTrue(poll(lambda: self.c.queue(self.q)["completed_total"] == 5))
+        self.assertEqual((Counting.acks, Counting.rides), (0, 5))
+
     def test_lease_extended_while_job_runs(self):
         release = threading.Event()
         running = threading.Event()
