@@ -208,7 +208,8 @@ func testMQTTCrash(t *testing.T, brokerAddr string) {
 	d = startDaemon(t, dir, "--config", conf)
 	waitOnline(2)
 
-	// Drain over HTTP: lease, ack, count.
+	// Drain over HTTP: lease, ack (a lease's jobs in one POST /v1/acks),
+	// count.
 	client := &http.Client{Timeout: 10 * time.Second}
 	ctx := t.Context()
 	ids, keys := map[string]bool{}, map[string]bool{}
@@ -225,7 +226,9 @@ func testMQTTCrash(t *testing.T, brokerAddr string) {
 			}
 			continue
 		}
+		var pairs []string
 		for _, j := range lr.Jobs {
+			pairs = append(pairs, j.ID, j.Lease.ID)
 			if ids[j.ID] {
 				t.Errorf("job %s delivered twice", j.ID)
 			}
@@ -240,9 +243,14 @@ func testMQTTCrash(t *testing.T, brokerAddr string) {
 				t.Errorf("msg_id %s became two jobs", p.MsgID)
 			}
 			keys[p.MsgID] = true
-			code, err := call(ctx, client, "POST", fmt.Sprintf("%s/v1/jobs/%s/ack?lease=%s", d.base, j.ID, j.Lease.ID), nil, nil)
-			if err != nil || code != 200 {
-				t.Fatalf("ack: %d %v", code, err)
+		}
+		var acked acksAnswer
+		if code, err := call(ctx, client, "POST", d.base+"/v1/acks", []byte(acksBody(pairs...)), &acked); err != nil || code != 200 || len(acked.Acks) != len(lr.Jobs) {
+			t.Fatalf("acks of %d jobs: %d %v, %d answers", len(lr.Jobs), code, err, len(acked.Acks))
+		}
+		for _, a := range acked.Acks {
+			if !a.Acked {
+				t.Fatalf("ack of %s: %+v", a.ID, a.Error)
 			}
 		}
 	}

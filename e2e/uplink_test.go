@@ -201,11 +201,12 @@ queues:
 		return doc.Uplinks[0]
 	}
 	enqueue(5)
-	deadline := time.Now().Add(10 * time.Second)
-	for streamCount(t, stream) < 5 && time.Now().Before(deadline) {
+	// The stream holds a message before its ack reaches the uplink, which
+	// counts it sent then: wait for both.
+	up := uplinkStats()
+	for deadline := time.Now().Add(30 * time.Second); (streamCount(t, stream) < 5 || up["jobs_sent"] != 5.0) && time.Now().Before(deadline); up = uplinkStats() {
 		time.Sleep(20 * time.Millisecond)
 	}
-	up := uplinkStats()
 	if up["name"] != "cloud" || up["connected"] != true || up["jobs_sent"] != 5.0 || up["max_rate"] != 500.0 ||
 		up["last_success"] == nil || fmt.Sprint(up["queues"]) != "[events telemetry]" {
 		t.Errorf("uplink while up: %v", up)
@@ -233,7 +234,7 @@ queues:
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	enqueue(3)
-	deadline = time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for up = uplinkStats(); up["alerting"] != true && time.Now().Before(deadline); up = uplinkStats() {
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -2,6 +2,7 @@
 
 package storage
 
-// The race detector slows TestBacklogReopen about fourfold; half the
-// backlog still compacts below level 0.
-func init() { backlogDefault = 100_000 }
+// The race detector slows TestBacklogReopen about fourfold; under it the
+// backlog is the one make test-arm gives the 32-bit proof (ARM_BACKLOG),
+// which still compacts below level 0 (7 of 8 tables there on amd64).
+func init() { backlogDefault = 60_000 }

@@ -13,7 +13,7 @@ import (
 )
 
 // backlogDefault is TestBacklogReopen's backlog without -short. Under the
-// race detector (amd64 only: the 32-bit proof runs without it) it is halved
+// race detector (amd64 only: the 32-bit proof runs without it) it is 60,000
 // (backlog_race_test.go), which still compacts below level 0.
 var backlogDefault = 200_000
 

@@ -111,46 +111,53 @@ func (d *decoder) fail(err error) {
 }
 
 func (d *decoder) uvarint(field string) uint64 {
-	if d.err != nil {
+	if !d.begin(field) {
 		return 0
 	}
-	d.at = field
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		if n == 0 {
-			d.fail(errShort)
-		} else {
-			d.fail(errors.New("varint overflows 64 bits"))
-		}
+	if !d.advance(n) {
 		return 0
 	}
-	d.b = d.b[n:]
 	return v
 }
 
 func (d *decoder) varint(field string) int64 {
-	if d.err != nil {
+	if !d.begin(field) {
 		return 0
 	}
-	d.at = field
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		if n == 0 {
-			d.fail(errShort)
-		} else {
-			d.fail(errors.New("varint overflows 64 bits"))
-		}
+	if !d.advance(n) {
 		return 0
 	}
-	d.b = d.b[n:]
 	return v
 }
 
+// begin starts reading field; false once an earlier read failed.
+func (d *decoder) begin(field string) bool {
+	d.at = field
+	return d.err == nil
+}
+
+// advance skips the n bytes of a varint just read, or records why there
+// was none: binary.Uvarint and Varint answer 0 for a short buffer and a
+// negative n for an overflow.
+func (d *decoder) advance(n int) bool {
+	switch {
+	case n == 0:
+		d.fail(errShort)
+	case n < 0:
+		d.fail(errors.New("varint overflows 64 bits"))
+	default:
+		d.b = d.b[n:]
+		return true
+	}
+	return false
+}
+
 func (d *decoder) byte1(field string) byte {
-	if d.err != nil {
+	if !d.begin(field) {
 		return 0
 	}
-	d.at = field
 	if len(d.b) == 0 {
 		d.fail(errShort)
 		return 0

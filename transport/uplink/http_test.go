@@ -134,20 +134,6 @@ func (c *collector) ids() map[string]int {
 	return ids
 }
 
-func startHTTPUplink(t *testing.T, cfg Config) *Uplink {
-	t.Helper()
-	cfg.Name, cfg.Type = "cloud", "http"
-	u, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(u.Stop)
-	return u
-}
-
 // TestHTTPBatchBodies: concurrent jobs go out as few POSTs of NDJSON,
 // compressed as asked with Content-Encoding; each line carries the job's
 // id, queue, headers and payload (JSON inline, else base64); the token

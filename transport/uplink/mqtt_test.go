@@ -118,22 +118,6 @@ func (b *mqttBroker) waitReceived(t *testing.T, n int) []packets.Packet {
 	}
 }
 
-func startMQTTUplink(t *testing.T, cfg Config) *Uplink {
-	t.Helper()
-	cfg.Name, cfg.Type = "cloud", "mqtt"
-	cfg.ClientID = cmpStr(cfg.ClientID, "site-0042")
-	cfg.Topic = cmpStr(cfg.Topic, "sites/site-0042/{queue}/{id}")
-	u, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(u.Stop)
-	return u
-}
-
 // TestMQTTQoS1TopicTemplate: a batch of concurrent jobs goes out as one
 // QoS 1 publish each, on the topic its template makes of the job's queue,
 // header and id, and each job is acked.

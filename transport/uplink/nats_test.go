@@ -19,22 +19,6 @@ func newJob(queue string, payload []byte) *job.Job {
 	return &job.Job{ID: job.ID(lastID.Add(1)), Queue: queue, Payload: payload, Headers: map[string]string{"Sensor": "t1"}}
 }
 
-func startUplink(t *testing.T, cfg Config) *Uplink {
-	t.Helper()
-	cfg.Name, cfg.Type = "cloud", "nats"
-	cfg.Stream = cmpStr(cfg.Stream, "EDGE")
-	cfg.Subject = cmpStr(cfg.Subject, "edge.{queue}")
-	u, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := u.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(u.Stop)
-	return u
-}
-
 func cmpStr(a, b string) string {
 	if a == "" {
 		return b

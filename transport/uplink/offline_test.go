@@ -1,13 +1,11 @@
 package uplink
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
-	"github.com/edgeq/edgeq/engine/memstore"
 )
 
 // startEngine runs an engine on a memory store whose queue "telemetry"
@@ -15,26 +13,14 @@ import (
 // send jobs dead, unless a down uplink costs none.
 func startEngine(t *testing.T, u *Uplink, class job.Class) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.Config{
+	return runEngine(t, engine.Config{
 		Workers: 40,
 		Backoff: engine.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 		Queues: map[string]engine.QueueConfig{
 			"telemetry": {Class: class, Concurrency: 20, MaxAttempts: 2, Handler: u.Handler(class),
 				Breaker: engine.Breaker{Failures: 3, CoolDown: 100 * time.Millisecond}},
 		},
-	}, memstore.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
 	})
-	return e
 }
 
 // waitDrained polls until queue q of e holds no job, within d.

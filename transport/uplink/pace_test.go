@@ -9,7 +9,6 @@ import (
 
 	"github.com/edgeq/edgeq/engine"
 	"github.com/edgeq/edgeq/engine/job"
-	"github.com/edgeq/edgeq/engine/memstore"
 )
 
 // catchUp runs an engine whose queues "backlog" (normal, concurrency 40)
@@ -17,23 +16,12 @@ import (
 // backlog.
 func catchUp(t *testing.T, u *Uplink, n, size int) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(engine.Config{
+	e := runEngine(t, engine.Config{
 		Workers: 64,
 		Queues: map[string]engine.QueueConfig{
 			"backlog": {Class: job.ClassNormal, Concurrency: 40, Handler: u.Handler(job.ClassNormal)},
 			"alarms":  {Class: job.ClassCritical, Handler: u.Handler(job.ClassCritical)},
 		},
-	}, memstore.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		e.Stop(ctx)
 	})
 	for n > 0 {
 		jobs := make([]job.New, min(n, 500))
