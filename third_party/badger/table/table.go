@@ -247,13 +247,8 @@ func CreateTable(fname string, builder *Builder) (*Table, error) {
 	// edgeq: written with write(2) and fsynced, then mapped read-only: a copy
 	// into a fresh shared mapping faulted every page in and its msync
 	// cleaned each one with a TLB flush (README.edgeq.md, "Table writes").
-	fd, err := os.OpenFile(fname, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0666)
+	fd, err := createTable(fname, &bd)
 	if err != nil {
-		return nil, y.Wrapf(err, "while creating table: %s", fname)
-	}
-	if err := writeTable(fd, &bd); err != nil {
-		fd.Close()
-		os.Remove(fname)
 		return nil, y.Wrapf(err, "while writing table: %s", fname)
 	}
 	mf, err := z.OpenMmapFileUsing(fd, 0, false)
