@@ -96,7 +96,7 @@ test: ## run every test, with the race detector when cgo is available
 	go test $(RACE) -count=1 -timeout 30m ./... # a hang's bound, not a budget: at a load of 55 on 2 cores ./storage took 15 minutes and ./e2e 13
 	go test -count=1 -run 'Allocs$$' ./transport/... # allocation bounds: the race detector's sync.Pool drops items, so they skip under -race
 	cd third_party/ristretto && go test -count=1 -run Edgeq ./z
-	cd third_party/badger && go test -count=1 -run Edgeq .
+	cd third_party/badger && go test -count=1 -run Edgeq . ./table/
 
 torture: ## ROUNDS power cuts (default 30) under load, each checked (e2e TestPowerCutTorture; skips, saying why, without /dev/fuse or root)
 	TORTURE_ROUNDS=$(ROUNDS) TORTURE_MODES=$(MODES) TORTURE_TARGETS=$(TARGETS) go test -count=1 -timeout 60m -run '^TestPowerCutTorture$$' -v ./e2e/

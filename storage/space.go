@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/dgraph-io/badger/v4/table"
 	"github.com/dgraph-io/ristretto/v2/z"
 	"golang.org/x/sys/unix"
 
@@ -228,17 +229,20 @@ func (s *space) release(path string) bool {
 	return err == nil
 }
 
-// spaces maps a data directory to its open store's space, for z.NoSpace,
-// which Badger's file allocations call with the file's path.
+// spaces maps a data directory to its open store's space, for z.NoSpace
+// and table.NoSpace, which Badger's file allocations and table writes call
+// with the file's path.
 var spaces sync.Map // dir string → *space
 
 func init() {
-	z.NoSpace = func(path string) bool {
+	noSpace := func(path string) bool {
 		if s, ok := spaces.Load(filepath.Dir(path)); ok {
 			return s.(*space).release(path)
 		}
 		return false
 	}
+	z.NoSpace = noSpace
+	table.NoSpace = noSpace
 }
 
 // formatBytes prints n in MiB with one decimal, or in bytes below 1 MiB.

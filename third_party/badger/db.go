@@ -829,34 +829,40 @@ func (db *DB) writeToLSM(b *request) error {
 		return fmt.Errorf("Ptrs and Entries don't match: %+v", b)
 	}
 
+	// edgeq: the request's WAL records are written with one pwrite before
+	// any enters the skiplist (README.edgeq.md, "WAL writes").
+	vs := make([]y.ValueStruct, len(b.Entries))
 	for i, entry := range b.Entries {
-		var err error
 		if entry.skipVlogAndSetThreshold(db.valueThreshold()) {
 			// Will include deletion / tombstone case.
-			err = db.mt.Put(entry.Key,
-				y.ValueStruct{
-					Value: entry.Value,
-					// Ensure value pointer flag is removed. Otherwise, the value will fail
-					// to be retrieved during iterator prefetch. `bitValuePointer` is only
-					// known to be set in write to LSM when the entry is loaded from a backup
-					// with lower ValueThreshold and its value was stored in the value log.
-					Meta:      entry.meta &^ bitValuePointer,
-					UserMeta:  entry.UserMeta,
-					ExpiresAt: entry.ExpiresAt,
-				})
+			vs[i] = y.ValueStruct{
+				Value: entry.Value,
+				// Ensure value pointer flag is removed. Otherwise, the value will fail
+				// to be retrieved during iterator prefetch. `bitValuePointer` is only
+				// known to be set in write to LSM when the entry is loaded from a backup
+				// with lower ValueThreshold and its value was stored in the value log.
+				Meta:      entry.meta &^ bitValuePointer,
+				UserMeta:  entry.UserMeta,
+				ExpiresAt: entry.ExpiresAt,
+			}
 		} else {
 			// Write pointer to Memtable.
-			err = db.mt.Put(entry.Key,
-				y.ValueStruct{
-					Value:     b.Ptrs[i].Encode(),
-					Meta:      entry.meta | bitValuePointer,
-					UserMeta:  entry.UserMeta,
-					ExpiresAt: entry.ExpiresAt,
-				})
+			vs[i] = y.ValueStruct{
+				Value:     b.Ptrs[i].Encode(),
+				Meta:      entry.meta | bitValuePointer,
+				UserMeta:  entry.UserMeta,
+				ExpiresAt: entry.ExpiresAt,
+			}
 		}
-		if err != nil {
-			return y.Wrapf(err, "while writing to memTable")
+		if err := db.mt.appendWAL(entry.Key, vs[i]); err != nil {
+			return errors.Join(y.Wrapf(err, "while writing to memTable"), db.mt.flushWAL())
 		}
+	}
+	if err := db.mt.flushWAL(); err != nil {
+		return y.Wrapf(err, "while writing to memTable")
+	}
+	for i, entry := range b.Entries {
+		db.mt.putSkipList(entry.Key, vs[i])
 	}
 	if db.opt.SyncWrites {
 		return db.mt.SyncWAL()

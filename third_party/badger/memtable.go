@@ -42,6 +42,9 @@ type memTable struct {
 	// replayed (edgeq): opened from a WAL at Open, which fsynced the values
 	// it points to (vlogEnds); a flush syncs the value log for the others.
 	replayed bool
+	// walPending (edgeq): the WAL records appendWAL encoded and flushWAL
+	// has not written yet (README.edgeq.md, "WAL writes").
+	walPending []byte
 }
 
 func (db *DB) openMemTables(opt Options) error {
@@ -191,6 +194,23 @@ func (mt *memTable) isFull() bool {
 }
 
 func (mt *memTable) Put(key []byte, value y.ValueStruct) error {
+	if err := mt.appendWAL(key, value); err != nil {
+		return err
+	}
+	if err := mt.flushWAL(); err != nil {
+		return err
+	}
+	mt.putSkipList(key, value)
+	return nil
+}
+
+// appendWAL encodes the WAL record of key and value after those pending
+// (edgeq: Put wrote each through the WAL's mapping). flushWAL writes them.
+func (mt *memTable) appendWAL(key []byte, value y.ValueStruct) error {
+	// wal is nil only when badger in running in in-memory mode and we don't need the wal.
+	if mt.wal == nil {
+		return nil
+	}
 	entry := &Entry{
 		Key:       key,
 		Value:     value.Value,
@@ -198,27 +218,63 @@ func (mt *memTable) Put(key []byte, value y.ValueStruct) error {
 		meta:      value.Meta,
 		ExpiresAt: value.ExpiresAt,
 	}
-
-	// wal is nil only when badger in running in in-memory mode and we don't need the wal.
-	if mt.wal != nil {
-		// If WAL exceeds opt.ValueLogFileSize, we'll force flush the memTable. See logic in
-		// ensureRoomForWrite.
-		if err := mt.wal.writeEntry(mt.buf, entry, mt.opt); err != nil {
-			return y.Wrapf(err, "cannot write entry to WAL file")
-		}
+	// If WAL exceeds opt.ValueLogFileSize, we'll force flush the memTable. See logic in
+	// ensureRoomForWrite.
+	lf := mt.wal
+	mt.buf.Reset()
+	plen, err := lf.encodeEntry(mt.buf, entry, lf.writeAt)
+	if err != nil {
+		return y.Wrapf(err, "cannot write entry to WAL file")
 	}
-	// We insert the finish marker in the WAL but not in the memtable.
-	if entry.meta&bitFinTxn > 0 {
+	y.AssertTrue(int(lf.writeAt)+plen <= len(lf.Data))
+	mt.walPending = append(mt.walPending, mt.buf.Bytes()...)
+	lf.writeAt += uint32(plen)
+	return nil
+}
+
+// flushWAL writes the pending WAL records, and zeroes the header after
+// them as zeroNextEntry does, with one pwrite (edgeq).
+func (mt *memTable) flushWAL() error {
+	if len(mt.walPending) == 0 {
 		return nil
+	}
+	lf := mt.wal
+	end := int(lf.writeAt)
+	start := end - len(mt.walPending)
+	b := mt.walPending
+	for i := end; i < min(end+maxHeaderSize, len(lf.Data)); i++ {
+		b = append(b, 0)
+	}
+	_, err := lf.Fd.WriteAt(b, int64(start))
+	mt.walPending = b[:0]
+	if cap(mt.walPending) > walPendingKeep {
+		mt.walPending = nil
+	}
+	if err != nil {
+		return y.Wrapf(err, "cannot write entry to WAL file")
+	}
+	return nil
+}
+
+// walPendingKeep bounds the buffer a memtable keeps for its next records.
+const walPendingKeep = 1 << 20
+
+// putSkipList inserts a record whose WAL record flushWAL wrote.
+func (mt *memTable) putSkipList(key []byte, value y.ValueStruct) {
+	// We insert the finish marker in the WAL but not in the memtable.
+	if value.Meta&bitFinTxn > 0 {
+		return
 	}
 
 	// Write to skiplist and update maxVersion encountered.
 	mt.sl.Put(key, value)
-	if ts := y.ParseTs(entry.Key); ts > mt.maxVersion {
+	if ts := y.ParseTs(key); ts > mt.maxVersion {
 		mt.maxVersion = ts
 	}
-	y.NumBytesWrittenToL0Add(mt.opt.MetricsEnabled, entry.estimateSizeAndSetThreshold(mt.opt.ValueThreshold))
-	return nil
+	if mt.opt.MetricsEnabled {
+		entry := Entry{Key: key, Value: value.Value, ExpiresAt: value.ExpiresAt, meta: value.Meta}
+		y.NumBytesWrittenToL0Add(true, entry.estimateSizeAndSetThreshold(mt.opt.ValueThreshold))
+	}
 }
 
 func (mt *memTable) UpdateSkipList() error {
@@ -682,7 +738,11 @@ func (lf *logFile) open(path string, flags int, fsize int64) error {
 			os.Remove(path)
 			return err
 		}
-		lf.size.Store(vlogHeaderSize)
+		// edgeq: bootstrap set the data key and base IV; reading them back
+		// through the mapping faulted its first pages in (README.edgeq.md,
+		// "WAL writes").
+		lf.size.Store(uint32(len(lf.Data)))
+		return ferr
 
 	} else if ferr != nil {
 		return y.Wrapf(ferr, "while opening file: %s", path)
@@ -745,10 +805,13 @@ func (lf *logFile) bootstrap() error {
 	lf.baseIV = buf[8:]
 	y.AssertTrue(len(lf.baseIV) == 12)
 
-	// Copy over to the logFile.
-	y.AssertTrue(vlogHeaderSize == copy(lf.Data[0:], buf))
-
-	// Zero out the next entry.
-	lf.zeroNextEntry()
+	// edgeq: written with pwrite, with the next entry's header zeroed, so
+	// that no page of a new WAL is touched through its mapping (a fault
+	// there can map a large folio that later records then dirty through the
+	// mapping: README.edgeq.md, "WAL writes").
+	y.AssertTrue(len(lf.Data) >= vlogHeaderSize+maxHeaderSize)
+	if _, err := lf.Fd.WriteAt(append(buf, make([]byte, maxHeaderSize)...), 0); err != nil {
+		return y.Wrapf(err, "while writing the header of %s", lf.path)
+	}
 	return nil
 }

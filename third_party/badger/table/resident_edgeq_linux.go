@@ -11,8 +11,8 @@ import (
 // then drops them from the page cache (POSIX_FADV_DONTNEED, which also
 // flushes the per-CPU page lists that keep just-written pages from
 // reclaim). A later read faults back what it touches, from the file. Table
-// files are never written through their mapping after CreateTable's msync,
-// so no data is at stake. An in-memory table (no file) is left alone: its
+// files are never written through their mapping (CreateTable writes them
+// with write(2) and maps them read-only), so no data is at stake. An in-memory table (no file) is left alone: its
 // Data is the Go heap, which MADV_DONTNEED would zero.
 func dropResident(mf *z.MmapFile) {
 	if mf == nil || mf.Fd == nil || len(mf.Data) == 0 {

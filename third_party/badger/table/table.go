@@ -244,21 +244,20 @@ func (b *Block) verifyCheckSum() error {
 
 func CreateTable(fname string, builder *Builder) (*Table, error) {
 	bd := builder.Done()
-	mf, err := z.OpenMmapFile(fname, os.O_CREATE|os.O_RDWR|os.O_EXCL, bd.Size)
-	if err == z.NewFile {
-		// Expected.
-	} else if err != nil {
-		return nil, y.Wrapf(err, "while creating table: %s", fname)
-	} else {
-		return nil, fmt.Errorf("file already exists: %s", fname)
+	// edgeq: written with write(2) and fsynced, then mapped read-only: a copy
+	// into a fresh shared mapping faulted every page in and its msync
+	// cleaned each one with a TLB flush (README.edgeq.md, "Table writes").
+	fd, err := createTable(fname, &bd)
+	if err != nil {
+		return nil, y.Wrapf(err, "while writing table: %s", fname)
 	}
-
-	written := bd.Copy(mf.Data)
-	y.AssertTrue(written == len(mf.Data))
-	if err := z.Msync(mf.Data); err != nil {
-		return nil, y.Wrapf(err, "while calling msync on %s", fname)
+	mf, err := z.OpenMmapFileUsing(fd, 0, false)
+	if err != nil {
+		fd.Close()
+		os.Remove(fname)
+		return nil, y.Wrapf(err, "while mapping table: %s", fname)
 	}
-	dropResident(mf) // edgeq: the copy left every page resident
+	dropResident(mf) // edgeq: drops the written pages from the page cache
 	return OpenTable(mf, *builder.opts)
 }
 
