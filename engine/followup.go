@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -60,10 +61,9 @@ func (e *Engine) prepareFollowUp(b *batch, o *op, q *queue, parent *job.Job) (*f
 	f := parent.OnSuccess
 	payload := f.Payload
 	if !f.HasPayload {
-		payload = o.result
-		if m := q.conf().MaxResult; len(payload) > m {
-			payload = payload[:m:m]
-		}
+		// A copy: the new job may stay in memory (hot.go), the caller's
+		// result must not.
+		payload = bytes.Clone(o.result[:min(len(o.result), q.conf().MaxResult)])
 	}
 	ct := "application/octet-stream"
 	if len(payload) > 0 && json.Valid(payload) {
@@ -77,6 +77,11 @@ func (e *Engine) prepareFollowUp(b *batch, o *op, q *queue, parent *job.Job) (*f
 		TraceParent: parent.TraceParent,
 		TraceState:  parent.TraceState,
 	}}
+	if b.writes > 0 && b.payload+len(payload) > maxTxnPayload {
+		if err := e.rotate(b); err != nil {
+			return nil, err
+		}
+	}
 	change := *parent
 	change.Result = o.result
 	ok, err := e.fits(b, store.Op{Change: &change, Enqueue: []job.New{fu.n}})
@@ -96,6 +101,7 @@ func (e *Engine) prepareFollowUp(b *batch, o *op, q *queue, parent *job.Job) (*f
 		return nil, nil
 	}
 	fu.q = to
+	b.payload += len(payload)
 	return fu, nil
 }
 
