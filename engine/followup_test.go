@@ -182,3 +182,22 @@ func TestFollowUpRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestFollowUpReplaced: key_mode replace gives the waiting job the new
+// enqueue's on_success with its payload, none included.
+func TestFollowUpReplaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := start(t, memstore.New(), engine.Config{})
+		r := enqueue(t, e, job.New{Queue: "q", Key: "k", KeyMode: job.KeyReplace, OnSuccess: &job.FollowUp{Queue: "a"}})
+		for _, f := range []*job.FollowUp{{Queue: "b"}, nil} {
+			enqueue(t, e, job.New{Queue: "q", Key: "k", KeyMode: job.KeyReplace, OnSuccess: f})
+			j, err := e.Job(t.Context(), r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (j.OnSuccess == nil) != (f == nil) || f != nil && j.OnSuccess.Queue != f.Queue {
+				t.Errorf("after a replace with on_success %+v, the job has %+v", f, j.OnSuccess)
+			}
+		}
+	})
+}

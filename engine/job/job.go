@@ -209,7 +209,7 @@ const (
 	// or leased; once that job is done, dead or gone, the key enqueues anew.
 	KeyActive
 	// KeyReplace: a key whose job is still waiting (ready or delayed) has
-	// that job's payload, content type and headers replaced, keeping its
+	// that job's payload, content type, headers and on_success replaced, keeping its
 	// place; a leased job is not touched and a new one is enqueued behind
 	// it; a finished one is enqueued anew.
 	KeyReplace
