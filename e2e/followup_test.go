@@ -51,7 +51,7 @@ func (c *apiClient) leaseFollowUps(queue string) []followUpJob {
 // TestFollowUpJobs (issue 20 item 5), against the real binary: on_success
 // arrives by the enqueue query, a batch line and is shown by GET
 // /v1/jobs/{id}; the success of a job (an ack with a result, /v1/acks, an
-// exec handler) enqueues its follow-up with the given payload or the
+// ack in a lease request, an exec handler) enqueues its follow-up with the given payload or the
 // result, the parent in edgeq-parent and the trace context carried; a
 // follow-up that its queue has no room for is dead there and the ack
 // still answers 200; bad input is a 400 naming the field that creates
@@ -94,6 +94,16 @@ queues:
 	c.ok("POST", "/v1/acks", fmt.Sprintf(`{"acks":[{"id":%q,"lease":%q,"result":"ignored"}]}`, l[0].ID, l[0].Lease.ID), 200, nil)
 	if f = c.leaseFollowUps("upload"); len(f) != 1 || f[0].body() != "hello" || f[0].ContentType != "application/octet-stream" {
 		t.Fatalf("follow-up with a payload given: %+v, want \"hello\"", f)
+	}
+
+	// Acked in a lease request (ack and lease next in one commit).
+	c.ok("POST", "/v1/queues/convert/jobs?on_success=upload", "raw", 201, nil)
+	l = c.leaseFollowUps("convert")
+	c.hdr = []string{"Content-Type", "application/json"}
+	c.ok("POST", "/v1/queues/convert/lease", fmt.Sprintf(`{"acks":[{"id":%q,"lease":%q,"result":"leased-next"}]}`, l[0].ID, l[0].Lease.ID), 200, nil)
+	c.hdr = nil
+	if f = c.leaseFollowUps("upload"); len(f) != 1 || f[0].body() != `"leased-next"` {
+		t.Fatalf("follow-up of an ack in a lease request: %+v, want \"leased-next\"", f)
 	}
 
 	// A batch line's on_success with a JSON payload.
