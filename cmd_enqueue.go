@@ -76,6 +76,8 @@ func enqueueCommand(e env) *cli.Command {
 			&cli.DurationFlag{Name: "ttr", Usage: "time to run once leased", DefaultText: "the queue's"},
 			&cli.DurationFlag{Name: "expires-in", Usage: "dead-letter the job if it has not run within this long", DefaultText: "never"},
 			&cli.StringFlag{Name: "content-type", Usage: "the payload's media type", DefaultText: "application/json if valid JSON, else application/octet-stream"},
+			&cli.StringFlag{Name: "on-success", Usage: "follow-up: when the job succeeds, enqueue a job into `QUEUE` (in the same commit as its ack)"},
+			&cli.StringFlag{Name: "on-success-payload", Usage: "the follow-up's payload", DefaultText: "the job's result"},
 		),
 		Action: func(c *cli.Context) error { return enqueue(c, e) },
 	}
@@ -109,6 +111,14 @@ func enqueue(c *cli.Context, e env) error {
 	}
 	if o.MaxAttempts < 0 {
 		return usageErrorf("--max-attempts: must not be negative")
+	}
+	if q := c.String("on-success"); q != "" {
+		o.OnSuccess = &job.FollowUp{Queue: q}
+		if p := c.String("on-success-payload"); p != "" {
+			o.OnSuccess.Payload, o.OnSuccess.HasPayload = []byte(p), true
+		}
+	} else if c.IsSet("on-success-payload") {
+		return usageErrorf("--on-success-payload: needs --on-success (the follow-up's queue)")
 	}
 	for _, h := range c.StringSlice("header") {
 		name, value, ok := strings.Cut(h, "=")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgeq/edgeq/engine/job"
 	"github.com/edgeq/edgeq/transport/httpapi"
+	"github.com/edgeq/edgeq/transport/wire"
 )
 
 func jobCommand(e env) *cli.Command {
@@ -115,6 +116,9 @@ func printJob(w io.Writer, j httpapi.Job) error {
 	if j.Lease != nil {
 		row("lease", j.Lease.ID+" until "+j.Lease.ExpiresAt.UTC().Format(time.RFC3339))
 	}
+	if f := j.OnSuccess; f != nil {
+		row("on success", f.Queue+" (payload: "+followUpPayload(f)+")")
+	}
 	for _, k := range slices.Sorted(mapKeys(j.Headers)) {
 		row("header "+k, j.Headers[k])
 	}
@@ -132,6 +136,19 @@ func printJob(w io.Writer, j httpapi.Job) error {
 		row("payload", fmt.Sprintf("(%d bytes; see --json)", len(body)))
 	}
 	return tw.Flush()
+}
+
+// followUpPayload describes a follow-up's payload in one line.
+func followUpPayload(f *wire.OnSuccessJSON) string {
+	switch {
+	case f.Payload != nil:
+		return oneLine(string(f.Payload), 200)
+	case f.PayloadB64 == nil:
+		return "the result"
+	case utf8.Valid(f.PayloadB64) && len(f.PayloadB64) <= 200:
+		return oneLine(string(f.PayloadB64), 200)
+	}
+	return fmt.Sprintf("%d bytes", len(f.PayloadB64))
 }
 
 func mapKeys(m map[string]string) func(func(string) bool) {

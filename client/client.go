@@ -34,7 +34,8 @@ type (
 	// APIError is a non-2xx answer: Status, Code, Message, RetryAfter.
 	APIError = httpapi.APIError
 	// EnqueueOptions are an enqueue's options (key, delay or run_at,
-	// max_attempts, ttr, expires, headers, content type).
+	// max_attempts, ttr, expires, headers, content type, and OnSuccess: a
+	// follow-up job that the job's success enqueues).
 	EnqueueOptions = httpapi.EnqueueOptions
 	// EnqueueResult answers an enqueue: id, state, durable, duplicate.
 	EnqueueResult = httpapi.EnqueueResult

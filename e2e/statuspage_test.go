@@ -74,8 +74,9 @@ func queueState(t *testing.T, base, q string) map[string]any {
 
 // TestStatusPageInBrowser drives the status page in headless Chromium
 // against the real binary: it loads, its charts draw the history, a button
-// pauses a queue, a dead job is seen with its last error and retried, and
-// a purge needs the queue's name typed. EDGEQ_STATUS_SCREENSHOT=FILE
+// pauses a queue, a dead job is seen with its last error and retried, the
+// queues with ordered groups list them (issue 20), and a purge needs the
+// queue's name typed. EDGEQ_STATUS_SCREENSHOT=FILE
 // writes a screenshot (docs/status.png is one).
 func TestStatusPageInBrowser(t *testing.T) {
 	ctx := browser(t)
@@ -92,6 +93,12 @@ func TestStatusPageInBrowser(t *testing.T) {
 			if code, err := call(t.Context(), http.DefaultClient, "POST", d.base+"/v1/queues/"+q+"/jobs", fmt.Appendf(nil, `{"n":%d}`, i), nil); err != nil || code != 201 {
 				t.Fatalf("enqueue: %d %v", code, err)
 			}
+		}
+	}
+	// Ordered groups: two groups with work in plc, plc-1's head the oldest.
+	for _, g := range []string{"plc-1", "plc-2", "plc-1"} {
+		if code, err := call(t.Context(), http.DefaultClient, "POST", d.base+"/v1/queues/plc/jobs?group="+g, []byte(`{}`), nil); err != nil || code != 201 {
+			t.Fatalf("enqueue to group %s: %d %v", g, code, err)
 		}
 	}
 	var leased struct{ Jobs []apiJob }
@@ -113,6 +120,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 	// Schedules: the file's and the API's; only the API's can be deleted here.
 	waitJS(t, ctx, "schedules listed",
 		`document.querySelectorAll("#schedules tr").length === 2 && document.querySelectorAll("#schedules button[data-act=unschedule]").length === 1 && document.querySelector("#schedules").textContent.includes("@every 1h")`)
+
+	// Groups: a row for the queue with groups, none for the others.
+	waitJS(t, ctx, "groups listed",
+		`(() => { const rows = document.querySelectorAll("#groups tr"); if (rows.length !== 1 || document.querySelector("#groups-box").hidden) return false;
+		  const c = Array.from(rows[0].cells, (td) => td.textContent); return c[0] === "plc" && c[1] === "2" && c[2] === "plc-1" && /^(\d+s|\d+m\d\ds)$/.test(c[3]) && c[4] === "1"; })()`)
 
 	// Pause from the page.
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`button[data-act="pause"][data-q="orders"]`)),

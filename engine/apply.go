@@ -116,6 +116,22 @@ func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) 
 		}
 	}
 	now := b.now
+	j := e.newJob(q, n, now)
+	if err := b.txn.Create(j); err != nil {
+		return job.Result{}, fmt.Errorf("create job: %w", err)
+	}
+	if n.Key != "" {
+		if err := b.txn.PutDedupe(q.name, n.Key, j.ID, e.keyTTL(mode, j, now)); err != nil {
+			return job.Result{}, fmt.Errorf("put dedupe key: %w", err)
+		}
+	}
+	e.entered(b, q, j)
+	q.enqueued.Add(1)
+	return job.Result{ID: j.ID, Queue: q.name, State: j.State}, nil
+}
+
+// newJob makes the job that n creates in q at now, with the next id.
+func (e *Engine) newJob(q *queue, n *job.New, now time.Time) *job.Job {
 	e.c.seq++
 	j := &job.Job{
 		ID:          job.ID(e.c.seq),
@@ -134,23 +150,14 @@ func (e *Engine) enqueueOne(b *batch, q *queue, n *job.New) (job.Result, error) 
 		Size:        len(n.Payload),
 		TraceParent: n.TraceParent,
 		TraceState:  n.TraceState,
+		OnSuccess:   n.OnSuccess,
 	}
 	if n.RunAt.After(now) {
 		j.State, j.RunAt = job.StateDelayed, n.RunAt
 	} else {
 		j.ReadySeq = e.c.seq
 	}
-	if err := b.txn.Create(j); err != nil {
-		return job.Result{}, fmt.Errorf("create job: %w", err)
-	}
-	if n.Key != "" {
-		if err := b.txn.PutDedupe(q.name, n.Key, j.ID, e.keyTTL(mode, j, now)); err != nil {
-			return job.Result{}, fmt.Errorf("put dedupe key: %w", err)
-		}
-	}
-	e.entered(b, q, j)
-	q.enqueued.Add(1)
-	return job.Result{ID: j.ID, Queue: q.name, State: j.State}, nil
+	return j
 }
 
 func cmpOr(a, b time.Duration) time.Duration {
@@ -363,7 +370,7 @@ func (e *Engine) leaseOne(b *batch, q *queue, o *op, j *job.Job) error {
 	if err := e.transition(b, q, j, next); err != nil {
 		return err
 	}
-	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size, group: j.Group, ttr: ttr})
+	e.c.leases.put(j.ID, lease{queue: q, id: next.LeaseID, expires: next.LeaseExpires, attempt: next.Attempt, size: j.Size, group: j.Group, ttr: ttr, onSuccess: j.OnSuccess != nil})
 	o.jobs = append(o.jobs, next)
 	if q.conf().Class <= job.ClassHigh {
 		e.waitLat.add(b.now.Sub(j.RunAt), b.now)

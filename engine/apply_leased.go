@@ -33,7 +33,7 @@ func (e *Engine) applyLeased(b *batch, o *op) error {
 		if err := e.transition(b, q, j, next); err != nil {
 			return err
 		}
-		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size, group: l.group, ttr: ttr})
+		e.c.leases.put(o.id, lease{queue: q, id: l.id, expires: next.LeaseExpires, attempt: l.attempt, size: l.size, group: l.group, ttr: ttr, onSuccess: l.onSuccess})
 		o.at = next.LeaseExpires
 		return nil
 	case opFail:
@@ -76,15 +76,26 @@ func (e *Engine) notLeased(b *batch, o *op) error {
 }
 
 // applyAck deletes the job leased under l, or keeps it done with its
-// result when its queue retains finished jobs.
+// result when its queue retains finished jobs, and enqueues its follow-up
+// (on_success) in the same transaction.
 func (e *Engine) applyAck(b *batch, o *op, l lease) error {
 	q := l.queue
-	ev := Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now}
-	if retain := q.conf().RetainDone; retain > 0 {
-		j, err := b.txn.Job(o.id, false)
-		if err != nil {
+	var j *job.Job
+	if q.conf().RetainDone > 0 || l.onSuccess {
+		var err error
+		if j, err = b.txn.Job(o.id, false); err != nil {
 			return fmt.Errorf("ack: %w", err)
 		}
+	}
+	var fu *followUp
+	if l.onSuccess && j.OnSuccess != nil {
+		var err error
+		if fu, err = e.prepareFollowUp(b, o, q, j); err != nil || o.err != nil {
+			return err
+		}
+	}
+	ev := Event{Kind: EventDone, Queue: q.name, ID: o.id, Attempt: l.attempt, At: b.now}
+	if retain := q.conf().RetainDone; retain > 0 {
 		next := j.Clone()
 		next.State, next.LeaseID, next.LeaseExpires = job.StateDone, "", time.Time{}
 		next.ExpiresAt = b.now.Add(retain)
@@ -106,6 +117,11 @@ func (e *Engine) applyAck(b *batch, o *op, l lease) error {
 		}
 		e.left(b, q, j)
 		b.wrote(q)
+	}
+	if fu != nil {
+		if err := e.createFollowUp(b, fu); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
 	}
 	e.c.leases.remove(o.id)
 	if o.pull {

@@ -80,12 +80,12 @@ func (e *Engine) keyTTL(mode job.KeyMode, j *job.Job, now time.Time) time.Durati
 }
 
 // replaceOne gives the waiting job held (read without its payload) the
-// payload, content type and headers of n, keeping its id and its place
+// payload, content type, headers and on_success of n, keeping its id and its place
 // (ReadySeq, RunAt), and renews its key.
 func (e *Engine) replaceOne(b *batch, q *queue, held *job.Job, n *job.New) (job.Result, error) {
 	next := held.Clone()
 	next.Payload, next.Size = n.Payload, len(n.Payload)
-	next.ContentType, next.Headers = n.ContentType, n.Headers
+	next.ContentType, next.Headers, next.OnSuccess = n.ContentType, n.Headers, n.OnSuccess
 	if err := b.txn.Delete(held); err != nil {
 		return job.Result{}, fmt.Errorf("replace: %w", err)
 	}

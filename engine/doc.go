@@ -57,6 +57,7 @@
 //	bound.go        a queue's bounds: max_depth, max_bytes, on_full, max_age
 //	sched.go        in-process dispatch: worker slots, classes, circuit breakers
 //	groups.go       ordered groups: per-group order and concurrency, O(1) leases
+//	followup.go     on_success: the job a success enqueues, in its ack's transaction
 //	recover.go      the in-memory state rebuilt from the store (Start, failed commits)
 //
 // # Goroutines
@@ -104,6 +105,11 @@
 //     aged-out (max_age) jobs are the only jobs dropped after they were
 //     accepted, and only in queues that ask for it: each is counted and
 //     delivered as an EventEvicted.
+//   - A job's on_success follow-up is created in the transaction of its
+//     ack (Txn.Fits is asked for both first), so neither is durable
+//     without the other. Admission (shedding, rate) does not apply to it;
+//     one that its queue's bounds have no room for is created dead there,
+//     naming the bound, never evicting and never dropped.
 //   - When a commit fails, every op of the batch is answered with an error
 //     (job.ErrUnavailable or job.ErrDiskFull) and, once the syncer has
 //     answered the batches before it, the in-memory state is rebuilt from

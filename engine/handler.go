@@ -43,7 +43,8 @@ type Outcome struct {
 	// Error becomes the job's last_error (bounded by the engine).
 	Error string
 	// Result, with Ack, is the job's result (an exec handler's stdout, an
-	// http handler's response body): kept when the queue retains done jobs.
+	// http handler's response body): kept when the queue retains done jobs,
+	// and the payload of the job's on_success follow-up.
 	// A string keeps Outcome comparable.
 	Result string
 	// RetryAfter overrides the backoff for a Retry (e.g. HTTP Retry-After).

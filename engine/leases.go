@@ -16,6 +16,8 @@ type lease struct {
 	size    int           // the job's payload size, for Txn.Delete at ack
 	group   string        // the job's group, "" when none
 	ttr     time.Duration // what extend without a ttr renews by: the lease's TTR, then the last one extend set
+	// onSuccess: the job has a follow-up, which its ack enqueues.
+	onSuccess bool
 }
 
 // leaseTable is the committer's set of held leases with a min-heap of their

@@ -170,6 +170,9 @@ func (e *Engine) checkNew(n *job.New, now time.Time) error {
 			return err
 		}
 	}
+	if err := e.checkFollowUp(n.OnSuccess); err != nil {
+		return err
+	}
 	size := 0
 	for k, v := range n.Headers {
 		if k == "" {

@@ -71,7 +71,7 @@ func (e *Engine) load() error {
 	// A lease's own TTR is not stored: after a restart, extend without a
 	// ttr renews by the job's (or its queue's) TTR.
 	for _, j := range held {
-		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size, group: j.Group})
+		e.c.leases.put(j.ID, lease{queue: e.internalQueue(j.Queue), id: j.LeaseID, expires: j.LeaseExpires, attempt: j.Attempt, size: j.Size, group: j.Group, onSuccess: j.OnSuccess != nil})
 	}
 	e.c.delayed = timedScan{next: now}
 	e.c.expiry = timedScan{next: now}

@@ -171,9 +171,11 @@
 // (extFields in record.go lists them). A job whose optional fields are all
 // empty is written as version 2, so a store that never used them stays
 // readable by the release before them; a tag this build does not know is
-// refused as written by a newer release. Tags: 2 result (a retained done
-// job's result bytes), 3 result_truncated ("1"), 4 traceparent, 5
-// tracestate.
+// refused as written by a newer release. Tags: 1 group, 2 result (a
+// retained done job's result bytes), 3 result_truncated ("1"), 4
+// traceparent, 5 tracestate, 6 on_success (the follow-up's queue), 7
+// on_success_payload (byte 1, then the follow-up's payload, when one was
+// given).
 //
 // A record in state done (5) is a finished job kept by its queue's
 // retain_done: its ExpiresAt is the end of the retention, its payload

@@ -66,6 +66,31 @@ var extFields = []extField{
 	{tag: 5, name: "tracestate",
 		get: func(j *job.Job) string { return j.TraceState },
 		set: func(j *job.Job, v string) error { j.TraceState = v; return nil }},
+	// Follow-up jobs (engine/followup.go): the queue of the job a success
+	// enqueues and, when one was given, its payload after a marker byte
+	// (so that an empty payload given is stored too).
+	{tag: 6, name: "on_success",
+		get: func(j *job.Job) string {
+			if j.OnSuccess == nil {
+				return ""
+			}
+			return j.OnSuccess.Queue
+		},
+		set: func(j *job.Job, v string) error { j.OnSuccess = &job.FollowUp{Queue: v}; return nil }},
+	{tag: 7, name: "on_success_payload",
+		get: func(j *job.Job) string {
+			if j.OnSuccess == nil || !j.OnSuccess.HasPayload {
+				return ""
+			}
+			return "\x01" + string(j.OnSuccess.Payload)
+		},
+		set: func(j *job.Job, v string) error {
+			if j.OnSuccess == nil || v[0] != 1 {
+				return errors.New("without on_success, or no marker")
+			}
+			j.OnSuccess.Payload, j.OnSuccess.HasPayload = []byte(v[1:]), true
+			return nil
+		}},
 }
 
 // appendExt appends j's optional fields (count, then tag and string each)
@@ -155,7 +180,7 @@ func payloadSection(p []byte) []byte {
 // encodeRecord encodes every field of j except Payload and Size, then the
 // payload section (payloadSection, or the one decodeRecord returned).
 func encodeRecord(j *job.Job, section []byte) []byte {
-	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID) + len(j.Result) + len(j.TraceParent) + len(j.TraceState) + len(section)
+	n := 96 + len(j.Queue) + len(j.Key) + len(j.ContentType) + len(j.LastError) + len(j.LeaseID) + len(j.Result) + len(j.TraceParent) + len(j.TraceState) + onSuccessBytes(j.OnSuccess) + len(section)
 	for k, v := range j.Headers {
 		n += len(k) + len(v) + 4
 	}
@@ -194,6 +219,14 @@ func encodeRecord(j *job.Job, section []byte) []byte {
 		b[0] = recordV3
 	}
 	return append(b, section...)
+}
+
+// onSuccessBytes is about what a follow-up adds to a record.
+func onSuccessBytes(f *job.FollowUp) int {
+	if f == nil {
+		return 0
+	}
+	return len(f.Queue) + len(f.Payload) + 8
 }
 
 func appendString(b []byte, s string) []byte {

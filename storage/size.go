@@ -47,7 +47,7 @@ func (t *txn) Fits(op store.Op) bool {
 	for i := range op.Enqueue {
 		n := &op.Enqueue[i]
 		entries += 3
-		bytes += recordEstimate + min(len(n.Payload), countedPayloadMax) + len(n.Key) + len(n.ContentType) + len(n.TraceParent) + len(n.TraceState) + 16
+		bytes += recordEstimate + min(len(n.Payload), countedPayloadMax) + len(n.Key) + len(n.ContentType) + len(n.TraceParent) + len(n.TraceState) + onSuccessBytes(n.OnSuccess) + 16
 		if n.Key != "" {
 			entries++
 			bytes += len(n.Key) + 8
@@ -59,7 +59,7 @@ func (t *txn) Fits(op store.Op) bool {
 	}
 	change := func(j *job.Job) {
 		entries += changeWrites
-		bytes += changeBytes + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue) + len(j.Result) + len(j.TraceParent) + len(j.TraceState) + headerBytes(j.Headers)
+		bytes += changeBytes + len(j.Key) + len(j.LastError) + len(j.ContentType) + len(j.Queue) + len(j.Result) + len(j.TraceParent) + len(j.TraceState) + onSuccessBytes(j.OnSuccess) + headerBytes(j.Headers)
 	}
 	if op.Change != nil {
 		change(op.Change)

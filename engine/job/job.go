@@ -170,6 +170,18 @@ type Job struct {
 	// enqueued with ("" when none), passed unchanged to every attempt.
 	TraceParent string
 	TraceState  string
+
+	// OnSuccess is the job its success enqueues, nil when none.
+	OnSuccess *FollowUp
+}
+
+// FollowUp is the job that a job's success enqueues (on_success) in the
+// commit of its ack: into Queue, with Payload when HasPayload is set, else
+// with the job's result. Never mutated once set, so jobs share it.
+type FollowUp struct {
+	Queue      string
+	Payload    []byte
+	HasPayload bool
 }
 
 // Clone returns a copy of j that shares no maps with it (the payload bytes
@@ -197,7 +209,7 @@ const (
 	// or leased; once that job is done, dead or gone, the key enqueues anew.
 	KeyActive
 	// KeyReplace: a key whose job is still waiting (ready or delayed) has
-	// that job's payload, content type and headers replaced, keeping its
+	// that job's payload, content type, headers and on_success replaced, keeping its
 	// place; a leased job is not touched and a new one is enqueued behind
 	// it; a finished one is enqueued anew.
 	KeyReplace
@@ -242,6 +254,7 @@ type New struct {
 	ExpiresAt   time.Time     // optional absolute deadline
 	TraceParent string        // W3C traceparent, optional (CheckTrace)
 	TraceState  string        // W3C tracestate, optional; only with TraceParent
+	OnSuccess   *FollowUp     // the job its success enqueues, optional
 }
 
 // CheckTrace checks a W3C trace context (traceparent, tracestate): a

@@ -144,6 +144,10 @@ func jobDiff(got, want *job.Job, payload bool) string {
 	diff("ResultTruncated", got.ResultTruncated, want.ResultTruncated)
 	diff("TraceParent", got.TraceParent, want.TraceParent)
 	diff("TraceState", got.TraceState, want.TraceState)
+	if g, w := got.OnSuccess, want.OnSuccess; (g == nil) != (w == nil) || g != nil &&
+		(g.Queue != w.Queue || g.HasPayload != w.HasPayload || !bytes.Equal(g.Payload, w.Payload)) {
+		fmt.Fprintf(&b, "  OnSuccess: got %+v, want %+v\n", g, w)
+	}
 	switch {
 	case !payload && got.Payload != nil:
 		fmt.Fprintf(&b, "  Payload: got %d bytes, want nil (read without payload)\n", len(got.Payload))

@@ -30,6 +30,13 @@ func testCreateRead(t *testing.T, h Harness) {
 			j.Payload = bytes.Repeat([]byte{0, 1, 2, 0xff}, 1000)
 			j.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 			j.TraceState = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+			j.OnSuccess = &job.FollowUp{Queue: "upload", Payload: []byte{0, '{', 0xff}, HasPayload: true}
+		})},
+		{"on_success, result as payload", mkJob(6, "q", job.StateReady, func(j *job.Job) {
+			j.OnSuccess = &job.FollowUp{Queue: "upload"}
+		})},
+		{"on_success, empty payload given", mkJob(7, "q", job.StateReady, func(j *job.Job) {
+			j.OnSuccess = &job.FollowUp{Queue: "upload", HasPayload: true}
 		})},
 		{"delayed", mkJob(4, "q", job.StateDelayed)},
 		{"dead", mkJob(5, "q", job.StateDead)},

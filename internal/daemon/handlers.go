@@ -24,12 +24,10 @@ func buildHandlers(handlers map[string]Handler, queues map[string]engine.QueueCo
 		}
 	}
 	for name, h := range handlers {
-		// A queue that retains done jobs keeps a handler's result: one byte
-		// past max_result, so that the engine sees it was cut.
-		result := 0
-		if qc := queues[name]; qc.RetainDone > 0 {
-			result = cmp.Or(qc.MaxResult, engine.DefaultMaxResult) + 1
-		}
+		// A handler's result is kept by a queue that retains done jobs and
+		// is the payload of a job's on_success follow-up: one byte past
+		// max_result, so that the engine sees it was cut.
+		result := cmp.Or(queues[name].MaxResult, engine.DefaultMaxResult) + 1
 		var handler engine.Handler
 		switch h.Type {
 		case "exec":

@@ -122,7 +122,7 @@ func (c *Client) enqueueOne(ctx context.Context, queue string, payload []byte, o
 
 // enqueueQuery is the query string of an enqueue with options o.
 func enqueueQuery(o *EnqueueOptions) url.Values {
-	if o.Key == "" && o.KeyMode == "" && o.Group == "" && o.Delay == 0 && o.RunAt.IsZero() && o.MaxAttempts == 0 && o.TTR == 0 && o.ExpiresIn == 0 && o.ExpiresAt.IsZero() {
+	if o.Key == "" && o.KeyMode == "" && o.Group == "" && o.Delay == 0 && o.RunAt.IsZero() && o.MaxAttempts == 0 && o.TTR == 0 && o.ExpiresIn == 0 && o.ExpiresAt.IsZero() && o.OnSuccess == nil {
 		return nil // the common case of bench and scripts: no map
 	}
 	q := url.Values{}
@@ -142,6 +142,10 @@ func enqueueQuery(o *EnqueueOptions) url.Values {
 	set("ttr", durParam(o.TTR))
 	set("expires_in", durParam(o.ExpiresIn))
 	set("expires_at", timeParam(o.ExpiresAt))
+	if f := o.OnSuccess; f != nil {
+		set("on_success", f.Queue)
+		set("on_success_payload", string(f.Payload))
+	}
 	return q
 }
 

@@ -88,12 +88,16 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 	if raw == "" {
 		return nil
 	}
-	var keyMode, delay, runAt, maxAttempts, ttr, expiresIn, expiresAt string
+	var keyMode, delay, runAt, maxAttempts, ttr, expiresIn, expiresAt, onSuccess, followUpPayload string
 	err := parseQuery(raw,
 		param{"key", &n.Key}, param{"key_mode", &keyMode}, param{"group", &n.Group}, param{"delay", &delay}, param{"run_at", &runAt},
 		param{"max_attempts", &maxAttempts}, param{"ttr", &ttr},
-		param{"expires_in", &expiresIn}, param{"expires_at", &expiresAt})
+		param{"expires_in", &expiresIn}, param{"expires_at", &expiresAt},
+		param{"on_success", &onSuccess}, param{"on_success_payload", &followUpPayload})
 	if err != nil {
+		return err
+	}
+	if n.OnSuccess, err = followUpQuery(onSuccess, followUpPayload); err != nil {
 		return err
 	}
 	if delay != "" && runAt != "" {
@@ -121,6 +125,21 @@ func parseEnqueueQuery(raw string, n *job.New) error {
 		return err
 	}
 	return nil
+}
+
+// followUpQuery is the follow-up of the query parameters on_success (its
+// queue) and on_success_payload (its payload; absent or empty: the
+// job's result).
+func followUpQuery(queue, payload string) (*job.FollowUp, error) {
+	switch {
+	case queue == "" && payload != "":
+		return nil, invalidArg("on_success_payload", "needs on_success (the follow-up's queue)")
+	case queue == "":
+		return nil, nil
+	case payload == "":
+		return &job.FollowUp{Queue: queue}, nil
+	}
+	return &job.FollowUp{Queue: queue, Payload: []byte(payload), HasPayload: true}, nil
 }
 
 // jobHeaders collects Edgeq-Header-<name> request headers as job headers,

@@ -20,6 +20,9 @@ import (
 // answers the first job's id with Duplicate set. With Coalesce,
 // concurrent calls for a queue share batch frames.
 func (c *Client) Enqueue(ctx context.Context, queue string, payload []byte, o httpapi.EnqueueOptions) (httpapi.EnqueueResult, error) {
+	if o.OnSuccess != nil {
+		return httpapi.EnqueueResult{}, errNoOnSuccess
+	}
 	if c.coalesce && len(payload) <= coalesceMaxPayload {
 		return c.enqueueCoalesced(ctx, queue, payload, o)
 	}
@@ -48,6 +51,9 @@ func decodeResult(d *decoder) httpapi.BatchResult {
 	r.Durable, r.Duplicate = f&flagDurable != 0, f&flagDuplicate != 0
 	return r
 }
+
+// errNoOnSuccess refuses a follow-up, which the protocol does not carry.
+var errNoOnSuccess = &wire.FieldError{Field: "on_success", Msg: "the native protocol does not carry a follow-up: enqueue it over HTTP", Sentinel: job.ErrInvalidArgument}
 
 // enqueueParams appends the parameters of options o.
 func enqueueParams(ps []param, o *httpapi.EnqueueOptions) []param {
@@ -84,6 +90,11 @@ func enqueueParams(ps []param, o *httpapi.EnqueueOptions) []param {
 
 // EnqueueBatch enqueues all lines or none; results are in line order.
 func (c *Client) EnqueueBatch(ctx context.Context, queue string, lines []httpapi.BatchLine) ([]httpapi.BatchResult, error) {
+	for i := range lines {
+		if lines[i].OnSuccess != nil {
+			return nil, fmt.Errorf("job %d: %w", i+1, errNoOnSuccess)
+		}
+	}
 	data := binary.AppendUvarint(nil, uint64(len(lines)))
 	var ps []param
 	for _, l := range lines {

@@ -22,7 +22,8 @@ import (
 // plus the options of EnqueueOptions as fields: content_type, key, key_mode,
 // group, traceparent, tracestate, delay,
 // run_at, max_attempts, ttr, expires_in, expires_at (durations as Go
-// durations, times as RFC 3339) and headers (an object of strings).
+// durations, times as RFC 3339), headers (an object of strings) and
+// on_success ({"queue", "payload" | "payload_b64"}, see OnSuccessJSON).
 //
 // MarshalJSON sends Payload as "payload" when ContentType is a JSON type and
 // Payload is valid JSON, else as "payload_b64". UnmarshalJSON defaults
@@ -49,6 +50,8 @@ type EnqueueOptions struct {
 	ExpiresAt   time.Time
 	Headers     map[string]string
 	ContentType string
+	// OnSuccess is the job this one's success enqueues; nil: none.
+	OnSuccess *job.FollowUp
 }
 
 // MarshalJSON encodes the line on one line (a JSON payload that spans lines
@@ -104,6 +107,10 @@ func (l BatchLine) MarshalJSON() ([]byte, error) {
 	dur("ttr", l.TTR)
 	dur("expires_in", l.ExpiresIn)
 	tim("expires_at", l.ExpiresAt)
+	if l.OnSuccess != nil {
+		b = append(b, `,"on_success":`...)
+		b = AppendOnSuccess(b, l.OnSuccess)
+	}
 	if len(l.Headers) > 0 {
 		b = append(b, `,"headers":{`...)
 		for i, k := range slices.Sorted(maps.Keys(l.Headers)) {
@@ -273,6 +280,8 @@ func (l *BatchLine) setOption(k string, v json.RawMessage) error {
 		}
 	case "group":
 		l.Group, err = jsonString(k, v)
+	case "on_success":
+		l.OnSuccess, err = ParseOnSuccess(v)
 	case "delay":
 		l.Delay, err = jsonDuration(k, v)
 	case "run_at":
@@ -387,5 +396,6 @@ func (l *BatchLine) ToNew(queue string) job.New {
 		TTR:         l.TTR,
 		ExpiresIn:   l.ExpiresIn,
 		ExpiresAt:   l.ExpiresAt,
+		OnSuccess:   l.OnSuccess,
 	}
 }

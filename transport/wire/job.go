@@ -46,6 +46,8 @@ type Job struct {
 	// TraceParent and TraceState are the W3C trace context of the job.
 	TraceParent string `json:"traceparent,omitempty"`
 	TraceState  string `json:"tracestate,omitempty"`
+	// OnSuccess is the job this one's success enqueues.
+	OnSuccess *OnSuccessJSON `json:"on_success,omitempty"`
 }
 
 // Body returns the payload bytes, whichever field carried them.
@@ -88,6 +90,7 @@ func FromJob(j *job.Job, withPayload bool) Job {
 	w.Result, w.ResultB64 = ResultFields(j.Result)
 	w.ResultTruncated = j.ResultTruncated
 	w.TraceParent, w.TraceState = j.TraceParent, j.TraceState
+	w.OnSuccess = OnSuccessOf(j.OnSuccess)
 	if withPayload || j.Payload != nil {
 		if IsJSONType(j.ContentType) && json.Valid(j.Payload) {
 			w.Payload = j.Payload

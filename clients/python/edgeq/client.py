@@ -128,6 +128,8 @@ class Job:
         self.headers: Dict[str, str] = dict(doc.get("headers") or {})
         self.content_type: str = doc.get("content_type", "")
         self.last_error: str = doc.get("last_error", "")
+        # The follow-up its success enqueues: {"queue", "payload" | "payload_b64"?}.
+        self.on_success: Optional[Dict[str, Any]] = doc.get("on_success")
         self.raw: Dict[str, Any] = dict(doc)
         if "payload" in doc:
             self._value = doc["payload"]
@@ -179,7 +181,8 @@ class BatchJob:
                  delay: Optional[Duration] = None, run_at: Optional[Time] = None,
                  max_attempts: Optional[int] = None, ttr: Optional[Duration] = None,
                  expires_in: Optional[Duration] = None, expires_at: Optional[Time] = None,
-                 headers: Optional[Mapping[str, str]] = None) -> None:
+                 headers: Optional[Mapping[str, str]] = None, on_success: Optional[str] = None,
+                 on_success_payload: Any = None) -> None:
         self.payload = payload
         self.content_type = content_type
         self.key = key
@@ -190,6 +193,7 @@ class BatchJob:
         self.expires_in = expires_in
         self.expires_at = expires_at
         self.headers = headers
+        self.on_success = _follow_up(on_success, on_success_payload)
 
     def line(self) -> bytes:
         """The NDJSON line of this job."""
@@ -207,6 +211,15 @@ class BatchJob:
                             self.expires_in, self.expires_at))
         if self.headers:
             doc["headers"] = dict(self.headers)
+        if self.on_success is not None:
+            queue, body = self.on_success
+            f: Dict[str, Any] = {"queue": queue}
+            if body is not None:
+                try:
+                    f["payload"] = json.loads(body)
+                except ValueError:
+                    f["payload_b64"] = base64.b64encode(body).decode("ascii")
+            doc["on_success"] = f
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -227,6 +240,18 @@ def _options(key, delay, run_at, max_attempts, ttr, expires_in, expires_at) -> D
     if expires_at is not None:
         o["expires_at"] = rfc3339("expires_at", expires_at)
     return o
+
+
+def _follow_up(queue: Optional[str], payload: Any) -> Optional["tuple[str, Optional[bytes]]"]:
+    """The follow-up of on_success and on_success_payload: its queue and
+    its payload's bytes (None: the job's result)."""
+    if queue is None:
+        if payload is not None:
+            raise ValueError("on_success_payload: needs on_success (the follow-up's queue)")
+        return None
+    if payload is None:
+        return queue, None
+    return queue, encode_payload(payload, None)[0]
 
 
 def _quote(s: str) -> str:
@@ -273,15 +298,24 @@ class Client:
                 key: Optional[str] = None, delay: Optional[Duration] = None, run_at: Optional[Time] = None,
                 max_attempts: Optional[int] = None, ttr: Optional[Duration] = None,
                 expires_in: Optional[Duration] = None, expires_at: Optional[Time] = None,
-                headers: Optional[Mapping[str, str]] = None) -> EnqueueResult:
+                headers: Optional[Mapping[str, str]] = None, on_success: Optional[str] = None,
+                on_success_payload: Any = None) -> EnqueueResult:
         """Adds a job to queue. payload: bytes (application/octet-stream),
         str (UTF-8 text/plain) or a JSON value (application/json), unless
         content_type says otherwise. key: idempotency key; delay or run_at
         (not both): when to run; max_attempts, ttr (time to run once
         leased), expires_in or expires_at (dead-lettered if not run by
-        then); headers: job headers (names are lowercased by the daemon)."""
+        then); headers: job headers (names are lowercased by the daemon).
+        on_success: the queue of a follow-up job that the job's success
+        enqueues, with on_success_payload (bytes, str or a JSON value) as
+        its payload, else the job's result."""
         body, ct = encode_payload(payload, content_type)
-        q = _options(key, delay, run_at, max_attempts, ttr, expires_in, expires_at)
+        q: Dict[str, Any] = _options(key, delay, run_at, max_attempts, ttr, expires_in, expires_at)
+        f = _follow_up(on_success, on_success_payload)
+        if f is not None:
+            q["on_success"] = f[0]
+            if f[1]:
+                q["on_success_payload"] = f[1]
         hdrs = {"Content-Type": ct}
         for name, value in (headers or {}).items():
             # UTF-8 bytes: http.client would send a str as latin-1, which
@@ -349,9 +383,19 @@ class Client:
                         error_for(STATUS_OF.get(code, 500), code, e.get("message", ""), e.get("retry_after_s")))
         return [Job(d) for d in doc.get("jobs", [])], errs
 
-    def ack(self, job_id: str, lease: str) -> None:
-        """Marks a leased job done. Repeating it with the same lease is fine."""
-        self._job_call("POST", job_id, "/ack", {"lease": lease})
+    def ack(self, job_id: str, lease: str, result: Any = None) -> None:
+        """Marks a leased job done. Repeating it with the same lease is fine.
+        result (bytes, or a JSON value) is kept when the queue retains done
+        jobs, and is the payload of the job's on_success follow-up."""
+        if result is None:
+            self._job_call("POST", job_id, "/ack", {"lease": lease})
+            return
+        if isinstance(result, (bytes, bytearray)):
+            doc = {"result_b64": base64.b64encode(bytes(result)).decode("ascii")}
+        else:
+            doc = {"result": result}
+        self._call("POST", "/v1/jobs/%s/ack" % _quote(job_id), {"lease": lease},
+                   json.dumps(doc, separators=(",", ":")).encode("utf-8"), {"Content-Type": "application/json"})
 
     def nack(self, job_id: str, lease: str, delay: Optional[Duration] = None, error: Optional[str] = None) -> str:
         """Hands a leased job back to run again: after the queue's backoff

@@ -285,6 +285,8 @@ class NativeClient:
 
 
 def _job_params(j: BatchJob) -> Tuple[bytes, List[Tuple[str, str]]]:
+    if j.on_success is not None:
+        raise ValueError("on_success: the native protocol does not carry a follow-up; enqueue it with Client")
     body, ct = encode_payload(j.payload, j.content_type)
     ps = [("content_type", ct)]
     for k, v in _options(j.key, j.delay, j.run_at, j.max_attempts, j.ttr, j.expires_in, j.expires_at).items():

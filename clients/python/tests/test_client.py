@@ -113,6 +113,29 @@ class ClientTest(unittest.TestCase):
         with self.assertRaises(edgeq.NotFound):
             self.c.job(j.id)
 
+    def test_on_success(self):
+        up = next_queue()
+        r = self.c.enqueue(self.q, b"raw", on_success=up)
+        self.assertEqual(self.c.job(r.id).on_success, {"queue": up})
+        j = self.lease_one()
+        self.c.ack(j.id, j.lease.id, result={"url": "http://nas/1"})
+        f = self.c.lease(up, 1, wait=2)[0]
+        self.assertEqual((f.json(), f.headers["edgeq-parent"]), ({"url": "http://nas/1"}, r.id))
+        self.c.ack(f.id, f.lease.id)
+
+        self.c.enqueue(self.q, b"raw", on_success=up, on_success_payload=b"\x00given")
+        self.c.enqueue_batch(self.q, [edgeq.BatchJob(1, on_success=up, on_success_payload={"to": "s3"})])
+        for j in self.c.lease(self.q, 2, wait=2):
+            self.c.ack(j.id, j.lease.id, result=b"ignored")
+        got = [f.body for f in self.c.lease(up, 2, wait=2)]
+        self.assertEqual(got, [b"\x00given", b'{"to":"s3"}'])
+
+        with self.assertRaises(edgeq.InvalidArgument) as cm:
+            self.c.enqueue(self.q, b"raw", on_success="nowhere")
+        self.assertIn("on_success.queue", cm.exception.message)
+        with self.assertRaises(ValueError):
+            self.c.enqueue(self.q, b"raw", on_success_payload=b"x")
+
     def test_lease_empty_after_wait(self):
         self.assertEqual(self.c.lease(self.q, 10, wait=0.2), [])
 
