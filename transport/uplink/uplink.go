@@ -162,9 +162,10 @@ type publisher interface {
 	close()
 }
 
-// item is one handler call waiting for its job's acknowledgement.
+// item is one job of a handler call waiting for its acknowledgement.
 type item struct {
 	j    *job.Job
+	high bool       // of a critical or high queue
 	done chan error // buffered: the batcher never blocks on it
 }
 
@@ -179,8 +180,8 @@ type Uplink struct {
 	cfg   Config
 	log   *slog.Logger
 	pub   publisher
-	high  chan *item // critical and high queues, taken first
-	low   chan *item
+	high  chan []*item // critical and high queues' calls, taken first
+	low   chan []*item
 	jobs  *rate.Limiter // nil: no cap
 	bytes *rate.Limiter // nil: no cap
 	stats stats
@@ -204,8 +205,8 @@ func New(cfg Config) (*Uplink, error) {
 	u := &Uplink{
 		cfg:     cfg,
 		log:     cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "uplink", "uplink", cfg.Name),
-		high:    make(chan *item),
-		low:     make(chan *item),
+		high:    make(chan []*item),
+		low:     make(chan []*item),
 		stopped: make(chan struct{}),
 	}
 	u.stats.init(time.Now())
@@ -273,38 +274,51 @@ func (u *Uplink) Stop() {
 	})
 }
 
-// Handler answers the engine.Handler of a queue of class c that sends its
-// jobs through u.
+// Handler answers the handler of a queue of class c that sends its jobs
+// through u: an engine.BatchHandler, so that the engine leases, hands over
+// and records up to batch.max_jobs jobs at a time (batch.go).
 func (u *Uplink) Handler(c job.Class) engine.Handler {
-	ch := u.low
-	if c <= job.ClassHigh {
-		ch = u.high
-	}
-	return engine.HandlerFunc(func(ctx context.Context, j *job.Job) engine.Outcome {
-		return u.handle(ctx, ch, j)
-	})
+	return classHandler{u: u, high: c <= job.ClassHigh}
 }
 
-// handle offers j to the batcher and waits for its acknowledgement.
-func (u *Uplink) handle(ctx context.Context, ch chan *item, j *job.Job) engine.Outcome {
+// handle offers jobs to the batcher as one group and waits for each one's
+// acknowledgement.
+func (u *Uplink) handle(ctx context.Context, high bool, jobs []*job.Job) []engine.Outcome {
+	outs := make([]engine.Outcome, len(jobs))
+	all := func(o engine.Outcome) []engine.Outcome {
+		for i := range outs {
+			outs[i] = o
+		}
+		return outs
+	}
 	if !u.pub.connected() {
-		return u.outcome(errDown)
+		return all(u.outcome(errDown))
 	}
-	it := &item{j: j, done: make(chan error, 1)}
+	group := make([]*item, len(jobs))
+	for i, j := range jobs {
+		group[i] = &item{j: j, high: high, done: make(chan error, 1)}
+	}
+	ch := u.low
+	if high {
+		ch = u.high
+	}
 	select {
-	case ch <- it:
+	case ch <- group:
 	case <-u.stopped:
-		return u.outcome(errDown)
+		return all(u.outcome(errDown))
 	case <-ctx.Done():
-		return engine.Outcome{Verdict: engine.Retry, Error: "interrupted", Unreached: true}
+		return all(engine.Outcome{Verdict: engine.Retry, Error: "interrupted", Unreached: true})
 	}
-	select {
-	case err := <-it.done:
-		return u.outcome(err)
-	case <-ctx.Done():
-		// It may be on the wire: the stream's dedupe drops the resend.
-		return engine.Outcome{Verdict: engine.Retry, Error: "interrupted"}
+	for i, it := range group {
+		select {
+		case err := <-it.done:
+			outs[i] = u.outcome(err)
+		case <-ctx.Done():
+			// It may be on the wire: the stream's dedupe drops the resend.
+			outs[i] = engine.Outcome{Verdict: engine.Retry, Error: "interrupted"}
+		}
 	}
+	return outs
 }
 
 // outcome maps a job's publish error to its verdict: a link that is down
@@ -338,39 +352,46 @@ func (e *refusedError) Unwrap() error { return e.err }
 // run is the batcher: it takes batches, paces and publishes them, and
 // answers each job. It owns carry.
 func (u *Uplink) run(ctx context.Context) {
-	var carry *item // the job that did not fit the last batch
+	var carry []*item // jobs taken but not yet in a batch, in order
 	for {
 		batch, next, ok := u.collect(ctx, carry)
 		if !ok {
-			if next != nil {
-				next.done <- errDown
-			}
+			answer(next, errDown)
 			return
 		}
 		carry = next
-		if err := u.runOnce(ctx, batch); err != nil {
-			for _, it := range batch {
-				it.done <- err
-			}
+		first, err := u.runOnce(ctx, batch)
+		if err != nil {
+			answer(batch, err)
+		}
+		if first != nil {
+			// Critical or high jobs overtook the batch while it waited
+			// for the pacer: they go first, the batch right after them.
+			carry = append(append(first, batch...), carry...)
 		}
 	}
 }
 
+// answer answers every job of items with err.
+func answer(items []*item, err error) {
+	for _, it := range items {
+		it.done <- err
+	}
+}
+
 // runOnce paces and publishes one batch and answers its jobs; an error is
-// the whole batch's.
-func (u *Uplink) runOnce(ctx context.Context, batch []*item) error {
+// the whole batch's. When critical or high jobs overtake it at the pacer
+// (pace), it answers them instead, and the batch is unsent.
+func (u *Uplink) runOnce(ctx context.Context, batch []*item) (first []*item, err error) {
 	n := 0
 	for _, it := range batch {
 		n += len(it.j.Payload)
 	}
-	if err := waitN(ctx, u.jobs, len(batch)); err != nil {
-		return errDown
-	}
-	if err := waitN(ctx, u.bytes, n); err != nil {
-		return errDown
+	if first, err := u.pace(ctx, batch, n); first != nil || err != nil {
+		return first, err
 	}
 	if !u.pub.connected() {
-		return errDown
+		return nil, errDown
 	}
 	// Calls race each other to the batcher: within a batch, jobs go out in
 	// the order they were enqueued.
@@ -388,38 +409,21 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) error {
 	for i, it := range batch {
 		it.done <- errs[i]
 	}
-	return nil
+	return nil, nil
 }
 
-// waitN takes n tokens from l, in bursts when n is above its burst; a nil
-// l is no cap.
-func waitN(ctx context.Context, l *rate.Limiter, n int) error {
-	if l == nil {
-		return nil
-	}
-	for n > 0 {
-		k := min(n, l.Burst())
-		if err := l.WaitN(ctx, k); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return nil
-}
-
-// receive takes the next job, a critical or high one when one waits, else
-// whichever comes first; nil once done or timeout (nil: never) fires.
-func (u *Uplink) receive(done <-chan struct{}, timeout <-chan time.Time) *item {
-	select {
-	case it := <-u.high:
-		return it
-	default:
+// receive takes the next call's jobs, a critical or high one's when one
+// waits, else whichever comes first; nil once done or timeout (nil: never)
+// fires.
+func (u *Uplink) receive(done <-chan struct{}, timeout <-chan time.Time) []*item {
+	if g := u.waiting(false); g != nil {
+		return g
 	}
 	select {
-	case it := <-u.high:
-		return it
-	case it := <-u.low:
-		return it
+	case g := <-u.high:
+		return g
+	case g := <-u.low:
+		return g
 	case <-timeout:
 		return nil
 	case <-done:
@@ -427,38 +431,83 @@ func (u *Uplink) receive(done <-chan struct{}, timeout <-chan time.Time) *item {
 	}
 }
 
-// collect gathers the next batch: it waits for a first job, then takes
-// more until the batch is full or lingered long enough, critical and high
-// jobs first. A job that would overflow max_bytes is answered as next.
-// ok is false once ctx ended.
-func (u *Uplink) collect(ctx context.Context, carry *item) (batch []*item, next *item, ok bool) {
-	first := carry
-	if first == nil {
-		if first = u.receive(ctx.Done(), nil); first == nil {
+// waiting takes the jobs of a call that waits now, a critical or high
+// one's first, or of those alone when highOnly; nil if none waits.
+func (u *Uplink) waiting(highOnly bool) []*item {
+	select {
+	case g := <-u.high:
+		return g
+	default:
+	}
+	if highOnly {
+		return nil
+	}
+	select {
+	case g := <-u.low:
+		return g
+	default:
+		return nil
+	}
+}
+
+// collect gathers the next batch from carry and the calls that arrive: it
+// takes more until the batch is full, or lingered long enough after its
+// first job; critical and high jobs go first and do not linger. Under a
+// pacer (max_rate, max_bandwidth) a batch holds jobs of one kind only, so
+// that a critical or high job never waits for a backlog batch's tokens.
+// What did not fit is answered as next. ok is false once ctx ended.
+func (u *Uplink) collect(ctx context.Context, carry []*item) (batch, next []*item, ok bool) {
+	pending := carry
+	if g := u.waiting(true); g != nil {
+		pending = append(g, pending...)
+	}
+	if len(pending) == 0 {
+		if pending = u.receive(ctx.Done(), nil); pending == nil {
 			return nil, nil, false
 		}
 	}
-	batch = append(batch, first)
-	size := len(first.j.Payload)
-	linger := time.NewTimer(u.cfg.Batch.Linger)
-	defer linger.Stop()
-	for len(batch) < u.cfg.Batch.MaxJobs && size < u.cfg.Batch.MaxBytes {
-		it := u.receive(ctx.Done(), linger.C)
-		switch {
-		case it != nil:
-		case ctx.Err() != nil:
-			for _, b := range batch {
-				b.done <- errDown
+	paced := u.jobs != nil || u.bytes != nil
+	size := 0
+	var linger <-chan time.Time
+	for {
+		for len(pending) > 0 {
+			it := pending[0]
+			if paced && len(batch) > 0 && it.high && !batch[0].high {
+				// Critical or high jobs arrived: they go first.
+				pending = append(pending, batch...)
+				batch, size = nil, 0
+				continue
 			}
-			return nil, nil, false
-		default: // lingered long enough
+			if len(batch) > 0 && (len(batch) >= u.cfg.Batch.MaxJobs || size+len(it.j.Payload) > u.cfg.Batch.MaxBytes ||
+				(paced && it.high != batch[0].high)) {
+				return batch, pending, true
+			}
+			batch = append(batch, it)
+			size += len(it.j.Payload)
+			pending = pending[1:]
+		}
+		if len(batch) >= u.cfg.Batch.MaxJobs || size >= u.cfg.Batch.MaxBytes {
 			return batch, nil, true
 		}
-		if size+len(it.j.Payload) > u.cfg.Batch.MaxBytes {
-			return batch, it, true
+		if batch[0].high {
+			// No lingering for critical and high jobs: what waits now
+			// joins them.
+			if pending = u.waiting(false); pending == nil {
+				return batch, nil, true
+			}
+			continue
 		}
-		batch = append(batch, it)
-		size += len(it.j.Payload)
+		if linger == nil {
+			t := time.NewTimer(u.cfg.Batch.Linger)
+			defer t.Stop()
+			linger = t.C
+		}
+		if pending = u.receive(ctx.Done(), linger); pending == nil {
+			if ctx.Err() != nil {
+				answer(batch, errDown)
+				return nil, nil, false
+			}
+			return batch, nil, true // lingered long enough
+		}
 	}
-	return batch, nil, true
 }

@@ -1,0 +1,107 @@
+package uplink
+
+import (
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/edgeq/edgeq/engine"
+	"github.com/edgeq/edgeq/engine/job"
+)
+
+// TestHandleBatchOnePublish: an uplink's handler takes the engine's
+// batches (engine.BatchHandler, up to batch.max_jobs): 150 jobs handed in
+// one call go out as a batch of 100 and one of 50, each job acked by its
+// own PubAck.
+func TestHandleBatchOnePublish(t *testing.T) {
+	s := jsServer(t, 0, t.TempDir())
+	stream := createStream(t, s.ClientURL(), 1, 0)
+	u := startUplink(t, Config{URL: s.ClientURL(), Batch: Batch{MaxJobs: 100, Linger: 5 * time.Millisecond}})
+	bh, ok := u.Handler(job.ClassNormal).(engine.BatchHandler)
+	if !ok {
+		t.Fatalf("the handler %T takes no batches", u.Handler(job.ClassNormal))
+	}
+	if got := bh.BatchMax(); got != 100 {
+		t.Errorf("BatchMax = %d, want batch.max_jobs 100", got)
+	}
+	jobs := make([]*job.Job, 150)
+	for i := range jobs {
+		jobs[i] = newJob("telemetry", []byte(`{"t":21.5}`))
+	}
+	outs := bh.HandleBatch(t.Context(), jobs)
+	if len(outs) != len(jobs) {
+		t.Fatalf("%d outcomes for %d jobs", len(outs), len(jobs))
+	}
+	for i, o := range outs {
+		if o.Verdict != engine.Ack {
+			t.Fatalf("job %d: %+v, want ack", i, o)
+		}
+	}
+	if st := u.Stats(); st.JobsSent != 150 || st.Batches != 2 {
+		t.Errorf("stats %+v: want 150 jobs in 2 batches", st)
+	}
+	if msgs, ids := streamIDs(t, stream); msgs != 150 || len(ids) != 150 {
+		t.Errorf("stream holds %d messages with %d ids, want 150 and 150", msgs, len(ids))
+	}
+}
+
+// TestCriticalOvertakesPacedBacklog: during a catch-up paced at 20 jobs/s
+// in batches of 100 (5 s of tokens a batch), a critical job neither waits
+// for the backlog batch's tokens nor joins a backlog batch nor lingers:
+// on synctest's clock it is acked within 100ms, while the backlog keeps
+// its cap.
+func TestCriticalOvertakesPacedBacklog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := Config{Name: "cloud", Type: "nats", URL: "nats://x", Stream: "EDGE", Subject: "e",
+			MaxRate: 20, Batch: Batch{MaxJobs: 100, Linger: 50 * time.Millisecond}}
+		u, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.pub = instant{}
+		if err := u.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer u.Stop()
+		low := u.Handler(job.ClassNormal).(engine.BatchHandler)
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for range 2 { // the engine keeps two backlog batches in flight
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					jobs := make([]*job.Job, 100)
+					for i := range jobs {
+						jobs[i] = newJob("backlog", make([]byte, 10))
+					}
+					low.HandleBatch(t.Context(), jobs)
+				}
+			})
+		}
+		crit := u.Handler(job.ClassCritical)
+		t0 := time.Now()
+		var worst time.Duration
+		for range 5 {
+			time.Sleep(3 * time.Second)
+			start := time.Now()
+			if o := crit.Handle(t.Context(), newJob("alarms", []byte("fire"))); o.Verdict != engine.Ack {
+				t.Fatalf("critical job: %+v", o)
+			}
+			worst = max(worst, time.Since(start))
+		}
+		if worst > 100*time.Millisecond {
+			t.Errorf("a critical job during a paced catch-up took %v, want within 100ms", worst)
+		}
+		close(stop)
+		sent := u.Stats().JobsSent
+		wg.Wait()
+		if el := time.Since(t0); float64(sent) > 20*el.Seconds()*1.1+100 {
+			t.Errorf("%d jobs sent in %v, want the 20 jobs/s cap (+ one burst)", sent, el)
+		}
+	})
+}
