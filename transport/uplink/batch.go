@@ -84,3 +84,20 @@ func reserve(l *rate.Limiter, now time.Time, n int) []*rate.Reservation {
 	}
 	return rs
 }
+
+// pipeline sends batch through s and leaves its acknowledgements to a
+// goroutine of u's, which answers its jobs; it first waits for a free
+// place among the maxInFlight batches, errDown once ctx ended.
+func (u *Uplink) pipeline(ctx context.Context, s sender, batch []*item) error {
+	select {
+	case u.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return errDown
+	}
+	wait := s.send(batch)
+	u.wg.Go(func() {
+		defer func() { <-u.inflight }()
+		u.finish(batch, wait(ctx))
+	})
+	return nil
+}

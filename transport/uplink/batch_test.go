@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -102,6 +103,73 @@ func TestCriticalOvertakesPacedBacklog(t *testing.T) {
 		wg.Wait()
 		if el := time.Since(t0); float64(sent) > 20*el.Seconds()*1.1+100 {
 			t.Errorf("%d jobs sent in %v, want the 20 jobs/s cap (+ one burst)", sent, el)
+		}
+	})
+}
+
+// gated is a sender whose acknowledgements wait for open to close.
+type gated struct {
+	instant
+	open  chan struct{}
+	mu    sync.Mutex
+	sends int
+}
+
+func (g *gated) send(batch []*item) func(context.Context) []error {
+	g.mu.Lock()
+	g.sends++
+	g.mu.Unlock()
+	return func(ctx context.Context) []error {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+		}
+		return make([]error, len(batch))
+	}
+}
+
+// TestBatchesPipelined: a nats uplink sends the next batch while the last
+// one's acknowledgements are awaited, up to maxInFlight batches.
+func TestBatchesPipelined(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		u, err := New(Config{Name: "cloud", Type: "nats", URL: "nats://x", Stream: "EDGE", Subject: "e",
+			Batch: Batch{MaxJobs: 10, Linger: time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &gated{open: make(chan struct{})}
+		u.pub = g
+		if err := u.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		defer u.Stop()
+		h := u.Handler(job.ClassNormal).(engine.BatchHandler)
+		var wg sync.WaitGroup
+		for range maxInFlight + 2 {
+			wg.Go(func() {
+				jobs := make([]*job.Job, 10)
+				for i := range jobs {
+					jobs[i] = newJob("backlog", []byte("x"))
+				}
+				for _, o := range h.HandleBatch(t.Context(), jobs) {
+					if o.Verdict != engine.Ack {
+						t.Errorf("%+v, want ack", o)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		g.mu.Lock()
+		sends := g.sends
+		g.mu.Unlock()
+		if sends != maxInFlight {
+			t.Errorf("%d batches sent before any acknowledgement, want %d in flight", sends, maxInFlight)
+		}
+		close(g.open)
+		wg.Wait()
+		if st := u.Stats(); st.JobsSent != 10*(maxInFlight+2) || st.Batches != maxInFlight+2 {
+			t.Errorf("stats %+v: want every job sent, in batches of 10", st)
 		}
 	})
 }

@@ -40,10 +40,15 @@
 //
 // # Goroutines
 //
-// Start starts one batcher goroutine, the only one that publishes; nats.go
+// Start starts one batcher goroutine, the only one that publishes; for a
+// nats uplink it hands each batch's acknowledgements to a goroutine of its
+// own, so that up to maxInFlight batches are awaited while the next one is
+// sent (pipelined, in order on the one connection); nats.go
 // and net/http run their own connection goroutines; the mqtt type runs one goroutine that
 // owns its connection (dials, redials, disconnects at Stop) besides paho's.
-// Stop ends the batcher and closes the connection; it waits for both.
+// Stop ends the batcher and closes the connection; it waits for both, and
+// for the batches in flight, whose jobs not yet acknowledged are answered
+// as unreached.
 // Handler calls block on the batcher or their context, whichever comes
 // first. An Uplink is safe for concurrent use.
 package uplink

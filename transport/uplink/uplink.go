@@ -162,6 +162,16 @@ type publisher interface {
 	close()
 }
 
+// sender is a publisher that sends a batch and waits for its
+// acknowledgements apart, in order on one connection (nats): the batcher
+// sends the next batch while up to maxInFlight batches are awaited.
+type sender interface {
+	send(batch []*item) (wait func(context.Context) []error)
+}
+
+// maxInFlight bounds the batches of a sender awaiting acknowledgements.
+const maxInFlight = 4
+
 // item is one job of a handler call waiting for its acknowledgement.
 type item struct {
 	j    *job.Job
@@ -185,6 +195,9 @@ type Uplink struct {
 	jobs  *rate.Limiter // nil: no cap
 	bytes *rate.Limiter // nil: no cap
 	stats stats
+	// inflight holds a token per batch awaiting its acknowledgements
+	// (sender).
+	inflight chan struct{}
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -203,11 +216,12 @@ func New(cfg Config) (*Uplink, error) {
 	cfg.Batch.Linger = cmp.Or(cfg.Batch.Linger, DefaultLinger)
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
 	u := &Uplink{
-		cfg:     cfg,
-		log:     cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "uplink", "uplink", cfg.Name),
-		high:    make(chan []*item),
-		low:     make(chan []*item),
-		stopped: make(chan struct{}),
+		cfg:      cfg,
+		log:      cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "uplink", "uplink", cfg.Name),
+		high:     make(chan []*item),
+		low:      make(chan []*item),
+		stopped:  make(chan struct{}),
+		inflight: make(chan struct{}, maxInFlight),
 	}
 	u.stats.init(time.Now())
 	if cfg.MaxRate > 0 {
@@ -396,7 +410,15 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) (first []*item, err
 	// Calls race each other to the batcher: within a batch, jobs go out in
 	// the order they were enqueued.
 	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.j.ID, b.j.ID) })
-	errs := u.pub.publish(ctx, batch)
+	if s, ok := u.pub.(sender); ok {
+		return nil, u.pipeline(ctx, s, batch)
+	}
+	u.finish(batch, u.pub.publish(ctx, batch))
+	return nil, nil
+}
+
+// finish counts batch, sent with errs, and answers its jobs.
+func (u *Uplink) finish(batch []*item, errs []error) {
 	sent, sentBytes := 0, 0
 	for i, it := range batch {
 		if errs[i] == nil {
@@ -409,7 +431,6 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) (first []*item, err
 	for i, it := range batch {
 		it.done <- errs[i]
 	}
-	return nil, nil
 }
 
 // receive takes the next call's jobs, a critical or high one's when one
