@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/edgeq/edgeq/transport/httpapi"
 	"github.com/edgeq/edgeq/transport/mqttapi"
 	"github.com/edgeq/edgeq/transport/native"
+	"github.com/edgeq/edgeq/transport/uplink"
 )
 
 // daemonConfig maps serve's settings to the daemon's configuration; an MQTT
@@ -161,7 +163,7 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 		keyMode, _ := job.ParseKeyMode(q.KeyMode)
 		ec.Queues[name] = engine.QueueConfig{
 			Class:       class,
-			Concurrency: q.Concurrency,
+			Concurrency: c.concurrency(q),
 			Reserve:     q.Reserve,
 			MaxAttempts: q.MaxAttempts,
 			TTR:         time.Duration(q.TTR),
@@ -184,6 +186,16 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 		}
 	}
 	return ec
+}
+
+// concurrency is q's concurrency: its own, else, for an uplink handler,
+// two of its uplink's batches (one sent, the next one ready), so that a
+// backlog holds two worker slots and not all of them.
+func (c *Config) concurrency(q QueueConfig) int {
+	if q.Concurrency != 0 || q.Handler == nil || q.Handler.Type != "uplink" {
+		return q.Concurrency
+	}
+	return 2 * cmp.Or(c.Uplinks[q.Handler.Uplink].Batch.MaxJobs, uplink.DefaultMaxJobs)
 }
 
 // breaker is q's breaker: its own, else an uplink handler's default.

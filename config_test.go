@@ -355,6 +355,9 @@ queues:
 	if b := ec.Queues["alarms"].Breaker; b.Failures != 1 || b.CoolDown != 2*time.Second {
 		t.Errorf("alarms breaker = %+v, want its own", b)
 	}
+	if c := ec.Queues["telemetry"].Concurrency; c != 200 {
+		t.Errorf("telemetry concurrency = %d, want the uplink default of two batches (200)", c)
+	}
 }
 
 // TestUplinkMQTTShape maps an mqtt uplink's keys to the uplink package.

@@ -388,8 +388,16 @@ queues:
 			Compression float64 `json:"compression"`
 		} `json:"uplinks"`
 	}
-	if code, err := call(t.Context(), c, "GET", d.base+"/v1/stats", nil, &doc); err != nil || code != 200 || len(doc.Uplinks) != 1 {
-		t.Fatalf("stats: %d %v %+v", code, err, doc)
+	// A batch is counted once its answer is back, a moment after the
+	// collector has its jobs.
+	for {
+		if code, err := call(t.Context(), c, "GET", d.base+"/v1/stats", nil, &doc); err != nil || code != 200 || len(doc.Uplinks) != 1 {
+			t.Fatalf("stats: %d %v %+v", code, err, doc)
+		}
+		if doc.Uplinks[0].JobsSent >= 300 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if u := doc.Uplinks[0]; u.Type != "http" || u.JobsSent != 300 || u.JobsFailed != 1 || u.Compression <= 0 || u.Compression >= 0.5 {
 		t.Errorf("uplink stats %+v, want http, 300 sent, 1 failed, gzip's ratio", u)

@@ -90,8 +90,10 @@ func (o *op) ackErrs() []error {
 	return errs
 }
 
-// applyAckBatch applies each ack of o in order, as applyLeased applies a
-// single one; a refused ack leaves its own error and the others go on.
+// applyAckBatch applies each op of o in order (acks from AckBatch; acks,
+// nacks and fails from a batch worker, sched_batch.go), as applyLeased
+// applies a single one; a refused one leaves its own error and the others
+// go on.
 func (e *Engine) applyAckBatch(b *batch, o *op) error {
 	for i := range o.acks {
 		if err := e.applyLeased(b, &o.acks[i]); err != nil {

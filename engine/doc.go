@@ -56,6 +56,7 @@
 //	maintain.go     timed scans: delayed jobs, deadlines, expired leases
 //	bound.go        a queue's bounds: max_depth, max_bytes, on_full, max_age
 //	sched.go        in-process dispatch: worker slots, classes, circuit breakers
+//	sched_batch.go  batch handlers: a batch leased, run and answered as one
 //	groups.go       ordered groups: per-group order and concurrency, O(1) leases
 //	followup.go     on_success: the job a success enqueues, in its ack's transaction
 //	recover.go      the in-memory state rebuilt from the store (Start, failed commits)
@@ -64,7 +65,8 @@
 //
 // Started by Start and waited for by Stop: the committer, the syncer (owned
 // by the committer, which stops it after its last batch), the scheduler loop
-// and the alert loop, plus one goroutine per running in-process job. Callers
+// and the alert loop, plus one goroutine per running in-process job (or
+// batch, for a BatchHandler). Callers
 // block in their own goroutines on their op's done channel. Long polls (Lease
 // with Wait) wait on a per-queue channel that the syncer closes when jobs
 // became ready in a batch it answered, that Resume closes, and that SetLevel

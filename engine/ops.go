@@ -45,7 +45,7 @@ type op struct {
 	to    *queue          // opMove
 	from  job.State       // opMove: the state moved out of
 	pull  bool            // opAck, opFail: a pull worker's answer, remembered (finishedLeases)
-	acks  []op            // opAckBatch, opAckLease: one opAck each, answered through their err
+	acks  []op            // opAckBatch, opAckLease: one opAck each (opAckBatch from a batch worker: opNack, opFail too), answered through their err
 	keep  bool            // opNack: the job never reached the target; give the attempt back. opSchedule: delete the record
 	sched *store.Schedule // opSchedule: the record written; text is the overlap key, n counts the runs skipped
 	runs  []time.Time     // opSchedule: the run time of each of news

@@ -140,7 +140,11 @@ func (s *sched) loop(stop <-chan struct{}) {
 	for {
 		plan, wake := s.plan(time.Now())
 		for _, a := range plan {
-			s.lease(a.d, a.n)
+			if a.bh != nil {
+				s.leaseBatch(a)
+			} else {
+				s.lease(a.d, a.n)
+			}
 		}
 		if len(plan) > 0 {
 			continue
@@ -181,8 +185,9 @@ func (s *sched) drain(ctx context.Context) error {
 }
 
 type alloc struct {
-	d *queueSlots
-	n int
+	d  *queueSlots
+	n  int
+	bh BatchHandler // a batch of n jobs in one worker (sched_batch.go)
 }
 
 // shedPaused reports whether the level pauses dispatch of q.
@@ -242,6 +247,10 @@ func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
 	}
 	var out []alloc
 	take := func(d *queueSlots) {
+		if bh := batchHandler(d.q); bh != nil {
+			out = append(out, s.takeBatchLocked(d, bh))
+			return
+		}
 		d.running++
 		d.pending++
 		s.running++
@@ -254,7 +263,7 @@ func (s *sched) plan(now time.Time) ([]alloc, time.Duration) {
 				return
 			}
 		}
-		out = append(out, alloc{d, 1})
+		out = append(out, alloc{d: d, n: 1})
 	}
 	for s.running < s.limit {
 		var cands []*queueSlots
@@ -407,16 +416,8 @@ func (s *sched) run(d *queueSlots, j *job.Job) {
 	out := safeHandle(ctx, q.conf().Handler, j)
 	interrupted := s.runCtx.Err() != nil // shutdown, not the target's doing
 	cancel()
-	o := &op{id: j.ID, lease: j.LeaseID}
-	switch out.Verdict {
-	case Ack:
-		o.kind, o.result = opAck, []byte(out.Result)
-	case Dead:
-		o.kind, o.text = opFail, truncate(out.Error, maxErrorLen)
-	default:
-		o.kind, o.text, o.delay, o.keep = opNack, truncate(out.Error, maxErrorLen), out.NackDelay(), out.Unreached
-	}
-	if err := s.e.submitInternal(o); err != nil {
+	o := outcomeOp(j, out)
+	if err := s.e.submitInternal(&o); err != nil {
 		s.e.log.Warn("job outcome not recorded; its lease will expire", "queue", q.name, "id", j.ID, "err", err)
 	}
 	now := time.Now()

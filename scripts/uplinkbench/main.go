@@ -27,6 +27,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -51,41 +52,70 @@ func main() {
 	if *syncMode == "interval" {
 		mode = engine.SyncInterval
 	}
-	var batched, single, noop, async, syncPub, wire [3][]float64
+	var wall, cpu [5][]float64 // batch 100, max_jobs 1, no-op, async, sync: jobs/s and µs of CPU a job
+	var wire [3][]float64
 	var lat []time.Duration
 	var latMax time.Duration
+	names := [5]string{"batch 100", "max_jobs 1", "no-op handler", "nats.go async", "nats.go sync"}
 	for r := range *rounds {
-		b, l := drain(ctx, *n, 100, true, mode)
-		s, _ := drain(ctx, *n, 1, false, mode)
-		o, _ := drain(ctx, *n, 0, false, mode)
-		noop[0] = append(noop[0], o)
-		a := rawPublish(ctx, *n, true)
-		sp := rawPublish(ctx, *n, false)
-		batched[0], single[0], async[0], syncPub[0] = append(batched[0], b), append(single[0], s), append(async[0], a), append(syncPub[0], sp)
+		var m [5]measured
+		var l []time.Duration
+		m[0], l = drain(ctx, *n, 100, true, mode)
+		m[1], _ = drain(ctx, *n, 1, false, mode)
+		m[2], _ = drain(ctx, *n, 0, false, mode)
+		m[3] = rawPublish(ctx, *n, true)
+		m[4] = rawPublish(ctx, *n, false)
+		fmt.Printf("round %d:", r+1)
+		for i := range m {
+			wall[i], cpu[i] = append(wall[i], m[i].rate), append(cpu[i], m[i].cpu)
+			fmt.Printf(" %s %.0f/s %.1fµs;", names[i], m[i].rate, m[i].cpu)
+		}
 		slices.Sort(l)
 		lat = append(lat, l[len(l)/2])
 		latMax = max(latMax, l[len(l)-1])
-		fmt.Printf("round %d drain: batch 100 %.0f jobs/s, max_jobs 1 %.0f jobs/s, no-op handler %.0f jobs/s, raw async %.0f msg/s, raw sync %.0f msg/s; batch/async %.2f, batch/no-op %.2f; critical p50 %v max %v\n",
-			r+1, b, s, o, a, sp, b/a, b/o, l[len(l)/2].Round(time.Millisecond), l[len(l)-1].Round(time.Millisecond))
+		fmt.Printf(" batch/async %.2f (CPU %.2f), batch/sync %.2f (CPU %.2f); critical p50 %v max %v\n",
+			m[0].rate/m[3].rate, m[3].cpu/m[0].cpu, m[0].rate/m[4].rate, m[4].cpu/m[0].cpu,
+			l[len(l)/2].Round(time.Millisecond), l[len(l)-1].Round(time.Millisecond))
 		for i, enc := range []string{"", "gzip", "zstd"} {
 			wire[i] = append(wire[i], wireBytes(ctx, *wireJobs, enc, uint64(r)))
 		}
 		fmt.Printf("round %d wire bytes/job: none %.1f, gzip %.1f, zstd %.1f\n", r+1, wire[0][r], wire[1][r], wire[2][r])
 	}
-	ratios := make([]float64, len(batched[0]))
-	singles := make([]float64, len(batched[0]))
-	ofNoop := make([]float64, len(batched[0]))
-	for i := range ratios {
-		ratios[i] = batched[0][i] / async[0][i]
-		singles[i] = single[0][i] / async[0][i]
-		ofNoop[i] = batched[0][i] / noop[0][i]
+	fmt.Print("median drain:")
+	for i := range names {
+		fmt.Printf(" %s %.0f/s %.1fµs of CPU a job;", names[i], median(wall[i]), median(cpu[i]))
 	}
-	fmt.Printf("median drain: batch 100 %.0f jobs/s, max_jobs 1 %.0f jobs/s, no-op handler %.0f jobs/s, raw async %.0f msg/s, raw sync %.0f msg/s\n",
-		median(batched[0]), median(single[0]), median(noop[0]), median(async[0]), median(syncPub[0]))
-	fmt.Printf("median ratios: batch/async %.2f, max_jobs 1/async %.2f, batch/no-op %.2f\n", median(ratios), median(singles), median(ofNoop))
+	fmt.Println()
+	ratio := func(a, b []float64) float64 {
+		rs := make([]float64, len(a))
+		for i := range a {
+			rs[i] = a[i] / b[i]
+		}
+		return median(rs)
+	}
+	fmt.Printf("median ratios (each taken within a round): batch/async %.2f, batch/sync %.2f, max_jobs 1/async %.2f, batch/no-op %.2f; CPU a job async/batch %.2f, sync/batch %.2f, no-op/batch %.2f\n",
+		ratio(wall[0], wall[3]), ratio(wall[0], wall[4]), ratio(wall[1], wall[3]), ratio(wall[0], wall[2]),
+		ratio(cpu[3], cpu[0]), ratio(cpu[4], cpu[0]), ratio(cpu[2], cpu[0]))
 	slices.Sort(lat)
 	fmt.Printf("critical latency during the drain: median of round medians %v, max %v\n", lat[len(lat)/2].Round(time.Millisecond), latMax.Round(time.Millisecond))
 	fmt.Printf("median wire bytes/job (256 B JSON, batches of 100): none %.1f, gzip %.1f, zstd %.1f\n", median(wire[0]), median(wire[1]), median(wire[2]))
+}
+
+// measured is one run's jobs (or messages) a second and the process's CPU
+// time a job, in µs (user and system, every goroutine: edgeq's engine and
+// uplink, nats.go and the in-process server alike).
+type measured struct{ rate, cpu float64 }
+
+// cpuTime answers the CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	must(syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// since answers the rate and CPU a job of n jobs timed from start and c0.
+func since(n int, start time.Time, c0 time.Duration) measured {
+	return measured{rate: float64(n) / time.Since(start).Seconds(), cpu: float64((cpuTime() - c0).Microseconds()) / float64(n)}
 }
 
 // concurrency is the backlog queue's concurrency (-concurrency).
@@ -143,7 +173,7 @@ func telemetry(r *rand.Rand, i int) []byte {
 // the engine's own ceiling) and answers jobs/s until the
 // queue is empty; with critical, it also enqueues a critical job every
 // 100ms meanwhile and answers their latencies to a core subscriber.
-func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncMode) (float64, []time.Duration) {
+func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncMode) (measured, []time.Duration) {
 	_, url, stop := jetStream()
 	defer stop()
 	dir, err := os.MkdirTemp("", "uplinkbench-store-")
@@ -183,7 +213,7 @@ func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncM
 		a = watchAlarms(url)
 		defer a.nc.Close()
 	}
-	start := time.Now()
+	start, c0 := time.Now(), cpuTime()
 	must(e.Resume(ctx, "backlog"))
 	if a != nil {
 		a.wg.Go(func() { a.enqueue(ctx, e) })
@@ -196,7 +226,7 @@ func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncM
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	el := time.Since(start)
+	m := since(n, start, c0)
 	if st, _ := e.QueueStats("backlog"); st.Dead != 0 {
 		log.Fatalf("%d jobs dead", st.Dead)
 	}
@@ -204,9 +234,9 @@ func drain(ctx context.Context, n, maxJobs int, critical bool, mode engine.SyncM
 		fmt.Fprintf(os.Stderr, "max_jobs %d: %d batches, %.1f jobs each\n", maxJobs, st.Batches, float64(st.JobsSent)/float64(st.Batches))
 	}
 	if a == nil {
-		return float64(n) / el.Seconds(), nil
+		return m, nil
 	}
-	return float64(n) / el.Seconds(), a.stop()
+	return m, a.stop()
 }
 
 // fillBacklog enqueues n telemetry jobs into queue backlog of e.
@@ -277,7 +307,7 @@ func (a *alarms) stop() []time.Duration {
 // rawPublish publishes n telemetry messages with Nats-Msg-Id into the
 // stream with nats.go alone, asynchronously (4000 in flight) or one at a
 // time, and answers msg/s once all are acknowledged.
-func rawPublish(ctx context.Context, n int, async bool) float64 {
+func rawPublish(ctx context.Context, n int, async bool) measured {
 	_, url, stop := jetStream()
 	defer stop()
 	nc, err := nats.Connect(url)
@@ -294,7 +324,7 @@ func rawPublish(ctx context.Context, n int, async bool) float64 {
 		m.Header.Set(uplink.HeaderQueue, "backlog")
 		msgs[i] = m
 	}
-	start := time.Now()
+	start, c0 := time.Now(), cpuTime()
 	for _, m := range msgs {
 		if async {
 			_, err = js.PublishMsgAsync(m, jetstream.WithStallWait(10*time.Second))
@@ -310,7 +340,7 @@ func rawPublish(ctx context.Context, n int, async bool) float64 {
 			log.Fatal("async publishes not acknowledged")
 		}
 	}
-	return float64(n) / time.Since(start).Seconds()
+	return since(n, start, c0)
 }
 
 // countConn counts the bytes a server connection reads.

@@ -2,13 +2,17 @@
 // a named upstream connection that queues use as their handler
 // (handler: {type: uplink, uplink: NAME}), several queues sharing one.
 //
-// The engine calls a handler once per job, with a queue's concurrency
-// bounding the calls in flight. An [Uplink] coalesces those concurrent
-// calls into batches (Batch: MaxJobs, MaxBytes, Linger), paces each batch
-// (MaxRate jobs/s, MaxBandwidth bytes/s) and answers each call with its own
-// job's acknowledgement, so one success acks every job that made it and a
-// partial failure acks exactly those. Jobs of critical and high queues
-// join a batch before the others.
+// An uplink's handler is an engine.BatchHandler: the engine leases up to
+// Batch.MaxJobs jobs of its queue in one op, hands them over in one call
+// and records their outcomes in one op, with a queue's concurrency
+// bounding the jobs in flight. An [Uplink] coalesces the concurrent calls
+// (several queues, several batches) into batches (Batch: MaxJobs,
+// MaxBytes, Linger), paces each batch (MaxRate jobs/s, MaxBandwidth
+// bytes/s) and answers each job with its own acknowledgement, so one
+// success acks every job that made it and a partial failure acks exactly
+// those. Jobs of critical and high queues go first and never linger; under
+// a pacer a batch holds jobs of one kind only, and a backlog batch waiting
+// for its tokens gives them back to critical or high jobs that arrive.
 //
 // Types: nats publishes to a JetStream stream that must exist (checked at
 // Start; edgeq never creates it), on a subject that expands {queue}, with
@@ -36,10 +40,15 @@
 //
 // # Goroutines
 //
-// Start starts one batcher goroutine, the only one that publishes; nats.go
+// Start starts one batcher goroutine, the only one that publishes; for a
+// nats uplink it hands each batch's acknowledgements to a goroutine of its
+// own, so that up to maxInFlight batches are awaited while the next one is
+// sent (pipelined, in order on the one connection); nats.go
 // and net/http run their own connection goroutines; the mqtt type runs one goroutine that
 // owns its connection (dials, redials, disconnects at Stop) besides paho's.
-// Stop ends the batcher and closes the connection; it waits for both.
+// Stop ends the batcher and closes the connection; it waits for both, and
+// for the batches in flight, whose jobs not yet acknowledged are answered
+// as unreached.
 // Handler calls block on the batcher or their context, whichever comes
 // first. An Uplink is safe for concurrent use.
 package uplink

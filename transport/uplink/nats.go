@@ -119,9 +119,16 @@ func (p *natsPub) close() {
 }
 
 // publish sends batch asynchronously and waits for the acknowledgements
-// together; the jobs without one within the timeout get errStalled and
-// the connection is redialled.
+// together.
 func (p *natsPub) publish(ctx context.Context, batch []*item) []error {
+	return p.send(batch)(ctx)
+}
+
+// send publishes batch asynchronously, in order, and answers the wait for
+// its acknowledgements, so that the next batch can go while they come back
+// (pipelined). The jobs without one within the timeout of the send get
+// errStalled and the connection is redialled.
+func (p *natsPub) send(batch []*item) func(context.Context) []error {
 	errs := make([]error, len(batch))
 	futs := make([]jetstream.PubAckFuture, len(batch))
 	for i, it := range batch {
@@ -130,35 +137,47 @@ func (p *natsPub) publish(ctx context.Context, batch []*item) []error {
 			errs[i] = p.classify(errs[i])
 		}
 	}
-	timer := time.NewTimer(p.cfg.Timeout)
-	defer timer.Stop()
-	stalled := false
-	for i, f := range futs {
-		if f == nil {
-			continue
+	deadline := time.Now().Add(p.cfg.Timeout)
+	return func(ctx context.Context) []error {
+		timer := time.NewTimer(time.Until(deadline))
+		defer timer.Stop()
+		stalled := false
+		for i, f := range futs {
+			if f == nil {
+				continue
+			}
+			if stalled {
+				errs[i] = errStalled
+				continue
+			}
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				errs[i] = p.classify(err)
+			case <-timer.C:
+				errs[i], stalled = errStalled, true
+			case <-ctx.Done():
+				errs[i], stalled = errDown, true
+			}
 		}
-		if stalled {
-			errs[i] = errStalled
-			continue
+		if stalled && ctx.Err() == nil {
+			p.redial()
 		}
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			errs[i] = p.classify(err)
-		case <-timer.C:
-			errs[i], stalled = errStalled, true
-		case <-ctx.Done():
-			errs[i], stalled = errDown, true
-		}
+		return errs
 	}
-	if stalled && ctx.Err() == nil {
-		p.log.Warn("uplink stalled; redialling", "timeout", p.cfg.Timeout)
-		p.stats.down(time.Now())
-		if err := p.nc.ForceReconnect(); err != nil {
-			p.log.Warn("uplink redial", "err", err)
-		}
+}
+
+// redial tears a stalled connection down and redials it, once for the
+// batches in flight on it together.
+func (p *natsPub) redial() {
+	if !p.nc.IsConnected() {
+		return // already redialling
 	}
-	return errs
+	p.log.Warn("uplink stalled; redialling", "timeout", p.cfg.Timeout)
+	p.stats.down(time.Now())
+	if err := p.nc.ForceReconnect(); err != nil {
+		p.log.Warn("uplink redial", "err", err)
+	}
 }
 
 // errStalled answers jobs that got no acknowledgement within the timeout.

@@ -162,9 +162,20 @@ type publisher interface {
 	close()
 }
 
-// item is one handler call waiting for its job's acknowledgement.
+// sender is a publisher that sends a batch and waits for its
+// acknowledgements apart, in order on one connection (nats): the batcher
+// sends the next batch while up to maxInFlight batches are awaited.
+type sender interface {
+	send(batch []*item) (wait func(context.Context) []error)
+}
+
+// maxInFlight bounds the batches of a sender awaiting acknowledgements.
+const maxInFlight = 4
+
+// item is one job of a handler call waiting for its acknowledgement.
 type item struct {
 	j    *job.Job
+	high bool       // of a critical or high queue
 	done chan error // buffered: the batcher never blocks on it
 }
 
@@ -179,11 +190,14 @@ type Uplink struct {
 	cfg   Config
 	log   *slog.Logger
 	pub   publisher
-	high  chan *item // critical and high queues, taken first
-	low   chan *item
+	high  chan []*item // critical and high queues' calls, taken first
+	low   chan []*item
 	jobs  *rate.Limiter // nil: no cap
 	bytes *rate.Limiter // nil: no cap
 	stats stats
+	// inflight holds a token per batch awaiting its acknowledgements
+	// (sender).
+	inflight chan struct{}
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -202,11 +216,12 @@ func New(cfg Config) (*Uplink, error) {
 	cfg.Batch.Linger = cmp.Or(cfg.Batch.Linger, DefaultLinger)
 	cfg.Timeout = cmp.Or(cfg.Timeout, DefaultTimeout)
 	u := &Uplink{
-		cfg:     cfg,
-		log:     cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "uplink", "uplink", cfg.Name),
-		high:    make(chan *item),
-		low:     make(chan *item),
-		stopped: make(chan struct{}),
+		cfg:      cfg,
+		log:      cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)).With("component", "uplink", "uplink", cfg.Name),
+		high:     make(chan []*item),
+		low:      make(chan []*item),
+		stopped:  make(chan struct{}),
+		inflight: make(chan struct{}, maxInFlight),
 	}
 	u.stats.init(time.Now())
 	if cfg.MaxRate > 0 {
@@ -273,38 +288,51 @@ func (u *Uplink) Stop() {
 	})
 }
 
-// Handler answers the engine.Handler of a queue of class c that sends its
-// jobs through u.
+// Handler answers the handler of a queue of class c that sends its jobs
+// through u: an engine.BatchHandler, so that the engine leases, hands over
+// and records up to batch.max_jobs jobs at a time (batch.go).
 func (u *Uplink) Handler(c job.Class) engine.Handler {
-	ch := u.low
-	if c <= job.ClassHigh {
-		ch = u.high
-	}
-	return engine.HandlerFunc(func(ctx context.Context, j *job.Job) engine.Outcome {
-		return u.handle(ctx, ch, j)
-	})
+	return classHandler{u: u, high: c <= job.ClassHigh}
 }
 
-// handle offers j to the batcher and waits for its acknowledgement.
-func (u *Uplink) handle(ctx context.Context, ch chan *item, j *job.Job) engine.Outcome {
+// handle offers jobs to the batcher as one group and waits for each one's
+// acknowledgement.
+func (u *Uplink) handle(ctx context.Context, high bool, jobs []*job.Job) []engine.Outcome {
+	outs := make([]engine.Outcome, len(jobs))
+	all := func(o engine.Outcome) []engine.Outcome {
+		for i := range outs {
+			outs[i] = o
+		}
+		return outs
+	}
 	if !u.pub.connected() {
-		return u.outcome(errDown)
+		return all(u.outcome(errDown))
 	}
-	it := &item{j: j, done: make(chan error, 1)}
+	group := make([]*item, len(jobs))
+	for i, j := range jobs {
+		group[i] = &item{j: j, high: high, done: make(chan error, 1)}
+	}
+	ch := u.low
+	if high {
+		ch = u.high
+	}
 	select {
-	case ch <- it:
+	case ch <- group:
 	case <-u.stopped:
-		return u.outcome(errDown)
+		return all(u.outcome(errDown))
 	case <-ctx.Done():
-		return engine.Outcome{Verdict: engine.Retry, Error: "interrupted", Unreached: true}
+		return all(engine.Outcome{Verdict: engine.Retry, Error: "interrupted", Unreached: true})
 	}
-	select {
-	case err := <-it.done:
-		return u.outcome(err)
-	case <-ctx.Done():
-		// It may be on the wire: the stream's dedupe drops the resend.
-		return engine.Outcome{Verdict: engine.Retry, Error: "interrupted"}
+	for i, it := range group {
+		select {
+		case err := <-it.done:
+			outs[i] = u.outcome(err)
+		case <-ctx.Done():
+			// It may be on the wire: the stream's dedupe drops the resend.
+			outs[i] = engine.Outcome{Verdict: engine.Retry, Error: "interrupted"}
+		}
 	}
+	return outs
 }
 
 // outcome maps a job's publish error to its verdict: a link that is down
@@ -338,44 +366,59 @@ func (e *refusedError) Unwrap() error { return e.err }
 // run is the batcher: it takes batches, paces and publishes them, and
 // answers each job. It owns carry.
 func (u *Uplink) run(ctx context.Context) {
-	var carry *item // the job that did not fit the last batch
+	var carry []*item // jobs taken but not yet in a batch, in order
 	for {
 		batch, next, ok := u.collect(ctx, carry)
 		if !ok {
-			if next != nil {
-				next.done <- errDown
-			}
+			answer(next, errDown)
 			return
 		}
 		carry = next
-		if err := u.runOnce(ctx, batch); err != nil {
-			for _, it := range batch {
-				it.done <- err
-			}
+		first, err := u.runOnce(ctx, batch)
+		if err != nil {
+			answer(batch, err)
+		}
+		if first != nil {
+			// Critical or high jobs overtook the batch while it waited
+			// for the pacer: they go first, the batch right after them.
+			carry = append(append(first, batch...), carry...)
 		}
 	}
 }
 
+// answer answers every job of items with err.
+func answer(items []*item, err error) {
+	for _, it := range items {
+		it.done <- err
+	}
+}
+
 // runOnce paces and publishes one batch and answers its jobs; an error is
-// the whole batch's.
-func (u *Uplink) runOnce(ctx context.Context, batch []*item) error {
+// the whole batch's. When critical or high jobs overtake it at the pacer
+// (pace), it answers them instead, and the batch is unsent.
+func (u *Uplink) runOnce(ctx context.Context, batch []*item) (first []*item, err error) {
 	n := 0
 	for _, it := range batch {
 		n += len(it.j.Payload)
 	}
-	if err := waitN(ctx, u.jobs, len(batch)); err != nil {
-		return errDown
-	}
-	if err := waitN(ctx, u.bytes, n); err != nil {
-		return errDown
+	if first, err := u.pace(ctx, batch, n); first != nil || err != nil {
+		return first, err
 	}
 	if !u.pub.connected() {
-		return errDown
+		return nil, errDown
 	}
 	// Calls race each other to the batcher: within a batch, jobs go out in
 	// the order they were enqueued.
 	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.j.ID, b.j.ID) })
-	errs := u.pub.publish(ctx, batch)
+	if s, ok := u.pub.(sender); ok {
+		return nil, u.pipeline(ctx, s, batch)
+	}
+	u.finish(batch, u.pub.publish(ctx, batch))
+	return nil, nil
+}
+
+// finish counts batch, sent with errs, and answers its jobs.
+func (u *Uplink) finish(batch []*item, errs []error) {
 	sent, sentBytes := 0, 0
 	for i, it := range batch {
 		if errs[i] == nil {
@@ -388,77 +431,4 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) error {
 	for i, it := range batch {
 		it.done <- errs[i]
 	}
-	return nil
-}
-
-// waitN takes n tokens from l, in bursts when n is above its burst; a nil
-// l is no cap.
-func waitN(ctx context.Context, l *rate.Limiter, n int) error {
-	if l == nil {
-		return nil
-	}
-	for n > 0 {
-		k := min(n, l.Burst())
-		if err := l.WaitN(ctx, k); err != nil {
-			return err
-		}
-		n -= k
-	}
-	return nil
-}
-
-// receive takes the next job, a critical or high one when one waits, else
-// whichever comes first; nil once done or timeout (nil: never) fires.
-func (u *Uplink) receive(done <-chan struct{}, timeout <-chan time.Time) *item {
-	select {
-	case it := <-u.high:
-		return it
-	default:
-	}
-	select {
-	case it := <-u.high:
-		return it
-	case it := <-u.low:
-		return it
-	case <-timeout:
-		return nil
-	case <-done:
-		return nil
-	}
-}
-
-// collect gathers the next batch: it waits for a first job, then takes
-// more until the batch is full or lingered long enough, critical and high
-// jobs first. A job that would overflow max_bytes is answered as next.
-// ok is false once ctx ended.
-func (u *Uplink) collect(ctx context.Context, carry *item) (batch []*item, next *item, ok bool) {
-	first := carry
-	if first == nil {
-		if first = u.receive(ctx.Done(), nil); first == nil {
-			return nil, nil, false
-		}
-	}
-	batch = append(batch, first)
-	size := len(first.j.Payload)
-	linger := time.NewTimer(u.cfg.Batch.Linger)
-	defer linger.Stop()
-	for len(batch) < u.cfg.Batch.MaxJobs && size < u.cfg.Batch.MaxBytes {
-		it := u.receive(ctx.Done(), linger.C)
-		switch {
-		case it != nil:
-		case ctx.Err() != nil:
-			for _, b := range batch {
-				b.done <- errDown
-			}
-			return nil, nil, false
-		default: // lingered long enough
-			return batch, nil, true
-		}
-		if size+len(it.j.Payload) > u.cfg.Batch.MaxBytes {
-			return batch, it, true
-		}
-		batch = append(batch, it)
-		size += len(it.j.Payload)
-	}
-	return batch, nil, true
 }
