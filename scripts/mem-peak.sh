@@ -8,10 +8,16 @@
 #   go build -o /tmp/edgeq . && scripts/mem-peak.sh 3 /tmp/edgeq
 #
 # Several binaries (a baseline first) run interleaved, round by round, so
-# that a noisy shared machine shifts them alike. PHASES picks the phases
-# (default "300k 1M restart"; restart needs 1M). Output: one line per binary,
-# phase and run, MiB (peaks over the phase; "now" is the last sample, 30 s
-# after the fill), then the medians of each binary and phase.
+# that a noisy shared machine shifts them alike. An argument enc:EDGEQ runs
+# EDGEQ on an encrypted store (storage.encryption_key_file, a new key in the
+# work directory), so the same binary can be compared plain and encrypted:
+#
+#   scripts/mem-peak.sh 3 /tmp/edgeq enc:/tmp/edgeq
+#
+# PHASES picks the phases (default "300k 1M restart"; restart needs 1M).
+# Output: one line per binary, phase and run, MiB (peaks over the phase;
+# "now" is the last sample, 30 s after the fill), then the medians of each
+# binary and phase.
 set -euo pipefail
 
 runs=${1:?usage: mem-peak.sh RUNS EDGEQ...}
@@ -46,8 +52,16 @@ sample() {
 	done
 }
 
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/key"
+chmod 600 "$work/key"
+printf 'storage:\n  encryption_key_file: %s\n' "$work/key" >"$work/enc.yaml"
+
 start() { # start DIR: the daemon on DIR, its PID in $daemon
-	"$bin" serve --data-dir "$1" --http-addr "$addr" >>"$work/log" 2>&1 &
+	if [ -n "$config" ]; then
+		EDGEQ_CONFIG=$config "$bin" serve --data-dir "$1" --http-addr "$addr" >>"$work/log" 2>&1 &
+	else
+		"$bin" serve --data-dir "$1" --http-addr "$addr" >>"$work/log" 2>&1 &
+	fi
 	daemon=$!
 }
 
@@ -96,7 +110,8 @@ fill() { # fill NAME COUNT BATCH DIR
 
 for run in $(seq "$runs"); do
 	for b in "${!bins[@]}"; do
-		bin=${bins[$b]}
+		bin=${bins[$b]} config=""
+		if [ "${bin#enc:}" != "$bin" ]; then bin=${bin#enc:} config=$work/enc.yaml; fi
 		rm -rf "$work/d300" "$work/d1m"
 		case " $phases " in *" 300k "*) fill 300k 300000 100 "$work/d300" ;; esac
 		case " $phases " in *" 1M "*) fill 1M 1000000 1000 "$work/d1m" ;; esac

@@ -157,9 +157,10 @@ func (b *Badger) verifyTables() {
 	b.log.Debug("tables verified", "took", time.Since(start))
 }
 
-// verifyChecksum is db.VerifyChecksum with its panic turned into an error:
-// on a damaged block Badger v4.9.6 dereferences the nil block while
-// formatting its error (table.go, Table.VerifyChecksum).
+// verifyChecksum is db.VerifyChecksum with a panic turned into an error:
+// Badger panics on some damaged tables (y.Check). It checks one block at a
+// time and keeps none (third_party/badger/README.edgeq.md, "Checking an
+// encrypted table").
 func (b *Badger) verifyChecksum() (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -169,7 +169,13 @@ func (b *Builder) handleBlock() {
 			blockBuf = out
 		}
 		if b.shouldEncrypt() {
-			out, err := b.encrypt(blockBuf)
+			var out []byte
+			var err error
+			if !doCompress && len(item.data)-item.end >= aes.BlockSize { // edgeq: in place
+				out, err = b.encryptInPlace(item.data[:item.end+aes.BlockSize])
+			} else {
+				out, err = b.encrypt(blockBuf)
+			}
 			y.Check(y.Wrapf(err, "Error while encrypting block in table builder."))
 			blockBuf = out
 		}
@@ -498,6 +504,23 @@ func (b *Builder) encrypt(data []byte) ([]byte, error) {
 
 	y.AssertTrue(len(iv) == copy(dst[len(data):], iv))
 	return dst, nil
+}
+
+// encryptInPlace (edgeq) is encrypt for a block that has room for its IV
+// after it in its own buffer: buf is the block and aes.BlockSize bytes of
+// that room. It encrypts the block where it is and appends the IV, so an
+// encrypted table takes no second copy of its blocks.
+func (b *Builder) encryptInPlace(buf []byte) ([]byte, error) {
+	data, ivDst := buf[:len(buf)-aes.BlockSize], buf[len(buf)-aes.BlockSize:]
+	iv, err := y.GenerateIV()
+	if err != nil {
+		return nil, y.Wrapf(err, "Error while generating IV in Builder.encrypt")
+	}
+	if err = y.XORBlock(data, data, b.DataKey().Data, iv); err != nil {
+		return nil, y.Wrapf(err, "Error while encrypting in Builder.encrypt")
+	}
+	y.AssertTrue(len(iv) == copy(ivDst, iv))
+	return buf, nil
 }
 
 // shouldEncrypt tells us whether to encrypt the data or not.

@@ -703,27 +703,8 @@ func (t *Table) readTableIndex() (*fb.TableIndex, error) {
 // VerifyChecksum verifies checksum for all blocks of table. This function is called by
 // OpenTable() function. This function is also called inside levelsController.VerifyChecksum().
 func (t *Table) VerifyChecksum() error {
-	defer dropResident(t.MmapFile) // edgeq: read for the check only
-	ti := t.fetchIndex()
-	for i := 0; i < ti.OffsetsLength(); i++ {
-		b, err := t.block(i, true)
-		if err != nil {
-			return y.Wrapf(err, "checksum validation failed for table: %s, block: %d, offset:%d",
-				t.Filename(), i, b.offset)
-		}
-		// We should not call incrRef here, because the block already has one ref when created.
-		defer b.decrRef()
-		// OnBlockRead or OnTableAndBlockRead, we don't need to call verify checksum
-		// on block, verification would be done while reading block itself.
-		if !(t.opt.ChkMode == options.OnBlockRead || t.opt.ChkMode == options.OnTableAndBlockRead) {
-			if err = b.verifyCheckSum(); err != nil {
-				return y.Wrapf(err,
-					"checksum validation failed for table: %s, block: %d, offset:%d",
-					t.Filename(), i, b.offset)
-			}
-		}
-	}
-	return nil
+	defer dropResident(t.MmapFile)        // edgeq: read for the check only
+	return t.verifyBlocks(t.fetchIndex()) // edgeq: one block at a time (verify_edgeq.go)
 }
 
 // shouldDecrypt tells whether to decrypt or not. We decrypt only if the datakey exist
