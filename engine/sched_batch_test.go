@@ -18,6 +18,7 @@ import (
 // ack.
 type batcher struct {
 	max   int
+	hold  time.Duration // how long each batch stays in flight
 	mu    sync.Mutex
 	sizes []int
 	one   int // Handle calls
@@ -36,6 +37,7 @@ func (b *batcher) HandleBatch(ctx context.Context, jobs []*job.Job) []engine.Out
 	b.mu.Lock()
 	b.sizes = append(b.sizes, len(jobs))
 	b.mu.Unlock()
+	time.Sleep(b.hold)
 	outs := make([]engine.Outcome, len(jobs))
 	for i, j := range jobs {
 		outs[i] = verdictOf(j)
@@ -110,7 +112,7 @@ func TestBatchHandlerLeasesAndAnswersInBatches(t *testing.T) {
 // jobs of its batches in flight, and a half-open breaker probes with one.
 func TestBatchHandlerConcurrencyCountsJobs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := &batcher{max: 10}
+		h := &batcher{max: 10, hold: 100 * time.Millisecond}
 		e := startSched(t, engine.Config{Workers: 4, Queues: map[string]engine.QueueConfig{
 			"up": {Handler: h, Concurrency: 15},
 		}}, memstore.New())
