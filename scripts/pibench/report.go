@@ -24,7 +24,12 @@ type record struct {
 	CgPeak     float64 `json:"cg_peak"`
 	Jbd2Tx     float64 `json:"jbd2_tx"`     // ext4 journal transactions
 	Jbd2Blocks float64 `json:"jbd2_blocks"` // 4 KiB blocks the journal logged
-	VmHWM      float64 `json:"vmhwm"`
+	// CFS bandwidth: periods of the cgroup's quota, those in which it was
+	// throttled, and the µs it spent throttled.
+	CPUPeriods   float64 `json:"cpu_periods"`
+	CPUThrottled float64 `json:"cpu_throttled"`
+	ThrottledUs  float64 `json:"throttled_us"`
+	VmHWM        float64 `json:"vmhwm"`
 	Governor   string  `json:"governor"` // level changes, "to (reason)", separated by #
 }
 
@@ -83,6 +88,8 @@ func checkRuns(path string) error {
 			bad = append(bad, fmt.Sprintf("%s: %d errors, first: %s", id, r.Errors, r.Error))
 		case r.CPU <= 0 || r.VmHWM <= 0 || r.CgPeak <= 0:
 			bad = append(bad, id+": no CPU time or memory measured")
+		case r.CPUPeriods <= 0:
+			bad = append(bad, id+": no CFS period counted (is the CPU quota set?)")
 		case r.DevWIOs <= 0 || r.CgWIOs <= 0:
 			bad = append(bad, id+": no write to the card charged to the cgroup")
 		}
@@ -111,8 +118,8 @@ func summarizeRuns(path string) error {
 		groups[k] = append(groups[k], r)
 	}
 	slices.SortStableFunc(keys, func(a, b key) int { return strings.Compare(a.w, b.w) })
-	fmt.Println("| workload | system | runs | jobs/s | p50 ms | p99 ms | CPU µs/job | card B/job | journal B/job | card write IOs/job | charged IOs/job | cgroup peak MiB | VmHWM MiB | governor |")
-	fmt.Println("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
+	fmt.Println("| workload | system | runs | jobs/s | p50 ms | p99 ms | CPU µs/job | card B/job | journal B/job | card write IOs/job | charged IOs/job | cgroup peak MiB | VmHWM MiB | throttled periods % | throttled ms/s | governor |")
+	fmt.Println("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
 	for _, k := range keys {
 		g := groups[k]
 		per := func(f func(record) float64) float64 {
@@ -127,21 +134,39 @@ func summarizeRuns(path string) error {
 		if (k.sys == "edgeq" || k.sys == "base") && strings.HasSuffix(k.w, "mixed") {
 			p50, p99 = median(g, func(r record) float64 { return r.E2EP50 }), median(g, func(r record) float64 { return r.E2EP99 })
 		}
-		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %s |\n",
+		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f | %s |\n",
 			k.w, k.sys, len(g), median(g, func(r record) float64 { return r.Rate }), p50, p99,
 			per(func(r record) float64 { return r.CPU }), per(func(r record) float64 { return r.DevWBytes }),
 			per(func(r record) float64 { return r.Jbd2Blocks * 4096 }),
 			per(func(r record) float64 { return r.DevWIOs }), per(func(r record) float64 { return r.CgWIOs }),
 			median(g, func(r record) float64 { return r.CgPeak })/(1<<20), median(g, func(r record) float64 { return r.VmHWM })/(1<<20),
-			governorCell(k.sys, g))
+			median(g, throttledShare), median(g, throttledPerSecond), governorCell(k.sys, g))
 	}
 	return nil
+}
+
+// throttledShare is the percentage of a run's CFS periods in which the
+// cgroup used up its quota and was throttled.
+func throttledShare(r record) float64 {
+	if r.CPUPeriods == 0 {
+		return 0
+	}
+	return 100 * r.CPUThrottled / r.CPUPeriods
+}
+
+// throttledPerSecond is the time a run's cgroup spent throttled, in ms a
+// second of the run (its periods are 100 ms each).
+func throttledPerSecond(r record) float64 {
+	if r.CPUPeriods == 0 {
+		return 0
+	}
+	return r.ThrottledUs / 1000 / (r.CPUPeriods / 10)
 }
 
 // governorCell lists the governor's level changes in a group's runs: "—"
 // for a system other than edgeq, "none" when there were none.
 func governorCell(system string, g []record) string {
-	if system != "edgeq" && system != "base" {
+	if system != "edgeq" && system != "base" && system != "edgeq-native" {
 		return "—"
 	}
 	var gov []string
