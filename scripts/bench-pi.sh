@@ -259,6 +259,15 @@ jbd2_stats() {
 		echo "0 0"
 }
 
+# edgeq's group commits so far, from its /metrics: fsyncs, seconds in them,
+# ops they made durable. 0 0 0 for a peer.
+syncs() {
+	case $1 in edgeq | base | native) ;; *) echo "0 0 0"; return ;; esac
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk '$1 == "edgeq_sync_seconds_count" {n = $2}
+		$1 == "edgeq_sync_seconds_sum" {s = $2} $1 == "edgeq_sync_ops_sum" {o = $2}
+		END {printf "%d %.6f %d\n", n, s, o}' || echo "0 0 0"
+}
+
 # incg CMD...: start CMD inside the current cgroup, in the background; its
 # PID is appended to pids.
 incg() {
@@ -391,6 +400,8 @@ measure() {
 	local cpu0 cb0 ci0 db0 di0 pw0 jt0 jb0 tp0 tn0 tt0 line
 	cpu0=$(cg_cpu_us) cb0=$(cg_wbytes) ci0=$(cg_wios) db0=$(dev_wbytes) di0=$(dev_wios)
 	read -r tp0 tn0 tt0 < <(cg_throttle)
+	local sn0 ss0 so0 sn ss so
+	read -r sn0 ss0 so0 < <(syncs "$sys")
 	read -r jt0 jb0 < <(jbd2_stats)
 	pw0=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io 2>/dev/null || echo 0)
 	local tlines=0
@@ -398,6 +409,7 @@ measure() {
 	line=$(load "$sys" "$w") || die "$sys workload $w: the load generator failed"
 	# Count what the run left in the page cache too: flush it to the card.
 	local pw1 hwm
+	read -r sn ss so < <(syncs "$sys")
 	pw1=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io 2>/dev/null || echo 0)
 	hwm=$(awk '$1 == "VmHWM:" {printf "%.0f\n", $2 * 1024}' /proc/$pid/status)
 	sync -f "$mnt"
@@ -421,7 +433,7 @@ measure() {
 	fi
 	stop
 	[ "$sys" = base ] && line=${line/\"system\":\"edgeq\"/\"system\":\"base\"}
-	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"jbd2_tx\":$jt,\"jbd2_blocks\":$jb,\"cpu_periods\":$tp,\"cpu_throttled\":$tn,\"throttled_us\":$tt,\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
+	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"jbd2_tx\":$jt,\"jbd2_blocks\":$jb,\"cpu_periods\":$tp,\"cpu_throttled\":$tn,\"throttled_us\":$tt,\"syncs\":$((sn - sn0)),\"sync_s\":$(awk -v a="$ss" -v b="$ss0" 'BEGIN {printf "%.6f", a - b}'),\"sync_ops\":$((so - so0)),\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
 	echo "$line" >> "$results"
 	log "$line"
 }

@@ -10,7 +10,7 @@ import (
 // A run line as bench-pi.sh writes it, with its CFS counters.
 const runLine = `{"system":"edgeq","workload":"single","jobs":1000,"seconds":1,"jobs_per_s":1000,"round":1,` +
 	`"cpu_us":90000,"cg_wbytes":4096,"cg_wios":10,"dev_wbytes":8192,"dev_wios":12,"cg_peak":1048576,` +
-	`"cpu_periods":%PERIODS%,"cpu_throttled":5,"throttled_us":200000,"vmhwm":1048576,"governor":""}`
+	`"cpu_periods":%PERIODS%,"cpu_throttled":5,"throttled_us":200000,"syncs":4,"sync_s":0.02,"sync_ops":100,"vmhwm":1048576,"governor":""}`
 
 func writeRuns(t *testing.T, periods string) string {
 	t.Helper()
@@ -41,5 +41,22 @@ func TestThrottled(t *testing.T) {
 	}
 	if got := throttledPerSecond(runs[0]); got != 200 {
 		t.Errorf("throttledPerSecond: got %v ms/s, want 200 (200 ms in 1 s of periods)", got)
+	}
+}
+
+func TestSyncCell(t *testing.T) {
+	runs, err := readRuns(writeRuns(t, "10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := syncCell(runs, opsPerSync, "%.1f"); got != "25.0" {
+		t.Errorf("ops a fsync: got %s, want 25.0 (100 ops in 4)", got)
+	}
+	if got := syncCell(runs, msPerSync, "%.2f"); got != "5.00" {
+		t.Errorf("ms a fsync: got %s, want 5.00 (20 ms in 4)", got)
+	}
+	runs[0].Syncs = 0
+	if got := syncCell(runs, opsPerSync, "%.1f"); got != "—" {
+		t.Errorf("a peer: got %s, want —", got)
 	}
 }
