@@ -236,6 +236,14 @@ cg_wios() {
 	if [ $CGV = 2 ]; then awk -v d="$devno" '$1 == d {for (i = 2; i <= NF; i++) if ($i ~ /^wios=/) {sub(/wios=/, "", $i); print $i; exit}}' "$CGDIR/io.stat" | grep . || echo 0
 	else awk -v d="$devno" '$1 == d && $2 == "Write" {print $3; f = 1} END {if (!f) print 0}' "$CG/blkio/$CGDIR/blkio.throttle.io_serviced"; fi
 }
+# The cgroup's memory now: anonymous, page cache, and the part of it mapped
+# (v1 memory.stat rss, cache, mapped_file; v2 anon, file, file_mapped).
+cg_memstat() {
+	local f=$CGDIR/memory.stat
+	[ $CGV = 1 ] && f=$CG/memory/$CGDIR/memory.stat
+	awk '$1 == "rss" || $1 == "anon" {a = $2} $1 == "cache" || $1 == "file" {c = $2}
+		$1 == "mapped_file" || $1 == "file_mapped" {m = $2} END {printf "%d %d %d\n", a, c, m}' "$f"
+}
 # CFS bandwidth periods, those throttled, and µs throttled in all.
 cg_throttle() {
 	local f=$CGDIR/cpu.stat
@@ -408,8 +416,9 @@ measure() {
 	[ "$TRACE" = 1 ] && [ "$sys" = edgeq ] && tlines=$(wc -l < "$OUT/strace-$sys-$w$round.log")
 	line=$(load "$sys" "$w") || die "$sys workload $w: the load generator failed"
 	# Count what the run left in the page cache too: flush it to the card.
-	local pw1 hwm
+	local pw1 hwm ma mc mm
 	read -r sn ss so < <(syncs "$sys")
+	read -r ma mc mm < <(cg_memstat)
 	pw1=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io 2>/dev/null || echo 0)
 	hwm=$(awk '$1 == "VmHWM:" {printf "%.0f\n", $2 * 1024}' /proc/$pid/status)
 	sync -f "$mnt"
@@ -433,7 +442,7 @@ measure() {
 	fi
 	stop
 	[ "$sys" = base ] && line=${line/\"system\":\"edgeq\"/\"system\":\"base\"}
-	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"jbd2_tx\":$jt,\"jbd2_blocks\":$jb,\"cpu_periods\":$tp,\"cpu_throttled\":$tn,\"throttled_us\":$tt,\"syncs\":$((sn - sn0)),\"sync_s\":$(awk -v a="$ss" -v b="$ss0" 'BEGIN {printf "%.6f", a - b}'),\"sync_ops\":$((so - so0)),\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
+	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"jbd2_tx\":$jt,\"jbd2_blocks\":$jb,\"cpu_periods\":$tp,\"cpu_throttled\":$tn,\"throttled_us\":$tt,\"syncs\":$((sn - sn0)),\"sync_s\":$(awk -v a="$ss" -v b="$ss0" 'BEGIN {printf "%.6f", a - b}'),\"sync_ops\":$((so - so0)),\"cg_anon\":$ma,\"cg_cache\":$mc,\"cg_mapped\":$mm,\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
 	echo "$line" >> "$results"
 	log "$line"
 }

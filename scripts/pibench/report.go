@@ -31,9 +31,14 @@ type record struct {
 	ThrottledUs  float64 `json:"throttled_us"`
 	// edgeq's group commits during the load (its /metrics): fsyncs, the
 	// seconds they took, the ops they made durable; 0 for a peer.
-	Syncs    float64 `json:"syncs"`
-	SyncS    float64 `json:"sync_s"`
-	SyncOps  float64 `json:"sync_ops"`
+	Syncs   float64 `json:"syncs"`
+	SyncS   float64 `json:"sync_s"`
+	SyncOps float64 `json:"sync_ops"`
+	// The cgroup's memory at the end of the load: anonymous, page cache,
+	// the part of the page cache mapped.
+	CgAnon   float64 `json:"cg_anon"`
+	CgCache  float64 `json:"cg_cache"`
+	CgMapped float64 `json:"cg_mapped"`
 	VmHWM    float64 `json:"vmhwm"`
 	Governor string  `json:"governor"` // level changes, "to (reason)", separated by #
 }
@@ -123,8 +128,8 @@ func summarizeRuns(path string) error {
 		groups[k] = append(groups[k], r)
 	}
 	slices.SortStableFunc(keys, func(a, b key) int { return strings.Compare(a.w, b.w) })
-	fmt.Println("| workload | system | runs | jobs/s | p50 ms | p99 ms | CPU µs/job | card B/job | journal B/job | card write IOs/job | charged IOs/job | cgroup peak MiB | VmHWM MiB | throttled periods % | throttled ms/s | ops/fsync | fsync ms | governor |")
-	fmt.Println("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
+	fmt.Println("| workload | system | runs | jobs/s | p50 ms | p99 ms | CPU µs/job | card B/job | journal B/job | card write IOs/job | charged IOs/job | cgroup peak MiB | page cache MiB at end | VmHWM MiB | throttled periods % | throttled ms/s | ops/fsync | fsync ms | governor |")
+	fmt.Println("| --- | --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --- |")
 	for _, k := range keys {
 		g := groups[k]
 		per := func(f func(record) float64) float64 {
@@ -139,12 +144,13 @@ func summarizeRuns(path string) error {
 		if (k.sys == "edgeq" || k.sys == "base") && strings.HasSuffix(k.w, "mixed") {
 			p50, p99 = median(g, func(r record) float64 { return r.E2EP50 }), median(g, func(r record) float64 { return r.E2EP99 })
 		}
-		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s |\n",
+		fmt.Printf("| %s | %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %.0f | %.2f | %.2f | %.0f | %.0f | %.0f | %.0f | %.0f | %s | %s | %s |\n",
 			k.w, k.sys, len(g), median(g, func(r record) float64 { return r.Rate }), p50, p99,
 			per(func(r record) float64 { return r.CPU }), per(func(r record) float64 { return r.DevWBytes }),
 			per(func(r record) float64 { return r.Jbd2Blocks * 4096 }),
 			per(func(r record) float64 { return r.DevWIOs }), per(func(r record) float64 { return r.CgWIOs }),
-			median(g, func(r record) float64 { return r.CgPeak })/(1<<20), median(g, func(r record) float64 { return r.VmHWM })/(1<<20),
+			median(g, func(r record) float64 { return r.CgPeak })/(1<<20), median(g, func(r record) float64 { return r.CgCache })/(1<<20),
+			median(g, func(r record) float64 { return r.VmHWM })/(1<<20),
 			median(g, throttledShare), median(g, throttledPerSecond), syncCell(g, opsPerSync, "%.1f"),
 			syncCell(g, msPerSync, "%.2f"), governorCell(k.sys, g))
 	}
