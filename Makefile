@@ -46,7 +46,8 @@ BENCHTIME  ?= 1s
 BENCHCOUNT ?= 5
 
 # make bench-pi (scripts/bench-pi.sh) takes these when set, else the
-# script's defaults: PI_SYSTEMS ("edgeq redis asynq beanstalkd"), PI_WORKLOADS
+# script's defaults: PI_SYSTEMS ("edgeq redis asynq beanstalkd"; native, edgeq
+# over its native protocol, and base with BASE_BIN on request), PI_WORKLOADS
 # ("a b c d e"; f, the wear stream, on request), PI_DURATION (seconds of a,
 # b, d: 10), PI_RUNS (interleaved rounds: 3), PI_BACKLOG (c: 40000), PI_FILL
 # (e: 300000), PI_WEAR (f: 200000), PI_TIMEOUT (seconds bounding c, e and f:

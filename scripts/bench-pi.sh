@@ -4,7 +4,9 @@
 # like systemd/edgeq.service on a 256 MiB device with an SD card: half of one
 # core, MemoryMax=192M (MemoryHigh=144M on cgroup v2), swap off, GOMEMLIMIT
 # as the unit sets it, and the data on a loop device throttled to 200 write
-# IOPS and 10 MB/s. The load generator (scripts/pibench) runs outside it.
+# IOPS and 10 MB/s. The load generator (scripts/pibench) runs outside it, in
+# a cgroup of its own without a quota. Both cgroups get the highest CPU
+# weight, so that other work on the host does not take the box's half core.
 #
 # Needs root (cgroups, losetup, mount), cgroup v1 (cpu, cpuacct, memory,
 # blkio) or v2 (cpu, memory, io), and Go. Peers: redis-server (appendfsync
@@ -14,7 +16,8 @@
 # message. Exit 3: this host cannot run it
 # (not root, no usable cgroup, no loop device); the reason is printed.
 #
-# Variables: SYSTEMS ("edgeq redis asynq beanstalkd"), WORKLOADS ("a b c d e";
+# Variables: SYSTEMS ("edgeq redis asynq beanstalkd"; native, edgeq over its
+# native protocol, on request: workloads a and c), WORKLOADS ("a b c d e";
 # f, the wear stream, on request), DURATION (s, for a, b, d; 10), RUNS
 # (rounds, interleaved; 3), BACKLOG (c; 40000), FILL (e; 300000), WEAR (f;
 # 200000), RATE (d, jobs/s; 300), TIMEOUT (s, bound of c, e and f; 120), OUT
@@ -47,12 +50,15 @@ OUT=${OUT:-bench-pi}
 
 # The box: systemd/edgeq.service's limits and an SD card.
 CPU_QUOTA=50000 CPU_PERIOD=100000
+# The highest CPU weight (v1 cpu.shares, v2 cpu.weight) for the box and the
+# load generator: the host's other processes weigh 1024 (100 on v2) each.
+SHARES=262144 WEIGHT=10000
 MEM_MAX=$((192 << 20)) MEM_HIGH=$((144 << 20))
 GOMEMLIMIT_UNIT=96MiB
 WIOPS=200 WBPS=10000000
 IMG_SIZE=3G
 
-HTTP_PORT=17070 SINK_PORT=17071 REDIS_PORT=16379 BEAN_PORT=11399
+HTTP_PORT=17070 SINK_PORT=17071 REDIS_PORT=16379 BEAN_PORT=11399 NATIVE_PORT=17072
 
 refuse() { echo "bench-pi: cannot run here: $*" >&2; exit 3; }
 die() { echo "bench-pi: $*" >&2; exit 1; }
@@ -63,7 +69,7 @@ for v in DURATION RUNS BACKLOG FILL WEAR RATE TIMEOUT; do
 done
 for w in $WORKLOADS; do [[ $w =~ ^[a-f]$ ]] || die "WORKLOADS: want letters a to f, got '$w'"; done
 [[ $TRACE =~ ^[01]$ ]] || die "TRACE: want 0 or 1, got '$TRACE'"
-for s in $SYSTEMS; do [[ $s =~ ^(edgeq|base|redis|asynq|beanstalkd)$ ]] || die "SYSTEMS: want edgeq, base, redis, asynq or beanstalkd, got '$s'"; done
+for s in $SYSTEMS; do [[ $s =~ ^(edgeq|base|native|redis|asynq|beanstalkd)$ ]] || die "SYSTEMS: want edgeq, base, native, redis, asynq or beanstalkd, got '$s'"; done
 if [[ " $SYSTEMS " == *" base "* ]]; then
 	[ -n "${BASE_BIN:-}" ] && [ -x "$BASE_BIN" ] || die "SYSTEMS base: BASE_BIN must name an edgeq binary, got '${BASE_BIN:-}'"
 fi
@@ -112,6 +118,7 @@ work=$(mktemp -d /var/tmp/edgeq-pibench.XXXXXX)
 mnt=$work/mnt
 loopdev=""
 cgdirs=()
+cgdirs_load=""
 pids=()
 stop_pids() {
 	local p
@@ -133,6 +140,9 @@ rm_cgroups() {
 cleanup() {
 	stop_pids
 	rm_cgroups
+	if [ -n "$cgdirs_load" ]; then
+		for _ in $(seq 50); do rmdir "$cgdirs_load" 2>/dev/null && break; sleep 0.1; done
+	fi
 	mountpoint -q "$mnt" && umount "$mnt"
 	[ -n "$loopdev" ] && losetup -d "$loopdev"
 	rm -rf "$work"
@@ -177,6 +187,7 @@ cg_make() {
 		local d=$CG/$name
 		mkdir "$d"; cgdirs+=("$d")
 		echo "$CPU_QUOTA $CPU_PERIOD" > "$d/cpu.max"
+		echo $WEIGHT > "$d/cpu.weight"
 		echo $MEM_MAX > "$d/memory.max"
 		echo $MEM_HIGH > "$d/memory.high"
 		[ -f "$d/memory.swap.max" ] && echo 0 > "$d/memory.swap.max"
@@ -189,6 +200,7 @@ cg_make() {
 		done
 		echo $CPU_PERIOD > "$CG/cpu/$name/cpu.cfs_period_us"
 		echo $CPU_QUOTA > "$CG/cpu/$name/cpu.cfs_quota_us"
+		echo $SHARES > "$CG/cpu/$name/cpu.shares"
 		echo $MEM_MAX > "$CG/memory/$name/memory.limit_in_bytes"
 		# Swap off: memsw (where swap accounting is on) caps memory plus swap.
 		[ -f "$CG/memory/$name/memory.memsw.limit_in_bytes" ] &&
@@ -199,6 +211,17 @@ cg_make() {
 		CGDIR=$name
 	fi
 }
+# The load generator's cgroup: CPU only, no quota, the highest weight.
+# inload CMD... runs CMD in it, in the foreground.
+cg_load() {
+	LOADPROCS=$CG/edgeq-pibench-$$-load
+	[ $CGV = 1 ] && LOADPROCS=$CG/cpu/edgeq-pibench-$$-load
+	mkdir "$LOADPROCS"; cgdirs_load=$LOADPROCS
+	if [ $CGV = 2 ]; then echo $WEIGHT > "$LOADPROCS/cpu.weight"
+	else echo $SHARES > "$LOADPROCS/cpu.shares"; fi
+	LOADPROCS=$LOADPROCS/cgroup.procs
+}
+inload() { ( echo "$BASHPID" > "$LOADPROCS"; exec "$@" ); }
 # Counters of the current cgroup: CPU µs, written bytes and write IOs on
 # the card as charged to the cgroup (what the throttle sees), peak memory.
 cg_cpu_us() {
@@ -213,6 +236,22 @@ cg_wios() {
 	if [ $CGV = 2 ]; then awk -v d="$devno" '$1 == d {for (i = 2; i <= NF; i++) if ($i ~ /^wios=/) {sub(/wios=/, "", $i); print $i; exit}}' "$CGDIR/io.stat" | grep . || echo 0
 	else awk -v d="$devno" '$1 == d && $2 == "Write" {print $3; f = 1} END {if (!f) print 0}' "$CG/blkio/$CGDIR/blkio.throttle.io_serviced"; fi
 }
+# The cgroup's memory now: anonymous, page cache, and the part of it mapped
+# (v1 memory.stat rss, cache, mapped_file; v2 anon, file, file_mapped).
+cg_memstat() {
+	local f=$CGDIR/memory.stat
+	[ $CGV = 1 ] && f=$CG/memory/$CGDIR/memory.stat
+	awk '$1 == "rss" || $1 == "anon" {a = $2} $1 == "cache" || $1 == "file" {c = $2}
+		$1 == "mapped_file" || $1 == "file_mapped" {m = $2} END {printf "%d %d %d\n", a, c, m}' "$f"
+}
+# CFS bandwidth periods, those throttled, and µs throttled in all.
+cg_throttle() {
+	local f=$CGDIR/cpu.stat
+	[ $CGV = 1 ] && f=$CG/cpu/$CGDIR/cpu.stat
+	awk '$1 == "nr_periods" {p = $2} $1 == "nr_throttled" {n = $2}
+		$1 == "throttled_time" {t = $2 / 1000} $1 == "throttled_usec" {t = $2}
+		END {printf "%d %d %.0f\n", p, n, t}' "$f"
+}
 cg_peak() {
 	if [ $CGV = 2 ]; then cat "$CGDIR/memory.peak" 2>/dev/null || cat "$CGDIR/memory.current"
 	else cat "$CG/memory/$CGDIR/memory.max_usage_in_bytes"; fi
@@ -226,6 +265,15 @@ dev_wbytes() { awk '{printf "%.0f\n", $7 * 512}' "$devstat"; }
 jbd2_stats() {
 	awk 'NR == 1 {tx = $1} / logged blocks per transaction/ {b = $1} END {printf "%d %d\n", tx, tx * b}' "$jbd2info" 2>/dev/null ||
 		echo "0 0"
+}
+
+# edgeq's group commits so far, from its /metrics: fsyncs, seconds in them,
+# ops they made durable. 0 0 0 for a peer.
+syncs() {
+	case $1 in edgeq | base | native) ;; *) echo "0 0 0"; return ;; esac
+	curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk '$1 == "edgeq_sync_seconds_count" {n = $2}
+		$1 == "edgeq_sync_seconds_sum" {s = $2} $1 == "edgeq_sync_ops_sum" {o = $2}
+		END {printf "%d %.6f %d\n", n, s, o}' || echo "0 0 0"
 }
 
 # incg CMD...: start CMD inside the current cgroup, in the background; its
@@ -259,6 +307,7 @@ log "throttle probe: 200 dsync 4 KiB writes in ${ms} ms inside the cgroup, $char
 [ "$charged" -ge 200 ] && [ "$ms" -ge 600 ] ||
 	die "the write throttle on $loopdev ($devno) does not apply: ${ms} ms, $charged IOs charged"
 
+cg_load
 mkdir -p "$OUT"
 results=$OUT/results.jsonl
 : > "$results"
@@ -271,6 +320,8 @@ log: {format: json}
 queues:
   mixed: {handler: {type: http, url: "http://127.0.0.1:$SINK_PORT/"}}
 YAML
+# native: the same daemon with the native protocol's TCP listener as well.
+sed "s/^http: .*/&\nnative: {listen: \"127.0.0.1:$NATIVE_PORT\"}/" "$work/edgeq.yaml" > "$work/native.yaml"
 
 # start SYSTEM: start it in a fresh cgroup on a clean card, mounted afresh
 # so that the journal's counters start at zero; prints its port.
@@ -290,6 +341,9 @@ start() {
 	base)
 		GOMEMLIMIT=$GOMEMLIMIT_UNIT incg "$BASE_BIN" serve --config "$work/edgeq.yaml" 2> "$OUT/$1-$2.log"
 		PORT=$HTTP_PORT ;;
+	native)
+		GOMEMLIMIT=$GOMEMLIMIT_UNIT incg "$work/edgeq" serve --config "$work/native.yaml" 2> "$OUT/$1-$2.log"
+		PORT=$NATIVE_PORT ;;
 	redis | asynq)
 		mkdir -p "$mnt/redis"
 		incg redis-server --bind 127.0.0.1 --port $REDIS_PORT --dir "$mnt/redis" --save "" \
@@ -313,10 +367,11 @@ stop() { stop_pids; rm_cgroups; }
 # load SYSTEM WORKLOAD: runs the measured part of a workload; prints
 # pibench's JSON line.
 load() {
-	local sys=${1/base/edgeq}
-	local pb=("$work/pibench" -system "$sys" -addr "127.0.0.1:$PORT" -queue bench)
+	local sys=${1/base/edgeq} addr=127.0.0.1:$PORT
+	[ "$sys" = native ] && sys=edgeq-native addr=native://127.0.0.1:$PORT
+	local pb=(inload "$work/pibench" -system "$sys" -addr "$addr" -queue bench)
 	if [ "$sys" = asynq ]; then
-		local ab=("$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench)
+		local ab=(inload "$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench)
 		case $2 in
 		a) "${ab[@]}" -workload single -clients 64 -duration "${DURATION}s" ;;
 		c) "${ab[@]}" -workload drain -clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" ;;
@@ -327,7 +382,7 @@ load() {
 	a) "${pb[@]}" -workload single -clients 64 -duration "${DURATION}s" ;;
 	b) "${pb[@]}" -workload batch -batch 100 -clients 8 -duration "${DURATION}s" ;;
 	c) "${pb[@]}" -workload drain -clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" ;;
-	d) "$work/pibench" -system edgeq -addr "127.0.0.1:$PORT" -queue mixed -workload mixed -clients 8 \
+	d) inload "$work/pibench" -system edgeq -addr "127.0.0.1:$PORT" -queue mixed -workload mixed -clients 8 \
 		-rate "$RATE" -sink "127.0.0.1:$SINK_PORT" -duration "${DURATION}s" ;;
 	e) "${pb[@]}" -workload fill -batch 100 -clients 8 -count "$FILL" -timeout "${TIMEOUT}s" ;;
 	f) "${pb[@]}" -workload wear -clients 32 -count "$WEAR" -timeout "${TIMEOUT}s" ;;
@@ -340,29 +395,38 @@ measure() {
 	start "$sys" "$w$round"
 	local pid=${pids[-1]}
 	if [ "$w" = c ] && [ "$sys" = asynq ]; then
-		"$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -count "$BACKLOG" \
+		inload "$work/asynqbench" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -count "$BACKLOG" \
 			-timeout "${TIMEOUT}s" > /dev/null
 		sync -f "$mnt"
 	elif [ "$w" = c ]; then
-		"$work/pibench" -system "${sys/base/edgeq}" -addr "127.0.0.1:$PORT" -queue bench -workload prefill -batch 100 \
+		local psys=${sys/base/edgeq} paddr=127.0.0.1:$PORT
+		[ "$sys" = native ] && psys=edgeq-native paddr=native://127.0.0.1:$PORT
+		inload "$work/pibench" -system "$psys" -addr "$paddr" -queue bench -workload prefill -batch 100 \
 			-clients 8 -count "$BACKLOG" -timeout "${TIMEOUT}s" > /dev/null
 		sync -f "$mnt"
 	fi
-	local cpu0 cb0 ci0 db0 di0 pw0 jt0 jb0 line
+	local cpu0 cb0 ci0 db0 di0 pw0 jt0 jb0 tp0 tn0 tt0 line
 	cpu0=$(cg_cpu_us) cb0=$(cg_wbytes) ci0=$(cg_wios) db0=$(dev_wbytes) di0=$(dev_wios)
+	read -r tp0 tn0 tt0 < <(cg_throttle)
+	local sn0 ss0 so0 sn ss so
+	read -r sn0 ss0 so0 < <(syncs "$sys")
 	read -r jt0 jb0 < <(jbd2_stats)
 	pw0=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io 2>/dev/null || echo 0)
 	local tlines=0
 	[ "$TRACE" = 1 ] && [ "$sys" = edgeq ] && tlines=$(wc -l < "$OUT/strace-$sys-$w$round.log")
 	line=$(load "$sys" "$w") || die "$sys workload $w: the load generator failed"
 	# Count what the run left in the page cache too: flush it to the card.
-	local pw1 hwm
+	local pw1 hwm ma mc mm
+	read -r sn ss so < <(syncs "$sys")
+	read -r ma mc mm < <(cg_memstat)
 	pw1=$(awk '$1 == "write_bytes:" {print $2}' /proc/$pid/io 2>/dev/null || echo 0)
 	hwm=$(awk '$1 == "VmHWM:" {printf "%.0f\n", $2 * 1024}' /proc/$pid/status)
 	sync -f "$mnt"
 	local cpu=$(($(cg_cpu_us) - cpu0)) cb=$(($(cg_wbytes) - cb0)) ci=$(($(cg_wios) - ci0))
-	local db=$(($(dev_wbytes) - db0)) di=$(($(dev_wios) - di0)) peak jt jb
+	local db=$(($(dev_wbytes) - db0)) di=$(($(dev_wios) - di0)) peak jt jb tp tn tt
 	read -r jt jb < <(jbd2_stats)
+	read -r tp tn tt < <(cg_throttle)
+	tp=$((tp - tp0)) tn=$((tn - tn0)) tt=$((tt - tt0))
 	jt=$((jt - jt0)) jb=$((jb - jb0))
 	peak=$(cg_peak)
 	if [ "$tlines" != 0 ]; then
@@ -372,13 +436,13 @@ measure() {
 			log "$sys $w$round: no group commit in the trace"
 	fi
 	local gov=""
-	if [ "$sys" = edgeq ] || [ "$sys" = base ]; then
+	if [ "$sys" = edgeq ] || [ "$sys" = base ] || [ "$sys" = native ]; then
 		gov=$(grep '"governor level changed"' "$OUT/$sys-$w$round.log" |
 			sed -E 's/.*"to":"([a-z]+)".*"reason":"([^"]*)".*/\1 (\2)/' | paste -sd'#' - || true)
 	fi
 	stop
 	[ "$sys" = base ] && line=${line/\"system\":\"edgeq\"/\"system\":\"base\"}
-	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"jbd2_tx\":$jt,\"jbd2_blocks\":$jb,\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
+	line="${line%\}},\"round\":$round,\"cpu_us\":$cpu,\"cg_wbytes\":$cb,\"cg_wios\":$ci,\"dev_wbytes\":$db,\"dev_wios\":$di,\"proc_wbytes\":$((pw1 - pw0)),\"cg_peak\":$peak,\"jbd2_tx\":$jt,\"jbd2_blocks\":$jb,\"cpu_periods\":$tp,\"cpu_throttled\":$tn,\"throttled_us\":$tt,\"syncs\":$((sn - sn0)),\"sync_s\":$(awk -v a="$ss" -v b="$ss0" 'BEGIN {printf "%.6f", a - b}'),\"sync_ops\":$((so - so0)),\"cg_anon\":$ma,\"cg_cache\":$mc,\"cg_mapped\":$mm,\"vmhwm\":$hwm,\"governor\":\"${gov//\"/}\"}"
 	echo "$line" >> "$results"
 	log "$line"
 }
@@ -389,6 +453,7 @@ for round in $(seq "$RUNS"); do
 		for sys in "${systems[@]}"; do
 			[ "$w" = d ] && [ "$sys" != edgeq ] && [ "$sys" != base ] && continue
 			[ "$sys" = asynq ] && [[ $w != [ac] ]] && continue # asynq has no batch enqueue
+			[ "$sys" = native ] && [[ $w != [ac] ]] && continue # issue 17's comparison: a and c
 			measure "$sys" "$w" "$round"
 		done
 	done
