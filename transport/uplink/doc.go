@@ -22,7 +22,9 @@
 // job id, queue and headers as user properties) over its own
 // connection to a cloud broker, on a topic that expands {queue}, {id} and
 // {header.NAME}; a batch's publishes are in flight together and each job
-// is acked on its PUBACK.
+// is acked on its PUBACK. With Compress each payload is compressed on its
+// own; MQTT 5 names the encoding in the Content-Encoding user property
+// and sends a payload that would not shrink as it is, without it.
 // http posts each batch as one NDJSON request (a line per job, see
 // wireLine), compressed when Compress says so ([Compress], shared with
 // other types); a 2xx acks every job but those its body lists as failed

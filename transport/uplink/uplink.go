@@ -52,7 +52,8 @@ type Config struct {
 	Headers map[string]string
 	// TokenFile holds a token sent as Authorization: Bearer (http).
 	TokenFile string
-	// Compress is the http body's encoding: "", gzip or zstd.
+	// Compress is the encoding of an http body or of each mqtt payload:
+	// "", gzip or zstd.
 	Compress string
 	TLS      TLSFiles
 	// ALPN are the protocols offered in the TLS handshake of an mqtt
