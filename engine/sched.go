@@ -213,7 +213,7 @@ func (s *sched) eligibleLocked(d *queueSlots, now time.Time) (bool, time.Time) {
 	if q.paused.Load() || shedPaused(q, s.level) {
 		return false, time.Time{}
 	}
-	if q.ready.Load()-q.groups.blocked.Load()-int64(d.pending) <= 0 {
+	if q.runnable()-int64(d.pending) <= 0 {
 		return false, time.Time{}
 	}
 	if c := q.conf().Concurrency; c > 0 && d.running >= c {
