@@ -52,7 +52,8 @@ type queueSlots struct {
 	breaker      BreakerState
 	breakerUntil time.Time
 	probing      bool
-	failures     int // consecutive target failures
+	failures     int    // consecutive target failures
+	leases       uint64 // lease answers that held jobs (Dispatch.Lease)
 }
 
 type classPass struct {
@@ -391,9 +392,12 @@ func (s *sched) leased(d *queueSlots, want int, o *op) {
 	if unused > 0 && d.breaker == BreakerHalfOpen && len(o.jobs) == 0 {
 		d.probing = false
 	}
-	for _, j := range o.jobs {
+	if len(o.jobs) > 0 {
+		d.leases++
+	}
+	for i, j := range o.jobs {
 		s.workers.Add(1)
-		go s.run(d, j)
+		go s.run(d, j, Dispatch{Lease: d.leases, Index: i, Count: len(o.jobs)})
 	}
 	s.inflight--
 	if s.inflight == 0 {
@@ -408,11 +412,12 @@ func (s *sched) leased(d *queueSlots, want int, o *op) {
 	}
 }
 
-// run is a worker: it runs one job and reports its outcome.
-func (s *sched) run(d *queueSlots, j *job.Job) {
+// run is a worker: it runs one job, taken at place at of its lease, and
+// reports its outcome.
+func (s *sched) run(d *queueSlots, j *job.Job, at Dispatch) {
 	defer s.workers.Done()
 	q := d.q
-	ctx, cancel := context.WithCancel(s.runCtx)
+	ctx, cancel := context.WithCancel(context.WithValue(s.runCtx, dispatchKey{}, at))
 	out := safeHandle(ctx, q.conf().Handler, j)
 	interrupted := s.runCtx.Err() != nil // shutdown, not the target's doing
 	cancel()
