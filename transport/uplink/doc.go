@@ -10,7 +10,9 @@
 // MaxBytes, Linger), paces each batch (MaxRate jobs/s, MaxBandwidth
 // bytes/s) and answers each job with its own acknowledgement, so one
 // success acks every job that made it and a partial failure acks exactly
-// those. Jobs of critical and high queues go first and never linger; under
+// those, but for an ordered queue, whose jobs are acked up to the first
+// that failed (ordered.go). Jobs of critical and high queues go first and
+// never linger; under
 // a pacer a batch holds jobs of one kind only, and a backlog batch waiting
 // for its tokens gives them back to critical or high jobs that arrive.
 //
