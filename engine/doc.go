@@ -152,7 +152,8 @@
 // so it runs again before every later job. Its delayed entry carries the
 // ReadySeq, so a restart finds the queue held. Jobs leased together are
 // not recalled when one of them fails: the consumer decides (the uplink
-// retries the rest of its batch).
+// retries the rest of its batch). With a BatchHandler such a queue has one
+// batch in flight at a time.
 //
 // # Locks
 //

@@ -69,26 +69,6 @@ func (o Outcome) NackDelay() time.Duration {
 	return o.RetryAfter
 }
 
-// Dispatch is where a job run in-process stands among the jobs its queue's
-// dispatcher leased: the Lease-th lease of the queue (from 1, counting
-// those that took jobs) took Count jobs in queue order, this one at Index
-// (from 0). The jobs of one lease run concurrently; a handler that hands
-// them on and must keep their order (the uplink, for an ordered queue)
-// waits for those before it.
-type Dispatch struct {
-	Lease        uint64
-	Index, Count int
-}
-
-type dispatchKey struct{}
-
-// DispatchOf answers the Dispatch of the job whose handler received ctx;
-// ok is false for a call the dispatcher did not make.
-func DispatchOf(ctx context.Context) (d Dispatch, ok bool) {
-	d, ok = ctx.Value(dispatchKey{}).(Dispatch)
-	return d, ok
-}
-
 // safeHandle runs h, turning a panic into a retry (since Go 1.21 panic(nil)
 // recovers a *runtime.PanicNilError, so every panic is caught) and a missing
 // verdict into Retry: a buggy handler fails its job, not the process. A

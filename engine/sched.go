@@ -52,8 +52,7 @@ type queueSlots struct {
 	breaker      BreakerState
 	breakerUntil time.Time
 	probing      bool
-	failures     int    // consecutive target failures
-	leases       uint64 // lease answers that held jobs (Dispatch.Lease)
+	failures     int // consecutive target failures
 }
 
 type classPass struct {
@@ -218,6 +217,11 @@ func (s *sched) eligibleLocked(d *queueSlots, now time.Time) (bool, time.Time) {
 		return false, time.Time{}
 	}
 	if c := q.conf().Concurrency; c > 0 && d.running >= c {
+		return false, time.Time{}
+	}
+	if d.running > 0 && q.conf().Ordered && batchHandler(q) != nil {
+		// An ordered queue's batches go one at a time: two in flight
+		// would race each other to the handler, out of lease order.
 		return false, time.Time{}
 	}
 	switch d.breaker {
@@ -392,12 +396,9 @@ func (s *sched) leased(d *queueSlots, want int, o *op) {
 	if unused > 0 && d.breaker == BreakerHalfOpen && len(o.jobs) == 0 {
 		d.probing = false
 	}
-	if len(o.jobs) > 0 {
-		d.leases++
-	}
-	for i, j := range o.jobs {
+	for _, j := range o.jobs {
 		s.workers.Add(1)
-		go s.run(d, j, Dispatch{Lease: d.leases, Index: i, Count: len(o.jobs)})
+		go s.run(d, j)
 	}
 	s.inflight--
 	if s.inflight == 0 {
@@ -412,12 +413,11 @@ func (s *sched) leased(d *queueSlots, want int, o *op) {
 	}
 }
 
-// run is a worker: it runs one job, taken at place at of its lease, and
-// reports its outcome.
-func (s *sched) run(d *queueSlots, j *job.Job, at Dispatch) {
+// run is a worker: it runs one job and reports its outcome.
+func (s *sched) run(d *queueSlots, j *job.Job) {
 	defer s.workers.Done()
 	q := d.q
-	ctx, cancel := context.WithCancel(context.WithValue(s.runCtx, dispatchKey{}, at))
+	ctx, cancel := context.WithCancel(s.runCtx)
 	out := safeHandle(ctx, q.conf().Handler, j)
 	interrupted := s.runCtx.Err() != nil // shutdown, not the target's doing
 	cancel()
