@@ -188,6 +188,10 @@ type QueueConfig struct {
 	Breaker     BreakerConfig  `yaml:"breaker"`
 	// GroupConcurrency caps the running jobs of one ordered group; 0: 1.
 	GroupConcurrency int `yaml:"group_concurrency"`
+	// Ordered keeps a retry at its place in the queue, holding the later
+	// jobs (engine.QueueConfig.Ordered); nil: true for a queue an uplink
+	// drains, false for any other.
+	Ordered *bool `yaml:"ordered"`
 }
 
 // HandlerConfig runs a queue's jobs inside edgeq (SPEC 7); a queue without

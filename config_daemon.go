@@ -183,6 +183,7 @@ func (c *Config) engineConfig(log *slog.Logger) engine.Config {
 			Breaker:     q.breaker().engine(),
 
 			GroupConcurrency: q.GroupConcurrency,
+			Ordered:          q.ordered(),
 		}
 	}
 	return ec
@@ -196,6 +197,16 @@ func (c *Config) concurrency(q QueueConfig) int {
 		return q.Concurrency
 	}
 	return 2 * cmp.Or(c.Uplinks[q.Handler.Uplink].Batch.MaxJobs, uplink.DefaultMaxJobs)
+}
+
+// ordered answers q's ordered key: its own, else true for a queue an
+// uplink drains (issue 19: order within a queue is kept unless it opts
+// out) and false for any other (a retry goes to the back, SPEC 6).
+func (q QueueConfig) ordered() bool {
+	if q.Ordered != nil {
+		return *q.Ordered
+	}
+	return q.Handler != nil && q.Handler.Type == "uplink"
 }
 
 // breaker is q's breaker: its own, else an uplink handler's default.

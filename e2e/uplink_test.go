@@ -342,7 +342,9 @@ func TestUplinkHTTP(t *testing.T) {
 uplinks:
   cloud: {type: http, url: %q, token_file: %q, compress: gzip, batch: {max_jobs: 50, linger: 5ms}}
 queues:
-  telemetry: {class: normal, concurrency: 50, handler: {type: uplink, uplink: cloud}}
+  # Not ordered: the jobs after the failed one in its batch are acked,
+  # not sent again after it.
+  telemetry: {class: normal, concurrency: 50, ordered: false, handler: {type: uplink, uplink: cloud}}
 `, collector.URL+"/ingest", token)
 	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
 		t.Fatal(err)

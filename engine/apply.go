@@ -177,6 +177,7 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 	case job.StateReady:
 		q.ready.Add(1)
 		if j.Group == "" {
+			placeReady(q, j)
 			e.hotAdd(q, j)
 		}
 		b.wakeQueue(q)
@@ -186,6 +187,9 @@ func (e *Engine) entered(b *batch, q *queue, j *job.Job) {
 	case job.StateDelayed:
 		q.delayed.Add(1)
 		e.c.delayed.note(j.RunAt)
+		if holdsQueue(j) {
+			q.held.Add(1)
+		}
 	case job.StateLeased:
 		q.leased.Add(1)
 	case job.StateDead:
@@ -225,6 +229,9 @@ func (e *Engine) left(b *batch, q *queue, j *job.Job) {
 		}
 	case job.StateDelayed:
 		q.delayed.Add(-1)
+		if holdsQueue(j) {
+			q.held.Add(-1)
+		}
 	case job.StateLeased:
 		q.leased.Add(-1)
 	case job.StateDead:
@@ -293,8 +300,12 @@ func (e *Engine) applyLease(b *batch, o *op) error {
 	return nil
 }
 
-// leaseQueue leases ready jobs without a group for o until it holds max.
+// leaseQueue leases ready jobs without a group for o until it holds max;
+// none while a retry holds an ordered q.
 func (e *Engine) leaseQueue(b *batch, q *queue, o *op, max int) error {
+	if q.heldBack() {
+		return nil
+	}
 	if q.hot.complete {
 		// Every ready job after the cursor is in memory (hot.go).
 		for len(o.jobs) < max {

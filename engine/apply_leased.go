@@ -153,9 +153,9 @@ func (e *Engine) applyNack(b *batch, o *op, q *queue, j *job.Job) error {
 	}
 	if delay > 0 {
 		next.State = job.StateDelayed
-		if next.Group == "" {
+		if next.Group == "" && !q.conf().Ordered {
 			next.ReadySeq = 0
-		} // else it waits with its place, holding its group's slot
+		} // else it waits with its place, holding its group's slot or its queue
 	}
 	q.retried.Add(1)
 	o.state = next.State

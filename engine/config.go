@@ -91,6 +91,12 @@ type QueueConfig struct {
 	// GroupConcurrency caps the leased jobs (and retries waiting) of one
 	// group of the queue; 0 means 1: each group runs strictly in order.
 	GroupConcurrency int
+	// Ordered keeps the order of the queue's jobs without a group across
+	// retries, for every consumer: a retry (a nack, an expired lease, a
+	// lease lost in a restart) goes back to its place, and while one waits
+	// for its delay no later job of the queue is leased. False: a retry
+	// goes to the back of the queue.
+	Ordered bool
 }
 
 // DefaultMaxResult is the default of QueueConfig.MaxResult.

@@ -59,6 +59,7 @@
 //	sched_batch.go  batch handlers: a batch leased, run and answered as one
 //	groups.go       ordered groups: per-group order and concurrency, O(1) leases
 //	followup.go     on_success: the job a success enqueues, in its ack's transaction
+//	ordered.go      ordered queues: a retry keeps its place and holds the queue
 //	recover.go      the in-memory state rebuilt from the store (Start, failed commits)
 //
 // # Goroutines
@@ -143,6 +144,16 @@
 // from the group-ready index, the delayed entries that carry a group (the
 // retries waiting) and the held leases: index entries only, no records.
 // The memory is a few dozen bytes per group with work.
+//
+// An ordered queue (QueueConfig.Ordered) does the same for its jobs
+// without a group, as one group whose slots are unbounded: a retry keeps
+// its ReadySeq and goes back to its place (the ready cursor moves back to
+// it), and while it waits for its delay no job without a group is leased,
+// so it runs again before every later job. Its delayed entry carries the
+// ReadySeq, so a restart finds the queue held. Jobs leased together are
+// not recalled when one of them fails: the consumer decides (the uplink
+// retries the rest of its batch). With a BatchHandler such a queue has one
+// batch in flight at a time.
 //
 // # Locks
 //

@@ -249,6 +249,7 @@ func (e *Engine) leaseGrouped(b *batch, q *queue, o *op) (bool, error) {
 
 // resetGroups forgets q's groups (load rebuilds them).
 func (q *queue) resetGroups() {
+	q.held.Store(0)
 	gs := &q.groups
 	gs.mu.Lock()
 	gs.byName, gs.fifo, gs.head = nil, nil, 0
@@ -307,8 +308,12 @@ func (e *Engine) loadGroups(tx store.ReadTx, held []*job.Job) error {
 			return fmt.Errorf("list delayed jobs: %w", err)
 		}
 		for _, r := range refs {
-			if r.Group != "" && r.Seq != 0 {
+			switch {
+			case r.Seq == 0:
+			case r.Group != "":
 				enter(r, job.StateDelayed)
+			default: // a retry waiting in an ordered queue
+				e.internalQueue(r.Queue).held.Add(1)
 			}
 			from = r
 		}
@@ -339,10 +344,11 @@ func (q *queue) groupStats() (groups int, oldest string, headAt time.Time) {
 }
 
 // toRetry makes j ready again after a lease or a retry's delay: a job with
-// a group goes back to its place in its group (its ReadySeq), any other to
-// the back of its queue.
+// a group goes back to its place in its group (its ReadySeq), one of an
+// ordered queue to its place in the queue (ordered.go), any other to the
+// back of its queue.
 func (e *Engine) toRetry(b *batch, q *queue, j *job.Job, runAt time.Time) *job.Job {
-	if j.Group == "" || j.ReadySeq == 0 {
+	if j.ReadySeq == 0 || (j.Group == "" && !q.conf().Ordered) {
 		return e.toReady(b, q, j, runAt)
 	}
 	next := j.Clone()

@@ -42,6 +42,10 @@ type queue struct {
 
 	hot    hotTail  // owned by the committer (hot.go)
 	groups groupSet // ordered groups (groups.go)
+	// held counts the retries waiting with their place (delayed, no
+	// group, ReadySeq kept: ordered.go); while an ordered queue has one,
+	// its jobs without a group are not leased. Written by the committer.
+	held atomic.Int64
 
 	in, out rateWindow
 

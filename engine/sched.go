@@ -213,10 +213,15 @@ func (s *sched) eligibleLocked(d *queueSlots, now time.Time) (bool, time.Time) {
 	if q.paused.Load() || shedPaused(q, s.level) {
 		return false, time.Time{}
 	}
-	if q.ready.Load()-q.groups.blocked.Load()-int64(d.pending) <= 0 {
+	if q.runnable()-int64(d.pending) <= 0 {
 		return false, time.Time{}
 	}
 	if c := q.conf().Concurrency; c > 0 && d.running >= c {
+		return false, time.Time{}
+	}
+	if d.running > 0 && q.conf().Ordered && batchHandler(q) != nil {
+		// An ordered queue's batches go one at a time: two in flight
+		// would race each other to the handler, out of lease order.
 		return false, time.Time{}
 	}
 	switch d.breaker {

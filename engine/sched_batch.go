@@ -14,7 +14,9 @@ import (
 // worker with one HandleBatch call, and records their outcomes in one op:
 // a lease and an answer cost one durable commit per batch, not per job.
 // A batch holds one worker slot (governor.concurrency) and as many of its
-// queue's concurrency as it has jobs. Handle still serves single jobs.
+// queue's concurrency as it has jobs; an ordered queue (QueueConfig.
+// Ordered) has one batch in flight at a time, so that its calls come in
+// lease order. Handle still serves single jobs.
 type BatchHandler interface {
 	Handler
 	// BatchMax is the most jobs one HandleBatch call takes (at least 1).
@@ -37,7 +39,7 @@ func batchHandler(q *queue) BatchHandler {
 func (s *sched) takeBatchLocked(d *queueSlots, bh BatchHandler) alloc {
 	q := d.q
 	n := max(1, bh.BatchMax())
-	n = min(n, int(q.ready.Load()-q.groups.blocked.Load())-d.pending)
+	n = min(n, int(q.runnable())-d.pending)
 	if c := q.conf().Concurrency; c > 0 {
 		n = min(n, c-d.running)
 	}

@@ -82,7 +82,9 @@
 // its ReadySeq and its group to the delayed value (a queue name holds no
 // 0x00, so values written before groups read the same): a retry waiting
 // keeps its place in its group, and the engine learns at start which
-// groups such retries hold without reading records.
+// groups such retries hold without reading records. A retry waiting in an
+// ordered queue (no group, ReadySeq kept) adds 0x00 and its ReadySeq: the
+// engine learns which queues it holds the same way.
 //
 // A payload of up to 512 bytes (inlinePayloadMax) lives in the record; a
 // larger one has its own key, so that a state change rewrites only the small

@@ -125,8 +125,8 @@ func FuzzKeyCodec(f *testing.F) {
 		if p, err := decodePayload(encodePayload([]byte(key))); err != nil || string(p) != key {
 			t.Errorf("payload %q: got %q, %v", key, p, err)
 		}
-		// Groups: key as the group. A delayed value without one is the
-		// queue alone, as before groups.
+		// Groups: key as the group. A delayed value carries the ReadySeq
+		// (a retry waiting with its place) and the group, if any.
 		j := &job.Job{Queue: queue, Group: key, ReadySeq: seq}
 		if checkKeyGroup(key) != nil {
 			if _, err := groupKey(queue, key, seq); err == nil {
@@ -147,7 +147,7 @@ func FuzzKeyCodec(f *testing.F) {
 			}
 		}
 		dq, dg, dseq, err := decodeDelayedValue(delayedValue(j))
-		if err != nil || string(dq) != queue || string(dg) != j.Group || (j.Group != "" && dseq != seq) {
+		if err != nil || string(dq) != queue || string(dg) != j.Group || dseq != seq {
 			t.Errorf("delayed value (%q, %q, %d): got (%q, %q, %d), %v", queue, j.Group, seq, dq, dg, dseq, err)
 		}
 	})

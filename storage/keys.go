@@ -175,11 +175,12 @@ func decodeGroupKey(rest []byte) (g []byte, seq uint64, err error) {
 	return rest[:i], binary.BigEndian.Uint64(rest[i+1:]), nil
 }
 
-// delayedValue is a delayed entry's value: the queue, and for a job with
-// a group 0x00, ReadySeq(8) and the group (a retry waiting keeps its
-// place in its group: the engine rebuilds its groups from these at start).
+// delayedValue is a delayed entry's value: the queue, and for a retry
+// waiting with its place (a job with a group, or one of an ordered queue:
+// ReadySeq set) 0x00, ReadySeq(8) and the group, if any. The engine
+// rebuilds its groups and its held ordered queues from these at start.
 func delayedValue(j *job.Job) []byte {
-	if j.Group == "" {
+	if j.Group == "" && j.ReadySeq == 0 {
 		return []byte(j.Queue)
 	}
 	v := make([]byte, 0, len(j.Queue)+9+len(j.Group))
@@ -199,7 +200,7 @@ func decodeDelayedValue(v []byte) (q, g []byte, seq uint64, err error) {
 	if err := checkValueQueue(q); err != nil {
 		return nil, nil, 0, err
 	}
-	if len(rest) < 9 || len(rest)-8 > maxGroupLen || bytes.IndexByte(rest[8:], 0) >= 0 {
+	if len(rest) < 8 || len(rest)-8 > maxGroupLen || bytes.IndexByte(rest[8:], 0) >= 0 {
 		return nil, nil, 0, errBadValue
 	}
 	return q, rest[8:], binary.BigEndian.Uint64(rest), nil

@@ -194,7 +194,7 @@ func (t *txn) Due(kind store.TimedIndex, from store.Ref, until time.Time, max in
 			continue
 		}
 		r := store.Ref{ID: j.ID, Queue: j.Queue, At: at}
-		if kind == store.IndexDelayed && j.Group != "" {
+		if kind == store.IndexDelayed {
 			r.Group, r.Seq = j.Group, j.ReadySeq
 		}
 		if from.ID != 0 && !refLess(from, r) {

@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 		{"GroupReady", testGroupReady},
 		{"GroupLeaseRetry", testGroupLeaseRetry},
 		{"GroupReopen", testGroupReopen},
+		{"OrderedRetryWaiting", testOrderedRetryWaiting},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })

@@ -54,7 +54,7 @@ func buildHandlers(handlers map[string]Handler, queues map[string]engine.QueueCo
 			if !ok {
 				return release, fmt.Errorf("queues.%s.handler.uplink: %q is not a running uplink (a reload cannot add one: restart)", name, h.Uplink)
 			}
-			handler = u.Handler(queues[name].Class)
+			handler = u.QueueHandler(queues[name].Class, queues[name].Ordered)
 		default:
 			return release, fmt.Errorf("queues.%s.handler.type: unknown type %q", name, h.Type)
 		}

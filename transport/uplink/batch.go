@@ -15,13 +15,14 @@ import (
 // batches of up to batch.max_jobs, so that a backlog costs the engine one
 // lease and one answer per batch rather than per job.
 type classHandler struct {
-	u    *Uplink
-	high bool
+	u       *Uplink
+	high    bool
+	ordered bool // engine.QueueConfig.Ordered
 }
 
 // Handle sends one job.
 func (h classHandler) Handle(ctx context.Context, j *job.Job) engine.Outcome {
-	return h.u.handle(ctx, h.high, []*job.Job{j})[0]
+	return h.u.handle(ctx, h, []*job.Job{j})[0]
 }
 
 // BatchMax is the uplink's batch.max_jobs.
@@ -30,7 +31,7 @@ func (h classHandler) BatchMax() int { return h.u.cfg.Batch.MaxJobs }
 // HandleBatch sends jobs, in as few batches as batch.max_jobs and
 // batch.max_bytes allow, each job answered by its own acknowledgement.
 func (h classHandler) HandleBatch(ctx context.Context, jobs []*job.Job) []engine.Outcome {
-	return h.u.handle(ctx, h.high, jobs)
+	return h.u.handle(ctx, h, jobs)
 }
 
 // pace waits until batch, of size payload bytes, may go under max_rate and
@@ -86,7 +87,8 @@ func reserve(l *rate.Limiter, now time.Time, n int) []*rate.Reservation {
 }
 
 // pipeline sends batch through s and leaves its acknowledgements to a
-// goroutine of u's, which answers its jobs; it first waits for a free
+// goroutine of u's, which answers its jobs after the batches sent before
+// it were answered; it first waits for a free
 // place among the maxInFlight batches, errDown once ctx ended.
 func (u *Uplink) pipeline(ctx context.Context, s sender, batch []*item) error {
 	select {
@@ -95,9 +97,16 @@ func (u *Uplink) pipeline(ctx context.Context, s sender, batch []*item) error {
 		return errDown
 	}
 	wait := s.send(batch)
+	prev, done := u.finished, make(chan struct{})
+	u.finished = done
 	u.wg.Go(func() {
 		defer func() { <-u.inflight }()
-		u.finish(batch, wait(ctx))
+		errs := wait(ctx)
+		if prev != nil {
+			<-prev // answered in the order sent: see finished
+		}
+		u.finish(batch, errs)
+		close(done)
 	})
 	return nil
 }

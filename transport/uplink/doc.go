@@ -10,7 +10,9 @@
 // MaxBytes, Linger), paces each batch (MaxRate jobs/s, MaxBandwidth
 // bytes/s) and answers each job with its own acknowledgement, so one
 // success acks every job that made it and a partial failure acks exactly
-// those. Jobs of critical and high queues go first and never linger; under
+// those, but for an ordered queue, whose jobs are acked up to the first
+// that failed (ordered.go). Jobs of critical and high queues go first and
+// never linger; under
 // a pacer a batch holds jobs of one kind only, and a backlog batch waiting
 // for its tokens gives them back to critical or high jobs that arrive.
 //
@@ -22,7 +24,9 @@
 // job id, queue and headers as user properties) over its own
 // connection to a cloud broker, on a topic that expands {queue}, {id} and
 // {header.NAME}; a batch's publishes are in flight together and each job
-// is acked on its PUBACK.
+// is acked on its PUBACK. With Compress each payload is compressed on its
+// own; MQTT 5 names the encoding in the Content-Encoding user property
+// and sends a payload that would not shrink as it is, without it.
 // http posts each batch as one NDJSON request (a line per job, see
 // wireLine), compressed when Compress says so ([Compress], shared with
 // other types); a 2xx acks every job but those its body lists as failed

@@ -20,6 +20,8 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgeq/edgeq/engine/job"
 )
 
 // mqttSchemes are the URL schemes of an mqtt uplink, and whether each
@@ -337,12 +339,20 @@ func (p *mqttPub) publish(ctx context.Context, batch []*item) []error {
 func (p *mqttPub) publish3(ctx context.Context, c *mqttConn, batch []*item, errs []error) {
 	toks := make([]mqtt.Token, len(batch))
 	for i, it := range batch {
-		toks[i] = c.pc.Publish(p.topicOf(it.j.Queue, it.j.ID.String(), it.j.Headers), 1, false, it.j.Payload)
+		payload, _, err := p.payload(it.j.Payload, false)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		toks[i] = c.pc.Publish(p.topicOf(it.j.Queue, it.j.ID.String(), it.j.Headers), 1, false, payload)
 	}
 	timer := time.NewTimer(p.cfg.Timeout)
 	defer timer.Stop()
 	var stalled error
 	for i, tok := range toks {
+		if tok == nil {
+			continue
+		}
 		if stalled == nil {
 			select {
 			case <-tok.Done():
@@ -368,8 +378,13 @@ func (p *mqttPub) publish5(ctx context.Context, c *mqttConn, batch []*item, errs
 	defer cancel()
 	var wg sync.WaitGroup
 	for i, it := range batch {
+		payload, enc, err := p.payload(it.j.Payload, true)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
 		wg.Go(func() {
-			resp, err := c.pc5.Publish(pctx, p.message5(it.j.Queue, it.j.ID.String(), it.j.ContentType, it.j.Headers, it.j.Payload))
+			resp, err := c.pc5.Publish(pctx, p.message5(it.j, enc, payload))
 			switch {
 			case err == nil:
 			case resp != nil && resp.ReasonCode >= 0x80:
@@ -386,13 +401,45 @@ func (p *mqttPub) publish5(ctx context.Context, c *mqttConn, batch []*item, errs
 	wg.Wait()
 }
 
-// message5 is a job as an MQTT 5 message: its id, queue and headers as
-// user properties, its content type as the message's.
-func (p *mqttPub) message5(queue, id, contentType string, headers map[string]string, payload []byte) *paho.Publish {
-	props := &paho.PublishProperties{ContentType: contentType}
-	props.User.Add(HeaderJobID, id).Add(HeaderQueue, queue)
-	for _, k := range slices.Sorted(maps.Keys(headers)) {
-		props.User.Add(k, headers[k])
+// message5 is job j as an MQTT 5 message: its id, queue and headers as
+// user properties, its content type as the message's; payload's encoding
+// enc, when set, as the Content-Encoding user property, in place of one
+// the job carries.
+func (p *mqttPub) message5(j *job.Job, enc string, payload []byte) *paho.Publish {
+	id := j.ID.String()
+	props := &paho.PublishProperties{ContentType: j.ContentType}
+	props.User.Add(HeaderJobID, id).Add(HeaderQueue, j.Queue)
+	for _, k := range slices.Sorted(maps.Keys(j.Headers)) {
+		if enc == "" || !strings.EqualFold(k, HeaderContentEncoding) {
+			props.User.Add(k, j.Headers[k])
+		}
 	}
-	return &paho.Publish{QoS: 1, Topic: p.topicOf(queue, id, headers), Payload: payload, Properties: props}
+	if enc != "" {
+		props.User.Add(HeaderContentEncoding, enc)
+	}
+	return &paho.Publish{QoS: 1, Topic: p.topicOf(j.Queue, id, j.Headers), Payload: payload, Properties: props}
+}
+
+// HeaderContentEncoding is the MQTT 5 user property that names a
+// compressed payload's encoding, as HTTP's header does.
+const HeaderContentEncoding = "Content-Encoding"
+
+// payload is a job's payload as published, and its encoding: compressed
+// when Compress says so, each message on its own (a receiver decodes one
+// message at a time). With optional (MQTT 5, where the message names its
+// encoding), a payload that compression would not shrink goes as it is.
+func (p *mqttPub) payload(raw []byte, optional bool) ([]byte, string, error) {
+	if p.cfg.Compress == "" {
+		return raw, "", nil
+	}
+	wire, err := Compress(p.cfg.Compress, nil, raw)
+	if err != nil {
+		return nil, "", &refusedError{err: err}
+	}
+	if optional && len(wire) >= len(raw) {
+		p.stats.compressed(len(raw), len(raw))
+		return raw, "", nil
+	}
+	p.stats.compressed(len(raw), len(wire))
+	return wire, p.cfg.Compress, nil
 }

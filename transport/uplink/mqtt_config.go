@@ -135,11 +135,14 @@ func (c Config) validateMQTT(bad func(key, format string, args ...any)) {
 	if slices.Contains(c.ALPN, "") {
 		bad("alpn", "an empty protocol name")
 	}
+	if err := CheckEncoding(c.Compress); err != nil {
+		bad("compress", "%v", err)
+	}
 	for _, f := range []struct {
 		key string
 		set bool
 	}{{"stream", c.Stream != ""}, {"subject", c.Subject != ""}, {"creds_file", c.CredsFile != ""},
-		{"headers", len(c.Headers) > 0}, {"token_file", c.TokenFile != ""}, {"compress", c.Compress != ""}} {
+		{"headers", len(c.Headers) > 0}, {"token_file", c.TokenFile != ""}} {
 		if f.set {
 			bad(f.key, "not used by mqtt uplinks")
 		}

@@ -52,7 +52,8 @@ type Config struct {
 	Headers map[string]string
 	// TokenFile holds a token sent as Authorization: Bearer (http).
 	TokenFile string
-	// Compress is the http body's encoding: "", gzip or zstd.
+	// Compress is the encoding of an http body or of each mqtt payload:
+	// "", gzip or zstd.
 	Compress string
 	TLS      TLSFiles
 	// ALPN are the protocols offered in the TLS handshake of an mqtt
@@ -174,9 +175,10 @@ const maxInFlight = 4
 
 // item is one job of a handler call waiting for its acknowledgement.
 type item struct {
-	j    *job.Job
-	high bool       // of a critical or high queue
-	done chan error // buffered: the batcher never blocks on it
+	j       *job.Job
+	high    bool       // of a critical or high queue
+	ordered bool       // of an ordered queue
+	done    chan error // buffered: the batcher never blocks on it
 }
 
 // errDown answers jobs offered while the uplink has no connection.
@@ -198,6 +200,14 @@ type Uplink struct {
 	// inflight holds a token per batch awaiting its acknowledgements
 	// (sender).
 	inflight chan struct{}
+	// finished is closed once the last batch sent is answered: a batch
+	// is answered after those sent before it (pipeline), so a failure
+	// in one holds back an ordered queue's jobs in the next. Owned by
+	// the batcher.
+	finished chan struct{}
+
+	mu     sync.Mutex
+	blocks map[string]block // ordered queues held back; guarded by mu
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -288,53 +298,6 @@ func (u *Uplink) Stop() {
 	})
 }
 
-// Handler answers the handler of a queue of class c that sends its jobs
-// through u: an engine.BatchHandler, so that the engine leases, hands over
-// and records up to batch.max_jobs jobs at a time (batch.go).
-func (u *Uplink) Handler(c job.Class) engine.Handler {
-	return classHandler{u: u, high: c <= job.ClassHigh}
-}
-
-// handle offers jobs to the batcher as one group and waits for each one's
-// acknowledgement.
-func (u *Uplink) handle(ctx context.Context, high bool, jobs []*job.Job) []engine.Outcome {
-	outs := make([]engine.Outcome, len(jobs))
-	all := func(o engine.Outcome) []engine.Outcome {
-		for i := range outs {
-			outs[i] = o
-		}
-		return outs
-	}
-	if !u.pub.connected() {
-		return all(u.outcome(errDown))
-	}
-	group := make([]*item, len(jobs))
-	for i, j := range jobs {
-		group[i] = &item{j: j, high: high, done: make(chan error, 1)}
-	}
-	ch := u.low
-	if high {
-		ch = u.high
-	}
-	select {
-	case ch <- group:
-	case <-u.stopped:
-		return all(u.outcome(errDown))
-	case <-ctx.Done():
-		return all(engine.Outcome{Verdict: engine.Retry, Error: "interrupted", Unreached: true})
-	}
-	for i, it := range group {
-		select {
-		case err := <-it.done:
-			outs[i] = u.outcome(err)
-		case <-ctx.Done():
-			// It may be on the wire: the stream's dedupe drops the resend.
-			outs[i] = engine.Outcome{Verdict: engine.Retry, Error: "interrupted"}
-		}
-	}
-	return outs
-}
-
 // outcome maps a job's publish error to its verdict: a link that is down
 // or stalled is the target's failure and costs no attempt; a job the
 // server refuses is retried as any failure; one too large never fits.
@@ -344,11 +307,14 @@ func (u *Uplink) outcome(err error) engine.Outcome {
 	}
 	msg := fmt.Sprintf("uplink %s: %v", u.cfg.Name, err)
 	var refused *refusedError
+	var held *heldBackError
 	switch {
 	case errors.Is(err, errTooLarge):
 		return engine.Outcome{Verdict: engine.Dead, Error: msg}
 	case errors.As(err, &refused):
 		return engine.Outcome{Verdict: engine.Retry, Error: msg}
+	case errors.As(err, &held):
+		return engine.Outcome{Verdict: engine.Retry, Error: msg, Unreached: true}
 	}
 	return engine.Outcome{Verdict: engine.Retry, Error: msg, TargetFailed: true, Unreached: true}
 }
@@ -374,6 +340,12 @@ func (u *Uplink) run(ctx context.Context) {
 			return
 		}
 		carry = next
+		// Calls race each other to the batcher: within a batch, jobs go
+		// out in the order they were enqueued.
+		slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.j.ID, b.j.ID) })
+		if batch = u.holdBack(time.Now(), batch); len(batch) == 0 {
+			continue
+		}
 		first, err := u.runOnce(ctx, batch)
 		if err != nil {
 			answer(batch, err)
@@ -407,9 +379,6 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) (first []*item, err
 	if !u.pub.connected() {
 		return nil, errDown
 	}
-	// Calls race each other to the batcher: within a batch, jobs go out in
-	// the order they were enqueued.
-	slices.SortFunc(batch, func(a, b *item) int { return cmp.Compare(a.j.ID, b.j.ID) })
 	if s, ok := u.pub.(sender); ok {
 		return nil, u.pipeline(ctx, s, batch)
 	}
@@ -417,8 +386,10 @@ func (u *Uplink) runOnce(ctx context.Context, batch []*item) (first []*item, err
 	return nil, nil
 }
 
-// finish counts batch, sent with errs, and answers its jobs.
+// finish counts batch, sent with errs, and answers its jobs, holding back
+// those of an ordered queue after one that failed (ordered.go).
 func (u *Uplink) finish(batch []*item, errs []error) {
+	u.afterFailure(time.Now(), batch, errs)
 	sent, sentBytes := 0, 0
 	for i, it := range batch {
 		if errs[i] == nil {
