@@ -10,7 +10,6 @@ import (
 
 	"github.com/edgeq/edgeq/client"
 	"github.com/edgeq/edgeq/engine"
-	"github.com/edgeq/edgeq/engine/memstore"
 	"github.com/edgeq/edgeq/transport/httpapi"
 )
 
@@ -31,24 +30,10 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // job it finished in its next lease request, so that each job costs one
 // request and one commit: no single ack is sent while it keeps leasing.
 func TestWorkerAcksWithTheNextLease(t *testing.T) {
-	eng, err := engine.New(engine.Config{}, memstore.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = eng.Stop(context.Background()) })
-	s, err := httpapi.New(httpapi.Config{Addr: "127.0.0.1:0"}, eng)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
+	eng, addr := serve(t, engine.Config{})
 	acks := &countingTransport{suffix: "/ack"}
-	c := httpapi.NewClient("http://"+s.Addr().String(), "", &http.Client{Transport: acks})
-	t.Cleanup(func() { c.CloseIdleConnections(); _ = s.Shutdown(context.Background()) })
+	c := httpapi.NewClient("http://"+addr, "", &http.Client{Transport: acks})
+	t.Cleanup(c.CloseIdleConnections)
 
 	enqueueN(t, c, "mail", 20)
 	var ran atomic.Int64

@@ -24,6 +24,16 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // memory store, until the test ends.
 func daemon(t *testing.T, cfg engine.Config) (*engine.Engine, *client.Client) {
 	t.Helper()
+	eng, addr := serve(t, cfg)
+	c := client.New("http://"+addr, "")
+	t.Cleanup(c.CloseIdleConnections)
+	return eng, c
+}
+
+// serve is daemon without its client: it answers the engine and the
+// server's address, for a test that brings its own client.
+func serve(t *testing.T, cfg engine.Config) (*engine.Engine, string) {
+	t.Helper()
 	eng, err := engine.New(cfg, memstore.New())
 	if err != nil {
 		t.Fatal(err)
@@ -39,9 +49,8 @@ func daemon(t *testing.T, cfg engine.Config) (*engine.Engine, *client.Client) {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	c := client.New("http://"+s.Addr().String(), "")
-	t.Cleanup(func() { c.CloseIdleConnections(); _ = s.Shutdown(context.Background()) })
-	return eng, c
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return eng, s.Addr().String()
 }
 
 func enqueueN(t *testing.T, c *client.Client, queue string, n int) []string {
