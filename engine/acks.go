@@ -25,7 +25,7 @@ func (e *Engine) AckBatch(ctx context.Context, acks []AckRequest) ([]error, erro
 	case len(acks) == 0:
 		return nil, fmt.Errorf("%w: acks: none", job.ErrInvalidArgument)
 	case len(acks) > MaxBatchJobs:
-		return nil, fmt.Errorf("%w: acks: %d, at most %d in one call", job.ErrTooLarge, len(acks), MaxBatchJobs)
+		return nil, tooManyAcks(len(acks))
 	}
 	o := &op{kind: opAckBatch, acks: ackOps(acks)}
 	if err := e.submit(ctx, o); err != nil {
@@ -49,7 +49,7 @@ func (e *Engine) AckLease(ctx context.Context, acks []AckRequest, r LeaseRequest
 		return nil, jobs, err
 	}
 	if len(acks) > MaxBatchJobs {
-		return nil, nil, fmt.Errorf("%w: acks: %d, at most %d in one call", job.ErrTooLarge, len(acks), MaxBatchJobs)
+		return nil, nil, tooManyAcks(len(acks))
 	}
 	q, err := e.checkLease(r)
 	if err != nil {
@@ -70,6 +70,11 @@ func (e *Engine) AckLease(ctx context.Context, acks []AckRequest, r LeaseRequest
 	}
 	jobs, err := e.Lease(ctx, r)
 	return o.ackErrs(), jobs, err
+}
+
+// tooManyAcks refuses a call of n acks, over MaxBatchJobs.
+func tooManyAcks(n int) error {
+	return fmt.Errorf("%w: acks: %d, at most %d in one call", job.ErrTooLarge, n, MaxBatchJobs)
 }
 
 // ackOps are the opAck ops of acks.
